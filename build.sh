@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# build.sh - set up, build and run shardflow on Debian 12. Run as root on a fresh machine (or with sudo).
+#
+#   ./build.sh run     install the Debian packages, build (release), run the main job
+#   ./build.sh test    install, build with AddressSanitizer + UBSan, run the whole test suite
+#   ./build.sh bench   install, build (release), run every benchmark
+#   ./build.sh deps    only install the Debian packages
+#
+# Build trees: build/release and build/sanitize. Extra arguments after `run` go to the main job.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+jobs="$(nproc 2>/dev/null || echo 2)"
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libcaf-dev libfmt-dev catch2 libcli11-dev
+)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+install_deps() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+configure_and_build() { # dir, cmake args...
+  local dir="$1"; shift
+  local launcher=()
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  log "configuring $dir"
+  cmake -S "$here" -B "$here/$dir" -G Ninja "${launcher[@]}" "$@" >/dev/null
+  log "building $dir"
+  cmake --build "$here/$dir" -j "$jobs"
+}
+
+cmd="${1:-}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  run)
+    install_deps
+    configure_and_build build/release -DCMAKE_BUILD_TYPE=Release
+    log "running: shardflow demo $*"
+    "$here/build/release/apps/shardflow/shardflow" demo "$@"
+    ;;
+  test)
+    install_deps
+    configure_and_build build/sanitize -DCMAKE_BUILD_TYPE=Debug -DSHARDFLOW_SANITIZERS=address,undefined
+    log "running the test suite"
+    cd "$here/build/sanitize"
+    ctest --output-on-failure -j "$jobs"
+    ;;
+  bench)
+    install_deps
+    configure_and_build build/release -DCMAKE_BUILD_TYPE=Release
+    log "running the benchmarks"
+    "$here/build/release/bench/processor_bench" "$@"
+    ;;
+  deps)
+    install_deps
+    ;;
+  *)
+    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    [ -z "$cmd" ] || [ "$cmd" = "-h" ] || [ "$cmd" = "--help" ] || exit 2
+    ;;
+esac

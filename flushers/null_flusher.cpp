@@ -1,0 +1,34 @@
+#include "flushers/null_flusher.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace shardflow {
+
+null_flusher::null_flusher(std::size_t capacity) : capacity_(std::max<std::size_t>(capacity, 1)) {
+  pending_.reserve(capacity_);
+}
+
+add_result null_flusher::add(const stream_record&, flush_token token) {
+  if (pending_.size() >= capacity_)
+    return add_result::full;
+  pending_.push_back(token);
+  return add_result::added;
+}
+
+std::vector<flush_token> null_flusher::flush(flush_mode) {
+  std::vector<flush_token> result;
+  result.reserve(capacity_);
+  result.swap(pending_);
+  return result;
+}
+
+std::vector<flush_token> null_flusher::heartbeat() {
+  return {};
+}
+
+flusher_factory null_flusher::factory(std::size_t capacity) {
+  return [capacity](const shard_id&) { return std::make_unique<null_flusher>(capacity); };
+}
+
+} // namespace shardflow
