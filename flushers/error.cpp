@@ -22,6 +22,32 @@ const char* to_string(errc code) noexcept {
       return "watchdog_timeout";
     case errc::processor_stopped:
       return "processor_stopped";
+    case errc::checkpoint_failed:
+      return "checkpoint_failed";
+    case errc::stale_generation:
+      return "stale_generation";
+    case errc::bad_flags:
+      return "bad_flags";
+    case errc::bad_child_spec:
+      return "bad_child_spec";
+    case errc::duplicate_child:
+      return "duplicate_child";
+    case errc::already_started:
+      return "already_started";
+    case errc::already_present:
+      return "already_present";
+    case errc::running:
+      return "running";
+    case errc::restarting:
+      return "restarting";
+    case errc::not_found:
+      return "not_found";
+    case errc::simple_one_for_one:
+      return "simple_one_for_one";
+    case errc::start_failed:
+      return "start_failed";
+    case errc::restart_limit_reached:
+      return "restart_limit_reached";
   }
   return "unknown";
 }

@@ -33,6 +33,32 @@ enum class errc : std::uint8_t {
   watchdog_timeout,
   /// The batch processor was used after it had failed or shut down.
   processor_stopped,
+  /// The checkpoint sink could not store or load a checkpoint.
+  checkpoint_failed,
+  /// A checkpoint write came from an incarnation older than the newest one (fenced).
+  stale_generation,
+  /// A supervisor's flags are invalid (strategy, intensity, period, auto_shutdown).
+  bad_flags,
+  /// A child spec is invalid, or a combination of spec and flags is (OTP's bad_combination).
+  bad_child_spec,
+  /// Two child specs share an id.
+  duplicate_child,
+  /// start_child: a child with this id is running (OTP's already_started).
+  already_started,
+  /// start_child: a spec with this id exists but its child is not running (OTP's already_present).
+  already_present,
+  /// restart_child / delete_child: the child is running.
+  running,
+  /// restart_child / delete_child: the child is waiting to be restarted.
+  restarting,
+  /// No child with this id (or handle).
+  not_found,
+  /// The operation is not available under simple_one_for_one.
+  simple_one_for_one,
+  /// A child failed to start (its start function failed, it died or did not answer in time).
+  start_failed,
+  /// More restarts than the intensity allows within the period: the supervisor gave up.
+  restart_limit_reached,
 };
 
 /// Returns the name of `code`, e.g. "duplicate_token".

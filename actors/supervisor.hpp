@@ -1,0 +1,158 @@
+// actors/supervisor.hpp - an Erlang/OTP supervisor on CAF 0.17: strategies, restart types,
+// intensity and period, ordered start and stop, nested trees, auto shutdown, and Akka-style backoff.
+//
+// A supervisor only spawns, watches and restarts. It starts its static children one after another in
+// list order, each through a start handshake (the child answers `(start_atom) -> ok_atom` once its
+// init is done, e.g. once a shard has loaded its checkpoint), and stops them in reverse order, each
+// with its shutdown spec. Failure handling follows OTP exactly (see ../shared/reference/supervision.md
+// §1 and actors/restart_policy.hpp for the decision table and the intensity window):
+//
+//   one_for_one         only the exited child is restarted
+//   one_for_all         the others are stopped in reverse start order, then all start in order
+//   rest_for_one        the children started after it are stopped in reverse, then it and they start
+//   simple_one_for_one  one template spec, children added with arguments and addressed by handle;
+//                       stopped in parallel under one shared timer
+//
+// A restart whose start fails marks the child `restarting` and retries asynchronously (counted by the
+// intensity), so the supervisor keeps answering meanwhile. More restarts than `intensity` within
+// `period` seconds ends the supervisor: it stops every child in reverse order and exits with
+// errc::restart_limit_reached, which its own supervisor sees as an abnormal exit (escalation up the
+// tree). With `auto_shutdown`, significant transient/temporary children that end by themselves shut
+// the supervisor down with `user_shutdown` (OTP's `shutdown`), which is how a job of finite shards
+// ends cleanly.
+//
+// CAF specifics (verified on 0.17.6): the supervisor *monitors* its children and keeps strong handles
+// to them; it never links, because `kill` passes through links untrappably. A child should monitor its
+// supervisor and quit when it goes (`follow_supervisor`). An exit message to the supervisor (from its
+// parent or the host) runs the ordered shutdown and then quits with the same reason. While a sequence
+// (a start, a group restart, a shutdown) is under way, management requests wait in the mailbox.
+// Generations on every child incarnation make stale timers, handshake replies and down messages
+// harmless. Time comes from the actor clock, so tests run on CAF's deterministic test scheduler.
+//
+// Backoff (optional, per child): restarts under one_for_one and simple_one_for_one wait
+// min(max, min * 2^n) with jitter; the count resets after the child stayed up `reset_after`. Keep
+// `period` longer than the largest backoff, or the intensity window never fills. Group strategies
+// restart at once, as OTP does.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/expected.hpp>
+#include <caf/message.hpp>
+
+#include "actors/messages.hpp"
+#include "actors/restart_policy.hpp"
+
+namespace shardflow {
+
+/// Which children a supervisor restarts when one of them has to be restarted.
+enum class strategy : std::uint8_t { one_for_one, one_for_all, rest_for_one, simple_one_for_one };
+
+/// When significant children shut their supervisor down (OTP 24 auto_shutdown).
+enum class auto_shutdown : std::uint8_t { never, any_significant, all_significant };
+
+/// How a supervisor stops one child.
+struct shutdown_spec {
+  enum class mode : std::uint8_t {
+    /// Kill at once (`exit_reason::kill`).
+    brutal_kill,
+    /// Ask it to stop (`user_shutdown`), kill it after `timeout`.
+    timeout,
+    /// Ask it to stop and wait as long as it takes (for sub-supervisors).
+    infinity,
+  };
+  mode how = mode::timeout;
+  std::chrono::nanoseconds timeout = std::chrono::seconds(5);
+
+  /// Returns a spec that kills at once.
+  static shutdown_spec brutal_kill() {
+    return {mode::brutal_kill, std::chrono::nanoseconds{0}};
+  }
+
+  /// Returns a spec that asks first and kills after `t`.
+  static shutdown_spec after(std::chrono::nanoseconds t) {
+    return {mode::timeout, t};
+  }
+
+  /// Returns a spec that waits without limit.
+  static shutdown_spec infinity() {
+    return {mode::infinity, std::chrono::nanoseconds{0}};
+  }
+};
+
+/// What a start function gets from its supervisor.
+struct start_context {
+  /// The supervisor. Spawn the child from it (`self->spawn(...)`), without `linked` or `monitored`:
+  /// the supervisor monitors the child itself.
+  caf::event_based_actor* self;
+  /// Arguments given to `start_child` under simple_one_for_one; empty otherwise.
+  caf::message args;
+  /// Returns the running child `id` of the same supervisor (e.g. a shard's feeder started earlier
+  /// under rest_for_one), or an invalid handle.
+  std::function<caf::actor(const std::string& id)> sibling;
+};
+
+/// Spawns a child. Returns its handle, an invalid handle for OTP's `ignore`, or an error.
+using start_function = std::function<caf::expected<caf::actor>(start_context&)>;
+
+/// Describes one child (OTP child spec).
+struct child_spec {
+  /// Unique among the supervisor's children (unused under simple_one_for_one).
+  std::string id;
+  /// Spawns the child.
+  start_function start;
+  /// When the child is restarted.
+  restart_type restart = restart_type::permanent;
+  /// How it is stopped; by default 5 s for workers and infinity for supervisors.
+  std::optional<shutdown_spec> shutdown;
+  /// Worker or supervisor (only affects defaults and `count_children`).
+  child_kind kind = child_kind::worker;
+  /// Whether its own exit may trigger the supervisor's auto shutdown.
+  bool significant = false;
+  /// Optional restart backoff.
+  backoff_spec backoff;
+  /// Whether the child answers the start handshake; without it, it counts as started once spawned.
+  bool handshake = true;
+};
+
+/// Supervisor flags (OTP sup_flags); the defaults are OTP's.
+struct supervisor_flags {
+  strategy how = strategy::one_for_one;
+  /// Restarts allowed within `period` before the supervisor gives up.
+  int intensity = 1;
+  /// The intensity window, in whole seconds (positive).
+  std::chrono::seconds period{5};
+  auto_shutdown shutdown_mode = auto_shutdown::never;
+  /// How long a child may take to answer the start handshake.
+  std::chrono::nanoseconds start_timeout = std::chrono::seconds(5);
+  /// Seed of the backoff jitter.
+  std::uint64_t seed = 0x5eed;
+};
+
+/// Checks `flags` and `specs` as OTP does; returns an error naming the problem, or none.
+caf::error validate(const supervisor_flags& flags, const std::vector<child_spec>& specs);
+
+/// Spawns a top-level supervisor in `sys` (the host's system), or returns the validation error. Its
+/// static children start right away; send it `(start_atom)` to learn when they are up (or why they
+/// failed: it then exits with errc::start_failed).
+caf::expected<caf::actor> spawn_supervisor(caf::actor_system& sys, supervisor_flags flags,
+                                           std::vector<child_spec> specs);
+
+/// Returns a child spec that runs a nested supervisor (OTP supervision trees): `type` supervisor,
+/// shutdown infinity, started once its own static children are up.
+child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> specs,
+                            restart_type restart = restart_type::permanent, bool significant = false);
+
+/// Makes `self` quit with its supervisor's exit reason when `sup` goes away (a killed supervisor
+/// cannot stop its children itself). Installs `self`'s down handler.
+void follow_supervisor(caf::scheduled_actor* self, const caf::actor& sup);
+
+} // namespace shardflow
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shardflow::child_spec)
