@@ -43,6 +43,7 @@
 #include <caf/message.hpp>
 
 #include "actors/batch_processor.hpp"
+#include "actors/checkpoint_store.hpp"
 #include "flushers/error.hpp"
 #include "flushers/record.hpp"
 
@@ -77,16 +78,6 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using poll_atom = caf::atom_constant<caf::atom("poll")>;
 
 // -- message types -------------------------------------------------------------------------------
-
-/// What a checkpoint sink holds for a shard, handed to a starting incarnation.
-struct stored_checkpoint {
-  /// The last acknowledged checkpoint position; empty when the shard has none yet.
-  std::optional<sequence_number> position;
-  /// The incarnation number the loader now owns; saves from older ones are refused.
-  std::uint64_t generation = 0;
-  /// Whether the shard was checkpointed at its end (an empty checkpoint after `terminate`).
-  bool ended = false;
-};
 
 /// Counters of one shard incarnation.
 struct shard_stats {

@@ -45,47 +45,69 @@ struct stream_record {
   std::optional<std::int64_t> behind_ms;
 };
 
-/// An immutable batch of records. Copies share one buffer, so a source, a shard and its replay buffer
-/// hold the same records without copying them, and the batch processor can refer to a record's
-/// sequence number instead of copying it.
+/// An immutable batch of records. Copies and slices share one buffer, so a source, a shard and its
+/// replay buffer hold the same records without copying them, and the batch processor can refer to a
+/// record's sequence number instead of copying it.
 class record_batch {
 public:
+  using value_type = stream_record;
+  using const_iterator = const stream_record*;
+
   /// Creates an empty batch.
   record_batch() = default;
 
   /// Creates a batch that owns `records`.
   explicit record_batch(std::vector<stream_record> records)
-    : records_(std::make_shared<const std::vector<stream_record>>(std::move(records))) {
+    : records_(std::make_shared<const std::vector<stream_record>>(std::move(records))),
+      size_(records_->size()) {
     // nop
   }
 
   /// Returns the number of records.
   std::size_t size() const noexcept {
-    return records_ ? records_->size() : 0;
+    return size_;
   }
 
   /// Returns whether the batch holds no records.
   bool empty() const noexcept {
-    return size() == 0;
+    return size_ == 0;
   }
 
   /// Returns a pointer to the first record.
   const stream_record* begin() const noexcept {
-    return records_ ? records_->data() : nullptr;
+    return records_ ? records_->data() + first_ : nullptr;
   }
 
   /// Returns a pointer past the last record.
   const stream_record* end() const noexcept {
-    return begin() + size();
+    return begin() + size_;
   }
 
   /// Returns record `i`.
   const stream_record& operator[](std::size_t i) const noexcept {
-    return (*records_)[i];
+    return begin()[i];
+  }
+
+  /// Returns the last record. @pre `!empty()`
+  const stream_record& back() const noexcept {
+    return begin()[size_ - 1];
+  }
+
+  /// Returns the records [first, first + count) of this batch, sharing its buffer.
+  record_batch slice(std::size_t first, std::size_t count) const noexcept {
+    record_batch result;
+    if (first >= size_)
+      return result;
+    result.records_ = records_;
+    result.first_ = first_ + first;
+    result.size_ = count < size_ - first ? count : size_ - first;
+    return result;
   }
 
 private:
   std::shared_ptr<const std::vector<stream_record>> records_;
+  std::size_t first_ = 0;
+  std::size_t size_ = 0;
 };
 
 /// A position at which a shard's progress may be stored.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <limits>
+#include <map>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -39,6 +40,12 @@ struct flusher_script {
   bool fail_heartbeat = false;
   /// When set, a full flush returns only what a partial flush would (a contract violation).
   bool full_flush_is_partial = false;
+  /// Adding a record with one of these data throws, once per entry (the entry is then removed).
+  std::set<std::string> fail_on_data;
+  /// When set, flushes return nothing; records become durable only through `next_heartbeat_all`.
+  bool only_heartbeat = false;
+  /// The next heartbeat returns every pending token (then the flag clears).
+  bool next_heartbeat_all = false;
 
   // --- observations ---
   std::vector<flush_token> pending;    // added and not returned
@@ -46,18 +53,23 @@ struct flusher_script {
   std::vector<std::string> added_data; // the data of every added record, in order
   std::vector<flush_mode> flushes;     // every flush, in order
   std::size_t heartbeats = 0;
+  std::vector<std::string> durable_data; // data of every record whose token came back, in order
+  std::size_t flushers_made = 0;
 };
 
 /// A flusher that does what its `flusher_script` says.
 class recording_flusher final : public flusher {
 public:
   explicit recording_flusher(std::shared_ptr<flusher_script> script) : s_(std::move(script)) {
-    // nop
+    ++s_->flushers_made;
+    s_->pending.clear(); // tokens of a dead incarnation's flusher never come back
   }
 
   add_result add(const stream_record& x, flush_token token) override {
     if (s_->fail_add)
       throw std::runtime_error("injected add failure");
+    if (s_->fail_on_data.erase(x.data) > 0)
+      throw std::runtime_error("injected failure at " + x.data);
     if (s_->ignore_keys.count(x.partition_key) > 0)
       return add_result::ignored;
     if (s_->pending.size() >= s_->capacity)
@@ -65,13 +77,48 @@ public:
     s_->pending.push_back(token);
     s_->added.push_back(token);
     s_->added_data.push_back(x.data);
+    data_[token] = x.data;
     return add_result::added;
   }
 
   std::vector<flush_token> flush(flush_mode mode) override {
+    return durable(flush_impl(mode));
+  }
+
+  std::vector<flush_token> heartbeat() override {
+    ++s_->heartbeats;
+    if (s_->fail_heartbeat)
+      throw std::runtime_error("injected heartbeat failure");
+    if (s_->next_heartbeat_all) {
+      s_->next_heartbeat_all = false;
+      s_->next_heartbeat = s_->pending;
+    }
+    auto result = std::move(s_->next_heartbeat);
+    s_->next_heartbeat.clear();
+    for (auto t : result)
+      s_->pending.erase(std::remove(s_->pending.begin(), s_->pending.end(), t), s_->pending.end());
+    return durable(std::move(result));
+  }
+
+  /// Returns a factory of recording flushers over `script`.
+  static flusher_factory factory(std::shared_ptr<flusher_script> script) {
+    return [script](const shard_id&) { return std::make_unique<recording_flusher>(script); };
+  }
+
+private:
+  std::vector<flush_token> durable(std::vector<flush_token> tokens) {
+    for (auto t : tokens)
+      if (auto i = data_.find(t); i != data_.end())
+        s_->durable_data.push_back(i->second);
+    return tokens;
+  }
+
+  std::vector<flush_token> flush_impl(flush_mode mode) {
     s_->flushes.push_back(mode);
     if (s_->fail_flush)
       throw std::runtime_error("injected flush failure");
+    if (s_->only_heartbeat && mode == flush_mode::partial)
+      return {};
     if (mode == flush_mode::partial && s_->use_next_flush) {
       s_->use_next_flush = false;
       auto result = std::move(s_->next_flush);
@@ -89,19 +136,8 @@ public:
     return result;
   }
 
-  std::vector<flush_token> heartbeat() override {
-    ++s_->heartbeats;
-    if (s_->fail_heartbeat)
-      throw std::runtime_error("injected heartbeat failure");
-    auto result = std::move(s_->next_heartbeat);
-    s_->next_heartbeat.clear();
-    for (auto t : result)
-      s_->pending.erase(std::remove(s_->pending.begin(), s_->pending.end(), t), s_->pending.end());
-    return result;
-  }
-
-private:
   std::shared_ptr<flusher_script> s_;
+  std::map<flush_token, std::string> data_;
 };
 
 /// Returns a record with sequence number `seq` and data "r<seq>".

@@ -1,0 +1,48 @@
+// actors/feeder.hpp - the stable front of one shard: feeds records to the current shard incarnation
+// under credit and replays from its checkpoint after a crash.
+//
+// A feeder owns the shard's record source (actors/record_source.hpp) and outlives shard crashes: in
+// the per-shard group (actors/shard.hpp) it is started before the shard under rest_for_one, so a
+// shard crash restarts only the shard, while a feeder crash restarts both. Each shard incarnation
+// attaches with its last durable checkpoint; the feeder rewinds the source there and from then on
+// sends records only as the shard asks for them:
+//
+//     shard                           feeder                          producer (push mode)
+//       |--(attach, checkpoint)-------->| rewind source                    |
+//       |<-------------------ok---------|                                  |
+//       |--(demand, n)----------------->| credit += n                      |
+//       |<--(records, batch <= credit)--| credit -= batch size  <--(push, batch)--| waits while
+//       |--(acked, position)----------->| source.release(position) --ok-->|  over push_limit
+//       |<--(end)-----------------------| once the source is at its end    |
+//
+// Backpressure: the shard holds at most its credit of records it has not processed, and a pushing
+// producer waits (its request is answered late) while the replay buffer keeps more than
+// `push_limit` records. A fast source therefore never grows memory without bound. Messages from
+// any actor but the attached incarnation are ignored, so a dead incarnation's late demand does
+// nothing.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+
+#include <caf/actor.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include "actors/record_source.hpp"
+
+namespace shardflow {
+
+/// Tunables of a feeder.
+struct feeder_config {
+  /// Records per message to the shard at most.
+  std::size_t max_batch = 500;
+  /// How often to look again when a replayable source has nothing new (0: only on pushes).
+  std::chrono::milliseconds poll_interval{100};
+  /// Push mode: producers wait while the replay buffer keeps more records than this.
+  std::size_t push_limit = 100'000;
+};
+
+/// Spawns a feeder from `self` (a supervisor's start function) over a source made by `make`.
+caf::actor spawn_feeder(caf::event_based_actor* self, source_factory make, feeder_config cfg);
+
+} // namespace shardflow

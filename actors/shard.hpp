@@ -1,0 +1,95 @@
+// actors/shard.hpp - the shard actor: one flusher, one batch processor, checkpoints to a sink; and
+// the per-shard supervision group that makes it restartable without losing a record.
+//
+// A shard incarnation lives like this:
+//
+//   spawned --(start_atom from its supervisor)--> load checkpoint from the sink (new generation)
+//           --> make the flusher and the batch processor --> attach to the feeder at the checkpoint
+//           --> answer ok (started) --> demand `credit` records, start heartbeat ticks
+//
+//   records   --> processor.process --> checkpoint? --> sink;  demand as many records again
+//   tick(gen) --> processor.heartbeat --> checkpoint? --> sink;  watchdog check
+//   end       --> processor.shutdown(terminate) --> final checkpoint --> acked --> quit(normal)
+//   exit(user_shutdown) from the supervisor
+//             --> processor.shutdown(requested) --> final checkpoint --> acked --> quit(shutdown)
+//
+// Checkpoints leave as `(save_atom, id, generation, checkpoint)` requests to the sink; at most one is
+// in flight and a newer one supersedes one still waiting. A failed save is counted, logged and
+// retried with doubling backoff, and is never reported as success; a save refused as stale (a newer
+// incarnation owns the shard) ends this one. Each acknowledged checkpoint is passed to the feeder,
+// which may then forget what it covers. Errors from the flusher, the processor's contract checks and
+// the watchdog end the shard with a shardflow error that keeps its text; the supervisor restarts it,
+// and the new incarnation resumes after the last acknowledged checkpoint (at-least-once: records
+// flushed after that checkpoint are flushed again).
+//
+// Threading: a shard runs on CAF's cooperative scheduler and must not block. A flusher that blocks
+// on I/O (fsync, network round trips) should run on a detached shard (`shard_config::detached`): it
+// gets a thread of its own, at the cost of a thread per shard, so use it for tens of shards, not
+// thousands; for many shards prefer a flusher that writes asynchronously and returns tokens from
+// `heartbeat`.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+
+#include <caf/actor.hpp>
+
+#include "actors/batch_processor.hpp"
+#include "actors/feeder.hpp"
+#include "actors/restart_policy.hpp"
+#include "actors/supervisor.hpp"
+#include "flushers/flusher.hpp"
+
+namespace shardflow {
+
+/// Configuration of one shard (never sent as a message; copied into each incarnation).
+struct shard_config {
+  /// The shard's name.
+  shard_id id;
+  /// Makes the flusher of each incarnation.
+  flusher_factory make_flusher;
+  /// Flush, checkpoint and watchdog intervals.
+  batch_config batch;
+  /// How often the shard calls its flusher's heartbeat (0: never).
+  std::chrono::milliseconds heartbeat_interval{1000};
+  /// Records the feeder may send before the shard has processed them.
+  std::size_t credit = 10'000;
+  /// How long a checkpoint save may take before it counts as failed.
+  std::chrono::milliseconds checkpoint_timeout{30'000};
+  /// First retry delay after a failed save; doubles up to `retry_max`.
+  std::chrono::milliseconds retry_min{100};
+  std::chrono::milliseconds retry_max{10'000};
+  /// Run the shard on a thread of its own (for flushers that block).
+  bool detached = false;
+};
+
+/// Spawns one shard incarnation from its supervisor's start function.
+caf::actor spawn_shard(caf::event_based_actor* sup, shard_config cfg, caf::actor feeder,
+                       caf::actor sink);
+
+/// Configuration of a per-shard group: feeder plus shard under a rest_for_one supervisor.
+struct shard_group_config {
+  shard_config shard;
+  /// Makes the record source of each feeder incarnation.
+  source_factory source;
+  feeder_config feeder;
+  /// The checkpoint sink (actors/checkpoint_sink.hpp).
+  caf::actor sink;
+  /// Whether the input ends: then the shard is transient and significant, and the group shuts
+  /// down once the shard has checkpointed its end; otherwise both are permanent.
+  bool finite = false;
+  /// Restarts of the shard allowed within `period` before the group gives up (and its parent sees
+  /// the failure).
+  int intensity = 10;
+  std::chrono::seconds period{10};
+  /// Optional backoff between restarts of the shard.
+  backoff_spec backoff;
+  /// How long a shard may take for its final flush and checkpoint when stopped.
+  std::chrono::milliseconds shutdown_timeout{5000};
+};
+
+/// Returns the child spec of the group of one shard, id = the shard id. Under a parent supervisor
+/// with auto_shutdown all_significant, a finite group is significant and transient.
+child_spec shard_group(shard_group_config cfg);
+
+} // namespace shardflow

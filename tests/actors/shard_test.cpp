@@ -1,0 +1,418 @@
+// The shard actor, its feeder and its group, on the deterministic scheduler: replay after crashes,
+// fencing, heartbeats, the watchdog, backpressure and checkpoint sink failures.
+#include "actors/shard.hpp"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+
+#include <catch2/catch.hpp>
+
+#include "actors/checkpoint_sink.hpp"
+#include "actors/checkpoint_store.hpp"
+#include "tests/support/deterministic_fixture.hpp"
+#include "tests/support/generator_source.hpp"
+#include "tests/support/recording_flusher.hpp"
+
+using namespace shardflow;
+using namespace std::chrono_literals;
+using shardflow::testing::deterministic_fixture;
+using shardflow::testing::flusher_script;
+using shardflow::testing::generator_source;
+using shardflow::testing::recording_flusher;
+
+namespace {
+
+using open_atom = caf::atom_constant<caf::atom("open")>;
+
+// A checkpoint sink in front of a memory store that can hold saves back, or fail the next ones.
+struct gated_sink_state {
+  std::shared_ptr<memory_checkpoint_store> store;
+  bool closed = false;
+  int fail_next = 0;
+  struct held_save {
+    caf::response_promise rp;
+    shard_id id;
+    std::uint64_t gen;
+    checkpoint cp;
+  };
+  std::vector<held_save> held;
+};
+
+caf::behavior gated_sink(caf::stateful_actor<gated_sink_state>* self,
+                         std::shared_ptr<memory_checkpoint_store> store, int fail_next) {
+  self->state.store = std::move(store);
+  self->state.fail_next = fail_next;
+  auto do_save = [self](const shard_id& id, std::uint64_t gen,
+                        const checkpoint& cp) -> caf::result<caf::ok_atom> {
+    // A save answers at once unless the gate is closed.
+    try {
+      self->state.store->save(id, gen, cp);
+      return caf::ok_atom::value;
+    } catch (const error& e) {
+      return make_error(e.code(), e.what());
+    }
+  };
+  return {
+    [self](load_atom, const shard_id& id) { return self->state.store->load(id); },
+    [self, do_save](save_atom, const shard_id& id, std::uint64_t gen,
+                    const checkpoint& cp) -> caf::result<caf::ok_atom> {
+      auto& st = self->state;
+      if (st.fail_next > 0) {
+        --st.fail_next;
+        return make_error(errc::checkpoint_failed, "injected sink failure");
+      }
+      if (st.closed) {
+        st.held.push_back({self->make_response_promise(), id, gen, cp});
+        return st.held.back().rp;
+      }
+      return do_save(id, gen, cp);
+    },
+    [self](open_atom, bool closed) {
+      auto& st = self->state;
+      st.closed = closed;
+      if (closed)
+        return;
+      for (auto& h : st.held) {
+        try {
+          st.store->save(h.id, h.gen, h.cp);
+          h.rp.deliver(caf::ok_atom::value);
+        } catch (const error& e) {
+          h.rp.deliver(make_error(e.code(), e.what()));
+        }
+      }
+      st.held.clear();
+    },
+  };
+}
+
+struct fixture : deterministic_fixture {
+  std::shared_ptr<memory_checkpoint_store> store = std::make_shared<memory_checkpoint_store>();
+  std::shared_ptr<flusher_script> script = std::make_shared<flusher_script>();
+  caf::actor sink = spawn_checkpoint_sink(sys, store);
+  caf::actor root;
+  // Checkpoints each feeder incarnation's source was rewound to, in order.
+  std::shared_ptr<std::vector<std::optional<std::uint64_t>>> rewinds =
+    std::make_shared<std::vector<std::optional<std::uint64_t>>>();
+
+  shard_group_config group(const std::string& id, std::uint64_t records, bool finite) {
+    shard_group_config g;
+    g.shard.id = id;
+    g.shard.make_flusher = recording_flusher::factory(script);
+    g.shard.batch.flush_interval = 0ms;
+    g.shard.batch.checkpoint_interval = 0ms;
+    g.shard.heartbeat_interval = 1s;
+    g.shard.credit = 200;
+    g.feeder.max_batch = 50;
+    g.feeder.poll_interval = 0ms;
+    g.finite = finite;
+    g.sink = sink;
+    g.intensity = 100;
+    auto log = rewinds;
+    g.source = [id, records, log, finite] {
+      struct logging_source final : record_source {
+        generator_source gen;
+        std::shared_ptr<std::vector<std::optional<std::uint64_t>>> log;
+        bool finite;
+        logging_source(std::string id, std::uint64_t n, decltype(log) l, bool f)
+          : gen(std::move(id), n), log(std::move(l)), finite(f) {
+        }
+        void rewind(const std::optional<sequence_number>& after) override {
+          log->push_back(after ? after->base.to_uint64() : std::nullopt);
+          gen.rewind(after);
+        }
+        record_batch read(std::size_t max) override {
+          return gen.read(max);
+        }
+        bool at_end() const override {
+          return finite && gen.at_end(); // an unbounded stream that has nothing new right now
+        }
+      };
+      return std::make_shared<logging_source>(id, records, log, finite);
+    };
+    return g;
+  }
+
+  void start(shard_group_config g) {
+    supervisor_flags f;
+    f.intensity = 10;
+    f.shutdown_mode = g.finite ? auto_shutdown::all_significant : auto_shutdown::never;
+    auto sup = spawn_supervisor(sys, f, {shard_group(std::move(g))});
+    REQUIRE(sup);
+    root = *sup;
+    run();
+  }
+
+  caf::actor member(const std::string& id, const std::string& role) {
+    auto groups = ask<std::vector<child_info>>(root, which_children_atom::value);
+    REQUIRE(groups.value);
+    for (auto& g : *groups.value) {
+      if (g.id != id || !g.handle)
+        continue;
+      auto kids = ask<std::vector<child_info>>(g.handle, which_children_atom::value);
+      REQUIRE(kids.value);
+      for (auto& k : *kids.value)
+        if (k.id == role)
+          return k.handle;
+    }
+    return caf::actor{};
+  }
+
+  shard_stats stats(const std::string& id) {
+    auto shard = member(id, "shard");
+    REQUIRE(shard);
+    auto r = ask<shard_stats>(shard, stats_atom::value);
+    REQUIRE(r.value);
+    return *r.value;
+  }
+
+  std::optional<std::uint64_t> stored(const std::string& id) {
+    auto row = store->peek(id);
+    if (!row || !row->position)
+      return std::nullopt;
+    return row->position->base.to_uint64();
+  }
+
+  // How often each record index of `id` was made durable.
+  std::map<std::uint64_t, int> durable_counts(const std::string& id) {
+    std::map<std::uint64_t, int> result;
+    for (auto& d : script->durable_data)
+      if (d.rfind(id + ":", 0) == 0)
+        ++result[std::stoull(d.substr(id.size() + 1))];
+    return result;
+  }
+};
+
+} // namespace
+
+SCENARIO_METHOD(fixture, "a crash between checkpoints replays exactly the records after the last acknowledged checkpoint",
+                "[actors][shard]") {
+  script->capacity = 100;
+  script->fail_on_data = {"s:537"};
+  start(group("s", 1000, true));
+  CHECK(is_dead(root)); // the finite job ended by itself
+  REQUIRE(rewinds->size() == 2);
+  CHECK_FALSE((*rewinds)[0].has_value());
+  REQUIRE((*rewinds)[1].has_value());
+  const auto k = *(*rewinds)[1]; // the checkpoint the second incarnation resumed from
+  CHECK(k < 537);
+  // The second incarnation's first record is k + 1: records up to k are not offered again.
+  auto first_replayed = std::find(script->added_data.begin(), script->added_data.end(),
+                                  "s:" + std::to_string(k + 1));
+  REQUIRE(first_replayed != script->added_data.end());
+  auto second = std::find(first_replayed + 1, script->added_data.end(), "s:" + std::to_string(k + 1));
+  CHECK(second != script->added_data.end()); // offered once before the crash, once after
+  auto counts = durable_counts("s");
+  CHECK(counts.size() == 1000); // nothing lost
+  for (auto& [i, n] : counts)
+    if (n > 1)
+      CHECK(i > k); // duplicates only after the resumed checkpoint
+  CHECK(stored("s") == 999u);
+  CHECK(store->peek("s")->ended);
+  CHECK(store->peek("s")->generation == 2);
+}
+
+SCENARIO_METHOD(fixture, "a crash during the final flush loses nothing", "[actors][shard]") {
+  script->capacity = 1000;
+  script->hold = {}; // everything stays pending until the final full flush
+  script->only_heartbeat = true;
+  script->fail_flush = false;
+  auto g = group("f", 300, true);
+  g.shard.heartbeat_interval = 0ms;
+  script->fail_on_data.clear();
+  // The first full flush throws; the next incarnation replays and finishes.
+  struct once {
+    bool armed = true;
+  };
+  auto state = std::make_shared<once>();
+  auto inner = g.shard.make_flusher;
+  g.shard.make_flusher = [inner, state](const shard_id& id) -> std::unique_ptr<flusher> {
+    struct failing_full final : flusher {
+      std::unique_ptr<flusher> f;
+      std::shared_ptr<once> s;
+      add_result add(const stream_record& x, flush_token t) override {
+        return f->add(x, t);
+      }
+      std::vector<flush_token> flush(flush_mode m) override {
+        if (m == flush_mode::full && s->armed) {
+          s->armed = false;
+          throw std::runtime_error("disk full during the final flush");
+        }
+        return f->flush(m);
+      }
+      std::vector<flush_token> heartbeat() override {
+        return f->heartbeat();
+      }
+    };
+    auto result = std::make_unique<failing_full>();
+    result->f = inner(id);
+    result->s = state;
+    return result;
+  };
+  start(g);
+  CHECK(is_dead(root));
+  CHECK_FALSE(state->armed);
+  CHECK(durable_counts("f").size() == 300);
+  CHECK(stored("f") == 299u);
+  CHECK(store->peek("f")->generation == 2);
+}
+
+SCENARIO_METHOD(fixture, "a shard killed while its final checkpoint is in flight loses nothing",
+                "[actors][shard]") {
+  auto gated = sys.spawn(gated_sink, store, 0);
+  auto g = group("k", 120, true);
+  g.sink = gated;
+  g.shard.heartbeat_interval = 0ms;
+  g.shard.batch.flush_interval = 1h; // records stay in the flusher until the final flush
+  g.shard.batch.checkpoint_interval = 1h;
+  caf::anon_send(gated, open_atom::value, true); // hold every save
+  run();
+  start(g);
+  auto shard = member("k", "shard");
+  REQUIRE(shard);
+  CHECK(durable_counts("k").size() == 120); // the final flush ran; its checkpoint waits
+  CHECK_FALSE(stored("k"));
+  caf::anon_send_exit(shard, caf::exit_reason::kill);
+  run();
+  caf::anon_send(gated, open_atom::value, false);
+  run();
+  // The restarted incarnation replays everything (no checkpoint was acknowledged) and finishes.
+  CHECK(durable_counts("k").size() == 120);
+  CHECK(durable_counts("k").at(0) == 2);
+  CHECK(stored("k") == 119u);
+  CHECK(is_dead(root));
+}
+
+SCENARIO("an old incarnation cannot overwrite a newer checkpoint", "[actors][shard]") {
+  memory_checkpoint_store store;
+  auto first = store.load("x");
+  sequence_number s10{sequence_base{10}, std::nullopt, 0, 0};
+  sequence_number s20{sequence_base{20}, std::nullopt, 0, 0};
+  store.save("x", first.generation, checkpoint{s10});
+  auto second = store.load("x");
+  CHECK(second.generation == first.generation + 1);
+  CHECK(second.position == s10);
+  CHECK_THROWS_WITH(store.save("x", first.generation, checkpoint{s20}),
+                    Catch::Contains("incarnation 1 refused"));
+  store.save("x", second.generation, checkpoint{s20});
+  CHECK(store.peek("x")->position == s20);
+  CHECK_THROWS_WITH(store.save("x", second.generation, checkpoint{s10}),
+                    Catch::Contains("move back"));
+}
+
+SCENARIO_METHOD(fixture, "a fenced incarnation stops instead of writing", "[actors][shard]") {
+  script->only_heartbeat = true;
+  auto g = group("z", 10, false);
+  start(g);
+  auto old = member("z", "shard");
+  REQUIRE(old);
+  store->load("z"); // a newer incarnation (elsewhere) took over the shard
+  script->next_heartbeat_all = true;
+  advance(1s); // the old incarnation's checkpoint is refused as stale
+  caf::error reason;
+  REQUIRE(is_dead(old, &reason));
+  CHECK(code_of(reason) == errc::stale_generation);
+  CHECK_FALSE(stored("z"));
+  CHECK(member("z", "shard")); // its group restarted it under a new generation
+  CHECK(stats("z").generation == 3);
+}
+
+SCENARIO_METHOD(fixture, "heartbeat tokens let a quiet shard checkpoint", "[actors][shard]") {
+  script->only_heartbeat = true;
+  start(group("q", 10, false));
+  CHECK(stats("q").received == 10);
+  CHECK_FALSE(stored("q"));
+  script->next_heartbeat_all = true;
+  advance(1s);
+  CHECK(stored("q") == 9u);
+  CHECK(stats("q").processor.heartbeat_flushes == 1);
+}
+
+SCENARIO_METHOD(fixture, "the watchdog fires only after a whole timeout without records",
+                "[actors][shard]") {
+  auto g = group("w", 0, false);
+  g.source = [] { return std::make_shared<replay_buffer>(); }; // push mode
+  g.shard.batch.watchdog_timeout = 3s;
+  start(g);
+  auto first = member("w", "shard");
+  advance(2s);
+  auto feeder = member("w", "feeder");
+  auto pushed = ask<caf::ok_atom>(feeder, push_atom::value,
+                                  record_batch{{shardflow::testing::make_record(0)}});
+  REQUIRE(pushed.value);
+  advance(2s); // 4 s since the start, 2 s since the last records
+  CHECK_FALSE(is_dead(first));
+  advance(1s);
+  caf::error reason;
+  REQUIRE(is_dead(first, &reason));
+  CHECK(code_of(reason) == errc::watchdog_timeout);
+  CHECK(member("w", "shard")); // restarted
+}
+
+SCENARIO_METHOD(fixture, "backpressure stops a fast producer until checkpoints free the buffer",
+                "[actors][shard]") {
+  script->only_heartbeat = true; // nothing becomes durable until the test says so
+  auto g = group("b", 0, false);
+  g.source = [] { return std::make_shared<replay_buffer>(); };
+  g.feeder.push_limit = 1000;
+  start(g);
+  auto feeder = member("b", "feeder");
+  auto acks = std::make_shared<int>(0);
+  // A producer that sends 50 batches of 100 records at once and counts the acknowledgements.
+  sys.spawn([feeder, acks](caf::event_based_actor* self) {
+    for (std::uint64_t b = 0; b < 50; ++b) {
+      std::vector<stream_record> xs;
+      for (std::uint64_t i = 0; i < 100; ++i)
+        xs.push_back(shardflow::testing::make_record(b * 100 + i));
+      self->request(feeder, caf::infinite, push_atom::value, record_batch{std::move(xs)})
+        .then([acks](caf::ok_atom) { ++*acks; }, [](caf::error&) {});
+    }
+  });
+  run();
+  CHECK(*acks == 10); // 1,000 records held for replay; the other 40 batches wait at the producer
+  CHECK(stats("b").received == 1000);
+  for (int round = 0; round < 10 && *acks < 50; ++round) {
+    script->next_heartbeat_all = true;
+    advance(1s); // durable -> checkpoint -> acked -> released -> admitted
+  }
+  CHECK(*acks == 50);
+  CHECK(stats("b").received == 5000);
+}
+
+SCENARIO_METHOD(fixture, "a failing checkpoint sink is retried with backoff, never taken as success",
+                "[actors][shard]") {
+  auto failing = sys.spawn(gated_sink, store, 2);
+  auto g = group("r", 10, false);
+  g.sink = failing;
+  g.shard.retry_min = 100ms;
+  start(g);
+  auto s = stats("r");
+  CHECK(s.sink_failures == 1);
+  CHECK(s.acked == 0);
+  CHECK_FALSE(s.last_acked);
+  CHECK_FALSE(stored("r"));
+  advance(100ms);
+  CHECK(stats("r").sink_failures == 2);
+  CHECK_FALSE(stored("r"));
+  advance(200ms);
+  s = stats("r");
+  CHECK(s.acked == 1);
+  CHECK(stored("r") == 9u);
+  CHECK(s.last_acked->base == sequence_base{9});
+}
+
+SCENARIO_METHOD(fixture, "a graceful stop checkpoints at the last record", "[actors][shard]") {
+  auto g = group("g", 500, false);
+  g.shard.batch.flush_interval = 1h;
+  g.shard.batch.checkpoint_interval = 1h;
+  script->capacity = 1000;
+  start(g);
+  CHECK(stats("g").received == 500);
+  CHECK_FALSE(stored("g"));
+  caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+  run();
+  CHECK(is_dead(root));
+  CHECK(stored("g") == 499u);
+  CHECK(durable_counts("g").size() == 500);
+}
