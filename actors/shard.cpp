@@ -146,6 +146,8 @@ void stop(shard_ptr self, shutdown_reason why, caf::error quit_reason) {
   }
   if (st.proc)
     submit(self, st.proc->shutdown(why, self->clock().now()));
+  if (why == shutdown_reason::terminate)
+    submit(self, checkpoint{}); // after the last position: the shard has ended
   finish_if_done(self);
 }
 

@@ -9,7 +9,8 @@
 //
 //   records   --> processor.process --> checkpoint? --> sink;  demand as many records again
 //   tick(gen) --> processor.heartbeat --> checkpoint? --> sink;  watchdog check
-//   end       --> processor.shutdown(terminate) --> final checkpoint --> acked --> quit(normal)
+//   end       --> processor.shutdown(terminate) --> final checkpoint, then the end marker (an
+//                 empty checkpoint) --> both acked --> quit(normal)
 //   exit(user_shutdown) from the supervisor
 //             --> processor.shutdown(requested) --> final checkpoint --> acked --> quit(shutdown)
 //
