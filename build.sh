@@ -64,7 +64,8 @@ case "$cmd" in
     install_deps
     configure_and_build build/release -DCMAKE_BUILD_TYPE=Release
     log "running the benchmarks"
-    "$here/build/release/bench/processor_bench" "$@"
+    "$here/build/release/bench/processor_bench"
+    "$here/build/release/bench/actors_bench"
     ;;
   deps)
     install_deps

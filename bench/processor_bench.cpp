@@ -38,7 +38,7 @@ std::vector<record_batch> make_batches() {
   std::vector<record_batch> result;
   result.reserve(record_count / batch_size);
   std::vector<stream_record> current;
-  char digits[16];
+  char digits[24];
   for (std::size_t i = 0; i < record_count; ++i) {
     stream_record x;
     x.partition_key = "pk-" + std::to_string(i % 4096);

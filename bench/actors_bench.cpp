@@ -1,0 +1,170 @@
+// bench/actors_bench.cpp - records/s through shard actors, beside the same work in a direct loop.
+//
+// The same pre-built records (100-byte data, 56-digit sequence numbers, batches of 500) go to N
+// shards: batch j to shard j mod N, so every shard sees increasing sequence numbers.
+//
+// - subject:  the full runtime: a root supervisor over N shard groups (feeder + shard actor, null
+//             flusher of capacity 1,000), checkpoints to an in-memory sink every 100 ms, CAF worker
+//             threads = cores. Timed from spawning the tree until every shard has checkpointed its
+//             end and the tree has shut itself down (start-up and shutdown included).
+// - baseline: one thread, N batch processors with the same flusher, fed the same batches in the
+//             same order (the direct loop: no actors, no messages).
+//
+// Prints records/s of both, the ratio, and the median and spread of several runs. Not a test.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/batch_processor.hpp"
+#include "actors/checkpoint_sink.hpp"
+#include "actors/checkpoint_store.hpp"
+#include "actors/shard.hpp"
+#include "actors/supervisor.hpp"
+#include "flushers/null_flusher.hpp"
+
+using namespace shardflow;
+using bench_clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t batch_size = 500;
+
+std::vector<record_batch> make_batches(std::size_t records) {
+  const std::string prefix = "4959033827149025660855969253836157109592157598";
+  std::vector<record_batch> result;
+  std::vector<stream_record> current;
+  char digits[24];
+  for (std::size_t i = 0; i < records; ++i) {
+    stream_record x;
+    x.partition_key = "pk-" + std::to_string(i % 4096);
+    x.data.assign(100, static_cast<char>('a' + i % 26));
+    std::snprintf(digits, sizeof digits, "%010zu", i);
+    x.sequence.base = sequence_base::parse(prefix + digits);
+    current.push_back(std::move(x));
+    if (current.size() == batch_size)
+      result.emplace_back(std::exchange(current, {}));
+  }
+  return result;
+}
+
+// The batches of one shard, read in order (no copies: the batches are shared).
+class batches_source final : public record_source {
+public:
+  explicit batches_source(std::vector<record_batch> xs) : xs_(std::move(xs)) {
+  }
+  void rewind(const std::optional<sequence_number>& after) override {
+    pos_ = 0;
+    while (after && pos_ < xs_.size() && xs_[pos_].back().sequence <= *after)
+      ++pos_;
+  }
+  record_batch read(std::size_t) override {
+    return pos_ < xs_.size() ? xs_[pos_++] : record_batch{};
+  }
+  bool at_end() const override {
+    return pos_ >= xs_.size();
+  }
+
+private:
+  std::vector<record_batch> xs_;
+  std::size_t pos_ = 0;
+};
+
+double run_actors(const std::vector<record_batch>& batches, std::size_t shards, unsigned threads) {
+  caf::actor_system_config cfg;
+  configure(cfg);
+  cfg.set("scheduler.max-threads", threads);
+  caf::actor_system sys{cfg};
+  std::vector<std::vector<record_batch>> per_shard(shards);
+  for (std::size_t j = 0; j < batches.size(); ++j)
+    per_shard[j % shards].push_back(batches[j]);
+  const auto start = bench_clock::now();
+  auto sink = spawn_checkpoint_sink(sys, std::make_shared<memory_checkpoint_store>());
+  std::vector<child_spec> groups;
+  for (std::size_t s = 0; s < shards; ++s) {
+    shard_group_config g;
+    g.shard.id = "shard-" + std::to_string(s);
+    g.shard.make_flusher = null_flusher::factory(1000);
+    g.shard.batch.checkpoint_interval = std::chrono::milliseconds(100);
+    g.shard.credit = 4 * batch_size;
+    g.feeder.max_batch = batch_size;
+    g.feeder.poll_interval = std::chrono::milliseconds(0);
+    auto xs = std::move(per_shard[s]);
+    g.source = [xs] { return std::make_shared<batches_source>(xs); };
+    g.sink = sink;
+    g.finite = true;
+    groups.push_back(shard_group(std::move(g)));
+  }
+  supervisor_flags f;
+  f.shutdown_mode = auto_shutdown::all_significant;
+  f.start_timeout = std::chrono::seconds(60);
+  auto root = spawn_supervisor(sys, f, std::move(groups));
+  caf::scoped_actor self{sys};
+  self->monitor(*root);
+  self->receive([](caf::down_msg&) {});
+  const auto stop = bench_clock::now();
+  self->send_exit(sink, caf::exit_reason::user_shutdown);
+  return std::chrono::duration<double>(stop - start).count();
+}
+
+double run_direct(const std::vector<record_batch>& batches, std::size_t shards) {
+  batch_config cfg;
+  cfg.checkpoint_interval = std::chrono::milliseconds(100);
+  const auto start = bench_clock::now();
+  std::vector<std::unique_ptr<batch_processor>> procs;
+  for (std::size_t s = 0; s < shards; ++s)
+    procs.push_back(std::make_unique<batch_processor>("shard-" + std::to_string(s),
+                                                      std::make_unique<null_flusher>(1000), cfg,
+                                                      bench_clock::now()));
+  std::size_t checkpoints = 0;
+  for (std::size_t j = 0; j < batches.size(); ++j)
+    checkpoints += procs[j % shards]->process(batches[j], bench_clock::now()) ? 1 : 0;
+  for (auto& p : procs)
+    checkpoints += p->shutdown(shutdown_reason::terminate, bench_clock::now()) ? 1 : 0;
+  const auto stop = bench_clock::now();
+  if (checkpoints == 0)
+    std::puts("no checkpoints?");
+  return std::chrono::duration<double>(stop - start).count();
+}
+
+struct summary {
+  double median, min, max;
+};
+
+summary summarize(std::vector<double> xs) {
+  std::sort(xs.begin(), xs.end());
+  return {xs[xs.size() / 2], xs.front(), xs.back()};
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  const std::size_t records = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 4'000'000;
+  const int runs = argc > 2 ? std::max(1, std::atoi(argv[2])) : 5;
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::printf("building %zu records (100-byte data, 56-digit sequence numbers, batches of %zu)...\n",
+              records, batch_size);
+  const auto batches = make_batches(records);
+  std::printf("\nshard actors vs. the direct loop; %u CAF worker threads; %d runs; median (min..max)\n\n",
+              threads, runs);
+  std::printf("%-8s %24s %24s %8s\n", "shards", "actors M rec/s", "direct loop M rec/s", "ratio");
+  for (std::size_t shards : {std::size_t{1}, std::size_t{64}, std::size_t{1024}}) {
+    std::vector<double> a;
+    std::vector<double> d;
+    for (int r = 0; r < runs; ++r) {
+      a.push_back(records / run_actors(batches, shards, threads) / 1e6);
+      d.push_back(records / run_direct(batches, shards) / 1e6);
+    }
+    const auto sa = summarize(a);
+    const auto sd = summarize(d);
+    std::printf("%-8zu %8.1f (%5.1f..%5.1f)    %8.1f (%5.1f..%5.1f)    %6.2fx\n", shards, sa.median,
+                sa.min, sa.max, sd.median, sd.min, sd.max, sa.median / sd.median);
+  }
+  return 0;
+}
