@@ -360,7 +360,7 @@ SCENARIO_METHOD(fixture, "backpressure stops a fast producer until checkpoints f
   auto feeder = member("b", "feeder");
   auto acks = std::make_shared<int>(0);
   // A producer that sends 50 batches of 100 records at once and counts the acknowledgements.
-  sys.spawn([feeder, acks](caf::event_based_actor* self) {
+  spawn_fn([feeder, acks](caf::event_based_actor* self) {
     for (std::uint64_t b = 0; b < 50; ++b) {
       std::vector<stream_record> xs;
       for (std::uint64_t i = 0; i < 100; ++i)

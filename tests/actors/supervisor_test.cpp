@@ -675,10 +675,12 @@ SCENARIO_METHOD(fixture, "a child that never answers the start handshake fails a
                 "[actors][supervisor]") {
   auto silent = worker("silent", log);
   silent.start = [](start_context& ctx) -> caf::expected<caf::actor> {
-    return ctx.self->spawn([](caf::event_based_actor* self) -> caf::behavior {
-      self->set_default_handler(caf::skip); // never answers start_atom
-      return {[](int) {}};
-    });
+    return ctx.self->spawn(
+      [](caf::event_based_actor* self, int) -> caf::behavior {
+        self->set_default_handler(caf::skip); // never answers start_atom
+        return {[](int) {}};
+      },
+      0); // an argument: CAF 0.17 dereferences a null tuple for argument-less function actors
   };
   auto f = flags(strategy::one_for_one);
   f.start_timeout = 3s;
@@ -721,7 +723,7 @@ SCENARIO_METHOD(fixture, "management requests wait while a start is under way",
   REQUIRE(sup);
   // Ask before the handshake has run: the request waits in the mailbox and is answered afterwards.
   std::optional<child_counts> n;
-  sys.spawn([&, s = *sup](caf::event_based_actor* self) {
+  spawn_fn([&, s = *sup](caf::event_based_actor* self) {
     self->request(s, caf::infinite, count_children_atom::value)
       .then([&](child_counts c) { n = c; }, [](caf::error&) {});
   });
