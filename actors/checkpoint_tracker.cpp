@@ -26,33 +26,25 @@ void checkpoint_tracker::hold(record_batch batch) {
     batches_.emplace_back(issued_, std::move(batch));
 }
 
-void checkpoint_tracker::issue(const sequence_number& seq, bool done) {
-  if (issued_ - low_ == ring_.size()) {
-    settle();
-    if (issued_ - low_ == ring_.size())
-      grow();
-  }
-  at(issued_) = entry{&seq, done};
-  if (!done)
-    ++outstanding_;
-  if (issued_++ == next_ && done)
-    ++next_;
+void checkpoint_tracker::make_room() {
+  settle();
+  if (issued_ - low_ < ring_.size())
+    return;
+  std::vector<entry> bigger(ring_.size() * 2);
+  const auto new_mask = bigger.size() - 1;
+  for (auto pos = low_; pos < issued_; ++pos)
+    bigger[pos & new_mask] = at(pos);
+  ring_.swap(bigger);
+  mask_ = new_mask;
 }
 
-void checkpoint_tracker::complete(flush_token token) {
+void checkpoint_tracker::reject(flush_token token) const {
   if (token >= issued_)
     throw error{errc::unknown_token,
                 fmt::format("the flusher returned token {}, which was never handed out (the next "
                             "token is {})",
                             token, issued_)};
-  if (token < next_ || at(token).done)
-    throw error{errc::duplicate_token,
-                fmt::format("the flusher returned token {} twice", token)};
-  at(token).done = true;
-  --outstanding_;
-  if (token == next_)
-    while (next_ < issued_ && at(next_).done)
-      ++next_;
+  throw error{errc::duplicate_token, fmt::format("the flusher returned token {} twice", token)};
 }
 
 const sequence_number& checkpoint_tracker::take() noexcept {
@@ -76,15 +68,6 @@ void checkpoint_tracker::settle() noexcept {
   }
   while (batches_.size() > 1 && batches_[1].first <= low_)
     batches_.pop_front();
-}
-
-void checkpoint_tracker::grow() {
-  std::vector<entry> bigger(ring_.size() * 2);
-  const auto new_mask = bigger.size() - 1;
-  for (auto pos = low_; pos < issued_; ++pos)
-    bigger[pos & new_mask] = at(pos);
-  ring_.swap(bigger);
-  mask_ = new_mask;
 }
 
 } // namespace shardflow

@@ -53,12 +53,28 @@ public:
 
   /// Registers the record at position `next_token()`; `done` is true for a record the flusher ignored.
   /// @pre `seq` lives in the batch last passed to `hold` (or outlives the tracker).
-  void issue(const sequence_number& seq, bool done);
+  void issue(const sequence_number& seq, bool done) {
+    if (issued_ - low_ == ring_.size())
+      make_room();
+    at(issued_) = entry{&seq, done};
+    if (!done)
+      ++outstanding_;
+    if (issued_++ == next_ && done)
+      ++next_;
+  }
 
   /// Marks the record of `token` as durable.
   /// @throws shardflow::error with errc::unknown_token for a token never issued, or
   ///         errc::duplicate_token for one already done.
-  void complete(flush_token token);
+  void complete(flush_token token) {
+    if (token >= issued_ || token < next_ || at(token).done)
+      reject(token);
+    at(token).done = true;
+    --outstanding_;
+    if (token == next_)
+      while (next_ < issued_ && at(next_).done)
+        ++next_;
+  }
 
   /// Returns whether a checkpoint now would move past the last one taken.
   bool can_advance() noexcept {
@@ -106,7 +122,8 @@ private:
   }
 
   void settle() noexcept;
-  void grow();
+  void make_room();
+  [[noreturn]] void reject(flush_token token) const;
 
   std::vector<entry> ring_;
   std::uint64_t mask_;

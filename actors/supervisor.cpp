@@ -579,6 +579,20 @@ caf::error check_spec(const child_spec& spec) {
   return {};
 }
 
+// Finds the stopped child `id` for restart_child and delete_child, or says why not (OTP's errors).
+caf::expected<child_rec*> stopped_child(sup_ptr self, const std::string& id, const char* op) {
+  if (simple(self))
+    return make_error(errc::simple_one_for_one, fmt::format("{} is not available", op));
+  auto* c = find_id(self, id);
+  if (c == nullptr)
+    return make_error(errc::not_found, id);
+  if (c->hdl)
+    return make_error(errc::running, id);
+  if (c->st == child_state::restarting)
+    return make_error(errc::restarting, id);
+  return c;
+}
+
 child_rec& add_child(sup_ptr self, child_spec spec, caf::message args) {
   auto& st = self->state;
   child_rec c;
@@ -675,17 +689,11 @@ caf::behavior make_behavior(sup_ptr self) {
       auto& st = self->state;
       if (st.deferring)
         return caf::skip();
-      if (simple(self))
-        return make_error(errc::simple_one_for_one, "restart_child is not available");
-      auto* c = find_id(self, id);
-      if (c == nullptr)
-        return make_error(errc::not_found, id);
-      if (c->hdl)
-        return make_error(errc::running, id);
-      if (c->st == child_state::restarting)
-        return make_error(errc::restarting, id);
+      auto c = stopped_child(self, id, "restart_child");
+      if (!c)
+        return std::move(c.error());
       auto rp = self->make_response_promise();
-      enqueue(self, step{step::kind::start, c->key, purpose::api_restart, rp});
+      enqueue(self, step{step::kind::start, (*c)->key, purpose::api_restart, rp});
       run_steps(self);
       return rp;
     },
@@ -693,16 +701,10 @@ caf::behavior make_behavior(sup_ptr self) {
       auto& st = self->state;
       if (st.deferring)
         return caf::skip();
-      if (simple(self))
-        return make_error(errc::simple_one_for_one, "delete_child is not available");
-      auto* c = find_id(self, id);
-      if (c == nullptr)
-        return make_error(errc::not_found, id);
-      if (c->hdl)
-        return make_error(errc::running, id);
-      if (c->st == child_state::restarting)
-        return make_error(errc::restarting, id);
-      erase_key(self, c->key);
+      auto c = stopped_child(self, id, "delete_child");
+      if (!c)
+        return std::move(c.error());
+      erase_key(self, (*c)->key);
       return caf::ok_atom::value;
     },
     [self](which_children_atom) {

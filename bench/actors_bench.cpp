@@ -27,6 +27,7 @@
 #include "actors/checkpoint_store.hpp"
 #include "actors/shard.hpp"
 #include "actors/supervisor.hpp"
+#include "bench/bench_records.hpp"
 #include "flushers/null_flusher.hpp"
 
 using namespace shardflow;
@@ -35,24 +36,6 @@ using bench_clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t batch_size = 500;
-
-std::vector<record_batch> make_batches(std::size_t records) {
-  const std::string prefix = "4959033827149025660855969253836157109592157598";
-  std::vector<record_batch> result;
-  std::vector<stream_record> current;
-  char digits[24];
-  for (std::size_t i = 0; i < records; ++i) {
-    stream_record x;
-    x.partition_key = "pk-" + std::to_string(i % 4096);
-    x.data.assign(100, static_cast<char>('a' + i % 26));
-    std::snprintf(digits, sizeof digits, "%010zu", i);
-    x.sequence.base = sequence_base::parse(prefix + digits);
-    current.push_back(std::move(x));
-    if (current.size() == batch_size)
-      result.emplace_back(std::exchange(current, {}));
-  }
-  return result;
-}
 
 // The batches of one shard, read in order (no copies: the batches are shared).
 class batches_source final : public record_source {
@@ -150,7 +133,7 @@ int main(int argc, char** argv) {
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
   std::printf("building %zu records (100-byte data, 56-digit sequence numbers, batches of %zu)...\n",
               records, batch_size);
-  const auto batches = make_batches(records);
+  const auto batches = bench::make_batches(records, batch_size);
   std::printf("\nshard actors vs. the direct loop; %u CAF worker threads; %d runs; median (min..max)\n\n",
               threads, runs);
   std::printf("%-8s %24s %24s %8s\n", "shards", "actors M rec/s", "direct loop M rec/s", "ratio");

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "actors/batch_processor.hpp"
+#include "bench/bench_records.hpp"
 #include "flushers/null_flusher.hpp"
 
 using namespace shardflow;
@@ -31,27 +32,6 @@ namespace {
 constexpr std::size_t record_count = 2'000'000;
 constexpr std::size_t batch_size = 500;
 constexpr std::size_t flusher_capacity = 1'000;
-
-std::vector<record_batch> make_batches() {
-  // A 46-digit prefix from a real Kinesis sequence number plus a 10-digit counter: 56 digits.
-  const std::string prefix = "4959033827149025660855969253836157109592157598";
-  std::vector<record_batch> result;
-  result.reserve(record_count / batch_size);
-  std::vector<stream_record> current;
-  char digits[24];
-  for (std::size_t i = 0; i < record_count; ++i) {
-    stream_record x;
-    x.partition_key = "pk-" + std::to_string(i % 4096);
-    x.data.assign(100, static_cast<char>('a' + i % 26));
-    std::snprintf(digits, sizeof digits, "%010zu", i);
-    x.sequence.base = sequence_base::parse(prefix + digits);
-    x.arrival_ms = 1'700'000'000'000 + static_cast<std::int64_t>(i);
-    current.push_back(std::move(x));
-    if (current.size() == batch_size)
-      result.emplace_back(std::exchange(current, {}));
-  }
-  return result;
-}
 
 // erlmld's batch processor, transcribed: tokens carry the sequence number, flushed tokens go into an
 // ordered map, and a checkpoint walks the map from its smallest key while keys are contiguous.
@@ -149,7 +129,7 @@ summary summarize(std::vector<double> xs) {
 int main(int argc, char** argv) {
   const int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 7;
   std::printf("building %zu records (100-byte data, 56-digit sequence numbers)...\n", record_count);
-  const auto batches = make_batches();
+  const auto batches = bench::make_batches(record_count, batch_size);
   std::vector<double> subject_rates;
   std::vector<double> baseline_rates;
   figures subject{};
