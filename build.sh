@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # build.sh - set up, build and run shardflow on Debian 12. Run as root on a fresh machine (or with sudo).
 #
-#   ./build.sh run     install the Debian packages, build (release), run the main job
+#   ./build.sh run     install the Debian packages, build (release), run the main job: generate a
+#                      local stream (build/demo) and process it with `shardflow run`
 #   ./build.sh test    install, build with AddressSanitizer + UBSan, run the whole test suite
 #   ./build.sh bench   install, build (release), run every benchmark
 #   ./build.sh deps    only install the Debian packages
 #
-# Build trees: build/release and build/sanitize. Extra arguments after `run` go to the main job.
+# Build trees: build/release and build/sanitize. Extra arguments after `run` go to `shardflow run`.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,7 +15,8 @@ jobs="$(nproc 2>/dev/null || echo 2)"
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libcaf-dev libfmt-dev catch2 libcli11-dev
+  libcaf-dev libfmt-dev catch2 libcli11-dev libsimdjson-dev libssl-dev libsqlite3-dev
+  libcpp-httplib-dev sqlite3
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -50,8 +52,12 @@ case "$cmd" in
   run)
     install_deps
     configure_and_build build/release -DCMAKE_BUILD_TYPE=Release
-    log "running: shardflow demo $*"
-    "$here/build/release/apps/shardflow/shardflow" demo "$@"
+    demo="$here/build/demo"
+    rm -rf "$demo"
+    log "generating a local stream: 4 shards, 1,000,000 records ($demo/stream)"
+    "$here/build/release/apps/shardflow/shardflow" generate "$demo/stream" --shards 4 --records 1000000
+    log "running: shardflow run $demo/stream --flusher file:$demo/out $*"
+    "$here/build/release/apps/shardflow/shardflow" run "$demo/stream" --flusher "file:$demo/out" "$@"
     ;;
   test)
     install_deps
@@ -71,7 +77,7 @@ case "$cmd" in
     install_deps
     ;;
   *)
-    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || [ "$cmd" = "-h" ] || [ "$cmd" = "--help" ] || exit 2
     ;;
 esac

@@ -104,20 +104,22 @@ caf::error runtime::stop_shard(const shard_id& id) {
   return d ? caf::error{} : d.error();
 }
 
-caf::error runtime::await(caf::timespan timeout) {
+bool runtime::await(caf::timespan timeout) {
   if (finished_)
-    return ended_;
-  bool got = false;
+    return true;
   self_->receive(
     [&](caf::down_msg& msg) {
       ended_ = msg.reason;
-      got = true;
+      finished_ = true;
     },
     caf::after(timeout) >> [] {});
-  if (!got)
-    return make_error(errc::not_found, "the runtime did not end in time");
-  finished_ = true;
-  return ended_;
+  return finished_;
+}
+
+bool runtime::ended_cleanly() const {
+  // OTP's `shutdown` is clean; `{shutdown, Why}` (a context) is how a supervisor reports giving up.
+  return finished_
+         && (!ended_ || (ended_ == caf::exit_reason::user_shutdown && ended_.context().empty()));
 }
 
 caf::error runtime::shutdown() {

@@ -79,9 +79,18 @@ public:
   /// Stops one shard gracefully (final flush and checkpoint) and forgets it.
   caf::error stop_shard(const shard_id& id);
 
-  /// Blocks until the runtime has ended by itself (finite shards), or `timeout` passed; returns its
-  /// exit reason, or an error on timeout.
-  caf::error await(caf::timespan timeout);
+  /// Blocks until the runtime has ended by itself (finite shards) or `timeout` passed; returns
+  /// whether it has ended (its exit reason is then `exit_reason()`).
+  bool await(caf::timespan timeout);
+
+  /// Returns why the runtime ended: `user_shutdown` without context after a clean end (all finite
+  /// shards done, or `shutdown`), anything else after a failure.
+  const caf::error& exit_reason() const noexcept {
+    return ended_;
+  }
+
+  /// Returns whether the runtime ended cleanly (see `exit_reason`).
+  bool ended_cleanly() const;
 
   /// Stops every shard gracefully, newest first, and ends the runtime. Idempotent.
   caf::error shutdown();

@@ -64,6 +64,7 @@ struct supervisor_state {
   std::vector<pending_exit> pending_exits;
   caf::actor_addr parent;
   std::mt19937_64 rng;
+  caf::error last_start_error; // why the last restart failed to start, for the give-up message
 };
 
 using sup_ptr = caf::stateful_actor<supervisor_state>*;
@@ -210,6 +211,7 @@ void start_failed(sup_ptr self, child_rec& c, const caf::error& reason) {
         }
       }
       st.steps.swap(kept);
+      st.last_start_error = why;
       self->send(self, try_again_atom::value, c.key, c.gen);
       break;
     }
@@ -439,15 +441,15 @@ void restart_by_strategy(sup_ptr self, child_rec& failed) {
   }
 }
 
-bool count_restart(sup_ptr self, const child_rec& c) {
+bool count_restart(sup_ptr self, const child_rec& c, const caf::error& reason) {
   auto& st = self->state;
   if (st.window.add(self->clock().now()))
     return true;
   begin_shutdown(self,
                  shutdown_with(fmt::format("restart limit reached: more than {} restarts in {} s "
-                                           "(last: child {})",
+                                           "(last: child {}: {})",
                                            st.flags.intensity, st.flags.period.count(),
-                                           name_of(c))));
+                                           name_of(c), describe(self, reason))));
   return false;
 }
 
@@ -483,7 +485,7 @@ void handle_exit(sup_ptr self, child_rec& c, const caf::error& reason) {
       check_auto_shutdown(self);
     return;
   }
-  if (!count_restart(self, c))
+  if (!count_restart(self, c, reason))
     return;
   restart_by_strategy(self, c);
   run_steps(self);
@@ -750,7 +752,7 @@ caf::behavior make_behavior(sup_ptr self) {
       auto* c = find_key(self, key);
       if (c == nullptr || c->gen != gen || c->st != child_state::restarting || st.shutting_down)
         return;
-      if (!count_restart(self, *c))
+      if (!count_restart(self, *c, st.last_start_error))
         return;
       auto& xs = st.children;
       switch (st.flags.how) {

@@ -99,10 +99,14 @@ int main() {
                 static_cast<unsigned long long>(st->acked));
   for (int s = 0; s < shards; ++s)
     (*rt)->end("orders-" + std::to_string(s));
-  auto reason = (*rt)->await(std::chrono::seconds(60));
+  if (!(*rt)->await(std::chrono::seconds(60))) {
+    std::fprintf(stderr, "embedding: the shards did not finish within a minute\n");
+    return 1;
+  }
   // A finished job shuts its tree down with `shutdown` (OTP's auto_shutdown); anything else failed.
-  if (reason && reason != caf::exit_reason::user_shutdown) {
-    std::fprintf(stderr, "embedding: the runtime failed: %s\n", sys.render(reason).c_str());
+  if (!(*rt)->ended_cleanly()) {
+    std::fprintf(stderr, "embedding: the runtime failed: %s\n",
+                 sys.render((*rt)->exit_reason()).c_str());
     return 1;
   }
   std::printf("runtime ended: every shard finished\n");

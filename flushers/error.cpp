@@ -48,6 +48,10 @@ const char* to_string(errc code) noexcept {
       return "start_failed";
     case errc::restart_limit_reached:
       return "restart_limit_reached";
+    case errc::bad_input:
+      return "bad_input";
+    case errc::io_failed:
+      return "io_failed";
   }
   return "unknown";
 }

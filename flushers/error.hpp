@@ -59,6 +59,10 @@ enum class errc : std::uint8_t {
   start_failed,
   /// More restarts than the intensity allows within the period: the supervisor gave up.
   restart_limit_reached,
+  /// Input that is not what it should be (a malformed record line, a missing stream).
+  bad_input,
+  /// A flusher or store could not write its output.
+  io_failed,
 };
 
 /// Returns the name of `code`, e.g. "duplicate_token".

@@ -1,0 +1,381 @@
+#include "adapters/local_stream.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include "flushers/record_line.hpp"
+
+#include "flushers/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace shardflow::local {
+
+namespace {
+
+constexpr std::string_view meta_name = "shardflow-stream";
+constexpr std::string_view meta_magic = "shardflow local stream 1";
+
+[[noreturn]] void fail_io(const std::string& what, const fs::path& file) {
+  throw error{errc::bad_input, fmt::format("{} {}: {}", what, file.string(), std::strerror(errno))};
+}
+
+void write_all(int fd, const char* data, std::size_t size, const fs::path& file) {
+  while (size > 0) {
+    auto n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      fail_io("cannot write", file);
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+__extension__ typedef unsigned __int128 uint128;
+
+} // namespace
+
+std::size_t route(std::string_view partition_key, std::size_t shards) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(partition_key.data(), partition_key.size(), digest, &size, EVP_md5(), nullptr);
+  std::uint64_t high = 0;
+  for (int i = 0; i < 8; ++i)
+    high = (high << 8) | digest[i];
+  return static_cast<std::size_t>((static_cast<uint128>(high) * shards) >> 64);
+}
+
+std::string shard_name(std::size_t i) {
+  return fmt::format("shard-{:05}", i);
+}
+
+// -- stream_dir ----------------------------------------------------------------------------------
+
+bool stream_dir::exists(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / meta_name, ec);
+}
+
+stream_dir stream_dir::open(const fs::path& dir) {
+  std::ifstream in{dir / meta_name};
+  if (!in)
+    throw error{errc::bad_input,
+                fmt::format("{} is not a local stream (no {} file); create one with "
+                            "`shardflow put --shards N` or `shardflow generate`",
+                            dir.string(), meta_name)};
+  std::string magic;
+  std::getline(in, magic);
+  std::string word;
+  std::size_t shards = 0;
+  in >> word >> shards;
+  if (magic != meta_magic || word != "shards" || shards == 0)
+    throw error{errc::bad_input, fmt::format("{}: unknown format (expected \"{}\" and a shard count)",
+                                             (dir / meta_name).string(), meta_magic)};
+  stream_dir result;
+  result.dir_ = dir;
+  result.shards_ = shards;
+  return result;
+}
+
+stream_dir stream_dir::create(const fs::path& dir, std::size_t shards) {
+  if (shards == 0)
+    throw error{errc::bad_input, "a stream needs at least one shard"};
+  if (exists(dir)) {
+    auto s = open(dir);
+    if (s.shards() != shards)
+      throw error{errc::bad_input, fmt::format("{} already has {} shards, not {}", dir.string(),
+                                               s.shards(), shards)};
+    return s;
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    throw error{errc::bad_input,
+                fmt::format("cannot create {}: {}", dir.string(), ec.message())};
+  stream_dir result;
+  result.dir_ = dir;
+  result.shards_ = shards;
+  for (std::size_t i = 0; i < shards; ++i) {
+    auto fd = ::open(result.shard_file(i).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+      fail_io("cannot create", result.shard_file(i));
+    ::close(fd);
+  }
+  auto tmp = dir / (std::string{meta_name} + ".tmp");
+  {
+    std::ofstream out{tmp};
+    out << meta_magic << "\nshards " << shards << "\n";
+    if (!out)
+      throw error{errc::bad_input, fmt::format("cannot write {}", tmp.string())};
+  }
+  fs::rename(tmp, dir / meta_name, ec);
+  if (ec)
+    throw error{errc::bad_input, fmt::format("cannot create {}: {}", (dir / meta_name).string(),
+                                             ec.message())};
+  return result;
+}
+
+fs::path stream_dir::shard_file(std::size_t i) const {
+  return dir_ / (shard_name(i) + ".ndjson");
+}
+
+// -- stream_writer -------------------------------------------------------------------------------
+
+stream_writer::stream_writer(const stream_dir& stream)
+  : fds_(stream.shards(), -1),
+    buffers_(stream.shards()),
+    counts_(stream.shards()),
+    files_(stream.shards()) {
+  for (std::size_t i = 0; i < stream.shards(); ++i) {
+    files_[i] = stream.shard_file(i);
+    fds_[i] = ::open(files_[i].c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fds_[i] < 0)
+      fail_io("cannot open", files_[i]);
+  }
+}
+
+stream_writer::~stream_writer() {
+  for (auto fd : fds_)
+    if (fd >= 0)
+      ::close(fd);
+}
+
+void stream_writer::append(const stream_record& x) {
+  const auto s = route(x.partition_key, fds_.size());
+  append_line(buffers_[s], x);
+  ++counts_[s];
+  if (buffers_[s].size() >= (1u << 20))
+    write_out(s);
+}
+
+void stream_writer::write_out(std::size_t shard) {
+  auto& b = buffers_[shard];
+  write_all(fds_[shard], b.data(), b.size(), files_[shard]);
+  b.clear();
+}
+
+void stream_writer::flush() {
+  for (std::size_t i = 0; i < fds_.size(); ++i) {
+    if (buffers_[i].empty())
+      continue;
+    write_out(i);
+    if (::fsync(fds_[i]) != 0)
+      fail_io("cannot sync", files_[i]);
+  }
+}
+
+// -- input_problems ------------------------------------------------------------------------------
+
+void input_problems::report(std::string message) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  messages_.push_back(std::move(message));
+}
+
+std::vector<std::string> input_problems::all() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return messages_;
+}
+
+void input_problems::count_dead_letter() noexcept {
+  std::lock_guard<std::mutex> guard{mtx_};
+  ++dead_letters_;
+}
+
+std::uint64_t input_problems::dead_letters() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return dead_letters_;
+}
+
+// -- file_source ---------------------------------------------------------------------------------
+
+std::uint64_t line_number_at(const fs::path& file, std::uint64_t offset) {
+  std::ifstream in{file, std::ios::binary};
+  std::uint64_t line = 1;
+  std::vector<char> chunk(1 << 16);
+  std::uint64_t seen = 0;
+  while (seen < offset && in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(std::min<std::uint64_t>(chunk.size(),
+                                                                               offset - seen)));
+    const auto n = static_cast<std::size_t>(in.gcount());
+    for (std::size_t i = 0; i < n; ++i)
+      line += chunk[i] == '\n' ? 1 : 0;
+    seen += n;
+    if (n == 0)
+      break;
+  }
+  return line;
+}
+
+struct file_source::impl {
+  fs::path file;
+  shard_id shard;
+  file_source_config cfg;
+  int fd = -1;
+  int dead_fd = -1;
+  std::uint64_t pos = 0;  // file offset of buf[0]
+  std::string buf;        // buf[0, len) holds file bytes from `pos`
+  std::size_t len = 0;
+  std::size_t cur = 0;    // start of the next line in buf
+  bool eof = false;       // the last read found no more bytes
+  bool stopped = false;   // bad input under the stop policy
+
+  // Reads more bytes; returns how many arrived.
+  std::size_t fill() {
+    if (cur > 0) {
+      std::memmove(buf.data(), buf.data() + cur, len - cur);
+      pos += cur;
+      len -= cur;
+      cur = 0;
+    }
+    constexpr std::size_t chunk = 1 << 20;
+    if (buf.size() < len + chunk + simdjson::SIMDJSON_PADDING)
+      buf.resize(len + chunk + simdjson::SIMDJSON_PADDING);
+    for (;;) {
+      auto n = ::read(fd, buf.data() + len, chunk);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        fail_io("cannot read", file);
+      len += static_cast<std::size_t>(n);
+      eof = n == 0;
+      return static_cast<std::size_t>(n);
+    }
+  }
+
+  void seek(std::uint64_t offset) {
+    if (::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0)
+      fail_io("cannot seek in", file);
+    pos = offset;
+    len = 0;
+    cur = 0;
+    eof = false;
+  }
+
+  void dead_letter(std::string_view line) {
+    if (dead_fd < 0) {
+      std::error_code ec;
+      fs::create_directories(cfg.dead_letter_dir, ec);
+      auto path = cfg.dead_letter_dir / (shard + ".ndjson");
+      dead_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (dead_fd < 0)
+        fail_io("cannot open the dead-letter file", path);
+    }
+    std::string out{line};
+    out.push_back('\n');
+    write_all(dead_fd, out.data(), out.size(), cfg.dead_letter_dir);
+    if (::fdatasync(dead_fd) != 0)
+      fail_io("cannot sync the dead-letter file in", cfg.dead_letter_dir);
+    if (cfg.problems)
+      cfg.problems->count_dead_letter();
+  }
+};
+
+file_source::file_source(fs::path file, shard_id shard, file_source_config cfg)
+  : impl_(std::make_unique<impl>()) {
+  impl_->file = std::move(file);
+  impl_->shard = std::move(shard);
+  impl_->cfg = std::move(cfg);
+  impl_->fd = ::open(impl_->file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (impl_->fd < 0)
+    fail_io("cannot open", impl_->file);
+}
+
+file_source::~file_source() {
+  if (impl_->fd >= 0)
+    ::close(impl_->fd);
+  if (impl_->dead_fd >= 0)
+    ::close(impl_->dead_fd);
+}
+
+void file_source::rewind(const std::optional<sequence_number>& after) {
+  auto& d = *impl_;
+  d.stopped = false;
+  if (!after) {
+    d.seek(0);
+    return;
+  }
+  auto offset = after->base.to_uint64();
+  struct stat st {};
+  if (!offset || ::fstat(d.fd, &st) != 0 || *offset >= static_cast<std::uint64_t>(st.st_size))
+    throw error{errc::bad_input,
+                fmt::format("{}: the checkpoint (byte {}) lies beyond the end of the file ({} bytes): "
+                            "was the stream truncated or replaced?",
+                            d.file.string(), to_string(*after), st.st_size)};
+  d.seek(*offset);
+  // Skip the checkpointed record itself.
+  for (;;) {
+    auto nl = static_cast<const char*>(std::memchr(d.buf.data() + d.cur, '\n', d.len - d.cur));
+    if (nl != nullptr) {
+      d.cur = static_cast<std::size_t>(nl - d.buf.data()) + 1;
+      return;
+    }
+    if (d.fill() == 0) { // the record was the unterminated last line
+      d.cur = d.len;
+      return;
+    }
+  }
+}
+
+record_batch file_source::read(std::size_t max) {
+  auto& d = *impl_;
+  std::vector<stream_record> xs;
+  while (xs.size() < max && !d.stopped) {
+    auto nl = static_cast<const char*>(std::memchr(d.buf.data() + d.cur, '\n', d.len - d.cur));
+    std::size_t end;
+    if (nl != nullptr) {
+      end = static_cast<std::size_t>(nl - d.buf.data());
+    } else {
+      if (d.fill() > 0)
+        continue;
+      if (d.cfg.follow || d.cur >= d.len)
+        break; // wait for the rest of the line (follow), or the file is read
+      end = d.len; // a last line without a newline ends finite input
+    }
+    const std::string_view line{d.buf.data() + d.cur, end - d.cur};
+    const auto offset = d.pos + d.cur;
+    const auto next = std::min(end + 1, d.len);
+    if (line.empty() || line == "\r") {
+      d.cur = next;
+      continue;
+    }
+    stream_record x;
+    auto why = parse_line(line, x);
+    if (why.empty()) {
+      x.sequence.base = sequence_base{offset};
+      xs.push_back(std::move(x));
+      d.cur = next;
+      continue;
+    }
+    auto message = fmt::format("{}:{}: {}", d.file.string(), line_number_at(d.file, offset), why);
+    if (d.cfg.on_bad_input == bad_input_policy::dead_letter) {
+      d.dead_letter(line);
+      if (d.cfg.problems)
+        d.cfg.problems->report(message + " (sent to the dead-letter file)");
+      d.cur = next;
+      continue;
+    }
+    if (d.cfg.problems)
+      d.cfg.problems->report(message);
+    d.stopped = true; // the shard ends before this line; a rerun resumes here
+  }
+  return record_batch{std::move(xs)};
+}
+
+bool file_source::at_end() const {
+  auto& d = *impl_;
+  return d.stopped || (!d.cfg.follow && d.eof && d.cur >= d.len);
+}
+
+} // namespace shardflow::local

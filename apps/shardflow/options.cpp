@@ -1,0 +1,117 @@
+#include "apps/shardflow/options.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace shardflow::cli {
+
+namespace {
+
+std::optional<std::uint64_t> parse_number(const std::string& digits) {
+  if (digits.empty() || digits.size() > 18
+      || !std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isdigit(c); }))
+    return std::nullopt;
+  return std::stoull(digits);
+}
+
+} // namespace
+
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  auto i = text.find_first_not_of("0123456789");
+  auto n = parse_number(text.substr(0, i));
+  if (!n)
+    return std::nullopt;
+  const auto unit = i == std::string::npos ? std::string{} : text.substr(i);
+  using std::chrono::milliseconds;
+  if (unit == "ms")
+    return milliseconds(*n);
+  if (unit.empty() || unit == "s")
+    return milliseconds(*n * 1000);
+  if (unit == "m")
+    return milliseconds(*n * 60'000);
+  if (unit == "h")
+    return milliseconds(*n * 3'600'000);
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> parse_size(const std::string& text) {
+  auto i = text.find_first_not_of("0123456789");
+  auto n = parse_number(text.substr(0, i));
+  if (!n)
+    return std::nullopt;
+  const auto unit = i == std::string::npos ? std::string{} : text.substr(i);
+  if (unit.empty())
+    return n;
+  if (unit == "k" || unit == "K")
+    return *n << 10;
+  if (unit == "M")
+    return *n << 20;
+  if (unit == "G")
+    return *n << 30;
+  return std::nullopt;
+}
+
+std::string parse_flusher(const std::string& text, flusher_spec& out) {
+  auto colon = text.find(':');
+  out.name = text.substr(0, colon);
+  out.argument = colon == std::string::npos ? std::string{} : text.substr(colon + 1);
+  if (out.name == "null" || out.name == "stdout") {
+    if (!out.argument.empty())
+      return fmt::format("flusher {} takes no argument", out.name);
+    return {};
+  }
+  if (out.name == "file") {
+    if (out.argument.empty())
+      return "flusher file needs a directory: --flusher file:DIR";
+    return {};
+  }
+  return fmt::format("unknown flusher \"{}\": choose null, stdout or file:DIR", out.name);
+}
+
+std::string parse_shard_list(const std::string& text, std::size_t shards,
+                             std::vector<std::size_t>& out) {
+  out.clear();
+  if (text == "all" || text.empty()) {
+    for (std::size_t i = 0; i < shards; ++i)
+      out.push_back(i);
+    return {};
+  }
+  std::set<std::size_t> picked;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    auto part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    auto dash = part.find('-');
+    auto lo = parse_number(part.substr(0, dash));
+    auto hi = dash == std::string::npos ? lo : parse_number(part.substr(dash + 1));
+    if (!lo || !hi || *lo > *hi)
+      return fmt::format("bad shard list \"{}\": use all, or indexes and ranges like 0,2,5-7", text);
+    if (*hi >= shards)
+      return fmt::format("shard {} does not exist: the stream has {} shards (0 to {})", *hi, shards,
+                         shards - 1);
+    for (auto i = *lo; i <= *hi; ++i)
+      picked.insert(i);
+    if (comma == std::string::npos)
+      break;
+    start = comma + 1;
+  }
+  out.assign(picked.begin(), picked.end());
+  return {};
+}
+
+bool parse_host_port(const std::string& text, std::string& host, int& port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos)
+    return false;
+  auto n = parse_number(text.substr(colon + 1));
+  if (!n || *n == 0 || *n > 65535)
+    return false;
+  host = colon == 0 ? std::string{"127.0.0.1"} : text.substr(0, colon);
+  port = static_cast<int>(*n);
+  return true;
+}
+
+} // namespace shardflow::cli

@@ -1,0 +1,172 @@
+#include "apps/shardflow/run_report.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "flushers/record_line.hpp"
+
+namespace shardflow::cli {
+
+namespace {
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  return fmt::format(u == 0 ? "{:.0f} {}" : "{:.1f} {}", b, units[u]);
+}
+
+std::string human_count(double n) {
+  if (n >= 1e9)
+    return fmt::format("{:.2f}G", n / 1e9);
+  if (n >= 1e6)
+    return fmt::format("{:.2f}M", n / 1e6);
+  if (n >= 1e3)
+    return fmt::format("{:.1f}k", n / 1e3);
+  return fmt::format("{:.0f}", n);
+}
+
+std::string json_string(const std::string& s) {
+  std::string out;
+  append_json_string(out, s);
+  return out;
+}
+
+} // namespace
+
+run_totals totals_of(const std::vector<shard_view>& shards) {
+  run_totals t;
+  for (auto& s : shards) {
+    t.records += s.meter->records.load(std::memory_order_relaxed);
+    t.bytes += s.meter->bytes.load(std::memory_order_relaxed);
+    t.flushes += s.meter->flushes.load(std::memory_order_relaxed);
+    t.flush_nanos += s.meter->flush_nanos.load(std::memory_order_relaxed);
+    t.restarts += s.restarts();
+    t.lag_bytes += s.lag_bytes();
+    t.ended += s.ended ? 1 : 0;
+  }
+  return t;
+}
+
+std::string progress_line(const std::vector<shard_view>& shards, const run_totals& now,
+                          const run_totals& before, double dt, double total_seconds) {
+  const double rate = dt > 0 ? (now.records - before.records) / dt : 0;
+  const double mbs = dt > 0 ? (now.bytes - before.bytes) / dt / (1 << 20) : 0;
+  std::string lag;
+  if (shards.size() <= 48) {
+    // One mark per shard: how much of its input is still after its checkpoint.
+    static const char* marks[] = {"\u2581", "\u2582", "\u2583", "\u2584",
+                                  "\u2585", "\u2586", "\u2587", "\u2588"};
+    for (auto& s : shards) {
+      if (s.ended) {
+        lag += "\u2713";
+        continue;
+      }
+      const double frac = s.input_bytes ? double(s.lag_bytes()) / double(s.input_bytes) : 0.0;
+      lag += marks[std::min(7, static_cast<int>(frac * 8))];
+    }
+  } else {
+    std::uint64_t worst = 0;
+    for (auto& s : shards)
+      worst = std::max(worst, s.lag_bytes());
+    lag = fmt::format("max {}", human_bytes(double(worst)));
+  }
+  return fmt::format("[{:6.1f}s] {} records  {}/s  {:.1f} MiB/s  lag {} ({})  done {}/{}  restarts {}",
+                     total_seconds, human_count(double(now.records)), human_count(rate), mbs, lag,
+                     human_bytes(double(now.lag_bytes)), now.ended, shards.size(), now.restarts);
+}
+
+std::string summary_table(const std::vector<shard_view>& shards, double seconds, bool stopped,
+                          std::uint64_t dead_letters) {
+  std::string out = fmt::format("\n{:<14} {:>12} {:>12} {:>9} {:>16} {:>12} {:>8}\n", "shard",
+                                "records", "bytes", "flushes", "checkpoint", "lag", "restarts");
+  for (auto& s : shards) {
+    out += fmt::format("{:<14} {:>12} {:>12} {:>9} {:>16} {:>12} {:>8}\n", s.id,
+                       s.meter->records.load(), human_bytes(double(s.meter->bytes.load())),
+                       s.meter->flushes.load(),
+                       s.ended ? std::string{"end"}
+                               : (s.checkpoint ? std::to_string(*s.checkpoint) : std::string{"-"}),
+                       human_bytes(double(s.lag_bytes())), s.restarts());
+  }
+  const auto t = totals_of(shards);
+  const double avg_flush_ms = t.flushes ? t.flush_nanos / 1e6 / t.flushes : 0;
+  out += fmt::format("\n{} records ({}) in {:.2f} s: {}/s, {:.1f} MiB/s; {} flushes (avg {:.2f} ms); "
+                     "{} restarts; {} of {} shards at their end{}{}\n",
+                     t.records, human_bytes(double(t.bytes)), seconds,
+                     human_count(seconds > 0 ? t.records / seconds : 0),
+                     seconds > 0 ? t.bytes / seconds / (1 << 20) : 0.0, t.flushes, avg_flush_ms,
+                     t.restarts, t.ended, shards.size(),
+                     dead_letters ? fmt::format("; {} dead letters", dead_letters) : std::string{},
+                     stopped ? "; stopped on a signal, every shard checkpointed" : "");
+  return out;
+}
+
+std::string summary_json(const std::vector<shard_view>& shards, double seconds, int exit_code,
+                         const std::vector<std::string>& problems, std::uint64_t dead_letters) {
+  const auto t = totals_of(shards);
+  std::string out = fmt::format(
+    "{{\"exit_code\":{},\"seconds\":{:.3f},\"records\":{},\"bytes\":{},\"flushes\":{},"
+    "\"restarts\":{},\"dead_letters\":{},\"lag_bytes\":{},\"shards\":[",
+    exit_code, seconds, t.records, t.bytes, t.flushes, t.restarts, dead_letters, t.lag_bytes);
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    auto& s = shards[i];
+    out += fmt::format("{}{{\"id\":{},\"records\":{},\"bytes\":{},\"flushes\":{},\"checkpoint\":{},"
+                       "\"ended\":{},\"lag_bytes\":{},\"restarts\":{}}}",
+                       i ? "," : "", json_string(s.id), s.meter->records.load(),
+                       s.meter->bytes.load(), s.meter->flushes.load(),
+                       s.checkpoint ? std::to_string(*s.checkpoint) : std::string{"null"},
+                       s.ended ? "true" : "false", s.lag_bytes(), s.restarts());
+  }
+  out += "],\"problems\":[";
+  for (std::size_t i = 0; i < problems.size(); ++i)
+    out += (i ? "," : "") + json_string(problems[i]);
+  out += "]}\n";
+  return out;
+}
+
+std::string prometheus_text(const std::vector<shard_view>& shards) {
+  struct metric {
+    const char* name;
+    const char* type;
+    const char* help;
+  };
+  const metric metrics[] = {
+    {"shardflow_records_total", "counter", "Records handed to the flusher (replays count again)."},
+    {"shardflow_bytes_total", "counter", "Data bytes handed to the flusher."},
+    {"shardflow_durable_records_total", "counter", "Records the flusher made durable."},
+    {"shardflow_flushes_total", "counter", "Flushes."},
+    {"shardflow_flush_seconds_total", "counter", "Time spent flushing (sum)."},
+    {"shardflow_checkpoint_offset_bytes", "gauge", "Byte offset of the last checkpointed record."},
+    {"shardflow_checkpoint_lag_bytes", "gauge", "Input bytes after the checkpoint."},
+    {"shardflow_checkpoint_age_seconds", "gauge", "Seconds since the checkpoint last moved."},
+    {"shardflow_restarts_total", "counter", "Shard restarts in this run."},
+  };
+  const auto now = std::chrono::steady_clock::now();
+  std::string out;
+  for (std::size_t m = 0; m < std::size(metrics); ++m) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", metrics[m].name, metrics[m].help,
+                       metrics[m].name, metrics[m].type);
+    for (auto& s : shards) {
+      double v = 0;
+      switch (m) {
+        case 0: v = double(s.meter->records.load()); break;
+        case 1: v = double(s.meter->bytes.load()); break;
+        case 2: v = double(s.meter->durable.load()); break;
+        case 3: v = double(s.meter->flushes.load()); break;
+        case 4: v = s.meter->flush_nanos.load() / 1e9; break;
+        case 5: v = s.checkpoint ? double(*s.checkpoint) : 0; break;
+        case 6: v = double(s.lag_bytes()); break;
+        case 7: v = std::chrono::duration<double>(now - s.last_checkpoint_change).count(); break;
+        case 8: v = double(s.restarts()); break;
+      }
+      out += fmt::format("{}{{shard=\"{}\"}} {}\n", metrics[m].name, s.id, v);
+    }
+  }
+  return out;
+}
+
+} // namespace shardflow::cli

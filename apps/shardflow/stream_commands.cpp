@@ -1,0 +1,205 @@
+#include "apps/shardflow/stream_commands.hpp"
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <simdjson.h>
+#include <unistd.h>
+
+#include "adapters/local_stream.hpp"
+#include "apps/shardflow/exit_codes.hpp"
+#include "flushers/error.hpp"
+
+namespace shardflow::cli {
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+struct put_config {
+  std::string stream;
+  std::vector<std::string> files;
+  std::size_t shards = 0;
+  std::string format = "ndjson";
+  std::string key_field;
+};
+
+// Returns the partition key of an NDJSON line: the value of `field` (a string, or the JSON text of
+// any other value), or the whole line when no field is given. Sets `why` when the line is not a JSON
+// object.
+std::string key_of(const std::string& line, const std::string& field, std::string& why) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(line).get(doc) != simdjson::SUCCESS || !doc.is_object()) {
+    why = "not a JSON object";
+    return {};
+  }
+  if (field.empty())
+    return line;
+  simdjson::dom::element v;
+  if (doc[field].get(v) != simdjson::SUCCESS) {
+    why = fmt::format("no field \"{}\" for the partition key", field);
+    return {};
+  }
+  std::string_view s;
+  if (v.get_string().get(s) == simdjson::SUCCESS)
+    return std::string{s};
+  return simdjson::minify(v);
+}
+
+int run_put(const put_config& cfg) {
+  auto stream = local::stream_dir::exists(cfg.stream) || cfg.shards == 0
+                  ? local::stream_dir::open(cfg.stream)
+                  : local::stream_dir::create(cfg.stream, cfg.shards);
+  if (cfg.shards != 0 && stream.shards() != cfg.shards)
+    throw error{errc::bad_input, fmt::format("{} has {} shards, not {}", cfg.stream,
+                                             stream.shards(), cfg.shards)};
+  local::stream_writer writer{stream};
+  std::vector<std::string> inputs = cfg.files;
+  if (inputs.empty())
+    inputs.push_back("-");
+  std::uint64_t total = 0;
+  for (const auto& name : inputs) {
+    std::ifstream file;
+    std::istream* in = &std::cin;
+    if (name != "-") {
+      file.open(name, std::ios::binary);
+      if (!file)
+        throw error{errc::bad_input, fmt::format("cannot read {}", name)};
+      in = &file;
+    }
+    std::string line;
+    std::uint64_t number = 0;
+    while (std::getline(*in, line)) {
+      ++number;
+      if (!line.empty() && line.back() == '\r')
+        line.pop_back();
+      if (line.empty())
+        continue;
+      stream_record x;
+      x.arrival_ms = now_ms();
+      if (cfg.format == "text") {
+        x.partition_key = line;
+      } else {
+        std::string why;
+        x.partition_key = key_of(line, cfg.key_field, why);
+        if (!why.empty()) {
+          writer.flush(); // the lines before it are in
+          throw error{errc::bad_input,
+                      fmt::format("{}:{}: {} (the {} lines before it were appended)",
+                                  name == "-" ? "<stdin>" : name, number, why, total)};
+        }
+      }
+      x.data = std::move(line);
+      writer.append(x);
+      ++total;
+    }
+  }
+  writer.flush();
+  fmt::print(stderr, "put: {} records into {} ({} shards)\n", total, cfg.stream, stream.shards());
+  return exit_ok;
+}
+
+struct generate_config {
+  std::string stream;
+  std::size_t shards = 4;
+  std::uint64_t records = 1'000'000;
+  std::size_t data_bytes = 100;
+  std::uint64_t keys = 100'000;
+  std::uint64_t seed = 42;
+};
+
+int run_generate(const generate_config& cfg) {
+  auto stream = local::stream_dir::create(cfg.stream, cfg.shards);
+  local::stream_writer writer{stream};
+  std::mt19937_64 rng{cfg.seed};
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  const auto start = std::chrono::steady_clock::now();
+  auto last_report = start;
+  stream_record x;
+  const std::string filler = "abcdefghijklmnopqrstuvwxyz0123456789";
+  for (std::uint64_t i = 0; i < cfg.records; ++i) {
+    x.partition_key = fmt::format("key-{}", rng() % std::max<std::uint64_t>(cfg.keys, 1));
+    x.arrival_ms = now_ms();
+    x.data = fmt::format("{{\"id\":{},\"key\":\"{}\",\"payload\":\"", i, x.partition_key);
+    while (x.data.size() + 2 < cfg.data_bytes)
+      x.data.push_back(filler[rng() % filler.size()]);
+    x.data += "\"}";
+    writer.append(x);
+    if ((i & 0xFFFF) == 0) {
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_report >= std::chrono::seconds(1)) {
+        last_report = now;
+        fmt::print(stderr, tty ? "\rgenerate: {:.0f}% ({} of {} records)" : "generate: {:.0f}% ({} of {} records)\n",
+                   100.0 * i / cfg.records, i, cfg.records);
+      }
+    }
+  }
+  writer.flush();
+  const auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print(stderr, "{}generate: {} records of ~{} bytes into {} ({} shards) in {:.2f} s\n",
+             tty ? "\r" : "", cfg.records, cfg.data_bytes, cfg.stream, cfg.shards, secs);
+  return exit_ok;
+}
+
+template <class F>
+int guarded(const char* command, F&& f) {
+  try {
+    return f();
+  } catch (const error& e) {
+    fmt::print(stderr, "shardflow {}: {}\n", command, e.what());
+    return e.code() == errc::bad_input ? exit_bad_input : exit_failed;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "shardflow {}: {}\n", command, e.what());
+    return exit_failed;
+  }
+}
+
+} // namespace
+
+void add_put_command(CLI::App& app, int& exit_code) {
+  auto cfg = std::make_shared<put_config>();
+  auto* cmd = app.add_subcommand(
+    "put", "Append records (NDJSON objects or lines of text) to a local stream, routed by the MD5 "
+           "of their partition key");
+  cmd->add_option("stream", cfg->stream, "the stream directory")->required();
+  cmd->add_option("files", cfg->files, "input files (default: standard input; - is stdin too)");
+  cmd->add_option("--shards", cfg->shards, "create the stream with this many shards if missing")
+    ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--format", cfg->format, "input format")
+    ->check(CLI::IsMember({"ndjson", "text"}))
+    ->capture_default_str();
+  cmd->add_option("--key", cfg->key_field,
+                  "NDJSON field whose value is the partition key (default: the whole line)");
+  cmd->callback([cfg, &exit_code] { exit_code = guarded("put", [&] { return run_put(*cfg); }); });
+}
+
+void add_generate_command(CLI::App& app, int& exit_code) {
+  auto cfg = std::make_shared<generate_config>();
+  auto* cmd = app.add_subcommand("generate", "Write a synthetic local stream (for demos and benchmarks)");
+  cmd->add_option("stream", cfg->stream, "the stream directory (created)")->required();
+  cmd->add_option("--shards", cfg->shards, "number of shards")
+    ->check(CLI::Range(1, 1 << 20))
+    ->capture_default_str();
+  cmd->add_option("--records", cfg->records, "records in total")->capture_default_str();
+  cmd->add_option("--data-bytes", cfg->data_bytes, "approximate bytes of data per record")
+    ->check(CLI::Range(16, 1 << 24))
+    ->capture_default_str();
+  cmd->add_option("--keys", cfg->keys, "distinct partition keys")->capture_default_str();
+  cmd->add_option("--seed", cfg->seed, "random seed")->capture_default_str();
+  cmd->callback(
+    [cfg, &exit_code] { exit_code = guarded("generate", [&] { return run_generate(*cfg); }); });
+}
+
+} // namespace shardflow::cli

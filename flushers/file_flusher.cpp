@@ -1,0 +1,156 @@
+#include "flushers/file_flusher.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "flushers/error.hpp"
+#include "flushers/record_line.hpp"
+
+namespace fs = std::filesystem;
+
+namespace shardflow {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what, const fs::path& file) {
+  throw error{errc::io_failed, fmt::format("{} {}: {}", what, file.string(), std::strerror(errno))};
+}
+
+void write_all(int fd, const std::string& data, const fs::path& file) {
+  const char* p = data.data();
+  auto left = data.size();
+  while (left > 0) {
+    auto n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      fail("cannot write", file);
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+} // namespace
+
+file_flusher::file_flusher(const shard_id& id, file_flusher_config cfg)
+  : id_(id), cfg_(std::move(cfg)) {
+  std::error_code ec;
+  fs::create_directories(cfg_.dir, ec);
+  if (ec)
+    throw error{errc::io_failed,
+                fmt::format("cannot create the output directory {}: {}", cfg_.dir.string(),
+                            ec.message())};
+  // Continue the newest file of this shard.
+  unsigned newest = 1;
+  const auto prefix = id_ + "-";
+  for (auto& entry : fs::directory_iterator(cfg_.dir, ec)) {
+    auto name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) == 0 && entry.path().extension() == ".ndjson") {
+      auto digits = name.substr(prefix.size(), name.size() - prefix.size() - 7);
+      if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos)
+        newest = std::max(newest, static_cast<unsigned>(std::stoul(digits)));
+    }
+  }
+  buffer_.reserve(cfg_.batch_records * 160);
+  tokens_.reserve(cfg_.batch_records);
+  open_file(newest);
+}
+
+file_flusher::~file_flusher() {
+  if (fd_ >= 0)
+    ::close(fd_);
+}
+
+void file_flusher::open_file(unsigned index) {
+  if (fd_ >= 0)
+    ::close(fd_);
+  index_ = index;
+  path_ = cfg_.dir / fmt::format("{}-{:06}.ndjson", id_, index_);
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    fail("cannot open", path_);
+  struct stat st {};
+  size_ = ::fstat(fd_, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  opened_ = std::chrono::system_clock::now();
+}
+
+add_result file_flusher::add(const stream_record& x, flush_token token) {
+  if (tokens_.size() >= cfg_.batch_records)
+    return add_result::full;
+  append_line(buffer_, x);
+  tokens_.push_back(token);
+  return add_result::added;
+}
+
+std::vector<flush_token> file_flusher::flush(flush_mode) {
+  if (tokens_.empty())
+    return {};
+  write_all(fd_, buffer_, path_);
+  if (cfg_.sync && ::fdatasync(fd_) != 0)
+    fail("cannot sync", path_);
+  size_ += buffer_.size();
+  buffer_.clear();
+  std::vector<flush_token> result;
+  result.reserve(cfg_.batch_records);
+  result.swap(tokens_);
+  const bool too_big = cfg_.roll_bytes > 0 && size_ >= cfg_.roll_bytes;
+  const bool too_old = cfg_.roll_age.count() > 0
+                       && std::chrono::system_clock::now() - opened_ >= cfg_.roll_age;
+  if (too_big || too_old)
+    open_file(index_ + 1);
+  return result;
+}
+
+std::vector<flush_token> file_flusher::heartbeat() {
+  return {};
+}
+
+flusher_factory file_flusher::factory(file_flusher_config cfg) {
+  return [cfg](const shard_id& id) { return std::make_unique<file_flusher>(id, cfg); };
+}
+
+// -- stdout_flusher ------------------------------------------------------------------------------
+
+stdout_flusher::stdout_flusher(std::size_t batch_records) : capacity_(std::max<std::size_t>(batch_records, 1)) {
+  // nop
+}
+
+add_result stdout_flusher::add(const stream_record& x, flush_token token) {
+  if (tokens_.size() >= capacity_)
+    return add_result::full;
+  append_line(buffer_, x);
+  tokens_.push_back(token);
+  return add_result::added;
+}
+
+std::vector<flush_token> stdout_flusher::flush(flush_mode) {
+  static std::mutex stdout_mutex; // shards write whole batches, never interleaved
+  if (tokens_.empty())
+    return {};
+  {
+    std::lock_guard<std::mutex> guard{stdout_mutex};
+    write_all(STDOUT_FILENO, buffer_, "standard output");
+  }
+  buffer_.clear();
+  std::vector<flush_token> result;
+  result.swap(tokens_);
+  return result;
+}
+
+std::vector<flush_token> stdout_flusher::heartbeat() {
+  return {};
+}
+
+flusher_factory stdout_flusher::factory(std::size_t batch_records) {
+  return [batch_records](const shard_id&) { return std::make_unique<stdout_flusher>(batch_records); };
+}
+
+} // namespace shardflow

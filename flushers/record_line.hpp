@@ -1,0 +1,27 @@
+// flushers/record_line.hpp - a record as one line of NDJSON: the local stream's format, and what the
+// file and stdout flushers write, so outputs can be compared with inputs line by line.
+//
+//     {"k":"<partition key>","t":<arrival ms, optional>,"d":"<data as a JSON string>"}\n
+//
+// Data is UTF-8 text (control characters, quotes and backslashes are escaped). Parsing accepts the
+// fields in any order, ignores unknown ones, and says what is wrong with a line that is not a record.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "flushers/record.hpp"
+
+namespace shardflow {
+
+/// Appends the JSON string literal for `text` (quotes included) to `out`.
+void append_json_string(std::string& out, std::string_view text);
+
+/// Appends the line of `x` (newline included) to `out`.
+void append_line(std::string& out, const stream_record& x);
+
+/// Parses one record line (without its newline) into `out`, leaving its sequence number alone.
+/// @returns an empty string on success, else why the line is not a record.
+std::string parse_line(std::string_view line, stream_record& out);
+
+} // namespace shardflow

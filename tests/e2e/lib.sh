@@ -1,0 +1,46 @@
+# tests/e2e/lib.sh - helpers for the end-to-end tests of the shardflow binary (sourced).
+set -euo pipefail
+
+SHARDFLOW="${1:?usage: $0 path/to/shardflow}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/shardflow-e2e.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+failures=0
+
+check() { # description, command...
+  local what="$1"; shift
+  if "$@"; then
+    echo "ok: $what"
+  else
+    echo "FAILED: $what"
+    failures=$((failures + 1))
+  fi
+}
+
+finish() {
+  if [ "$failures" -gt 0 ]; then
+    echo "$failures check(s) failed"
+    exit 1
+  fi
+  echo "all checks passed"
+}
+
+# The data of every record line in the given files, one per line (the output of a run).
+data_of() { cat "$@" | sed -e 's/^.*"d":"//' -e 's/"}$//' ; }
+
+# Lines of the input shard file that a checkpoint at byte offset $2 covers (the line at the offset
+# included).
+covered_lines() { # file offset
+  local n
+  n=$(head -c "$2" "$1" | wc -l)
+  head -n $((n + 1)) "$1"
+}
+
+# The checkpoint offset of shard $2 in database $1 (empty when none).
+checkpoint_of() { sqlite3 "$1" "select sequence from checkpoints where shard = '$2'"; }
+
+# Every line of stdin must occur in the files $@ (as whole lines).
+all_present() {
+  local missing
+  missing=$(comm -23 <(sort -u) <(cat "$@" | sort -u) | wc -l)
+  [ "$missing" -eq 0 ] || { echo "  $missing lines missing"; return 1; }
+}
