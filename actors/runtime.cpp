@@ -16,6 +16,7 @@ caf::expected<std::unique_ptr<runtime>> runtime::start(caf::actor_system& sys, r
   flags.intensity = cfg.intensity;
   flags.period = cfg.period;
   flags.shutdown_mode = cfg.finite ? auto_shutdown::all_significant : auto_shutdown::never;
+  flags.start_timeout = cfg.start_timeout;
   auto root = spawn_supervisor(sys, flags, {});
   if (!root)
     return root.error();

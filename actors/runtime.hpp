@@ -52,6 +52,8 @@ struct runtime_config {
   bool finite = false;
   /// The checkpoint sink; when invalid, the runtime creates one over a `memory_checkpoint_store`.
   caf::actor sink;
+  /// How long a shard group may take to start (longer than its shard's start timeout).
+  std::chrono::milliseconds start_timeout{120'000};
 };
 
 /// Shards under one supervision tree in a host's actor system; see the file comment.

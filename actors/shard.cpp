@@ -311,6 +311,7 @@ child_spec shard_group(shard_group_config cfg) {
   flags.intensity = cfg.intensity;
   flags.period = cfg.period;
   flags.shutdown_mode = cfg.finite ? auto_shutdown::any_significant : auto_shutdown::never;
+  flags.start_timeout = cfg.start_timeout;
   auto result = supervisor_child(cfg.shard.id, flags, {std::move(feeder_spec), std::move(shard_spec)},
                                  cfg.finite ? restart_type::transient : restart_type::permanent,
                                  cfg.finite);

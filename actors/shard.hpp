@@ -87,6 +87,9 @@ struct shard_group_config {
   backoff_spec backoff;
   /// How long a shard may take for its final flush and checkpoint when stopped.
   std::chrono::milliseconds shutdown_timeout{5000};
+  /// How long a starting shard may take to load its checkpoint and attach (a store that syncs to
+  /// disk can be slow under load).
+  std::chrono::milliseconds start_timeout{60'000};
 };
 
 /// Returns the child spec of the group of one shard, id = the shard id. Under a parent supervisor

@@ -3,7 +3,7 @@ set -euo pipefail
 
 SHARDFLOW="${1:?usage: $0 path/to/shardflow}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/shardflow-e2e.XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
+trap '[ "${KEEP:-}" = 1 ] || rm -rf "$WORK"' EXIT
 failures=0
 
 check() { # description, command...

@@ -1,0 +1,46 @@
+#include "apps/shardflow/options.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace shardflow::cli;
+using namespace std::chrono_literals;
+
+SCENARIO("durations, sizes, flusher specs, shard lists and addresses parse or are refused",
+         "[apps][options]") {
+  CHECK(parse_duration("0") == 0ms);
+  CHECK(parse_duration("250ms") == 250ms);
+  CHECK(parse_duration("5s") == 5000ms);
+  CHECK(parse_duration("5") == 5000ms);
+  CHECK(parse_duration("2m") == 120000ms);
+  CHECK(parse_duration("1h") == 3600000ms);
+  CHECK_FALSE(parse_duration("5parsecs"));
+  CHECK_FALSE(parse_duration("-1s"));
+  CHECK_FALSE(parse_duration(""));
+  CHECK(parse_size("64k") == 65536u);
+  CHECK(parse_size("1G") == (1ull << 30));
+  CHECK_FALSE(parse_size("1T"));
+  flusher_spec f;
+  CHECK(parse_flusher("file:/tmp/out", f).empty());
+  CHECK(f.name == "file");
+  CHECK(f.argument == "/tmp/out");
+  CHECK(parse_flusher("null", f).empty());
+  CHECK_FALSE(parse_flusher("file", f).empty());
+  CHECK_FALSE(parse_flusher("null:x", f).empty());
+  CHECK_THAT(parse_flusher("kafka", f), Catch::Contains("unknown flusher"));
+  std::vector<std::size_t> shards;
+  CHECK(parse_shard_list("all", 3, shards).empty());
+  CHECK(shards == std::vector<std::size_t>{0, 1, 2});
+  CHECK(parse_shard_list("0,2,5-7", 8, shards).empty());
+  CHECK(shards == std::vector<std::size_t>{0, 2, 5, 6, 7});
+  CHECK_THAT(parse_shard_list("9", 8, shards), Catch::Contains("does not exist"));
+  CHECK_FALSE(parse_shard_list("3-1", 8, shards).empty());
+  std::string host;
+  int port = 0;
+  CHECK(parse_host_port("127.0.0.1:9464", host, port));
+  CHECK(host == "127.0.0.1");
+  CHECK(port == 9464);
+  CHECK(parse_host_port(":80", host, port));
+  CHECK(host == "127.0.0.1");
+  CHECK_FALSE(parse_host_port("localhost", host, port));
+  CHECK_FALSE(parse_host_port("h:70000", host, port));
+}
