@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "apps/shardflow/exit_codes.hpp"
+#include "apps/shardflow/mld_command.hpp"
 #include "apps/shardflow/run_command.hpp"
 #include "apps/shardflow/stream_commands.hpp"
 
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   shardflow::cli::add_put_command(app, exit_code);
   shardflow::cli::add_generate_command(app, exit_code);
   shardflow::cli::add_run_command(app, exit_code);
+  shardflow::cli::add_mld_commands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

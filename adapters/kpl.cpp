@@ -1,0 +1,171 @@
+#include "adapters/kpl.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#include <fmt/format.h>
+
+#include "kpl_agg.pb.h" // generated from adapters/proto/kpl_agg.proto
+
+namespace shardflow::kpl {
+
+namespace {
+
+constexpr std::array<unsigned char, 3> magic_tail = {0x89, 0x9A, 0xC2};
+constexpr std::size_t md5_size = 16;
+
+std::array<unsigned char, md5_size> md5(std::string_view bytes) {
+  std::array<unsigned char, md5_size> out{};
+  unsigned int n = 0;
+  EVP_Digest(bytes.data(), bytes.size(), out.data(), &n, EVP_md5(), nullptr);
+  return out;
+}
+
+std::optional<magic> magic_of(std::string_view data) {
+  if (data.size() < 4 || std::memcmp(data.data() + 1, magic_tail.data(), 3) != 0)
+    return std::nullopt;
+  switch (static_cast<unsigned char>(data[0])) {
+    case 0xF3:
+      return magic::standard;
+    case 0x00:
+      return magic::erlmld_plain;
+    case 0x01:
+      return magic::erlmld_deflated;
+  }
+  return std::nullopt;
+}
+
+bool inflate_all(std::string_view in, std::string& out) {
+  z_stream zs{};
+  if (inflateInit(&zs) != Z_OK)
+    return false;
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  char buf[1 << 15];
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof buf;
+    rc = inflate(&zs, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - zs.avail_out);
+    if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0)
+      break; // truncated input
+  }
+  inflateEnd(&zs);
+  return rc == Z_STREAM_END;
+}
+
+std::string deflate_all(std::string_view in) {
+  uLongf size = compressBound(static_cast<uLong>(in.size()));
+  std::string out(size, '\0');
+  compress(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(in.data()),
+           static_cast<uLong>(in.size()));
+  out.resize(size);
+  return out;
+}
+
+} // namespace
+
+unpack_result unpack(std::string_view data, bool erlmld_magics) {
+  unpack_result result;
+  auto m = magic_of(data);
+  if (!m || (!erlmld_magics && *m != magic::standard))
+    return result; // plain
+  std::string inflated;
+  std::string_view body = data.substr(4);
+  if (*m == magic::erlmld_deflated) {
+    if (!inflate_all(body, inflated)) {
+      result.what = unpack_result::kind::corrupt;
+      result.why = "the compressed aggregate does not inflate";
+      return result;
+    }
+    body = inflated;
+  }
+  if (body.size() <= md5_size) {
+    if (*m == magic::standard)
+      return result; // the KCL's rule: too short to be an aggregate, so a plain record
+    result.what = unpack_result::kind::corrupt;
+    result.why = "too short for an aggregate";
+    return result;
+  }
+  const auto proto = body.substr(0, body.size() - md5_size);
+  const auto digest = md5(proto);
+  if (std::memcmp(digest.data(), body.data() + proto.size(), md5_size) != 0) {
+    result.what = unpack_result::kind::corrupt;
+    result.why = "the MD5 of the aggregate does not match";
+    return result;
+  }
+  AggregatedRecord agg;
+  if (!agg.ParseFromArray(proto.data(), static_cast<int>(proto.size()))) {
+    result.what = unpack_result::kind::corrupt;
+    result.why = "the aggregate is not a valid protobuf";
+    return result;
+  }
+  result.records.reserve(static_cast<std::size_t>(agg.records_size()));
+  for (const auto& r : agg.records()) {
+    if (r.partition_key_index() >= static_cast<std::uint64_t>(agg.partition_key_table_size())
+        || (r.has_explicit_hash_key_index()
+            && r.explicit_hash_key_index()
+                 >= static_cast<std::uint64_t>(agg.explicit_hash_key_table_size()))) {
+      result.records.clear();
+      result.what = unpack_result::kind::corrupt;
+      result.why = "a key index of the aggregate is out of range";
+      return result;
+    }
+    user_record u;
+    u.partition_key = agg.partition_key_table(static_cast<int>(r.partition_key_index()));
+    if (r.has_explicit_hash_key_index())
+      u.explicit_hash_key = agg.explicit_hash_key_table(static_cast<int>(r.explicit_hash_key_index()));
+    u.data = r.data();
+    result.records.push_back(std::move(u));
+  }
+  result.what = unpack_result::kind::aggregate;
+  return result;
+}
+
+void aggregator::add(const std::string& partition_key, std::string data,
+                     const std::optional<std::string>& explicit_hash_key) {
+  records_.push_back({partition_key, explicit_hash_key, std::move(data)});
+}
+
+std::string aggregator::build(magic m) {
+  AggregatedRecord agg;
+  auto index_of = [](std::vector<std::string>& table, const std::string& key) {
+    auto i = std::find(table.begin(), table.end(), key);
+    if (i == table.end()) {
+      table.push_back(key);
+      return table.size() - 1;
+    }
+    return static_cast<std::size_t>(i - table.begin());
+  };
+  for (auto& u : records_) {
+    auto* r = agg.add_records();
+    r->set_partition_key_index(index_of(keys_, u.partition_key));
+    if (u.explicit_hash_key)
+      r->set_explicit_hash_key_index(index_of(hash_keys_, *u.explicit_hash_key));
+    r->set_data(u.data);
+  }
+  for (auto& k : keys_)
+    agg.add_partition_key_table(k);
+  for (auto& k : hash_keys_)
+    agg.add_explicit_hash_key_table(k);
+  std::string proto;
+  agg.SerializeToString(&proto);
+  const auto digest = md5(proto);
+  std::string body = proto;
+  body.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+  std::string out;
+  out.push_back(static_cast<char>(m == magic::standard ? 0xF3 : (m == magic::erlmld_plain ? 0x00 : 0x01)));
+  out.append(reinterpret_cast<const char*>(magic_tail.data()), magic_tail.size());
+  out += m == magic::erlmld_deflated ? deflate_all(body) : body;
+  keys_.clear();
+  hash_keys_.clear();
+  records_.clear();
+  return out;
+}
+
+} // namespace shardflow::kpl

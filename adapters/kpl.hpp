@@ -1,0 +1,80 @@
+// adapters/kpl.hpp - KPL record aggregation: unpacking aggregates a worker receives, and packing
+// them on the producer side.
+//
+// Layout: MAGIC (4 bytes) | protobuf AggregatedRecord | MD5 of the protobuf (16 bytes). The standard
+// magic is F3 89 9A C2 (the KCL itself unpacks those). erlmld adds two of its own: 00 89 9A C2, the
+// same layout that the KCL leaves alone, and 01 89 9A C2, where zlib(protobuf | MD5) follows the
+// magic. A record is an aggregate only if the magic matches, the MD5 checks out and the protobuf
+// parses with every key index in range; a record that carries a magic but fails a check is
+// `corrupt` and should be delivered as one opaque record (and logged), never dropped.
+//
+// Plain functions and a value class; no threads.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shardflow::kpl {
+
+/// Which magic an aggregate carries.
+enum class magic : std::uint8_t {
+  /// F3 89 9A C2: the KPL's own.
+  standard,
+  /// 00 89 9A C2: erlmld's, same layout, unseen by the KCL.
+  erlmld_plain,
+  /// 01 89 9A C2: erlmld's, zlib-compressed protobuf and MD5.
+  erlmld_deflated,
+};
+
+/// One user record inside an aggregate.
+struct user_record {
+  std::string partition_key;
+  std::optional<std::string> explicit_hash_key;
+  std::string data;
+};
+
+/// What `unpack` found.
+struct unpack_result {
+  enum class kind : std::uint8_t {
+    /// Not an aggregate (or a magic we were told to ignore): one plain record.
+    plain,
+    /// An aggregate; `records` holds its user records in order.
+    aggregate,
+    /// It looked like an aggregate but failed a check (`why` says which): one opaque record.
+    corrupt,
+  };
+  kind what = kind::plain;
+  std::vector<user_record> records;
+  std::string why;
+};
+
+/// Unpacks `data` if it is an aggregate with the standard magic, or with one of erlmld's when
+/// `erlmld_magics` is set.
+unpack_result unpack(std::string_view data, bool erlmld_magics = true);
+
+/// Builds aggregates of user records (the producer side).
+class aggregator {
+public:
+  /// Adds a user record; keys are shared through the aggregate's key tables.
+  void add(const std::string& partition_key, std::string data,
+           const std::optional<std::string>& explicit_hash_key = std::nullopt);
+
+  /// Returns how many records were added since the last `build`.
+  std::size_t size() const noexcept {
+    return records_.size();
+  }
+
+  /// Returns the aggregate of the records added so far (magic, protobuf, MD5; deflated for
+  /// `erlmld_deflated`) and starts a new one.
+  std::string build(magic m = magic::standard);
+
+private:
+  std::vector<std::string> keys_;
+  std::vector<std::string> hash_keys_;
+  std::vector<user_record> records_;
+};
+
+} // namespace shardflow::kpl

@@ -1,0 +1,396 @@
+#include "adapters/mld_worker.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <unordered_set>
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "adapters/kpl.hpp"
+#include "adapters/mld_protocol.hpp"
+#include "flushers/error.hpp"
+
+namespace shardflow::mld {
+
+line_io::~line_io() = default;
+
+// -- fd_line_io ------------------------------------------------------------------------------------
+
+fd_line_io::fd_line_io(int in, int out) : in_(in), out_(out) {
+  // nop
+}
+
+std::optional<std::string> fd_line_io::read_line() {
+  for (;;) {
+    auto nl = buf_.find('\n', pos_);
+    if (nl != std::string::npos) {
+      std::string line = buf_.substr(pos_, nl - pos_);
+      pos_ = nl + 1;
+      if (!line.empty() && line.back() == '\r')
+        line.pop_back();
+      return line;
+    }
+    if (eof_) {
+      if (pos_ >= buf_.size())
+        return std::nullopt;
+      std::string line = buf_.substr(pos_);
+      pos_ = buf_.size();
+      return line;
+    }
+    if (pos_ > 0) {
+      buf_.erase(0, pos_);
+      pos_ = 0;
+    }
+    const auto old = buf_.size();
+    buf_.resize(old + (1 << 20));
+    ssize_t n;
+    do {
+      n = ::read(in_, buf_.data() + old, 1 << 20);
+    } while (n < 0 && errno == EINTR);
+    buf_.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
+    eof_ = n <= 0;
+  }
+}
+
+bool fd_line_io::write_line(const std::string& line) {
+  std::string out = line + "\n";
+  const char* p = out.data();
+  auto left = out.size();
+  while (left > 0) {
+    auto n = ::write(out_, p, left);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false; // EPIPE: the daemon is gone
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// -- the worker ------------------------------------------------------------------------------------
+
+namespace {
+
+// Hands poison records to nobody: the flusher sees them as ignored, so they count as done.
+class poison_filter final : public flusher {
+public:
+  poison_filter(std::unique_ptr<flusher> inner, const std::unordered_set<const stream_record*>* poison)
+    : inner_(std::move(inner)), poison_(poison) {
+  }
+  add_result add(const stream_record& x, flush_token t) override {
+    if (poison_->count(&x) > 0)
+      return add_result::ignored;
+    return inner_->add(x, t);
+  }
+  std::vector<flush_token> flush(flush_mode m) override {
+    return inner_->flush(m);
+  }
+  std::vector<flush_token> heartbeat() override {
+    return inner_->heartbeat();
+  }
+
+private:
+  std::unique_ptr<flusher> inner_;
+  const std::unordered_set<const stream_record*>* poison_;
+};
+
+// Stops the session: the flusher failed, or the daemon is gone.
+struct session_end {
+  int code;
+};
+
+enum class checkpoint_outcome : std::uint8_t { done, lease_gone, failed };
+
+} // namespace
+
+struct worker::impl {
+  line_io& io;
+  worker_config cfg;
+  worker_stats stats;
+  message_parser parser;
+  std::unique_ptr<batch_processor> proc;
+  std::unordered_set<const stream_record*> poison;
+  std::string shard;
+  bool v2 = true;
+  bool lease_gone = false; // after ShutdownException: never checkpoint again
+  bool stopped = false;    // after shutdownRequested: records are not processed any more
+  std::mt19937_64 rng{std::random_device{}()};
+
+  impl(line_io& i, worker_config c) : io(i), cfg(std::move(c)) {
+    if (!cfg.sleep)
+      cfg.sleep = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+    if (!cfg.now)
+      cfg.now = [] { return std::chrono::steady_clock::now(); };
+    if (!cfg.log)
+      cfg.log = [](const std::string& s) { fmt::print(stderr, "shardflow mld: {}\n", s); };
+  }
+
+  void log(const std::string& s) {
+    cfg.log(shard.empty() ? s : fmt::format("{}: {}", shard, s));
+  }
+
+  void send(const std::string& line) {
+    if (!io.write_line(line)) {
+      log("the daemon closed the connection");
+      throw session_end{1};
+    }
+  }
+
+  // Reads the next message, skipping blank and undecodable lines; nothing at end of input.
+  std::optional<message> next() {
+    for (;;) {
+      auto line = io.read_line();
+      if (!line)
+        return std::nullopt;
+      if (line->find_first_not_of(" \t\r") == std::string::npos)
+        continue;
+      message m;
+      if (auto why = parser.parse(*line, m); !why.empty()) {
+        ++stats.ignored_lines;
+        log(fmt::format("ignoring a line that is {}: {:.80}", why, *line));
+        continue;
+      }
+      return m;
+    }
+  }
+
+  // Runs one checkpoint exchange (with retries). `unbounded` retries throttling forever (shard end).
+  checkpoint_outcome checkpoint(const std::optional<sequence_number>& at, bool unbounded) {
+    std::optional<std::string> seq;
+    std::optional<std::uint64_t> sub;
+    if (at) {
+      seq = at->base.to_string();
+      sub = at->sub;
+    }
+    auto delay = cfg.checkpoint_backoff;
+    for (unsigned attempt = 0;; ++attempt) {
+      send(checkpoint_line(v2, seq, sub));
+      std::optional<message> reply;
+      while ((reply = next())) {
+        if (reply->what == message::kind::checkpoint)
+          break;
+        log(fmt::format("expected a checkpoint reply, got {}; ignoring it", reply->action));
+      }
+      if (!reply) {
+        log("end of input while waiting for a checkpoint reply; its outcome is unknown");
+        throw session_end{0};
+      }
+      if (!reply->error) {
+        ++stats.checkpoints;
+        return checkpoint_outcome::done;
+      }
+      ++stats.checkpoint_errors;
+      const auto& err = *reply->error;
+      if (err == "ShutdownException") {
+        log("checkpoint refused with ShutdownException: the lease is gone; no more checkpoints");
+        lease_gone = true;
+        return checkpoint_outcome::lease_gone;
+      }
+      const bool retryable = err == "ThrottlingException" || err == "KinesisClientLibDependencyException";
+      if (!retryable) {
+        log(fmt::format("checkpoint at {} failed with {}; not retried", seq.value_or("null"), err));
+        return checkpoint_outcome::failed;
+      }
+      if (!unbounded && attempt >= cfg.checkpoint_retries) {
+        log(fmt::format("checkpoint at {} failed with {} {} times; giving up on it",
+                        seq.value_or("null"), err, attempt + 1));
+        return checkpoint_outcome::failed;
+      }
+      std::uniform_real_distribution<double> jitter{0.5, 1.0};
+      const auto wait = std::chrono::milliseconds(
+        static_cast<std::int64_t>(static_cast<double>(delay.count()) * jitter(rng)));
+      log(fmt::format("checkpoint at {} failed with {}; retry {} in {} ms", seq.value_or("null"), err,
+                      attempt + 1, wait.count()));
+      cfg.sleep(wait);
+      delay = std::min(delay * 2, cfg.checkpoint_backoff_max);
+    }
+  }
+
+  template <class F>
+  auto guarded(F&& f) {
+    try {
+      return f();
+    } catch (const error& e) {
+      log(fmt::format("fatal: {}", e.what()));
+      throw session_end{1};
+    }
+  }
+
+  void on_initialize(const message& m) {
+    shard = m.shard_id;
+    v2 = m.has_sequence_key;
+    guarded([&] {
+      proc = std::make_unique<batch_processor>(
+        shard, std::make_unique<poison_filter>(cfg.make_flusher(shard), &poison), cfg.batch, cfg.now());
+    });
+    log(fmt::format("initialized at {} (protocol {})", m.sequence_number.value_or("null"),
+                    v2 ? "v2" : "v1"));
+    send(status_line(m.action));
+  }
+
+  record_batch decode(const message& m) {
+    std::vector<stream_record> xs;
+    xs.reserve(m.records.size());
+    std::vector<std::size_t> poisoned;
+    std::string bytes;
+    for (auto& w : m.records) {
+      sequence_number seq;
+      try {
+        seq.base = sequence_base::parse(w.sequence_number);
+      } catch (const error& e) {
+        ++stats.poison;
+        log(fmt::format("skipping a record without a usable sequence number: {}", e.what()));
+        continue;
+      }
+      seq.sub = w.sub_sequence_number;
+      stream_record base;
+      base.partition_key = w.partition_key;
+      base.sequence = seq;
+      base.arrival_ms = w.arrival_ms;
+      base.behind_ms = m.millis_behind_latest;
+      if (w.data_null || !decode_base64(w.data_base64, bytes)) {
+        ++stats.poison;
+        log(fmt::format("poison record at {}: its data is not valid base64", w.sequence_number));
+        poisoned.push_back(xs.size());
+        xs.push_back(std::move(base));
+        continue;
+      }
+      auto unpacked = kpl::unpack(bytes, cfg.erlmld_magics);
+      if (unpacked.what == kpl::unpack_result::kind::aggregate) {
+        ++stats.aggregates;
+        const auto n = static_cast<std::uint32_t>(unpacked.records.size());
+        for (std::uint32_t i = 0; i < n; ++i) {
+          stream_record x = base;
+          x.partition_key = std::move(unpacked.records[i].partition_key);
+          x.data = std::move(unpacked.records[i].data);
+          x.sequence.user_sub = i;
+          x.sequence.user_total = n;
+          xs.push_back(std::move(x));
+        }
+        continue;
+      }
+      if (unpacked.what == kpl::unpack_result::kind::corrupt) {
+        ++stats.corrupt_aggregates;
+        log(fmt::format("record at {} looks like an aggregate but {}; delivered as one record",
+                        w.sequence_number, unpacked.why));
+      }
+      base.data = std::move(bytes);
+      xs.push_back(std::move(base));
+    }
+    record_batch batch{std::move(xs)};
+    poison.clear();
+    for (auto i : poisoned)
+      poison.insert(&batch[i]);
+    stats.records += batch.size();
+    return batch;
+  }
+
+  void on_process_records(const message& m) {
+    if (!proc || stopped) {
+      log(proc ? "records after shutdownRequested: not processed" : "records before initialize");
+      send(status_line(m.action));
+      return;
+    }
+    const auto now = cfg.now();
+    auto cp = guarded([&] { return proc->heartbeat(now); });
+    auto batch = decode(m);
+    if (auto later = guarded([&] { return proc->process(batch, now); }))
+      cp = std::move(later);
+    if (cp && cp->position && !lease_gone)
+      checkpoint(cp->position, false);
+    send(status_line(m.action));
+  }
+
+  void on_shard_end(const message& m) {
+    if (proc && !stopped)
+      guarded([&] { return proc->shutdown(shutdown_reason::terminate, cfg.now()); });
+    if (!lease_gone)
+      checkpoint(std::nullopt, true);
+    send(status_line(m.action));
+  }
+
+  void on_lease_lost(const message& m) {
+    if (proc && !stopped)
+      guarded([&] { return proc->shutdown(shutdown_reason::zombie, cfg.now()); });
+    proc.reset();
+    send(status_line(m.action));
+  }
+
+  void on_shutdown_requested(const message& m) {
+    if (proc && !stopped) {
+      auto cp = guarded([&] { return proc->shutdown(shutdown_reason::requested, cfg.now()); });
+      stopped = true;
+      if (cp && cp->position && !lease_gone)
+        checkpoint(cp->position, false);
+    }
+    send(status_line(m.action));
+  }
+
+  int run() {
+    try {
+      while (auto m = next()) {
+        switch (m->what) {
+          case message::kind::initialize:
+            on_initialize(*m);
+            break;
+          case message::kind::process_records:
+            on_process_records(*m);
+            break;
+          case message::kind::shard_ended:
+            on_shard_end(*m);
+            break;
+          case message::kind::lease_lost:
+            on_lease_lost(*m);
+            break;
+          case message::kind::shutdown:
+            if (m->reason == "TERMINATE" || m->reason == "SHARD_END") {
+              on_shard_end(*m);
+            } else {
+              if (m->reason != "ZOMBIE" && m->reason != "LEASE_LOST")
+                log(fmt::format("unknown shutdown reason \"{}\": treated as a lost lease", m->reason));
+              on_lease_lost(*m);
+            }
+            break;
+          case message::kind::shutdown_requested:
+            on_shutdown_requested(*m);
+            break;
+          case message::kind::checkpoint:
+            log("a checkpoint reply without a request; ignored");
+            break;
+          case message::kind::other:
+            if (m->action == "status" || m->action == "record") {
+              log(fmt::format("a stray {} message; ignored", m->action));
+              break;
+            }
+            log(fmt::format("unknown action \"{}\": acknowledged", m->action));
+            send(status_line(m->action));
+            break;
+        }
+      }
+      return 0;
+    } catch (const session_end& e) {
+      return e.code;
+    }
+  }
+};
+
+worker::worker(line_io& io, worker_config cfg) : impl_(std::make_unique<impl>(io, std::move(cfg))) {
+  // nop
+}
+
+worker::~worker() = default;
+
+int worker::run() {
+  return impl_->run();
+}
+
+const worker_stats& worker::stats() const noexcept {
+  return impl_->stats;
+}
+
+} // namespace shardflow::mld

@@ -1,0 +1,119 @@
+// adapters/mld_worker.hpp - the record processor a KCL MultiLangDaemon runs for one shard.
+//
+// The worker reads the daemon's actions one line at a time and answers each with exactly one status,
+// after any checkpoint exchanges (request, then wait for the reply). It runs one batch processor
+// (actors/batch_processor.hpp) per shard lease:
+//
+//   initialize         detect the protocol generation (v2 fields iff `sequenceNumber` is present),
+//                      make the flusher and the processor; status
+//   processRecords     heartbeat; decode records (base64; KPL aggregates unpacked, each user record
+//                      keeping its carrier's sequence and sub-sequence numbers); process; checkpoint
+//                      the processor's decision, if any; status
+//   shardEnded, shutdown TERMINATE / SHARD_END
+//                      flush fully, checkpoint with a null sequence number (retried until it works);
+//                      status
+//   shutdownRequested  flush fully, checkpoint at the last durable record; status
+//   leaseLost, shutdown ZOMBIE / LEASE_LOST
+//                      no flush, no checkpoint; status
+//   any other action   status (forward compatible); undecodable lines are logged and ignored
+//
+// Checkpoint replies: ThrottlingException and KinesisClientLibDependencyException are retried with
+// doubling backoff (at most `checkpoint_retries` times during processRecords, without limit at shard
+// end); ShutdownException means the lease is gone: never checkpoint again in this session;
+// InvalidStateException, IllegalArgumentException and anything else are logged and not retried.
+// Records whose data is not valid base64 are poison: logged, counted, given to no flusher, and treated
+// as done so they cannot hold checkpoints back. A corrupt aggregate goes to the flusher as one opaque
+// record. A flusher failure is fatal: the worker stops at once (non-zero exit), the daemon then
+// restarts its shards and the records after the last checkpoint come again.
+//
+// I/O goes through `line_io`, so tests drive the worker with transcripts and the CLI with stdin and
+// stdout; time and sleeping are injected, so no test waits for a real backoff.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "actors/batch_processor.hpp"
+#include "flushers/flusher.hpp"
+
+namespace shardflow::mld {
+
+/// Where the worker reads the daemon's lines and writes its own.
+class line_io {
+public:
+  virtual ~line_io();
+
+  /// Returns the next line without its line ending, or nothing at end of input.
+  virtual std::optional<std::string> read_line() = 0;
+
+  /// Writes `line` and a newline, and flushes. Returns false when the other side is gone.
+  virtual bool write_line(const std::string& line) = 0;
+};
+
+/// `line_io` over two file descriptors (stdin and stdout for the daemon's child process).
+class fd_line_io final : public line_io {
+public:
+  fd_line_io(int in, int out);
+
+  std::optional<std::string> read_line() override;
+  bool write_line(const std::string& line) override;
+
+private:
+  int in_;
+  int out_;
+  std::string buf_;
+  std::size_t pos_ = 0;
+  bool eof_ = false;
+};
+
+/// Options of the worker.
+struct worker_config {
+  flusher_factory make_flusher;
+  batch_config batch;
+  /// Retries of a throttled checkpoint while handling processRecords (shard end retries forever).
+  unsigned checkpoint_retries = 5;
+  /// First retry delay; doubles with jitter up to `checkpoint_backoff_max`.
+  std::chrono::milliseconds checkpoint_backoff{1000};
+  std::chrono::milliseconds checkpoint_backoff_max{30'000};
+  /// Unpack erlmld's aggregate magics (00/01 89 9A C2) besides the standard one.
+  bool erlmld_magics = true;
+  /// Injected for tests: how to wait, what time it is, where logs go.
+  std::function<void(std::chrono::milliseconds)> sleep;
+  std::function<std::chrono::steady_clock::time_point()> now;
+  std::function<void(const std::string&)> log;
+};
+
+/// Counters of one worker session.
+struct worker_stats {
+  std::uint64_t records = 0;         // records offered to the processor (user records counted)
+  std::uint64_t poison = 0;          // undecodable records
+  std::uint64_t aggregates = 0;      // aggregates unpacked
+  std::uint64_t corrupt_aggregates = 0;
+  std::uint64_t checkpoints = 0;     // checkpoints the daemon confirmed
+  std::uint64_t checkpoint_errors = 0;
+  std::uint64_t ignored_lines = 0;
+};
+
+/// Serves one daemon session; see the file comment.
+class worker {
+public:
+  worker(line_io& io, worker_config cfg);
+  ~worker();
+
+  /// Serves the daemon until end of input. Returns 0 after a clean session, 1 after a fatal error
+  /// (a flusher failure, a broken pipe).
+  int run();
+
+  /// Returns the counters.
+  const worker_stats& stats() const noexcept;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace shardflow::mld

@@ -1,0 +1,160 @@
+// Plays KCL MultiLangDaemon transcripts through the real `shardflow mld` binary over pipes.
+//
+// A transcript (tests/mld/transcripts/*.txt) is what the daemon sends and what the worker must
+// answer, line by line:
+//
+//     # comment                       args: OPTIONS...   (command-line options of `shardflow mld`)
+//     > LINE   the daemon sends LINE  < LINE   the worker must answer exactly LINE
+//     close    the daemon closes stdin           exit: N   the worker's exit status
+//
+// After the script, stdin is closed; the worker must print nothing more and exit with N.
+#include <algorithm>
+#include <filesystem>
+#include <optional>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace {
+
+struct child {
+  pid_t pid = -1;
+  int in = -1;  // the worker's stdin
+  int out = -1; // the worker's stdout
+  std::string buf;
+
+  // Reads one line (without newline) within 20 s; empty optional at EOF or timeout.
+  std::optional<std::string> read_line() {
+    for (;;) {
+      auto nl = buf.find('\n');
+      if (nl != std::string::npos) {
+        auto line = buf.substr(0, nl);
+        buf.erase(0, nl + 1);
+        return line;
+      }
+      pollfd p{out, POLLIN, 0};
+      if (::poll(&p, 1, 20'000) <= 0)
+        return std::nullopt;
+      char tmp[65536];
+      auto n = ::read(out, tmp, sizeof tmp);
+      if (n <= 0)
+        return std::nullopt;
+      buf.append(tmp, static_cast<std::size_t>(n));
+    }
+  }
+
+  void write_line(const std::string& line) {
+    auto data = line + "\n";
+    auto n = ::write(in, data.data(), data.size());
+    REQUIRE(n == static_cast<ssize_t>(data.size()));
+  }
+
+  void close_input() {
+    if (in >= 0)
+      ::close(in);
+    in = -1;
+  }
+};
+
+child spawn_worker(const std::vector<std::string>& args) {
+  int to_child[2];
+  int from_child[2];
+  REQUIRE(::pipe(to_child) == 0);
+  REQUIRE(::pipe(from_child) == 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, to_child[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, from_child[1], 1);
+  posix_spawn_file_actions_addclose(&fa, to_child[1]);
+  posix_spawn_file_actions_addclose(&fa, from_child[0]);
+  std::vector<std::string> all = {SHARDFLOW_BINARY, "mld"};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  child c;
+  REQUIRE(posix_spawn(&c.pid, SHARDFLOW_BINARY, &fa, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(to_child[0]);
+  ::close(from_child[1]);
+  c.in = to_child[1];
+  c.out = from_child[0];
+  return c;
+}
+
+std::vector<std::string> split_args(const std::string& text) {
+  std::istringstream in{text};
+  std::vector<std::string> result;
+  std::string word;
+  while (in >> word)
+    result.push_back(word);
+  return result;
+}
+
+void play(const std::filesystem::path& file) {
+  std::ifstream in{file};
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line))
+    lines.push_back(line);
+  std::vector<std::string> args;
+  int expected_exit = 0;
+  for (auto& l : lines) {
+    if (l.rfind("args:", 0) == 0)
+      args = split_args(l.substr(5));
+    if (l.rfind("exit:", 0) == 0)
+      expected_exit = std::stoi(l.substr(5));
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  auto c = spawn_worker(args);
+  std::size_t number = 0;
+  for (auto& l : lines) {
+    ++number;
+    INFO(file.filename().string() << ":" << number);
+    if (l.rfind("> ", 0) == 0) {
+      c.write_line(l.substr(2));
+    } else if (l.rfind("< ", 0) == 0) {
+      auto got = c.read_line();
+      REQUIRE(got.has_value());
+      CHECK(*got == l.substr(2));
+    } else if (l == "close") {
+      c.close_input();
+    }
+  }
+  c.close_input();
+  auto extra = c.read_line();
+  CHECK_FALSE(extra.has_value()); // nothing but the answers above on stdout
+  int status = 0;
+  ::waitpid(c.pid, &status, 0);
+  ::close(c.out);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == expected_exit);
+}
+
+} // namespace
+
+SCENARIO("the worker answers every daemon transcript as the protocol requires", "[mld][transcript]") {
+  std::vector<std::filesystem::path> files;
+  for (auto& entry : std::filesystem::directory_iterator(SHARDFLOW_TRANSCRIPTS))
+    if (entry.path().extension() == ".txt")
+      files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  REQUIRE(files.size() >= 8);
+  for (auto& f : files) {
+    DYNAMIC_SECTION(f.filename().string()) {
+      play(f);
+    }
+  }
+}
