@@ -41,19 +41,25 @@ void bind_text(sqlite3_stmt* s, int i, const std::string& text) {
 
 sqlite_checkpoint_store::sqlite_checkpoint_store(std::filesystem::path path, std::string stream)
   : path_(std::move(path)), stream_(std::move(stream)) {
-  if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr)
-      != SQLITE_OK)
-    fail("cannot open");
-  sqlite3_busy_timeout(db_, 10'000);
-  exec("PRAGMA journal_mode=WAL");
-  exec("PRAGMA synchronous=FULL");
-  exec("CREATE TABLE IF NOT EXISTS checkpoints ("
-       " stream TEXT NOT NULL, shard TEXT NOT NULL,"
-       " sequence TEXT, sub INTEGER, user_sub INTEGER NOT NULL DEFAULT 0,"
-       " user_total INTEGER NOT NULL DEFAULT 0, generation INTEGER NOT NULL DEFAULT 0,"
-       " ended INTEGER NOT NULL DEFAULT 0,"
-       " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
-       " PRIMARY KEY (stream, shard))");
+  try {
+    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr)
+        != SQLITE_OK)
+      fail("cannot open");
+    sqlite3_busy_timeout(db_, 10'000);
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=FULL");
+    exec("CREATE TABLE IF NOT EXISTS checkpoints ("
+         " stream TEXT NOT NULL, shard TEXT NOT NULL,"
+         " sequence TEXT, sub INTEGER, user_sub INTEGER NOT NULL DEFAULT 0,"
+         " user_total INTEGER NOT NULL DEFAULT 0, generation INTEGER NOT NULL DEFAULT 0,"
+         " ended INTEGER NOT NULL DEFAULT 0,"
+         " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+         " PRIMARY KEY (stream, shard))");
+  } catch (...) {
+    sqlite3_close(db_); // the destructor does not run for a constructor that throws
+    db_ = nullptr;
+    throw;
+  }
 }
 
 sqlite_checkpoint_store::~sqlite_checkpoint_store() {
