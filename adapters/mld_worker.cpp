@@ -18,6 +18,12 @@ namespace shardflow::mld {
 
 line_io::~line_io() = default;
 
+shard_port::~shard_port() = default;
+
+void shard_port::acknowledged(const sequence_number&) {
+  // nop: a local processor keeps nothing for replay
+}
+
 // -- fd_line_io ------------------------------------------------------------------------------------
 
 fd_line_io::fd_line_io(int in, int out) : in_(in), out_(out) {
@@ -99,6 +105,40 @@ private:
   const std::unordered_set<const stream_record*>* poison_;
 };
 
+class local_shard_port final : public shard_port {
+public:
+  local_shard_port(flusher_factory make, batch_config batch)
+    : make_(std::move(make)), batch_(batch) {
+  }
+
+  void open(const shard_id& id, batch_processor::time_point now) override {
+    proc_ = std::make_unique<batch_processor>(
+      id, std::make_unique<poison_filter>(make_(id), &poison_), batch_, now);
+  }
+
+  std::optional<checkpoint> heartbeat(batch_processor::time_point now) override {
+    return proc_->heartbeat(now);
+  }
+
+  std::optional<checkpoint> process(const record_batch& batch, const std::vector<std::uint32_t>& poison,
+                                    batch_processor::time_point now) override {
+    poison_.clear();
+    for (auto i : poison)
+      poison_.insert(&batch[i]);
+    return proc_->process(batch, now);
+  }
+
+  std::optional<checkpoint> shutdown(shutdown_reason reason, batch_processor::time_point now) override {
+    return proc_->shutdown(reason, now);
+  }
+
+private:
+  flusher_factory make_;
+  batch_config batch_;
+  std::unique_ptr<batch_processor> proc_;
+  std::unordered_set<const stream_record*> poison_;
+};
+
 // Stops the session: the flusher failed, or the daemon is gone.
 struct session_end {
   int code;
@@ -113,8 +153,7 @@ struct worker::impl {
   worker_config cfg;
   worker_stats stats;
   message_parser parser;
-  std::unique_ptr<batch_processor> proc;
-  std::unordered_set<const stream_record*> poison;
+  std::unique_ptr<shard_port> proc; // set once initialized
   std::string shard;
   bool v2 = true;
   bool lease_gone = false; // after ShutdownException: never checkpoint again
@@ -225,18 +264,19 @@ struct worker::impl {
     shard = m.shard_id;
     v2 = m.has_sequence_key;
     guarded([&] {
-      proc = std::make_unique<batch_processor>(
-        shard, std::make_unique<poison_filter>(cfg.make_flusher(shard), &poison), cfg.batch, cfg.now());
+      auto port = cfg.make_port ? cfg.make_port() : local_port(cfg.make_flusher, cfg.batch);
+      port->open(shard, cfg.now());
+      proc = std::move(port);
     });
     log(fmt::format("initialized at {} (protocol {})", m.sequence_number.value_or("null"),
                     v2 ? "v2" : "v1"));
     send(status_line(m.action));
   }
 
-  record_batch decode(const message& m) {
+  record_batch decode(const message& m, std::vector<std::uint32_t>& poisoned) {
     std::vector<stream_record> xs;
     xs.reserve(m.records.size());
-    std::vector<std::size_t> poisoned;
+    poisoned.clear();
     std::string bytes;
     for (auto& w : m.records) {
       sequence_number seq;
@@ -256,7 +296,7 @@ struct worker::impl {
       if (w.data_null || !decode_base64(w.data_base64, bytes)) {
         ++stats.poison;
         log(fmt::format("poison record at {}: its data is not valid base64", w.sequence_number));
-        poisoned.push_back(xs.size());
+        poisoned.push_back(static_cast<std::uint32_t>(xs.size()));
         xs.push_back(std::move(base));
         continue;
       }
@@ -283,9 +323,6 @@ struct worker::impl {
       xs.push_back(std::move(base));
     }
     record_batch batch{std::move(xs)};
-    poison.clear();
-    for (auto i : poisoned)
-      poison.insert(&batch[i]);
     stats.records += batch.size();
     return batch;
   }
@@ -298,11 +335,12 @@ struct worker::impl {
     }
     const auto now = cfg.now();
     auto cp = guarded([&] { return proc->heartbeat(now); });
-    auto batch = decode(m);
-    if (auto later = guarded([&] { return proc->process(batch, now); }))
+    std::vector<std::uint32_t> poisoned;
+    auto batch = decode(m, poisoned);
+    if (auto later = guarded([&] { return proc->process(batch, poisoned, now); }))
       cp = std::move(later);
-    if (cp && cp->position && !lease_gone)
-      checkpoint(cp->position, false);
+    if (cp && cp->position && !lease_gone && checkpoint(cp->position, false) == checkpoint_outcome::done)
+      proc->acknowledged(*cp->position);
     send(status_line(m.action));
   }
 
@@ -325,8 +363,9 @@ struct worker::impl {
     if (proc && !stopped) {
       auto cp = guarded([&] { return proc->shutdown(shutdown_reason::requested, cfg.now()); });
       stopped = true;
-      if (cp && cp->position && !lease_gone)
-        checkpoint(cp->position, false);
+      if (cp && cp->position && !lease_gone
+          && checkpoint(cp->position, false) == checkpoint_outcome::done)
+        proc->acknowledged(*cp->position);
     }
     send(status_line(m.action));
   }
@@ -378,6 +417,10 @@ struct worker::impl {
     }
   }
 };
+
+std::unique_ptr<shard_port> local_port(flusher_factory make_flusher, batch_config batch) {
+  return std::make_unique<local_shard_port>(std::move(make_flusher), batch);
+}
 
 worker::worker(line_io& io, worker_config cfg) : impl_(std::make_unique<impl>(io, std::move(cfg))) {
   // nop

@@ -70,8 +70,42 @@ private:
   bool eof_ = false;
 };
 
+/// Where a worker's records are processed: a batch processor in the same thread (`shardflow mld`),
+/// or a shard actor that may crash and be replaced (`shardflow mld-server`). Every call returns the
+/// checkpoint the processor decided on, if any; failures are thrown as shardflow::error.
+class shard_port {
+public:
+  virtual ~shard_port();
+
+  /// Starts processing shard `id`.
+  virtual void open(const shard_id& id, batch_processor::time_point now) = 0;
+
+  /// Runs the flusher's heartbeat.
+  virtual std::optional<checkpoint> heartbeat(batch_processor::time_point now) = 0;
+
+  /// Processes `batch`; the records at the `poison` indexes are given to no flusher but count as
+  /// done.
+  virtual std::optional<checkpoint> process(const record_batch& batch,
+                                            const std::vector<std::uint32_t>& poison,
+                                            batch_processor::time_point now) = 0;
+
+  /// Stops processing for `reason`.
+  virtual std::optional<checkpoint> shutdown(shutdown_reason reason,
+                                             batch_processor::time_point now) = 0;
+
+  /// The daemon confirmed a checkpoint at `position`: what it covers will never be needed again.
+  virtual void acknowledged(const sequence_number& position);
+};
+
+/// Returns a port that runs a batch processor over flushers from `make_flusher` in the caller's
+/// thread.
+std::unique_ptr<shard_port> local_port(flusher_factory make_flusher, batch_config batch);
+
 /// Options of the worker.
 struct worker_config {
+  /// Where records are processed (one port per session); by default a local port over
+  /// `make_flusher` and `batch`.
+  std::function<std::unique_ptr<shard_port>()> make_port;
   flusher_factory make_flusher;
   batch_config batch;
   /// Retries of a throttled checkpoint while handling processRecords (shard end retries forever).
