@@ -1,19 +1,25 @@
 #include "apps/shardflow/mld_command.hpp"
 
+#include <atomic>
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <caf/all.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include "adapters/kpl.hpp"
 #include "adapters/mld_protocol.hpp"
+#include "adapters/mld_server.hpp"
 #include "adapters/mld_worker.hpp"
 #include "apps/shardflow/exit_codes.hpp"
 #include "apps/shardflow/options.hpp"
+#include "actors/messages.hpp"
 #include "flushers/error.hpp"
 #include "flushers/file_flusher.hpp"
 #include "flushers/null_flusher.hpp"
@@ -31,6 +37,32 @@ struct mld_options {
   std::string checkpoint_backoff = "1s";
   bool no_erlmld_magic = false;
   bool subsequence_checkpoints = false;
+  std::uint64_t crash_after = 0;
+  std::string listen = "127.0.0.1:0";
+  std::string port_file;
+};
+
+// For testing recovery: the flusher fails once, after `after` records in all (across restarts).
+class crash_once_flusher final : public flusher {
+public:
+  crash_once_flusher(std::unique_ptr<flusher> inner, std::shared_ptr<std::atomic<std::uint64_t>> left)
+    : inner_(std::move(inner)), left_(std::move(left)) {
+  }
+  add_result add(const stream_record& x, flush_token t) override {
+    if (left_->load() > 0 && left_->fetch_sub(1) == 1)
+      throw error{errc::flusher_failed, "injected failure (--crash-after)"};
+    return inner_->add(x, t);
+  }
+  std::vector<flush_token> flush(flush_mode m) override {
+    return inner_->flush(m);
+  }
+  std::vector<flush_token> heartbeat() override {
+    return inner_->heartbeat();
+  }
+
+private:
+  std::unique_ptr<flusher> inner_;
+  std::shared_ptr<std::atomic<std::uint64_t>> left_;
 };
 
 std::chrono::milliseconds duration_or_throw(const std::string& option, const std::string& text) {
@@ -41,21 +73,29 @@ std::chrono::milliseconds duration_or_throw(const std::string& option, const std
   return *d;
 }
 
-int run_stdio_worker(const mld_options& o) {
+mld::worker_config worker_config_of(const mld_options& o, bool stdio) {
   flusher_spec spec;
   if (auto err = parse_flusher(o.flusher, spec); !err.empty())
     throw CLI::ValidationError("--flusher: " + err);
-  if (spec.name == "stdout")
+  if (stdio && spec.name == "stdout")
     throw CLI::ValidationError("--flusher stdout cannot be used by `shardflow mld`: standard output "
                                "carries the protocol (use file:DIR, or mld-server)");
   mld::worker_config cfg;
   if (spec.name == "null") {
     cfg.make_flusher = null_flusher::factory(o.batch_size);
+  } else if (spec.name == "stdout") {
+    cfg.make_flusher = stdout_flusher::factory(o.batch_size);
   } else {
     file_flusher_config f;
     f.dir = spec.argument;
     f.batch_records = o.batch_size;
     cfg.make_flusher = file_flusher::factory(f);
+  }
+  if (o.crash_after > 0) {
+    auto left = std::make_shared<std::atomic<std::uint64_t>>(o.crash_after);
+    cfg.make_flusher = [inner = cfg.make_flusher, left](const shard_id& id) -> std::unique_ptr<flusher> {
+      return std::make_unique<crash_once_flusher>(inner(id), left);
+    };
   }
   cfg.batch.flush_interval = duration_or_throw("--flush-interval", o.flush_interval);
   cfg.batch.checkpoint_interval = duration_or_throw("--checkpoint-interval", o.checkpoint_interval);
@@ -63,6 +103,11 @@ int run_stdio_worker(const mld_options& o) {
   cfg.checkpoint_retries = o.checkpoint_retries;
   cfg.checkpoint_backoff = duration_or_throw("--checkpoint-backoff", o.checkpoint_backoff);
   cfg.erlmld_magics = !o.no_erlmld_magic;
+  return cfg;
+}
+
+int run_stdio_worker(const mld_options& o) {
+  auto cfg = worker_config_of(o, true);
   // The daemon ends a child by closing its stdin; a signal to the whole process group must not cut
   // the protocol short (mld-protocol.md 6.3), and a vanished daemon must not kill us with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
@@ -78,6 +123,42 @@ int run_stdio_worker(const mld_options& o) {
              s.records, s.aggregates, s.corrupt_aggregates, s.poison, s.checkpoints,
              s.checkpoint_errors, s.ignored_lines);
   return rc == 0 ? exit_ok : exit_failed;
+}
+
+std::atomic<bool> server_stop{false};
+
+extern "C" void on_server_signal(int) {
+  server_stop.store(true);
+}
+
+int run_server(const mld_options& o) {
+  mld::server_config cfg;
+  cfg.worker = worker_config_of(o, false);
+  if (!parse_host_port(o.listen, cfg.host, cfg.port) && o.listen != "127.0.0.1:0")
+    throw CLI::ValidationError(fmt::format("--listen: \"{}\" is not HOST:PORT", o.listen));
+  if (o.listen == "127.0.0.1:0") {
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+  }
+  caf::actor_system_config sys_cfg;
+  configure(sys_cfg);
+  sys_cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  caf::actor_system sys{sys_cfg};
+  std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGINT, on_server_signal);
+  std::signal(SIGTERM, on_server_signal);
+  mld::server srv{sys, cfg};
+  fmt::print(stderr, "shardflow mld-server: listening on {}:{}\n", cfg.host, srv.port());
+  if (!o.port_file.empty()) {
+    std::ofstream out{o.port_file + ".tmp"};
+    out << srv.port() << "\n";
+    out.close();
+    std::filesystem::rename(o.port_file + ".tmp", o.port_file);
+  }
+  srv.serve(server_stop);
+  fmt::print(stderr, "shardflow mld-server: stopped after {} sessions, {} shard crashes replayed\n",
+             srv.stats().sessions.load(), srv.stats().replays.load());
+  return exit_ok;
 }
 
 struct properties_options {
@@ -188,13 +269,9 @@ int guarded(const char* what, F&& f) {
   }
 }
 
-} // namespace
-
-void add_mld_commands(CLI::App& app, int& exit_code) {
-  auto o = std::make_shared<mld_options>();
-  auto* cmd = app.add_subcommand(
-    "mld", "Serve one shard for the KCL MultiLangDaemon over stdin/stdout (its executableName)");
-  cmd->add_option("--flusher", o->flusher, "null | file:DIR")->capture_default_str();
+void add_worker_options(CLI::App* cmd, mld_options* o) {
+  cmd->add_option("--flusher", o->flusher, "null | file:DIR (mld-server: also stdout)")
+    ->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "the flusher's capacity in records")
     ->check(CLI::Range(1, 1 << 24))
     ->capture_default_str();
@@ -212,6 +289,17 @@ void add_mld_commands(CLI::App& app, int& exit_code) {
                 "do not unpack erlmld's aggregate magics (00/01 89 9A C2)");
   cmd->add_flag("--subsequence-checkpoints", o->subsequence_checkpoints,
                 "allow checkpoints inside KPL aggregates unpacked by the worker");
+  cmd->add_option("--crash-after", o->crash_after,
+                  "testing: the flusher fails once after this many records (0: never)");
+}
+
+} // namespace
+
+void add_mld_commands(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<mld_options>();
+  auto* cmd = app.add_subcommand(
+    "mld", "Serve one shard for the KCL MultiLangDaemon over stdin/stdout (its executableName)");
+  add_worker_options(cmd, o.get());
   auto p = std::make_shared<properties_options>();
   auto* props = cmd->add_subcommand("properties", "Print a MultiLangDaemon properties file");
   props->add_option("--stream", p->stream, "the Kinesis stream")->capture_default_str();
@@ -226,6 +314,31 @@ void add_mld_commands(CLI::App& app, int& exit_code) {
     if (cmd->got_subcommand("properties"))
       return;
     exit_code = guarded("mld", [&] { return run_stdio_worker(*o); });
+  });
+
+  auto so = std::make_shared<mld_options>();
+  auto* srv = app.add_subcommand(
+    "mld-server", "Serve every shard of a MultiLangDaemon in one process, one TCP connection per "
+                  "shard (the daemon's executableName is `shardflow mld-connect HOST:PORT`)");
+  add_worker_options(srv, so.get());
+  srv->add_option("--listen", so->listen, "HOST:PORT to listen on (port 0: any free port)")
+    ->capture_default_str();
+  srv->add_option("--port-file", so->port_file, "write the port here once listening");
+  srv->callback([so, &exit_code] { exit_code = guarded("mld-server", [&] { return run_server(*so); }); });
+
+  auto target = std::make_shared<std::string>();
+  auto* conn = app.add_subcommand(
+    "mld-connect", "Bridge stdin/stdout to an mld-server (put this in the daemon's executableName)");
+  conn->add_option("address", *target, "HOST:PORT of the mld-server")->required();
+  conn->callback([target, &exit_code] {
+    std::string host;
+    int port = 0;
+    if (!parse_host_port(*target, host, port)) {
+      fmt::print(stderr, "shardflow mld-connect: \"{}\" is not HOST:PORT\n", *target);
+      exit_code = exit_usage;
+      return;
+    }
+    exit_code = mld::connect_stdio(host, port) == 0 ? exit_ok : exit_failed;
   });
 
   auto k = std::make_shared<kpl_agg_options>();

@@ -8,9 +8,15 @@
 //     close    the daemon closes stdin           exit: N   the worker's exit status
 //
 // After the script, stdin is closed; the worker must print nothing more and exit with N.
+//
+// Every transcript is played twice: against `shardflow mld` over pipes, and against
+// `shardflow mld-server` through `shardflow mld-connect` over TCP (a transcript with `mode: stdio`
+// is played over pipes only, one with `mode: tcp` over TCP only). `$WORK` in the options is a fresh
+// directory; `output-lines: N` checks that the files in $WORK/out hold N distinct lines at the end.
 #include <algorithm>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -67,7 +73,7 @@ struct child {
   }
 };
 
-child spawn_worker(const std::vector<std::string>& args) {
+child spawn(const std::vector<std::string>& all) {
   int to_child[2];
   int from_child[2];
   REQUIRE(::pipe(to_child) == 0);
@@ -78,11 +84,9 @@ child spawn_worker(const std::vector<std::string>& args) {
   posix_spawn_file_actions_adddup2(&fa, from_child[1], 1);
   posix_spawn_file_actions_addclose(&fa, to_child[1]);
   posix_spawn_file_actions_addclose(&fa, from_child[0]);
-  std::vector<std::string> all = {SHARDFLOW_BINARY, "mld"};
-  all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : all)
-    argv.push_back(a.data());
+    argv.push_back(const_cast<char*>(a.data()));
   argv.push_back(nullptr);
   child c;
   REQUIRE(posix_spawn(&c.pid, SHARDFLOW_BINARY, &fa, nullptr, argv.data(), environ) == 0);
@@ -103,22 +107,64 @@ std::vector<std::string> split_args(const std::string& text) {
   return result;
 }
 
-void play(const std::filesystem::path& file) {
+std::size_t distinct_lines(const std::filesystem::path& dir) {
+  std::set<std::string> seen;
+  if (!std::filesystem::exists(dir))
+    return 0;
+  for (auto& f : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in{f.path()};
+    std::string l;
+    while (std::getline(in, l))
+      seen.insert(l);
+  }
+  return seen.size();
+}
+
+void play(const std::filesystem::path& file, bool tcp) {
   std::ifstream in{file};
   std::vector<std::string> lines;
   std::string line;
   while (std::getline(in, line))
     lines.push_back(line);
+  auto work = std::filesystem::temp_directory_path()
+              / ("shardflow-mld-" + std::to_string(::getpid()) + "-" + file.stem().string()
+                 + (tcp ? "-tcp" : "-stdio"));
+  std::filesystem::remove_all(work);
+  std::filesystem::create_directories(work);
   std::vector<std::string> args;
   int expected_exit = 0;
+  long expected_lines = -1;
   for (auto& l : lines) {
-    if (l.rfind("args:", 0) == 0)
+    if (l.rfind("args:", 0) == 0) {
       args = split_args(l.substr(5));
+      for (auto& a : args)
+        if (auto at = a.find("$WORK"); at != std::string::npos)
+          a.replace(at, 5, work.string());
+    }
     if (l.rfind("exit:", 0) == 0)
       expected_exit = std::stoi(l.substr(5));
+    if (l.rfind("output-lines:", 0) == 0)
+      expected_lines = std::stol(l.substr(13));
   }
   ::signal(SIGPIPE, SIG_IGN);
-  auto c = spawn_worker(args);
+  child server;
+  std::vector<std::string> cmd = {SHARDFLOW_BINARY, "mld"};
+  if (tcp) {
+    const auto port_file = (work / "port").string();
+    std::vector<std::string> srv = {SHARDFLOW_BINARY, "mld-server", "--port-file", port_file};
+    srv.insert(srv.end(), args.begin(), args.end());
+    server = spawn(srv);
+    for (int i = 0; i < 200 && !std::filesystem::exists(port_file); ++i)
+      ::poll(nullptr, 0, 25); // the server is starting up
+    REQUIRE(std::filesystem::exists(port_file));
+    std::ifstream pf{port_file};
+    std::string port;
+    pf >> port;
+    cmd = {SHARDFLOW_BINARY, "mld-connect", "127.0.0.1:" + port};
+  } else {
+    cmd.insert(cmd.end(), args.begin(), args.end());
+  }
+  auto c = spawn(cmd);
   std::size_t number = 0;
   for (auto& l : lines) {
     ++number;
@@ -140,7 +186,27 @@ void play(const std::filesystem::path& file) {
   ::waitpid(c.pid, &status, 0);
   ::close(c.out);
   REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == expected_exit);
+  if (tcp) {
+    CHECK(WEXITSTATUS(status) == 0); // the connector ends cleanly when the session does
+    ::kill(server.pid, SIGTERM);
+    server.close_input();
+    ::waitpid(server.pid, &status, 0);
+    ::close(server.out);
+  } else {
+    CHECK(WEXITSTATUS(status) == expected_exit);
+  }
+  if (expected_lines >= 0)
+    CHECK(static_cast<long>(distinct_lines(work / "out")) == expected_lines);
+  std::filesystem::remove_all(work);
+}
+
+std::string mode_of(const std::filesystem::path& file) {
+  std::ifstream in{file};
+  std::string l;
+  while (std::getline(in, l))
+    if (l.rfind("mode:", 0) == 0)
+      return l.substr(l.find_first_not_of(' ', 5));
+  return "both";
 }
 
 } // namespace
@@ -153,8 +219,14 @@ SCENARIO("the worker answers every daemon transcript as the protocol requires", 
   std::sort(files.begin(), files.end());
   REQUIRE(files.size() >= 8);
   for (auto& f : files) {
-    DYNAMIC_SECTION(f.filename().string()) {
-      play(f);
-    }
+    const auto mode = mode_of(f);
+    if (mode != "tcp")
+      DYNAMIC_SECTION(f.filename().string() << " over pipes") {
+        play(f, false);
+      }
+    if (mode != "stdio")
+      DYNAMIC_SECTION(f.filename().string() << " over TCP") {
+        play(f, true);
+      }
   }
 }

@@ -1,0 +1,365 @@
+#include "adapters/mld_server.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include "actors/messages.hpp"
+#include "actors/supervisor.hpp"
+#include "flushers/error.hpp"
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<shardflow::checkpoint>)
+
+namespace shardflow::mld {
+
+namespace {
+
+// -- the shard actor of a session -----------------------------------------------------------------
+
+struct processor_state {
+  static inline const char* name = "shardflow.mld_shard";
+  std::unique_ptr<batch_processor> proc;
+  std::unordered_set<const stream_record*> poison;
+};
+
+// Ignores the records of a batch that the session marked as poison.
+class poison_skipping final : public flusher {
+public:
+  poison_skipping(std::unique_ptr<flusher> inner, const std::unordered_set<const stream_record*>* p)
+    : inner_(std::move(inner)), poison_(p) {
+  }
+  add_result add(const stream_record& x, flush_token t) override {
+    return poison_->count(&x) > 0 ? add_result::ignored : inner_->add(x, t);
+  }
+  std::vector<flush_token> flush(flush_mode m) override {
+    return inner_->flush(m);
+  }
+  std::vector<flush_token> heartbeat() override {
+    return inner_->heartbeat();
+  }
+
+private:
+  std::unique_ptr<flusher> inner_;
+  const std::unordered_set<const stream_record*>* poison_;
+};
+
+caf::behavior processor_actor(caf::stateful_actor<processor_state>* self, caf::actor sup,
+                              flusher_factory make, batch_config batch, shard_id id) {
+  follow_supervisor(self, sup);
+  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
+    try {
+      std::rethrow_exception(eptr);
+    } catch (const error& e) {
+      return make_error(e.code(), e.what());
+    } catch (const std::exception& e) {
+      return caf::make_error(caf::sec::runtime_error, e.what());
+    }
+  });
+  auto& st = self->state;
+  st.proc = std::make_unique<batch_processor>(
+    id, std::make_unique<poison_skipping>(make(id), &st.poison), batch, self->clock().now());
+  return {
+    [](start_atom) { return caf::ok_atom::value; },
+    [self](records_atom, const record_batch& b, const std::vector<std::uint32_t>& poison) {
+      auto& st = self->state;
+      st.poison.clear();
+      for (auto i : poison)
+        st.poison.insert(&b[i]);
+      return st.proc->process(b, self->clock().now());
+    },
+    [self](tick_atom) { return self->state.proc->heartbeat(self->clock().now()); },
+    [self](shutdown_atom, shutdown_reason why) {
+      return self->state.proc->shutdown(why, self->clock().now());
+    },
+  };
+}
+
+// -- the session's port: a supervised shard actor, replayed into after a crash ---------------------
+
+class actor_port final : public shard_port {
+public:
+  actor_port(caf::actor_system& sys, caf::actor sup, const server_config& cfg, std::string child_id,
+             server_stats& stats)
+    : self_(sys), sup_(std::move(sup)), cfg_(cfg), child_id_(std::move(child_id)), stats_(stats) {
+  }
+
+  ~actor_port() override {
+    // The session is over: stop the shard actor and forget its spec.
+    request<caf::ok_atom>(sup_, terminate_child_atom::value, child_id_);
+    request<caf::ok_atom>(sup_, delete_child_atom::value, child_id_);
+  }
+
+  void open(const shard_id& id, batch_processor::time_point) override {
+    child_spec spec;
+    spec.id = child_id_;
+    spec.start = [make = cfg_.worker.make_flusher, batch = cfg_.worker.batch,
+                  id](start_context& ctx) -> caf::expected<caf::actor> {
+      return ctx.self->spawn(processor_actor, caf::actor_cast<caf::actor>(ctx.self), make, batch, id);
+    };
+    auto hdl = request<caf::actor>(sup_, start_child_atom::value, std::move(spec));
+    if (!hdl)
+      throw error{errc::start_failed, fmt::format("shard {}: {}", id, self_->system().render(hdl.error()))};
+    proc_ = *hdl;
+  }
+
+  std::optional<checkpoint> heartbeat(batch_processor::time_point) override {
+    return call([&] { return request<std::optional<checkpoint>>(proc_, tick_atom::value); });
+  }
+
+  std::optional<checkpoint> process(const record_batch& batch, const std::vector<std::uint32_t>& poison,
+                                    batch_processor::time_point) override {
+    retained_.emplace_back(batch, poison);
+    return call([&] {
+      return request<std::optional<checkpoint>>(proc_, records_atom::value, batch, poison);
+    });
+  }
+
+  std::optional<checkpoint> shutdown(shutdown_reason why, batch_processor::time_point) override {
+    return call([&] { return request<std::optional<checkpoint>>(proc_, shutdown_atom::value, why); });
+  }
+
+  void acknowledged(const sequence_number& position) override {
+    while (!retained_.empty() && (retained_.front().first.empty()
+                                  || retained_.front().first.back().sequence <= position))
+      retained_.pop_front();
+  }
+
+private:
+  template <class T, class... Ts>
+  caf::expected<T> request(const caf::actor& dst, Ts&&... xs) {
+    caf::expected<T> result{caf::error{}};
+    self_->request(dst, std::chrono::seconds(60), std::forward<Ts>(xs)...)
+      .receive([&](T& x) { result = std::move(x); }, [&](caf::error& e) { result = std::move(e); });
+    return result;
+  }
+
+  // Runs `f` against the shard actor; if it died, waits for its replacement, replays what the
+  // daemon has not confirmed, and runs `f` again.
+  template <class F>
+  std::optional<checkpoint> call(F f) {
+    for (int attempt = 0;; ++attempt) {
+      auto r = f();
+      if (r)
+        return std::move(*r);
+      if (attempt >= 3)
+        throw error{errc::flusher_failed,
+                    fmt::format("{}: the shard keeps failing: {}", child_id_,
+                                self_->system().render(r.error()))};
+      fmt::print(stderr, "shardflow mld-server: {}: the shard failed ({}); replaying {} batches into "
+                         "its next incarnation\n",
+                 child_id_, self_->system().render(r.error()), retained_.size());
+      reattach();
+      ++stats_.replays;
+      // Everything retained but the batch of this call goes in first; its own call follows.
+      const auto n = retained_.size();
+      for (std::size_t i = 0; i + 1 < n; ++i) {
+        auto& [b, p] = retained_[i];
+        if (!request<std::optional<checkpoint>>(proc_, records_atom::value, b, p))
+          break; // failed again: the next round of the loop starts over
+      }
+    }
+  }
+
+  void reattach() {
+    const auto deadline = std::chrono::steady_clock::now() + cfg_.restart_wait;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto kids = request<std::vector<child_info>>(sup_, which_children_atom::value);
+      if (!kids)
+        break;
+      for (auto& k : *kids)
+        if (k.id == child_id_ && k.handle && k.handle != proc_) {
+          proc_ = k.handle;
+          return;
+        }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    throw error{errc::start_failed,
+                fmt::format("{}: the shard did not come back within {} ms", child_id_,
+                            cfg_.restart_wait.count())};
+  }
+
+  caf::scoped_actor self_;
+  caf::actor sup_;
+  const server_config& cfg_;
+  std::string child_id_;
+  server_stats& stats_;
+  caf::actor proc_;
+  std::deque<std::pair<record_batch, std::vector<std::uint32_t>>> retained_;
+};
+
+int listen_on(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || !res)
+    throw error{errc::io_failed, fmt::format("cannot resolve {}", host)};
+  int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (fd < 0 || ::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, 128) != 0) {
+    auto why = std::strerror(errno);
+    ::freeaddrinfo(res);
+    if (fd >= 0)
+      ::close(fd);
+    throw error{errc::io_failed, fmt::format("cannot listen on {}:{}: {}", host, port, why)};
+  }
+  ::freeaddrinfo(res);
+  return fd;
+}
+
+} // namespace
+
+struct server::impl {
+  caf::actor_system& sys;
+  server_config cfg;
+  server_stats stats;
+  int fd = -1;
+  int port = 0;
+  caf::actor sup;
+  std::mutex mtx;
+  std::list<std::pair<int, std::thread>> sessions;
+  std::uint64_t next_id = 0;
+
+  impl(caf::actor_system& s, server_config c) : sys(s), cfg(std::move(c)) {
+    fd = listen_on(cfg.host, cfg.port);
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    supervisor_flags flags;
+    flags.intensity = cfg.intensity;
+    flags.period = cfg.period;
+    auto s2 = spawn_supervisor(sys, flags, {});
+    if (!s2)
+      throw error{errc::start_failed, sys.render(s2.error())};
+    sup = *s2;
+  }
+
+  void session(int conn, std::uint64_t id) {
+    ++stats.sessions;
+    fd_line_io io{conn, conn};
+    worker_config wc = cfg.worker;
+    wc.make_port = [this, id] {
+      return std::make_unique<actor_port>(sys, sup, cfg, fmt::format("session-{}", id), stats);
+    };
+    worker w{io, wc};
+    const int rc = w.run();
+    if (rc != 0)
+      fmt::print(stderr, "shardflow mld-server: session-{} failed; closing its connection\n", id);
+    ::shutdown(conn, SHUT_RDWR);
+  }
+
+  void serve(const std::atomic<bool>& stop) {
+    while (!stop.load()) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0)
+        continue;
+      int conn = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (conn < 0)
+        continue;
+      std::lock_guard<std::mutex> guard{mtx};
+      const auto id = ++next_id;
+      sessions.emplace_back(conn, std::thread{[this, conn, id] { session(conn, id); }});
+    }
+    close_all();
+  }
+
+  void close_all() {
+    std::lock_guard<std::mutex> guard{mtx};
+    for (auto& [conn, thread] : sessions)
+      ::shutdown(conn, SHUT_RDWR);
+    for (auto& [conn, thread] : sessions) {
+      thread.join();
+      ::close(conn);
+    }
+    sessions.clear();
+  }
+};
+
+server::server(caf::actor_system& sys, server_config cfg)
+  : impl_(std::make_unique<impl>(sys, std::move(cfg))) {
+}
+
+server::~server() {
+  impl_->close_all();
+  if (impl_->fd >= 0)
+    ::close(impl_->fd);
+  caf::anon_send_exit(impl_->sup, caf::exit_reason::user_shutdown);
+}
+
+int server::port() const noexcept {
+  return impl_->port;
+}
+
+void server::serve(const std::atomic<bool>& stop) {
+  impl_->serve(stop);
+}
+
+const server_stats& server::stats() const noexcept {
+  return impl_->stats;
+}
+
+int connect_stdio(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || !res) {
+    fmt::print(stderr, "shardflow mld-connect: cannot resolve {}\n", host);
+    return 1;
+  }
+  int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+    fmt::print(stderr, "shardflow mld-connect: cannot connect to {}:{}: {}\n", host, port,
+               std::strerror(errno));
+    ::freeaddrinfo(res);
+    return 1;
+  }
+  ::freeaddrinfo(res);
+  auto copy = [](int from, int to) {
+    char buf[1 << 16];
+    for (;;) {
+      auto n = ::read(from, buf, sizeof buf);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return;
+      for (ssize_t off = 0; off < n;) {
+        auto w = ::write(to, buf + off, static_cast<std::size_t>(n - off));
+        if (w < 0 && errno == EINTR)
+          continue;
+        if (w <= 0)
+          return;
+        off += w;
+      }
+    }
+  };
+  std::thread up{[copy, fd] {
+    copy(STDIN_FILENO, fd);
+    ::shutdown(fd, SHUT_WR); // the daemon closed our stdin: tell the session
+  }};
+  copy(fd, STDOUT_FILENO);
+  ::close(STDIN_FILENO); // unblock the other direction if the session ended first
+  up.detach();
+  ::close(fd);
+  return 0;
+}
+
+} // namespace shardflow::mld
