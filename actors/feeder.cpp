@@ -5,9 +5,11 @@
 #include <utility>
 
 #include <caf/all.hpp>
+#include <fmt/format.h>
 
 #include "actors/messages.hpp"
 #include "actors/supervisor.hpp"
+#include "flushers/error.hpp"
 
 namespace shardflow {
 
@@ -29,6 +31,7 @@ struct feeder_state {
   };
   std::deque<waiting_push> pushes;
   bool end_requested = false; // the producer said end; close once its waiting pushes are in
+  std::optional<sequence_number> last_pushed; // pushes must come in sequence-number order
 };
 
 using feeder_ptr = caf::stateful_actor<feeder_state>*;
@@ -78,12 +81,49 @@ bool from_shard(feeder_ptr self) {
   return st.shard && self->current_sender() == caf::actor_cast<caf::strong_actor_ptr>(st.shard);
 }
 
+// A feeder that stops answers the pushes still waiting, so that no producer waits for ever; they
+// were not appended, so the producer may push them again once the shard is back.
+void fail_pushes(feeder_ptr self, const caf::error& why) {
+  auto& st = self->state;
+  for (auto& p : st.pushes)
+    p.rp.deliver(make_error(errc::restarting, fmt::format("the shard's feeder stopped ({}); push "
+                                                          "again",
+                                                          self->system().render(why))));
+  st.pushes.clear();
+}
+
 caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, feeder_config cfg) {
-  follow_supervisor(self, sup);
+  self->monitor(sup);
+  self->set_down_handler([self, addr = sup.address()](caf::down_msg& msg) {
+    if (msg.source != addr)
+      return;
+    fail_pushes(self, msg.reason);
+    self->quit(msg.reason);
+  });
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    if (!msg.reason)
+      return;
+    fail_pushes(self, msg.reason);
+    self->quit(msg.reason);
+  });
+  self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
+    caf::error why;
+    try {
+      std::rethrow_exception(eptr);
+    } catch (const error& e) {
+      why = make_error(e.code(), e.what());
+    } catch (const std::exception& e) {
+      why = caf::make_error(caf::sec::runtime_error, e.what());
+    }
+    fail_pushes(self, why);
+    return why;
+  });
   auto& st = self->state;
   st.cfg = cfg;
   st.source = make();
   st.buffer = dynamic_cast<replay_buffer*>(st.source.get());
+  if (st.buffer != nullptr)
+    st.last_pushed = st.buffer->last(); // a buffer may outlive a feeder (runtime.cpp)
   return {
     [self](start_atom) { return caf::ok_atom::value; },
     [self](attach_atom, const std::optional<sequence_number>& after) {
@@ -111,6 +151,16 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
       auto& st = self->state;
       if (st.buffer == nullptr)
         return make_error(errc::not_found, "this shard reads its records itself; it takes no pushes");
+      auto last = st.last_pushed;
+      for (const auto& x : batch) {
+        if (last && x.sequence <= *last)
+          return make_error(errc::bad_input,
+                            fmt::format("records must be pushed in increasing sequence-number order: "
+                                        "{} follows {}",
+                                        to_string(x.sequence), to_string(*last)));
+        last = x.sequence;
+      }
+      st.last_pushed = last;
       auto rp = self->make_response_promise();
       st.pushes.push_back({rp, std::move(batch)});
       admit_pushes(self);

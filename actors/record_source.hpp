@@ -52,7 +52,10 @@ public:
 /// Makes the record source of one feeder incarnation.
 using source_factory = std::function<std::shared_ptr<record_source>()>;
 
-/// A record source fed by pushes, which keeps what is not yet checkpointed for replay.
+/// A record source fed by pushes, which keeps what is not yet checkpointed for replay. Records must
+/// come in increasing sequence-number order (the feeder refuses others). A buffer may outlive the
+/// feeders that read it (one after the other, never two at once), so that what a dead feeder held
+/// is replayed by the next.
 class replay_buffer final : public record_source {
 public:
   /// Appends `batch` (records in order, after every record appended before).
@@ -66,6 +69,13 @@ public:
   /// Returns the number of records kept (not yet released).
   std::size_t retained() const noexcept {
     return retained_;
+  }
+
+  /// Returns the sequence number of the last record appended and still kept, if any.
+  std::optional<sequence_number> last() const {
+    if (batches_.empty())
+      return std::nullopt;
+    return batches_.back().back().sequence;
   }
 
   void rewind(const std::optional<sequence_number>& after) override;

@@ -45,8 +45,12 @@ caf::expected<T> runtime::call(const caf::actor& dst, Ts&&... xs) {
 caf::error runtime::start_shard(shard_group_config cfg) {
   if (!cfg.sink)
     cfg.sink = sink_;
-  if (!cfg.source)
-    cfg.source = [] { return std::make_shared<replay_buffer>(); };
+  if (!cfg.source) {
+    // One buffer for the shard's life: when the group restarts (its feeder with it), the next
+    // feeder replays what the last one held and nothing pushed is lost.
+    auto buffer = std::make_shared<replay_buffer>();
+    cfg.source = [buffer] { return buffer; };
+  }
   if (!cfg.shard.make_flusher)
     return make_error(errc::bad_child_spec, fmt::format("shard {} has no flusher factory",
                                                         cfg.shard.id));

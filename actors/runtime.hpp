@@ -69,7 +69,8 @@ public:
   caf::error start_shard(shard_group_config cfg);
 
   /// Hands `batch` to the shard (push mode); blocks while the shard's replay buffer is over its
-  /// limit.
+  /// limit. Records must come in increasing sequence-number order. An error with
+  /// errc::restarting means the shard was restarting and the batch was not taken: push it again.
   caf::error push(const shard_id& id, record_batch batch);
 
   /// Tells a pushed shard that no more records come: it flushes, checkpoints its end and finishes.

@@ -312,6 +312,9 @@ child_spec shard_group(shard_group_config cfg) {
   flags.period = cfg.period;
   flags.shutdown_mode = cfg.finite ? auto_shutdown::any_significant : auto_shutdown::never;
   flags.start_timeout = cfg.start_timeout;
+  flags.report = cfg.report ? cfg.report : [id = cfg.shard.id](const std::string& what) {
+    fmt::print(stderr, "shardflow: {}: {}\n", id, what);
+  };
   auto result = supervisor_child(cfg.shard.id, flags, {std::move(feeder_spec), std::move(shard_spec)},
                                  cfg.finite ? restart_type::transient : restart_type::permanent,
                                  cfg.finite);

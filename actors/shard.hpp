@@ -32,6 +32,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <string>
 
 #include <caf/actor.hpp>
 
@@ -90,6 +92,8 @@ struct shard_group_config {
   /// How long a starting shard may take to load its checkpoint and attach (a store that syncs to
   /// disk can be slow under load).
   std::chrono::milliseconds start_timeout{60'000};
+  /// Where failures of the shard and its feeder are reported (default: standard error).
+  std::function<void(const std::string&)> report;
 };
 
 /// Returns the child spec of the group of one shard, id = the shard id. Under a parent supervisor

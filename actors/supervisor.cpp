@@ -30,11 +30,12 @@ struct child_rec {
 enum class purpose : std::uint8_t { initial, api_start, api_restart, restart };
 
 struct step {
-  enum class kind : std::uint8_t { start, terminate, terminate_all, started_marker, quit };
+  enum class kind : std::uint8_t { start, terminate, terminate_all, wait, started_marker, quit };
   kind what;
   std::uint64_t key = 0;
   purpose why = purpose::restart;
   caf::response_promise rp;
+  std::chrono::nanoseconds delay{0}; // for `wait`: the backoff of a group restart
 };
 
 struct supervisor_state {
@@ -50,6 +51,7 @@ struct supervisor_state {
   std::uint64_t next_key = 0;
   std::uint64_t next_gen = 0;
   std::uint64_t parallel_epoch = 0;
+  std::uint64_t wait_token = 0; // of the `wait` step under way
   std::size_t parallel_outstanding = 0;
   bool started = false;
   caf::error start_error;
@@ -200,16 +202,13 @@ void start_failed(sup_ptr self, child_rec& c, const caf::error& reason) {
       break;
     case purpose::restart: {
       // Retry asynchronously (counted by the intensity); meanwhile the rest of this restart waits.
+      // The other children this restart would have started stay stopped (OTP: undefined); the retry
+      // starts them.
       c.st = child_state::restarting;
       std::deque<step> kept;
-      for (auto& s : st.steps) {
-        if (s.what == step::kind::start && s.why == purpose::restart) {
-          if (auto* other = find_key(self, s.key))
-            other->st = child_state::restarting;
-        } else {
+      for (auto& s : st.steps)
+        if (!(s.what == step::kind::start && s.why == purpose::restart) && s.what != step::kind::wait)
           kept.push_back(std::move(s));
-        }
-      }
       st.steps.swap(kept);
       st.last_start_error = why;
       self->send(self, try_again_atom::value, c.key, c.gen);
@@ -350,7 +349,15 @@ void leave_deferring(sup_ptr self) {
   self->become(make_behavior(self));
   auto pending = std::move(st.pending_exits);
   st.pending_exits.clear();
-  for (auto& p : pending) {
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    if (st.deferring) {
+      // The exit just handled started a sequence (a group restart may take care of the others):
+      // keep the rest for after it, when their generations tell whether they still matter.
+      st.pending_exits.insert(st.pending_exits.end(), pending.begin() + static_cast<std::ptrdiff_t>(i),
+                              pending.end());
+      return;
+    }
+    auto& p = pending[i];
     auto* c = find_key(self, p.key);
     if (c != nullptr && c->gen == p.gen && !c->hdl && c->st == child_state::stopped)
       handle_exit(self, *c, p.reason);
@@ -372,6 +379,10 @@ void run_steps(sup_ptr self) {
         break;
       case step::kind::terminate_all:
         result = exec_terminate_all(self);
+        break;
+      case step::kind::wait:
+        self->delayed_send(self, s.delay, restart_tick_atom::value, std::uint64_t{0}, ++st.wait_token);
+        result = outcome::wait;
         break;
       case step::kind::started_marker:
         st.started = true;
@@ -413,6 +424,18 @@ void start_after_backoff(sup_ptr self, child_rec& c) {
   self->delayed_send(self, delay, restart_tick_atom::value, c.key, c.gen);
 }
 
+// Group strategies: the failed child's backoff delays the start of the whole group.
+void enqueue_group_backoff(sup_ptr self, child_rec& failed) {
+  const auto n = failed.restarts_in_row++;
+  std::uniform_real_distribution<double> u{0.0, 1.0};
+  const auto delay = backoff_delay(failed.spec.backoff, n, u(self->state.rng));
+  if (delay.count() > 0) {
+    step s{step::kind::wait, failed.key, purpose::restart, {}};
+    s.delay = delay;
+    enqueue(self, std::move(s));
+  }
+}
+
 void restart_by_strategy(sup_ptr self, child_rec& failed) {
   auto& st = self->state;
   auto& xs = st.children;
@@ -426,6 +449,7 @@ void restart_by_strategy(sup_ptr self, child_rec& failed) {
       for (auto i = xs.rbegin(); i != xs.rend(); ++i)
         if (i->key != key)
           enqueue(self, step{step::kind::terminate, i->key, purpose::restart, {}});
+      enqueue_group_backoff(self, failed);
       for (auto& c : xs)
         enqueue(self, step{step::kind::start, c.key, purpose::restart, {}});
       break;
@@ -434,6 +458,7 @@ void restart_by_strategy(sup_ptr self, child_rec& failed) {
       auto pos = std::find_if(xs.begin(), xs.end(), [key](auto& c) { return c.key == key; });
       for (auto i = xs.end(); i != pos + 1;)
         --i, enqueue(self, step{step::kind::terminate, i->key, purpose::restart, {}});
+      enqueue_group_backoff(self, *pos);
       for (auto i = pos; i != xs.end(); ++i)
         enqueue(self, step{step::kind::start, i->key, purpose::restart, {}});
       break;
@@ -445,6 +470,10 @@ bool count_restart(sup_ptr self, const child_rec& c, const caf::error& reason) {
   auto& st = self->state;
   if (st.window.add(self->clock().now()))
     return true;
+  if (st.flags.report)
+    st.flags.report(fmt::format("giving up: more than {} restarts in {} s (last: child {}: {})",
+                                st.flags.intensity, st.flags.period.count(), name_of(c),
+                                describe(self, reason)));
   begin_shutdown(self,
                  shutdown_with(fmt::format("restart limit reached: more than {} restarts in {} s "
                                            "(last: child {}: {})",
@@ -485,6 +514,8 @@ void handle_exit(sup_ptr self, child_rec& c, const caf::error& reason) {
       check_auto_shutdown(self);
     return;
   }
+  if (st.flags.report && classify(reason) == exit_kind::abnormal)
+    st.flags.report(fmt::format("child {} failed: {}", name_of(c), describe(self, reason)));
   if (!count_restart(self, c, reason))
     return;
   restart_by_strategy(self, c);
@@ -740,6 +771,13 @@ caf::behavior make_behavior(sup_ptr self) {
       return result;
     },
     [self](restart_tick_atom, std::uint64_t key, std::uint64_t gen) {
+      auto& st = self->state;
+      if (key == 0) { // the end of a `wait` step
+        if (gen == st.wait_token && st.waiting && !st.steps.empty()
+            && st.steps.front().what == step::kind::wait)
+          step_done(self);
+        return;
+      }
       auto* c = find_key(self, key);
       if (c == nullptr || c->gen != gen || c->st != child_state::restarting
           || self->state.shutting_down)
@@ -765,11 +803,13 @@ caf::behavior make_behavior(sup_ptr self) {
           for (auto i = xs.rbegin(); i != xs.rend(); ++i)
             if (i->hdl)
               enqueue(self, step{step::kind::terminate, i->key, purpose::restart, {}});
+          enqueue_group_backoff(self, *c);
           for (auto& x : xs)
             enqueue(self, step{step::kind::start, x.key, purpose::restart, {}});
           break;
         case strategy::rest_for_one: {
           // Resume at the child that failed to start.
+          enqueue_group_backoff(self, *c);
           auto pos = std::find_if(xs.begin(), xs.end(), [key](auto& x) { return x.key == key; });
           for (auto i = pos; i != xs.end(); ++i)
             if (!i->hdl)

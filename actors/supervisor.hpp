@@ -15,9 +15,11 @@
 //
 // A restart whose start fails marks the child `restarting` and retries asynchronously (counted by the
 // intensity), so the supervisor keeps answering meanwhile. More restarts than `intensity` within
-// `period` seconds ends the supervisor: it stops every child in reverse order and exits with
-// errc::restart_limit_reached, which its own supervisor sees as an abnormal exit (escalation up the
-// tree). With `auto_shutdown`, significant transient/temporary children that end by themselves shut
+// `period` seconds ends the supervisor: it stops every child in reverse order and exits, as OTP does,
+// with `shutdown` carrying the reason ({shutdown, reached_max_restart_intensity}: `user_shutdown`
+// with a context naming the last child and its exit reason). A permanent parent restarts it (and
+// counts that against its own intensity: escalation up the tree); a transient one takes it as a
+// normal end, so code that must tell the two apart looks at the context (runtime::ended_cleanly). With `auto_shutdown`, significant transient/temporary children that end by themselves shut
 // the supervisor down with `user_shutdown` (OTP's `shutdown`), which is how a job of finite shards
 // ends cleanly.
 //
@@ -29,10 +31,11 @@
 // Generations on every child incarnation make stale timers, handshake replies and down messages
 // harmless. Time comes from the actor clock, so tests run on CAF's deterministic test scheduler.
 //
-// Backoff (optional, per child): restarts under one_for_one and simple_one_for_one wait
-// min(max, min * 2^n) with jitter; the count resets after the child stayed up `reset_after`. Keep
-// `period` longer than the largest backoff, or the intensity window never fills. Group strategies
-// restart at once, as OTP does.
+// Backoff (optional, per child): a restart waits min(max, min * 2^n) with jitter; the count resets
+// after the child stayed up `reset_after`. Under one_for_one and simple_one_for_one only that child
+// waits; under one_for_all and rest_for_one the failed child's backoff delays the start of the group
+// (after its members were stopped). Keep `period` longer than the largest backoff, or the intensity
+// window never fills.
 #pragma once
 
 #include <chrono>
@@ -133,6 +136,8 @@ struct supervisor_flags {
   std::chrono::nanoseconds start_timeout = std::chrono::seconds(5);
   /// Seed of the backoff jitter.
   std::uint64_t seed = 0x5eed;
+  /// Told about abnormal child exits and about giving up (for logs); may be empty.
+  std::function<void(const std::string&)> report;
 };
 
 /// Checks `flags` and `specs` as OTP does; returns an error naming the problem, or none.

@@ -74,12 +74,49 @@ void file_flusher::open_file(unsigned index) {
     ::close(fd_);
   index_ = index;
   path_ = cfg_.dir / fmt::format("{}-{:06}.ndjson", id_, index_);
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  std::error_code ec;
+  const bool existed = fs::exists(path_, ec);
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0)
     fail("cannot open", path_);
   struct stat st {};
   size_ = ::fstat(fd_, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  if (size_ > 0)
+    drop_torn_line();
+  if (!existed && cfg_.sync) {
+    // The new file's name must be durable before any of its records count as such.
+    int dir = ::open(cfg_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0 || ::fsync(dir) != 0)
+      fail("cannot sync the directory of", path_);
+    ::close(dir);
+  }
   opened_ = std::chrono::system_clock::now();
+}
+
+void file_flusher::drop_torn_line() {
+  // A crash in the middle of a write can leave a partial last line; none of its records were
+  // reported durable, so cut it off rather than glue the next record to it.
+  char last = '\n';
+  if (::pread(fd_, &last, 1, static_cast<off_t>(size_ - 1)) != 1 || last == '\n')
+    return;
+  std::uint64_t end = size_;
+  char buf[4096];
+  while (end > 0) {
+    const auto chunk = std::min<std::uint64_t>(sizeof buf, end);
+    if (::pread(fd_, buf, chunk, static_cast<off_t>(end - chunk)) != static_cast<ssize_t>(chunk))
+      fail("cannot read", path_);
+    for (auto i = chunk; i-- > 0;) {
+      if (buf[i] == '\n') {
+        end = end - chunk + i + 1;
+        goto found;
+      }
+    }
+    end -= chunk;
+  }
+found:
+  if (::ftruncate(fd_, static_cast<off_t>(end)) != 0 || ::fdatasync(fd_) != 0)
+    fail("cannot cut the torn last line of", path_);
+  size_ = end;
 }
 
 add_result file_flusher::add(const stream_record& x, flush_token token) {

@@ -5,9 +5,10 @@
 // the local stream's format). A flush writes the whole batch with one write and `fdatasync`s the
 // file; only then are the batch's tokens returned, so a checkpoint never passes a record that is not
 // on disk. A new file is started once the current one passes `roll_bytes` or is older than
-// `roll_age` (checked at each flush). A new incarnation of the shard continues the newest file, so a
-// restart after a crash appends the replayed records there (at-least-once: duplicates are possible
-// after the last checkpoint, losses are not).
+// `roll_age` (checked at each flush); a new file's directory entry is synced before its first records
+// count as durable. A new incarnation of the shard continues the newest file, first cutting off a
+// partial last line a crash may have left, so a restart appends the replayed records there
+// (at-least-once: duplicates are possible after the last checkpoint, losses are not).
 //
 // The flusher blocks on the disk for the sync: run its shard detached (actors/shard.hpp) or accept
 // that one CAF worker waits per flush.
@@ -59,6 +60,7 @@ public:
 
 private:
   void open_file(unsigned index);
+  void drop_torn_line();
 
   shard_id id_;
   file_flusher_config cfg_;

@@ -349,6 +349,24 @@ int run_job(const run_config& cfg) {
     fmt::print(stderr, "shardflow run: failed: {}\n", why);
     code = exit_failed;
   }
+  if (code == exit_ok && !cfg.follow && !stopped) {
+    // A finite run is done only when every shard checkpointed its end; a shard group that ran out of
+    // restarts ends "normally" for its transient parent, so this is where it shows.
+    std::vector<std::string> unfinished;
+    for (auto& v : final_views)
+      if (!v.ended)
+        unfinished.push_back(v.id);
+    if (!unfinished.empty() && problems->all().empty()) {
+      auto why = fmt::format("{} of {} shards did not finish ({}{}): they kept failing; see the "
+                             "messages above, fix the cause and rerun (they resume from their "
+                             "checkpoints)",
+                             unfinished.size(), final_views.size(), unfinished.front(),
+                             unfinished.size() > 1 ? ", ..." : "");
+      fmt::print(stderr, "shardflow run: failed: {}\n", why);
+      found.push_back(why);
+      code = exit_failed;
+    }
+  }
   if (plan.on_bad_input == local::bad_input_policy::stop && !problems->all().empty()) {
     for (auto& p : problems->all())
       fmt::print(stderr, "shardflow run: bad input: {}\n", p);

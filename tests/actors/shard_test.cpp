@@ -416,3 +416,37 @@ SCENARIO_METHOD(fixture, "a graceful stop checkpoints at the last record", "[act
   CHECK(stored("g") == 499u);
   CHECK(durable_counts("g").size() == 500);
 }
+
+SCENARIO_METHOD(fixture, "pushed records survive a restart of the whole group",
+                "[actors][shard]") {
+  // The group gives up at the first crash (intensity 0); the root restarts it, and the new feeder
+  // replays the buffer that outlived the old one.
+  auto buffer = std::make_shared<replay_buffer>();
+  auto g = group("p", 0, false);
+  g.source = [buffer] { return buffer; };
+  g.intensity = 0;
+  g.feeder.push_limit = 10;
+  script->fail_on_data = {"r5"};
+  start(g);
+  auto feeder = member("p", "feeder");
+  auto acks = std::make_shared<std::vector<caf::error>>();
+  spawn_fn([feeder, acks](caf::event_based_actor* self) {
+    for (std::uint64_t b = 0; b < 2; ++b) {
+      std::vector<stream_record> xs;
+      for (std::uint64_t i = 0; i < 10; ++i)
+        xs.push_back(shardflow::testing::make_record(b * 10 + i));
+      self->request(feeder, caf::infinite, push_atom::value, record_batch{std::move(xs)})
+        .then([acks](caf::ok_atom) { acks->push_back(caf::error{}); },
+              [acks](caf::error& e) { acks->push_back(e); });
+    }
+  });
+  run();
+  REQUIRE(acks->size() == 2);
+  CHECK_FALSE((*acks)[0]);                          // taken before the crash
+  CHECK(code_of((*acks)[1]) == errc::restarting);  // waited, then told to push again
+  CHECK(member("p", "feeder") != feeder);           // the group was restarted
+  CHECK(stored("p") == 9u);                         // records 0..9 replayed and made durable
+  for (std::uint64_t i = 0; i < 10; ++i)
+    CHECK(std::count(script->durable_data.begin(), script->durable_data.end(),
+                     "r" + std::to_string(i)) >= 1);
+}

@@ -741,3 +741,20 @@ SCENARIO_METHOD(fixture, "children die with a killed supervisor", "[actors][supe
   REQUIRE(is_dead(a, &reason));
   CHECK(reason == caf::exit_reason::kill);
 }
+
+SCENARIO_METHOD(fixture, "under rest_for_one the failed child's backoff delays the group's restart",
+                "[actors][supervisor]") {
+  auto b = worker("b", log);
+  b.backoff.min = 2s;
+  b.backoff.max = 2s;
+  b.backoff.random_factor = 0;
+  auto sup = start_sup(flags(strategy::rest_for_one, 10, 60s), {worker("a", log), b, worker("c", log)});
+  log->started.clear();
+  kill_child(sup, "b", crash());
+  CHECK(log->started.empty()); // c was stopped at once; nothing starts before the backoff
+  CHECK_FALSE(child(sup, "c"));
+  advance(1999ms);
+  CHECK(log->started.empty());
+  advance(1ms);
+  CHECK(log->started == std::vector<std::string>{"b", "c"});
+}

@@ -81,3 +81,16 @@ SCENARIO("an unusable output directory is a clear error", "[flushers][file_flush
   cfg.dir = dir.path / "file" / "sub";
   CHECK_THROWS_WITH(file_flusher("s", cfg), Catch::Contains("cannot create the output directory"));
 }
+
+SCENARIO("a partial last line left by a crash is cut off", "[flushers][file_flusher]") {
+  temp_dir dir;
+  fs::create_directories(dir.path);
+  std::ofstream{dir.path / "s-000001.ndjson"} << "{\"k\":\"a\",\"d\":\"whole\"}\n{\"k\":\"b\",\"d\":\"to";
+  file_flusher_config cfg;
+  cfg.dir = dir.path;
+  file_flusher f{"s", cfg};
+  f.add(rec(7), 0);
+  f.flush(flush_mode::full);
+  CHECK(slurp(dir.path / "s-000001.ndjson")
+        == "{\"k\":\"a\",\"d\":\"whole\"}\n{\"k\":\"k7\",\"d\":\"data 7\"}\n");
+}
