@@ -72,6 +72,7 @@ case "$cmd" in
     log "running the benchmarks"
     "$here/build/release/bench/processor_bench"
     "$here/build/release/bench/actors_bench"
+    "$here/build/release/bench/mld_bench"
     ;;
   deps)
     install_deps

@@ -3,7 +3,7 @@
 # record that was not in the output, and duplicates stay within the unflushed window.
 source "$(dirname "$0")/lib.sh"
 
-records=400000
+records=800000
 shards=4
 batch=500
 "$SHARDFLOW" generate "$WORK/s" --shards $shards --records $records 2>/dev/null
@@ -14,7 +14,7 @@ run() {
 
 kills=0
 window=0 # records in the output beyond the checkpoints, summed over the kills
-for threshold in 2000000 9000000 21000000; do
+for threshold in 1000000 6000000 14000000; do
   run & pid=$!
   # Wait until the output has grown past the threshold (or the run ended), then kill -9.
   while kill -0 $pid 2>/dev/null && [ "$(cat "$WORK"/out/*.ndjson 2>/dev/null | wc -c)" -lt $threshold ]; do

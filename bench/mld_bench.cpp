@@ -1,0 +1,160 @@
+// bench/mld_bench.cpp - MB/s of daemon input through the MultiLangDaemon worker, beside the JSON
+// parser alone on the same lines.
+//
+// Input: processRecords lines of 500 records with 100-byte data (base64 in the JSON), like a daemon
+// sends them, once plain and once with every record a KPL aggregate of 10 user records of 10 bytes.
+// - subject:  the whole stdio worker path minus the pipe: line framing, JSON (simdjson DOM),
+//             base64, KPL unpacking, the batch processor with a null flusher, a checkpoint exchange
+//             per batch (answered in memory) and the status line;
+// - baseline: simdjson parsing the same lines and touching every record's fields, nothing else.
+// Prints the median of several runs, the spread, and the ratio. Not a test.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include <simdjson.h>
+
+#include "adapters/kpl.hpp"
+#include "adapters/mld_protocol.hpp"
+#include "adapters/mld_worker.hpp"
+#include "flushers/null_flusher.hpp"
+
+using namespace shardflow;
+using bench_clock = std::chrono::steady_clock;
+
+namespace {
+
+// Feeds prepared lines and answers checkpoint requests at once, as a daemon would.
+class memory_io final : public mld::line_io {
+public:
+  explicit memory_io(const std::vector<std::string>& lines) : lines_(lines) {
+  }
+  std::optional<std::string> read_line() override {
+    if (!replies_.empty()) {
+      auto r = std::move(replies_.front());
+      replies_.pop_front();
+      return r;
+    }
+    if (next_ >= lines_.size())
+      return std::nullopt;
+    return lines_[next_++];
+  }
+  bool write_line(const std::string& line) override {
+    if (line.rfind("{\"action\":\"checkpoint\"", 0) == 0)
+      replies_.push_back(line.substr(0, line.size() - 1) + ",\"error\":null}");
+    return true;
+  }
+
+private:
+  const std::vector<std::string>& lines_;
+  std::size_t next_ = 0;
+  std::deque<std::string> replies_;
+};
+
+std::vector<std::string> make_lines(std::size_t batches, bool aggregated, std::size_t& bytes) {
+  const std::string prefix = "4959033827149025660855969253836157109592157598";
+  std::vector<std::string> lines;
+  lines.push_back(R"({"action":"initialize","shardId":"shardId-000000000001","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})");
+  std::uint64_t seq = 0;
+  char digits[24];
+  for (std::size_t b = 0; b < batches; ++b) {
+    std::string line = R"({"action":"processRecords","records":[)";
+    for (int r = 0; r < 500; ++r) {
+      std::string data;
+      if (aggregated) {
+        kpl::aggregator agg;
+        for (int u = 0; u < 10; ++u)
+          agg.add("user-" + std::to_string((seq + u) % 97), std::string(10, static_cast<char>('a' + u)));
+        data = agg.build();
+      } else {
+        data.assign(100, static_cast<char>('a' + r % 26));
+      }
+      std::snprintf(digits, sizeof digits, "%010llu", static_cast<unsigned long long>(seq++));
+      line += (r ? "," : "");
+      line += R"({"data":")" + mld::encode_base64(data) + R"(","partitionKey":"pk-)"
+              + std::to_string(r) + R"(","sequenceNumber":")" + prefix + digits
+              + R"(","approximateArrivalTimestamp":1700000000000,"subSequenceNumber":0,"action":"record"})";
+    }
+    line += R"(],"millisBehindLatest":0})";
+    lines.push_back(std::move(line));
+  }
+  lines.push_back(R"({"action":"leaseLost"})");
+  bytes = 0;
+  for (auto& l : lines)
+    bytes += l.size() + 1;
+  return lines;
+}
+
+double run_worker(const std::vector<std::string>& lines) {
+  memory_io io{lines};
+  mld::worker_config cfg;
+  cfg.make_flusher = null_flusher::factory(1000);
+  cfg.batch.flush_interval = std::chrono::milliseconds(0);
+  cfg.batch.checkpoint_interval = std::chrono::milliseconds(0);
+  cfg.log = [](const std::string&) {};
+  mld::worker w{io, cfg};
+  const auto start = bench_clock::now();
+  if (w.run() != 0)
+    std::puts("the worker failed");
+  return std::chrono::duration<double>(bench_clock::now() - start).count();
+}
+
+double run_parse_only(const std::vector<std::string>& lines) {
+  simdjson::dom::parser parser;
+  std::size_t touched = 0;
+  const auto start = bench_clock::now();
+  for (auto& l : lines) {
+    simdjson::dom::element doc;
+    if (parser.parse(l).get(doc))
+      continue;
+    simdjson::dom::array records;
+    if (doc["records"].get(records))
+      continue;
+    for (auto r : records) {
+      std::string_view data;
+      std::string_view seq;
+      if (!r["data"].get(data) && !r["sequenceNumber"].get(seq))
+        touched += data.size() + seq.size();
+    }
+  }
+  const auto secs = std::chrono::duration<double>(bench_clock::now() - start).count();
+  if (touched == 0)
+    std::puts("nothing parsed?");
+  return secs;
+}
+
+double median(std::vector<double> xs) {
+  std::sort(xs.begin(), xs.end());
+  return xs[xs.size() / 2];
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  const int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
+  std::printf("MLD worker path vs. JSON parsing alone; processRecords lines of 500 records; %d runs\n\n",
+              runs);
+  std::printf("%-26s %10s %18s %18s %8s\n", "input", "MB", "worker MB/s", "parse-only MB/s",
+              "ratio");
+  for (bool aggregated : {false, true}) {
+    std::size_t bytes = 0;
+    const auto lines = make_lines(aggregated ? 200 : 400, aggregated, bytes);
+    std::vector<double> w;
+    std::vector<double> p;
+    for (int i = 0; i < runs; ++i) {
+      w.push_back(bytes / run_worker(lines) / 1e6);
+      p.push_back(bytes / run_parse_only(lines) / 1e6);
+    }
+    auto [wmin, wmax] = std::minmax_element(w.begin(), w.end());
+    auto [pmin, pmax] = std::minmax_element(p.begin(), p.end());
+    std::printf("%-26s %10.1f %7.0f (%4.0f..%4.0f) %7.0f (%4.0f..%4.0f) %7.2fx\n",
+                aggregated ? "KPL aggregates (10/rec)" : "plain 100-byte records", bytes / 1e6,
+                median(w), *wmin, *wmax, median(p), *pmin, *pmax, median(w) / median(p));
+  }
+  std::printf("\ntargets: >= 400 MB/s per core end to end, >= 0.4x the parse-only baseline\n");
+  return 0;
+}
