@@ -6,7 +6,7 @@
 namespace shardflow {
 
 null_flusher::null_flusher(std::size_t capacity) : capacity_(std::max<std::size_t>(capacity, 1)) {
-  pending_.reserve(capacity_);
+  // No reserve here: an idle shard should not hold a batch's worth of memory.
 }
 
 add_result null_flusher::add(const stream_record&, flush_token token) {
