@@ -67,12 +67,11 @@ case "$cmd" in
     ctest --output-on-failure -j "$jobs"
     ;;
   bench)
+    packages+=(gnuplot-nox bc bsdextrautils)
     install_deps
     configure_and_build build/release -DCMAKE_BUILD_TYPE=Release
-    log "running the benchmarks"
-    "$here/build/release/bench/processor_bench"
-    "$here/build/release/bench/actors_bench"
-    "$here/build/release/bench/mld_bench"
+    log "running the benchmarks (bench/run.sh): table, bench/out/results.json, bench/out/actors.png"
+    "$here/bench/run.sh" "$here/build/release" "$here/bench/out"
     ;;
   deps)
     install_deps

@@ -153,5 +153,7 @@ int main(int argc, char** argv) {
               s.median / b.median);
   std::printf("checkpoints: subject %zu (last %s), baseline %zu (last %s)\n", subject.checkpoints,
               subject.last.c_str(), baseline.checkpoints, baseline.last.c_str());
+  std::printf("ROW\tprocessor\t%.1f\t%.1f\tM rec/s (target >= 50, >= 3x)\t%.1f..%.1f\n",
+              s.median / 1e6, b.median / 1e6, s.min / 1e6, s.max / 1e6);
   return 0;
 }
