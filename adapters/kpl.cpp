@@ -70,6 +70,11 @@ std::string deflate_all(std::string_view in) {
 
 } // namespace
 
+bool may_be_aggregate(std::string_view data, bool erlmld_magics) noexcept {
+  auto m = magic_of(data);
+  return m && (erlmld_magics || *m == magic::standard);
+}
+
 unpack_result unpack(std::string_view data, bool erlmld_magics) {
   unpack_result result;
   auto m = magic_of(data);

@@ -51,6 +51,9 @@ struct unpack_result {
   std::string why;
 };
 
+/// Returns whether `data` starts with an aggregate magic `unpack` would look into (a cheap test).
+bool may_be_aggregate(std::string_view data, bool erlmld_magics = true) noexcept;
+
 /// Unpacks `data` if it is an aggregate with the standard magic, or with one of erlmld's when
 /// `erlmld_magics` is set.
 unpack_result unpack(std::string_view data, bool erlmld_magics = true);

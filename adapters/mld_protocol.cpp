@@ -23,6 +23,15 @@ std::optional<std::string> nullable_string(element obj, const char* key) {
   return simdjson::minify(v); // a number where a string belongs: keep its text
 }
 
+// Like nullable_string, without a copy: a view into the parser's buffer (strings only).
+std::optional<std::string_view> nullable_view(element obj, const char* key) {
+  element v;
+  std::string_view s;
+  if (obj[key].get(v) != simdjson::SUCCESS || v.get_string().get(s) != simdjson::SUCCESS)
+    return std::nullopt;
+  return s;
+}
+
 std::optional<std::int64_t> nullable_int(element obj, const char* key) {
   element v;
   if (obj[key].get(v) != simdjson::SUCCESS || v.is_null())
@@ -102,12 +111,12 @@ std::string message_parser::parse(std::string_view line, message& out) {
         if (!r.is_object())
           continue;
         wire_record w;
-        auto data = nullable_string(r, "data");
+        auto data = nullable_view(r, "data");
         w.data_null = !data;
         if (data)
-          w.data_base64 = std::move(*data);
-        w.partition_key = nullable_string(r, "partitionKey").value_or("");
-        w.sequence_number = nullable_string(r, "sequenceNumber").value_or("");
+          w.data_base64 = *data;
+        w.partition_key = nullable_view(r, "partitionKey").value_or(std::string_view{});
+        w.sequence_number = nullable_view(r, "sequenceNumber").value_or(std::string_view{});
         if (auto s = nullable_int(r, "subSequenceNumber"); s && *s >= 0)
           w.sub_sequence_number = static_cast<std::uint64_t>(*s);
         w.arrival_ms = arrival_of(r);

@@ -17,12 +17,13 @@
 
 namespace shardflow::mld {
 
-/// One record of a `processRecords` message, as the daemon sent it.
+/// One record of a `processRecords` message, as the daemon sent it. The text fields view the parser's
+/// buffer: they are valid until the parser parses the next line.
 struct wire_record {
-  std::string data_base64;
+  std::string_view data_base64;
   bool data_null = false;
-  std::string partition_key;
-  std::string sequence_number;
+  std::string_view partition_key;
+  std::string_view sequence_number;
   std::optional<std::uint64_t> sub_sequence_number;
   std::optional<std::int64_t> arrival_ms;
 };

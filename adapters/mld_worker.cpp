@@ -277,40 +277,44 @@ struct worker::impl {
     std::vector<stream_record> xs;
     xs.reserve(m.records.size());
     poisoned.clear();
-    std::string bytes;
     for (auto& w : m.records) {
-      sequence_number seq;
+      auto& x = xs.emplace_back();
       try {
-        seq.base = sequence_base::parse(w.sequence_number);
+        x.sequence.base = sequence_base::parse(w.sequence_number);
       } catch (const error& e) {
+        xs.pop_back();
         ++stats.poison;
         log(fmt::format("skipping a record without a usable sequence number: {}", e.what()));
         continue;
       }
-      seq.sub = w.sub_sequence_number;
-      stream_record base;
-      base.partition_key = w.partition_key;
-      base.sequence = seq;
-      base.arrival_ms = w.arrival_ms;
-      base.behind_ms = m.millis_behind_latest;
-      if (w.data_null || !decode_base64(w.data_base64, bytes)) {
+      x.sequence.sub = w.sub_sequence_number;
+      x.partition_key.assign(w.partition_key);
+      x.arrival_ms = w.arrival_ms;
+      x.behind_ms = m.millis_behind_latest;
+      if (w.data_null || !decode_base64(w.data_base64, x.data)) {
         ++stats.poison;
         log(fmt::format("poison record at {}: its data is not valid base64", w.sequence_number));
-        poisoned.push_back(static_cast<std::uint32_t>(xs.size()));
-        xs.push_back(std::move(base));
+        x.data.clear();
+        poisoned.push_back(static_cast<std::uint32_t>(xs.size() - 1));
         continue;
       }
-      auto unpacked = kpl::unpack(bytes, cfg.erlmld_magics);
+      if (!kpl::may_be_aggregate(x.data, cfg.erlmld_magics))
+        continue; // the common case: a plain record, decoded in place
+      auto unpacked = kpl::unpack(x.data, cfg.erlmld_magics);
       if (unpacked.what == kpl::unpack_result::kind::aggregate) {
         ++stats.aggregates;
+        auto carrier = std::move(x);
+        xs.pop_back();
         const auto n = static_cast<std::uint32_t>(unpacked.records.size());
         for (std::uint32_t i = 0; i < n; ++i) {
-          stream_record x = base;
-          x.partition_key = std::move(unpacked.records[i].partition_key);
-          x.data = std::move(unpacked.records[i].data);
-          x.sequence.user_sub = i;
-          x.sequence.user_total = n;
-          xs.push_back(std::move(x));
+          auto& u = xs.emplace_back();
+          u.partition_key = std::move(unpacked.records[i].partition_key);
+          u.data = std::move(unpacked.records[i].data);
+          u.sequence = carrier.sequence;
+          u.sequence.user_sub = i;
+          u.sequence.user_total = n;
+          u.arrival_ms = carrier.arrival_ms;
+          u.behind_ms = carrier.behind_ms;
         }
         continue;
       }
@@ -319,8 +323,6 @@ struct worker::impl {
         log(fmt::format("record at {} looks like an aggregate but {}; delivered as one record",
                         w.sequence_number, unpacked.why));
       }
-      base.data = std::move(bytes);
-      xs.push_back(std::move(base));
     }
     record_batch batch{std::move(xs)};
     stats.records += batch.size();
