@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include <google/protobuf/arena.h>
+
 #include "kpl_agg.pb.h" // generated from adapters/proto/kpl_agg.proto
 
 namespace shardflow::kpl {
@@ -104,7 +106,9 @@ unpack_result unpack(std::string_view data, bool erlmld_magics) {
     result.why = "the MD5 of the aggregate does not match";
     return result;
   }
-  AggregatedRecord agg;
+  // One arena per aggregate: the message's strings and records are carved from it, not malloc'ed.
+  google::protobuf::Arena arena;
+  auto& agg = *google::protobuf::Arena::CreateMessage<AggregatedRecord>(&arena);
   if (!agg.ParseFromArray(proto.data(), static_cast<int>(proto.size()))) {
     result.what = unpack_result::kind::corrupt;
     result.why = "the aggregate is not a valid protobuf";
