@@ -19,6 +19,7 @@ void apply_checkpoint(stored_checkpoint& row, const shard_id& id, std::uint64_t 
     row.ended = true;
     return;
   }
+  row.ended = false; // a shard that moves again has not ended (more records came after its end)
   if (row.position && *cp.position < *row.position)
     throw error{errc::checkpoint_failed,
                 fmt::format("shard {}: checkpoint {} would move back from {}", id,

@@ -26,7 +26,8 @@ struct stored_checkpoint {
   std::optional<sequence_number> position;
   /// The newest incarnation; `load` returns a fresh one.
   std::uint64_t generation = 0;
-  /// Whether the shard was checkpointed at its end (an empty checkpoint after `terminate`).
+  /// Whether the last save was the end marker (an empty checkpoint after `terminate`); a later
+  /// position clears it.
   bool ended = false;
 };
 

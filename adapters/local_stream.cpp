@@ -341,11 +341,18 @@ record_batch file_source::read(std::size_t max) {
         continue;
       if (d.cfg.follow || d.cur >= d.len)
         break; // wait for the rest of the line (follow), or the file is read
-      end = d.len; // a last line without a newline ends finite input
+      // Finite input that ends inside a line: a writer may still be at work, or the file was cut.
+      // Stop before it (everything before is processed); a rerun takes it once it is whole.
+      if (d.cfg.problems)
+        d.cfg.problems->report(fmt::format("{}:{}: the file ends in the middle of a line (is a "
+                                           "writer still at work?); stopped before it",
+                                           d.file.string(), line_number_at(d.file, d.pos + d.cur)));
+      d.stopped = true;
+      break;
     }
     const std::string_view line{d.buf.data() + d.cur, end - d.cur};
     const auto offset = d.pos + d.cur;
-    const auto next = std::min(end + 1, d.len);
+    const auto next = end + 1;
     if (line.empty() || line == "\r") {
       d.cur = next;
       continue;

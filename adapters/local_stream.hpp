@@ -17,7 +17,8 @@
 // hash-key space (the first 64 bits decide; ranges meet at multiples of 2^128 / N).
 //
 // Writers only append whole lines; readers take a line only once its newline is there, so `put` may
-// append while `run --follow` reads.
+// append while `run --follow` reads. Without --follow, a file that ends inside a line stops its shard
+// before that line (reported as bad input): a rerun takes it once it is whole.
 #pragma once
 
 #include <cstddef>

@@ -450,3 +450,16 @@ SCENARIO_METHOD(fixture, "pushed records survive a restart of the whole group",
     CHECK(std::count(script->durable_data.begin(), script->durable_data.end(),
                      "r" + std::to_string(i)) >= 1);
 }
+
+SCENARIO("a shard that moves again after its end is no longer ended", "[actors][shard]") {
+  memory_checkpoint_store store;
+  auto g = store.load("x").generation;
+  sequence_number s1{sequence_base{1}, std::nullopt, 0, 0};
+  sequence_number s2{sequence_base{2}, std::nullopt, 0, 0};
+  store.save("x", g, checkpoint{s1});
+  store.save("x", g, checkpoint{});
+  CHECK(store.peek("x")->ended);
+  store.save("x", g, checkpoint{s2});
+  CHECK_FALSE(store.peek("x")->ended);
+  CHECK(store.peek("x")->position == s2);
+}

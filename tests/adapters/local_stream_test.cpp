@@ -158,3 +158,23 @@ SCENARIO("a stream directory knows its shards and refuses a mismatch", "[adapter
   CHECK(s.shard_file(2).filename() == "shard-00002.ndjson");
   CHECK_THROWS_WITH(local::stream_dir::create(dir.path / "s", 4), Catch::Contains("already has 3"));
 }
+
+SCENARIO("a finite source stops before a line that is not finished", "[adapters][local_stream]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    std::string good;
+    append_line(good, rec("k", "whole"));
+    out << good << "{\"k\":\"k\",\"d\":\"half"; // a writer is still at work
+  }
+  auto problems = std::make_shared<local::input_problems>();
+  local::file_source_config cfg;
+  cfg.problems = problems;
+  local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+  src.rewind(std::nullopt);
+  CHECK(data_of(src.read(10)) == std::vector<std::string>{"whole"});
+  CHECK(src.at_end());
+  REQUIRE(problems->all().size() == 1);
+  CHECK_THAT(problems->all()[0], Catch::Contains(":2: the file ends in the middle of a line"));
+}
