@@ -107,14 +107,7 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
     self->quit(msg.reason);
   });
   self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
-    caf::error why;
-    try {
-      std::rethrow_exception(eptr);
-    } catch (const error& e) {
-      why = make_error(e.code(), e.what());
-    } catch (const std::exception& e) {
-      why = caf::make_error(caf::sec::runtime_error, e.what());
-    }
+    auto why = error_from(eptr);
     fail_pushes(self, why);
     return why;
   });

@@ -14,6 +14,18 @@ caf::error make_error(errc code, std::string text) {
   return caf::error{static_cast<std::uint8_t>(code), category, caf::make_message(std::move(text))};
 }
 
+caf::error error_from(std::exception_ptr eptr) {
+  try {
+    std::rethrow_exception(eptr);
+  } catch (const error& e) {
+    return make_error(e.code(), e.what());
+  } catch (const std::exception& e) {
+    return caf::make_error(caf::sec::runtime_error, e.what());
+  } catch (...) {
+    return caf::make_error(caf::sec::runtime_error, "a non-standard exception");
+  }
+}
+
 errc code_of(const caf::error& err) noexcept {
   if (err.category() != category)
     return errc::none;

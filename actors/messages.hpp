@@ -133,6 +133,11 @@ caf::error make_error(errc code, std::string text = {});
 /// Returns the shardflow code of `err`, or errc::none when `err` is of another category.
 errc code_of(const caf::error& err) noexcept;
 
+/// Converts what an actor's handler threw into its exit reason, keeping the text (CAF 0.17 would
+/// drop `what()`): a shardflow::error keeps its code, anything else becomes sec::runtime_error.
+/// Install it with `self->set_exception_handler(...)`.
+caf::error error_from(std::exception_ptr eptr);
+
 /// Returns the message text of `err` (the context of a shardflow error, or CAF's rendering).
 std::string text_of(const caf::error& err);
 

@@ -151,18 +151,6 @@ void stop(shard_ptr self, shutdown_reason why, caf::error quit_reason) {
   finish_if_done(self);
 }
 
-caf::error to_error(std::exception_ptr& eptr) {
-  try {
-    std::rethrow_exception(eptr);
-  } catch (const error& e) {
-    return make_error(e.code(), e.what());
-  } catch (const std::exception& e) {
-    return caf::make_error(caf::sec::runtime_error, e.what());
-  } catch (...) {
-    return caf::make_error(caf::sec::runtime_error, "a non-standard exception");
-  }
-}
-
 caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::actor feeder,
                          caf::actor sink) {
   auto& st = self->state;
@@ -171,7 +159,7 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
   st.feeder = std::move(feeder);
   st.sink = std::move(sink);
   self->set_exception_handler(
-    [](caf::scheduled_actor*, std::exception_ptr& eptr) { return to_error(eptr); });
+    [](caf::scheduled_actor*, std::exception_ptr& eptr) { return error_from(eptr); });
   self->monitor(st.sup);
   self->monitor(st.feeder);
   self->set_down_handler([self](caf::down_msg& msg) {

@@ -36,42 +36,14 @@ struct processor_state {
   std::unordered_set<const stream_record*> poison;
 };
 
-// Ignores the records of a batch that the session marked as poison.
-class poison_skipping final : public flusher {
-public:
-  poison_skipping(std::unique_ptr<flusher> inner, const std::unordered_set<const stream_record*>* p)
-    : inner_(std::move(inner)), poison_(p) {
-  }
-  add_result add(const stream_record& x, flush_token t) override {
-    return poison_->count(&x) > 0 ? add_result::ignored : inner_->add(x, t);
-  }
-  std::vector<flush_token> flush(flush_mode m) override {
-    return inner_->flush(m);
-  }
-  std::vector<flush_token> heartbeat() override {
-    return inner_->heartbeat();
-  }
-
-private:
-  std::unique_ptr<flusher> inner_;
-  const std::unordered_set<const stream_record*>* poison_;
-};
-
 caf::behavior processor_actor(caf::stateful_actor<processor_state>* self, caf::actor sup,
                               flusher_factory make, batch_config batch, shard_id id) {
   follow_supervisor(self, sup);
-  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
-    try {
-      std::rethrow_exception(eptr);
-    } catch (const error& e) {
-      return make_error(e.code(), e.what());
-    } catch (const std::exception& e) {
-      return caf::make_error(caf::sec::runtime_error, e.what());
-    }
-  });
+  self->set_exception_handler(
+    [](caf::scheduled_actor*, std::exception_ptr& eptr) { return error_from(eptr); });
   auto& st = self->state;
   st.proc = std::make_unique<batch_processor>(
-    id, std::make_unique<poison_skipping>(make(id), &st.poison), batch, self->clock().now());
+    id, std::make_unique<poison_filter>(make(id), &st.poison), batch, self->clock().now());
   return {
     [](start_atom) { return caf::ok_atom::value; },
     [self](records_atom, const record_batch& b, const std::vector<std::uint32_t>& poison) {

@@ -4,7 +4,6 @@
 #include <cstring>
 #include <random>
 #include <thread>
-#include <unordered_set>
 
 #include <unistd.h>
 
@@ -81,29 +80,6 @@ bool fd_line_io::write_line(const std::string& line) {
 // -- the worker ------------------------------------------------------------------------------------
 
 namespace {
-
-// Hands poison records to nobody: the flusher sees them as ignored, so they count as done.
-class poison_filter final : public flusher {
-public:
-  poison_filter(std::unique_ptr<flusher> inner, const std::unordered_set<const stream_record*>* poison)
-    : inner_(std::move(inner)), poison_(poison) {
-  }
-  add_result add(const stream_record& x, flush_token t) override {
-    if (poison_->count(&x) > 0)
-      return add_result::ignored;
-    return inner_->add(x, t);
-  }
-  std::vector<flush_token> flush(flush_mode m) override {
-    return inner_->flush(m);
-  }
-  std::vector<flush_token> heartbeat() override {
-    return inner_->heartbeat();
-  }
-
-private:
-  std::unique_ptr<flusher> inner_;
-  const std::unordered_set<const stream_record*>* poison_;
-};
 
 class local_shard_port final : public shard_port {
 public:

@@ -37,8 +37,10 @@
 #include <optional>
 #include <string>
 
+#include <unordered_set>
+
 #include "actors/batch_processor.hpp"
-#include "flushers/flusher.hpp"
+#include "flushers/flusher_decorator.hpp"
 
 namespace shardflow::mld {
 
@@ -68,6 +70,23 @@ private:
   std::string buf_;
   std::size_t pos_ = 0;
   bool eof_ = false;
+};
+
+/// Gives the records of the current batch that are marked poison to nobody: the inner flusher never
+/// sees them, and they count as done (ignored), so they cannot hold a checkpoint back.
+class poison_filter final : public flusher_decorator {
+public:
+  /// Wraps `inner`; `poison` holds the addresses of the poison records of the batch being processed.
+  poison_filter(std::unique_ptr<flusher> inner, const std::unordered_set<const stream_record*>* poison)
+    : flusher_decorator(std::move(inner)), poison_(poison) {
+  }
+
+  add_result add(const stream_record& x, flush_token t) override {
+    return poison_->count(&x) > 0 ? add_result::ignored : inner().add(x, t);
+  }
+
+private:
+  const std::unordered_set<const stream_record*>* poison_;
 };
 
 /// Where a worker's records are processed: a batch processor in the same thread (`shardflow mld`),

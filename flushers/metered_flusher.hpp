@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "flushers/flusher.hpp"
+#include "flushers/flusher_decorator.hpp"
 
 namespace shardflow {
 
@@ -26,15 +26,15 @@ struct flusher_meter {
 };
 
 /// Wraps a flusher and counts what passes through it into a meter.
-class metered_flusher final : public flusher {
+class metered_flusher final : public flusher_decorator {
 public:
   metered_flusher(std::unique_ptr<flusher> inner, std::shared_ptr<flusher_meter> meter)
-    : inner_(std::move(inner)), meter_(std::move(meter)) {
+    : flusher_decorator(std::move(inner)), meter_(std::move(meter)) {
     // nop
   }
 
   add_result add(const stream_record& x, flush_token token) override {
-    auto result = inner_->add(x, token);
+    auto result = inner().add(x, token);
     if (result == add_result::added) {
       meter_->records.fetch_add(1, std::memory_order_relaxed);
       meter_->bytes.fetch_add(x.data.size(), std::memory_order_relaxed);
@@ -44,7 +44,7 @@ public:
 
   std::vector<flush_token> flush(flush_mode mode) override {
     const auto start = std::chrono::steady_clock::now();
-    auto tokens = inner_->flush(mode);
+    auto tokens = inner().flush(mode);
     const auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
                          std::chrono::steady_clock::now() - start)
                          .count();
@@ -55,7 +55,7 @@ public:
   }
 
   std::vector<flush_token> heartbeat() override {
-    auto tokens = inner_->heartbeat();
+    auto tokens = inner().heartbeat();
     meter_->durable.fetch_add(tokens.size(), std::memory_order_relaxed);
     return tokens;
   }
@@ -68,7 +68,6 @@ public:
   }
 
 private:
-  std::unique_ptr<flusher> inner_;
   std::shared_ptr<flusher_meter> meter_;
 };
 

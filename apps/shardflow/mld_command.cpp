@@ -43,25 +43,18 @@ struct mld_options {
 };
 
 // For testing recovery: the flusher fails once, after `after` records in all (across restarts).
-class crash_once_flusher final : public flusher {
+class crash_once_flusher final : public flusher_decorator {
 public:
   crash_once_flusher(std::unique_ptr<flusher> inner, std::shared_ptr<std::atomic<std::uint64_t>> left)
-    : inner_(std::move(inner)), left_(std::move(left)) {
+    : flusher_decorator(std::move(inner)), left_(std::move(left)) {
   }
   add_result add(const stream_record& x, flush_token t) override {
     if (left_->load() > 0 && left_->fetch_sub(1) == 1)
       throw error{errc::flusher_failed, "injected failure (--crash-after)"};
-    return inner_->add(x, t);
-  }
-  std::vector<flush_token> flush(flush_mode m) override {
-    return inner_->flush(m);
-  }
-  std::vector<flush_token> heartbeat() override {
-    return inner_->heartbeat();
+    return inner().add(x, t);
   }
 
 private:
-  std::unique_ptr<flusher> inner_;
   std::shared_ptr<std::atomic<std::uint64_t>> left_;
 };
 
