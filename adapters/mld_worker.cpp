@@ -29,24 +29,24 @@ fd_line_io::fd_line_io(int in, int out) : in_(in), out_(out) {
   // nop
 }
 
-std::optional<std::string> fd_line_io::read_line() {
+std::optional<std::string_view> fd_line_io::read_line() {
   for (;;) {
     auto nl = buf_.find('\n', pos_);
     if (nl != std::string::npos) {
-      std::string line = buf_.substr(pos_, nl - pos_);
+      std::string_view line{buf_.data() + pos_, nl - pos_};
       pos_ = nl + 1;
       if (!line.empty() && line.back() == '\r')
-        line.pop_back();
+        line.remove_suffix(1);
       return line;
     }
     if (eof_) {
       if (pos_ >= buf_.size())
         return std::nullopt;
-      std::string line = buf_.substr(pos_);
+      std::string_view line{buf_.data() + pos_, buf_.size() - pos_};
       pos_ = buf_.size();
       return line;
     }
-    if (pos_ > 0) {
+    if (pos_ > 0) { // the previous line's view is no longer needed: compact
       buf_.erase(0, pos_);
       pos_ = 0;
     }
@@ -167,7 +167,7 @@ struct worker::impl {
       message m;
       if (auto why = parser.parse(*line, m); !why.empty()) {
         ++stats.ignored_lines;
-        log(fmt::format("ignoring a line that is {}: {:.80}", why, *line));
+        log(fmt::format("ignoring a line that is {}: {:.80}", why, std::string{*line}));
         continue;
       }
       return m;

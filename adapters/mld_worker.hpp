@@ -36,6 +36,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <unordered_set>
 
@@ -49,8 +50,9 @@ class line_io {
 public:
   virtual ~line_io();
 
-  /// Returns the next line without its line ending, or nothing at end of input.
-  virtual std::optional<std::string> read_line() = 0;
+  /// Returns the next line without its line ending, or nothing at end of input. The view stays valid
+  /// until the next call.
+  virtual std::optional<std::string_view> read_line() = 0;
 
   /// Writes `line` and a newline, and flushes. Returns false when the other side is gone.
   virtual bool write_line(const std::string& line) = 0;
@@ -61,7 +63,7 @@ class fd_line_io final : public line_io {
 public:
   fd_line_io(int in, int out);
 
-  std::optional<std::string> read_line() override;
+  std::optional<std::string_view> read_line() override;
   bool write_line(const std::string& line) override;
 
 private:

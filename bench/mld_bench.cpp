@@ -33,15 +33,15 @@ class memory_io final : public mld::line_io {
 public:
   explicit memory_io(const std::vector<std::string>& lines) : lines_(lines) {
   }
-  std::optional<std::string> read_line() override {
+  std::optional<std::string_view> read_line() override {
     if (!replies_.empty()) {
-      auto r = std::move(replies_.front());
+      current_ = std::move(replies_.front());
       replies_.pop_front();
-      return r;
+      return std::string_view{current_};
     }
     if (next_ >= lines_.size())
       return std::nullopt;
-    return lines_[next_++];
+    return std::string_view{lines_[next_++]};
   }
   bool write_line(const std::string& line) override {
     if (line.rfind("{\"action\":\"checkpoint\"", 0) == 0)
@@ -53,6 +53,7 @@ private:
   const std::vector<std::string>& lines_;
   std::size_t next_ = 0;
   std::deque<std::string> replies_;
+  std::string current_;
 };
 
 std::vector<std::string> make_lines(std::size_t batches, bool aggregated, std::size_t& bytes) {
