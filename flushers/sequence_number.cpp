@@ -82,16 +82,22 @@ sequence_base sequence_base::parse(std::string_view text) {
     throw error{errc::bad_sequence_number,
                 fmt::format("invalid sequence number \"{}\": {} digits, at most {} are allowed",
                             excerpt(text), text.size(), max_digits)};
-  sequence_base result;
   const auto n = text.size();
   for (std::size_t i = 0; i < n; ++i) {
-    const char c = text[n - 1 - i];
+    const char c = text[i];
     if (c < '0' || c > '9')
       throw error{errc::bad_sequence_number,
                   fmt::format("invalid sequence number \"{}\": character {} is '{}', not a digit",
-                              excerpt(text), n - i, c)};
-    result.set_digit(i, static_cast<unsigned>(c - '0'));
+                              excerpt(text), i + 1, c)};
   }
+  // Two digits per byte, right-aligned: the last two characters fill the last byte.
+  sequence_base result;
+  auto b = packed_size;
+  auto i = n;
+  for (; i >= 2; i -= 2)
+    result.packed_[--b] = static_cast<std::uint8_t>(((text[i - 2] - '0') << 4) | (text[i - 1] - '0'));
+  if (i == 1)
+    result.packed_[--b] = static_cast<std::uint8_t>(text[0] - '0');
   result.len_ = static_cast<std::uint8_t>(n);
   return result;
 }
