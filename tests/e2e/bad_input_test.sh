@@ -20,8 +20,12 @@ check "the bad line was not checkpointed past" \
   test "$(checkpoint_of "$WORK/s/checkpoints.db" shard-00001)" -lt "$(stat -c %s "$WORK/head")"
 check "the other shard finished" all_present "$WORK"/out/shard-00000-*.ndjson < "$WORK/s/shard-00000.ndjson"
 
+set +e
 "$SHARDFLOW" run "$WORK/s" --flusher "file:$WORK/out" --bad-input dead-letter --progress off > /dev/null 2> "$WORK/err2"
-check "with --bad-input dead-letter the run finishes" test $? -eq 0
+rc=$?
+set -e
+[ $rc -eq 0 ] || cat "$WORK/err2"
+check "with --bad-input dead-letter the run finishes" test $rc -eq 0
 check "the bad line is in the dead-letter file" grep -q 'not json' "$WORK/s/dead-letter/shard-00001.ndjson"
 check "the lines after it were processed" all_present "$WORK"/out/shard-00001-*.ndjson < "$WORK/tail"
 
