@@ -1,6 +1,7 @@
 #include "adapters/mld_server.hpp"
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <deque>
 #include <list>
@@ -64,44 +65,55 @@ caf::behavior processor_actor(caf::stateful_actor<processor_state>* self, caf::a
 
 class actor_port final : public shard_port {
 public:
-  actor_port(caf::actor_system& sys, caf::actor sup, const server_config& cfg, std::string child_id,
+  actor_port(caf::actor_system& sys, const server_config& cfg, std::string child_id,
              server_stats& stats)
-    : self_(sys), sup_(std::move(sup)), cfg_(cfg), child_id_(std::move(child_id)), stats_(stats) {
+    : self_(sys), cfg_(cfg), child_id_(std::move(child_id)), stats_(stats) {
   }
 
   ~actor_port() override {
-    // The session is over: stop the shard actor and forget its spec.
-    request<caf::ok_atom>(sup_, terminate_child_atom::value, child_id_);
-    request<caf::ok_atom>(sup_, delete_child_atom::value, child_id_);
+    // The session is over: its supervisor stops the shard actor.
+    if (sup_)
+      self_->send_exit(sup_, caf::exit_reason::user_shutdown);
   }
 
   void open(const shard_id& id, batch_processor::time_point) override {
+    // A supervisor per session: a shard that keeps failing exhausts only its own session's
+    // intensity, never another session's.
     child_spec spec;
     spec.id = child_id_;
     spec.start = [make = cfg_.worker.make_flusher, batch = cfg_.worker.batch,
                   id](start_context& ctx) -> caf::expected<caf::actor> {
       return ctx.self->spawn(processor_actor, caf::actor_cast<caf::actor>(ctx.self), make, batch, id);
     };
-    auto hdl = request<caf::actor>(sup_, start_child_atom::value, std::move(spec));
-    if (!hdl)
-      throw error{errc::start_failed, fmt::format("shard {}: {}", id, self_->system().render(hdl.error()))};
-    proc_ = *hdl;
+    supervisor_flags flags;
+    flags.intensity = cfg_.intensity;
+    flags.period = cfg_.period;
+    auto sup = spawn_supervisor(self_->system(), flags, {std::move(spec)});
+    if (!sup)
+      throw error{errc::start_failed, fmt::format("shard {}: {}", id, self_->system().render(sup.error()))};
+    sup_ = *sup;
+    auto started = request<caf::ok_atom>(sup_, start_atom::value);
+    if (!started)
+      throw error{errc::start_failed,
+                  fmt::format("shard {}: {}", id, self_->system().render(started.error()))};
+    reattach();
   }
 
   std::optional<checkpoint> heartbeat(batch_processor::time_point) override {
-    return call([&] { return request<std::optional<checkpoint>>(proc_, tick_atom::value); });
+    return call(false, [&] { return request<std::optional<checkpoint>>(proc_, tick_atom::value); });
   }
 
   std::optional<checkpoint> process(const record_batch& batch, const std::vector<std::uint32_t>& poison,
                                     batch_processor::time_point) override {
     retained_.emplace_back(batch, poison);
-    return call([&] {
+    return call(true, [&] {
       return request<std::optional<checkpoint>>(proc_, records_atom::value, batch, poison);
     });
   }
 
   std::optional<checkpoint> shutdown(shutdown_reason why, batch_processor::time_point) override {
-    return call([&] { return request<std::optional<checkpoint>>(proc_, shutdown_atom::value, why); });
+    return call(false,
+                [&] { return request<std::optional<checkpoint>>(proc_, shutdown_atom::value, why); });
   }
 
   void acknowledged(const sequence_number& position) override {
@@ -111,18 +123,20 @@ public:
   }
 
 private:
+  // No timeout: a slow flush is not a crash; a dead actor answers with request_receiver_down.
   template <class T, class... Ts>
   caf::expected<T> request(const caf::actor& dst, Ts&&... xs) {
     caf::expected<T> result{caf::error{}};
-    self_->request(dst, std::chrono::seconds(60), std::forward<Ts>(xs)...)
+    self_->request(dst, caf::infinite, std::forward<Ts>(xs)...)
       .receive([&](T& x) { result = std::move(x); }, [&](caf::error& e) { result = std::move(e); });
     return result;
   }
 
   // Runs `f` against the shard actor; if it died, waits for its replacement, replays what the
-  // daemon has not confirmed, and runs `f` again.
+  // daemon has not confirmed, and runs `f` again. `f_sends_last` says that `f` itself sends the
+  // newest retained batch (process), so the replay leaves that one to it.
   template <class F>
-  std::optional<checkpoint> call(F f) {
+  std::optional<checkpoint> call(bool f_sends_last, F f) {
     for (int attempt = 0;; ++attempt) {
       auto r = f();
       if (r)
@@ -136,9 +150,8 @@ private:
                  child_id_, self_->system().render(r.error()), retained_.size());
       reattach();
       ++stats_.replays;
-      // Everything retained but the batch of this call goes in first; its own call follows.
-      const auto n = retained_.size();
-      for (std::size_t i = 0; i + 1 < n; ++i) {
+      const auto n = retained_.size() - (f_sends_last && !retained_.empty() ? 1 : 0);
+      for (std::size_t i = 0; i < n; ++i) {
         auto& [b, p] = retained_[i];
         if (!request<std::optional<checkpoint>>(proc_, records_atom::value, b, p))
           break; // failed again: the next round of the loop starts over
@@ -165,7 +178,7 @@ private:
   }
 
   caf::scoped_actor self_;
-  caf::actor sup_;
+  caf::actor sup_; // this session's supervisor
   const server_config& cfg_;
   std::string child_id_;
   server_stats& stats_;
@@ -203,9 +216,13 @@ struct server::impl {
   server_stats stats;
   int fd = -1;
   int port = 0;
-  caf::actor sup;
+  struct session_slot {
+    int fd;
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
   std::mutex mtx;
-  std::list<std::pair<int, std::thread>> sessions;
+  std::list<session_slot> sessions;
   std::uint64_t next_id = 0;
 
   impl(caf::actor_system& s, server_config c) : sys(s), cfg(std::move(c)) {
@@ -215,13 +232,6 @@ struct server::impl {
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
     port = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
                                             : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-    supervisor_flags flags;
-    flags.intensity = cfg.intensity;
-    flags.period = cfg.period;
-    auto s2 = spawn_supervisor(sys, flags, {});
-    if (!s2)
-      throw error{errc::start_failed, sys.render(s2.error())};
-    sup = *s2;
   }
 
   void session(int conn, std::uint64_t id) {
@@ -229,7 +239,7 @@ struct server::impl {
     fd_line_io io{conn, conn};
     worker_config wc = cfg.worker;
     wc.make_port = [this, id] {
-      return std::make_unique<actor_port>(sys, sup, cfg, fmt::format("session-{}", id), stats);
+      return std::make_unique<actor_port>(sys, cfg, fmt::format("session-{}", id), stats);
     };
     worker w{io, wc};
     const int rc = w.run();
@@ -238,28 +248,51 @@ struct server::impl {
     ::shutdown(conn, SHUT_RDWR);
   }
 
+  // Joins and forgets the sessions that ended (their sockets closed).
+  void reap() {
+    std::lock_guard<std::mutex> guard{mtx};
+    for (auto i = sessions.begin(); i != sessions.end();) {
+      if (!i->done.load()) {
+        ++i;
+        continue;
+      }
+      i->thread.join();
+      ::close(i->fd);
+      i = sessions.erase(i);
+    }
+  }
+
   void serve(const std::atomic<bool>& stop) {
     while (!stop.load()) {
+      reap();
       pollfd p{fd, POLLIN, 0};
       if (::poll(&p, 1, 100) <= 0)
         continue;
       int conn = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (conn < 0)
+      if (conn < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
+          std::this_thread::sleep_for(std::chrono::milliseconds(100)); // out of descriptors
         continue;
+      }
       std::lock_guard<std::mutex> guard{mtx};
       const auto id = ++next_id;
-      sessions.emplace_back(conn, std::thread{[this, conn, id] { session(conn, id); }});
+      auto& slot = sessions.emplace_back();
+      slot.fd = conn;
+      slot.thread = std::thread{[this, conn, id, &slot] {
+        session(conn, id);
+        slot.done.store(true);
+      }};
     }
     close_all();
   }
 
   void close_all() {
     std::lock_guard<std::mutex> guard{mtx};
-    for (auto& [conn, thread] : sessions)
-      ::shutdown(conn, SHUT_RDWR);
-    for (auto& [conn, thread] : sessions) {
-      thread.join();
-      ::close(conn);
+    for (auto& s : sessions)
+      ::shutdown(s.fd, SHUT_RDWR);
+    for (auto& s : sessions) {
+      s.thread.join();
+      ::close(s.fd);
     }
     sessions.clear();
   }
@@ -273,7 +306,6 @@ server::~server() {
   impl_->close_all();
   if (impl_->fd >= 0)
     ::close(impl_->fd);
-  caf::anon_send_exit(impl_->sup, caf::exit_reason::user_shutdown);
 }
 
 int server::port() const noexcept {
@@ -289,6 +321,11 @@ const server_stats& server::stats() const noexcept {
 }
 
 int connect_stdio(const std::string& host, int port) {
+  // Like the stdio worker: the daemon ends us by closing stdin; a signal to the process group must
+  // not cut the protocol short, and a closed socket must not kill us with SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, SIG_IGN);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

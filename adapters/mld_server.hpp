@@ -3,7 +3,8 @@
 // `shardflow mld-connect HOST:PORT` as the daemon's executableName.
 //
 // Each connection is served by a session thread that speaks the protocol (adapters/mld_worker.hpp)
-// and hands records to a shard actor under one supervisor (one_for_one, permanent children). The
+// and hands records to a shard actor under a supervisor of its own (so a failing shard exhausts only
+// its session's restart intensity). The
 // session keeps every batch its shard processed since the last checkpoint the daemon confirmed; when
 // the shard actor crashes (a flusher failure), the supervisor restarts it and the session replays
 // those batches, in order, into the new incarnation before it goes on, so the daemon never notices
@@ -34,7 +35,7 @@ struct server_config {
   int port = 0;
   /// The worker options of every session (the flusher factory and batch configuration included).
   worker_config worker;
-  /// Shard restarts allowed within `period` before the supervisor gives up.
+  /// Shard restarts allowed within `period` (per session) before its supervisor gives up.
   int intensity = 100;
   std::chrono::seconds period{10};
   /// How long a session waits for its crashed shard to come back.

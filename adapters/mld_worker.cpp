@@ -176,6 +176,13 @@ struct worker::impl {
 
   // Runs one checkpoint exchange (with retries). `unbounded` retries throttling forever (shard end).
   checkpoint_outcome checkpoint(const std::optional<sequence_number>& at, bool unbounded) {
+    if (at && at->is_sub_record()) {
+      // The daemon can only checkpoint whole aggregates that we unpacked ourselves: sending the
+      // carrier's coordinates here would cover user records that are not durable yet.
+      log(fmt::format("not checkpointing inside an aggregate ({}); waiting for its last record",
+                      to_string(*at)));
+      return checkpoint_outcome::failed;
+    }
     std::optional<std::string> seq;
     std::optional<std::uint64_t> sub;
     if (at) {
