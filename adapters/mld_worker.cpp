@@ -313,8 +313,10 @@ struct worker::impl {
   }
 
   void on_process_records(const message& m) {
-    if (!proc || stopped) {
-      log(proc ? "records after shutdownRequested: not processed" : "records before initialize");
+    if (!proc || stopped || lease_gone) {
+      log(!proc ? "records before initialize"
+                : (stopped ? "records after shutdownRequested: not processed"
+                           : "records after the lease was lost: not processed (another worker owns them)"));
       send(status_line(m.action));
       return;
     }
