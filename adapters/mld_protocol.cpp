@@ -80,9 +80,9 @@ message_parser::message_parser() : impl_(std::make_unique<impl>()) {
 
 message_parser::~message_parser() = default;
 
-std::string message_parser::parse(std::string_view line, message& out) {
+std::string message_parser::parse(std::string_view line, message& out, bool padded) {
   element doc;
-  if (auto err = impl_->parser.parse(line.data(), line.size()).get(doc); err)
+  if (auto err = impl_->parser.parse(line.data(), line.size(), !padded).get(doc); err)
     return fmt::format("not JSON ({})", simdjson::error_message(err));
   if (!doc.is_object())
     return "not a JSON object";

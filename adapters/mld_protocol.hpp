@@ -63,8 +63,9 @@ public:
   ~message_parser();
 
   /// Parses one line (no newline). Returns an empty string on success, else why it is not a
-  /// message (the caller logs and ignores such lines).
-  std::string parse(std::string_view line, message& out);
+  /// message (the caller logs and ignores such lines). With `padded`, 64 readable bytes follow the
+  /// line and it is parsed in place.
+  std::string parse(std::string_view line, message& out, bool padded = false);
 
 private:
   struct impl;

@@ -57,6 +57,7 @@ std::optional<std::string_view> fd_line_io::read_line() {
       n = ::read(in_, buf_.data() + old, 1 << 20);
     } while (n < 0 && errno == EINTR);
     buf_.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
+    buf_.reserve(buf_.size() + 64); // padding: the parser may read past a line's end
     eof_ = n <= 0;
   }
 }
@@ -165,7 +166,7 @@ struct worker::impl {
       if (line->find_first_not_of(" \t\r") == std::string::npos)
         continue;
       message m;
-      if (auto why = parser.parse(*line, m); !why.empty()) {
+      if (auto why = parser.parse(*line, m, io.padded()); !why.empty()) {
         ++stats.ignored_lines;
         log(fmt::format("ignoring a line that is {}: {:.80}", why, std::string{*line}));
         continue;

@@ -56,6 +56,12 @@ public:
 
   /// Writes `line` and a newline, and flushes. Returns false when the other side is gone.
   virtual bool write_line(const std::string& line) = 0;
+
+  /// Returns whether at least 64 readable bytes follow every line handed out (the JSON parser then
+  /// reads the line in place instead of copying it).
+  virtual bool padded() const noexcept {
+    return false;
+  }
 };
 
 /// `line_io` over two file descriptors (stdin and stdout for the daemon's child process).
@@ -65,6 +71,9 @@ public:
 
   std::optional<std::string_view> read_line() override;
   bool write_line(const std::string& line) override;
+  bool padded() const noexcept override {
+    return true;
+  }
 
 private:
   int in_;
