@@ -23,15 +23,6 @@ std::optional<std::string> nullable_string(element obj, const char* key) {
   return simdjson::minify(v); // a number where a string belongs: keep its text
 }
 
-// Like nullable_string, without a copy: a view into the parser's buffer (strings only).
-std::optional<std::string_view> nullable_view(element obj, const char* key) {
-  element v;
-  std::string_view s;
-  if (obj[key].get(v) != simdjson::SUCCESS || v.get_string().get(s) != simdjson::SUCCESS)
-    return std::nullopt;
-  return s;
-}
-
 std::optional<std::int64_t> nullable_int(element obj, const char* key) {
   element v;
   if (obj[key].get(v) != simdjson::SUCCESS || v.is_null())
@@ -108,18 +99,36 @@ std::string message_parser::parse(std::string_view line, message& out, bool padd
     if (doc["records"].get(records) == simdjson::SUCCESS) {
       out.records.reserve(records.size());
       for (element r : records) {
-        if (!r.is_object())
+        simdjson::dom::object fields;
+        if (r.get_object().get(fields) != simdjson::SUCCESS)
           continue;
+        // One pass over the record's fields (looking each key up would scan them again and again).
         wire_record w;
-        auto data = nullable_view(r, "data");
-        w.data_null = !data;
-        if (data)
-          w.data_base64 = *data;
-        w.partition_key = nullable_view(r, "partitionKey").value_or(std::string_view{});
-        w.sequence_number = nullable_view(r, "sequenceNumber").value_or(std::string_view{});
-        if (auto s = nullable_int(r, "subSequenceNumber"); s && *s >= 0)
-          w.sub_sequence_number = static_cast<std::uint64_t>(*s);
-        w.arrival_ms = arrival_of(r);
+        w.data_null = true;
+        for (auto field : fields) {
+          const auto key = field.key;
+          std::string_view text;
+          if (key == "data") {
+            w.data_null = field.value.get_string().get(text) != simdjson::SUCCESS;
+            w.data_base64 = text;
+          } else if (key == "partitionKey") {
+            if (field.value.get_string().get(text) == simdjson::SUCCESS)
+              w.partition_key = text;
+          } else if (key == "sequenceNumber") {
+            if (field.value.get_string().get(text) == simdjson::SUCCESS)
+              w.sequence_number = text;
+          } else if (key == "subSequenceNumber") {
+            std::int64_t sub = 0;
+            if (field.value.get_int64().get(sub) == simdjson::SUCCESS && sub >= 0)
+              w.sub_sequence_number = static_cast<std::uint64_t>(sub);
+          } else if (key == "approximateArrivalTimestamp") {
+            std::int64_t ms = 0;
+            if (field.value.get_int64().get(ms) == simdjson::SUCCESS)
+              w.arrival_ms = ms;
+            else if (field.value.is_object())
+              w.arrival_ms = arrival_of(r);
+          }
+        }
         out.records.push_back(std::move(w));
       }
     }
