@@ -21,9 +21,19 @@ constexpr std::array<unsigned char, 3> magic_tail = {0x89, 0x9A, 0xC2};
 constexpr std::size_t md5_size = 16;
 
 std::array<unsigned char, md5_size> md5(std::string_view bytes) {
+  // One digest context per thread: EVP_Digest would allocate and free one per call.
+  struct context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~context() {
+      EVP_MD_CTX_free(ctx);
+    }
+  };
+  thread_local context c;
   std::array<unsigned char, md5_size> out{};
   unsigned int n = 0;
-  EVP_Digest(bytes.data(), bytes.size(), out.data(), &n, EVP_md5(), nullptr);
+  EVP_DigestInit_ex(c.ctx, EVP_md5(), nullptr);
+  EVP_DigestUpdate(c.ctx, bytes.data(), bytes.size());
+  EVP_DigestFinal_ex(c.ctx, out.data(), &n);
   return out;
 }
 
@@ -106,9 +116,9 @@ unpack_result unpack(std::string_view data, bool erlmld_magics) {
     result.why = "the MD5 of the aggregate does not match";
     return result;
   }
-  // One arena per aggregate: the message's strings and records are carved from it, not malloc'ed.
-  google::protobuf::Arena arena;
-  auto& agg = *google::protobuf::Arena::CreateMessage<AggregatedRecord>(&arena);
+  // One message per thread, cleared and parsed again: its strings and records are reused.
+  thread_local AggregatedRecord agg;
+  agg.Clear();
   if (!agg.ParseFromArray(proto.data(), static_cast<int>(proto.size()))) {
     result.what = unpack_result::kind::corrupt;
     result.why = "the aggregate is not a valid protobuf";

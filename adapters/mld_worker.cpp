@@ -290,6 +290,11 @@ struct worker::impl {
         auto carrier = std::move(x);
         xs.pop_back();
         const auto n = static_cast<std::uint32_t>(unpacked.records.size());
+        // Aggregates tend to come together: make room for the rest of the batch being like this one
+        // rather than growing (and moving every record) again and again.
+        const auto left = static_cast<std::size_t>(&m.records.back() - &w);
+        if (xs.capacity() < xs.size() + n * (left + 1))
+          xs.reserve(xs.size() + n * (left + 1));
         for (std::uint32_t i = 0; i < n; ++i) {
           auto& u = xs.emplace_back();
           u.partition_key = std::move(unpacked.records[i].partition_key);
