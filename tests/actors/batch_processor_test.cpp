@@ -2,10 +2,13 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/support/thrown_code.hpp"
+
 #include "flushers/error.hpp"
 #include "tests/support/recording_flusher.hpp"
 
 using namespace shardflow;
+using shardflow::testing::thrown_code;
 using namespace std::chrono_literals;
 using shardflow::testing::flusher_script;
 using shardflow::testing::make_record;
@@ -50,15 +53,6 @@ std::uint64_t position(const std::optional<checkpoint>& cp) {
   REQUIRE(cp.has_value());
   REQUIRE(cp->position.has_value());
   return *cp->position->base.to_uint64();
-}
-
-errc code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const error& e) {
-    return e.code();
-  }
-  return errc::none;
 }
 
 } // namespace
@@ -162,9 +156,9 @@ SCENARIO_METHOD(fixture, "full on an empty batch is an error, not a hang",
                 "[actors][batch_processor]") {
   script->capacity = 0;
   auto& p = make();
-  CHECK(code_of([&] { p.process(records(0, 1), t0); }) == errc::record_never_fits);
+  CHECK(thrown_code([&] { p.process(records(0, 1), t0); }) == errc::record_never_fits);
   THEN("the processor stays failed") {
-    CHECK(code_of([&] { p.heartbeat(t0); }) == errc::processor_stopped);
+    CHECK(thrown_code([&] { p.heartbeat(t0); }) == errc::processor_stopped);
   }
 }
 
@@ -180,12 +174,12 @@ SCENARIO_METHOD(fixture, "flusher contract violations are reported with the shar
   }
   WHEN("a token that was never handed out comes back") {
     script->next_heartbeat = {9};
-    CHECK(code_of([&] { p.heartbeat(t0); }) == errc::unknown_token);
+    CHECK(thrown_code([&] { p.heartbeat(t0); }) == errc::unknown_token);
   }
   WHEN("a full flush leaves records outstanding") {
     script->hold = {2};
     script->full_flush_is_partial = true;
-    CHECK(code_of([&] { p.shutdown(shutdown_reason::terminate, t0); })
+    CHECK(thrown_code([&] { p.shutdown(shutdown_reason::terminate, t0); })
           == errc::incomplete_full_flush);
   }
 }
@@ -201,13 +195,13 @@ SCENARIO_METHOD(fixture, "a flusher exception fails the processor and keeps its 
   WHEN("flush throws") {
     script->fail_flush = true;
     p.process(records(0, 1), t0);
-    CHECK(code_of([&] { p.flush(flush_mode::partial, t0); }) == errc::flusher_failed);
+    CHECK(thrown_code([&] { p.flush(flush_mode::partial, t0); }) == errc::flusher_failed);
   }
   WHEN("heartbeat throws") {
     script->fail_heartbeat = true;
     CHECK_THROWS_WITH(p.heartbeat(t0), Catch::Contains("injected heartbeat failure"));
   }
-  CHECK(code_of([&] { p.process({}, t0); }) == errc::processor_stopped);
+  CHECK(thrown_code([&] { p.process({}, t0); }) == errc::processor_stopped);
 }
 
 SCENARIO_METHOD(fixture, "the flush interval is checked at the end of each batch",
@@ -298,7 +292,7 @@ SCENARIO_METHOD(fixture, "terminate flushes fully and checkpoints at the last re
   p.process(records(0, 7), t0);
   CHECK(position(p.shutdown(shutdown_reason::terminate, t0)) == 6);
   CHECK(script->flushes == std::vector<flush_mode>{flush_mode::full});
-  CHECK(code_of([&] { p.process({}, t0); }) == errc::processor_stopped);
+  CHECK(thrown_code([&] { p.process({}, t0); }) == errc::processor_stopped);
 }
 
 SCENARIO_METHOD(fixture, "terminate with nothing new returns the empty checkpoint",

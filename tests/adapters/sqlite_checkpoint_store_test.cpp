@@ -5,11 +5,14 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/support/thrown_code.hpp"
+
 #include "tests/support/temp_dir.hpp"
 
 #include "flushers/error.hpp"
 
 using namespace shardflow;
+using shardflow::testing::thrown_code;
 namespace fs = std::filesystem;
 
 namespace {
@@ -28,15 +31,6 @@ checkpoint at(const std::string& digits, std::uint32_t user_sub = 0, std::uint32
   s.user_sub = user_sub;
   s.user_total = user_total;
   return checkpoint{s};
-}
-
-errc code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const error& e) {
-    return e.code();
-  }
-  return errc::none;
 }
 
 } // namespace
@@ -72,8 +66,8 @@ SCENARIO("the SQLite store fences old incarnations and refuses moving back", "[a
   auto a = store.load("x");
   store.save("x", a.generation, at("100"));
   auto b = store.load("x");
-  CHECK(code_of([&] { store.save("x", a.generation, at("200")); }) == errc::stale_generation);
-  CHECK(code_of([&] { store.save("x", b.generation, at("50")); }) == errc::checkpoint_failed);
+  CHECK(thrown_code([&] { store.save("x", a.generation, at("200")); }) == errc::stale_generation);
+  CHECK(thrown_code([&] { store.save("x", b.generation, at("50")); }) == errc::checkpoint_failed);
   store.save("x", b.generation, checkpoint{}); // the end marker keeps the position
   auto rows = store.rows();
   REQUIRE(rows.size() == 1);
