@@ -9,7 +9,8 @@
 
 #include <fmt/format.h>
 
-#include <google/protobuf/arena.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 
 #include "kpl_agg.pb.h" // generated from adapters/proto/kpl_agg.proto
 
@@ -51,7 +52,7 @@ std::optional<magic> magic_of(std::string_view data) {
   return std::nullopt;
 }
 
-bool inflate_all(std::string_view in, std::string& out) {
+bool inflate_all(std::string_view in, std::vector<char>& out) {
   z_stream zs{};
   if (inflateInit(&zs) != Z_OK)
     return false;
@@ -63,7 +64,7 @@ bool inflate_all(std::string_view in, std::string& out) {
     zs.next_out = reinterpret_cast<Bytef*>(buf);
     zs.avail_out = sizeof buf;
     rc = inflate(&zs, Z_NO_FLUSH);
-    out.append(buf, sizeof buf - zs.avail_out);
+    out.insert(out.end(), buf, buf + (sizeof buf - zs.avail_out));
     if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0)
       break; // truncated input
   }
@@ -87,20 +88,99 @@ bool may_be_aggregate(std::string_view data, bool erlmld_magics) noexcept {
   return m && (erlmld_magics || *m == magic::standard);
 }
 
+namespace {
+
+using google::protobuf::io::CodedInputStream;
+using google::protobuf::internal::WireFormatLite;
+
+// Reads a length-delimited field's bytes as a view into the stream's buffer.
+bool read_view(CodedInputStream& in, const char* base, std::string_view& out) {
+  std::uint32_t len = 0;
+  if (!in.ReadVarint32(&len))
+    return false;
+  const auto at = static_cast<std::size_t>(in.CurrentPosition());
+  if (!in.Skip(static_cast<int>(len)))
+    return false;
+  out = std::string_view{base + at, len};
+  return true;
+}
+
+struct wire_record {
+  std::uint64_t key = 0;
+  std::optional<std::uint64_t> hash_key;
+  std::string_view data;
+  bool has_key = false;
+  bool has_data = false;
+};
+
+// Reads an AggregatedRecord (kpl_agg.proto) from `proto` without building messages.
+bool read_aggregate(std::string_view proto, std::vector<std::string_view>& keys,
+                    std::vector<std::string_view>& hash_keys, std::vector<wire_record>& records) {
+  CodedInputStream in{reinterpret_cast<const std::uint8_t*>(proto.data()), static_cast<int>(proto.size())};
+  const char* base = proto.data();
+  while (const auto tag = in.ReadTag()) {
+    const auto field = WireFormatLite::GetTagFieldNumber(tag);
+    const auto type = WireFormatLite::GetTagWireType(tag);
+    const bool delimited = type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    if (field == 1 && delimited) {
+      if (!read_view(in, base, keys.emplace_back()))
+        return false;
+    } else if (field == 2 && delimited) {
+      if (!read_view(in, base, hash_keys.emplace_back()))
+        return false;
+    } else if (field == 3 && delimited) {
+      std::uint32_t len = 0;
+      if (!in.ReadVarint32(&len))
+        return false;
+      const auto limit = in.PushLimit(static_cast<int>(len));
+      auto& r = records.emplace_back();
+      while (const auto t = in.ReadTag()) {
+        const auto f = WireFormatLite::GetTagFieldNumber(t);
+        const auto w = WireFormatLite::GetTagWireType(t);
+        if (f == 1 && w == WireFormatLite::WIRETYPE_VARINT) {
+          if (!in.ReadVarint64(&r.key))
+            return false;
+          r.has_key = true;
+        } else if (f == 2 && w == WireFormatLite::WIRETYPE_VARINT) {
+          std::uint64_t v = 0;
+          if (!in.ReadVarint64(&v))
+            return false;
+          r.hash_key = v;
+        } else if (f == 3 && w == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+          if (!read_view(in, base, r.data))
+            return false;
+          r.has_data = true;
+        } else if (!WireFormatLite::SkipField(&in, t)) { // tags and anything unknown
+          return false;
+        }
+      }
+      if (!in.ConsumedEntireMessage())
+        return false;
+      in.PopLimit(limit);
+      if (!r.has_key || !r.has_data) // required fields
+        return false;
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
+  }
+  return in.ConsumedEntireMessage() || in.CurrentPosition() == static_cast<int>(proto.size());
+}
+
+} // namespace
+
 unpack_result unpack(std::string_view data, bool erlmld_magics) {
   unpack_result result;
   auto m = magic_of(data);
   if (!m || (!erlmld_magics && *m != magic::standard))
     return result; // plain
-  std::string inflated;
   std::string_view body = data.substr(4);
   if (*m == magic::erlmld_deflated) {
-    if (!inflate_all(body, inflated)) {
+    if (!inflate_all(body, result.inflated)) {
       result.what = unpack_result::kind::corrupt;
       result.why = "the compressed aggregate does not inflate";
       return result;
     }
-    body = inflated;
+    body = std::string_view{result.inflated.data(), result.inflated.size()};
   }
   if (body.size() <= md5_size) {
     if (*m == magic::standard)
@@ -116,31 +196,31 @@ unpack_result unpack(std::string_view data, bool erlmld_magics) {
     result.why = "the MD5 of the aggregate does not match";
     return result;
   }
-  // One message per thread, cleared and parsed again: its strings and records are reused.
-  thread_local AggregatedRecord agg;
-  agg.Clear();
-  if (!agg.ParseFromArray(proto.data(), static_cast<int>(proto.size()))) {
+  thread_local std::vector<std::string_view> keys;
+  thread_local std::vector<std::string_view> hash_keys;
+  thread_local std::vector<wire_record> records;
+  keys.clear();
+  hash_keys.clear();
+  records.clear();
+  if (!read_aggregate(proto, keys, hash_keys, records)) {
     result.what = unpack_result::kind::corrupt;
     result.why = "the aggregate is not a valid protobuf";
     return result;
   }
-  result.records.reserve(static_cast<std::size_t>(agg.records_size()));
-  for (const auto& r : agg.records()) {
-    if (r.partition_key_index() >= static_cast<std::uint64_t>(agg.partition_key_table_size())
-        || (r.has_explicit_hash_key_index()
-            && r.explicit_hash_key_index()
-                 >= static_cast<std::uint64_t>(agg.explicit_hash_key_table_size()))) {
+  result.records.reserve(records.size());
+  for (const auto& r : records) {
+    if (r.key >= keys.size() || (r.hash_key && *r.hash_key >= hash_keys.size())) {
       result.records.clear();
       result.what = unpack_result::kind::corrupt;
       result.why = "a key index of the aggregate is out of range";
       return result;
     }
-    user_record u;
-    u.partition_key = agg.partition_key_table(static_cast<int>(r.partition_key_index()));
-    if (r.has_explicit_hash_key_index())
-      u.explicit_hash_key = agg.explicit_hash_key_table(static_cast<int>(r.explicit_hash_key_index()));
-    u.data = r.data();
-    result.records.push_back(std::move(u));
+    user_record_view u;
+    u.partition_key = keys[static_cast<std::size_t>(r.key)];
+    if (r.hash_key)
+      u.explicit_hash_key = hash_keys[static_cast<std::size_t>(*r.hash_key)];
+    u.data = r.data;
+    result.records.push_back(u);
   }
   result.what = unpack_result::kind::aggregate;
   return result;

@@ -36,6 +36,14 @@ struct user_record {
   std::string data;
 };
 
+/// One user record of an unpacked aggregate, as views into the bytes given to `unpack` (or into
+/// `unpack_result::inflated` for a deflated aggregate): valid while those bytes are.
+struct user_record_view {
+  std::string_view partition_key;
+  std::optional<std::string_view> explicit_hash_key;
+  std::string_view data;
+};
+
 /// What `unpack` found.
 struct unpack_result {
   enum class kind : std::uint8_t {
@@ -47,15 +55,18 @@ struct unpack_result {
     corrupt,
   };
   kind what = kind::plain;
-  std::vector<user_record> records;
+  std::vector<user_record_view> records;
   std::string why;
+  /// The inflated bytes of a deflated aggregate (the views of `records` point here).
+  std::vector<char> inflated;
 };
 
 /// Returns whether `data` starts with an aggregate magic `unpack` would look into (a cheap test).
 bool may_be_aggregate(std::string_view data, bool erlmld_magics = true) noexcept;
 
 /// Unpacks `data` if it is an aggregate with the standard magic, or with one of erlmld's when
-/// `erlmld_magics` is set.
+/// `erlmld_magics` is set. Reads the protobuf wire format in place (libprotobuf's CodedInputStream):
+/// no message objects, no copies; the result's views point into `data`.
 unpack_result unpack(std::string_view data, bool erlmld_magics = true);
 
 /// Builds aggregates of user records (the producer side).

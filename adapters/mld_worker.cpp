@@ -284,10 +284,13 @@ struct worker::impl {
       }
       if (!kpl::may_be_aggregate(x.data, cfg.erlmld_magics))
         continue; // the common case: a plain record, decoded in place
-      auto unpacked = kpl::unpack(x.data, cfg.erlmld_magics);
+      // The user records view `bytes`; keep it here, outside `xs`, while they are copied out.
+      std::string bytes = std::move(x.data);
+      auto unpacked = kpl::unpack(bytes, cfg.erlmld_magics);
       if (unpacked.what == kpl::unpack_result::kind::aggregate) {
         ++stats.aggregates;
-        auto carrier = std::move(x);
+        const auto carrier_sequence = x.sequence;
+        const auto carrier_arrival = x.arrival_ms;
         xs.pop_back();
         const auto n = static_cast<std::uint32_t>(unpacked.records.size());
         // Aggregates tend to come together: make room for the rest of the batch being like this one
@@ -297,16 +300,17 @@ struct worker::impl {
           xs.reserve(xs.size() + n * (left + 1));
         for (std::uint32_t i = 0; i < n; ++i) {
           auto& u = xs.emplace_back();
-          u.partition_key = std::move(unpacked.records[i].partition_key);
-          u.data = std::move(unpacked.records[i].data);
-          u.sequence = carrier.sequence;
+          u.partition_key.assign(unpacked.records[i].partition_key);
+          u.data.assign(unpacked.records[i].data);
+          u.sequence = carrier_sequence;
           u.sequence.user_sub = i;
           u.sequence.user_total = n;
-          u.arrival_ms = carrier.arrival_ms;
-          u.behind_ms = carrier.behind_ms;
+          u.arrival_ms = carrier_arrival;
+          u.behind_ms = m.millis_behind_latest;
         }
         continue;
       }
+      x.data = std::move(bytes); // not an aggregate after all: the record keeps its data
       if (unpacked.what == kpl::unpack_result::kind::corrupt) {
         ++stats.corrupt_aggregates;
         log(fmt::format("record at {} looks like an aggregate but {}; delivered as one record",
