@@ -183,11 +183,22 @@ public:
       v.generation_at_start = v.generation;
   }
 
-  // Re-reads the checkpoint rows and file sizes.
-  void refresh() {
+  // Re-reads the checkpoint rows and file sizes. The report only reads: when the database is busy
+  // for a moment (another connection recovering or checkpointing its WAL), it keeps what it had and
+  // tries again on the next tick, a few times before giving up.
+  void refresh(int attempts = 1) {
     std::map<std::string, stored_checkpoint> rows;
-    for (auto& [id, row] : reader_.rows())
-      rows[id] = row;
+    for (int i = 0;; ++i) {
+      try {
+        for (auto& [id, row] : reader_.rows())
+          rows[id] = row;
+        break;
+      } catch (const error&) {
+        if (i + 1 >= attempts)
+          return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
     const auto now = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> guard{mtx_};
     for (std::size_t i = 0; i < views_.size(); ++i) {
@@ -339,7 +350,7 @@ int run_job(const run_config& cfg) {
   }
   if (tty)
     fmt::print(stderr, "\n");
-  state.refresh();
+  state.refresh(50);
   const auto final_views = state.views();
   auto found = problems->all();
   int code = exit_ok;

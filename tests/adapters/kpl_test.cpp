@@ -23,7 +23,8 @@ SCENARIO("aggregates of every magic unpack to their user records in order", "[ad
     agg.add("a", "first");
     agg.add("b", std::string(1000, 'x'));
     agg.add("a", "third", std::string{"12345"});
-    auto r = kpl::unpack(agg.build(m));
+    const auto bytes = agg.build(m); // the user records are views into these bytes
+    auto r = kpl::unpack(bytes);
     REQUIRE(r.what == kpl::unpack_result::kind::aggregate);
     REQUIRE(r.records.size() == 3);
     CHECK(r.records[0].partition_key == "a");

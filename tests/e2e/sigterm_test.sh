@@ -24,8 +24,12 @@ for f in "$WORK"/s/shard-*.ndjson; do
       test "$(covered_lines "$f" "$cp" | wc -l)" -eq "$(cat "$WORK"/out/$shard-*.ndjson | wc -l)"
   fi
 done
-"$SHARDFLOW" run "$WORK/s" --flusher "file:$WORK/out" --progress off > /dev/null 2>&1
-check "the rerun finishes" test $? -eq 0
+set +e
+"$SHARDFLOW" run "$WORK/s" --flusher "file:$WORK/out" --progress off > /dev/null 2> "$WORK/rerun.err"
+rc=$?
+set -e
+[ $rc -eq 0 ] || cat "$WORK/rerun.err"
+check "the rerun finishes" test $rc -eq 0
 check "nothing was processed twice" test "$(cat "$WORK"/out/*.ndjson | wc -l)" -eq $records
 check "every record is in the output" all_present "$WORK"/out/*.ndjson < <(cat "$WORK"/s/shard-*.ndjson)
 finish
