@@ -8,6 +8,31 @@
 
 namespace shardflow {
 
+namespace {
+
+// Keeps a finite runtime's root from shutting down while shards are still being added: a significant
+// child that ends by itself (normally) when the host says the last shard is in (runtime::seal).
+caf::behavior intake(caf::event_based_actor* self, caf::actor sup) {
+  follow_supervisor(self, sup);
+  return {
+    [](start_atom) { return caf::ok_atom::value; },
+    [self](end_atom) { self->quit(); },
+  };
+}
+
+child_spec intake_child() {
+  child_spec spec;
+  spec.id = "shardflow-intake";
+  spec.restart = restart_type::transient;
+  spec.significant = true;
+  spec.start = [](start_context& ctx) -> caf::expected<caf::actor> {
+    return ctx.self->spawn(intake, caf::actor_cast<caf::actor>(ctx.self));
+  };
+  return spec;
+}
+
+} // namespace
+
 caf::expected<std::unique_ptr<runtime>> runtime::start(caf::actor_system& sys, runtime_config cfg) {
   auto sink = cfg.sink ? cfg.sink
                        : spawn_checkpoint_sink(sys, std::make_shared<memory_checkpoint_store>());
@@ -17,7 +42,10 @@ caf::expected<std::unique_ptr<runtime>> runtime::start(caf::actor_system& sys, r
   flags.period = cfg.period;
   flags.shutdown_mode = cfg.finite ? auto_shutdown::all_significant : auto_shutdown::never;
   flags.start_timeout = cfg.start_timeout;
-  auto root = spawn_supervisor(sys, flags, {});
+  std::vector<child_spec> children;
+  if (cfg.finite)
+    children.push_back(intake_child());
+  auto root = spawn_supervisor(sys, flags, std::move(children));
   if (!root)
     return root.error();
   return std::unique_ptr<runtime>{new runtime(sys, *root, sink)};
@@ -109,9 +137,22 @@ caf::error runtime::stop_shard(const shard_id& id) {
   return d ? caf::error{} : d.error();
 }
 
+void runtime::seal() {
+  if (sealed_)
+    return;
+  sealed_ = true;
+  auto intake = call<std::vector<child_info>>(root_, which_children_atom::value);
+  if (!intake)
+    return;
+  for (auto& c : *intake)
+    if (c.id == "shardflow-intake" && c.handle)
+      self_->send(c.handle, end_atom::value);
+}
+
 bool runtime::await(caf::timespan timeout) {
   if (finished_)
     return true;
+  seal();
   self_->receive(
     [&](caf::down_msg& msg) {
       ended_ = msg.reason;

@@ -82,8 +82,13 @@ public:
   /// Stops one shard gracefully (final flush and checkpoint) and forgets it.
   caf::error stop_shard(const shard_id& id);
 
+  /// Finite runtimes: says that every shard has been started, so the runtime may end once they all
+  /// have ended (before, a shard that ends early cannot end the runtime while others are still
+  /// being added). `await` calls it.
+  void seal();
+
   /// Blocks until the runtime has ended by itself (finite shards) or `timeout` passed; returns
-  /// whether it has ended (its exit reason is then `exit_reason()`).
+  /// whether it has ended (its exit reason is then `exit_reason()`). Seals the runtime first.
   bool await(caf::timespan timeout);
 
   /// Returns why the runtime ended: `user_shutdown` without context after a clean end (all finite
@@ -122,6 +127,7 @@ private:
   caf::actor sink_;
   caf::error ended_;
   bool finished_ = false;
+  bool sealed_ = false;
 };
 
 } // namespace shardflow
