@@ -56,14 +56,8 @@ public:
   /// Returns what the store holds for `id` (without fencing anything).
   std::optional<stored_checkpoint> peek(const shard_id& id) const;
 
-  /// Returns the number of successful saves.
-  std::uint64_t saves() const noexcept {
-    return saves_;
-  }
-
 private:
   std::map<shard_id, stored_checkpoint> rows_;
-  std::uint64_t saves_ = 0;
 };
 
 /// Applies the fencing and ordering rules of every store to `row`, then writes `cp` into it.

@@ -144,7 +144,6 @@ std::string message_parser::parse(std::string_view line, message& out, bool padd
   } else if (a == "checkpoint") {
     out.what = k::checkpoint;
     out.error = nullable_string(doc, "error");
-    out.sequence_number = nullable_string(doc, "sequenceNumber");
   } else {
     out.what = k::other;
   }
