@@ -4,14 +4,11 @@
 #include <array>
 #include <cstring>
 
-#include <openssl/evp.h>
 #include <zlib.h>
 
 #include <fmt/format.h>
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
-
+#include "adapters/md5.hpp"
 #include "kpl_agg.pb.h" // generated from adapters/proto/kpl_agg.proto
 
 namespace shardflow::kpl {
@@ -20,23 +17,6 @@ namespace {
 
 constexpr std::array<unsigned char, 3> magic_tail = {0x89, 0x9A, 0xC2};
 constexpr std::size_t md5_size = 16;
-
-std::array<unsigned char, md5_size> md5(std::string_view bytes) {
-  // One digest context per thread: EVP_Digest would allocate and free one per call.
-  struct context {
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    ~context() {
-      EVP_MD_CTX_free(ctx);
-    }
-  };
-  thread_local context c;
-  std::array<unsigned char, md5_size> out{};
-  unsigned int n = 0;
-  EVP_DigestInit_ex(c.ctx, EVP_md5(), nullptr);
-  EVP_DigestUpdate(c.ctx, bytes.data(), bytes.size());
-  EVP_DigestFinal_ex(c.ctx, out.data(), &n);
-  return out;
-}
 
 std::optional<magic> magic_of(std::string_view data) {
   if (data.size() < 4 || std::memcmp(data.data() + 1, magic_tail.data(), 3) != 0)
@@ -90,140 +70,253 @@ bool may_be_aggregate(std::string_view data, bool erlmld_magics) noexcept {
 
 namespace {
 
-using google::protobuf::io::CodedInputStream;
-using google::protobuf::internal::WireFormatLite;
+// Reads the protobuf wire format in place: varints, and length-delimited fields as views.
+class wire_reader {
+public:
+  explicit wire_reader(std::string_view bytes) : at_(bytes.data()), end_(bytes.data() + bytes.size()) {
+  }
 
-// Reads a length-delimited field's bytes as a view into the stream's buffer.
-bool read_view(CodedInputStream& in, const char* base, std::string_view& out) {
-  std::uint32_t len = 0;
-  if (!in.ReadVarint32(&len))
-    return false;
-  const auto at = static_cast<std::size_t>(in.CurrentPosition());
-  if (!in.Skip(static_cast<int>(len)))
-    return false;
-  out = std::string_view{base + at, len};
-  return true;
-}
+  bool done() const noexcept {
+    return at_ == end_;
+  }
+
+  bool varint(std::uint64_t& out) noexcept {
+    out = 0;
+    for (int shift = 0; shift < 64 && at_ != end_; shift += 7) {
+      const auto byte = static_cast<unsigned char>(*at_++);
+      out |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
+      if (byte < 0x80)
+        return true;
+    }
+    return false; // truncated, or longer than ten bytes
+  }
+
+  // Reads a field's key: its number (> 0) and wire type.
+  bool tag(std::uint32_t& field, std::uint32_t& type) noexcept {
+    std::uint64_t key = 0;
+    if (!varint(key) || key > 0xFFFF'FFFF || (key >> 3) == 0)
+      return false;
+    field = static_cast<std::uint32_t>(key >> 3);
+    type = static_cast<std::uint32_t>(key & 7);
+    return true;
+  }
+
+  bool bytes(std::string_view& out) noexcept {
+    std::uint64_t size = 0;
+    if (!varint(size) || size > static_cast<std::uint64_t>(end_ - at_))
+      return false;
+    out = std::string_view{at_, static_cast<std::size_t>(size)};
+    at_ += size;
+    return true;
+  }
+
+  // Skips the value of a field this reader does not know (groups included, as protobuf does).
+  bool skip(std::uint32_t field, std::uint32_t type, int depth = 0) noexcept {
+    std::uint64_t ignored = 0;
+    std::string_view view;
+    switch (type) {
+      case 0:
+        return varint(ignored);
+      case 1:
+        return advance(8);
+      case 2:
+        return bytes(view);
+      case 3: { // start group: fields up to the matching end group
+        if (depth >= 100)
+          return false;
+        std::uint32_t f = 0;
+        std::uint32_t t = 0;
+        while (tag(f, t)) {
+          if (t == 4)
+            return f == field;
+          if (!skip(f, t, depth + 1))
+            return false;
+        }
+        return false;
+      }
+      case 5:
+        return advance(4);
+      default: // an end group without a start, or no wire type at all
+        return false;
+    }
+  }
+
+private:
+  bool advance(std::size_t n) noexcept {
+    if (static_cast<std::size_t>(end_ - at_) < n)
+      return false;
+    at_ += n;
+    return true;
+  }
+
+  const char* at_;
+  const char* end_;
+};
+
+constexpr std::uint32_t varint_type = 0;
+constexpr std::uint32_t delimited_type = 2;
 
 struct wire_record {
   std::uint64_t key = 0;
   std::optional<std::uint64_t> hash_key;
   std::string_view data;
-  bool has_key = false;
-  bool has_data = false;
 };
 
-// Reads an AggregatedRecord (kpl_agg.proto) from `proto` without building messages.
-bool read_aggregate(std::string_view proto, std::vector<std::string_view>& keys,
-                    std::vector<std::string_view>& hash_keys, std::vector<wire_record>& records) {
-  CodedInputStream in{reinterpret_cast<const std::uint8_t*>(proto.data()), static_cast<int>(proto.size())};
-  const char* base = proto.data();
-  while (const auto tag = in.ReadTag()) {
-    const auto field = WireFormatLite::GetTagFieldNumber(tag);
-    const auto type = WireFormatLite::GetTagWireType(tag);
-    const bool delimited = type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
-    if (field == 1 && delimited) {
-      if (!read_view(in, base, keys.emplace_back()))
+// Reads a Tag (kpl_agg.proto): its key is required.
+bool read_tag(std::string_view bytes) noexcept {
+  wire_reader in{bytes};
+  bool has_key = false;
+  std::uint32_t field = 0;
+  std::uint32_t type = 0;
+  while (!in.done()) {
+    if (!in.tag(field, type) || !in.skip(field, type))
+      return false;
+    has_key = has_key || (field == 1 && type == delimited_type);
+  }
+  return has_key;
+}
+
+// Reads a Record (kpl_agg.proto); its key index and data are required.
+bool read_record(std::string_view bytes, wire_record& r) noexcept {
+  wire_reader in{bytes};
+  bool has_key = false;
+  bool has_data = false;
+  std::uint32_t field = 0;
+  std::uint32_t type = 0;
+  while (!in.done()) {
+    if (!in.tag(field, type))
+      return false;
+    std::string_view tag;
+    if (field == 1 && type == varint_type) {
+      has_key = in.varint(r.key);
+      if (!has_key)
         return false;
-    } else if (field == 2 && delimited) {
-      if (!read_view(in, base, hash_keys.emplace_back()))
+    } else if (field == 2 && type == varint_type) {
+      std::uint64_t v = 0;
+      if (!in.varint(v))
         return false;
-    } else if (field == 3 && delimited) {
-      std::uint32_t len = 0;
-      if (!in.ReadVarint32(&len))
+      r.hash_key = v;
+    } else if (field == 3 && type == delimited_type) {
+      has_data = in.bytes(r.data);
+      if (!has_data)
         return false;
-      const auto limit = in.PushLimit(static_cast<int>(len));
-      auto& r = records.emplace_back();
-      while (const auto t = in.ReadTag()) {
-        const auto f = WireFormatLite::GetTagFieldNumber(t);
-        const auto w = WireFormatLite::GetTagWireType(t);
-        if (f == 1 && w == WireFormatLite::WIRETYPE_VARINT) {
-          if (!in.ReadVarint64(&r.key))
-            return false;
-          r.has_key = true;
-        } else if (f == 2 && w == WireFormatLite::WIRETYPE_VARINT) {
-          std::uint64_t v = 0;
-          if (!in.ReadVarint64(&v))
-            return false;
-          r.hash_key = v;
-        } else if (f == 3 && w == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
-          if (!read_view(in, base, r.data))
-            return false;
-          r.has_data = true;
-        } else if (!WireFormatLite::SkipField(&in, t)) { // tags and anything unknown
-          return false;
-        }
-      }
-      if (!in.ConsumedEntireMessage())
+    } else if (field == 4 && type == delimited_type) {
+      if (!in.bytes(tag) || !read_tag(tag))
         return false;
-      in.PopLimit(limit);
-      if (!r.has_key || !r.has_data) // required fields
-        return false;
-    } else if (!WireFormatLite::SkipField(&in, tag)) {
+    } else if (!in.skip(field, type)) {
       return false;
     }
   }
-  return in.ConsumedEntireMessage() || in.CurrentPosition() == static_cast<int>(proto.size());
+  return has_key && has_data;
 }
 
-} // namespace
-
-unpack_result unpack(std::string_view data, bool erlmld_magics) {
-  unpack_result result;
-  auto m = magic_of(data);
-  if (!m || (!erlmld_magics && *m != magic::standard))
-    return result; // plain
-  std::string_view body = data.substr(4);
-  if (*m == magic::erlmld_deflated) {
-    if (!inflate_all(body, result.inflated)) {
-      result.what = unpack_result::kind::corrupt;
-      result.why = "the compressed aggregate does not inflate";
-      return result;
+// Reads an AggregatedRecord (kpl_agg.proto) into the key tables and the records.
+bool read_aggregate(std::string_view proto, std::vector<std::string_view>& keys,
+                    std::vector<std::string_view>& hash_keys, std::vector<wire_record>& records) {
+  wire_reader in{proto};
+  std::uint32_t field = 0;
+  std::uint32_t type = 0;
+  while (!in.done()) {
+    if (!in.tag(field, type))
+      return false;
+    if (field == 1 && type == delimited_type) {
+      if (!in.bytes(keys.emplace_back()))
+        return false;
+    } else if (field == 2 && type == delimited_type) {
+      if (!in.bytes(hash_keys.emplace_back()))
+        return false;
+    } else if (field == 3 && type == delimited_type) {
+      std::string_view record;
+      if (!in.bytes(record) || !read_record(record, records.emplace_back()))
+        return false;
+    } else if (!in.skip(field, type)) {
+      return false;
     }
-    body = std::string_view{result.inflated.data(), result.inflated.size()};
   }
-  if (body.size() <= md5_size) {
-    if (*m == magic::standard)
-      return result; // the KCL's rule: too short to be an aggregate, so a plain record
-    result.what = unpack_result::kind::corrupt;
-    result.why = "too short for an aggregate";
-    return result;
-  }
-  const auto proto = body.substr(0, body.size() - md5_size);
-  const auto digest = md5(proto);
-  if (std::memcmp(digest.data(), body.data() + proto.size(), md5_size) != 0) {
-    result.what = unpack_result::kind::corrupt;
-    result.why = "the MD5 of the aggregate does not match";
-    return result;
-  }
+  return true;
+}
+
+void mark_corrupt(unpack_result& r, const char* why) {
+  r.what = unpack_result::kind::corrupt;
+  r.why = why;
+  r.records.clear();
+}
+
+// Turns the aggregate `proto` (its MD5 checked) into `r.records`.
+void read_user_records(std::string_view proto, unpack_result& r) {
   thread_local std::vector<std::string_view> keys;
   thread_local std::vector<std::string_view> hash_keys;
   thread_local std::vector<wire_record> records;
   keys.clear();
   hash_keys.clear();
   records.clear();
-  if (!read_aggregate(proto, keys, hash_keys, records)) {
-    result.what = unpack_result::kind::corrupt;
-    result.why = "the aggregate is not a valid protobuf";
-    return result;
+  if (!read_aggregate(proto, keys, hash_keys, records))
+    return mark_corrupt(r, "the aggregate is not a valid protobuf");
+  r.records.reserve(records.size());
+  for (const auto& w : records) {
+    if (w.key >= keys.size() || (w.hash_key && *w.hash_key >= hash_keys.size()))
+      return mark_corrupt(r, "a key index of the aggregate is out of range");
+    auto& u = r.records.emplace_back();
+    u.partition_key = keys[static_cast<std::size_t>(w.key)];
+    if (w.hash_key)
+      u.explicit_hash_key = hash_keys[static_cast<std::size_t>(*w.hash_key)];
+    u.data = w.data;
   }
-  result.records.reserve(records.size());
-  for (const auto& r : records) {
-    if (r.key >= keys.size() || (r.hash_key && *r.hash_key >= hash_keys.size())) {
-      result.records.clear();
-      result.what = unpack_result::kind::corrupt;
-      result.why = "a key index of the aggregate is out of range";
-      return result;
+  r.what = unpack_result::kind::aggregate;
+}
+
+} // namespace
+
+void unpack_all(const std::string_view* data, std::size_t n, bool erlmld_magics,
+                std::vector<unpack_result>& out) {
+  out.resize(n);
+  // The aggregates' protobufs, their MD5s computed together (md5::many), then each one read.
+  thread_local std::vector<std::string_view> protos;
+  thread_local std::vector<std::size_t> owners;
+  thread_local std::vector<md5::digest> digests;
+  protos.clear();
+  owners.clear();
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& r = out[i];
+    r.what = unpack_result::kind::plain;
+    r.records.clear();
+    r.why.clear();
+    r.inflated.clear();
+    const auto m = magic_of(data[i]);
+    if (!m || (!erlmld_magics && *m != magic::standard))
+      continue; // plain
+    std::string_view body = data[i].substr(4);
+    if (*m == magic::erlmld_deflated) {
+      if (!inflate_all(body, r.inflated)) {
+        mark_corrupt(r, "the compressed aggregate does not inflate");
+        continue;
+      }
+      body = std::string_view{r.inflated.data(), r.inflated.size()};
     }
-    user_record_view u;
-    u.partition_key = keys[static_cast<std::size_t>(r.key)];
-    if (r.hash_key)
-      u.explicit_hash_key = hash_keys[static_cast<std::size_t>(*r.hash_key)];
-    u.data = r.data;
-    result.records.push_back(u);
+    if (body.size() <= md5_size) {
+      // The KCL's rule: a standard aggregate too short for its MD5 is a plain record.
+      if (*m != magic::standard)
+        mark_corrupt(r, "too short for an aggregate");
+      continue;
+    }
+    protos.push_back(body.substr(0, body.size() - md5_size)); // its MD5 follows it
+    owners.push_back(i);
   }
-  result.what = unpack_result::kind::aggregate;
-  return result;
+  digests.resize(protos.size());
+  md5::many(protos.data(), protos.size(), digests.data());
+  for (std::size_t k = 0; k < protos.size(); ++k) {
+    auto& r = out[owners[k]];
+    if (std::memcmp(digests[k].data(), protos[k].data() + protos[k].size(), md5_size) != 0)
+      mark_corrupt(r, "the MD5 of the aggregate does not match");
+    else
+      read_user_records(protos[k], r);
+  }
+}
+
+unpack_result unpack(std::string_view data, bool erlmld_magics) {
+  std::vector<unpack_result> out;
+  unpack_all(&data, 1, erlmld_magics, out);
+  return std::move(out.front()); // moving keeps `inflated`'s buffer, which the views point into
 }
 
 void aggregator::add(const std::string& partition_key, std::string data,
@@ -254,7 +347,7 @@ std::string aggregator::build(magic m) {
     agg.add_explicit_hash_key_table(k);
   std::string proto;
   agg.SerializeToString(&proto);
-  const auto digest = md5(proto);
+  const auto digest = md5::of(proto);
   std::string body = proto;
   body.append(reinterpret_cast<const char*>(digest.data()), digest.size());
   std::string out;

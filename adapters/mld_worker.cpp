@@ -136,6 +136,10 @@ struct worker::impl {
   bool lease_gone = false; // after ShutdownException: never checkpoint again
   bool stopped = false;    // after shutdownRequested: records are not processed any more
   std::mt19937_64 rng{std::random_device{}()};
+  // Reused by decode: the indexes of the records that may be aggregates, their data, what they hold.
+  std::vector<std::uint32_t> carriers;
+  std::vector<std::string_view> views;
+  std::vector<kpl::unpack_result> unpacked;
 
   impl(line_io& i, worker_config c) : io(i), cfg(std::move(c)) {
     if (!cfg.sleep)
@@ -257,10 +261,14 @@ struct worker::impl {
     send(status_line(m.action));
   }
 
+  // Decodes the records of `m`; `poisoned` gets the indexes of those whose data is not base64.
+  // Records that may carry an aggregate are unpacked together (their MD5s are computed side by
+  // side), and each aggregate is replaced by its user records.
   record_batch decode(const message& m, std::vector<std::uint32_t>& poisoned) {
     std::vector<stream_record> xs;
     xs.reserve(m.records.size());
     poisoned.clear();
+    carriers.clear();
     for (auto& w : m.records) {
       auto& x = xs.emplace_back();
       try {
@@ -282,44 +290,63 @@ struct worker::impl {
         poisoned.push_back(static_cast<std::uint32_t>(xs.size() - 1));
         continue;
       }
-      if (!kpl::may_be_aggregate(x.data, cfg.erlmld_magics))
-        continue; // the common case: a plain record, decoded in place
-      // The user records view `bytes`; keep it here, outside `xs`, while they are copied out.
-      std::string bytes = std::move(x.data);
-      auto unpacked = kpl::unpack(bytes, cfg.erlmld_magics);
-      if (unpacked.what == kpl::unpack_result::kind::aggregate) {
-        ++stats.aggregates;
-        const auto carrier_sequence = x.sequence;
-        const auto carrier_arrival = x.arrival_ms;
-        xs.pop_back();
-        const auto n = static_cast<std::uint32_t>(unpacked.records.size());
-        // Aggregates tend to come together: make room for the rest of the batch being like this one
-        // rather than growing (and moving every record) again and again.
-        const auto left = static_cast<std::size_t>(&m.records.back() - &w);
-        if (xs.capacity() < xs.size() + n * (left + 1))
-          xs.reserve(xs.size() + n * (left + 1));
-        for (std::uint32_t i = 0; i < n; ++i) {
-          auto& u = xs.emplace_back();
-          u.partition_key.assign(unpacked.records[i].partition_key);
-          u.data.assign(unpacked.records[i].data);
-          u.sequence = carrier_sequence;
-          u.sequence.user_sub = i;
-          u.sequence.user_total = n;
-          u.arrival_ms = carrier_arrival;
-          u.behind_ms = m.millis_behind_latest;
-        }
-        continue;
-      }
-      x.data = std::move(bytes); // not an aggregate after all: the record keeps its data
-      if (unpacked.what == kpl::unpack_result::kind::corrupt) {
-        ++stats.corrupt_aggregates;
-        log(fmt::format("record at {} looks like an aggregate but {}; delivered as one record",
-                        w.sequence_number, unpacked.why));
-      }
+      if (kpl::may_be_aggregate(x.data, cfg.erlmld_magics))
+        carriers.push_back(static_cast<std::uint32_t>(xs.size() - 1));
     }
+    if (!carriers.empty())
+      xs = unpack_aggregates(std::move(xs), poisoned);
     record_batch batch{std::move(xs)};
     stats.records += batch.size();
     return batch;
+  }
+
+  // Replaces every aggregate among `xs` (at the `carriers` indexes) by its user records, which keep
+  // their carrier's sequence numbers; renumbers `poisoned` to match.
+  std::vector<stream_record> unpack_aggregates(std::vector<stream_record> xs,
+                                               std::vector<std::uint32_t>& poisoned) {
+    views.clear();
+    for (auto i : carriers)
+      views.emplace_back(xs[i].data);
+    kpl::unpack_all(views.data(), views.size(), cfg.erlmld_magics, unpacked);
+    std::size_t users = 0;
+    for (auto& u : unpacked)
+      users += u.records.size();
+    std::vector<stream_record> ys;
+    ys.reserve(xs.size() + users);
+    std::size_t next_carrier = 0;
+    std::size_t next_poison = 0;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      auto& x = xs[i];
+      if (next_poison < poisoned.size() && poisoned[next_poison] == i)
+        poisoned[next_poison++] = static_cast<std::uint32_t>(ys.size());
+      if (next_carrier == carriers.size() || carriers[next_carrier] != i) {
+        ys.push_back(std::move(x));
+        continue;
+      }
+      const auto& u = unpacked[next_carrier++];
+      if (u.what == kpl::unpack_result::kind::corrupt) {
+        ++stats.corrupt_aggregates;
+        log(fmt::format("record at {} looks like an aggregate but {}; delivered as one record",
+                        to_string(x.sequence), u.why));
+      }
+      if (u.what != kpl::unpack_result::kind::aggregate) {
+        ys.push_back(std::move(x));
+        continue;
+      }
+      ++stats.aggregates;
+      const auto n = static_cast<std::uint32_t>(u.records.size());
+      for (std::uint32_t k = 0; k < n; ++k) {
+        auto& y = ys.emplace_back();
+        y.partition_key.assign(u.records[k].partition_key);
+        y.data.assign(u.records[k].data);
+        y.sequence = x.sequence;
+        y.sequence.user_sub = k;
+        y.sequence.user_total = n;
+        y.arrival_ms = x.arrival_ms;
+        y.behind_ms = x.behind_ms;
+      }
+    }
+    return ys;
   }
 
   void on_process_records(const message& m) {

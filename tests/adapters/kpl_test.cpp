@@ -1,6 +1,14 @@
 #include "adapters/kpl.hpp"
 
+#include <random>
+#include <string>
+#include <vector>
+
 #include <catch2/catch.hpp>
+
+#include "adapters/md5.hpp"
+#include "kpl_agg.pb.h"
+#include <google/protobuf/stubs/logging.h>
 
 using namespace shardflow;
 
@@ -54,5 +62,202 @@ SCENARIO("what is not an aggregate stays one record, and a broken one is reporte
   GIVEN("a deflated aggregate that does not inflate") {
     auto r = kpl::unpack(std::string{"\x01\x89\x9A\xC2garbage", 11});
     CHECK(r.what == kpl::unpack_result::kind::corrupt);
+  }
+}
+
+namespace {
+
+// An aggregate around `proto` with the standard magic and a correct MD5.
+std::string wrap(const std::string& proto) {
+  const auto digest = md5::of(proto);
+  return std::string{"\xF3\x89\x9A\xC2"} + proto
+         + std::string{reinterpret_cast<const char*>(digest.data()), digest.size()};
+}
+
+enum class outcome { plain, aggregate, corrupt };
+
+// Unpacks `proto` (as a standard aggregate with a correct MD5) and checks the result against what
+// libprotobuf makes of the same bytes. Returns what it was.
+outcome check_against_libprotobuf(const std::string& proto) {
+  kpl::AggregatedRecord reference;
+  const bool parses = reference.ParseFromString(proto);
+  bool in_range = parses;
+  for (int i = 0; parses && i < reference.records_size(); ++i) {
+    const auto& r = reference.records(i);
+    in_range = in_range
+               && r.partition_key_index() < static_cast<std::uint64_t>(reference.partition_key_table_size())
+               && (!r.has_explicit_hash_key_index()
+                   || r.explicit_hash_key_index()
+                        < static_cast<std::uint64_t>(reference.explicit_hash_key_table_size()));
+  }
+  const auto bytes = wrap(proto);
+  const auto got = kpl::unpack(bytes);
+  if (proto.empty()) { // the KCL's rule: no room for an aggregate, so a plain record
+    CHECK(got.what == kpl::unpack_result::kind::plain);
+    return outcome::plain;
+  }
+  if (!parses) {
+    CHECK(got.what == kpl::unpack_result::kind::corrupt);
+    CHECK(got.why == "the aggregate is not a valid protobuf");
+    return outcome::corrupt;
+  }
+  if (!in_range) {
+    CHECK(got.what == kpl::unpack_result::kind::corrupt);
+    CHECK(got.why == "a key index of the aggregate is out of range");
+    return outcome::corrupt;
+  }
+  CHECK(got.what == kpl::unpack_result::kind::aggregate);
+  REQUIRE(got.records.size() == static_cast<std::size_t>(reference.records_size()));
+  for (int i = 0; i < reference.records_size(); ++i) {
+    const auto& want = reference.records(i);
+    const auto& u = got.records[static_cast<std::size_t>(i)];
+    CHECK(u.partition_key == reference.partition_key_table(static_cast<int>(want.partition_key_index())));
+    CHECK(u.data == want.data());
+    REQUIRE(u.explicit_hash_key.has_value() == want.has_explicit_hash_key_index());
+    if (u.explicit_hash_key)
+      CHECK(*u.explicit_hash_key
+            == reference.explicit_hash_key_table(static_cast<int>(want.explicit_hash_key_index())));
+  }
+  return outcome::aggregate;
+}
+
+} // namespace
+
+SCENARIO("the wire reader agrees with libprotobuf on random and damaged aggregates", "[adapters][kpl]") {
+  google::protobuf::LogSilencer quiet; // libprotobuf logs every message it cannot parse
+  std::mt19937 rng{7};
+  auto pick = [&](std::uint32_t n) { return static_cast<std::uint32_t>(rng() % n); };
+  int aggregates = 0;
+  int corrupt = 0;
+  for (int round = 0; round < 3000; ++round) {
+    // A random aggregate: key tables, records with tags, unknown fields now and then.
+    kpl::AggregatedRecord agg;
+    const auto keys = 1 + pick(4);
+    for (std::uint32_t i = 0; i < keys; ++i)
+      agg.add_partition_key_table("key-" + std::to_string(pick(1000)));
+    const auto hash_keys = pick(3);
+    for (std::uint32_t i = 0; i < hash_keys; ++i)
+      agg.add_explicit_hash_key_table(std::to_string(pick(1u << 30)));
+    for (std::uint32_t i = 0, n = pick(6); i < n; ++i) {
+      auto* r = agg.add_records();
+      r->set_partition_key_index(pick(keys + 1)); // now and then out of range
+      if (pick(2) != 0)
+        r->set_explicit_hash_key_index(pick(hash_keys + 1));
+      r->set_data(std::string(pick(300), static_cast<char>('a' + pick(26))));
+      if (pick(4) == 0)
+        r->add_tags()->set_key("tag");
+    }
+    std::string proto = agg.SerializeAsString();
+    if (pick(4) == 0) // an unknown varint field, then an unknown group
+      proto += std::string{"\x38\x96\x01\x43\x08\x01\x44", 7};
+    // Damage some: flip a byte, cut the end, or insert a byte.
+    if (!proto.empty() && pick(2) == 0) {
+      const auto at = pick(static_cast<std::uint32_t>(proto.size()));
+      switch (pick(3)) {
+        case 0:
+          proto[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          proto.resize(at);
+          break;
+        default:
+          proto.insert(at, 1, static_cast<char>(rng()));
+      }
+    }
+    INFO("round " << round << ", protobuf of " << proto.size() << " bytes");
+    switch (check_against_libprotobuf(proto)) {
+      case outcome::aggregate:
+        ++aggregates;
+        break;
+      case outcome::corrupt:
+        ++corrupt;
+        break;
+      case outcome::plain:
+        break;
+    }
+  }
+  // Both outcomes were exercised many times.
+  CHECK(aggregates > 500);
+  CHECK(corrupt > 500);
+}
+
+SCENARIO("the wire reader agrees with libprotobuf on the wire format's corners", "[adapters][kpl]") {
+  google::protobuf::LogSilencer quiet;
+  const std::string key = std::string{"\x0A\x01k", 3};                   // partition_key_table: "k"
+  auto record = [](const std::string& body) { // records: one Record of `body`
+    return std::string{"\x1A"} + static_cast<char>(body.size()) + body;
+  };
+  const std::string good = std::string{"\x08\x00\x1A\x01x", 5}; // key index 0, data "x"
+  struct corner {
+    const char* what;
+    std::string proto;
+    outcome expected;
+  };
+  const std::vector<corner> corners = {
+    {"a minimal aggregate", key + record(good), outcome::aggregate},
+    {"a key index varint cut by the record's end", key + record(std::string{"\x1A\x01x\x08\x80", 5}),
+     outcome::corrupt},
+    {"a varint of eleven bytes", key + record(std::string{"\x1A\x01x\x08", 4} + std::string(10, '\x80') + "\x01"),
+     outcome::corrupt},
+    {"a ten-byte varint (an unknown field)", key + record(good + "\x30" + std::string(9, '\x80') + "\x01"),
+     outcome::aggregate},
+    {"no data", key + record(std::string{"\x08\x00", 2}), outcome::corrupt},
+    {"no key index", key + record(std::string{"\x1A\x01x", 3}), outcome::corrupt},
+    {"the key index twice: the last counts", key + record(std::string{"\x08\x05", 2} + good), outcome::aggregate},
+    {"the key index twice: the last is out of range", key + record(good + std::string{"\x08\x05", 2}),
+     outcome::corrupt},
+    {"a length beyond the end", key + std::string{"\x1A\x7F", 2} + good, outcome::corrupt},
+    {"field number 0", key + record(good) + std::string{"\x00\x00", 2}, outcome::corrupt},
+    {"wire type 6", key + record(good) + std::string{"\x0E\x00", 2}, outcome::corrupt},
+    {"wire type 7", key + record(good) + std::string{"\x0F\x00", 2}, outcome::corrupt},
+    {"an end group without a start", key + record(good) + std::string{"\x0C", 1}, outcome::corrupt},
+    {"nested unknown groups", key + record(good + std::string{"\x2B\x33\x08\x01\x34\x2C", 6}), outcome::aggregate},
+    {"a group closed by another field's end", key + std::string{"\x2B\x08\x01\x34", 4} + record(good),
+     outcome::corrupt},
+    {"a group never closed", key + record(good) + std::string{"\x2B\x08\x01", 3}, outcome::corrupt},
+    {"unknown fixed32 and fixed64 fields", key + std::string{"\x2D\x01\x02\x03\x04\x29", 6} + std::string(8, '\x01') + record(good),
+     outcome::aggregate},
+    {"a tag with its key", key + record(good + std::string{"\x22\x03\x0A\x01t", 5}), outcome::aggregate},
+    {"a tag without its key", key + record(good + std::string{"\x22\x02\x12\x00", 4}), outcome::corrupt},
+    // A known field number with another wire type is an unknown field, skipped.
+    {"a key table entry of the wrong wire type", std::string{"\x08\x01", 2} + key + record(good),
+     outcome::aggregate},
+    {"a record of the wrong wire type", key + std::string{"\x18\x01", 2} + record(good), outcome::aggregate},
+  };
+  for (const auto& c : corners) {
+    INFO(c.what);
+    CHECK(check_against_libprotobuf(c.proto) == c.expected);
+  }
+}
+
+SCENARIO("unpack_all unpacks a batch as unpack does one by one", "[adapters][kpl]") {
+  std::vector<std::string> batch;
+  for (int i = 0; i < 40; ++i) {
+    kpl::aggregator agg;
+    for (int u = 0; u <= i % 7; ++u)
+      agg.add("k" + std::to_string(u), std::string(static_cast<std::size_t>(i * 13 % 200), 'x'));
+    auto bytes = agg.build(static_cast<kpl::magic>(i % 3));
+    if (i % 5 == 0)
+      bytes.back() ^= 1; // a wrong MD5
+    if (i % 11 == 0)
+      bytes = "plain record " + std::to_string(i);
+    batch.push_back(std::move(bytes));
+  }
+  std::vector<std::string_view> views(batch.begin(), batch.end());
+  std::vector<kpl::unpack_result> out;
+  for (int pass = 0; pass < 2; ++pass) { // the second pass reuses what the first left in `out`
+    kpl::unpack_all(views.data(), views.size(), true, out);
+    REQUIRE(out.size() == batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const auto one = kpl::unpack(batch[i]);
+      INFO("record " << i);
+      CHECK(out[i].what == one.what);
+      CHECK(out[i].why == one.why);
+      REQUIRE(out[i].records.size() == one.records.size());
+      for (std::size_t k = 0; k < one.records.size(); ++k) {
+        CHECK(out[i].records[k].partition_key == one.records[k].partition_key);
+        CHECK(out[i].records[k].data == one.records[k].data);
+      }
+    }
   }
 }
