@@ -1,6 +1,5 @@
 #include "adapters/mld_protocol.hpp"
 
-#include <openssl/evp.h>
 #include <simdjson.h>
 
 #include <fmt/format.h>
@@ -170,39 +169,6 @@ std::string checkpoint_line(bool v2, const std::optional<std::string>& sequence,
   out += "\"sequenceNumber\":" + seq + ",\"subSequenceNumber\":";
   out += sequence && sub ? std::to_string(*sub) : std::string{"null"};
   return out + "}";
-}
-
-bool decode_base64(std::string_view in, std::string& out) {
-  out.clear();
-  if (in.size() % 4 != 0)
-    return false;
-  if (in.empty())
-    return true;
-  out.resize(in.size() / 4 * 3);
-  const auto n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                 reinterpret_cast<const unsigned char*>(in.data()),
-                                 static_cast<int>(in.size()));
-  if (n < 0)
-    return false;
-  std::size_t pad = 0;
-  if (in.back() == '=')
-    ++pad;
-  if (in.size() >= 2 && in[in.size() - 2] == '=')
-    ++pad;
-  // '=' may only appear as padding at the end.
-  if (in.find('=') < in.size() - pad)
-    return false;
-  out.resize(static_cast<std::size_t>(n) - pad);
-  return true;
-}
-
-std::string encode_base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                 reinterpret_cast<const unsigned char*>(in.data()),
-                                 static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
 }
 
 } // namespace shardflow::mld

@@ -80,10 +80,4 @@ std::string status_line(const std::string& action);
 std::string checkpoint_line(bool v2, const std::optional<std::string>& sequence,
                             std::optional<std::uint64_t> sub);
 
-/// Decodes standard base64 with padding into `out`; returns false for anything else.
-bool decode_base64(std::string_view in, std::string& out);
-
-/// Returns the standard base64 encoding of `in`.
-std::string encode_base64(std::string_view in);
-
 } // namespace shardflow::mld

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "adapters/base64.hpp"
 #include "adapters/kpl.hpp"
 #include "adapters/mld_protocol.hpp"
 #include "flushers/error.hpp"
@@ -283,7 +284,7 @@ struct worker::impl {
       x.partition_key.assign(w.partition_key);
       x.arrival_ms = w.arrival_ms;
       x.behind_ms = m.millis_behind_latest;
-      if (w.data_null || !decode_base64(w.data_base64, x.data)) {
+      if (w.data_null || !base64::decode(w.data_base64, x.data)) {
         ++stats.poison;
         log(fmt::format("poison record at {}: its data is not valid base64", w.sequence_number));
         x.data.clear();

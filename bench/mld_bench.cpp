@@ -19,6 +19,7 @@
 
 #include <simdjson.h>
 
+#include "adapters/base64.hpp"
 #include "adapters/kpl.hpp"
 #include "adapters/mld_protocol.hpp"
 #include "adapters/mld_worker.hpp"
@@ -81,7 +82,7 @@ std::vector<std::string> make_lines(std::size_t batches, bool aggregated, std::s
       }
       std::snprintf(digits, sizeof digits, "%010llu", static_cast<unsigned long long>(seq++));
       line += (r ? "," : "");
-      line += R"({"data":")" + mld::encode_base64(data) + R"(","partitionKey":"pk-)"
+      line += R"({"data":")" + base64::encode(data) + R"(","partitionKey":"pk-)"
               + std::to_string(r) + R"(","sequenceNumber":")" + prefix + digits
               + R"(","approximateArrivalTimestamp":1700000000000,"subSequenceNumber":0,"action":"record"})";
     }

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "adapters/base64.hpp"
 #include "adapters/kpl.hpp"
 #include "adapters/mld_protocol.hpp"
 #include "adapters/mld_server.hpp"
@@ -226,7 +227,7 @@ int run_kpl_agg(const kpl_agg_options& o) {
   auto emit = [&] {
     if (agg.size() == 0)
       return;
-    std::cout << mld::encode_base64(agg.build(m)) << '\n';
+    std::cout << base64::encode(agg.build(m)) << '\n';
     ++aggregates;
   };
   while (std::getline(std::cin, line)) {

@@ -36,16 +36,3 @@ SCENARIO("worker messages carry exactly the keys the daemon knows", "[adapters][
   CHECK(checkpoint_line(false, std::nullopt, std::nullopt) == R"({"action":"checkpoint","checkpoint":null})");
 }
 
-SCENARIO("base64 decodes only the standard padded form", "[adapters][mld]") {
-  std::string out;
-  CHECK(decode_base64("aGVsbG8=", out));
-  CHECK(out == "hello");
-  CHECK(decode_base64("", out));
-  CHECK(out.empty());
-  CHECK(decode_base64("aGk=", out));
-  CHECK(out == "hi");
-  CHECK_FALSE(decode_base64("aGVsbG8", out));   // no padding
-  CHECK_FALSE(decode_base64("!!not-base64!!", out));
-  CHECK_FALSE(decode_base64("aG=sbG8=", out));  // '=' inside
-  CHECK(encode_base64("hello") == "aGVsbG8=");
-}

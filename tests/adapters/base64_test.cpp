@@ -1,0 +1,102 @@
+#include "adapters/base64.hpp"
+
+#include <random>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <openssl/evp.h>
+
+using namespace shardflow;
+
+namespace {
+
+// OpenSSL's encoder, as the reference.
+std::string reference_encode(const std::string& in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  const auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                 reinterpret_cast<const unsigned char*>(in.data()),
+                                 static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+bool in_alphabet(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+'
+         || c == '/';
+}
+
+} // namespace
+
+SCENARIO("base64 decodes only the standard padded form", "[adapters][base64]") {
+  std::string out;
+  CHECK(base64::decode("aGVsbG8=", out));
+  CHECK(out == "hello");
+  CHECK(base64::decode("", out));
+  CHECK(out.empty());
+  CHECK(base64::decode("aGk=", out));
+  CHECK(out == "hi");
+  CHECK(base64::decode("QR==", out)); // bits past the data are ignored
+  CHECK(out == "A");
+  CHECK_FALSE(base64::decode("aGVsbG8", out));  // no padding
+  CHECK_FALSE(base64::decode("!!not-base64!!", out));
+  CHECK_FALSE(base64::decode("aG=sbG8=", out)); // '=' inside
+  CHECK_FALSE(base64::decode("a===", out));
+  CHECK_FALSE(base64::decode("====", out));
+  CHECK_FALSE(base64::decode("aGk= ", out));
+  CHECK_FALSE(base64::decode(" aGk", out));
+  CHECK(base64::encode("hello") == "aGVsbG8=");
+  CHECK(base64::encode("") == "");
+}
+
+SCENARIO("base64 round trips every length, in the vector blocks and the tail alike",
+         "[adapters][base64]") {
+  std::mt19937 rng{3};
+  for (std::size_t n = 0; n < 400; ++n) {
+    std::string bytes(n, '\0');
+    for (auto& c : bytes)
+      c = static_cast<char>(rng());
+    const auto text = reference_encode(bytes);
+    CHECK(base64::encode(bytes) == text);
+    std::string out;
+    INFO(n << " bytes");
+    REQUIRE(base64::decode(text, out));
+    CHECK(out == bytes);
+  }
+}
+
+SCENARIO("base64 rejects any character outside the alphabet, wherever it is", "[adapters][base64]") {
+  std::mt19937 rng{5};
+  std::string bytes(300, '\0');
+  for (auto& c : bytes)
+    c = static_cast<char>(rng());
+  const auto text = reference_encode(bytes); // 400 characters, no padding
+  std::string out;
+  int rejected = 0;
+  for (int c = 0; c < 256; ++c) {
+    if (in_alphabet(static_cast<unsigned char>(c)))
+      continue;
+    for (std::size_t at = 0; at < text.size(); at += 1 + rng() % 7) {
+      auto bad = text;
+      bad[at] = static_cast<char>(c);
+      if (c == '=' && at + 2 >= bad.size() && (at + 1 == bad.size() || bad.back() == '='))
+        continue; // valid padding
+      INFO("character " << c << " at " << at);
+      CHECK_FALSE(base64::decode(bad, out));
+      ++rejected;
+    }
+  }
+  CHECK(rejected > 10'000);
+  // Every valid character at every place of a block decodes to its value.
+  for (int c = 0; c < 256; ++c) {
+    if (!in_alphabet(static_cast<unsigned char>(c)))
+      continue;
+    auto good = std::string(64, static_cast<char>(c));
+    std::string expected;
+    expected.resize(48);
+    EVP_DecodeBlock(reinterpret_cast<unsigned char*>(expected.data()),
+                    reinterpret_cast<const unsigned char*>(good.data()), 64);
+    INFO("character " << c);
+    REQUIRE(base64::decode(good, out));
+    CHECK(out == expected);
+  }
+}
