@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <deque>
 #include <random>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include <caf/all.hpp>
@@ -42,7 +45,10 @@ struct supervisor_state {
   static inline const char* name = "shardflow.supervisor";
 
   supervisor_flags flags;
-  std::vector<child_rec> children; // in start order
+  std::vector<child_rec> children; // in start order, which is the order of their keys
+  // The key of the child each monitored actor was started as (entries go when its down arrives).
+  std::unordered_map<caf::actor_id, std::uint64_t> keys_by_actor;
+  std::size_t alive_hint = 0; // where check_auto_shutdown last found a live significant child
   child_spec template_spec;        // simple_one_for_one
   restart_window window{1, std::chrono::seconds{5}};
   std::deque<step> steps;
@@ -75,11 +81,13 @@ bool simple(sup_ptr self) {
   return self->state.flags.how == strategy::simple_one_for_one;
 }
 
+// Lookups by key and by actor are O(log n) and O(1): a root supervisor may have 10,000 children
+// that all start, exit and are looked up once each.
 child_rec* find_key(sup_ptr self, std::uint64_t key) {
-  for (auto& c : self->state.children)
-    if (c.key == key)
-      return &c;
-  return nullptr;
+  auto& xs = self->state.children;
+  auto i = std::lower_bound(xs.begin(), xs.end(), key,
+                            [](const child_rec& c, std::uint64_t k) { return c.key < k; });
+  return i != xs.end() && i->key == key ? &*i : nullptr;
 }
 
 child_rec* find_id(sup_ptr self, const std::string& id) {
@@ -89,11 +97,14 @@ child_rec* find_id(sup_ptr self, const std::string& id) {
   return nullptr;
 }
 
+// The child whose current incarnation is `addr`, if any.
 child_rec* find_addr(sup_ptr self, const caf::actor_addr& addr) {
-  for (auto& c : self->state.children)
-    if (c.hdl && c.hdl.address() == addr)
-      return &c;
-  return nullptr;
+  const auto& keys = self->state.keys_by_actor;
+  auto i = keys.find(addr.id());
+  if (i == keys.end())
+    return nullptr;
+  auto* c = find_key(self, i->second);
+  return c != nullptr && c->hdl && c->hdl.address() == addr ? c : nullptr;
 }
 
 void erase_key(sup_ptr self, std::uint64_t key) {
@@ -256,6 +267,7 @@ outcome exec_start(sup_ptr self, step& s) {
   }
   c->hdl = *res;
   self->monitor(c->hdl);
+  st.keys_by_actor[c->hdl.id()] = c->key;
   if (!c->spec.handshake) {
     c->st = child_state::running;
     reply(c->hdl);
@@ -492,12 +504,21 @@ void check_auto_shutdown(sup_ptr self) {
     case auto_shutdown::any_significant:
       begin_shutdown(self, caf::exit_reason::user_shutdown);
       return;
-    case auto_shutdown::all_significant:
-      for (auto& c : st.children)
-        if (c.spec.significant && (c.hdl || c.st == child_state::restarting))
+    case auto_shutdown::all_significant: {
+      // Look from the child found alive last time: with thousands of children ending one by one,
+      // rescanning from the start each time would be quadratic.
+      const auto n = st.children.size();
+      for (std::size_t k = 0; k < n; ++k) {
+        const auto i = (st.alive_hint + k) % n;
+        const auto& c = st.children[i];
+        if (c.spec.significant && (c.hdl || c.st == child_state::restarting)) {
+          st.alive_hint = i;
           return;
+        }
+      }
       begin_shutdown(self, caf::exit_reason::user_shutdown);
       return;
+    }
   }
 }
 
@@ -529,6 +550,7 @@ void on_down(sup_ptr self, caf::down_msg& msg) {
     return;
   }
   auto* c = find_addr(self, msg.source);
+  st.keys_by_actor.erase(msg.source.id());
   if (c == nullptr)
     return; // a stale incarnation
   switch (c->st) {
@@ -885,6 +907,7 @@ caf::error validate(const supervisor_flags& flags, const std::vector<child_spec>
     if (flags.shutdown_mode != auto_shutdown::never)
       return make_error(errc::bad_flags, "simple_one_for_one cannot auto shutdown");
   }
+  std::unordered_set<std::string_view> ids;
   for (std::size_t i = 0; i < specs.size(); ++i) {
     if (auto err = check_spec(specs[i]))
       return err;
@@ -893,11 +916,8 @@ caf::error validate(const supervisor_flags& flags, const std::vector<child_spec>
                         fmt::format("child {} is significant but auto_shutdown is never "
                                     "(bad_combination)",
                                     specs[i].id));
-    if (flags.how != strategy::simple_one_for_one)
-      for (std::size_t j = 0; j < i; ++j)
-        if (specs[j].id == specs[i].id)
-          return make_error(errc::duplicate_child,
-                            fmt::format("two children have the id {}", specs[i].id));
+    if (flags.how != strategy::simple_one_for_one && !ids.insert(specs[i].id).second)
+      return make_error(errc::duplicate_child, fmt::format("two children have the id {}", specs[i].id));
   }
   return {};
 }

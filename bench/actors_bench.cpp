@@ -135,9 +135,11 @@ summary summarize(std::vector<double> xs) {
 
 } // namespace
 
+// Arguments: [records (4,000,000)] [runs (3)] [shards: only this one of 1, 64, 1024, 10000]
 int main(int argc, char** argv) {
   const std::size_t target_records = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 4'000'000;
   const int runs = argc > 2 ? std::max(1, std::atoi(argv[2])) : 3;
+  const std::size_t only = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 0; // one shard count
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
   std::printf("building %zu records (100-byte data, 56-digit sequence numbers, batches of %zu)...\n",
               target_records, batch_size);
@@ -146,6 +148,8 @@ int main(int argc, char** argv) {
               threads, runs);
   std::printf("%-8s %24s %24s %8s\n", "shards", "actors M rec/s", "direct loop M rec/s", "ratio");
   for (std::size_t shards : {std::size_t{1}, std::size_t{64}, std::size_t{1024}, std::size_t{10000}}) {
+    if (only != 0 && shards != only)
+      continue;
     const auto per_shard = std::min(batches.size(),
                                     std::max<std::size_t>(4, target_records / batch_size / shards));
     const double records = static_cast<double>(per_shard * batch_size * shards);
