@@ -79,11 +79,14 @@ public:
   void open(const shard_id& id, batch_processor::time_point) override {
     // A supervisor per session: a shard that keeps failing exhausts only its own session's
     // intensity, never another session's.
+    // Every incarnation of the shard actor introduces itself to this session (attach).
     child_spec spec;
     spec.id = child_id_;
-    spec.start = [make = cfg_.worker.make_flusher, batch = cfg_.worker.batch,
-                  id](start_context& ctx) -> caf::expected<caf::actor> {
-      return ctx.self->spawn(processor_actor, caf::actor_cast<caf::actor>(ctx.self), make, batch, id);
+    spec.start = [make = cfg_.worker.make_flusher, batch = cfg_.worker.batch, id,
+                  session = caf::actor{self_.ptr()}](start_context& ctx) -> caf::expected<caf::actor> {
+      auto shard = ctx.self->spawn(processor_actor, caf::actor_cast<caf::actor>(ctx.self), make, batch, id);
+      caf::anon_send(session, attach_atom::value, shard);
+      return shard;
     };
     supervisor_flags flags;
     flags.intensity = cfg_.intensity;
@@ -159,22 +162,24 @@ private:
     }
   }
 
+  // Waits for the next incarnation of the shard actor to introduce itself (the newest, if several
+  // did meanwhile).
   void reattach() {
-    const auto deadline = std::chrono::steady_clock::now() + cfg_.restart_wait;
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto kids = request<std::vector<child_info>>(sup_, which_children_atom::value);
-      if (!kids)
-        break;
-      for (auto& k : *kids)
-        if (k.id == child_id_ && k.handle && k.handle != proc_) {
-          proc_ = k.handle;
-          return;
-        }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    throw error{errc::start_failed,
-                fmt::format("{}: the shard did not come back within {} ms", child_id_,
-                            cfg_.restart_wait.count())};
+    bool timed_out = false;
+    auto newest = [&](caf::actor& shard) {
+      if (shard != proc_)
+        proc_ = std::move(shard);
+    };
+    const auto old = proc_;
+    self_->receive([&](attach_atom, caf::actor& shard) { newest(shard); },
+                   caf::after(cfg_.restart_wait) >> [&] { timed_out = true; });
+    for (bool more = true; more;)
+      self_->receive([&](attach_atom, caf::actor& shard) { newest(shard); },
+                     caf::after(std::chrono::seconds(0)) >> [&] { more = false; });
+    if (timed_out || proc_ == old)
+      throw error{errc::start_failed,
+                  fmt::format("{}: the shard did not come back within {} ms", child_id_,
+                              cfg_.restart_wait.count())};
   }
 
   caf::scoped_actor self_;
