@@ -44,7 +44,7 @@ namespace {
 // Eight 32-bit lanes; GCC lowers the operators to AVX2, or to pairs of SSE2 instructions.
 using u32x8 = std::uint32_t __attribute__((vector_size(32)));
 
-constexpr int lanes = 8;
+constexpr int lane_count = 8;
 constexpr std::size_t block_size = 64;
 
 // RFC 1321: the sine table, and the rotations of each round.
@@ -74,8 +74,8 @@ inline __attribute__((always_inline)) std::uint32_t word(const unsigned char* p)
 inline __attribute__((always_inline)) void load_words(const unsigned char* const* blocks, int half,
                                                        u32x8* m) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  u32x8 r[lanes];
-  for (int l = 0; l < lanes; ++l)
+  u32x8 r[lane_count];
+  for (int l = 0; l < lane_count; ++l)
     std::memcpy(&r[l], blocks[l] + 32 * half, sizeof r[l]);
   using index = std::int32_t __attribute__((vector_size(32)));
   constexpr index lo32 = {0, 8, 1, 9, 4, 12, 5, 13};
@@ -84,13 +84,13 @@ inline __attribute__((always_inline)) void load_words(const unsigned char* const
   constexpr index hi64 = {2, 3, 10, 11, 6, 7, 14, 15};
   constexpr index low_halves = {0, 1, 2, 3, 8, 9, 10, 11};
   constexpr index high_halves = {4, 5, 6, 7, 12, 13, 14, 15};
-  u32x8 t[lanes];
-  for (int i = 0; i < lanes; i += 2) {
+  u32x8 t[lane_count];
+  for (int i = 0; i < lane_count; i += 2) {
     t[i] = __builtin_shuffle(r[i], r[i + 1], lo32);
     t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi32);
   }
-  u32x8 u[lanes];
-  for (int i = 0; i < lanes; i += 4) {
+  u32x8 u[lane_count];
+  for (int i = 0; i < lane_count; i += 4) {
     u[i] = __builtin_shuffle(t[i], t[i + 2], lo64);
     u[i + 1] = __builtin_shuffle(t[i], t[i + 2], hi64);
     u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], lo64);
@@ -103,7 +103,7 @@ inline __attribute__((always_inline)) void load_words(const unsigned char* const
 #else
   for (int j = 0; j < 8; ++j) {
     const int at = 4 * (8 * half + j);
-    for (int l = 0; l < lanes; ++l)
+    for (int l = 0; l < lane_count; ++l)
       m[j][l] = word(blocks[l] + at);
   }
 #endif
@@ -179,12 +179,8 @@ struct lane {
   unsigned char tail[2 * block_size];
 };
 
-} // namespace
-
-void many(const std::string_view* in, std::size_t n, digest* out) {
-  if (n == 1 && openssl_md5(in[0], out[0]))
-    return; // one message: seven idle lanes would make this slower than OpenSSL
-  static const compress_fn compress = pick_compress();
+// The lanes: eight messages at a time, each lane taking the next message when its own is done.
+void many_with(compress_fn compress, const std::string_view* in, std::size_t n, digest* out) {
   static const unsigned char idle[block_size] = {};
   // Longest first, so that the lanes run out of work at about the same time.
   thread_local std::vector<std::size_t> order;
@@ -193,7 +189,7 @@ void many(const std::string_view* in, std::size_t n, digest* out) {
   std::stable_sort(order.begin(), order.end(),
                    [in](std::size_t x, std::size_t y) { return in[x].size() > in[y].size(); });
   u32x8 state[4] = {};
-  lane ls[lanes];
+  lane ls[lane_count];
   std::size_t taken = 0;
   int busy = 0;
   auto load = [&](int l) {
@@ -219,11 +215,11 @@ void many(const std::string_view* in, std::size_t n, digest* out) {
     for (int w = 0; w < 4; ++w)
       state[w][l] = initial[w];
   };
-  for (int l = 0; l < lanes; ++l)
+  for (int l = 0; l < lane_count; ++l)
     load(l);
   while (busy > 0) {
-    const unsigned char* blocks[lanes];
-    for (int l = 0; l < lanes; ++l) {
+    const unsigned char* blocks[lane_count];
+    for (int l = 0; l < lane_count; ++l) {
       const auto& x = ls[l];
       blocks[l] = !x.busy ? idle
                   : x.next < x.whole
@@ -231,7 +227,7 @@ void many(const std::string_view* in, std::size_t n, digest* out) {
                     : x.tail + (x.next - x.whole) * block_size;
     }
     compress(state, blocks);
-    for (int l = 0; l < lanes; ++l) {
+    for (int l = 0; l < lane_count; ++l) {
       auto& x = ls[l];
       if (!x.busy || ++x.next < x.blocks)
         continue;
@@ -243,6 +239,24 @@ void many(const std::string_view* in, std::size_t n, digest* out) {
       load(l);
     }
   }
+}
+
+} // namespace
+
+void many(const std::string_view* in, std::size_t n, digest* out) {
+  if (n == 1 && openssl_md5(in[0], out[0]))
+    return; // one message: seven idle lanes would make this slower than OpenSSL
+  static const compress_fn compress = pick_compress();
+  many_with(compress, in, n, out);
+}
+
+const char* lanes() noexcept {
+  static const char* const name = pick_compress() == compress_generic ? "generic" : "avx2";
+  return name;
+}
+
+void many_generic(const std::string_view* in, std::size_t n, digest* out) {
+  many_with(compress_generic, in, n, out);
 }
 
 } // namespace shardflow::md5
