@@ -31,8 +31,8 @@ std::chrono::nanoseconds backoff_delay(const backoff_spec& spec, unsigned n,
 
 bool restart_window::add(std::chrono::steady_clock::time_point now) {
   const auto t = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-  while (!stamps_.empty() && stamps_.front() < t - period_)
-    stamps_.pop_front();
+  stamps_.erase(stamps_.begin(), std::find_if(stamps_.begin(), stamps_.end(),
+                                              [&](std::int64_t s) { return s >= t - period_; }));
   stamps_.push_back(t);
   return static_cast<std::int64_t>(stamps_.size()) <= intensity_;
 }
