@@ -37,8 +37,10 @@ struct processor_state {
   std::unordered_set<const stream_record*> poison;
 };
 
+// Once started (the supervisor's handshake), the actor introduces itself to its session.
 caf::behavior processor_actor(caf::stateful_actor<processor_state>* self, caf::actor sup,
-                              flusher_factory make, batch_config batch, shard_id id) {
+                              caf::actor session, flusher_factory make, batch_config batch,
+                              shard_id id) {
   follow_supervisor(self, sup);
   self->set_exception_handler(
     [](caf::scheduled_actor*, std::exception_ptr& eptr) { return error_from(eptr); });
@@ -46,7 +48,10 @@ caf::behavior processor_actor(caf::stateful_actor<processor_state>* self, caf::a
   st.proc = std::make_unique<batch_processor>(
     id, std::make_unique<poison_filter>(make(id), &st.poison), batch, self->clock().now());
   return {
-    [](start_atom) { return caf::ok_atom::value; },
+    [self, session](start_atom) {
+      self->send(session, attach_atom::value, caf::actor_cast<caf::actor>(self));
+      return caf::ok_atom::value;
+    },
     [self](records_atom, const record_batch& b, const std::vector<std::uint32_t>& poison) {
       auto& st = self->state;
       st.poison.clear();
@@ -84,9 +89,8 @@ public:
     spec.id = child_id_;
     spec.start = [make = cfg_.worker.make_flusher, batch = cfg_.worker.batch, id,
                   session = caf::actor{self_.ptr()}](start_context& ctx) -> caf::expected<caf::actor> {
-      auto shard = ctx.self->spawn(processor_actor, caf::actor_cast<caf::actor>(ctx.self), make, batch, id);
-      caf::anon_send(session, attach_atom::value, shard);
-      return shard;
+      return ctx.self->spawn(processor_actor, caf::actor_cast<caf::actor>(ctx.self), session, make,
+                             batch, id);
     };
     supervisor_flags flags;
     flags.intensity = cfg_.intensity;
@@ -95,6 +99,7 @@ public:
     if (!sup)
       throw error{errc::start_failed, fmt::format("shard {}: {}", id, self_->system().render(sup.error()))};
     sup_ = *sup;
+    self_->monitor(sup_); // reattach gives up at once when the supervisor does
     auto started = request<caf::ok_atom>(sup_, start_atom::value);
     if (!started)
       throw error{errc::start_failed,
@@ -162,24 +167,27 @@ private:
     }
   }
 
-  // Waits for the next incarnation of the shard actor to introduce itself (the newest, if several
-  // did meanwhile).
+  // Waits for the next incarnation of the shard actor to introduce itself, and takes the newest if
+  // several did meanwhile. Fails when none does within `restart_wait`, or when the supervisor gave
+  // up.
   void reattach() {
-    bool timed_out = false;
-    auto newest = [&](caf::actor& shard) {
-      if (shard != proc_)
-        proc_ = std::move(shard);
-    };
     const auto old = proc_;
-    self_->receive([&](attach_atom, caf::actor& shard) { newest(shard); },
-                   caf::after(cfg_.restart_wait) >> [&] { timed_out = true; });
-    for (bool more = true; more;)
-      self_->receive([&](attach_atom, caf::actor& shard) { newest(shard); },
-                     caf::after(std::chrono::seconds(0)) >> [&] { more = false; });
-    if (timed_out || proc_ == old)
+    const auto deadline = std::chrono::steady_clock::now() + cfg_.restart_wait;
+    bool supervisor_gone = false;
+    for (bool more = true; more && !supervisor_gone;) {
+      // Once one has come, only what is already queued.
+      const auto wait = proc_ != old ? std::chrono::steady_clock::duration{0}
+                                     : std::max(deadline - std::chrono::steady_clock::now(),
+                                                std::chrono::steady_clock::duration{0});
+      self_->receive([&](attach_atom, caf::actor& shard) { proc_ = std::move(shard); },
+                     [&](caf::down_msg& down) { supervisor_gone = down.source == sup_; },
+                     caf::after(wait) >> [&] { more = false; });
+    }
+    if (proc_ == old)
       throw error{errc::start_failed,
-                  fmt::format("{}: the shard did not come back within {} ms", child_id_,
-                              cfg_.restart_wait.count())};
+                  supervisor_gone ? fmt::format("{}: the shard's supervisor gave up", child_id_)
+                                  : fmt::format("{}: the shard did not come back within {} ms",
+                                                child_id_, cfg_.restart_wait.count())};
   }
 
   caf::scoped_actor self_;
