@@ -346,6 +346,13 @@ struct worker::impl {
                                    sequence, x.arrival_ms, x.behind_ms});
       }
     }
+    // What stays for the next batch is capacity; not the views into this one, nor big buffers.
+    views.clear();
+    for (auto& u : unpacked) {
+      u.records.clear();
+      if (u.inflated.capacity() > (std::size_t{1} << 16))
+        std::vector<char>{}.swap(u.inflated);
+    }
     return ys;
   }
 
