@@ -70,10 +70,17 @@ bool may_be_aggregate(std::string_view data, bool erlmld_magics) noexcept {
 
 namespace {
 
-// Reads the protobuf wire format in place: varints, and length-delimited fields as views.
+// Reads the protobuf wire format in place: varints, and length-delimited fields as views. Accepts
+// what libprotobuf's parser accepts: values of up to ten bytes, keys of up to five (bits past 32
+// dropped), lengths of up to five (below 2^31), groups nested up to its recursion limit.
 class wire_reader {
 public:
-  explicit wire_reader(std::string_view bytes) : at_(bytes.data()), end_(bytes.data() + bytes.size()) {
+  // Nesting allowed, counting messages and groups from the outermost message (libprotobuf's
+  // default recursion limit).
+  static constexpr int max_depth = 100;
+
+  explicit wire_reader(std::string_view bytes, int depth = 0)
+    : at_(bytes.data()), end_(bytes.data() + bytes.size()), depth_(depth) {
   }
 
   bool done() const noexcept {
@@ -81,37 +88,54 @@ public:
   }
 
   bool varint(std::uint64_t& out) noexcept {
-    out = 0;
-    for (int shift = 0; shift < 64 && at_ != end_; shift += 7) {
-      const auto byte = static_cast<unsigned char>(*at_++);
-      out |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
-      if (byte < 0x80)
-        return true;
-    }
-    return false; // truncated, or longer than ten bytes
+    return varint_of(10, out);
   }
 
   // Reads a field's key: its number (> 0) and wire type.
   bool tag(std::uint32_t& field, std::uint32_t& type) noexcept {
     std::uint64_t key = 0;
-    if (!varint(key) || key > 0xFFFF'FFFF || (key >> 3) == 0)
+    if (!varint_of(5, key))
       return false;
-    field = static_cast<std::uint32_t>(key >> 3);
-    type = static_cast<std::uint32_t>(key & 7);
-    return true;
+    const auto low = static_cast<std::uint32_t>(key);
+    field = low >> 3;
+    type = low & 7;
+    return field != 0;
   }
 
   bool bytes(std::string_view& out) noexcept {
     std::uint64_t size = 0;
-    if (!varint(size) || size > static_cast<std::uint64_t>(end_ - at_))
+    if (!varint_of(5, size) || size >= (std::uint64_t{1} << 31)
+        || size > static_cast<std::uint64_t>(end_ - at_))
       return false;
     out = std::string_view{at_, static_cast<std::size_t>(size)};
     at_ += size;
     return true;
   }
 
+  // The depth of what this reader reads, for the messages nested in it.
+  int depth() const noexcept {
+    return depth_;
+  }
+
   // Skips the value of a field this reader does not know (groups included, as protobuf does).
-  bool skip(std::uint32_t field, std::uint32_t type, int depth = 0) noexcept {
+  bool skip(std::uint32_t field, std::uint32_t type) noexcept {
+    return skip_at(field, type, depth_);
+  }
+
+private:
+  // A varint of at most `max_bytes` bytes; bits past 64 are dropped.
+  bool varint_of(int max_bytes, std::uint64_t& out) noexcept {
+    out = 0;
+    for (int i = 0; i < max_bytes && at_ != end_; ++i) {
+      const auto byte = static_cast<unsigned char>(*at_++);
+      out |= static_cast<std::uint64_t>(byte & 0x7F) << (7 * i);
+      if (byte < 0x80)
+        return true;
+    }
+    return false; // cut short, or too long
+  }
+
+  bool skip_at(std::uint32_t field, std::uint32_t type, int depth) noexcept {
     std::uint64_t ignored = 0;
     std::string_view view;
     switch (type) {
@@ -122,14 +146,14 @@ public:
       case 2:
         return bytes(view);
       case 3: { // start group: fields up to the matching end group
-        if (depth >= 100)
+        if (depth >= max_depth)
           return false;
         std::uint32_t f = 0;
         std::uint32_t t = 0;
         while (tag(f, t)) {
           if (t == 4)
             return f == field;
-          if (!skip(f, t, depth + 1))
+          if (!skip_at(f, t, depth + 1))
             return false;
         }
         return false;
@@ -141,7 +165,6 @@ public:
     }
   }
 
-private:
   bool advance(std::size_t n) noexcept {
     if (static_cast<std::size_t>(end_ - at_) < n)
       return false;
@@ -151,6 +174,7 @@ private:
 
   const char* at_;
   const char* end_;
+  int depth_;
 };
 
 constexpr std::uint32_t varint_type = 0;
@@ -163,8 +187,8 @@ struct wire_record {
 };
 
 // Reads a Tag (kpl_agg.proto): its key is required.
-bool read_tag(std::string_view bytes) noexcept {
-  wire_reader in{bytes};
+bool read_tag(std::string_view bytes, int depth) noexcept {
+  wire_reader in{bytes, depth};
   bool has_key = false;
   std::uint32_t field = 0;
   std::uint32_t type = 0;
@@ -177,8 +201,8 @@ bool read_tag(std::string_view bytes) noexcept {
 }
 
 // Reads a Record (kpl_agg.proto); its key index and data are required.
-bool read_record(std::string_view bytes, wire_record& r) noexcept {
-  wire_reader in{bytes};
+bool read_record(std::string_view bytes, int depth, wire_record& r) noexcept {
+  wire_reader in{bytes, depth};
   bool has_key = false;
   bool has_data = false;
   std::uint32_t field = 0;
@@ -201,7 +225,7 @@ bool read_record(std::string_view bytes, wire_record& r) noexcept {
       if (!has_data)
         return false;
     } else if (field == 4 && type == delimited_type) {
-      if (!in.bytes(tag) || !read_tag(tag))
+      if (!in.bytes(tag) || !read_tag(tag, in.depth() + 1))
         return false;
     } else if (!in.skip(field, type)) {
       return false;
@@ -227,7 +251,7 @@ bool read_aggregate(std::string_view proto, std::vector<std::string_view>& keys,
         return false;
     } else if (field == 3 && type == delimited_type) {
       std::string_view record;
-      if (!in.bytes(record) || !read_record(record, records.emplace_back()))
+      if (!in.bytes(record) || !read_record(record, in.depth() + 1, records.emplace_back()))
         return false;
     } else if (!in.skip(field, type)) {
       return false;

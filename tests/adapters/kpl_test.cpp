@@ -8,6 +8,7 @@
 
 #include "adapters/md5.hpp"
 #include "kpl_agg.pb.h"
+#include <zlib.h>
 #include <google/protobuf/stubs/logging.h>
 
 using namespace shardflow;
@@ -230,33 +231,120 @@ SCENARIO("the wire reader agrees with libprotobuf on the wire format's corners",
   }
 }
 
-SCENARIO("unpack_all unpacks a batch as unpack does one by one", "[adapters][kpl]") {
-  std::vector<std::string> batch;
-  for (int i = 0; i < 40; ++i) {
-    kpl::aggregator agg;
-    for (int u = 0; u <= i % 7; ++u)
-      agg.add("k" + std::to_string(u), std::string(static_cast<std::size_t>(i * 13 % 200), 'x'));
-    auto bytes = agg.build(static_cast<kpl::magic>(i % 3));
-    if (i % 5 == 0)
-      bytes.back() ^= 1; // a wrong MD5
-    if (i % 11 == 0)
-      bytes = "plain record " + std::to_string(i);
-    batch.push_back(std::move(bytes));
+SCENARIO("the wire reader keeps libprotobuf's limits on keys, lengths and nesting", "[adapters][kpl]") {
+  google::protobuf::LogSilencer quiet;
+  const std::string key = std::string{"\x0A\x01k", 3};
+  const std::string good = std::string{"\x08\x00\x1A\x01x", 5};
+  auto record = [](const std::string& body) { return std::string{"\x1A"} + static_cast<char>(body.size()) + body; };
+  // Field 1, length-delimited (key 0x0A), in 1 to 6 bytes; and with bits past 32.
+  for (int extra = 0; extra <= 5; ++extra) {
+    std::string k = extra == 0 ? std::string{"\x0A"} : std::string{"\x8A"};
+    for (int i = 1; i <= extra; ++i)
+      k += static_cast<char>(i < extra ? 0x80 : 0x00);
+    INFO("a key of " << extra + 1 << " bytes");
+    check_against_libprotobuf(k + std::string{"\x01k", 2} + record(good));
   }
-  std::vector<std::string_view> views(batch.begin(), batch.end());
+  INFO("a five-byte key with bits past 32");
+  check_against_libprotobuf(std::string{"\x8A\x80\x80\x80\x10\x01k", 7} + record(good));
+  // The key table entry's length (1) in 1 to 6 bytes, and five-byte lengths near 2^31.
+  for (int extra = 0; extra <= 5; ++extra) {
+    std::string n = extra == 0 ? std::string{"\x01"} : std::string{"\x81"};
+    for (int i = 1; i <= extra; ++i)
+      n += static_cast<char>(i < extra ? 0x80 : 0x00);
+    INFO("a length of " << extra + 1 << " bytes");
+    check_against_libprotobuf(std::string{"\x0A"} + n + "k" + record(good));
+  }
+  for (unsigned char fifth : {0x07, 0x08, 0x0F}) {
+    INFO("a five-byte length ending in " << int{fifth});
+    check_against_libprotobuf(std::string{"\x0A\xFF\xFF\xFF\xFF", 5} + static_cast<char>(fifth) + "k" + record(good));
+  }
+  // Unknown groups (field 5) nested n deep: at the top, inside a record, inside a record's tag.
+  auto groups = [](int n) { return std::string(static_cast<std::size_t>(n), '\x2B') + std::string(static_cast<std::size_t>(n), '\x2C'); };
+  int accepted = 0;
+  int refused = 0;
+  for (int n = 97; n <= 102; ++n) {
+    INFO(n << " nested groups");
+    const auto g = groups(n);
+    auto long_record = [&](const std::string& body) {
+      std::string out{"\x1A"};
+      auto size = body.size();
+      out += static_cast<char>(0x80 | (size & 0x7F));
+      out += static_cast<char>(size >> 7);
+      return out + body;
+    };
+    const std::string tag = std::string{"\x0A\x01t", 3} + g;
+    std::string tag_field{"\x22"};
+    tag_field += static_cast<char>(0x80 | (tag.size() & 0x7F));
+    tag_field += static_cast<char>(tag.size() >> 7);
+    for (const auto& proto : {key + g + record(good), key + long_record(good + g), key + long_record(good + tag_field + tag)}) {
+      if (check_against_libprotobuf(proto) == outcome::aggregate)
+        ++accepted;
+      else
+        ++refused;
+    }
+  }
+  CHECK(accepted > 0); // both sides of the limit were reached
+  CHECK(refused > 0);
+}
+
+SCENARIO("unpack_all unpacks a batch of plain, standard, erlmld and broken records",
+         "[adapters][kpl]") {
+  using kind = kpl::unpack_result::kind;
+  struct input {
+    std::string bytes;
+    kind expected;
+    std::size_t users;
+  };
+  std::vector<input> batch;
+  for (int i = 0; i < 40; ++i) {
+    const auto users = static_cast<std::size_t>(1 + i % 7);
+    kpl::aggregator agg;
+    for (std::size_t u = 0; u < users; ++u)
+      agg.add("k" + std::to_string(u), std::string(static_cast<std::size_t>(i * 13 % 200), 'x'),
+              std::string{"hash-"} + std::to_string(u));
+    const auto m = static_cast<kpl::magic>(i % 3);
+    auto bytes = agg.build(m);
+    if (i % 11 == 0) {
+      batch.push_back({"plain record " + std::to_string(i), kind::plain, 0});
+    } else if (i % 5 == 0) {
+      // A wrong MD5, inside the compression for a deflated aggregate.
+      auto unpacked = kpl::unpack(bytes);
+      REQUIRE(unpacked.what == kind::aggregate);
+      auto body = m == kpl::magic::erlmld_deflated
+                    ? std::string{unpacked.inflated.begin(), unpacked.inflated.end()}
+                    : bytes.substr(4);
+      body.back() ^= 1;
+      if (m == kpl::magic::erlmld_deflated) {
+        uLongf size = compressBound(static_cast<uLong>(body.size()));
+        std::string packed(size, '\0');
+        REQUIRE(compress(reinterpret_cast<Bytef*>(packed.data()), &size,
+                         reinterpret_cast<const Bytef*>(body.data()), static_cast<uLong>(body.size()))
+                == Z_OK);
+        packed.resize(size);
+        body = packed;
+      }
+      batch.push_back({bytes.substr(0, 4) + body, kind::corrupt, 0});
+    } else {
+      batch.push_back({bytes, kind::aggregate, users});
+    }
+  }
+  std::vector<std::string_view> views;
+  for (auto& x : batch)
+    views.emplace_back(x.bytes);
   std::vector<kpl::unpack_result> out;
   for (int pass = 0; pass < 2; ++pass) { // the second pass reuses what the first left in `out`
     kpl::unpack_all(views.data(), views.size(), true, out);
     REQUIRE(out.size() == batch.size());
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      const auto one = kpl::unpack(batch[i]);
       INFO("record " << i);
-      CHECK(out[i].what == one.what);
-      CHECK(out[i].why == one.why);
-      REQUIRE(out[i].records.size() == one.records.size());
-      for (std::size_t k = 0; k < one.records.size(); ++k) {
-        CHECK(out[i].records[k].partition_key == one.records[k].partition_key);
-        CHECK(out[i].records[k].data == one.records[k].data);
+      CHECK(out[i].what == batch[i].expected);
+      if (batch[i].expected == kind::corrupt)
+        CHECK(out[i].why == "the MD5 of the aggregate does not match");
+      REQUIRE(out[i].records.size() == batch[i].users);
+      for (std::size_t u = 0; u < batch[i].users; ++u) {
+        CHECK(out[i].records[u].partition_key == "k" + std::to_string(u));
+        CHECK(out[i].records[u].explicit_hash_key == "hash-" + std::to_string(u));
+        CHECK(out[i].records[u].data.size() == i * 13 % 200);
       }
     }
   }
