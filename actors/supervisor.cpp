@@ -265,6 +265,15 @@ outcome exec_start(sup_ptr self, step& s) {
       erase_key(self, c->key);
     return outcome::done;
   }
+  if (auto* other = find_addr(self, res->address())) {
+    // One actor, one child: a start function starts an actor, it does not hand over a running one.
+    st.waiting = true;
+    start_failed(self, *c,
+                 make_error(errc::start_failed, fmt::format("its start function returned the actor "
+                                                            "of child {}",
+                                                            name_of(*other))));
+    return outcome::handed_over;
+  }
   c->hdl = *res;
   self->monitor(c->hdl);
   st.keys_by_actor[c->hdl.id()] = c->key;

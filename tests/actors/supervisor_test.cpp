@@ -671,6 +671,22 @@ SCENARIO_METHOD(fixture, "a static child that fails to start fails the superviso
   CHECK(log->stopped[0].first == "a");
 }
 
+SCENARIO_METHOD(fixture, "a start function that hands over another child's actor fails to start",
+                "[actors][supervisor]") {
+  auto sup = start_sup(flags(strategy::one_for_one), {worker("a", log)});
+  child_spec copycat;
+  copycat.id = "b";
+  copycat.start = [](start_context& ctx) -> caf::expected<caf::actor> { return ctx.sibling("a"); };
+  auto r = ask<caf::actor>(sup, start_child_atom::value, copycat);
+  CHECK(code_of(r.err) == errc::start_failed);
+  CHECK_THAT(text_of(r.err), Catch::Contains("returned the actor of child a"));
+  // "a" is still supervised: its crash restarts it.
+  auto first = child(sup, "a");
+  kill_child(sup, "a", crash());
+  CHECK(child(sup, "a"));
+  CHECK(child(sup, "a") != first);
+}
+
 SCENARIO_METHOD(fixture, "a child that never answers the start handshake fails after the timeout",
                 "[actors][supervisor]") {
   auto silent = worker("silent", log);
