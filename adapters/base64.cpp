@@ -39,26 +39,60 @@ std::uint8_t value_of(char c) {
 }
 
 #ifdef SHARDFLOW_BASE64_AVX2
+// The vector decoder looks characters up by nibble, in three 16-byte tables derived from `values`:
+// - a character c is invalid iff (invalid_by_low[c & 15] & bit_of_high[c >> 4]) != 0: bit h of
+//   invalid_by_low[l] says that the character with high nibble h (0-7) and low nibble l is
+//   invalid; high nibbles 8-15 are never valid, and use the bit of high nibble 0 (all invalid);
+// - its value is c + shift_by_high[c >> 4], but for '/', looked up at index 1 (c >> 4 is 2 for
+//   both '+' and '/', whose shifts differ).
+struct nibble_tables {
+  std::uint8_t invalid_by_low[16] = {};
+  std::uint8_t bit_of_high[16] = {};
+  std::int8_t shift_by_high[16] = {};
+};
+
+constexpr nibble_tables make_nibble_tables() {
+  nibble_tables t;
+  for (int h = 0; h < 16; ++h)
+    t.bit_of_high[h] = static_cast<std::uint8_t>(h < 8 ? 1 << h : 1);
+  for (int c = 0; c < 128; ++c) {
+    if (values[static_cast<std::size_t>(c)] == invalid)
+      t.invalid_by_low[c & 15] = static_cast<std::uint8_t>(t.invalid_by_low[c & 15] | 1 << (c >> 4));
+    else
+      t.shift_by_high[c == '/' ? 1 : c >> 4] =
+        static_cast<std::int8_t>(values[static_cast<std::size_t>(c)] - c);
+  }
+  return t;
+}
+
+constexpr nibble_tables tables = make_nibble_tables();
+
+// Proves the tables at compile time: they classify and map all 256 characters as `values` does.
+constexpr bool tables_agree() {
+  for (int c = 0; c < 256; ++c) {
+    const bool valid = (tables.invalid_by_low[c & 15] & tables.bit_of_high[c >> 4]) == 0;
+    if (valid != (values[static_cast<std::size_t>(c)] != invalid))
+      return false;
+    if (valid && c + tables.shift_by_high[c == '/' ? 1 : c >> 4] != values[static_cast<std::size_t>(c)])
+      return false;
+  }
+  return true;
+}
+static_assert(tables_agree(), "the nibble tables disagree with the alphabet");
+
+// The same 16 bytes in both 128-bit halves (the byte shuffle looks up within each half).
+inline __attribute__((target("avx2"), always_inline)) __m256i both_halves(const void* table16) {
+  return _mm256_broadcastsi128_si256(_mm_loadu_si128(static_cast<const __m128i*>(table16)));
+}
+
 // Decodes whole blocks of 32 characters while at least 48 remain (so that the 32-byte stores, of
 // which 24 bytes are output, stay inside the output); returns how many characters it decoded, or
 // sets `bad` at a block holding a character outside the alphabet ('=' included).
 __attribute__((target("avx2"))) std::size_t decode_avx2(const char* in, std::size_t n, char* out,
                                                         bool& bad) {
-  // A character is invalid when (lo_classes[low nibble] & hi_classes[high nibble]) != 0. Classes:
-  // 1 = high nibble 0, 1 or 8-F (never valid); 2 = '+' and '/' (0x2B, 0x2F); 4 = digits (0x30-0x39);
-  // 8 = 'A'-'O' and 'a'-'o' (not 0x40, 0x60); 16 = 'P'-'Z' and 'p'-'z' (up to 0x5A, 0x7A).
-  const __m256i lo_classes = _mm256_setr_epi8(
-    1 | 2 | 8, 1 | 2, 1 | 2, 1 | 2, 1 | 2, 1 | 2, 1 | 2, 1 | 2, 1 | 2, 1 | 2, 1 | 2 | 4,
-    1 | 4 | 16, 1 | 2 | 4 | 16, 1 | 2 | 4 | 16, 1 | 2 | 4 | 16, 1 | 4 | 16,
-    1 | 2 | 8, 1 | 2, 1 | 2, 1 | 2, 1 | 2, 1 | 2, 1 | 2, 1 | 2, 1 | 2, 1 | 2, 1 | 2 | 4,
-    1 | 4 | 16, 1 | 2 | 4 | 16, 1 | 2 | 4 | 16, 1 | 2 | 4 | 16, 1 | 4 | 16);
-  const __m256i hi_classes = _mm256_setr_epi8(1, 1, 2, 4, 8, 16, 8, 16, 1, 1, 1, 1, 1, 1, 1, 1,
-                                              1, 1, 2, 4, 8, 16, 8, 16, 1, 1, 1, 1, 1, 1, 1, 1);
-  // What to add to a character to get its value, by high nibble; '/' is looked up at index 1.
-  const __m256i shifts = _mm256_setr_epi8(0, 63 - '/', 62 - '+', 52 - '0', -'A', -'A', 26 - 'a',
-                                          26 - 'a', 0, 0, 0, 0, 0, 0, 0, 0,
-                                          0, 63 - '/', 62 - '+', 52 - '0', -'A', -'A', 26 - 'a',
-                                          26 - 'a', 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m256i invalid_by_low = both_halves(tables.invalid_by_low);
+  const __m256i bit_of_high = both_halves(tables.bit_of_high);
+  const __m256i shift_by_high = both_halves(tables.shift_by_high);
   const __m256i nibble = _mm256_set1_epi8(0x0F);
   const __m256i slash = _mm256_set1_epi8('/');
   // Four 6-bit values a b c d -> the 24-bit a<<18 | b<<12 | c<<6 | d per 32-bit word, then its three
@@ -73,14 +107,14 @@ __attribute__((target("avx2"))) std::size_t decode_avx2(const char* in, std::siz
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i));
     const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(x, 4), nibble);
     const __m256i lo = _mm256_and_si256(x, nibble);
-    const __m256i wrong = _mm256_and_si256(_mm256_shuffle_epi8(lo_classes, lo),
-                                           _mm256_shuffle_epi8(hi_classes, hi));
+    const __m256i wrong = _mm256_and_si256(_mm256_shuffle_epi8(invalid_by_low, lo),
+                                           _mm256_shuffle_epi8(bit_of_high, hi));
     if (!_mm256_testz_si256(wrong, wrong)) {
       bad = true;
       return i;
     }
     const __m256i index = _mm256_add_epi8(hi, _mm256_cmpeq_epi8(x, slash)); // '/': 2 - 1
-    const __m256i v = _mm256_add_epi8(x, _mm256_shuffle_epi8(shifts, index));
+    const __m256i v = _mm256_add_epi8(x, _mm256_shuffle_epi8(shift_by_high, index));
     const __m256i words = _mm256_madd_epi16(_mm256_maddubs_epi16(v, pairs), quads);
     const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(words, order), halves);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), bytes);

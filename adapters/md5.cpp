@@ -177,6 +177,13 @@ struct lane {
   std::size_t next = 0;
   bool busy = false;
   unsigned char tail[2 * block_size];
+
+  // The next block: from the message while whole blocks last, then from the padded tail.
+  const unsigned char* block(const std::string_view* in) const noexcept {
+    if (next < whole)
+      return reinterpret_cast<const unsigned char*>(in[message].data()) + next * block_size;
+    return tail + (next - whole) * block_size;
+  }
 };
 
 // The lanes: eight messages at a time, each lane taking the next message when its own is done.
@@ -219,13 +226,8 @@ void many_with(compress_fn compress, const std::string_view* in, std::size_t n, 
     load(l);
   while (busy > 0) {
     const unsigned char* blocks[lane_count];
-    for (int l = 0; l < lane_count; ++l) {
-      const auto& x = ls[l];
-      blocks[l] = !x.busy ? idle
-                  : x.next < x.whole
-                    ? reinterpret_cast<const unsigned char*>(in[x.message].data()) + x.next * block_size
-                    : x.tail + (x.next - x.whole) * block_size;
-    }
+    for (int l = 0; l < lane_count; ++l)
+      blocks[l] = ls[l].busy ? ls[l].block(in) : idle;
     compress(state, blocks);
     for (int l = 0; l < lane_count; ++l) {
       auto& x = ls[l];
