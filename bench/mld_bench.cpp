@@ -2,7 +2,8 @@
 // parser alone on the same lines.
 //
 // Input: processRecords lines of 500 records with 100-byte data (base64 in the JSON), like a daemon
-// sends them, once plain and once with every record a KPL aggregate of 10 user records of 10 bytes.
+// sends them: plain; with every record a KPL aggregate of 10 user records of 10 bytes (100 bytes of
+// data per record, the hardest case per byte); and with aggregates of 10 user records of 100 bytes.
 // - subject:  the whole stdio worker path minus the pipe: line framing, JSON (simdjson DOM),
 //             base64, KPL unpacking, the batch processor with a null flusher, a checkpoint exchange
 //             per batch (answered in memory) and the status line;
@@ -62,7 +63,8 @@ private:
   std::string current_;
 };
 
-std::vector<std::string> make_lines(std::size_t batches, bool aggregated, std::size_t& bytes) {
+// `user_bytes` 0: plain records of 100 bytes; otherwise aggregates of 10 user records of that size.
+std::vector<std::string> make_lines(std::size_t batches, std::size_t user_bytes, std::size_t& bytes) {
   const std::string prefix = "4959033827149025660855969253836157109592157598";
   std::vector<std::string> lines;
   lines.push_back(R"({"action":"initialize","shardId":"shardId-000000000001","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})");
@@ -72,10 +74,10 @@ std::vector<std::string> make_lines(std::size_t batches, bool aggregated, std::s
     std::string line = R"({"action":"processRecords","records":[)";
     for (int r = 0; r < 500; ++r) {
       std::string data;
-      if (aggregated) {
+      if (user_bytes > 0) {
         kpl::aggregator agg;
         for (int u = 0; u < 10; ++u)
-          agg.add("user-" + std::to_string((seq + u) % 97), std::string(10, static_cast<char>('a' + u)));
+          agg.add("user-" + std::to_string((seq + u) % 97), std::string(user_bytes, static_cast<char>('a' + u)));
         data = agg.build();
       } else {
         data.assign(100, static_cast<char>('a' + r % 26));
@@ -149,11 +151,20 @@ int main(int argc, char** argv) {
   std::printf("%-26s %10s %18s %18s %8s\n", "input", "MB", "worker MB/s", "parse-only MB/s",
               "ratio");
   const std::string only = argc > 2 ? argv[2] : "";
-  for (bool aggregated : {false, true}) {
-    if ((only == "plain" && aggregated) || (only == "kpl" && !aggregated))
+  struct input {
+    const char* row;
+    const char* name;
+    const char* only;
+    std::size_t user_bytes;
+    std::size_t batches;
+  };
+  for (const input in : {input{"mld", "plain 100-byte records", "plain", 0, 400},
+                         input{"mld-kpl", "KPL 10 x 10-byte records", "kpl", 10, 200},
+                         input{"mld-kpl-100", "KPL 10 x 100-byte records", "kpl", 100, 40}}) {
+    if (!only.empty() && only != in.only)
       continue;
     std::size_t bytes = 0;
-    const auto lines = make_lines(aggregated ? 200 : 400, aggregated, bytes);
+    const auto lines = make_lines(in.batches, in.user_bytes, bytes);
     std::vector<double> w;
     std::vector<double> p;
     for (int i = 0; i < runs; ++i) {
@@ -162,11 +173,10 @@ int main(int argc, char** argv) {
     }
     auto [wmin, wmax] = std::minmax_element(w.begin(), w.end());
     auto [pmin, pmax] = std::minmax_element(p.begin(), p.end());
-    std::printf("%-26s %10.1f %7.0f (%4.0f..%4.0f) %7.0f (%4.0f..%4.0f) %7.2fx\n",
-                aggregated ? "KPL aggregates (10/rec)" : "plain 100-byte records", bytes / 1e6,
+    std::printf("%-26s %10.1f %7.0f (%4.0f..%4.0f) %7.0f (%4.0f..%4.0f) %7.2fx\n", in.name, bytes / 1e6,
                 median(w), *wmin, *wmax, median(p), *pmin, *pmax, median(w) / median(p));
-    std::printf("ROW\tmld%s\t%.0f\t%.0f\tMB/s (target >= 400, >= 0.4x)\t%.0f..%.0f\n",
-                aggregated ? "-kpl" : "", median(w), median(p), *wmin, *wmax);
+    std::printf("ROW\t%s\t%.0f\t%.0f\tMB/s (target >= 400, >= 0.4x)\t%.0f..%.0f\n", in.row, median(w),
+                median(p), *wmin, *wmax);
   }
   std::printf("\ntargets: >= 400 MB/s per core end to end, >= 0.4x the parse-only baseline\n");
   return 0;
