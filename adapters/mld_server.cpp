@@ -37,7 +37,7 @@ struct processor_state {
   std::unordered_set<const stream_record*> poison;
 };
 
-// Once started (the supervisor's handshake), the actor introduces itself to its session.
+// The actor introduces itself to its session when it answers the supervisor's start handshake.
 caf::behavior processor_actor(caf::stateful_actor<processor_state>* self, caf::actor sup,
                               caf::actor session, flusher_factory make, batch_config batch,
                               shard_id id) {
@@ -168,26 +168,25 @@ private:
   }
 
   // Waits for the next incarnation of the shard actor to introduce itself, and takes the newest if
-  // several did meanwhile. Fails when none does within `restart_wait`, or when the supervisor gave
-  // up.
+  // several did meanwhile. Fails when none does within `restart_wait`, or at once when the
+  // supervisor gave up (its children are gone with it, whatever introduced itself before).
   void reattach() {
     const auto old = proc_;
     const auto deadline = std::chrono::steady_clock::now() + cfg_.restart_wait;
-    bool supervisor_gone = false;
-    for (bool more = true; more && !supervisor_gone;) {
+    for (bool more = true; more && !supervisor_gone_;) {
       // Once one has come, only what is already queued.
       const auto wait = proc_ != old ? std::chrono::steady_clock::duration{0}
                                      : std::max(deadline - std::chrono::steady_clock::now(),
                                                 std::chrono::steady_clock::duration{0});
       self_->receive([&](attach_atom, caf::actor& shard) { proc_ = std::move(shard); },
-                     [&](caf::down_msg& down) { supervisor_gone = down.source == sup_; },
+                     [&](caf::down_msg& down) { supervisor_gone_ = supervisor_gone_ || down.source == sup_; },
                      caf::after(wait) >> [&] { more = false; });
     }
+    if (supervisor_gone_)
+      throw error{errc::start_failed, fmt::format("{}: the shard's supervisor gave up", child_id_)};
     if (proc_ == old)
-      throw error{errc::start_failed,
-                  supervisor_gone ? fmt::format("{}: the shard's supervisor gave up", child_id_)
-                                  : fmt::format("{}: the shard did not come back within {} ms",
-                                                child_id_, cfg_.restart_wait.count())};
+      throw error{errc::start_failed, fmt::format("{}: the shard did not come back within {} ms",
+                                                  child_id_, cfg_.restart_wait.count())};
   }
 
   caf::scoped_actor self_;
@@ -196,6 +195,7 @@ private:
   std::string child_id_;
   server_stats& stats_;
   caf::actor proc_;
+  bool supervisor_gone_ = false; // its down message came: no incarnation will come again
   std::deque<std::pair<record_batch, std::vector<std::uint32_t>>> retained_;
 };
 
