@@ -72,8 +72,17 @@ std::optional<checkpoint> batch_processor::process(const record_batch& batch, ti
   return guarded("process", [&] {
     last_activity_ = now;
     tracker_.hold(batch);
-    for (const auto& x : batch)
-      offer(x, now);
+    // The common case inline: the flusher takes the record (or ignores it) at the first offer.
+    for (const auto& x : batch) {
+      const auto token = tracker_.next_token();
+      auto result = call_flusher("add", [&] { return flusher_->add(x, token); });
+      if (result == add_result::full)
+        result = add_after_full(x, token, now);
+      const bool ignored = result == add_result::ignored;
+      tracker_.issue(x.sequence, ignored);
+      ++stats_.records;
+      stats_.ignored += ignored ? 1 : 0;
+    }
     if (tracker_.outstanding() > 0 && now - last_flush_ >= cfg_.flush_interval)
       flush_now(flush_mode::partial, now);
     return checkpoint_if_due(now, false);
@@ -133,17 +142,8 @@ batch_stats batch_processor::stats() const {
   return result;
 }
 
-void batch_processor::offer(const stream_record& x, time_point now) {
-  const auto token = tracker_.next_token();
+add_result batch_processor::add_after_full(const stream_record& x, flush_token token, time_point now) {
   for (int attempt = 0;; ++attempt) {
-    const auto result = call_flusher("add", [&] { return flusher_->add(x, token); });
-    if (result != add_result::full) {
-      const bool ignored = result == add_result::ignored;
-      tracker_.issue(x.sequence, ignored);
-      ++stats_.records;
-      stats_.ignored += ignored ? 1 : 0;
-      return;
-    }
     if (tracker_.outstanding() == 0)
       throw error{errc::record_never_fits,
                   fmt::format("record {} can never fit: the flusher answers full on an empty batch",
@@ -151,6 +151,9 @@ void batch_processor::offer(const stream_record& x, time_point now) {
     // First `full`: a partial flush as erlmld does; if even that left no room, a full flush, after
     // which the batch is empty and a third `full` is the error above.
     flush_now(attempt == 0 ? flush_mode::partial : flush_mode::full, now);
+    const auto result = call_flusher("add", [&] { return flusher_->add(x, token); });
+    if (result != add_result::full)
+      return result;
   }
 }
 

@@ -169,7 +169,8 @@ private:
   template <class F>
   auto guarded(const char* operation, F&& body);
 
-  void offer(const stream_record& x, time_point now);
+  // After the flusher answered `full` for `x`: flushes and offers it again (see the diagram).
+  add_result add_after_full(const stream_record& x, flush_token token, time_point now);
   void flush_now(flush_mode mode, time_point now);
   void note_durable(const std::vector<flush_token>& tokens);
   std::optional<checkpoint> checkpoint_if_due(time_point now, bool forced);
