@@ -125,6 +125,10 @@ public:
 private:
   // A varint of at most `max_bytes` bytes; bits past 64 are dropped.
   bool varint_of(int max_bytes, std::uint64_t& out) noexcept {
+    if (at_ != end_ && static_cast<unsigned char>(*at_) < 0x80) { // most keys, lengths and indexes
+      out = static_cast<unsigned char>(*at_++);
+      return true;
+    }
     out = 0;
     for (int i = 0; i < max_bytes && at_ != end_; ++i) {
       const auto byte = static_cast<unsigned char>(*at_++);
