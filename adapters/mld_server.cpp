@@ -88,7 +88,8 @@ public:
     child_spec spec;
     spec.id = child_id_;
     spec.start = [make = cfg_.worker.make_flusher, batch = cfg_.worker.batch, id,
-                  session = caf::actor{self_.ptr()}](start_context& ctx) -> caf::expected<caf::actor> {
+                  session = caf::actor{self_.ptr()}](
+                   start_context& ctx) -> caf::expected<caf::actor> {
       return ctx.self->spawn(processor_actor, caf::actor_cast<caf::actor>(ctx.self), session, make,
                              batch, id);
     };
@@ -179,7 +180,9 @@ private:
                                      : std::max(deadline - std::chrono::steady_clock::now(),
                                                 std::chrono::steady_clock::duration{0});
       self_->receive([&](attach_atom, caf::actor& shard) { proc_ = std::move(shard); },
-                     [&](caf::down_msg& down) { supervisor_gone_ = supervisor_gone_ || down.source == sup_; },
+                     [&](caf::down_msg& down) {
+                       supervisor_gone_ = supervisor_gone_ || down.source == sup_;
+                     },
                      caf::after(wait) >> [&] { more = false; });
     }
     if (supervisor_gone_)
