@@ -16,6 +16,7 @@
 #include "flushers/record_line.hpp"
 
 #include "flushers/error.hpp"
+#include "flushers/write_all.hpp"
 
 namespace fs = std::filesystem;
 
@@ -30,17 +31,9 @@ constexpr std::string_view meta_magic = "shardflow local stream 1";
   throw error{errc::bad_input, fmt::format("{} {}: {}", what, file.string(), std::strerror(errno))};
 }
 
-void write_all(int fd, const char* data, std::size_t size, const fs::path& file) {
-  while (size > 0) {
-    auto n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      fail_io("cannot write", file);
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
+void write_or_fail(int fd, const char* data, std::size_t size, const fs::path& file) {
+  if (!write_all(fd, data, size))
+    fail_io("cannot write", file);
 }
 
 __extension__ typedef unsigned __int128 uint128;
@@ -162,7 +155,7 @@ void stream_writer::append(const stream_record& x) {
 
 void stream_writer::write_out(std::size_t shard) {
   auto& b = buffers_[shard];
-  write_all(fds_[shard], b.data(), b.size(), files_[shard]);
+  write_or_fail(fds_[shard], b.data(), b.size(), files_[shard]);
   b.clear();
 }
 
@@ -274,7 +267,7 @@ struct file_source::impl {
     }
     std::string out{line};
     out.push_back('\n');
-    write_all(dead_fd, out.data(), out.size(), cfg.dead_letter_dir);
+    write_or_fail(dead_fd, out.data(), out.size(), cfg.dead_letter_dir);
     if (::fdatasync(dead_fd) != 0)
       fail_io("cannot sync the dead-letter file in", cfg.dead_letter_dir);
     if (cfg.problems)

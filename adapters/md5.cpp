@@ -252,11 +252,6 @@ void many(const std::string_view* in, std::size_t n, digest* out) {
   many_with(compress, in, n, out);
 }
 
-const char* lanes() noexcept {
-  static const char* const name = pick_compress() == compress_generic ? "generic" : "avx2";
-  return name;
-}
-
 void many_generic(const std::string_view* in, std::size_t n, digest* out) {
   many_with(compress_generic, in, n, out);
 }

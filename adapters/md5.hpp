@@ -25,11 +25,8 @@ digest of(std::string_view bytes);
 /// Stores the MD5 of `in[i]` in `out[i]` for every i < n, eight digests at a time.
 void many(const std::string_view* in, std::size_t n, digest* out);
 
-/// Returns the lanes `many` uses on this CPU: "avx2", or "generic" (what the compiler makes of
-/// eight-lane vectors without AVX2: pairs of SSE2 instructions on x86-64).
-const char* lanes() noexcept;
-
-/// `many` in the generic lanes whatever the CPU, so that tests cover them on AVX2 machines too.
+/// `many` in the generic lanes (what the compiler makes of eight-lane vectors without AVX2: pairs of
+/// SSE2 instructions on x86-64) whatever the CPU, so that tests cover them on AVX2 machines too.
 void many_generic(const std::string_view* in, std::size_t n, digest* out);
 
 } // namespace shardflow::md5

@@ -22,6 +22,7 @@
 #include "actors/messages.hpp"
 #include "actors/supervisor.hpp"
 #include "flushers/error.hpp"
+#include "flushers/write_all.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<shardflow::checkpoint>)
 
@@ -364,16 +365,8 @@ int connect_stdio(const std::string& host, int port) {
       auto n = ::read(from, buf, sizeof buf);
       if (n < 0 && errno == EINTR)
         continue;
-      if (n <= 0)
+      if (n <= 0 || !write_all(to, buf, static_cast<std::size_t>(n)))
         return;
-      for (ssize_t off = 0; off < n;) {
-        auto w = ::write(to, buf + off, static_cast<std::size_t>(n - off));
-        if (w < 0 && errno == EINTR)
-          continue;
-        if (w <= 0)
-          return;
-        off += w;
-      }
     }
   };
   std::thread up{[copy, fd] {

@@ -13,6 +13,7 @@
 #include "adapters/kpl.hpp"
 #include "adapters/mld_protocol.hpp"
 #include "flushers/error.hpp"
+#include "flushers/write_all.hpp"
 
 namespace shardflow::mld {
 
@@ -64,19 +65,8 @@ std::optional<std::string_view> fd_line_io::read_line() {
 }
 
 bool fd_line_io::write_line(const std::string& line) {
-  std::string out = line + "\n";
-  const char* p = out.data();
-  auto left = out.size();
-  while (left > 0) {
-    auto n = ::write(out_, p, left);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return false; // EPIPE: the daemon is gone
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-  return true;
+  const std::string out = line + "\n";
+  return write_all(out_, out.data(), out.size()); // false on EPIPE: the daemon is gone
 }
 
 // -- the worker ------------------------------------------------------------------------------------

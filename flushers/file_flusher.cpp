@@ -12,6 +12,7 @@
 
 #include "flushers/error.hpp"
 #include "flushers/record_line.hpp"
+#include "flushers/write_all.hpp"
 
 namespace fs = std::filesystem;
 
@@ -23,19 +24,9 @@ namespace {
   throw error{errc::io_failed, fmt::format("{} {}: {}", what, file.string(), std::strerror(errno))};
 }
 
-void write_all(int fd, const std::string& data, const fs::path& file) {
-  const char* p = data.data();
-  auto left = data.size();
-  while (left > 0) {
-    auto n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      fail("cannot write", file);
-    }
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
+void write_or_fail(int fd, const std::string& data, const fs::path& file) {
+  if (!write_all(fd, data.data(), data.size()))
+    fail("cannot write", file);
 }
 
 } // namespace
@@ -130,7 +121,7 @@ add_result file_flusher::add(const stream_record& x, flush_token token) {
 std::vector<flush_token> file_flusher::flush(flush_mode) {
   if (tokens_.empty())
     return {};
-  write_all(fd_, buffer_, path_);
+  write_or_fail(fd_, buffer_, path_);
   if (cfg_.sync && ::fdatasync(fd_) != 0)
     fail("cannot sync", path_);
   size_ += buffer_.size();
@@ -174,7 +165,7 @@ std::vector<flush_token> stdout_flusher::flush(flush_mode) {
     return {};
   {
     std::lock_guard<std::mutex> guard{stdout_mutex};
-    write_all(STDOUT_FILENO, buffer_, "standard output");
+    write_or_fail(STDOUT_FILENO, buffer_, "standard output");
   }
   buffer_.clear();
   std::vector<flush_token> result;
