@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "adapters/base64.hpp"
+#include "flushers/base64.hpp"
 #include "adapters/kpl.hpp"
 #include "adapters/mld_protocol.hpp"
 #include "flushers/error.hpp"

@@ -20,7 +20,7 @@
 
 #include <simdjson.h>
 
-#include "adapters/base64.hpp"
+#include "flushers/base64.hpp"
 #include "adapters/kpl.hpp"
 #include "adapters/mld_protocol.hpp"
 #include "adapters/mld_worker.hpp"

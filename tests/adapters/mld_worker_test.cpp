@@ -6,7 +6,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "adapters/base64.hpp"
+#include "flushers/base64.hpp"
 #include "adapters/kpl.hpp"
 #include "tests/support/recording_flusher.hpp"
 

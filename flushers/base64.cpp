@@ -1,4 +1,4 @@
-#include "adapters/base64.hpp"
+#include "flushers/base64.hpp"
 
 #include <array>
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "adapters/base64.hpp"
+#include "flushers/base64.hpp"
 
 #include <random>
 #include <string>
@@ -35,7 +35,7 @@ bool in_alphabet(unsigned char c) {
 
 } // namespace
 
-SCENARIO("base64 decodes only the standard padded form", "[adapters][base64]") {
+SCENARIO("base64 decodes only the standard padded form", "[flushers][base64]") {
   std::string out;
   CHECK(base64::decode("aGVsbG8=", out));
   CHECK(out == "hello");
@@ -57,7 +57,7 @@ SCENARIO("base64 decodes only the standard padded form", "[adapters][base64]") {
 }
 
 SCENARIO("base64 round trips every length, in the vector blocks and the tail alike",
-         "[adapters][base64]") {
+         "[flushers][base64]") {
   std::mt19937 rng{3};
   for (std::size_t n = 0; n < 400; ++n) {
     std::string bytes(n, '\0');
@@ -72,7 +72,7 @@ SCENARIO("base64 round trips every length, in the vector blocks and the tail ali
   }
 }
 
-SCENARIO("base64 rejects any character outside the alphabet, wherever it is", "[adapters][base64]") {
+SCENARIO("base64 rejects any character outside the alphabet, wherever it is", "[flushers][base64]") {
   std::mt19937 rng{5};
   std::string out;
   int rejected = 0;

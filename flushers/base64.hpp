@@ -1,4 +1,4 @@
-// adapters/base64.hpp - standard base64 (RFC 4648, section 4, padded), as the MultiLangDaemon sends
+// flushers/base64.hpp - standard base64 (RFC 4648, section 4, padded), as the MultiLangDaemon sends
 // record data.
 //
 // Decoding is on the worker's hot path (every record's data): on CPUs with AVX2 it decodes and
