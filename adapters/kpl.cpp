@@ -32,24 +32,36 @@ std::optional<magic> magic_of(std::string_view data) {
   return std::nullopt;
 }
 
-bool inflate_all(std::string_view in, std::vector<char>& out) {
+enum class inflated { whole, broken, too_big };
+
+// Inflates the zlib stream `in` into `out`, stopping as soon as it would pass `cap` bytes.
+inflated inflate_at_most(std::string_view in, std::size_t cap, std::vector<char>& out) {
   z_stream zs{};
   if (inflateInit(&zs) != Z_OK)
-    return false;
+    return inflated::broken;
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   zs.avail_in = static_cast<uInt>(in.size());
   char buf[1 << 15];
   int rc = Z_OK;
   while (rc == Z_OK) {
+    // One byte past the cap at most: enough to tell that the stream goes on.
+    const std::size_t room = std::min(sizeof buf, cap + 1 - std::min(cap, out.size()));
     zs.next_out = reinterpret_cast<Bytef*>(buf);
-    zs.avail_out = sizeof buf;
+    zs.avail_out = static_cast<uInt>(room);
     rc = inflate(&zs, Z_NO_FLUSH);
-    out.insert(out.end(), buf, buf + (sizeof buf - zs.avail_out));
+    out.insert(out.end(), buf, buf + (room - zs.avail_out));
+    if (out.size() > cap)
+      break;
     if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0)
       break; // truncated input
   }
   inflateEnd(&zs);
-  return rc == Z_STREAM_END;
+  if (out.size() > cap) {
+    out.clear();
+    out.shrink_to_fit();
+    return inflated::too_big;
+  }
+  return rc == Z_STREAM_END ? inflated::whole : inflated::broken;
 }
 
 std::string deflate_all(std::string_view in) {
@@ -238,48 +250,73 @@ bool read_record(std::string_view bytes, int depth, wire_record& r) noexcept {
   return has_key && has_data;
 }
 
-// Reads an AggregatedRecord (kpl_agg.proto) into the key tables and the records.
-bool read_aggregate(std::string_view proto, std::vector<std::string_view>& keys,
-                    std::vector<std::string_view>& hash_keys, std::vector<wire_record>& records) {
+enum class read_outcome { ok, broken, too_many };
+
+// Reads an AggregatedRecord (kpl_agg.proto) into the key tables and the records, stopping at the
+// first record past `max_records`.
+read_outcome read_aggregate(std::string_view proto, std::size_t max_records,
+                            std::vector<std::string_view>& keys,
+                            std::vector<std::string_view>& hash_keys,
+                            std::vector<wire_record>& records) {
   wire_reader in{proto};
   std::uint32_t field = 0;
   std::uint32_t type = 0;
   while (!in.done()) {
     if (!in.tag(field, type))
-      return false;
+      return read_outcome::broken;
     if (field == 1 && type == delimited_type) {
       if (!in.bytes(keys.emplace_back()))
-        return false;
+        return read_outcome::broken;
     } else if (field == 2 && type == delimited_type) {
       if (!in.bytes(hash_keys.emplace_back()))
-        return false;
+        return read_outcome::broken;
     } else if (field == 3 && type == delimited_type) {
+      if (records.size() == max_records)
+        return read_outcome::too_many;
       std::string_view record;
       if (!in.bytes(record) || !read_record(record, in.depth() + 1, records.emplace_back()))
-        return false;
+        return read_outcome::broken;
     } else if (!in.skip(field, type)) {
-      return false;
+      return read_outcome::broken;
     }
   }
-  return true;
+  return read_outcome::ok;
 }
 
-void mark_corrupt(unpack_result& r, const char* why) {
+void mark_corrupt(unpack_result& r, std::string why) {
   r.what = unpack_result::kind::corrupt;
-  r.why = why;
+  r.why = std::move(why);
   r.records.clear();
 }
 
-// Turns the aggregate `proto` (its MD5 checked) into `r.records`.
-void read_user_records(std::string_view proto, unpack_result& r) {
+// Scratch tables of read_user_records, released when one aggregate made them big.
+template <class T>
+void reset_scratch(std::vector<T>& v) {
+  constexpr std::size_t keep = 1 << 16;
+  v.clear();
+  if (v.capacity() > keep)
+    v.shrink_to_fit();
+}
+
+// Turns the aggregate `proto` (its MD5 checked) into `r.records`, at most `max_records` of them
+// (`limit` names that bound in the message).
+void read_user_records(std::string_view proto, std::size_t max_records, const char* limit,
+                       unpack_result& r) {
   thread_local std::vector<std::string_view> keys;
   thread_local std::vector<std::string_view> hash_keys;
   thread_local std::vector<wire_record> records;
-  keys.clear();
-  hash_keys.clear();
-  records.clear();
-  if (!read_aggregate(proto, keys, hash_keys, records))
-    return mark_corrupt(r, "the aggregate is not a valid protobuf");
+  reset_scratch(keys);
+  reset_scratch(hash_keys);
+  reset_scratch(records);
+  switch (read_aggregate(proto, max_records, keys, hash_keys, records)) {
+    case read_outcome::broken:
+      return mark_corrupt(r, "the aggregate is not a valid protobuf");
+    case read_outcome::too_many:
+      return mark_corrupt(r, fmt::format("the aggregate holds more than {} user records ({})",
+                                         max_records, limit));
+    case read_outcome::ok:
+      break;
+  }
   r.records.reserve(records.size());
   for (const auto& w : records) {
     if (w.key >= keys.size() || (w.hash_key && *w.hash_key >= hash_keys.size()))
@@ -293,11 +330,66 @@ void read_user_records(std::string_view proto, unpack_result& r) {
   r.what = unpack_result::kind::aggregate;
 }
 
+// What is left of a limit that several aggregates share: the smaller of the per-aggregate and
+// the per-call bound, and the name of the one that binds.
+struct budget {
+  std::size_t per_item;
+  std::size_t left;
+  const char* item_name;
+  const char* call_name;
+
+  std::size_t cap() const noexcept {
+    return std::min(per_item, left);
+  }
+  const char* binding() const noexcept {
+    return per_item <= left ? item_name : call_name;
+  }
+  void spend(std::size_t n) noexcept {
+    left -= std::min(left, n);
+  }
+};
+
+// Reads `data`'s magic and, for a deflated aggregate, inflates it into `r.inflated`; returns the
+// aggregate's protobuf and MD5, or nothing when `data` is plain or `r` was marked corrupt.
+std::optional<std::string_view> body_of(std::string_view data, bool erlmld_magics,
+                                        budget& inflate, unpack_result& r) {
+  const auto m = magic_of(data);
+  if (!m || (!erlmld_magics && *m != magic::standard))
+    return std::nullopt; // plain
+  std::string_view body = data.substr(4);
+  if (*m == magic::erlmld_deflated) {
+    const auto cap = inflate.cap();
+    const auto outcome = inflate_at_most(body, cap, r.inflated);
+    inflate.spend(r.inflated.size());
+    if (outcome == inflated::too_big) {
+      mark_corrupt(r, fmt::format("the compressed aggregate inflates past {} bytes ({})", cap,
+                                  inflate.binding()));
+      return std::nullopt;
+    }
+    if (outcome == inflated::broken) {
+      mark_corrupt(r, "the compressed aggregate does not inflate");
+      return std::nullopt;
+    }
+    body = std::string_view{r.inflated.data(), r.inflated.size()};
+  }
+  if (body.size() <= md5_size) {
+    // The KCL's rule: a standard aggregate too short for its MD5 is a plain record.
+    if (*m != magic::standard)
+      mark_corrupt(r, "too short for an aggregate");
+    return std::nullopt;
+  }
+  return body;
+}
+
 } // namespace
 
 void unpack_all(const std::string_view* data, std::size_t n, bool erlmld_magics,
-                std::vector<unpack_result>& out) {
+                std::vector<unpack_result>& out, const unpack_limits& limits) {
   out.resize(n);
+  budget inflate{limits.max_inflated_bytes, limits.max_inflated_bytes_per_call,
+                 "max_inflated_bytes", "max_inflated_bytes_per_call"};
+  budget users{limits.max_user_records, limits.max_user_records_per_call, "max_user_records",
+               "max_user_records_per_call"};
   // The aggregates' protobufs, their MD5s computed together (md5::many), then each one read.
   thread_local std::vector<std::string_view> protos;
   thread_local std::vector<std::size_t> owners;
@@ -310,40 +402,28 @@ void unpack_all(const std::string_view* data, std::size_t n, bool erlmld_magics,
     r.records.clear();
     r.why.clear();
     r.inflated.clear();
-    const auto m = magic_of(data[i]);
-    if (!m || (!erlmld_magics && *m != magic::standard))
-      continue; // plain
-    std::string_view body = data[i].substr(4);
-    if (*m == magic::erlmld_deflated) {
-      if (!inflate_all(body, r.inflated)) {
-        mark_corrupt(r, "the compressed aggregate does not inflate");
-        continue;
-      }
-      body = std::string_view{r.inflated.data(), r.inflated.size()};
-    }
-    if (body.size() <= md5_size) {
-      // The KCL's rule: a standard aggregate too short for its MD5 is a plain record.
-      if (*m != magic::standard)
-        mark_corrupt(r, "too short for an aggregate");
+    const auto body = body_of(data[i], erlmld_magics, inflate, r);
+    if (!body)
       continue;
-    }
-    protos.push_back(body.substr(0, body.size() - md5_size)); // its MD5 follows it
+    protos.push_back(body->substr(0, body->size() - md5_size)); // its MD5 follows it
     owners.push_back(i);
   }
   digests.resize(protos.size());
   md5::many(protos.data(), protos.size(), digests.data());
   for (std::size_t k = 0; k < protos.size(); ++k) {
     auto& r = out[owners[k]];
-    if (std::memcmp(digests[k].data(), protos[k].data() + protos[k].size(), md5_size) != 0)
+    if (std::memcmp(digests[k].data(), protos[k].data() + protos[k].size(), md5_size) != 0) {
       mark_corrupt(r, "the MD5 of the aggregate does not match");
-    else
-      read_user_records(protos[k], r);
+      continue;
+    }
+    read_user_records(protos[k], users.cap(), users.binding(), r);
+    users.spend(r.records.size());
   }
 }
 
-unpack_result unpack(std::string_view data, bool erlmld_magics) {
+unpack_result unpack(std::string_view data, bool erlmld_magics, const unpack_limits& limits) {
   std::vector<unpack_result> out;
-  unpack_all(&data, 1, erlmld_magics, out);
+  unpack_all(&data, 1, erlmld_magics, out, limits);
   return std::move(out.front()); // moving keeps `inflated`'s buffer, which the views point into
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "adapters/md5.hpp"
 #include "kpl_agg.pb.h"
@@ -347,5 +348,102 @@ SCENARIO("unpack_all unpacks a batch of plain, standard, erlmld and broken recor
         CHECK(out[i].records[u].data.size() == i * 13 % 200);
       }
     }
+  }
+}
+
+namespace {
+
+using kind = kpl::unpack_result::kind;
+
+// An erlmld deflated aggregate of `n` user records of `size` bytes each.
+std::string deflated_aggregate(std::size_t n, std::size_t size) {
+  kpl::aggregator agg;
+  for (std::size_t i = 0; i < n; ++i)
+    agg.add("k", std::string(size, 'x'));
+  return agg.build(kpl::magic::erlmld_deflated);
+}
+
+} // namespace
+
+SCENARIO("a deflate bomb is a corrupt aggregate, not gigabytes", "[adapters][kpl][limits]") {
+  // 16 MiB of one byte deflate to about 16 KB; a default-limited worker refuses to inflate them.
+  const auto bomb = deflated_aggregate(1, std::size_t{16} << 20);
+  REQUIRE(bomb.size() < (std::size_t{64} << 10));
+  const auto r = kpl::unpack(bomb);
+  CHECK(r.what == kind::corrupt);
+  CHECK(r.why == "the compressed aggregate inflates past 10485760 bytes (max_inflated_bytes)");
+  CHECK(r.records.empty());
+  CHECK(r.inflated.capacity() == 0); // what was inflated is not kept
+}
+
+SCENARIO("an aggregate of too many empty user records is corrupt", "[adapters][kpl][limits]") {
+  for (auto m : {kpl::magic::erlmld_plain, kpl::magic::erlmld_deflated}) {
+    kpl::aggregator agg;
+    for (int i = 0; i < 200'001; ++i)
+      agg.add("k", "");
+    const auto bytes = agg.build(m);
+    const auto r = kpl::unpack(bytes);
+    CHECK(r.what == kind::corrupt);
+    CHECK(r.why == "the aggregate holds more than 200000 user records (max_user_records)");
+    CHECK(r.records.empty());
+  }
+}
+
+SCENARIO("the limits are inclusive: an aggregate exactly at them unpacks", "[adapters][kpl][limits]") {
+  const auto bytes = deflated_aggregate(10, 100);
+  const auto whole = kpl::unpack(bytes);
+  REQUIRE(whole.what == kind::aggregate);
+  kpl::unpack_limits at;
+  at.max_inflated_bytes = whole.inflated.size();
+  at.max_user_records = 10;
+  CHECK(kpl::unpack(bytes, true, at).records.size() == 10);
+  auto below = at;
+  below.max_inflated_bytes -= 1;
+  CHECK(kpl::unpack(bytes, true, below).why
+        == fmt::format("the compressed aggregate inflates past {} bytes (max_inflated_bytes)",
+                       below.max_inflated_bytes));
+  below = at;
+  below.max_user_records = 9;
+  CHECK(kpl::unpack(bytes, true, below).why
+        == "the aggregate holds more than 9 user records (max_user_records)");
+}
+
+SCENARIO("inflating stops at the cap instead of inflating everything first",
+         "[adapters][kpl][limits]") {
+  // A zlib stream cut in half inflates some 50 KB and then fails: a reader that inflated it all
+  // before looking at the cap would call it broken, not too big.
+  const auto bytes = deflated_aggregate(1, 100'000);
+  auto cut = bytes.substr(0, bytes.size() / 2);
+  kpl::unpack_limits small;
+  small.max_inflated_bytes = 1000;
+  CHECK(kpl::unpack(cut).why == "the compressed aggregate does not inflate");
+  CHECK(kpl::unpack(cut, true, small).why
+        == "the compressed aggregate inflates past 1000 bytes (max_inflated_bytes)");
+}
+
+SCENARIO("one unpack_all call has a budget its aggregates share", "[adapters][kpl][limits]") {
+  const auto bytes = deflated_aggregate(10, 100); // about 1.1 KB inflated, ten user records
+  const std::vector<std::string_view> views(5, bytes);
+  const auto inflated_size = kpl::unpack(bytes).inflated.size();
+  std::vector<kpl::unpack_result> out;
+  GIVEN("room for the inflated bytes of two and a half") {
+    kpl::unpack_limits l;
+    l.max_inflated_bytes_per_call = inflated_size * 5 / 2;
+    kpl::unpack_all(views.data(), views.size(), true, out, l);
+    CHECK(out[0].what == kind::aggregate);
+    CHECK(out[1].what == kind::aggregate);
+    for (std::size_t i = 2; i < 5; ++i) {
+      CHECK(out[i].what == kind::corrupt);
+      CHECK_THAT(out[i].why, Catch::Matchers::EndsWith("(max_inflated_bytes_per_call)"));
+    }
+  }
+  GIVEN("room for the user records of three") {
+    kpl::unpack_limits l;
+    l.max_user_records_per_call = 30;
+    kpl::unpack_all(views.data(), views.size(), true, out, l);
+    for (std::size_t i = 0; i < 3; ++i)
+      CHECK(out[i].records.size() == 10);
+    for (std::size_t i = 3; i < 5; ++i)
+      CHECK(out[i].why == "the aggregate holds more than 0 user records (max_user_records_per_call)");
   }
 }
