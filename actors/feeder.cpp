@@ -23,6 +23,10 @@ struct feeder_state {
   replay_buffer* buffer = nullptr; // set when the source takes pushes
   caf::actor shard;
   std::uint64_t credit = 0;
+  // Payload bytes the shard still takes; may go below zero, since a batch always carries at least
+  // one record and the shard gives back exactly what it got.
+  std::int64_t credit_bytes = 0;
+  record_batch leftover; // read from the source, not yet sent: it did not fit the byte credit
   bool end_sent = false;
   bool poll_pending = false;
   struct waiting_push {
@@ -36,18 +40,43 @@ struct feeder_state {
 
 using feeder_ptr = caf::stateful_actor<feeder_state>*;
 
+// Returns how many of the first records of `batch` fit in `budget` bytes; one at least.
+std::size_t fitting(const record_batch& batch, std::int64_t budget) {
+  std::size_t n = 0;
+  for (const auto& x : batch) {
+    const auto bytes = static_cast<std::int64_t>(payload_bytes(x));
+    if (n > 0 && bytes > budget)
+      break;
+    budget -= bytes;
+    ++n;
+  }
+  return n;
+}
+
 void feed(feeder_ptr self) {
   auto& st = self->state;
   if (!st.shard)
     return;
-  while (st.credit > 0) {
-    auto batch = st.source->read(static_cast<std::size_t>(std::min<std::uint64_t>(st.credit,
-                                                                                  st.cfg.max_batch)));
+  while (st.credit > 0 && st.credit_bytes > 0) {
+    const auto max = static_cast<std::size_t>(std::min<std::uint64_t>(st.credit, st.cfg.max_batch));
+    auto batch = std::move(st.leftover);
+    st.leftover = {};
+    if (batch.empty())
+      batch = st.source->read(max);
     if (batch.empty())
       break;
+    const auto n = fitting(batch, st.credit_bytes);
+    if (n < batch.size() || n > max) {
+      const auto sent = std::min(n, max);
+      st.leftover = batch.slice(sent, batch.size() - sent);
+      batch = batch.slice(0, sent);
+    }
     st.credit -= batch.size();
+    st.credit_bytes -= static_cast<std::int64_t>(payload_bytes(batch));
     self->send(st.shard, records_atom::value, std::move(batch));
   }
+  if (!st.leftover.empty())
+    return; // more to send as soon as the shard gives credit back
   if (st.source->at_end()) {
     if (!st.end_sent) {
       st.end_sent = true;
@@ -65,7 +94,9 @@ void feed(feeder_ptr self) {
 void admit_pushes(feeder_ptr self) {
   auto& st = self->state;
   while (!st.pushes.empty()
-         && (st.buffer->retained() == 0 || st.buffer->retained() < st.cfg.push_limit)) {
+         && (st.buffer->retained() == 0
+             || (st.buffer->retained() < st.cfg.push_limit
+                 && st.buffer->retained_bytes() < st.cfg.push_limit_bytes))) {
     auto p = std::move(st.pushes.front());
     st.pushes.pop_front();
     st.buffer->append(std::move(p.batch));
@@ -123,14 +154,17 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
       auto& st = self->state;
       st.shard = caf::actor_cast<caf::actor>(self->current_sender());
       st.credit = 0;
+      st.credit_bytes = 0;
+      st.leftover = {};
       st.end_sent = false;
       st.source->rewind(after);
       return caf::ok_atom::value;
     },
-    [self](demand_atom, std::uint64_t n) {
+    [self](demand_atom, std::uint64_t n, std::uint64_t bytes) {
       if (!from_shard(self))
         return;
       self->state.credit += n;
+      self->state.credit_bytes += static_cast<std::int64_t>(bytes);
       feed(self);
     },
     [self](acked_atom, const sequence_number& upto) {

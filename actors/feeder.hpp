@@ -10,14 +10,15 @@
 //     shard                           feeder                          producer (push mode)
 //       |--(attach, checkpoint)-------->| rewind source                    |
 //       |<-------------------ok---------|                                  |
-//       |--(demand, n)----------------->| credit += n                      |
+//       |--(demand, n, bytes)---------->| credit += n, bytes               |
 //       |<--(records, batch <= credit)--| credit -= batch size  <--(push, batch)--| waits while
 //       |--(acked, position)----------->| source.release(position) --ok-->|  over push_limit
 //       |<--(end)-----------------------| once the source is at its end    |
 //
-// Backpressure: the shard holds at most its credit of records it has not processed, and a pushing
-// producer waits (its request is answered late) while the replay buffer keeps more than
-// `push_limit` records. A fast source therefore never grows memory without bound. Messages from
+// Backpressure: the shard holds at most its credit of records it has not processed, counted in
+// records and in payload bytes (a batch is cut where the byte credit ends, one record at least), and
+// a pushing producer waits (its request is answered late) while the replay buffer keeps more than
+// `push_limit` records or `push_limit_bytes` bytes. A fast source therefore never grows memory without bound. Messages from
 // any actor but the attached incarnation are ignored, so a dead incarnation's late demand does
 // nothing.
 #pragma once
@@ -38,8 +39,10 @@ struct feeder_config {
   std::size_t max_batch = 500;
   /// How often to look again when a replayable source has nothing new (0: only on pushes).
   std::chrono::milliseconds poll_interval{100};
-  /// Push mode: producers wait while the replay buffer keeps more records than this.
+  /// Push mode: producers wait while the replay buffer keeps more records than this ...
   std::size_t push_limit = 100'000;
+  /// ... or more payload bytes (keys and data) than this.
+  std::size_t push_limit_bytes = std::size_t{256} << 20;
 };
 
 /// Spawns a feeder from `self` (a supervisor's start function) over a source made by `make`.

@@ -21,7 +21,8 @@
 //                         (shutdown_atom, shutdown_reason)      -> checkpoint (final one; then quits)
 //                         (stats_atom)                          -> shard_stats
 //   feeder                (attach_atom, optional<seq number>)   -> ok_atom   from a new incarnation
-//                         (demand_atom, uint64 n)               from the shard: n more records
+//                         (demand_atom, uint64 n, uint64 bytes) from the shard: n more records and
+//                                                                  `bytes` more payload bytes
 //                         (acked_atom, sequence_number)         from the shard: durable checkpoint
 //                         (push_atom, record_batch)             -> ok_atom   from a producer
 //                         (end_atom)                            from a producer: no more records

@@ -14,6 +14,7 @@ void replay_buffer::append(record_batch batch) {
   if (batch.empty())
     return;
   retained_ += batch.size();
+  retained_bytes_ += payload_bytes(batch);
   batches_.push_back(std::move(batch));
 }
 
@@ -58,6 +59,7 @@ void replay_buffer::release(const sequence_number& upto) {
     auto& front = batches_.front();
     if (front.back().sequence <= upto) {
       retained_ -= front.size();
+      retained_bytes_ -= payload_bytes(front);
       batches_.pop_front();
       if (batch_ > 0) {
         --batch_;
@@ -73,6 +75,7 @@ void replay_buffer::release(const sequence_number& upto) {
     const auto dropped = static_cast<std::size_t>(keep - front.begin());
     if (dropped > 0) {
       retained_ -= dropped;
+      retained_bytes_ -= payload_bytes(front.slice(0, dropped));
       front = front.slice(dropped, front.size() - dropped);
       if (batch_ == 0)
         offset_ = offset_ > dropped ? offset_ - dropped : 0;

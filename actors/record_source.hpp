@@ -71,6 +71,11 @@ public:
     return retained_;
   }
 
+  /// Returns the payload bytes of the records kept.
+  std::size_t retained_bytes() const noexcept {
+    return retained_bytes_;
+  }
+
   /// Returns the sequence number of the last record appended and still kept, if any.
   std::optional<sequence_number> last() const {
     if (batches_.empty())
@@ -88,6 +93,7 @@ private:
   std::size_t batch_ = 0;  // read cursor: index into batches_
   std::size_t offset_ = 0; // ... and record inside it
   std::size_t retained_ = 0;
+  std::size_t retained_bytes_ = 0;
   bool closed_ = false;
 };
 

@@ -195,7 +195,8 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
                 [self, rp](caf::ok_atom) mutable {
                   auto& st = self->state;
                   rp.deliver(caf::ok_atom::value);
-                  self->send(st.feeder, demand_atom::value, static_cast<std::uint64_t>(st.cfg.credit));
+                  self->send(st.feeder, demand_atom::value, static_cast<std::uint64_t>(st.cfg.credit),
+                            static_cast<std::uint64_t>(st.cfg.credit_bytes));
                   schedule_tick(self);
                 },
                 [self](caf::error& err) { self->quit(std::move(err)); });
@@ -209,7 +210,8 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
         return; // after a stop began: the next incarnation reads these again
       st.received += batch.size();
       submit(self, st.proc->process(batch, self->clock().now()));
-      self->send(st.feeder, demand_atom::value, static_cast<std::uint64_t>(batch.size()));
+      self->send(st.feeder, demand_atom::value, static_cast<std::uint64_t>(batch.size()),
+                static_cast<std::uint64_t>(payload_bytes(batch)));
     },
     [self](end_atom) { stop(self, shutdown_reason::terminate, caf::exit_reason::normal); },
     [self](tick_atom, std::uint64_t gen) {

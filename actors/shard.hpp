@@ -5,7 +5,7 @@
 //
 //   spawned --(start_atom from its supervisor)--> load checkpoint from the sink (new generation)
 //           --> make the flusher and the batch processor --> attach to the feeder at the checkpoint
-//           --> answer ok (started) --> demand `credit` records, start heartbeat ticks
+//           --> answer ok (started) --> demand `credit` records (and `credit_bytes` bytes), start heartbeat ticks
 //
 //   records   --> processor.process --> checkpoint? --> sink;  demand as many records again
 //   tick(gen) --> processor.heartbeat --> checkpoint? --> sink;  watchdog check
@@ -57,6 +57,9 @@ struct shard_config {
   std::chrono::milliseconds heartbeat_interval{1000};
   /// Records the feeder may send before the shard has processed them.
   std::size_t credit = 10'000;
+  /// Payload bytes (keys and data) the feeder may send before the shard has processed them; the
+  /// feeder always sends at least one record, so a record larger than this still goes through.
+  std::size_t credit_bytes = std::size_t{16} << 20;
   /// How long a checkpoint save may take before it counts as failed.
   std::chrono::milliseconds checkpoint_timeout{30'000};
   /// First retry delay after a failed save; doubles up to `retry_max`.

@@ -5,6 +5,10 @@
 // - memory-slow-sink: 64 shards read 10,000,000 generated records (100-byte data) while their flusher
 //   spends 10x the time the source takes per record; peak RSS of the process, and a check that every
 //   record was made durable exactly as often as the ledger says (none lost).
+// - memory-slow-sink-large: the same with 8 shards of 256 KiB records and a flusher that is full at
+//   8 MiB; the subject is the runtime's default credit (records and bytes), the baseline the same
+//   run with credit counted in records only (as before byte credit). One process each (`slow-large`,
+//   `slow-large-records-only`): peak RSS is per process.
 // Prints ROW lines for bench/run.sh. Not a test.
 #include <atomic>
 #include <chrono>
@@ -79,10 +83,10 @@ void idle_shards(std::size_t shards) {
   (*rt)->shutdown();
 }
 
-// Makes records on demand: record i of a shard has sequence number i and 100 bytes of data.
+// Makes records on demand: record i of a shard has sequence number i and `bytes` bytes of data.
 class counting_source final : public record_source {
 public:
-  explicit counting_source(std::uint64_t n) : n_(n) {
+  explicit counting_source(std::uint64_t n, std::size_t bytes = 100) : n_(n), bytes_(bytes) {
   }
   void rewind(const std::optional<sequence_number>& after) override {
     pos_ = after ? *after->base.to_uint64() + 1 : 0;
@@ -92,7 +96,7 @@ public:
     for (; xs.size() < max && pos_ < n_; ++pos_) {
       stream_record x;
       x.partition_key = "k";
-      x.data.assign(100, 'x');
+      x.data.assign(bytes_, 'x');
       x.sequence.base = sequence_base{pos_};
       xs.push_back(std::move(x));
     }
@@ -104,19 +108,23 @@ public:
 
 private:
   std::uint64_t n_;
+  std::size_t bytes_;
   std::uint64_t pos_ = 0;
 };
 
-// A flusher that spends `per_record` of CPU on each record it flushes, counting what it made durable.
+// A flusher that spends `per_record` of CPU on each record it flushes, counting what it made durable;
+// full at 1,000 records or `max_bytes` of data.
 class slow_flusher final : public flusher {
 public:
-  slow_flusher(std::chrono::nanoseconds per_record, std::shared_ptr<std::atomic<std::uint64_t>> done)
-    : per_record_(per_record), done_(std::move(done)) {
+  slow_flusher(std::chrono::nanoseconds per_record, std::shared_ptr<std::atomic<std::uint64_t>> done,
+               std::size_t max_bytes = SIZE_MAX)
+    : per_record_(per_record), done_(std::move(done)), max_bytes_(max_bytes) {
   }
-  add_result add(const stream_record&, flush_token t) override {
-    if (pending_.size() >= 1000)
+  add_result add(const stream_record& x, flush_token t) override {
+    if (pending_.size() >= 1000 || (!pending_.empty() && bytes_ + x.data.size() > max_bytes_))
       return add_result::full;
     pending_.push_back(t);
+    bytes_ += x.data.size();
     return add_result::added;
   }
   std::vector<flush_token> flush(flush_mode) override {
@@ -125,6 +133,7 @@ public:
       // the sink is slow
     }
     done_->fetch_add(pending_.size());
+    bytes_ = 0;
     return std::exchange(pending_, {});
   }
   std::vector<flush_token> heartbeat() override {
@@ -134,16 +143,30 @@ public:
 private:
   std::chrono::nanoseconds per_record_;
   std::shared_ptr<std::atomic<std::uint64_t>> done_;
+  std::size_t max_bytes_;
+  std::size_t bytes_ = 0;
   std::vector<flush_token> pending_;
 };
 
-void slow_sink(std::size_t shards, std::uint64_t records) {
+// What one slow-sink run is made of.
+struct slow_sink_config {
+  const char* row;
+  std::size_t shards;
+  std::uint64_t records;          // in total
+  std::size_t record_bytes = 100; // data per record
+  std::size_t flusher_bytes = SIZE_MAX;
+  bool byte_credit = true; // false: the shards' credit counts records only
+};
+
+void slow_sink(const slow_sink_config& c) {
   // Measure the source's own cost per record first, then make the flusher 10x slower.
-  counting_source probe{100'000};
+  const std::uint64_t probe_records = std::max<std::uint64_t>(1000, 10'000'000 / c.record_bytes);
+  counting_source probe{probe_records, c.record_bytes};
   const auto t0 = bench_clock::now();
   while (!probe.at_end())
     probe.read(500);
-  const auto source_ns = std::chrono::duration<double, std::nano>(bench_clock::now() - t0).count() / 1e5;
+  const auto source_ns = std::chrono::duration<double, std::nano>(bench_clock::now() - t0).count()
+                         / static_cast<double>(probe_records);
   const auto flusher_cost = std::chrono::nanoseconds(static_cast<long>(10 * source_ns));
   caf::actor_system_config cfg;
   caf::actor_system sys{system_config(cfg)};
@@ -153,35 +176,46 @@ void slow_sink(std::size_t shards, std::uint64_t records) {
   rcfg.sink = spawn_checkpoint_sink(sys, store);
   auto rt = runtime::start(sys, rcfg);
   auto done = std::make_shared<std::atomic<std::uint64_t>>(0);
-  const auto per_shard = records / shards;
+  const auto per_shard = c.records / c.shards;
   const auto start = bench_clock::now();
-  for (std::size_t i = 0; i < shards; ++i) {
+  for (std::size_t i = 0; i < c.shards; ++i) {
     shard_group_config g;
     g.shard.id = "slow-" + std::to_string(i);
-    g.shard.make_flusher = [flusher_cost, done](const shard_id&) {
-      return std::make_unique<slow_flusher>(flusher_cost, done);
+    g.shard.make_flusher = [flusher_cost, done, max = c.flusher_bytes](const shard_id&) {
+      return std::make_unique<slow_flusher>(flusher_cost, done, max);
     };
     g.shard.batch.checkpoint_interval = std::chrono::milliseconds(100);
-    g.source = [per_shard] { return std::make_shared<counting_source>(per_shard); };
+    if (!c.byte_credit)
+      g.shard.credit_bytes = SIZE_MAX / 2;
+    g.source = [per_shard, bytes = c.record_bytes] {
+      return std::make_shared<counting_source>(per_shard, bytes);
+    };
     g.finite = true;
     (*rt)->start_shard(std::move(g));
   }
   (*rt)->await(std::chrono::hours(1));
   const auto secs = std::chrono::duration<double>(bench_clock::now() - start).count();
   std::size_t at_end = 0;
-  for (std::size_t i = 0; i < shards; ++i) {
+  for (std::size_t i = 0; i < c.shards; ++i) {
     auto row = store->peek("slow-" + std::to_string(i));
     at_end += row && row->ended && row->position && *row->position->base.to_uint64() == per_shard - 1;
   }
-  std::printf("memory-slow-sink: %zu shards, %llu records, source %.0f ns/record, flusher %lld "
-              "ns/record: %.1f s, peak RSS %.1f MiB, %llu records durable, %zu/%zu shards "
+  const bool ok = at_end == c.shards && done->load() >= per_shard * c.shards;
+  std::printf("%s: %zu shards, %llu records of %zu bytes, credit %s, source %.0f ns/record, flusher "
+              "%lld ns/record: %.1f s, peak RSS %.1f MiB, %llu records durable, %zu/%zu shards "
               "checkpointed at their last record\n",
-              shards, static_cast<unsigned long long>(per_shard * shards), source_ns,
+              c.row, c.shards, static_cast<unsigned long long>(per_shard * c.shards), c.record_bytes,
+              c.byte_credit ? "in records and bytes" : "in records only", source_ns,
               static_cast<long long>(flusher_cost.count()), secs, peak_rss_mib(),
-              static_cast<unsigned long long>(done->load()), at_end, shards);
-  std::printf("ROW\tmemory-slow-sink\t%.1f\t-\tMiB peak RSS (target <= 256), %s\t-\n", peak_rss_mib(),
-              at_end == shards && done->load() >= per_shard * shards ? "no record lost"
-                                                                      : "RECORDS MISSING");
+              static_cast<unsigned long long>(done->load()), at_end, c.shards);
+  if (!ok) {
+    std::printf("%s: RECORDS MISSING: no figure\n", c.row);
+    return;
+  }
+  std::printf("FIGURE\t%s\t%.1f\n", c.row, peak_rss_mib());
+  if (c.record_bytes == 100)
+    std::printf("ROW\t%s\t%.1f\t-\tMiB peak RSS (target <= 256), no record lost\t-\n", c.row,
+                peak_rss_mib());
 }
 
 } // namespace
@@ -191,6 +225,13 @@ int main(int argc, char** argv) {
   if (what == "all" || what == "idle")
     idle_shards(10'000);
   if (what == "all" || what == "slow")
-    slow_sink(64, argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 10'000'000);
+    slow_sink({"memory-slow-sink", 64, argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 10'000'000});
+  const std::uint64_t large = argc > 2 && what != "all" && what != "slow"
+                                ? std::strtoull(argv[2], nullptr, 10)
+                                : 16'000;
+  if (what == "slow-large")
+    slow_sink({"memory-slow-sink-large", 8, large, 256 << 10, 8 << 20, true});
+  if (what == "slow-large-records-only")
+    slow_sink({"memory-slow-sink-large-baseline", 8, large, 256 << 10, 8 << 20, false});
   return 0;
 }

@@ -25,6 +25,15 @@ step "mld: the worker path vs. JSON parsing alone"
 "$build/bench/mld_bench" 5 | tee -a "$log" >&2
 step "memory: idle shards, and a slow sink"
 "$build/bench/memory_bench" all 10000000 | tee -a "$log" >&2
+step "memory: a slow sink with 256 KiB records, credit in bytes vs. in records only"
+"$build/bench/memory_bench" slow-large 16000 | tee -a "$log" >&2
+"$build/bench/memory_bench" slow-large-records-only 16000 | tee -a "$log" >&2
+subject=$(awk -F'\t' '$1 == "FIGURE" && $2 == "memory-slow-sink-large" { print $3 }' "$log")
+baseline=$(awk -F'\t' '$1 == "FIGURE" && $2 == "memory-slow-sink-large-baseline" { print $3 }' "$log")
+if [ -n "$subject" ] && [ -n "$baseline" ]; then
+  printf 'ROW\tmemory-slow-sink-large\t%s\t%s\tMiB peak RSS, 8 shards of 256 KiB records (lower is better)\t-\n' \
+    "$subject" "$baseline" >> "$log"
+fi
 
 step "run: shardflow run (file flusher, batch 1,000) vs. write + fdatasync per 1,000 lines"
 work="$(mktemp -d "${TMPDIR:-/tmp}/shardflow-bench.XXXXXX")"

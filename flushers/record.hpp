@@ -45,6 +45,12 @@ struct stream_record {
   std::optional<std::int64_t> behind_ms;
 };
 
+/// Returns the bytes a record's key and data take: what credit and buffer limits count, besides
+/// records, so that large records cannot multiply memory.
+inline std::size_t payload_bytes(const stream_record& x) noexcept {
+  return x.partition_key.size() + x.data.size();
+}
+
 /// An immutable batch of records. Copies and slices share one buffer, so a source, a shard and its
 /// replay buffer hold the same records without copying them, and the batch processor can refer to a
 /// record's sequence number instead of copying it.
@@ -109,6 +115,14 @@ private:
   std::size_t first_ = 0;
   std::size_t size_ = 0;
 };
+
+/// Returns the payload bytes of every record of `batch`.
+inline std::size_t payload_bytes(const record_batch& batch) noexcept {
+  std::size_t n = 0;
+  for (const auto& x : batch)
+    n += payload_bytes(x);
+  return n;
+}
 
 /// A position at which a shard's progress may be stored.
 struct checkpoint {
