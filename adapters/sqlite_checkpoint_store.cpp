@@ -39,13 +39,14 @@ void bind_text(sqlite3_stmt* s, int i, const std::string& text) {
 
 } // namespace
 
-sqlite_checkpoint_store::sqlite_checkpoint_store(std::filesystem::path path, std::string stream)
-  : path_(std::move(path)), stream_(std::move(stream)) {
+sqlite_checkpoint_store::sqlite_checkpoint_store(std::filesystem::path path, std::string stream,
+                                                 std::chrono::milliseconds busy_timeout)
+  : path_(std::move(path)), stream_(std::move(stream)), busy_timeout_(busy_timeout) {
   try {
     if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr)
         != SQLITE_OK)
       fail("cannot open");
-    sqlite3_busy_timeout(db_, 10'000);
+    sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout_.count()));
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=FULL");
     exec("CREATE TABLE IF NOT EXISTS checkpoints ("
@@ -74,13 +75,26 @@ void sqlite_checkpoint_store::fail(const std::string& what) {
 
 void sqlite_checkpoint_store::exec(const char* sql) {
   char* msg = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-    std::string why = msg ? msg : "unknown error";
-    sqlite3_free(msg);
-    throw error{errc::checkpoint_failed,
-                fmt::format("checkpoint database {}: {} (is it a shardflow checkpoint database?)",
-                            path_.string(), why)};
+  const auto rc = sqlite3_exec(db_, sql, nullptr, nullptr, &msg);
+  if (rc == SQLITE_OK)
+    return;
+  std::string why = msg ? msg : sqlite3_errstr(rc);
+  sqlite3_free(msg);
+  std::string hint;
+  switch (rc & 0xFF) { // the primary result code
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      hint = fmt::format(" (another process holds it locked; waited {} ms)", busy_timeout_.count());
+      break;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      hint = " (is it a shardflow checkpoint database?)";
+      break;
+    default:
+      break;
   }
+  throw error{errc::checkpoint_failed,
+              fmt::format("checkpoint database {}: {}{}", path_.string(), why, hint)};
 }
 
 stored_checkpoint sqlite_checkpoint_store::read_row(const shard_id& id) {

@@ -8,6 +8,7 @@
 // (actors/checkpoint_store.hpp). Blocking: serve it from a detached checkpoint sink.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -23,8 +24,11 @@ namespace shardflow {
 class sqlite_checkpoint_store final : public checkpoint_store {
 public:
   /// Opens (or creates) the database at `path` and keeps the checkpoints of stream `stream` there.
-  /// @throws shardflow::error (errc::checkpoint_failed) naming the file and SQLite's reason.
-  sqlite_checkpoint_store(std::filesystem::path path, std::string stream);
+  /// A database another process holds locked is waited for up to `busy_timeout` per statement.
+  /// @throws shardflow::error (errc::checkpoint_failed) naming the file and the reason (locked, not
+  ///         a database, read-only, full disk, ...).
+  sqlite_checkpoint_store(std::filesystem::path path, std::string stream,
+                          std::chrono::milliseconds busy_timeout = std::chrono::seconds{10});
   ~sqlite_checkpoint_store() override;
 
   sqlite_checkpoint_store(const sqlite_checkpoint_store&) = delete;
@@ -43,6 +47,7 @@ private:
 
   std::filesystem::path path_;
   std::string stream_;
+  std::chrono::milliseconds busy_timeout_;
   sqlite3* db_ = nullptr;
 };
 

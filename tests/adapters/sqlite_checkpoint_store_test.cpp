@@ -11,6 +11,8 @@
 
 #include "flushers/error.hpp"
 
+#include <sqlite3.h>
+
 using namespace shardflow;
 using shardflow::testing::thrown_code;
 namespace fs = std::filesystem;
@@ -79,4 +81,22 @@ SCENARIO("a file that is not a database is a clear error", "[adapters][sqlite]")
   temp_db db;
   std::ofstream{db.path} << "this is not a database, it is just some text that goes on and on";
   CHECK_THROWS_WITH(sqlite_checkpoint_store(db.path, "s"), Catch::Contains("file is not a database"));
+}
+
+SCENARIO("a database another process holds locked is reported as locked", "[adapters][sqlite]") {
+  temp_db db;
+  sqlite3* holder = nullptr;
+  REQUIRE(sqlite3_open(db.path.c_str(), &holder) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(holder, "CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);",
+                       nullptr, nullptr, nullptr)
+          == SQLITE_OK);
+  try {
+    sqlite_checkpoint_store store{db.path, "s", std::chrono::milliseconds{50}};
+    FAIL("opened a locked database");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::checkpoint_failed);
+    CHECK_THAT(e.what(), Catch::Contains("locked") && Catch::Contains("waited 50 ms"));
+    CHECK_THAT(e.what(), !Catch::Contains("is it a shardflow checkpoint database"));
+  }
+  sqlite3_close(holder);
 }
