@@ -1,6 +1,9 @@
 #include "flushers/record_line.hpp"
 
+#include <fmt/format.h>
 #include <simdjson.h>
+
+#include "flushers/base64.hpp"
 
 namespace shardflow {
 
@@ -47,51 +50,114 @@ void append_line(std::string& out, const stream_record& x) {
     out += ",\"t\":";
     out += std::to_string(*x.arrival_ms);
   }
-  out += ",\"d\":";
-  append_json_string(out, x.data);
+  if (simdjson::validate_utf8(x.data.data(), x.data.size())) {
+    out += ",\"d\":";
+    append_json_string(out, x.data);
+  } else {
+    out += ",\"b\":\"";
+    out += base64::encode(x.data);
+    out.push_back('"');
+  }
   out += "}\n";
 }
 
+namespace {
+
+// Returns where the first JSON value of `text` ends (just past its closing bracket), or npos when it
+// does not close. Only for diagnosing a line the parser refused: it does not validate.
+std::size_t end_of_first_value(std::string_view text) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// Says why simdjson refused `line`.
+std::string reason_of(simdjson::error_code err, std::string_view line) {
+  if (err == simdjson::UTF8_ERROR)
+    return "not valid UTF-8";
+  if (err == simdjson::EMPTY)
+    return "not a JSON object";
+  const auto first = line.find_first_not_of(" \t\r");
+  const auto end = first == std::string_view::npos ? first
+                                                   : end_of_first_value(line.substr(first));
+  if (end != std::string_view::npos
+      && line.find_first_not_of(" \t\r", first + end) != std::string_view::npos)
+    return fmt::format("content after the JSON object at byte {} (two records on one line?)",
+                       first + end + 1);
+  return fmt::format("not valid JSON ({})", simdjson::error_message(err));
+}
+
+// Reads the string field `name` of a record into `out`; returns why not, or an empty string.
+std::string string_field(simdjson::dom::element v, const char* what, std::string_view& out) {
+  if (v.get_string().get(out) != simdjson::SUCCESS)
+    return fmt::format("{} is not a string", what);
+  return {};
+}
+
+} // namespace
+
 std::string parse_line(std::string_view line, stream_record& out) {
-  // simdjson needs readable padding after the text; lines are short, so copy into a padded buffer.
-  thread_local simdjson::ondemand::parser parser;
+  // The DOM parser validates the whole document (syntax, UTF-8, numbers of unknown fields, nothing
+  // after it). It needs readable padding after the text; lines are short, so copy into a buffer.
+  thread_local simdjson::dom::parser parser;
   thread_local std::string buf;
   buf.assign(line.data(), line.size());
   buf.append(simdjson::SIMDJSON_PADDING, '\0');
-  auto doc = parser.iterate(buf.data(), line.size(), buf.size());
-  simdjson::ondemand::object obj;
+  simdjson::dom::element doc;
+  if (auto err = parser.parse(buf.data(), line.size(), false).get(doc))
+    return reason_of(err, line);
+  simdjson::dom::object obj;
   if (doc.get_object().get(obj) != simdjson::SUCCESS)
     return "not a JSON object";
   bool has_key = false;
-  bool has_data = false;
+  int data_fields = 0;
   out.arrival_ms.reset();
   for (auto field : obj) {
-    std::string_view name;
-    if (field.unescaped_key().get(name) != simdjson::SUCCESS)
-      return "a field name is not valid JSON";
-    if (name == "k") {
-      std::string_view v;
-      if (field.value().get_string().get(v) != simdjson::SUCCESS)
-        return "\"k\" (the partition key) is not a string";
+    std::string_view v;
+    std::string why;
+    if (field.key == "k") {
+      why = string_field(field.value, "\"k\" (the partition key)", v);
       out.partition_key.assign(v);
       has_key = true;
-    } else if (name == "d") {
-      std::string_view v;
-      if (field.value().get_string().get(v) != simdjson::SUCCESS)
-        return "\"d\" (the data) is not a string";
+    } else if (field.key == "d") {
+      why = string_field(field.value, "\"d\" (the data)", v);
       out.data.assign(v);
-      has_data = true;
-    } else if (name == "t") {
+      ++data_fields;
+    } else if (field.key == "b") {
+      why = string_field(field.value, "\"b\" (the data in base64)", v);
+      if (why.empty() && !base64::decode(v, out.data))
+        why = "\"b\" (the data in base64) is not standard padded base64";
+      ++data_fields;
+    } else if (field.key == "t") {
       std::int64_t t = 0;
-      if (field.value().get_int64().get(t) != simdjson::SUCCESS)
-        return "\"t\" (the arrival time) is not an integer";
+      if (field.value.get_int64().get(t) != simdjson::SUCCESS)
+        why = "\"t\" (the arrival time) is not an integer";
       out.arrival_ms = t;
-    } // other fields are skipped by the iteration
+    } // other fields are validated by the parser and skipped
+    if (!why.empty())
+      return why;
   }
   if (!has_key)
     return "no \"k\" (partition key)";
-  if (!has_data)
-    return "no \"d\" (data)";
+  if (data_fields == 0)
+    return "no \"d\" or \"b\" (data)";
+  if (data_fields > 1)
+    return "more than one of \"d\" and \"b\" (data): a record has exactly one";
   return {};
 }
 

@@ -1,5 +1,7 @@
 #include "flushers/record_line.hpp"
 
+#include <random>
+
 #include <catch2/catch.hpp>
 
 using namespace shardflow;
@@ -35,13 +37,71 @@ SCENARIO("a record line round-trips keys, data and times", "[flushers][record_li
 
 SCENARIO("a line that is not a record says why", "[flushers][record_line]") {
   stream_record x;
-  CHECK(parse_line("not json", x) == "not a JSON object");
+  CHECK_THAT(parse_line("not json", x), Catch::StartsWith("not valid JSON"));
   CHECK(parse_line("[1,2]", x) == "not a JSON object");
   CHECK(parse_line(R"({"d":"x"})", x) == "no \"k\" (partition key)");
-  CHECK(parse_line(R"({"k":"x"})", x) == "no \"d\" (data)");
+  CHECK(parse_line(R"({"k":"x"})", x) == "no \"d\" or \"b\" (data)");
   CHECK(parse_line(R"({"k":1,"d":"x"})", x) == "\"k\" (the partition key) is not a string");
   CHECK(parse_line(R"({"k":"a","d":"x","t":"soon"})", x)
         == "\"t\" (the arrival time) is not an integer");
   CHECK(parse_line(R"({"k":"a","extra":{"x":[1,2]},"d":"x"})", x).empty()); // unknown fields pass
   CHECK(x.data == "x");
+}
+
+SCENARIO("a line must be one valid JSON object, unknown fields included", "[flushers][record_line]") {
+  stream_record x;
+  WHEN("a second record follows on the same line") {
+    THEN("the line is bad input, not the first record") {
+      CHECK_THAT(parse_line(R"({"k":"a","d":"one"}{"k":"b","d":"two"})", x),
+                 Catch::Contains("content after the JSON object at byte 20"));
+      CHECK_THAT(parse_line(R"({"k":"a","d":"one"} x)", x), Catch::Contains("content after"));
+    }
+  }
+  WHEN("an unknown field holds an invalid value") {
+    CHECK_THAT(parse_line(R"({"k":"a","d":"x","z":tru})", x), Catch::StartsWith("not valid JSON"));
+    CHECK_THAT(parse_line(R"({"k":"a","d":"x","z":01})", x), Catch::StartsWith("not valid JSON"));
+    CHECK_THAT(parse_line(R"({"k":"a","d":"x","z":1e99999})", x),
+               Catch::StartsWith("not valid JSON"));
+  }
+  WHEN("the line is not valid UTF-8") {
+    CHECK(parse_line("{\"k\":\"a\",\"z\":\"\xff\",\"d\":\"x\"}", x) == "not valid UTF-8");
+  }
+  WHEN("only whitespace follows the object") {
+    CHECK(parse_line(R"({"k":"a","d":"x"}  )", x).empty());
+  }
+}
+
+SCENARIO("data that is not UTF-8 goes to \"b\" in base64 and comes back byte for byte",
+         "[flushers][record_line]") {
+  stream_record x;
+  x.partition_key = "k";
+  x.data = std::string{"\x00\xff\xfe binary \xc3", 12};
+  std::string line;
+  append_line(line, x);
+  CHECK(line == "{\"k\":\"k\",\"b\":\"AP/+IGJpbmFyeSDD\"}\n");
+  stream_record y;
+  REQUIRE(parse_line(line.substr(0, line.size() - 1), y).empty());
+  CHECK(y.data == x.data);
+  CHECK(parse_line(R"({"k":"k","b":"AP/+"})", y).empty());
+  CHECK(y.data == std::string{"\x00\xff\xfe", 3});
+  CHECK(parse_line(R"({"k":"k","b":"AP/"})", y)
+        == "\"b\" (the data in base64) is not standard padded base64");
+  CHECK(parse_line(R"({"k":"k","b":"AP/+","d":"x"})", y)
+        == "more than one of \"d\" and \"b\" (data): a record has exactly one");
+  CHECK(parse_line(R"({"k":"k"})", y) == "no \"d\" or \"b\" (data)");
+  GIVEN("random bytes of random lengths") {
+    std::mt19937 rng{7};
+    for (int i = 0; i < 2000; ++i) {
+      stream_record r;
+      r.partition_key = "p";
+      r.data.resize(rng() % 64);
+      for (auto& c : r.data)
+        c = static_cast<char>(i % 2 ? rng() % 256 : rng() % 128); // odd: mostly not UTF-8
+      std::string l;
+      append_line(l, r);
+      stream_record back;
+      REQUIRE(parse_line(l.substr(0, l.size() - 1), back).empty());
+      REQUIRE(back.data == r.data);
+    }
+  }
 }
