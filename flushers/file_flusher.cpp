@@ -1,10 +1,12 @@
 #include "flushers/file_flusher.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,50 +33,138 @@ void write_or_fail(int fd, const std::string& data, const fs::path& file) {
 
 } // namespace
 
+std::string file_name_of(const shard_id& id) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  if (id.empty())
+    return "%";
+  std::string out;
+  out.reserve(id.size());
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    const auto c = static_cast<unsigned char>(id[i]);
+    const bool plain = std::isalnum(c) != 0 || c == '_' || c == '-' || (c == '.' && i > 0);
+    if (plain && c < 0x80) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 0xF]);
+    }
+  }
+  return out;
+}
+
+std::uint64_t cut_partial_line(int fd, std::uint64_t size, const fs::path& file) {
+  char last = '\n';
+  if (size == 0 || (::pread(fd, &last, 1, static_cast<off_t>(size - 1)) == 1 && last == '\n'))
+    return size;
+  std::uint64_t end = size;
+  char buf[4096];
+  bool found = false;
+  while (end > 0 && !found) {
+    const auto chunk = std::min<std::uint64_t>(sizeof buf, end);
+    if (::pread(fd, buf, chunk, static_cast<off_t>(end - chunk)) != static_cast<ssize_t>(chunk))
+      fail("cannot read", file);
+    auto i = chunk;
+    while (i > 0 && buf[i - 1] != '\n')
+      --i;
+    found = i > 0;
+    end = end - chunk + i;
+  }
+  if (::ftruncate(fd, static_cast<off_t>(end)) != 0 || ::fdatasync(fd) != 0)
+    fail("cannot cut the partial last line of", file);
+  return end;
+}
+
 file_flusher::file_flusher(const shard_id& id, file_flusher_config cfg)
-  : id_(id), cfg_(std::move(cfg)) {
+  : id_(id), name_(file_name_of(id)), cfg_(std::move(cfg)) {
   std::error_code ec;
   fs::create_directories(cfg_.dir, ec);
   if (ec)
     throw error{errc::io_failed,
                 fmt::format("cannot create the output directory {}: {}", cfg_.dir.string(),
                             ec.message())};
-  // Continue the newest file of this shard.
-  unsigned newest = 1;
-  const auto prefix = id_ + "-";
+  unsigned newest = 0;
+  const auto prefix = name_ + "-";
   for (auto& entry : fs::directory_iterator(cfg_.dir, ec)) {
     auto name = entry.path().filename().string();
     if (name.rfind(prefix, 0) == 0 && entry.path().extension() == ".ndjson") {
       auto digits = name.substr(prefix.size(), name.size() - prefix.size() - 7);
-      if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos)
+      if (!digits.empty() && digits.size() < 10
+          && digits.find_first_not_of("0123456789") == std::string::npos)
         newest = std::max(newest, static_cast<unsigned>(std::stoul(digits)));
     }
   }
   buffer_.reserve(cfg_.batch_records * 160);
   tokens_.reserve(cfg_.batch_records);
-  open_file(newest);
+  open_first(newest);
 }
 
 file_flusher::~file_flusher() {
   if (fd_ >= 0)
-    ::close(fd_);
+    ::close(fd_); // releases the lock
 }
 
-void file_flusher::open_file(unsigned index) {
+fs::path file_flusher::path_of(unsigned index) const {
+  return cfg_.dir / fmt::format("{}-{:06}.ndjson", name_, index);
+}
+
+int file_flusher::try_lock(unsigned index, bool create) {
+  const auto path = path_of(index);
+  const int flags = O_RDWR | O_APPEND | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
+  const int fd = ::open(path.c_str(), flags, 0644);
+  if (fd < 0) {
+    if ((create && errno == EEXIST) || (!create && errno == ENOENT))
+      return -1; // another writer created it first, or it went away: take the next
+    fail("cannot open", path);
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
+    return fd;
+  const int saved = errno;
+  ::close(fd);
+  if (saved != EWOULDBLOCK) {
+    errno = saved;
+    fail("cannot lock", path);
+  }
+  return -1; // a live writer holds it
+}
+
+void file_flusher::open_first(unsigned newest) {
+  if (newest > 0) {
+    if (const int fd = try_lock(newest, false); fd >= 0) {
+      adopt(fd, newest, false);
+      return;
+    }
+  }
+  index_ = newest;
+  roll();
+}
+
+void file_flusher::roll() {
+  // Bounded: every failed attempt means another writer took that index (at most one per writer).
+  for (unsigned next = index_ + 1, tries = 0; tries < 100'000; ++next, ++tries) {
+    if (const int fd = try_lock(next, true); fd >= 0) {
+      adopt(fd, next, true);
+      return;
+    }
+  }
+  throw error{errc::io_failed, fmt::format("cannot start a new file for shard {} in {}: 100000 "
+                                           "indexes taken by other writers",
+                                           id_, cfg_.dir.string())};
+}
+
+void file_flusher::adopt(int fd, unsigned index, bool created) {
   if (fd_ >= 0)
     ::close(fd_);
+  fd_ = fd;
   index_ = index;
-  path_ = cfg_.dir / fmt::format("{}-{:06}.ndjson", id_, index_);
-  std::error_code ec;
-  const bool existed = fs::exists(path_, ec);
-  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0)
-    fail("cannot open", path_);
+  path_ = path_of(index);
   struct stat st {};
-  size_ = ::fstat(fd_, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-  if (size_ > 0)
-    drop_torn_line();
-  if (!existed && cfg_.sync) {
+  if (::fstat(fd_, &st) != 0)
+    fail("cannot stat", path_);
+  // We hold the lock: a partial last line is a dead writer's (none of its records were reported
+  // durable), so cut it off rather than glue the next record to it.
+  size_ = cut_partial_line(fd_, static_cast<std::uint64_t>(st.st_size), path_);
+  if (created && cfg_.sync) {
     // The new file's name must be durable before any of its records count as such.
     int dir = ::open(cfg_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0 || ::fsync(dir) != 0)
@@ -82,32 +172,6 @@ void file_flusher::open_file(unsigned index) {
     ::close(dir);
   }
   opened_ = std::chrono::system_clock::now();
-}
-
-void file_flusher::drop_torn_line() {
-  // A crash in the middle of a write can leave a partial last line; none of its records were
-  // reported durable, so cut it off rather than glue the next record to it.
-  char last = '\n';
-  if (::pread(fd_, &last, 1, static_cast<off_t>(size_ - 1)) != 1 || last == '\n')
-    return;
-  std::uint64_t end = size_;
-  char buf[4096];
-  while (end > 0) {
-    const auto chunk = std::min<std::uint64_t>(sizeof buf, end);
-    if (::pread(fd_, buf, chunk, static_cast<off_t>(end - chunk)) != static_cast<ssize_t>(chunk))
-      fail("cannot read", path_);
-    for (auto i = chunk; i-- > 0;) {
-      if (buf[i] == '\n') {
-        end = end - chunk + i + 1;
-        goto found;
-      }
-    }
-    end -= chunk;
-  }
-found:
-  if (::ftruncate(fd_, static_cast<off_t>(end)) != 0 || ::fdatasync(fd_) != 0)
-    fail("cannot cut the torn last line of", path_);
-  size_ = end;
 }
 
 add_result file_flusher::add(const stream_record& x, flush_token token) {
@@ -121,7 +185,15 @@ add_result file_flusher::add(const stream_record& x, flush_token token) {
 std::vector<flush_token> file_flusher::flush(flush_mode) {
   if (tokens_.empty())
     return {};
-  write_or_fail(fd_, buffer_, path_);
+  if (!write_all(fd_, buffer_.data(), buffer_.size())) {
+    const int saved = errno;
+    // Cut what part of the batch got out (the lock makes size_ exact), so the file ends in a whole
+    // line whatever comes next.
+    auto ignored = ::ftruncate(fd_, static_cast<off_t>(size_));
+    (void) ignored;
+    errno = saved;
+    fail("cannot write", path_);
+  }
   if (cfg_.sync && ::fdatasync(fd_) != 0)
     fail("cannot sync", path_);
   size_ += buffer_.size();
@@ -133,7 +205,7 @@ std::vector<flush_token> file_flusher::flush(flush_mode) {
   const bool too_old = cfg_.roll_age.count() > 0
                        && std::chrono::system_clock::now() - opened_ >= cfg_.roll_age;
   if (too_big || too_old)
-    open_file(index_ + 1);
+    roll();
   return result;
 }
 

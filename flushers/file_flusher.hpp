@@ -1,14 +1,27 @@
 // flushers/file_flusher.hpp - writes each shard's records to files of its own, synced before the
 // tokens come back.
 //
-// Records are appended to `<dir>/<shard>-<nnnnnn>.ndjson` as record lines (flushers/record_line.hpp,
-// the local stream's format). A flush writes the whole batch with one write and `fdatasync`s the
-// file; only then are the batch's tokens returned, so a checkpoint never passes a record that is not
-// on disk. A new file is started once the current one passes `roll_bytes` or is older than
-// `roll_age` (checked at each flush); a new file's directory entry is synced before its first records
-// count as durable. A new incarnation of the shard continues the newest file, first cutting off a
-// partial last line a crash may have left, so a restart appends the replayed records there
-// (at-least-once: duplicates are possible after the last checkpoint, losses are not).
+// Records are appended to `<dir>/<name>-<nnnnnn>.ndjson` as record lines (flushers/record_line.hpp,
+// the local stream's format), where `<name>` is `file_name_of(shard)`: a shard id never names a
+// path outside `dir`. A flush writes the whole batch with one write and `fdatasync`s the file; only
+// then are the batch's tokens returned, so a checkpoint never passes a record that is not on disk. A
+// write that fails is cut off again (the file ends in a whole line). A new file is started once the
+// current one passes `roll_bytes` or is older than `roll_age` (checked at each flush); a new file's
+// directory entry is synced before its first records count as durable.
+//
+// One writer per file. A flusher holds `flock(LOCK_EX)` on the file it writes for as long as it
+// writes it (the lock dies with the process, so a killed writer leaves no stale lock):
+//
+//     open: newest file of the shard --lock taken--> cut its torn last line (left by a dead
+//                                                     writer), continue it
+//                                    --lock held by a live writer (two incarnations during a lease
+//                                      handover)--> next index, created with O_EXCL (EEXIST: the
+//                                      next again), locked (held: the next again)
+//     roll: the next file is created and locked first, then the current one is closed
+//
+// So a new incarnation appends the replayed records to the file its dead predecessor wrote
+// (at-least-once: duplicates are possible after the last checkpoint, losses are not), and never
+// touches a file another live writer owns, in this process or another.
 //
 // The flusher blocks on the disk for the sync: run its shard detached (actors/shard.hpp) or accept
 // that one CAF worker waits per flush.
@@ -23,6 +36,18 @@
 #include "flushers/flusher.hpp"
 
 namespace shardflow {
+
+/// Returns the file name that stands for shard `id`: the id itself when it is made of A-Z a-z 0-9
+/// '_' '-' and '.' (not leading); otherwise each other byte, a leading '.' and '%' as `%XX`
+/// (upper-case hex), and the empty id as "%". Distinct ids give distinct names; none has a '/' or is
+/// "." or "..". Used wherever a shard id names a file (outputs, dead letters).
+std::string file_name_of(const shard_id& id);
+
+/// Cuts the file `fd` (`size` bytes long; `file` names it in errors) after its last newline and syncs
+/// it, so that it ends in a whole line; does nothing when it already does. Returns the new size. The
+/// caller must hold the file's writer lock: a fragment is then a dead writer's.
+/// @throws shardflow::error (errc::io_failed) when the file cannot be read or cut.
+std::uint64_t cut_partial_line(int fd, std::uint64_t size, const std::filesystem::path& file);
 
 /// Options of the file flusher.
 struct file_flusher_config {
@@ -41,7 +66,8 @@ struct file_flusher_config {
 /// Appends a shard's records to rolling files; see the file comment.
 class file_flusher final : public flusher {
 public:
-  /// Opens (or continues) the newest file of shard `id` in `cfg.dir`.
+  /// Opens and locks the newest file of shard `id` in `cfg.dir` and continues it, or starts the next
+  /// one when a live writer holds it.
   /// @throws shardflow::error (errc::io_failed) when the directory or file cannot be opened.
   file_flusher(const shard_id& id, file_flusher_config cfg);
   ~file_flusher() override;
@@ -59,10 +85,14 @@ public:
   static flusher_factory factory(file_flusher_config cfg);
 
 private:
-  void open_file(unsigned index);
-  void drop_torn_line();
+  std::filesystem::path path_of(unsigned index) const;
+  int try_lock(unsigned index, bool create);
+  void open_first(unsigned newest);
+  void roll();
+  void adopt(int fd, unsigned index, bool created);
 
   shard_id id_;
+  std::string name_; // file_name_of(id_)
   file_flusher_config cfg_;
   std::string buffer_;
   std::vector<flush_token> tokens_;

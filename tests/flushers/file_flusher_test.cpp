@@ -2,6 +2,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <set>
 #include <sstream>
 
 #include <catch2/catch.hpp>
@@ -9,6 +11,7 @@
 #include "tests/support/temp_dir.hpp"
 
 #include "flushers/error.hpp"
+#include "flushers/record_line.hpp"
 
 using namespace shardflow;
 using shardflow::testing::temp_dir;
@@ -93,4 +96,157 @@ SCENARIO("a partial last line left by a crash is cut off", "[flushers][file_flus
   f.flush(flush_mode::full);
   CHECK(slurp(dir.path / "s-000001.ndjson")
         == "{\"k\":\"a\",\"d\":\"whole\"}\n{\"k\":\"k7\",\"d\":\"data 7\"}\n");
+}
+
+namespace {
+
+// Reverses file_name_of (a reference decoder: names decode to their ids, so the mapping is injective).
+std::string id_of_name(const std::string& name) {
+  if (name == "%")
+    return {};
+  std::string out;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (name[i] != '%') {
+      out.push_back(name[i]);
+      continue;
+    }
+    REQUIRE(i + 2 < name.size() + 0);
+    out.push_back(static_cast<char>(std::stoi(name.substr(i + 1, 2), nullptr, 16)));
+    i += 2;
+  }
+  return out;
+}
+
+// Every line of `p`, each checked to be a whole record line.
+std::vector<std::string> whole_lines_of(const fs::path& p) {
+  const auto text = slurp(p);
+  std::vector<std::string> data;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const auto nl = text.find('\n', start);
+    REQUIRE(nl != std::string::npos);
+    stream_record x;
+    REQUIRE(parse_line(std::string_view{text}.substr(start, nl - start), x).empty());
+    data.push_back(x.data);
+    start = nl + 1;
+  }
+  return data;
+}
+
+} // namespace
+
+SCENARIO("shard ids name files inside the output directory only, reversibly",
+         "[flushers][file_flusher]") {
+  CHECK(file_name_of("shardId-000000000001") == "shardId-000000000001");
+  CHECK(file_name_of("shard-00000") == "shard-00000");
+  CHECK(file_name_of("a.b_c") == "a.b_c");
+  CHECK(file_name_of("../x") == "%2E.%2Fx");
+  CHECK(file_name_of("/abs/path") == "%2Fabs%2Fpath");
+  CHECK(file_name_of("a/b") == "a%2Fb");
+  CHECK(file_name_of("..") == "%2E.");
+  CHECK(file_name_of(".") == "%2E");
+  CHECK(file_name_of("%") == "%25");
+  CHECK(file_name_of("") == "%");
+  CHECK(file_name_of("\xc3\xa9t\xc3\xa9") == "%C3%A9t%C3%A9");
+  GIVEN("random ids over a small alphabet with every special case") {
+    const std::string alphabet = "a.-_/%\\ \x01\xff";
+    std::mt19937 rng{11};
+    std::set<std::string> names;
+    std::set<std::string> ids;
+    for (int i = 0; i < 3000; ++i) {
+      std::string id;
+      for (auto n = rng() % 5; n-- > 0;)
+        id.push_back(alphabet[rng() % alphabet.size()]);
+      const auto name = file_name_of(id);
+      REQUIRE(id_of_name(name) == id);
+      REQUIRE(name.find('/') == std::string::npos);
+      REQUIRE(name != ".");
+      REQUIRE(name != "..");
+      REQUIRE_FALSE(name.empty());
+      ids.insert(id);
+      names.insert(name);
+    }
+    CHECK(names.size() == ids.size());
+  }
+}
+
+SCENARIO("a flusher of a shard id with slashes writes inside its directory",
+         "[flushers][file_flusher]") {
+  temp_dir dir;
+  file_flusher_config cfg;
+  cfg.dir = dir.path / "out";
+  for (const std::string id : {"../x", "/abs/path", "a/b", "..", "."}) {
+    file_flusher f{id, cfg};
+    f.add(rec(1), 0);
+    f.flush(flush_mode::full);
+    CHECK(f.current_file().parent_path() == cfg.dir);
+  }
+  CHECK_FALSE(fs::exists(dir.path / "x-000001.ndjson"));
+  std::size_t files = 0;
+  for (auto& e : fs::directory_iterator(cfg.dir)) {
+    CHECK(e.is_regular_file());
+    ++files;
+  }
+  CHECK(files == 5);
+}
+
+SCENARIO("two live flushers of one shard never cut or mix each other's records",
+         "[flushers][file_flusher]") {
+  temp_dir dir;
+  file_flusher_config cfg;
+  cfg.dir = dir.path;
+  file_flusher a{"s", cfg};
+  a.add(rec(1), 0);
+  a.flush(flush_mode::full);
+  // A write of `a` in progress: part of a line is out, the rest is still to come.
+  const std::string in_progress = "{\"k\":\"k2\",\"d\":\"da";
+  {
+    std::ofstream out{a.current_file(), std::ios::app};
+    out << in_progress;
+  }
+  const auto before = slurp(a.current_file());
+  WHEN("a second incarnation starts while the first still writes") {
+    file_flusher b{"s", cfg};
+    THEN("it leaves the first one's file alone and starts the next") {
+      CHECK(slurp(a.current_file()) == before);
+      CHECK(b.current_file().filename() == "s-000002.ndjson");
+    }
+    AND_WHEN("both write interleaved batches and roll") {
+      cfg.roll_bytes = 1; // for c only: it rolls after its first flush
+      for (int i = 10; i < 20; ++i) {
+        b.add(rec(i), 0);
+        b.flush(flush_mode::full);
+      }
+      file_flusher c{"s", cfg};
+      CHECK(c.current_file().filename() == "s-000003.ndjson");
+      c.add(rec(30), 0);
+      c.flush(flush_mode::full); // rolls: takes 4, the first index nobody holds
+      CHECK(c.current_file().filename() == "s-000004.ndjson");
+      std::vector<std::string> expected;
+      for (int i = 10; i < 20; ++i)
+        expected.push_back("data " + std::to_string(i));
+      CHECK(whole_lines_of(dir.path / "s-000002.ndjson") == expected);
+      CHECK(whole_lines_of(dir.path / "s-000003.ndjson") == std::vector<std::string>{"data 30"});
+      CHECK(slurp(dir.path / "s-000001.ndjson") == before);
+    }
+  }
+}
+
+SCENARIO("the torn line of a writer that is gone is cut off by the next one",
+         "[flushers][file_flusher]") {
+  temp_dir dir;
+  file_flusher_config cfg;
+  cfg.dir = dir.path;
+  {
+    file_flusher a{"s", cfg};
+    a.add(rec(1), 0);
+    a.flush(flush_mode::full);
+    std::ofstream out{a.current_file(), std::ios::app};
+    out << "{\"k\":\"k2\",\"d\":\"da"; // its last write was cut short, then it died
+  }
+  file_flusher b{"s", cfg};
+  CHECK(b.current_file().filename() == "s-000001.ndjson");
+  b.add(rec(3), 0);
+  b.flush(flush_mode::full);
+  CHECK(whole_lines_of(dir.path / "s-000001.ndjson") == std::vector<std::string>{"data 1", "data 3"});
 }
