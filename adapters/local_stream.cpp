@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,9 +14,9 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
-#include "flushers/record_line.hpp"
-
 #include "flushers/error.hpp"
+#include "flushers/file_flusher.hpp"
+#include "flushers/record_line.hpp"
 #include "flushers/write_all.hpp"
 
 namespace fs = std::filesystem;
@@ -28,13 +29,38 @@ constexpr std::string_view meta_name = "shardflow-stream";
 constexpr std::string_view meta_magic = "shardflow local stream 1";
 
 [[noreturn]] void fail_io(const std::string& what, const fs::path& file) {
-  throw error{errc::bad_input, fmt::format("{} {}: {}", what, file.string(), std::strerror(errno))};
+  throw error{errc::io_failed, fmt::format("{} {}: {}", what, file.string(), std::strerror(errno))};
 }
 
 void write_or_fail(int fd, const char* data, std::size_t size, const fs::path& file) {
   if (!write_all(fd, data, size))
     fail_io("cannot write", file);
 }
+
+std::uint64_t size_of(int fd, const fs::path& file) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    fail_io("cannot stat", file);
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+// Holds the writers' lock of a shard file for a scope (readers take none).
+class writer_lock {
+public:
+  writer_lock(int fd, const fs::path& file) : fd_(fd) {
+    while (::flock(fd_, LOCK_EX) != 0)
+      if (errno != EINTR)
+        fail_io("cannot lock", file);
+  }
+  ~writer_lock() {
+    ::flock(fd_, LOCK_UN);
+  }
+  writer_lock(const writer_lock&) = delete;
+  writer_lock& operator=(const writer_lock&) = delete;
+
+private:
+  int fd_;
+};
 
 __extension__ typedef unsigned __int128 uint128;
 
@@ -133,7 +159,7 @@ stream_writer::stream_writer(const stream_dir& stream)
     files_(stream.shards()) {
   for (std::size_t i = 0; i < stream.shards(); ++i) {
     files_[i] = stream.shard_file(i);
-    fds_[i] = ::open(files_[i].c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    fds_[i] = ::open(files_[i].c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fds_[i] < 0)
       fail_io("cannot open", files_[i]);
   }
@@ -155,7 +181,18 @@ void stream_writer::append(const stream_record& x) {
 
 void stream_writer::write_out(std::size_t shard) {
   auto& b = buffers_[shard];
-  write_or_fail(fds_[shard], b.data(), b.size(), files_[shard]);
+  const int fd = fds_[shard];
+  const auto& file = files_[shard];
+  writer_lock lock{fd, file};
+  // Under the lock no live writer is in the middle of a line: a fragment is a dead writer's.
+  const auto size = cut_partial_line(fd, size_of(fd, file), file);
+  if (!write_all(fd, b.data(), b.size())) {
+    const int saved = errno;
+    auto ignored = ::ftruncate(fd, static_cast<off_t>(size)); // our own partial write
+    (void) ignored;
+    errno = saved;
+    fail_io("cannot write", file);
+  }
   b.clear();
 }
 
@@ -174,6 +211,17 @@ void stream_writer::flush() {
 void input_problems::report(std::string message) {
   std::lock_guard<std::mutex> guard{mtx_};
   messages_.push_back(std::move(message));
+}
+
+void input_problems::report_stop(std::string message) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  messages_.push_back(message);
+  stops_.push_back(std::move(message));
+}
+
+std::vector<std::string> input_problems::stops() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return stops_;
 }
 
 std::vector<std::string> input_problems::all() const {
@@ -221,20 +269,38 @@ struct file_source::impl {
   std::string buf;        // buf[0, len) holds file bytes from `pos`
   std::size_t len = 0;
   std::size_t cur = 0;    // start of the next line in buf
+  std::size_t scan = 0;   // buf[cur, scan) holds no newline: the search goes on from here
   bool eof = false;       // the last read found no more bytes
+  bool reread = false;    // that read ended inside a line, which a writer may cut and write again
   bool stopped = false;   // bad input under the stop policy
+  bool skipping = false;  // a line longer than max_line_bytes is being moved to the dead letters
+
+  void report(const std::string& message, bool stops) {
+    if (cfg.problems && stops)
+      cfg.problems->report_stop(message);
+    else if (cfg.problems)
+      cfg.problems->report(message);
+  }
 
   // Reads more bytes; returns how many arrived.
   std::size_t fill() {
+    if (reread) { // read the partial line again: a writer may have cut it and written another
+      reread = false;
+      if (::lseek(fd, static_cast<off_t>(pos + cur), SEEK_SET) < 0)
+        fail_io("cannot seek in", file);
+      len = cur;
+      scan = cur;
+    }
     if (cur > 0) {
       std::memmove(buf.data(), buf.data() + cur, len - cur);
       pos += cur;
       len -= cur;
+      scan -= cur;
       cur = 0;
     }
     constexpr std::size_t chunk = 1 << 20;
     if (buf.size() < len + chunk + simdjson::SIMDJSON_PADDING)
-      buf.resize(len + chunk + simdjson::SIMDJSON_PADDING);
+      buf.resize(std::max(2 * buf.size(), len + chunk + simdjson::SIMDJSON_PADDING));
     for (;;) {
       auto n = ::read(fd, buf.data() + len, chunk);
       if (n < 0 && errno == EINTR)
@@ -243,8 +309,24 @@ struct file_source::impl {
         fail_io("cannot read", file);
       len += static_cast<std::size_t>(n);
       eof = n == 0;
+      if (eof)
+        at_end_of_file();
       return static_cast<std::size_t>(n);
     }
+  }
+
+  // The file has no more bytes now: has it become shorter than what was read?
+  void at_end_of_file() {
+    const auto size = size_of(fd, file);
+    if (size < pos + cur) {
+      auto message = fmt::format("{}: the file is now {} bytes, shorter than the {} bytes already "
+                                 "read: it was truncated or replaced while being read; the shard "
+                                 "stops and its checkpoint stays where it was",
+                                 file.string(), size, pos + cur);
+      report(message, true);
+      throw error{errc::bad_input, message};
+    }
+    reread = len > cur;
   }
 
   void seek(std::uint64_t offset) {
@@ -253,25 +335,71 @@ struct file_source::impl {
     pos = offset;
     len = 0;
     cur = 0;
+    scan = 0;
     eof = false;
+    reread = false;
   }
 
-  void dead_letter(std::string_view line) {
+  // Returns the end of the line at `cur` (the index of its newline), reading more as needed, or
+  // npos when the file (for now) ends inside it.
+  std::size_t line_end() {
+    for (;;) {
+      auto nl = static_cast<const char*>(std::memchr(buf.data() + scan, '\n', len - scan));
+      if (nl != nullptr)
+        return static_cast<std::size_t>(nl - buf.data());
+      scan = len;
+      if (len - cur > cfg.max_line_bytes || fill() == 0)
+        return std::string_view::npos;
+    }
+  }
+
+  void write_dead(const char* data, std::size_t size) {
     if (dead_fd < 0) {
       std::error_code ec;
       fs::create_directories(cfg.dead_letter_dir, ec);
-      auto path = cfg.dead_letter_dir / (shard + ".ndjson");
+      auto path = cfg.dead_letter_dir / (file_name_of(shard) + ".ndjson");
       dead_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       if (dead_fd < 0)
         fail_io("cannot open the dead-letter file", path);
     }
-    std::string out{line};
-    out.push_back('\n');
-    write_or_fail(dead_fd, out.data(), out.size(), cfg.dead_letter_dir);
+    write_or_fail(dead_fd, data, size, cfg.dead_letter_dir);
+  }
+
+  void end_dead_letter() {
+    write_dead("\n", 1);
     if (::fdatasync(dead_fd) != 0)
       fail_io("cannot sync the dead-letter file in", cfg.dead_letter_dir);
     if (cfg.problems)
       cfg.problems->count_dead_letter();
+  }
+
+  // A line at `cur` is longer than max_line_bytes: stop, or move it to the dead letters.
+  void too_long() {
+    auto message = fmt::format("{}:{}: the line is longer than {} bytes, the longest record line "
+                               "allowed (--max-record-size)",
+                               file.string(), line_number_at(file, pos + cur), cfg.max_line_bytes);
+    const bool dead = cfg.on_bad_input == bad_input_policy::dead_letter;
+    report(dead ? message + " (sent to the dead-letter file)" : message, !dead);
+    stopped = !dead;
+    skipping = dead;
+  }
+
+  // Moves the too long line at `cur` to the dead letters a buffer at a time; returns false when the
+  // rest of it has not been written yet (follow).
+  bool skip_long_line() {
+    for (;;) {
+      auto nl = static_cast<const char*>(std::memchr(buf.data() + cur, '\n', len - cur));
+      const auto end = nl != nullptr ? static_cast<std::size_t>(nl - buf.data()) : len;
+      write_dead(buf.data() + cur, end - cur);
+      cur = scan = nl != nullptr ? end + 1 : len;
+      if (nl == nullptr && fill() > 0)
+        continue;
+      if (nl == nullptr && cfg.follow)
+        return false;
+      end_dead_letter(); // the line ended, or the file (finite) ended inside it
+      skipping = false;
+      return true;
+    }
   }
 };
 
@@ -281,6 +409,9 @@ file_source::file_source(fs::path file, shard_id shard, file_source_config cfg)
   impl_->shard = std::move(shard);
   impl_->cfg = std::move(cfg);
   impl_->fd = ::open(impl_->file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (impl_->fd < 0 && errno == ENOENT)
+    throw error{errc::bad_input, fmt::format("cannot open {}: {}", impl_->file.string(),
+                                             std::strerror(errno))};
   if (impl_->fd < 0)
     fail_io("cannot open", impl_->file);
 }
@@ -295,51 +426,53 @@ file_source::~file_source() {
 void file_source::rewind(const std::optional<sequence_number>& after) {
   auto& d = *impl_;
   d.stopped = false;
+  d.skipping = false;
   if (!after) {
     d.seek(0);
     return;
   }
   auto offset = after->base.to_uint64();
-  struct stat st {};
-  if (!offset || ::fstat(d.fd, &st) != 0 || *offset >= static_cast<std::uint64_t>(st.st_size))
-    throw error{errc::bad_input,
-                fmt::format("{}: the checkpoint (byte {}) lies beyond the end of the file ({} bytes): "
-                            "was the stream truncated or replaced?",
-                            d.file.string(), to_string(*after), st.st_size)};
-  d.seek(*offset);
-  // Skip the checkpointed record itself.
-  for (;;) {
-    auto nl = static_cast<const char*>(std::memchr(d.buf.data() + d.cur, '\n', d.len - d.cur));
-    if (nl != nullptr) {
-      d.cur = static_cast<std::size_t>(nl - d.buf.data()) + 1;
-      return;
-    }
-    if (d.fill() == 0) { // the record was the unterminated last line
-      d.cur = d.len;
-      return;
-    }
+  const auto size = size_of(d.fd, d.file);
+  if (!offset || *offset >= size) {
+    auto message = fmt::format("{}: the checkpoint (byte {}) lies beyond the end of the file ({} "
+                               "bytes): was the stream truncated or replaced? The shard stays "
+                               "stopped at its checkpoint",
+                               d.file.string(), to_string(*after), size);
+    if (!d.cfg.problems)
+      throw error{errc::bad_input, message};
+    d.report(message, true);
+    d.stopped = true;
+    return;
   }
+  d.seek(*offset);
+  // Skip the checkpointed record itself (the unterminated last line when there is no newline).
+  const auto end = d.line_end();
+  d.cur = d.scan = end != std::string_view::npos ? end + 1 : d.len;
 }
 
 record_batch file_source::read(std::size_t max) {
   auto& d = *impl_;
   std::vector<stream_record> xs;
   while (xs.size() < max && !d.stopped) {
-    auto nl = static_cast<const char*>(std::memchr(d.buf.data() + d.cur, '\n', d.len - d.cur));
-    std::size_t end;
-    if (nl != nullptr) {
-      end = static_cast<std::size_t>(nl - d.buf.data());
-    } else {
-      if (d.fill() > 0)
+    if (d.skipping) {
+      if (!d.skip_long_line())
+        break;
+      continue;
+    }
+    const auto end = d.line_end();
+    if (end == std::string_view::npos || end - d.cur > d.cfg.max_line_bytes) {
+      if (d.len - d.cur > d.cfg.max_line_bytes) {
+        d.too_long();
         continue;
+      }
       if (d.cfg.follow || d.cur >= d.len)
         break; // wait for the rest of the line (follow), or the file is read
       // Finite input that ends inside a line: a writer may still be at work, or the file was cut.
       // Stop before it (everything before is processed); a rerun takes it once it is whole.
-      if (d.cfg.problems)
-        d.cfg.problems->report(fmt::format("{}:{}: the file ends in the middle of a line (is a "
-                                           "writer still at work?); stopped before it",
-                                           d.file.string(), line_number_at(d.file, d.pos + d.cur)));
+      d.report(fmt::format("{}:{}: the file ends in the middle of a line (is a writer still at "
+                           "work?); stopped before it",
+                           d.file.string(), line_number_at(d.file, d.pos + d.cur)),
+               true);
       d.stopped = true;
       break;
     }
@@ -347,7 +480,7 @@ record_batch file_source::read(std::size_t max) {
     const auto offset = d.pos + d.cur;
     const auto next = end + 1;
     if (line.empty() || line == "\r") {
-      d.cur = next;
+      d.cur = d.scan = next;
       continue;
     }
     stream_record x;
@@ -355,19 +488,18 @@ record_batch file_source::read(std::size_t max) {
     if (why.empty()) {
       x.sequence.base = sequence_base{offset};
       xs.push_back(std::move(x));
-      d.cur = next;
+      d.cur = d.scan = next;
       continue;
     }
     auto message = fmt::format("{}:{}: {}", d.file.string(), line_number_at(d.file, offset), why);
     if (d.cfg.on_bad_input == bad_input_policy::dead_letter) {
-      d.dead_letter(line);
-      if (d.cfg.problems)
-        d.cfg.problems->report(message + " (sent to the dead-letter file)");
-      d.cur = next;
+      d.write_dead(line.data(), line.size());
+      d.end_dead_letter();
+      d.report(message + " (sent to the dead-letter file)", false);
+      d.cur = d.scan = next;
       continue;
     }
-    if (d.cfg.problems)
-      d.cfg.problems->report(message);
+    d.report(message, true);
     d.stopped = true; // the shard ends before this line; a rerun resumes here
   }
   return record_batch{std::move(xs)};
@@ -375,7 +507,7 @@ record_batch file_source::read(std::size_t max) {
 
 bool file_source::at_end() const {
   auto& d = *impl_;
-  return d.stopped || (!d.cfg.follow && d.eof && d.cur >= d.len);
+  return d.stopped || (!d.cfg.follow && !d.skipping && d.eof && d.cur >= d.len);
 }
 
 } // namespace shardflow::local

@@ -16,9 +16,14 @@
 // the MD5 of the partition key, read as a 128-bit number, falls into one of N equal ranges of the
 // hash-key space (the first 64 bits decide; ranges meet at multiples of 2^128 / N).
 //
-// Writers only append whole lines; readers take a line only once its newline is there, so `put` may
-// append while `run --follow` reads. Without --follow, a file that ends inside a line stops its shard
-// before that line (reported as bad input): a rerun takes it once it is whole.
+// Writers append whole lines, one writer at a time (each write holds `flock(LOCK_EX)` on the shard
+// file); a writer that finds the file ending in a fragment (the partial line of a writer that died)
+// cuts it before it appends, and a writer whose own write fails cuts what of it got out. Readers take
+// no lock: they take a line only once its newline is there, so cutting a fragment never takes
+// anything from them, and `put` may append while `run --follow` reads. Without --follow, a file that
+// ends inside a line stops its shard before that line (reported as bad input): a rerun takes it once
+// it is whole. A file that becomes shorter than what a reader has already taken (truncated or
+// replaced) stops that reader's shard without a new checkpoint (reported as bad input).
 #pragma once
 
 #include <cstddef>
@@ -75,7 +80,9 @@ private:
 };
 
 /// Appends records to the shard files of a stream, each to the shard its partition key routes to.
-/// Buffers per shard; `flush` writes everything (whole lines only) and syncs.
+/// Buffers per shard; `flush` writes everything (whole lines only) and syncs. Each write locks its
+/// file, cuts a dead writer's fragment first and its own partial write on failure (see the file
+/// comment). Write failures throw shardflow::error (errc::io_failed).
 class stream_writer {
 public:
   explicit stream_writer(const stream_dir& stream);
@@ -108,11 +115,17 @@ private:
 /// sources of many shards report here, the host reads.
 class input_problems {
 public:
-  /// Records `message`.
+  /// Records `message`: a problem the source dealt with (a line sent to the dead-letter file).
   void report(std::string message);
+
+  /// Records `message`: a problem that stopped a shard (the run's input was bad).
+  void report_stop(std::string message);
 
   /// Returns everything reported so far.
   std::vector<std::string> all() const;
+
+  /// Returns the problems that stopped a shard.
+  std::vector<std::string> stops() const;
 
   /// Counts of records routed to the dead-letter file.
   void count_dead_letter() noexcept;
@@ -121,6 +134,7 @@ public:
 private:
   mutable std::mutex mtx_;
   std::vector<std::string> messages_;
+  std::vector<std::string> stops_;
   std::uint64_t dead_letters_ = 0;
 };
 
@@ -138,13 +152,21 @@ struct file_source_config {
   /// Keep reading as the file grows instead of ending at its end.
   bool follow = false;
   bad_input_policy on_bad_input = bad_input_policy::stop;
-  /// Where dead letters go: `<dead_letter_dir>/<shard>.ndjson`.
+  /// The longest record line (bytes, without its newline); a longer one is bad input (under
+  /// dead_letter it is copied to the dead-letter file piece by piece, never held whole).
+  std::size_t max_line_bytes = std::size_t{16} << 20;
+  /// Where dead letters go: `<dead_letter_dir>/<file_name_of(shard)>.ndjson`.
   std::filesystem::path dead_letter_dir;
   /// Where problems are reported.
   std::shared_ptr<input_problems> problems;
 };
 
 /// Reads the records of one shard file; replays from a checkpoint by seeking to its byte offset.
+/// Memory is bounded by `max_line_bytes` plus one read chunk, and each byte is scanned once.
+/// A file found shorter than what was already read throws shardflow::error (errc::bad_input, also
+/// reported to `problems`), so the shard stops without checkpointing past the new end; a checkpoint
+/// beyond the end of the file stops the shard at that checkpoint (reported to `problems`; thrown
+/// when there is no `problems`).
 class file_source final : public record_source {
 public:
   file_source(std::filesystem::path file, shard_id shard, file_source_config cfg);

@@ -2,7 +2,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <csignal>
+#include <iterator>
 #include <map>
+
+#include <sys/resource.h>
 
 #include <catch2/catch.hpp>
 
@@ -131,7 +135,7 @@ SCENARIO("bad lines stop the shard or go to the dead-letter file", "[adapters][l
     CHECK(data_of(src.read(10)) == std::vector<std::string>{"before"});
     CHECK(src.at_end());
     REQUIRE(problems->all().size() == 1);
-    CHECK_THAT(problems->all()[0], Catch::Contains("shard-00000.ndjson:2: not a JSON object"));
+    CHECK_THAT(problems->all()[0], Catch::Contains("shard-00000.ndjson:2: not valid JSON"));
   }
   GIVEN("the dead-letter policy") {
     local::file_source_config cfg;
@@ -177,4 +181,199 @@ SCENARIO("a finite source stops before a line that is not finished", "[adapters]
   CHECK(src.at_end());
   REQUIRE(problems->all().size() == 1);
   CHECK_THAT(problems->all()[0], Catch::Contains(":2: the file ends in the middle of a line"));
+}
+
+namespace {
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in{p, std::ios::binary};
+  return std::string{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+}
+
+std::string line_of(const std::string& key, const std::string& data) {
+  std::string out;
+  append_line(out, rec(key, data));
+  return out;
+}
+
+// Lowers the file size limit of this process for a scope (writes past it fail with EFBIG).
+struct file_size_limit {
+  explicit file_size_limit(rlim_t bytes) {
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit lower = saved;
+    lower.rlim_cur = bytes;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &lower) == 0);
+  }
+  ~file_size_limit() {
+    ::setrlimit(RLIMIT_FSIZE, &saved);
+    std::signal(SIGXFSZ, old_handler);
+  }
+  rlimit saved{};
+  void (*old_handler)(int) = nullptr;
+};
+
+} // namespace
+
+SCENARIO("a writer cuts the fragment a dead writer left before it appends", "[adapters][local_stream]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", "whole") << "{\"k\":\"k\",\"d\":\"to"; // a put that died mid-write
+  }
+  local::stream_writer w{stream};
+  w.append(rec("k", "next"));
+  w.flush();
+  CHECK(slurp(stream.shard_file(0)) == line_of("k", "whole") + line_of("k", "next"));
+}
+
+SCENARIO("a writer whose write fails cuts its own partial write and fails as an I/O error",
+         "[adapters][local_stream]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    local::stream_writer w{stream};
+    w.append(rec("k", "first"));
+    w.flush();
+  }
+  const auto before = slurp(stream.shard_file(0));
+  local::stream_writer w{stream};
+  w.append(rec("k", std::string(400, 'x')));
+  {
+    file_size_limit limit{before.size() + 100}; // a disk that fills up in the middle of the write
+    try {
+      w.flush();
+      FAIL("the write did not fail");
+    } catch (const error& e) {
+      CHECK(e.code() == errc::io_failed);
+      CHECK_THAT(e.what(), Catch::Contains("cannot write"));
+    }
+  }
+  CHECK(slurp(stream.shard_file(0)) == before);
+}
+
+SCENARIO("a following reader never takes a fragment that a writer cut and wrote again",
+         "[adapters][local_stream]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", "whole") << "{\"k\":\"k\",\"d\":\"to";
+  }
+  local::file_source_config cfg;
+  cfg.follow = true;
+  local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+  src.rewind(std::nullopt);
+  CHECK(data_of(src.read(10)) == std::vector<std::string>{"whole"});
+  CHECK(src.read(10).empty()); // the fragment is buffered, waiting for its newline
+  {
+    local::stream_writer w{stream};
+    w.append(rec("k", "new"));
+    w.flush();
+  }
+  CHECK(data_of(src.read(10)) == std::vector<std::string>{"new"});
+}
+
+SCENARIO("a line longer than the limit is bad input, moved aside piece by piece under dead-letter",
+         "[adapters][local_stream]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  const std::string huge = "{\"k\":\"k\",\"d\":\"" + std::string(3 << 20, 'y') + "\"}"; // 3 MiB
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", "before") << huge << "\n" << line_of("k", "after");
+  }
+  auto problems = std::make_shared<local::input_problems>();
+  local::file_source_config cfg;
+  cfg.problems = problems;
+  cfg.max_line_bytes = 100;
+  GIVEN("the stop policy") {
+    local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+    src.rewind(std::nullopt);
+    CHECK(data_of(src.read(10)) == std::vector<std::string>{"before"});
+    CHECK(src.at_end());
+    REQUIRE(problems->stops().size() == 1);
+    CHECK_THAT(problems->stops()[0],
+               Catch::Contains("shard-00000.ndjson:2: the line is longer than 100 bytes"));
+  }
+  GIVEN("the dead-letter policy") {
+    cfg.on_bad_input = local::bad_input_policy::dead_letter;
+    cfg.dead_letter_dir = dir.path / "dlq";
+    local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+    src.rewind(std::nullopt);
+    std::vector<std::string> got;
+    for (int i = 0; i < 10 && !src.at_end(); ++i)
+      for (auto& d : data_of(src.read(10)))
+        got.push_back(d);
+    CHECK(got == std::vector<std::string>{"before", "after"});
+    CHECK(slurp(dir.path / "dlq" / "shard-00000.ndjson") == huge + "\n");
+    CHECK(problems->dead_letters() == 1);
+    CHECK(problems->stops().empty());
+  }
+}
+
+SCENARIO("a file truncated under a reader stops its shard without a checkpoint past the end",
+         "[adapters][local_stream]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", "r0") << line_of("k", "r1") << line_of("k", "r2");
+  }
+  auto problems = std::make_shared<local::input_problems>();
+  local::file_source_config cfg;
+  cfg.problems = problems;
+  local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+  src.rewind(std::nullopt);
+  CHECK(data_of(src.read(3)) == std::vector<std::string>{"r0", "r1", "r2"});
+  REQUIRE(::truncate(stream.shard_file(0).c_str(), 5) == 0);
+  try {
+    auto more = src.read(10);
+    FAIL("the truncation went unnoticed; read " << more.size() << " records");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::bad_input);
+    CHECK_THAT(e.what(), Catch::Contains("shorter than the"));
+  }
+  REQUIRE(problems->stops().size() == 1);
+  CHECK_THAT(problems->stops()[0], Catch::Contains("truncated or replaced"));
+}
+
+SCENARIO("a checkpoint beyond the end of the file stops the shard as bad input",
+         "[adapters][local_stream]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", "r0");
+  }
+  auto problems = std::make_shared<local::input_problems>();
+  local::file_source_config cfg;
+  cfg.problems = problems;
+  local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+  sequence_number far;
+  far.base = sequence_base{1'000};
+  CHECK_NOTHROW(src.rewind(far));
+  CHECK(src.read(10).empty());
+  CHECK(src.at_end());
+  REQUIRE(problems->stops().size() == 1);
+  CHECK_THAT(problems->stops()[0], Catch::Contains("the checkpoint (byte 1000) lies beyond the end"));
+}
+
+SCENARIO("dead letters of a shard id with slashes stay in the dead-letter directory",
+         "[adapters][local_stream]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << "{oops\n";
+  }
+  local::file_source_config cfg;
+  cfg.on_bad_input = local::bad_input_policy::dead_letter;
+  cfg.dead_letter_dir = dir.path / "dlq";
+  local::file_source src{stream.shard_file(0), "../x", cfg};
+  src.rewind(std::nullopt);
+  CHECK(src.read(10).empty());
+  CHECK_FALSE(fs::exists(dir.path / "x.ndjson"));
+  CHECK(slurp(dir.path / "dlq" / "%2E.%2Fx.ndjson") == "{oops\n");
 }
