@@ -6,6 +6,21 @@
 // unknown key is silently skipped by the daemon, which deadlocks the exchange). See
 // ../shared/reference/mld-protocol.md for every KCL generation; the field set of checkpoint
 // requests (v1 `checkpoint`, v2 `sequenceNumber` + `subSequenceNumber`) is chosen from `initialize`.
+//
+// What the parser makes of what the daemon should never send (the daemon writes Java longs and
+// valid JSON, so each of these is corruption or a foreign peer):
+//
+//   a line that is not JSON           the reason (invalid UTF-8 at offset N, text after the object,
+//                                     nesting deeper than 1024, ...) and the top-level `action` the
+//                                     raw text names, if any: the caller must not ignore such a line
+//   a number beyond 64 bits           the line is read again with numbers as text: an optional field
+//                                     (`millisBehindLatest`, `approximateArrivalTimestamp`) becomes
+//                                     absent, a record's `subSequenceNumber` makes its position unusable
+//   an arrival time out of range      no arrival time (checked arithmetic on the KCL 2.0.x Instant)
+//   a record that is not an object,   the record's `problem` says why its position is unusable, and
+//   or without a sequenceNumber       `raw` holds its JSON text
+//   processRecords without records    an error naming the action
+//   `"error":""` in a reply           no error, like null; a non-string error is its JSON text
 #pragma once
 
 #include <cstdint>
@@ -26,6 +41,11 @@ struct wire_record {
   std::string_view sequence_number;
   std::optional<std::uint64_t> sub_sequence_number;
   std::optional<std::int64_t> arrival_ms;
+  /// Why the record's position (sequence and sub-sequence number) is unusable; empty when it is
+  /// usable as far as the parser can tell (the caller still parses the sequence number).
+  std::string_view problem;
+  /// The record's JSON text, kept only when `problem` is set (for a dead-letter file).
+  std::string raw;
 };
 
 /// A decoded daemon message.
@@ -52,8 +72,12 @@ struct message {
   std::optional<std::int64_t> millis_behind_latest;
   // shutdown
   std::string reason;
-  // checkpoint reply
+  // checkpoint reply: the error (none when null or ""; the JSON text of a non-string), and the
+  // position it echoes: v2 `sequence_number` above and `echo_sub`, v1 `echo_checkpoint` (the JSON
+  // text of a value that is not a string)
   std::optional<std::string> error;
+  std::optional<std::string> echo_sub;
+  std::optional<std::string> echo_checkpoint;
 };
 
 /// Decodes daemon lines; keeps its buffers between lines (one per session, not thread-safe).
@@ -63,8 +87,10 @@ public:
   ~message_parser();
 
   /// Parses one line (no newline). Returns an empty string on success, else why it is not a
-  /// message (the caller logs and ignores such lines). With `padded`, 64 readable bytes follow the
-  /// line and it is parsed in place.
+  /// message; then `out.action` (and `out.what`) hold the action the line names at its top level if
+  /// one can be recognised in the raw text (the caller must then fail rather than ignore the line),
+  /// and `out.action` is empty otherwise (a line the caller may log and ignore). With `padded`, 64
+  /// readable bytes follow the line and it is parsed in place.
   std::string parse(std::string_view line, message& out, bool padded = false);
 
 private:

@@ -1,10 +1,13 @@
 #include "adapters/mld_worker.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <random>
 #include <thread>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -13,6 +16,7 @@
 #include "adapters/kpl.hpp"
 #include "adapters/mld_protocol.hpp"
 #include "flushers/error.hpp"
+#include "flushers/record_line.hpp"
 #include "flushers/write_all.hpp"
 
 namespace shardflow::mld {
@@ -27,41 +31,86 @@ void shard_port::acknowledged(const sequence_number&) {
 
 // -- fd_line_io ------------------------------------------------------------------------------------
 
-fd_line_io::fd_line_io(int in, int out) : in_(in), out_(out) {
+namespace {
+
+// The JSON parser reads up to this many bytes past a line's end (see line_io::padded).
+constexpr std::size_t padding = 64;
+// A read asks for at least this much room, and for as much as is pending (up to the max), so a short
+// line costs a small buffer and a long one a few doubling reads.
+constexpr std::size_t min_read = std::size_t{4} << 10;
+constexpr std::size_t max_read = std::size_t{1} << 20;
+
+} // namespace
+
+fd_line_io::fd_line_io(int in, int out, fd_line_io_config cfg) : in_(in), out_(out), cfg_(cfg) {
   // nop
 }
 
 std::optional<std::string_view> fd_line_io::read_line() {
   for (;;) {
-    auto nl = buf_.find('\n', pos_);
-    if (nl != std::string::npos) {
-      std::string_view line{buf_.data() + pos_, nl - pos_};
-      pos_ = nl + 1;
-      if (!line.empty() && line.back() == '\r')
-        line.remove_suffix(1);
-      return line;
+    if (scanned_ < end_) {
+      if (auto* nl = static_cast<const char*>(std::memchr(buf_.get() + scanned_, '\n', end_ - scanned_))) {
+        const auto at = static_cast<std::size_t>(nl - buf_.get());
+        return take(at, at + 1);
+      }
+      scanned_ = end_;
     }
+    if (end_ - begin_ > cfg_.max_line_bytes + 1) // + 1: the line may still end in "\r\n"
+      too_long(lines_ + 1);
     if (eof_) {
-      if (pos_ >= buf_.size())
+      if (begin_ == end_)
         return std::nullopt;
-      std::string_view line{buf_.data() + pos_, buf_.size() - pos_};
-      pos_ = buf_.size();
-      return line;
+      return take(end_, end_);
     }
-    if (pos_ > 0) { // the previous line's view is no longer needed: compact
-      buf_.erase(0, pos_);
-      pos_ = 0;
-    }
-    const auto old = buf_.size();
-    buf_.resize(old + (1 << 20));
-    ssize_t n;
-    do {
-      n = ::read(in_, buf_.data() + old, 1 << 20);
-    } while (n < 0 && errno == EINTR);
-    buf_.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
-    buf_.reserve(buf_.size() + 64); // padding: the parser may read past a line's end
-    eof_ = n <= 0;
+    fill();
   }
+}
+
+// Hands out the line from `begin_` to `line_end` (without a trailing CR); the next starts at `next`.
+std::string_view fd_line_io::take(std::size_t line_end, std::size_t next) {
+  std::string_view line{buf_.get() + begin_, line_end - begin_};
+  if (!line.empty() && line.back() == '\r')
+    line.remove_suffix(1);
+  if (line.size() > cfg_.max_line_bytes)
+    too_long(lines_ + 1);
+  ++lines_;
+  begin_ = scanned_ = next;
+  return line;
+}
+
+void fd_line_io::too_long(std::uint64_t number) const {
+  throw error{errc::bad_input, fmt::format("input line {} is longer than {} bytes, the line limit "
+                                           "(shardflow mld --max-line SIZE)",
+                                           number, cfg_.max_line_bytes)};
+}
+
+// Reads more input after the pending line, moving that line to the front and growing the buffer
+// first if it lacks room.
+void fd_line_io::fill() {
+  if (begin_ > 0) { // the lines handed out before are no longer needed
+    std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
+    end_ -= begin_;
+    scanned_ -= begin_;
+    begin_ = 0;
+  }
+  const auto room = std::clamp(end_, min_read, max_read);
+  if (cap_ < end_ + room + padding) {
+    const auto cap = std::max(cap_ * 2, end_ + room + padding);
+    std::unique_ptr<char[]> bigger{new char[cap]}; // not zeroed: pages are touched as data comes
+    if (end_ > 0)
+      std::memcpy(bigger.get(), buf_.get(), end_);
+    buf_ = std::move(bigger);
+    cap_ = cap;
+  }
+  ssize_t n;
+  do {
+    n = ::read(in_, buf_.get() + end_, cap_ - end_ - padding);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0)
+    end_ += static_cast<std::size_t>(n);
+  else
+    eof_ = true;
+  std::memset(buf_.get() + end_, 0, padding); // what the parser may read past the last line
 }
 
 bool fd_line_io::write_line(const std::string& line) {
@@ -107,12 +156,129 @@ private:
   std::unordered_set<const stream_record*> poison_;
 };
 
-// Stops the session: the flusher failed, or the daemon is gone.
+// Stops the session: the flusher failed, the daemon is gone or broke the protocol.
 struct session_end {
   int code;
 };
 
 enum class checkpoint_outcome : std::uint8_t { done, lease_gone, failed };
+
+// Where the session stands in the daemon's conversation (mld-protocol.md 3, 5 and 6).
+enum class phase : std::uint8_t {
+  fresh,    // before initialize
+  active,   // initialized: records are processed
+  stopping, // after shutdownRequested: everything was flushed; only a lease end may follow
+  ended,    // after leaseLost or a shard end
+};
+
+const char* where(phase p) {
+  switch (p) {
+    case phase::fresh:
+      return "before initialize";
+    case phase::active:
+      return "after initialize";
+    case phase::stopping:
+      return "after shutdownRequested";
+    default:
+      return "after the lease ended";
+  }
+}
+
+// Returns `position` ("null", "S" or "S/N") as the log shows it.
+std::string position_text(const std::optional<std::string>& seq, const std::optional<std::string>& sub) {
+  if (!seq)
+    return "null";
+  return sub ? fmt::format("{}/{}", *seq, *sub) : *seq;
+}
+
+// One line of a dead-letter file: the shard, why, and the record (its JSON text when it is not
+// what a record should be, else its position, key and raw base64 data).
+std::string dead_letter_line(const std::string& shard, std::string_view reason, const wire_record& w) {
+  std::string out = "{\"shard\":";
+  append_json_string(out, shard);
+  out += ",\"reason\":";
+  append_json_string(out, reason);
+  if (!w.raw.empty())
+    return out + ",\"record\":" + w.raw + "}";
+  out += ",\"sequenceNumber\":";
+  append_json_string(out, w.sequence_number);
+  out += ",\"subSequenceNumber\":";
+  out += w.sub_sequence_number ? std::to_string(*w.sub_sequence_number) : std::string{"null"};
+  out += ",\"partitionKey\":";
+  append_json_string(out, w.partition_key);
+  out += ",\"data\":";
+  if (w.data_null)
+    out += "null";
+  else
+    append_json_string(out, w.data_base64);
+  return out + "}";
+}
+
+// Returns `text` with every byte outside [A-Za-z0-9._-] replaced by '_' (a shard id as a file name).
+std::string file_name_of(std::string text) {
+  for (auto& c : text)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+      c = '_';
+  return text.empty() || text[0] == '.' ? "_" + text : text;
+}
+
+// The dead-letter file of a session, `<dir>/<shard>.ndjson`: the lines of a batch are collected and
+// then written and synced together, before the batch is processed (so before its records count as
+// done).
+class dead_letter_file {
+public:
+  explicit dead_letter_file(std::filesystem::path dir) : dir_(std::move(dir)) {
+  }
+
+  ~dead_letter_file() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+
+  dead_letter_file(const dead_letter_file&) = delete;
+  dead_letter_file& operator=(const dead_letter_file&) = delete;
+
+  /// Adds `line` (one JSON object) to the lines of the batch.
+  void add(const std::string& line) {
+    pending_ += line;
+    pending_ += '\n';
+    ++count_;
+  }
+
+  /// Appends the lines of the batch to the file of `shard` and syncs it; returns how many.
+  /// @throws shardflow::error (errc::io_failed), naming the file.
+  std::size_t sync(const std::string& shard) {
+    if (count_ == 0)
+      return 0;
+    const auto path = dir_ / (file_name_of(shard) + ".ndjson");
+    if (fd_ < 0) {
+      std::error_code ec;
+      std::filesystem::create_directories(dir_, ec); // if it fails, open says why
+      fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd_ < 0)
+        fail("cannot open", path);
+    }
+    if (!write_all(fd_, pending_.data(), pending_.size()))
+      fail("cannot write", path);
+    if (::fdatasync(fd_) != 0)
+      fail("cannot sync", path);
+    const auto n = count_;
+    pending_.clear();
+    count_ = 0;
+    return n;
+  }
+
+private:
+  [[noreturn]] static void fail(const char* what, const std::filesystem::path& path) {
+    throw error{errc::io_failed,
+                fmt::format("{} the dead-letter file {}: {}", what, path.string(), std::strerror(errno))};
+  }
+
+  std::filesystem::path dir_;
+  std::string pending_;
+  std::size_t count_ = 0;
+  int fd_ = -1;
+};
 
 } // namespace
 
@@ -124,8 +290,10 @@ struct worker::impl {
   std::unique_ptr<shard_port> proc; // set once initialized
   std::string shard;
   bool v2 = true;
+  phase at = phase::fresh;
   bool lease_gone = false; // after ShutdownException: never checkpoint again
-  bool stopped = false;    // after shutdownRequested: records are not processed any more
+  std::uint64_t lines = 0; // input lines read
+  std::optional<dead_letter_file> dead_letters;
   std::mt19937_64 rng{std::random_device{}()};
   // Reused by decode: the indexes of the records that may be aggregates, their data, what they hold.
   std::vector<std::uint32_t> carriers;
@@ -139,6 +307,8 @@ struct worker::impl {
       cfg.now = [] { return std::chrono::steady_clock::now(); };
     if (!cfg.log)
       cfg.log = [](const std::string& s) { fmt::print(stderr, "shardflow mld: {}\n", s); };
+    if (!cfg.dead_letter_dir.empty())
+      dead_letters.emplace(cfg.dead_letter_dir);
   }
 
   void log(const std::string& s) {
@@ -152,22 +322,70 @@ struct worker::impl {
     }
   }
 
-  // Reads the next message, skipping blank and undecodable lines; nothing at end of input.
+  // Ends the session because the daemon broke the protocol or sent what cannot be decoded: the
+  // non-zero exit makes the daemon restart the lease from its last checkpoint, where an answer would
+  // acknowledge records that were not processed, or leave the daemon waiting for one forever.
+  [[noreturn]] void breach(const std::string& what) {
+    log(fmt::format("fatal: {}; ending the session (the daemon restarts the lease from its last "
+                    "checkpoint)",
+                    what));
+    throw session_end{1};
+  }
+
+  std::optional<std::string_view> read() {
+    try {
+      return io.read_line();
+    } catch (const error& e) {
+      log(fmt::format("fatal: {}", e.what()));
+      throw session_end{1};
+    }
+  }
+
+  // Reads the next message, skipping blank lines and undecodable lines that name no action (a line
+  // that names one fails the session); nothing at end of input.
   std::optional<message> next() {
     for (;;) {
-      auto line = io.read_line();
+      auto line = read();
       if (!line)
         return std::nullopt;
+      ++lines;
       if (line->find_first_not_of(" \t\r") == std::string::npos)
         continue;
       message m;
       if (auto why = parser.parse(*line, m, io.padded()); !why.empty()) {
+        if (!m.action.empty())
+          breach(fmt::format("input line {}: a {} message that cannot be decoded: {}", lines, m.action, why));
         ++stats.ignored_lines;
-        log(fmt::format("ignoring a line that is {}: {:.80}", why, std::string{*line}));
+        log(fmt::format("ignoring input line {}, which is {}: {:.80}", lines, why, std::string{*line}));
         continue;
       }
       return m;
     }
+  }
+
+  // Reads the reply to the checkpoint request just sent for `seq`/`sub`: the next message must be
+  // that reply, naming that position (mld-protocol.md 3.3, 5.3); anything else is a breach, and the
+  // end of input leaves the checkpoint's outcome unknown (a failure too).
+  message await_reply(const std::optional<std::string>& seq, const std::optional<std::string>& sub) {
+    auto reply = next();
+    const auto asked = position_text(seq, sub);
+    if (!reply) {
+      log(fmt::format("fatal: end of input while waiting for the reply to the checkpoint at {}; its "
+                      "outcome is unknown",
+                      asked));
+      throw session_end{1};
+    }
+    if (reply->what != message::kind::checkpoint)
+      breach(fmt::format("a {} message came while the reply to the checkpoint at {} was awaited",
+                         reply->action, asked));
+    const bool echoes = v2 ? reply->sequence_number == seq && (!seq || reply->echo_sub == sub)
+                           : reply->echo_checkpoint == seq;
+    if (!echoes)
+      breach(fmt::format("the checkpoint reply is for {}, but the request was for {}",
+                         v2 ? position_text(reply->sequence_number, reply->echo_sub)
+                            : reply->echo_checkpoint.value_or("null"),
+                         asked));
+    return std::move(*reply);
   }
 
   // Runs one checkpoint exchange (with retries). `unbounded` retries throttling forever (shard end).
@@ -186,24 +404,16 @@ struct worker::impl {
       sub = at->sub;
     }
     auto delay = cfg.checkpoint_backoff;
+    const auto sub_text = seq && sub ? std::optional<std::string>{std::to_string(*sub)} : std::nullopt;
     for (unsigned attempt = 0;; ++attempt) {
       send(checkpoint_line(v2, seq, sub));
-      std::optional<message> reply;
-      while ((reply = next())) {
-        if (reply->what == message::kind::checkpoint)
-          break;
-        log(fmt::format("expected a checkpoint reply, got {}; ignoring it", reply->action));
-      }
-      if (!reply) {
-        log("end of input while waiting for a checkpoint reply; its outcome is unknown");
-        throw session_end{0};
-      }
-      if (!reply->error) {
+      const auto reply = await_reply(seq, sub_text);
+      if (!reply.error) {
         ++stats.checkpoints;
         return checkpoint_outcome::done;
       }
       ++stats.checkpoint_errors;
-      const auto& err = *reply->error;
+      const auto& err = *reply.error;
       if (err == "ShutdownException") {
         log("checkpoint refused with ShutdownException: the lease is gone; no more checkpoints");
         lease_gone = true;
@@ -240,6 +450,9 @@ struct worker::impl {
   }
 
   void on_initialize(const message& m) {
+    if (at != phase::fresh)
+      breach(fmt::format("initialize {}: the unflushed records of this session would be dropped",
+                         where(at)));
     shard = m.shard_id;
     v2 = m.has_sequence_key;
     guarded([&] {
@@ -247,6 +460,7 @@ struct worker::impl {
       port->open(shard, cfg.now());
       proc = std::move(port);
     });
+    at = phase::active;
     log(fmt::format("initialized at {} (protocol {})", m.sequence_number.value_or("null"),
                     v2 ? "v2" : "v1"));
     send(status_line(m.action));
@@ -260,23 +474,22 @@ struct worker::impl {
     xs.reserve(m.records.size());
     poisoned.clear();
     carriers.clear();
-    for (auto& w : m.records) {
+    for (std::size_t i = 0; i < m.records.size(); ++i) {
+      const auto& w = m.records[i];
       auto& x = xs.emplace_back();
-      try {
-        x.sequence.base = sequence_base::parse(w.sequence_number);
-      } catch (const error& e) {
+      if (auto why = position_of(w, x.sequence); !why.empty()) {
         xs.pop_back();
-        ++stats.poison;
-        log(fmt::format("skipping a record without a usable sequence number: {}", e.what()));
+        set_aside(i, w, why);
         continue;
       }
-      x.sequence.sub = w.sub_sequence_number;
       x.partition_key.assign(w.partition_key);
       x.arrival_ms = w.arrival_ms;
       x.behind_ms = m.millis_behind_latest;
       if (w.data_null || !base64::decode(w.data_base64, x.data)) {
         ++stats.poison;
         log(fmt::format("poison record at {}: its data is not valid base64", w.sequence_number));
+        if (dead_letters)
+          dead_letters->add(dead_letter_line(shard, "its data is not valid base64", w));
         x.data.clear();
         poisoned.push_back(static_cast<std::uint32_t>(xs.size() - 1));
         continue;
@@ -284,11 +497,41 @@ struct worker::impl {
       if (kpl::may_be_aggregate(x.data, cfg.erlmld_magics))
         carriers.push_back(static_cast<std::uint32_t>(xs.size() - 1));
     }
+    if (dead_letters)
+      stats.dead_letters += guarded([&] { return dead_letters->sync(shard); });
     if (!carriers.empty())
       xs = unpack_aggregates(std::move(xs), poisoned);
     record_batch batch{std::move(xs)};
     stats.records += batch.size();
     return batch;
+  }
+
+  // Reads the position of `w` into `at`; returns why it is unusable (empty when it is usable).
+  static std::string position_of(const wire_record& w, sequence_number& at) {
+    if (!w.problem.empty())
+      return std::string{w.problem};
+    try {
+      at.base = sequence_base::parse(w.sequence_number);
+    } catch (const error& e) {
+      return e.what();
+    }
+    if (!at.base.is_number())
+      return fmt::format("its sequenceNumber {} is not a number", w.sequence_number);
+    at.sub = w.sub_sequence_number;
+    return {};
+  }
+
+  // A record without a usable position can never be checkpointed correctly (a checkpoint past it
+  // would claim it done): it goes to the dead-letter file if there is one, else the session fails
+  // before its batch is acknowledged.
+  void set_aside(std::size_t index, const wire_record& w, const std::string& why) {
+    if (!dead_letters)
+      breach(fmt::format("record {} of the batch has no usable position: {} (with a dead-letter "
+                         "directory, shardflow mld --dead-letter DIR, it would be set aside there)",
+                         index, why));
+    log(fmt::format("record {} of the batch has no usable position ({}): set aside as a dead letter",
+                    index, why));
+    dead_letters->add(dead_letter_line(shard, why, w));
   }
 
   // Replaces every aggregate among `xs` (at the `carriers` indexes) by its user records, which keep
@@ -298,7 +541,7 @@ struct worker::impl {
     views.clear();
     for (auto i : carriers)
       views.emplace_back(xs[i].data);
-    kpl::unpack_all(views.data(), views.size(), cfg.erlmld_magics, unpacked);
+    kpl::unpack_all(views.data(), views.size(), cfg.erlmld_magics, unpacked, cfg.kpl_limits);
     std::size_t users = 0;
     for (auto& u : unpacked)
       users += u.records.size();
@@ -347,13 +590,10 @@ struct worker::impl {
   }
 
   void on_process_records(const message& m) {
-    if (!proc || stopped || lease_gone) {
-      log(!proc ? "records before initialize"
-                : (stopped ? "records after shutdownRequested: not processed"
-                           : "records after the lease was lost: not processed (another worker owns them)"));
-      send(status_line(m.action));
-      return;
-    }
+    if (at != phase::active)
+      breach(fmt::format("processRecords {}: its records would be acknowledged unprocessed", where(at)));
+    // After a ShutdownException the records are still processed (at least once), only never
+    // checkpointed: the lease's next owner starts from its last checkpoint.
     const auto now = cfg.now();
     auto cp = guarded([&] { return proc->heartbeat(now); });
     std::vector<std::uint32_t> poisoned;
@@ -365,25 +605,32 @@ struct worker::impl {
     send(status_line(m.action));
   }
 
+  // The shard-end checkpoint covers everything the daemon delivered: only records this session
+  // processed and flushed fully may be behind it.
   void on_shard_end(const message& m) {
-    if (proc && !stopped)
+    if (at == phase::fresh || at == phase::ended)
+      breach(fmt::format("{} {}: its checkpoint would cover records this session never processed",
+                         m.action, where(at)));
+    if (at == phase::active)
       guarded([&] { return proc->shutdown(shutdown_reason::terminate, cfg.now()); });
+    at = phase::ended;
     if (!lease_gone)
       checkpoint(std::nullopt, true);
     send(status_line(m.action));
   }
 
   void on_lease_lost(const message& m) {
-    if (proc && !stopped)
+    if (at == phase::active)
       guarded([&] { return proc->shutdown(shutdown_reason::zombie, cfg.now()); });
     proc.reset();
+    at = phase::ended;
     send(status_line(m.action));
   }
 
   void on_shutdown_requested(const message& m) {
-    if (proc && !stopped) {
+    if (at == phase::active) {
       auto cp = guarded([&] { return proc->shutdown(shutdown_reason::requested, cfg.now()); });
-      stopped = true;
+      at = phase::stopping;
       if (cp && cp->position && !lease_gone
           && checkpoint(cp->position, false) == checkpoint_outcome::done)
         proc->acknowledged(*cp->position);

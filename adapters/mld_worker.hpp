@@ -15,16 +15,36 @@
 //   shutdownRequested  flush fully, checkpoint at the last durable record; status
 //   leaseLost, shutdown ZOMBIE / LEASE_LOST
 //                      no flush, no checkpoint; status
-//   any other action   status (forward compatible); undecodable lines are logged and ignored
+//   any other action   status (forward compatible); undecodable lines that name no action are
+//                      logged and ignored
+//
+// A line whose action is recognised gets its status, or the session fails (run() returns 1: the
+// daemon restarts the lease from its last checkpoint): never a silent drop that leaves the daemon
+// waiting, and never a status or a shard-end checkpoint that would cover records not processed.
+// The session fails on
+//   - a line that names an action but cannot be decoded (not JSON, invalid UTF-8, nesting deeper
+//     than 1024, processRecords without a records array; see mld_protocol.hpp), or is longer than
+//     `fd_line_io_config::max_line_bytes`;
+//   - processRecords before initialize, after shutdownRequested or after the lease ended; a second
+//     initialize; shardEnded / shutdown TERMINATE before initialize or after the lease ended;
+//   - anything but the matching reply while a checkpoint reply is awaited (v2: the same
+//     `sequenceNumber` and `subSequenceNumber`, v1: the same `checkpoint`), and the end of input
+//     then (the checkpoint's outcome is unknown);
+//   - a record without a usable position (not an object, no numeric sequenceNumber, a
+//     subSequenceNumber that is not a long >= 0), unless `dead_letter_dir` is set: then it goes to
+//     the dead-letter file instead of the batch.
 //
 // Checkpoint replies: ThrottlingException and KinesisClientLibDependencyException are retried with
 // doubling backoff (at most `checkpoint_retries` times during processRecords, without limit at shard
 // end); ShutdownException means the lease is gone: never checkpoint again in this session;
-// InvalidStateException, IllegalArgumentException and anything else are logged and not retried.
+// InvalidStateException, IllegalArgumentException and anything else are logged and not retried
+// (`"error":""` is no error; a non-string error is its JSON text). After a ShutdownException the
+// records of later batches are still processed, never checkpointed.
 // Records whose data is not valid base64 are poison: logged, counted, given to no flusher, and treated
-// as done so they cannot hold checkpoints back. A corrupt aggregate goes to the flusher as one opaque
-// record. A flusher failure is fatal: the worker stops at once (non-zero exit), the daemon then
-// restarts its shards and the records after the last checkpoint come again.
+// as done so they cannot hold checkpoints back (with `dead_letter_dir`, appended there and synced
+// first). A corrupt aggregate goes to the flusher as one opaque record. A flusher failure is fatal:
+// the worker stops at once (non-zero exit), the daemon then restarts its shards and the records
+// after the last checkpoint come again.
 //
 // I/O goes through `line_io`, so tests drive the worker with transcripts and the CLI with stdin and
 // stdout; time and sleeping are injected, so no test waits for a real backoff.
@@ -32,6 +52,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -41,6 +62,7 @@
 #include <unordered_set>
 
 #include "actors/batch_processor.hpp"
+#include "adapters/kpl.hpp"
 #include "flushers/flusher_decorator.hpp"
 
 namespace shardflow::mld {
@@ -64,22 +86,47 @@ public:
   }
 };
 
-/// `line_io` over two file descriptors (stdin and stdout for the daemon's child process).
+/// Options of `fd_line_io`.
+struct fd_line_io_config {
+  /// The longest line accepted, in bytes without its line ending (the daemon sends a whole batch
+  /// per line: 10,000 records or 10 MB of data are about 14 MB); a longer line fails `read_line`.
+  std::size_t max_line_bytes = std::size_t{64} << 20;
+};
+
+/// `line_io` over two file descriptors (stdin and stdout for the daemon's child process). The read
+/// buffer grows with the data (a few KiB for short lines, twice the longest line at most) and each
+/// byte is scanned for a newline once.
 class fd_line_io final : public line_io {
 public:
-  fd_line_io(int in, int out);
+  fd_line_io(int in, int out, fd_line_io_config cfg = {});
 
+  /// As `line_io::read_line`; a read error ends the input like EOF.
+  /// @throws shardflow::error (errc::bad_input) on a line longer than `max_line_bytes`, naming it.
   std::optional<std::string_view> read_line() override;
   bool write_line(const std::string& line) override;
   bool padded() const noexcept override {
     return true;
   }
 
+  /// Returns the size of the read buffer in bytes (for tests and memory accounting).
+  std::size_t capacity() const noexcept {
+    return cap_;
+  }
+
 private:
+  std::string_view take(std::size_t line_end, std::size_t next);
+  [[noreturn]] void too_long(std::uint64_t number) const;
+  void fill();
+
   int in_;
   int out_;
-  std::string buf_;
-  std::size_t pos_ = 0;
+  fd_line_io_config cfg_;
+  std::unique_ptr<char[]> buf_;
+  std::size_t cap_ = 0;
+  std::size_t begin_ = 0;   // the first byte of the line not handed out yet
+  std::size_t scanned_ = 0; // bytes before this hold no newline after `begin_`
+  std::size_t end_ = 0;     // the bytes read
+  std::uint64_t lines_ = 0; // lines handed out
   bool eof_ = false;
 };
 
@@ -146,6 +193,12 @@ struct worker_config {
   std::chrono::milliseconds checkpoint_backoff_max{30'000};
   /// Unpack erlmld's aggregate magics (00/01 89 9A C2) besides the standard one.
   bool erlmld_magics = true;
+  /// When set, records that cannot be checkpointed (no usable sequence number) and poison records
+  /// are appended here (`<shard>.ndjson`, one JSON line each, synced before they count as done);
+  /// when empty, the former fail the session and the latter are only logged and counted.
+  std::filesystem::path dead_letter_dir;
+  /// Caps on unpacking KPL aggregates (an aggregate past them is delivered as one opaque record).
+  kpl::unpack_limits kpl_limits;
   /// Injected for tests: how to wait, what time it is, where logs go.
   std::function<void(std::chrono::milliseconds)> sleep;
   std::function<std::chrono::steady_clock::time_point()> now;
@@ -161,6 +214,7 @@ struct worker_stats {
   std::uint64_t checkpoints = 0;     // checkpoints the daemon confirmed
   std::uint64_t checkpoint_errors = 0;
   std::uint64_t ignored_lines = 0;
+  std::uint64_t dead_letters = 0;    // records appended to the dead-letter file
 };
 
 /// Serves one daemon session; see the file comment.
@@ -170,7 +224,7 @@ public:
   ~worker();
 
   /// Serves the daemon until end of input. Returns 0 after a clean session, 1 after a fatal error
-  /// (a flusher failure, a broken pipe).
+  /// (a flusher failure, a broken pipe, a protocol breach: see the file comment).
   int run();
 
   /// Returns the counters.
