@@ -1,7 +1,6 @@
 #include "adapters/mld_worker.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -16,6 +15,7 @@
 #include "adapters/kpl.hpp"
 #include "adapters/mld_protocol.hpp"
 #include "flushers/error.hpp"
+#include "flushers/file_flusher.hpp"
 #include "flushers/record_line.hpp"
 #include "flushers/write_all.hpp"
 
@@ -214,17 +214,9 @@ std::string dead_letter_line(const std::string& shard, std::string_view reason, 
   return out + "}";
 }
 
-// Returns `text` with every byte outside [A-Za-z0-9._-] replaced by '_' (a shard id as a file name).
-std::string file_name_of(std::string text) {
-  for (auto& c : text)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
-      c = '_';
-  return text.empty() || text[0] == '.' ? "_" + text : text;
-}
-
-// The dead-letter file of a session, `<dir>/<shard>.ndjson`: the lines of a batch are collected and
-// then written and synced together, before the batch is processed (so before its records count as
-// done).
+// The dead-letter file of a session, `<dir>/<file_name_of(shard)>.ndjson` (named as `shardflow
+// run`'s): the lines of a batch are collected and then written and synced together, before the batch
+// is processed (so before its records count as done).
 class dead_letter_file {
 public:
   explicit dead_letter_file(std::filesystem::path dir) : dir_(std::move(dir)) {
