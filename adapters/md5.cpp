@@ -60,7 +60,8 @@ constexpr std::uint32_t sines[64] = {
 constexpr int rotations[4][4] = {{7, 12, 17, 22}, {5, 9, 14, 20}, {4, 11, 16, 23}, {6, 10, 15, 21}};
 constexpr std::uint32_t initial[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
 
-inline __attribute__((always_inline)) std::uint32_t word(const unsigned char* p) {
+// Used only on big-endian machines (little-endian ones load whole vectors).
+[[maybe_unused]] inline __attribute__((always_inline)) std::uint32_t word(const unsigned char* p) {
   std::uint32_t w;
   std::memcpy(&w, p, 4);
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -77,29 +78,38 @@ inline __attribute__((always_inline)) void load_words(const unsigned char* const
   u32x8 r[lane_count];
   for (int l = 0; l < lane_count; ++l)
     std::memcpy(&r[l], blocks[l] + 32 * half, sizeof r[l]);
-  using index = std::int32_t __attribute__((vector_size(32)));
-  constexpr index lo32 = {0, 8, 1, 9, 4, 12, 5, 13};
-  constexpr index hi32 = {2, 10, 3, 11, 6, 14, 7, 15};
-  constexpr index lo64 = {0, 1, 8, 9, 4, 5, 12, 13};
-  constexpr index hi64 = {2, 3, 10, 11, 6, 7, 14, 15};
-  constexpr index low_halves = {0, 1, 2, 3, 8, 9, 10, 11};
-  constexpr index high_halves = {4, 5, 6, 7, 12, 13, 14, 15};
+  // __builtin_shufflevector (clang, GCC 12+; GCC's own __builtin_shuffle is unknown to clang)
+  // takes lane numbers 0..15 of (x, y) as constants, hence the lists as macros.
+#define SHARDFLOW_MD5_LO32 0, 8, 1, 9, 4, 12, 5, 13
+#define SHARDFLOW_MD5_HI32 2, 10, 3, 11, 6, 14, 7, 15
+#define SHARDFLOW_MD5_LO64 0, 1, 8, 9, 4, 5, 12, 13
+#define SHARDFLOW_MD5_HI64 2, 3, 10, 11, 6, 7, 14, 15
+#define SHARDFLOW_MD5_LOW_HALVES 0, 1, 2, 3, 8, 9, 10, 11
+#define SHARDFLOW_MD5_HIGH_HALVES 4, 5, 6, 7, 12, 13, 14, 15
+#define SHARDFLOW_MD5_SHUFFLE(x, y, lanes) __builtin_shufflevector(x, y, lanes)
   u32x8 t[lane_count];
   for (int i = 0; i < lane_count; i += 2) {
-    t[i] = __builtin_shuffle(r[i], r[i + 1], lo32);
-    t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi32);
+    t[i] = SHARDFLOW_MD5_SHUFFLE(r[i], r[i + 1], SHARDFLOW_MD5_LO32);
+    t[i + 1] = SHARDFLOW_MD5_SHUFFLE(r[i], r[i + 1], SHARDFLOW_MD5_HI32);
   }
   u32x8 u[lane_count];
   for (int i = 0; i < lane_count; i += 4) {
-    u[i] = __builtin_shuffle(t[i], t[i + 2], lo64);
-    u[i + 1] = __builtin_shuffle(t[i], t[i + 2], hi64);
-    u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], lo64);
-    u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], hi64);
+    u[i] = SHARDFLOW_MD5_SHUFFLE(t[i], t[i + 2], SHARDFLOW_MD5_LO64);
+    u[i + 1] = SHARDFLOW_MD5_SHUFFLE(t[i], t[i + 2], SHARDFLOW_MD5_HI64);
+    u[i + 2] = SHARDFLOW_MD5_SHUFFLE(t[i + 1], t[i + 3], SHARDFLOW_MD5_LO64);
+    u[i + 3] = SHARDFLOW_MD5_SHUFFLE(t[i + 1], t[i + 3], SHARDFLOW_MD5_HI64);
   }
   for (int j = 0; j < 4; ++j) {
-    m[j] = __builtin_shuffle(u[j], u[j + 4], low_halves);
-    m[j + 4] = __builtin_shuffle(u[j], u[j + 4], high_halves);
+    m[j] = SHARDFLOW_MD5_SHUFFLE(u[j], u[j + 4], SHARDFLOW_MD5_LOW_HALVES);
+    m[j + 4] = SHARDFLOW_MD5_SHUFFLE(u[j], u[j + 4], SHARDFLOW_MD5_HIGH_HALVES);
   }
+#undef SHARDFLOW_MD5_SHUFFLE
+#undef SHARDFLOW_MD5_HIGH_HALVES
+#undef SHARDFLOW_MD5_LOW_HALVES
+#undef SHARDFLOW_MD5_HI64
+#undef SHARDFLOW_MD5_LO64
+#undef SHARDFLOW_MD5_HI32
+#undef SHARDFLOW_MD5_LO32
 #else
   for (int j = 0; j < 8; ++j) {
     const int at = 4 * (8 * half + j);
