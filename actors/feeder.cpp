@@ -149,7 +149,7 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
   if (st.buffer != nullptr)
     st.last_pushed = st.buffer->last(); // a buffer may outlive a feeder (runtime.cpp)
   return {
-    [self](start_atom) { return caf::ok_atom::value; },
+    [](start_atom) { return caf::ok_atom::value; },
     [self](attach_atom, const std::optional<sequence_number>& after) {
       auto& st = self->state;
       st.shard = caf::actor_cast<caf::actor>(self->current_sender());

@@ -52,7 +52,7 @@ caf::expected<std::unique_ptr<runtime>> runtime::start(caf::actor_system& sys, r
 }
 
 runtime::runtime(caf::actor_system& sys, caf::actor root, caf::actor sink)
-  : sys_(sys), self_(sys), root_(std::move(root)), sink_(std::move(sink)) {
+  : self_(sys), root_(std::move(root)), sink_(std::move(sink)) {
   self_->monitor(root_);
 }
 

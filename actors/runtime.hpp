@@ -120,7 +120,6 @@ private:
   template <class T, class... Ts>
   caf::expected<T> call(const caf::actor& dst, Ts&&... xs);
 
-  caf::actor_system& sys_;
   caf::scoped_actor self_;
   caf::actor root_;
   caf::actor sink_;
