@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -38,6 +39,11 @@ struct mld_options {
   std::string checkpoint_backoff = "1s";
   bool no_erlmld_magic = false;
   bool subsequence_checkpoints = false;
+  // `mld` only (mld-server keeps the library's defaults)
+  std::string dead_letter;
+  std::string max_line = "64M";
+  std::string kpl_max_inflated = "10M";
+  std::size_t kpl_max_records = kpl::unpack_limits{}.max_user_records;
   std::uint64_t crash_after = 0;
   std::string listen = "127.0.0.1:0";
   std::string port_file;
@@ -65,6 +71,14 @@ std::chrono::milliseconds duration_or_throw(const std::string& option, const std
     throw CLI::ValidationError(
       fmt::format("{}: \"{}\" is not a duration (use 0, 250ms, 5s, 2m, 1h)", option, text));
   return *d;
+}
+
+std::size_t size_or_throw(const std::string& option, const std::string& text) {
+  auto n = parse_size(text);
+  if (!n || *n == 0 || *n > std::numeric_limits<std::size_t>::max() / 2)
+    throw CLI::ValidationError(
+      fmt::format("{}: \"{}\" is not a size above 0 (use 1000, 64k, 256M, 1G)", option, text));
+  return static_cast<std::size_t>(*n);
 }
 
 mld::worker_config worker_config_of(const mld_options& o, bool stdio) {
@@ -97,6 +111,9 @@ mld::worker_config worker_config_of(const mld_options& o, bool stdio) {
   cfg.checkpoint_retries = o.checkpoint_retries;
   cfg.checkpoint_backoff = duration_or_throw("--checkpoint-backoff", o.checkpoint_backoff);
   cfg.erlmld_magics = !o.no_erlmld_magic;
+  cfg.dead_letter_dir = o.dead_letter;
+  cfg.kpl_limits.max_inflated_bytes = size_or_throw("--kpl-max-inflated", o.kpl_max_inflated);
+  cfg.kpl_limits.max_user_records = o.kpl_max_records;
   return cfg;
 }
 
@@ -107,15 +124,17 @@ int run_stdio_worker(const mld_options& o) {
   std::signal(SIGPIPE, SIG_IGN);
   std::signal(SIGINT, SIG_IGN);
   std::signal(SIGTERM, SIG_IGN);
-  mld::fd_line_io io{STDIN_FILENO, STDOUT_FILENO};
+  mld::fd_line_io_config line_cfg;
+  line_cfg.max_line_bytes = size_or_throw("--max-line", o.max_line);
+  mld::fd_line_io io{STDIN_FILENO, STDOUT_FILENO, line_cfg};
   mld::worker w{io, cfg};
   const int rc = w.run();
   const auto& s = w.stats();
   fmt::print(stderr,
              "shardflow mld: session ended: {} records, {} aggregates ({} corrupt), {} poison, {} "
-             "checkpoints ({} errors), {} ignored lines\n",
+             "checkpoints ({} errors), {} ignored lines, {} dead letters\n",
              s.records, s.aggregates, s.corrupt_aggregates, s.poison, s.checkpoints,
-             s.checkpoint_errors, s.ignored_lines);
+             s.checkpoint_errors, s.ignored_lines, s.dead_letters);
   return rc == 0 ? exit_ok : exit_failed;
 }
 
@@ -301,6 +320,22 @@ void add_mld_commands(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand(
     "mld", "Serve one shard for the KCL MultiLangDaemon over stdin/stdout (its executableName)");
   add_worker_options(cmd, o.get());
+  cmd->add_option("--dead-letter", o->dead_letter,
+                  "append records without a usable sequence number (else fatal) and poison records "
+                  "to DIR/<shard>.ndjson, synced before they count as done")
+    ->type_name("DIR");
+  cmd->add_option("--max-line", o->max_line,
+                  "the longest input line (a batch); a longer one ends the session with exit 1")
+    ->type_name("SIZE")
+    ->capture_default_str();
+  cmd->add_option("--kpl-max-inflated", o->kpl_max_inflated,
+                  "inflated bytes of one deflated KPL aggregate; past it the aggregate is one record")
+    ->type_name("SIZE")
+    ->capture_default_str();
+  cmd->add_option("--kpl-max-records", o->kpl_max_records,
+                  "user records of one KPL aggregate; past it the aggregate is one record")
+    ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
+    ->capture_default_str();
   auto p = std::make_shared<properties_options>();
   auto* props = cmd->add_subcommand("properties", "Print a MultiLangDaemon properties file");
   props->add_option("--mode", p->mode, "stdio (a worker per shard) or server (mld-server + mld-connect)")
