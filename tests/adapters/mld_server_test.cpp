@@ -1,26 +1,68 @@
 // An integration test: the server runs on CAF's threads and real sockets (sessions block on them, so
-// the deterministic scheduler cannot drive it). The daemon's side is this test, over TCP.
+// the deterministic scheduler cannot drive it). The daemon's side is this test, over loopback TCP or
+// a Unix socket. Waits are on observable state with deadlines; nothing sleeps a fixed time.
 #include "adapters/mld_server.hpp"
 
 #include <atomic>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <caf/all.hpp>
 #include <catch2/catch.hpp>
 
 #include "actors/messages.hpp"
+#include "flushers/error.hpp"
 #include "tests/support/recording_flusher.hpp"
 
 using namespace shardflow;
 
 namespace {
+
+const std::string initialize_line =
+  R"({"action":"initialize","shardId":"shardId-1","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})";
+
+// A processRecords line with one record whose data is `base64_data`, at sequence number `seq`.
+std::string records_line(const std::string& base64_data, int seq) {
+  return R"({"action":"processRecords","records":[{"data":")" + base64_data
+         + R"(","partitionKey":"k","sequenceNumber":")" + std::to_string(seq)
+         + R"(","subSequenceNumber":0,"action":"record"}],"millisBehindLatest":0})";
+}
+
+std::string status_of(const std::string& action) {
+  return "{\"action\":\"status\",\"responseFor\":\"" + action + "\"}\n";
+}
+
+// Waits until `done` holds, at most `limit`; returns whether it held.
+bool eventually(const std::function<bool()>& done,
+                std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1)); // a poll interval, not a wait
+  }
+  return true;
+}
+
+std::size_t threads_of_this_process() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator{"/proc/self/task"})
+    ++n;
+  return n;
+}
 
 // A connection to the server: writes lines, reads what comes back until EOF.
 class daemon_connection {
@@ -31,9 +73,16 @@ public:
     addr.sin_port = htons(static_cast<std::uint16_t>(port));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    // Liveness only: nothing here should take more than a few milliseconds.
-    timeval limit{30, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    limit_reads();
+  }
+
+  explicit daemon_connection(const std::string& unix_path)
+    : fd_(::socket(AF_UNIX, SOCK_STREAM, 0)) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    unix_path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    limit_reads();
   }
 
   ~daemon_connection() {
@@ -42,17 +91,39 @@ public:
 
   void send(const std::string& line) {
     const auto out = line + "\n";
-    REQUIRE(::write(fd_, out.data(), out.size()) == static_cast<ssize_t>(out.size()));
+    REQUIRE(::send(fd_, out.data(), out.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(out.size()));
+  }
+
+  // Ends our side (the daemon closed the worker's stdin).
+  void finish() {
+    ::shutdown(fd_, SHUT_WR);
+  }
+
+  // The next line the server sends, with its newline; empty at EOF or after the read limit.
+  std::string next_line() {
+    for (;;) {
+      if (auto nl = buf_.find('\n'); nl != std::string::npos) {
+        auto line = buf_.substr(0, nl + 1);
+        buf_.erase(0, nl + 1);
+        return line;
+      }
+      char chunk[4096];
+      const auto n = ::read(fd_, chunk, sizeof chunk);
+      if (n <= 0)
+        return {};
+      buf_.append(chunk, static_cast<std::size_t>(n));
+    }
   }
 
   // Everything the server sends until it closes the connection; `timed_out` if it never does.
   std::string until_closed(bool& timed_out) {
-    std::string got;
-    char buf[4096];
+    std::string got = std::move(buf_);
+    buf_.clear();
+    char chunk[4096];
     for (;;) {
-      const auto n = ::read(fd_, buf, sizeof buf);
+      const auto n = ::read(fd_, chunk, sizeof chunk);
       if (n > 0) {
-        got.append(buf, static_cast<std::size_t>(n));
+        got.append(chunk, static_cast<std::size_t>(n));
         continue;
       }
       timed_out = n < 0;
@@ -61,8 +132,68 @@ public:
   }
 
 private:
+  void limit_reads() {
+    // Liveness only: nothing here should take more than a few milliseconds.
+    timeval limit{30, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  }
+
   int fd_;
+  std::string buf_;
 };
+
+caf::actor_system_config& configured(caf::actor_system_config& cfg) {
+  configure(cfg);
+  return cfg;
+}
+
+// A server in its own actor system, serving on a thread of its own until destroyed.
+class running_server {
+public:
+  explicit running_server(mld::server_config sc)
+    : sys_(configured(sys_cfg_)), srv_(sys_, std::move(sc)), serving_([this] { srv_.serve(stop_); }) {
+  }
+
+  ~running_server() {
+    stop_ = true;
+    serving_.join();
+  }
+
+  mld::server& operator*() {
+    return srv_;
+  }
+  mld::server* operator->() {
+    return &srv_;
+  }
+
+private:
+  caf::actor_system_config sys_cfg_;
+  caf::actor_system sys_;
+  mld::server srv_;
+  std::atomic<bool> stop_{false};
+  std::thread serving_;
+};
+
+mld::server_config quiet_config(std::shared_ptr<testing::flusher_script> script) {
+  mld::server_config sc;
+  sc.worker.make_flusher = testing::recording_flusher::factory(std::move(script));
+  sc.worker.log = [](const std::string&) {};
+  sc.log = [](const std::string&) {};
+  // No flush and no checkpoint exchange on their own: every answer is the status of its action.
+  sc.worker.batch.flush_interval = std::chrono::hours(1);
+  sc.worker.batch.checkpoint_interval = std::chrono::hours(1);
+  return sc;
+}
+
+// Runs a short real session on `daemon` and returns whether every action was answered.
+bool real_session_works(daemon_connection& daemon) {
+  daemon.send(initialize_line);
+  daemon.send(records_line("YQ==", 1));
+  daemon.finish();
+  bool timed_out = false;
+  const auto got = daemon.until_closed(timed_out);
+  return !timed_out && got == status_of("initialize") + status_of("processRecords");
+}
 
 } // namespace
 
@@ -94,4 +225,184 @@ SCENARIO("a session whose shard's supervisor gives up fails at once and closes i
   stop = true;
   serving.join();
   CHECK(srv.stats().sessions == 1);
+}
+
+SCENARIO("connections beyond max_connections are closed at once, the server's threads stay bounded, "
+         "and a real session works once the idle ones are gone",
+         "[adapters][mld]") {
+  constexpr std::size_t cap = 4;
+  constexpr std::size_t extra = 20;
+  auto sc = quiet_config(std::make_shared<testing::flusher_script>());
+  sc.max_connections = cap;
+  sc.handshake_timeout = std::chrono::minutes(10); // the idle ones stay until we close them
+  running_server srv{sc};
+  const auto threads_before = threads_of_this_process();
+  {
+    std::vector<std::unique_ptr<daemon_connection>> idle;
+    for (std::size_t i = 0; i < cap; ++i)
+      idle.push_back(std::make_unique<daemon_connection>(srv->port()));
+    REQUIRE(eventually([&] { return srv->stats().sessions == cap; }));
+    for (std::size_t i = 0; i < extra; ++i) {
+      daemon_connection over{srv->port()};
+      bool timed_out = false;
+      CHECK(over.until_closed(timed_out).empty()); // closed at once, without a word
+      CHECK_FALSE(timed_out);
+    }
+    CHECK(srv->stats().refused == extra);
+    CHECK(srv->stats().sessions == cap);
+    CHECK(threads_of_this_process() <= threads_before + cap);
+  }
+  REQUIRE(eventually([&] { return srv->stats().active == 0; }));
+  daemon_connection daemon{srv->port()};
+  CHECK(real_session_works(daemon));
+}
+
+SCENARIO("a connection that sends no initialize within the handshake timeout is closed, while an "
+         "initialized session goes on",
+         "[adapters][mld]") {
+  auto sc = quiet_config(std::make_shared<testing::flusher_script>());
+  sc.handshake_timeout = std::chrono::milliseconds(300);
+  running_server srv{sc};
+  daemon_connection early{srv->port()};
+  early.send(initialize_line);
+  CHECK(early.next_line() == status_of("initialize"));
+  const auto opened = std::chrono::steady_clock::now();
+  {
+    daemon_connection idle{srv->port()};
+    bool timed_out = false;
+    CHECK(idle.until_closed(timed_out).empty());
+    CHECK_FALSE(timed_out);
+  }
+  CHECK(std::chrono::steady_clock::now() - opened >= sc.handshake_timeout);
+  CHECK(srv->stats().handshake_timeouts == 1);
+  // `early` is older than the timeout by now, and still served.
+  early.send(records_line("YQ==", 1));
+  CHECK(early.next_line() == status_of("processRecords"));
+  early.finish();
+  bool timed_out = false;
+  CHECK(early.until_closed(timed_out).empty());
+  CHECK_FALSE(timed_out);
+}
+
+SCENARIO("a session thread that cannot start closes its connection and the server goes on",
+         "[adapters][mld]") {
+  auto sc = quiet_config(std::make_shared<testing::flusher_script>());
+  // The first two threads fail as std::thread does at the process's thread limit (EAGAIN).
+  auto failures_left = std::make_shared<std::atomic<int>>(2);
+  sc.start_thread = [failures_left](std::function<void()> f) {
+    if (failures_left->fetch_sub(1) > 0)
+      throw std::system_error{EAGAIN, std::generic_category(), "cannot create a thread"};
+    return std::thread{std::move(f)};
+  };
+  running_server srv{sc};
+  for (int i = 0; i < 2; ++i) {
+    daemon_connection refused{srv->port()};
+    bool timed_out = false;
+    CHECK(refused.until_closed(timed_out).empty());
+    CHECK_FALSE(timed_out);
+  }
+  CHECK(srv->stats().thread_failures == 2);
+  daemon_connection daemon{srv->port()};
+  CHECK(real_session_works(daemon));
+  CHECK(srv->stats().sessions == 1);
+}
+
+SCENARIO("within the replay bound a crashed shard is replayed into; past it the crash fails the "
+         "session, so that the daemon re-leases the shard from its last checkpoint",
+         "[adapters][mld]") {
+  auto script = std::make_shared<testing::flusher_script>();
+  script->fail_on_data = {"c"}; // the third batch crashes the shard once
+  auto sc = quiet_config(script); // no flush, no checkpoint: every batch stays retained
+  GIVEN("a bound that holds the batches") {
+    running_server srv{sc};
+    daemon_connection daemon{srv->port()};
+    daemon.send(initialize_line);
+    daemon.send(records_line("YQ==", 1)); // a
+    daemon.send(records_line("Yg==", 2)); // b
+    daemon.send(records_line("Yw==", 3)); // c
+    daemon.finish();
+    bool timed_out = false;
+    const auto got = daemon.until_closed(timed_out);
+    CHECK_FALSE(timed_out);
+    CHECK(got == status_of("initialize") + status_of("processRecords") + status_of("processRecords")
+                   + status_of("processRecords"));
+    CHECK(srv->stats().replays == 1);
+    CHECK(srv->stats().replay_overflows == 0);
+  }
+  GIVEN("a bound of two records") {
+    sc.max_replay_records = 2;
+    running_server srv{sc};
+    daemon_connection daemon{srv->port()};
+    daemon.send(initialize_line);
+    daemon.send(records_line("YQ==", 1));
+    daemon.send(records_line("Yg==", 2));
+    daemon.send(records_line("Yw==", 3)); // passes the bound, then crashes
+    daemon.finish();
+    bool timed_out = false;
+    const auto got = daemon.until_closed(timed_out);
+    CHECK_FALSE(timed_out);
+    // The third batch is never answered: the daemon restarts the lease from its last checkpoint.
+    CHECK(got == status_of("initialize") + status_of("processRecords") + status_of("processRecords"));
+    CHECK(srv->stats().replays == 0);
+    CHECK(srv->stats().replay_overflows == 1);
+  }
+  GIVEN("a bound in bytes smaller than one record") {
+    sc.max_replay_bytes = 1;
+    running_server srv{sc};
+    daemon_connection daemon{srv->port()};
+    daemon.send(initialize_line);
+    daemon.send(records_line("YQ==", 1));
+    daemon.send(records_line("Yw==", 3));
+    daemon.finish();
+    bool timed_out = false;
+    const auto got = daemon.until_closed(timed_out);
+    CHECK_FALSE(timed_out);
+    CHECK(got == status_of("initialize") + status_of("processRecords"));
+    CHECK(srv->stats().replays == 0);
+    CHECK(srv->stats().replay_overflows == 1);
+  }
+}
+
+SCENARIO("a server on a Unix socket: mode 0600, a stale file replaced, a live socket or another file "
+         "refused, the file removed at the end",
+         "[adapters][mld]") {
+  const auto dir = std::filesystem::temp_directory_path()
+                   / ("shardflow-mld-unix-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto path = (dir / "mld.sock").string();
+  auto sc = quiet_config(std::make_shared<testing::flusher_script>());
+  sc.unix_path = path;
+  {
+    // A stale socket file, as a killed server leaves it: bound, never listened on, closed.
+    const int stale = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    REQUIRE(::bind(stale, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    ::close(stale);
+  }
+  {
+    running_server srv{sc};
+    struct stat st{};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK(S_ISSOCK(st.st_mode));
+    CHECK((st.st_mode & 0777) == 0600);
+    const auto start_second = [&] {
+      caf::actor_system_config cfg;
+      caf::actor_system sys{configured(cfg)};
+      mld::server second{sys, sc};
+    };
+    CHECK_THROWS_WITH(start_second(), Catch::Contains("another server is listening"));
+    daemon_connection daemon{path};
+    CHECK(real_session_works(daemon));
+  }
+  CHECK_FALSE(std::filesystem::exists(path));
+  std::ofstream{path} << "not a socket\n";
+  caf::actor_system_config cfg;
+  caf::actor_system sys{configured(cfg)};
+  const auto start = [&] { mld::server srv{sys, sc}; };
+  CHECK_THROWS_WITH(start(), Catch::Contains("is not a socket"));
+  CHECK(std::filesystem::exists(path)); // left alone
+  std::filesystem::remove_all(dir);
 }
