@@ -1,5 +1,6 @@
 #include "adapters/local_stream.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -215,6 +216,8 @@ void input_problems::report(std::string message) {
 
 void input_problems::report_stop(std::string message) {
   std::lock_guard<std::mutex> guard{mtx_};
+  if (std::find(stops_.begin(), stops_.end(), message) != stops_.end())
+    return; // a restarted shard that stops at the same place again
   messages_.push_back(message);
   stops_.push_back(std::move(message));
 }

@@ -118,7 +118,8 @@ public:
   /// Records `message`: a problem the source dealt with (a line sent to the dead-letter file).
   void report(std::string message);
 
-  /// Records `message`: a problem that stopped a shard (the run's input was bad).
+  /// Records `message`: a problem that stopped a shard (the run's input was bad); once, however often
+  /// a restarted shard stops there again.
   void report_stop(std::string message);
 
   /// Returns everything reported so far.

@@ -69,12 +69,13 @@ struct run_config {
   std::string roll_age = "0";
   int intensity = 10;
   std::string period = "10s";
-  std::string backoff_min = "0";
+  std::string backoff_min = "100ms"; // a short ENOSPC or EACCES should not fail the job at once
   std::string backoff_max = "30s";
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
   bool follow = false;
   std::string bad_input = "stop";
   std::string dead_letter;
+  std::string max_record_size = "16M";
   bool json = false;
   std::string metrics;
   std::string progress = "auto";
@@ -96,6 +97,7 @@ struct run_plan {
   backoff_spec backoff;
   local::bad_input_policy on_bad_input = local::bad_input_policy::stop;
   fs::path dead_letter;
+  std::size_t max_line_bytes = 0;
   bool detached = false;
   std::string metrics_host;
   int metrics_port = 0;
@@ -145,6 +147,11 @@ run_plan make_plan(const run_config& cfg) {
                                                   : local::bad_input_policy::stop;
   p.dead_letter = cfg.dead_letter.empty() ? fs::path{cfg.stream} / "dead-letter"
                                           : fs::path{cfg.dead_letter};
+  auto max_line = parse_size(cfg.max_record_size);
+  if (!max_line || *max_line == 0 || *max_line > (std::uint64_t{1} << 32))
+    usage(fmt::format("--max-record-size: \"{}\" is not a size from 1 to 4G (use 64k, 16M)",
+                      cfg.max_record_size));
+  p.max_line_bytes = static_cast<std::size_t>(*max_line);
   p.detached = cfg.detached == "yes"
                || (cfg.detached == "auto" && p.flusher.name == "file" && p.shards.size() <= 64);
   if (!cfg.metrics.empty() && !parse_host_port(cfg.metrics, p.metrics_host, p.metrics_port))
@@ -282,6 +289,7 @@ int run_job(const run_config& cfg) {
     src.follow = cfg.follow;
     src.on_bad_input = plan.on_bad_input;
     src.dead_letter_dir = plan.dead_letter;
+    src.max_line_bytes = plan.max_line_bytes;
     src.problems = problems;
     g.source = [file = plan.stream.shard_file(i), id = g.shard.id, src] {
       return std::make_shared<local::file_source>(file, id, src);
@@ -367,7 +375,7 @@ int run_job(const run_config& cfg) {
     for (auto& v : final_views)
       if (!v.ended)
         unfinished.push_back(v.id);
-    if (!unfinished.empty() && problems->all().empty()) {
+    if (!unfinished.empty() && problems->stops().empty()) {
       auto why = fmt::format("{} of {} shards did not finish ({}{}): they kept failing; see the "
                              "messages above, fix the cause and rerun (they resume from their "
                              "checkpoints)",
@@ -378,12 +386,14 @@ int run_job(const run_config& cfg) {
       code = exit_failed;
     }
   }
-  if (plan.on_bad_input == local::bad_input_policy::stop && !problems->all().empty()) {
-    for (auto& p : problems->all())
+  if (const auto stops = problems->stops(); !stops.empty()) {
+    for (auto& p : stops)
       fmt::print(stderr, "shardflow run: bad input: {}\n", p);
-    fmt::print(stderr, "shardflow run: the shards above stopped before their bad line (everything "
-                       "before it is checkpointed); fix the line, or rerun with "
-                       "--bad-input dead-letter\n");
+    fmt::print(stderr, "shardflow run: the shards above stopped at their bad input (everything "
+                       "before it is checkpointed); fix it and rerun{}\n",
+               plan.on_bad_input == local::bad_input_policy::stop
+                 ? ", or rerun with --bad-input dead-letter for malformed lines"
+                 : "");
     code = code == exit_ok ? exit_bad_input : code;
   }
   const auto table = summary_table(final_views, seconds, stopped, problems->dead_letters());
@@ -450,6 +460,9 @@ void add_run_command(CLI::App& app, int& exit_code) {
     ->check(CLI::IsMember({"stop", "dead-letter"}))
     ->capture_default_str();
   cmd->add_option("--dead-letter", cfg->dead_letter, "dead-letter directory (default: STREAM/dead-letter)");
+  cmd->add_option("--max-record-size", cfg->max_record_size,
+                  "longest record line; a longer one is bad input (--bad-input applies)")
+    ->capture_default_str();
   cmd->add_flag("--json", cfg->json, "print the summary as JSON on stdout (the table goes to stderr)");
   cmd->add_option("--metrics", cfg->metrics, "serve Prometheus metrics on HOST:PORT at /metrics");
   cmd->add_option("--progress", cfg->progress, "auto | tty (a live line) | log | off")

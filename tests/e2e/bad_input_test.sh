@@ -13,7 +13,7 @@ set +e
 rc=$?
 set -e
 check "bad input stops with exit 3" test $rc -eq 3
-check "the error names the file and line" grep -q "shard-00001.ndjson:101: not a JSON object" "$WORK/err1"
+check "the error names the file and line" grep -q "shard-00001.ndjson:101: not valid JSON" "$WORK/err1"
 check "the lines before it were processed" \
   all_present "$WORK"/out/shard-00001-*.ndjson < "$WORK/head"
 check "the bad line was not checkpointed past" \
