@@ -1,10 +1,13 @@
 #include "flushers/file_flusher.hpp"
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <set>
 #include <sstream>
+
+#include <sys/resource.h>
 
 #include <catch2/catch.hpp>
 
@@ -249,4 +252,30 @@ SCENARIO("the torn line of a writer that is gone is cut off by the next one",
   b.add(rec(3), 0);
   b.flush(flush_mode::full);
   CHECK(whole_lines_of(dir.path / "s-000001.ndjson") == std::vector<std::string>{"data 1", "data 3"});
+}
+
+SCENARIO("a flush whose write fails leaves the file ending in a whole line", "[flushers][file_flusher]") {
+  temp_dir dir;
+  file_flusher_config cfg;
+  cfg.dir = dir.path;
+  file_flusher f{"s", cfg};
+  f.add(rec(1), 0);
+  f.flush(flush_mode::full);
+  const auto before = slurp(f.current_file());
+  stream_record big = rec(2);
+  big.data.assign(400, 'x');
+  f.add(big, 1);
+  {
+    // A disk that fills up in the middle of the write: writes past the limit fail with EFBIG.
+    rlimit saved{};
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit lower = saved;
+    lower.rlim_cur = before.size() + 100;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &lower) == 0);
+    CHECK_THROWS_WITH(f.flush(flush_mode::full), Catch::Contains("cannot write"));
+    ::setrlimit(RLIMIT_FSIZE, &saved);
+    std::signal(SIGXFSZ, old_handler);
+  }
+  CHECK(slurp(f.current_file()) == before);
 }
