@@ -87,50 +87,53 @@ struct raw_reading {
   std::size_t end = npos;
 };
 
+std::size_t skip_spaces(std::string_view s, std::size_t at) {
+  while (at < s.size() && is_space(s[at]))
+    ++at;
+  return at;
+}
+
+// When `: "text"` follows offset `at` (the end of a key), returns the text and where it ends.
+std::optional<std::pair<std::string_view, std::size_t>> string_value_after(std::string_view s,
+                                                                          std::size_t at) {
+  at = skip_spaces(s, at);
+  if (at == s.size() || s[at] != ':')
+    return std::nullopt;
+  at = skip_spaces(s, at + 1);
+  if (at == s.size() || s[at] != '"')
+    return std::nullopt;
+  const auto end = skip_string(s, at);
+  if (end == npos)
+    return std::nullopt;
+  return std::pair{s.substr(at + 1, end - at - 2), end};
+}
+
 raw_reading read_raw(std::string_view s) {
   raw_reading r;
-  std::size_t i = 0;
-  while (i < s.size() && is_space(s[i]))
-    ++i;
+  auto i = skip_spaces(s, 0);
   if (i == s.size() || s[i] != '{')
     return r;
   std::size_t depth = 0;
-  bool action_found = false;
   while (i < s.size()) {
     const char c = s[i];
     if (c == '"') {
       const auto end = skip_string(s, i);
       if (end == npos)
         return r;
-      if (depth == 1 && !action_found && s.substr(i, end - i) == "\"action\"") {
-        auto j = end;
-        while (j < s.size() && is_space(s[j]))
-          ++j;
-        if (j < s.size() && s[j] == ':') {
-          action_found = true;
-          ++j;
-          while (j < s.size() && is_space(s[j]))
-            ++j;
-          if (j < s.size() && s[j] == '"') {
-            const auto value_end = skip_string(s, j);
-            if (value_end == npos)
-              return r;
-            r.action = std::string{s.substr(j + 1, value_end - j - 2)};
-            i = value_end;
-            continue;
-          }
-        }
-      }
+      const bool action_key = depth == 1 && r.action.empty() && s.substr(i, end - i) == "\"action\"";
       i = end;
+      if (action_key)
+        if (const auto value = string_value_after(s, end)) {
+          r.action = std::string{value->first};
+          i = value->second;
+        }
       continue;
     }
     if (c == '{' || c == '[') {
       ++depth;
-    } else if (c == '}' || c == ']') {
-      if (--depth == 0) {
-        r.end = i + 1;
-        return r;
-      }
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      r.end = i + 1;
+      return r;
     }
     ++i;
   }

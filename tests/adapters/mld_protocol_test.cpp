@@ -84,6 +84,12 @@ SCENARIO("an undecodable line gives the real reason and names the action it carr
     CHECK(parser.parse(line, m) == "not JSON: nested deeper than 1024 levels");
     CHECK(m.action == "processRecords");
   }
+  WHEN("the top-level action comes after strings and records that mention one") {
+    message m;
+    CHECK_FALSE(parser.parse(R"({ "note" : "say \"action\":\"x\"", "records":[{"action":"record"}], "action" : "leaseLost" ,})", m).empty());
+    CHECK(m.action == "leaseLost");
+    CHECK(m.what == message::kind::lease_lost);
+  }
   WHEN("the action is only that of a record inside") {
     message m;
     CHECK_FALSE(parser.parse(R"({"records":[{"action":"record"}] oops)", m).empty());
