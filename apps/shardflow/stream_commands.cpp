@@ -89,17 +89,20 @@ int run_put(const put_config& cfg) {
         continue;
       stream_record x;
       x.arrival_ms = now_ms();
+      std::string why;
       if (cfg.format == "text") {
+        // The line is the partition key too, and a record line holds keys as JSON strings.
+        if (!simdjson::validate_utf8(line.data(), line.size()))
+          why = "not valid UTF-8 (with --format text the line is the partition key, which must be "
+                "text)";
         x.partition_key = line;
       } else {
-        std::string why;
         x.partition_key = key_of(line, cfg.key_field, why);
-        if (!why.empty()) {
-          writer.flush(); // the lines before it are in
-          throw error{errc::bad_input,
-                      fmt::format("{}:{}: {} (the {} lines before it were appended)",
-                                  name == "-" ? "<stdin>" : name, number, why, total)};
-        }
+      }
+      if (!why.empty()) {
+        writer.flush(); // the lines before it are in
+        throw error{errc::bad_input, fmt::format("{}:{}: {} (the {} lines before it were appended)",
+                                                 name == "-" ? "<stdin>" : name, number, why, total)};
       }
       x.data = std::move(line);
       writer.append(x);

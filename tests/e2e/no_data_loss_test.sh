@@ -108,6 +108,16 @@ check "under dead-letter the run finishes" test $rc -eq 0
 check "the long line is in the dead-letter file" test "$(wc -c < "$WORK/m/dead-letter/shard-00000.ndjson")" -gt 3000
 check "the line after it is in the output" grep -q '"d":"after"' "$WORK"/mout/*.ndjson
 
+# -- put --format text takes text only: the line is the partition key, a JSON string ---------------
+set +e
+printf 'caf\xc3\xa9\nbin\xff\xfe\n' | "$SHARDFLOW" put "$WORK/t" --shards 1 --format text > /dev/null 2> "$WORK/text.err"
+rc=$?
+set -e
+check "a text line that is not UTF-8 is bad input (3)" test $rc -eq 3
+check "put names it" grep -q "<stdin>:2: not valid UTF-8" "$WORK/text.err"
+check "the line before it is in, as a record line" \
+  "$SHARDFLOW" run "$WORK/t" --flusher "file:$WORK/tout" --progress off > /dev/null 2>&1
+
 # -- the default restart backoff ---------------------------------------------------------------------
 check "run's default --backoff-min is 100ms" bash -c "'$SHARDFLOW' run --help | grep -- '--backoff-min' | grep -q 100ms"
 finish
