@@ -47,6 +47,10 @@ struct mld_options {
   std::uint64_t crash_after = 0;
   std::string listen = "127.0.0.1:0";
   std::string port_file;
+  bool allow_remote = false;
+  std::size_t max_connections = mld::server_config{}.max_connections;
+  std::string handshake_timeout = "30s";
+  std::string max_replay = "256M";
 };
 
 // For testing recovery: the flusher fails once, after `after` records in all (across restarts).
@@ -144,15 +148,30 @@ extern "C" void on_server_signal(int) {
   server_stop.store(true);
 }
 
+// The server's address and client limits; a non-loopback TCP address needs --allow-remote (the
+// protocol has no authentication).
+void server_limits_of(const mld_options& o, mld::server_config& cfg) {
+  listen_address at;
+  if (auto err = parse_listen_address("--listen", o.listen, true, at); !err.empty())
+    throw CLI::ValidationError(err);
+  if (at.unix_path.empty() && !is_loopback_host(at.host) && !o.allow_remote)
+    throw CLI::ValidationError(fmt::format(
+      "--listen {}: not a loopback address; mld-server does not authenticate its clients (whoever "
+      "connects can feed and checkpoint shards): listen on 127.0.0.1, ::1 or unix:PATH, or pass "
+      "--allow-remote if a firewall restricts who can reach it",
+      o.listen));
+  cfg.host = at.host;
+  cfg.port = at.port;
+  cfg.unix_path = at.unix_path;
+  cfg.max_connections = o.max_connections;
+  cfg.handshake_timeout = duration_or_throw("--handshake-timeout", o.handshake_timeout);
+  cfg.max_replay_bytes = size_or_throw("--max-replay", o.max_replay);
+}
+
 int run_server(const mld_options& o) {
   mld::server_config cfg;
   cfg.worker = worker_config_of(o, false);
-  if (!parse_host_port(o.listen, cfg.host, cfg.port) && o.listen != "127.0.0.1:0")
-    throw CLI::ValidationError(fmt::format("--listen: \"{}\" is not HOST:PORT", o.listen));
-  if (o.listen == "127.0.0.1:0") {
-    cfg.host = "127.0.0.1";
-    cfg.port = 0;
-  }
+  server_limits_of(o, cfg);
   caf::actor_system_config sys_cfg;
   configure(sys_cfg);
   sys_cfg.set("logger.console-verbosity", caf::atom("quiet"));
@@ -161,7 +180,10 @@ int run_server(const mld_options& o) {
   std::signal(SIGINT, on_server_signal);
   std::signal(SIGTERM, on_server_signal);
   mld::server srv{sys, cfg};
-  fmt::print(stderr, "shardflow mld-server: listening on {}:{}\n", cfg.host, srv.port());
+  if (cfg.unix_path.empty())
+    fmt::print(stderr, "shardflow mld-server: listening on {}:{}\n", cfg.host, srv.port());
+  else
+    fmt::print(stderr, "shardflow mld-server: listening on unix:{}\n", cfg.unix_path);
   if (!o.port_file.empty()) {
     std::ofstream out{o.port_file + ".tmp"};
     out << srv.port() << "\n";
@@ -362,24 +384,39 @@ void add_mld_commands(CLI::App& app, int& exit_code) {
     "mld-server", "Serve every shard of a MultiLangDaemon in one process, one TCP connection per "
                   "shard (the daemon's executableName is `shardflow mld-connect HOST:PORT`)");
   add_worker_options(srv, so.get());
-  srv->add_option("--listen", so->listen, "HOST:PORT to listen on (port 0: any free port)")
+  srv->add_option("--listen", so->listen,
+                  "HOST:PORT (port 0: any free port) or unix:PATH (a socket only this user can use)")
     ->capture_default_str();
-  srv->add_option("--port-file", so->port_file, "write the port here once listening");
+  srv->add_flag("--allow-remote", so->allow_remote,
+                "allow a non-loopback --listen address (clients are not authenticated)");
+  srv->add_option("--max-connections", so->max_connections,
+                  "sessions served at once; further connections are closed at once")
+    ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+    ->capture_default_str();
+  srv->add_option("--handshake-timeout", so->handshake_timeout,
+                  "close a connection that sends no initialize within this (0: never)")
+    ->capture_default_str();
+  srv->add_option("--max-replay", so->max_replay,
+                  "bytes a session keeps for replaying into a crashed shard before the daemon "
+                  "confirms a checkpoint")
+    ->capture_default_str();
+  srv->add_option("--port-file", so->port_file, "write the port here once listening (0 for unix:)");
   srv->callback([so, &exit_code] { exit_code = guarded("mld-server", [&] { return run_server(*so); }); });
 
   auto target = std::make_shared<std::string>();
   auto* conn = app.add_subcommand(
     "mld-connect", "Bridge stdin/stdout to an mld-server (put this in the daemon's executableName)");
-  conn->add_option("address", *target, "HOST:PORT of the mld-server")->required();
+  conn->add_option("address", *target, "HOST:PORT or unix:PATH of the mld-server")->required();
   conn->callback([target, &exit_code] {
-    std::string host;
-    int port = 0;
-    if (!parse_host_port(*target, host, port)) {
-      fmt::print(stderr, "shardflow mld-connect: \"{}\" is not HOST:PORT\n", *target);
+    listen_address at;
+    if (auto err = parse_listen_address("mld-connect", *target, false, at); !err.empty()) {
+      fmt::print(stderr, "shardflow {}\n", err);
       exit_code = exit_usage;
       return;
     }
-    exit_code = mld::connect_stdio(host, port) == 0 ? exit_ok : exit_failed;
+    const int rc = at.unix_path.empty() ? mld::connect_stdio(at.host, at.port)
+                                        : mld::connect_stdio_unix(at.unix_path);
+    exit_code = rc == 0 ? exit_ok : exit_failed;
   });
 
   auto k = std::make_shared<kpl_agg_options>();

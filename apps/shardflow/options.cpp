@@ -4,6 +4,9 @@
 #include <cctype>
 #include <set>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <fmt/format.h>
 
 namespace shardflow::cli {
@@ -102,16 +105,59 @@ std::string parse_shard_list(const std::string& text, std::size_t shards,
   return {};
 }
 
-bool parse_host_port(const std::string& text, std::string& host, int& port) {
+namespace {
+
+// HOST:PORT with a port from 0 to 65535; strips the brackets of "[v6]".
+bool split_host_port(const std::string& text, std::string& host, int& port) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos)
     return false;
   auto n = parse_number(text.substr(colon + 1));
-  if (!n || *n == 0 || *n > 65535)
+  if (!n || *n > 65535)
     return false;
   host = colon == 0 ? std::string{"127.0.0.1"} : text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   port = static_cast<int>(*n);
   return true;
+}
+
+} // namespace
+
+bool parse_host_port(const std::string& text, std::string& host, int& port) {
+  return split_host_port(text, host, port) && port != 0;
+}
+
+bool is_loopback_host(const std::string& host) {
+  auto h = host;
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']')
+    h = h.substr(1, h.size() - 2);
+  std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (h == "localhost")
+    return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, h.c_str(), &v4) == 1)
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, h.c_str(), &v6) != 1)
+    return false;
+  if (IN6_IS_ADDR_LOOPBACK(&v6))
+    return true;
+  return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+}
+
+std::string parse_listen_address(const std::string& option, const std::string& text,
+                                 bool allow_port_zero, listen_address& out) {
+  out = listen_address{};
+  if (text.rfind("unix:", 0) == 0) {
+    out.unix_path = text.substr(5);
+    if (out.unix_path.empty())
+      return fmt::format("{}: \"{}\" names no socket path (use unix:PATH)", option, text);
+    return {};
+  }
+  if (!split_host_port(text, out.host, out.port) || (out.port == 0 && !allow_port_zero))
+    return fmt::format("{}: \"{}\" is neither HOST:PORT nor unix:PATH", option, text);
+  return {};
 }
 
 } // namespace shardflow::cli

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# mld-server and mld-connect against their clients: who may connect (loopback, unix:PATH, or
+# --allow-remote), the connection cap and handshake timeout flags, mld-connect failing when the
+# server dies mid-session, and (where a cgroup pids controller is writable) a thread limit that the
+# server survives. Every process is ended by its PID; every wait is bounded.
+source "$(dirname "$0")/lib.sh"
+
+init='{"action":"initialize","shardId":"shardId-1","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0}'
+recs='{"action":"processRecords","records":[{"data":"YQ==","partitionKey":"k","sequenceNumber":"1","subSequenceNumber":0,"action":"record"}],"millisBehindLatest":0}'
+statuses='{"action":"status","responseFor":"initialize"}
+{"action":"status","responseFor":"processRecords"}'
+
+wait_for() { # command...: polls it for up to 30 s
+  local i
+  for i in $(seq 3000); do
+    "$@" && return 0
+    sleep 0.01
+  done
+  echo "  timed out waiting for: $*"
+  return 1
+}
+
+server_pid=
+start_server() { # port-file, mld-server options...
+  rm -f "$1"
+  local port_file="$1"; shift
+  "$SHARDFLOW" mld-server --port-file "$port_file" "$@" 2>>"$WORK/server.err" & server_pid=$!
+  wait_for test -s "$port_file"
+}
+stop_server() { # signal; returns the server's exit code
+  local rc=0
+  kill "-$1" "$server_pid"
+  wait "$server_pid" || rc=$?
+  return $rc
+}
+
+# A whole session through mld-connect ADDRESS; prints what came back.
+session_via() {
+  printf '%s\n%s\n' "$init" "$recs" | timeout -s KILL 60 "$SHARDFLOW" mld-connect "$1" 2>>"$WORK/connect.err"
+}
+
+# -- who may connect --------------------------------------------------------------------------------
+for addr in 0.0.0.0:0 10.1.2.3:7400 '[::]:0' example.com:7400; do
+  rc=0
+  "$SHARDFLOW" mld-server --listen "$addr" 2>"$WORK/err" || rc=$?
+  check "--listen $addr is refused without --allow-remote (exit 2)" test $rc -eq 2
+  check "... and the message names --allow-remote" grep -q -- "--allow-remote" "$WORK/err"
+done
+rc=0
+"$SHARDFLOW" mld-server --allow-remote --listen 192.0.2.1:0 2>"$WORK/err" || rc=$?
+check "--allow-remote lets a non-loopback address through (binding it then fails here: exit 1)" \
+  test $rc -eq 1
+check "... at bind time" grep -q "cannot listen on 192.0.2.1" "$WORK/err"
+
+for addr in 127.0.0.2:0 localhost:0; do
+  start_server "$WORK/port" --listen "$addr"
+  host=${addr%:0}
+  out=$(session_via "$host:$(cat "$WORK/port")") && rc=0 || rc=$?
+  check "a loopback address ($addr) serves a session" test "$out" = "$statuses"
+  check "... and mld-connect exits 0 after a session the daemon ended" test $rc -eq 0
+  stop_server TERM && rc=0 || rc=$?
+  check "... and the server stops on SIGTERM with 0" test $rc -eq 0
+done
+
+# -- a Unix socket ----------------------------------------------------------------------------------
+sock="$WORK/mld.sock"
+start_server "$WORK/port" --listen "unix:$sock"
+check "the socket exists" test -S "$sock"
+check "the socket is mode 0600" test "$(stat -c %a "$sock")" = 600
+out=$(session_via "unix:$sock") && rc=0 || rc=$?
+check "a session over unix:PATH works" test "$out" = "$statuses"
+check "... and mld-connect exits 0" test $rc -eq 0
+rc=0
+"$SHARDFLOW" mld-server --listen "unix:$sock" 2>"$WORK/err" || rc=$?
+check "a second server on the live socket is refused (exit 1)" test $rc -eq 1
+check "... saying why" grep -q "another server is listening" "$WORK/err"
+stop_server TERM && rc=0 || rc=$?
+check "the server stops with 0" test $rc -eq 0
+check "the socket file is removed at exit" test ! -e "$sock"
+
+start_server "$WORK/port" --listen "unix:$sock"
+stop_server KILL || true
+check "a killed server leaves its socket file" test -S "$sock"
+start_server "$WORK/port" --listen "unix:$sock"
+out=$(session_via "unix:$sock") && rc=0 || rc=$?
+check "a new server replaces the stale socket file and serves" test "$out" = "$statuses"
+stop_server TERM || true
+
+: >"$WORK/file"
+rc=0
+"$SHARDFLOW" mld-server --listen "unix:$WORK/file" 2>"$WORK/err" || rc=$?
+check "a path that is not a socket is refused (exit 1) and left alone" test $rc -eq 1 -a -f "$WORK/file"
+
+# -- the handshake timeout and the connection cap ---------------------------------------------------
+threads_of() { ls "/proc/$1/task" | wc -l; }
+more_threads_than() { [ "$(threads_of "$1")" -gt "$2" ]; }
+
+start_server "$WORK/port" --listen 127.0.0.1:0 --handshake-timeout 300ms
+exec {idle}<>"/dev/tcp/127.0.0.1/$(cat "$WORK/port")"
+started=$(date +%s%N)
+timeout -s KILL 30 cat <&"$idle" >/dev/null && rc=0 || rc=$?
+elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+exec {idle}>&-
+check "a connection that sends nothing is closed by --handshake-timeout (not by our 30 s limit)" \
+  test $rc -eq 0
+check "... after at least the timeout, well within 30 s (${elapsed_ms} ms)" \
+  test $elapsed_ms -ge 250 -a $elapsed_ms -lt 30000
+stop_server TERM || true
+
+start_server "$WORK/port" --listen 127.0.0.1:0 --max-connections 1 --handshake-timeout 0
+port=$(cat "$WORK/port")
+base=$(threads_of "$server_pid")
+exec {idle}<>"/dev/tcp/127.0.0.1/$port"
+check "the idle connection holds the only session (its thread started)" \
+  wait_for more_threads_than "$server_pid" "$base"
+: >"$WORK/connect.err"
+out=$(session_via "127.0.0.1:$port") && rc=0 || rc=$?
+check "beyond --max-connections a connection is closed at once: mld-connect exits 1" test $rc -eq 1
+check "... saying that the server closed first" \
+  grep -q "closed the connection before the daemon" "$WORK/connect.err"
+check "... and the server logged the refusal" grep -q "max-connections" "$WORK/server.err"
+exec {idle}>&-
+stop_server TERM || true
+
+# -- mld-connect when the server dies mid-session ---------------------------------------------------
+start_server "$WORK/port" --listen 127.0.0.1:0
+mkfifo "$WORK/in"
+: >"$WORK/connect.err"
+timeout -s KILL 60 "$SHARDFLOW" mld-connect "127.0.0.1:$(cat "$WORK/port")" <"$WORK/in" \
+  >"$WORK/out" 2>"$WORK/connect.err" & connect_pid=$!
+exec {daemon}>"$WORK/in"
+echo "$init" >&"$daemon"
+check "the session is initialized" wait_for grep -q initialize "$WORK/out"
+stop_server KILL || true
+rc=0
+wait "$connect_pid" || rc=$?
+check "mld-connect exits 1 when the server dies before the daemon ended the session" test $rc -eq 1
+check "... with a clear line on stderr" grep -q "closed the connection before the daemon ended" \
+  "$WORK/connect.err"
+exec {daemon}>&-
+
+# -- a thread limit (cgroup v1/v2 pids.max), where this machine lets us set one ---------------------
+cg=
+for root in /sys/fs/cgroup/pids /sys/fs/cgroup; do
+  if [ -w "$root" ] && [ -e "$root/cgroup.procs" ] && mkdir "$root/shardflow-e2e-$$" 2>/dev/null; then
+    cg="$root/shardflow-e2e-$$"
+    [ -e "$cg/pids.max" ] || { rmdir "$cg"; cg=; }
+    [ -n "$cg" ] && break
+  fi
+done
+if [ -z "$cg" ]; then
+  echo "skipped: no writable cgroup pids controller here (the C++ test injects thread failures)"
+else
+  rm -f "$WORK/port"
+  bash -c 'echo $$ > "$1/cgroup.procs" && exec "$2" mld-server --listen 127.0.0.1:0 --port-file "$3" \
+             --handshake-timeout 0' _ "$cg" "$SHARDFLOW" "$WORK/port" 2>>"$WORK/server.err" &
+  server_pid=$!
+  wait_for test -s "$WORK/port"
+  port=$(cat "$WORK/port")
+  base=$(cat "$cg/pids.current")
+  echo $((base + 4)) >"$cg/pids.max"
+  idle_fds=()
+  for i in $(seq 12); do
+    exec {fd}<>"/dev/tcp/127.0.0.1/$port"
+    idle_fds+=("$fd")
+  done
+  check "beyond the thread limit the server logs that a thread cannot start" \
+    wait_for grep -q "cannot start a thread" "$WORK/server.err"
+  check "... and keeps running" kill -0 "$server_pid"
+  for fd in "${idle_fds[@]}"; do exec {fd}>&-; done
+  pids_at_most() { [ "$(cat "$cg/pids.current")" -le "$1" ]; }
+  check "the idle sessions end" wait_for pids_at_most "$base"
+  out=$(session_via "127.0.0.1:$port") && rc=0 || rc=$?
+  check "a real session works afterwards, under the same limit" test "$out" = "$statuses"
+  stop_server TERM && rc=0 || rc=$?
+  check "the server stops with 0" test $rc -eq 0
+  rmdir "$cg"
+fi
+finish
