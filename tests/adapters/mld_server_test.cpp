@@ -363,6 +363,48 @@ SCENARIO("within the replay bound a crashed shard is replayed into; past it the 
   }
 }
 
+SCENARIO("after the replay bound was passed, a confirmed checkpoint covering every batch not kept "
+         "makes crashes replayable again",
+         "[adapters][mld]") {
+  auto script = std::make_shared<testing::flusher_script>();
+  script->fail_on_data = {"c"};
+  auto sc = quiet_config(script);
+  sc.worker.batch.flush_interval = std::chrono::milliseconds(0); // flush and checkpoint every batch
+  sc.worker.batch.checkpoint_interval = std::chrono::milliseconds(0);
+  sc.max_replay_records = 1;
+  running_server srv{sc};
+  daemon_connection daemon{srv->port()};
+  const auto checkpoint_at = [](int seq) {
+    return R"({"action":"checkpoint","sequenceNumber":")" + std::to_string(seq)
+           + R"(","subSequenceNumber":0})" + "\n";
+  };
+  const auto reply = [](int seq, const std::string& error) {
+    return R"({"action":"checkpoint","sequenceNumber":")" + std::to_string(seq)
+           + R"(","subSequenceNumber":0,"error":)" + error + "}";
+  };
+  daemon.send(initialize_line);
+  CHECK(daemon.next_line() == status_of("initialize"));
+  daemon.send(records_line("YQ==", 1)); // a: retained
+  CHECK(daemon.next_line() == checkpoint_at(1));
+  daemon.send(reply(1, R"("InvalidStateException")")); // not confirmed, not retried
+  CHECK(daemon.next_line() == status_of("processRecords"));
+  daemon.send(records_line("Yg==", 2)); // b: passes the bound of one record
+  CHECK(daemon.next_line() == checkpoint_at(2));
+  daemon.send(reply(2, "null")); // confirmed: covers a and b
+  CHECK(daemon.next_line() == status_of("processRecords"));
+  CHECK(srv->stats().replay_overflows == 1);
+  daemon.send(records_line("Yw==", 3)); // c: retained again, crashes the shard once, replayed
+  CHECK(daemon.next_line() == checkpoint_at(3));
+  daemon.send(reply(3, "null"));
+  CHECK(daemon.next_line() == status_of("processRecords"));
+  daemon.finish();
+  bool timed_out = false;
+  CHECK(daemon.until_closed(timed_out).empty());
+  CHECK_FALSE(timed_out);
+  CHECK(srv->stats().replays == 1);
+  CHECK(srv->stats().replay_overflows == 1);
+}
+
 SCENARIO("a server on a Unix socket: mode 0600, a stale file replaced, a live socket or another file "
          "refused, the file removed at the end",
          "[adapters][mld]") {
