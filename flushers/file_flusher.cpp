@@ -90,8 +90,11 @@ file_flusher::file_flusher(const shard_id& id, file_flusher_config cfg)
     if (name.rfind(prefix, 0) == 0 && entry.path().extension() == ".ndjson") {
       auto digits = name.substr(prefix.size(), name.size() - prefix.size() - 7);
       if (!digits.empty() && digits.size() < 10
-          && digits.find_first_not_of("0123456789") == std::string::npos)
-        newest = std::max(newest, static_cast<unsigned>(std::stoul(digits)));
+          && digits.find_first_not_of("0123456789") == std::string::npos) {
+        const auto index = static_cast<unsigned>(std::stoul(digits));
+        newest = std::max(newest, index);
+        repair(index);
+      }
     }
   }
   buffer_.reserve(cfg_.batch_records * 160);
@@ -126,6 +129,28 @@ int file_flusher::try_lock(unsigned index, bool create) {
     fail("cannot lock", path);
   }
   return -1; // a live writer holds it
+}
+
+void file_flusher::repair(unsigned index) {
+  // Two incarnations that died together leave a torn line in each of their files, not only in the
+  // newest; one byte read tells whether a file needs its lock at all.
+  const auto path = path_of(index);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return; // gone since the listing; nothing to repair
+  struct stat st {};
+  char last = '\n';
+  if (::fstat(fd, &st) == 0 && st.st_size > 0
+      && ::pread(fd, &last, 1, static_cast<off_t>(st.st_size - 1)) == 1 && last != '\n'
+      && ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    try {
+      cut_partial_line(fd, static_cast<std::uint64_t>(st.st_size), path);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+  }
+  ::close(fd);
 }
 
 void file_flusher::open_first(unsigned newest) {

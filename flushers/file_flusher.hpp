@@ -12,8 +12,9 @@
 // One writer per file. A flusher holds `flock(LOCK_EX)` on the file it writes for as long as it
 // writes it (the lock dies with the process, so a killed writer leaves no stale lock):
 //
-//     open: newest file of the shard --lock taken--> cut its torn last line (left by a dead
-//                                                     writer), continue it
+//     open: every file of the shard that ends inside a line and whose lock is free: cut its torn
+//           last line (left by a dead writer; two incarnations that die together leave two)
+//           newest file of the shard --lock taken--> continue it
 //                                    --lock held by a live writer (two incarnations during a lease
 //                                      handover)--> next index, created with O_EXCL (EEXIST: the
 //                                      next again), locked (held: the next again)
@@ -87,6 +88,7 @@ public:
 private:
   std::filesystem::path path_of(unsigned index) const;
   int try_lock(unsigned index, bool create);
+  void repair(unsigned index);
   void open_first(unsigned newest);
   void roll();
   void adopt(int fd, unsigned index, bool created);

@@ -279,3 +279,23 @@ SCENARIO("a flush whose write fails leaves the file ending in a whole line", "[f
   }
   CHECK(slurp(f.current_file()) == before);
 }
+
+SCENARIO("two writers that died together both have their torn lines cut", "[flushers][file_flusher]") {
+  temp_dir dir;
+  file_flusher_config cfg;
+  cfg.dir = dir.path;
+  {
+    file_flusher a{"s", cfg};
+    file_flusher b{"s", cfg}; // a lease handover: b writes the next file
+    for (auto* f : {&a, &b}) {
+      f->add(rec(1), 0);
+      f->flush(flush_mode::full);
+      std::ofstream out{f->current_file(), std::ios::app};
+      out << "{\"k\":\"k2\",\"d\":\"da"; // both were in the middle of a write when the process died
+    }
+  }
+  file_flusher c{"s", cfg};
+  CHECK(c.current_file().filename() == "s-000002.ndjson");
+  CHECK(whole_lines_of(dir.path / "s-000001.ndjson") == std::vector<std::string>{"data 1"});
+  CHECK(whole_lines_of(dir.path / "s-000002.ndjson") == std::vector<std::string>{"data 1"});
+}
