@@ -3,11 +3,16 @@
 #
 #   ./build.sh run     install the Debian packages, build (release), run the main job: generate a
 #                      local stream (build/demo) and process it with `shardflow run`
-#   ./build.sh test    install, build with AddressSanitizer + UBSan, run the whole test suite
+#   ./build.sh test    install, build with AddressSanitizer + UBSan, run the whole test suite, then
+#                      build the fuzz harnesses with clang and run each for a short smoke
+#   ./build.sh fuzz [NAME] [SECONDS]
+#                      build the fuzz harnesses (clang) and run NAME (default: all) for SECONDS
+#                      (default 600) each, keeping the corpus in build/fuzz/corpus/NAME
 #   ./build.sh bench   install, build (release), run every benchmark
 #   ./build.sh deps    only install the Debian packages
 #
-# Build trees: build/release and build/sanitize. Extra arguments after `run` go to `shardflow run`.
+# Build trees: build/release, build/sanitize and build/fuzz (clang). Extra arguments after `run` go to
+# `shardflow run`.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,14 +41,22 @@ install_deps() {
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-configure_and_build() { # dir, cmake args...
+configure_and_build() { # dir, cmake args... (builds $targets, default all)
   local dir="$1"; shift
   local launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   log "configuring $dir"
   cmake -S "$here" -B "$here/$dir" -G Ninja "${launcher[@]}" "$@" >/dev/null
-  log "building $dir"
-  cmake --build "$here/$dir" -j "$jobs"
+  log "building ${targets:-everything} in $dir"
+  cmake --build "$here/$dir" ${targets:+--target "$targets"} -j "$jobs"
+}
+
+fuzz_packages=(clang libclang-rt-14-dev)
+
+build_fuzz() { # seconds per harness
+  targets=fuzz_all configure_and_build build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_COMPILER=clang++ -DSHARDFLOW_FUZZ=ON -DSHARDFLOW_SANITIZERS=address,undefined \
+    -DSHARDFLOW_FUZZ_SECONDS="$1"
 }
 
 cmd="${1:-}"
@@ -60,11 +73,24 @@ case "$cmd" in
     "$here/build/release/apps/shardflow/shardflow" run "$demo/stream" --flusher "file:$demo/out" "$@"
     ;;
   test)
+    packages+=("${fuzz_packages[@]}")
     install_deps
     configure_and_build build/sanitize -DCMAKE_BUILD_TYPE=Debug -DSHARDFLOW_SANITIZERS=address,undefined
     log "running the test suite"
-    cd "$here/build/sanitize"
-    ctest --output-on-failure -j "$jobs"
+    (cd "$here/build/sanitize" && ctest --output-on-failure -j "$jobs")
+    build_fuzz 25
+    log "fuzz smoke: every harness replays its regressions, then fuzzes 25 s (ASan + UBSan)"
+    (cd "$here/build/fuzz" && ctest --output-on-failure -L fuzz -j "$jobs")
+    ;;
+  fuzz)
+    packages+=("${fuzz_packages[@]}")
+    install_deps
+    name="${1:-}" seconds="${2:-600}"
+    build_fuzz "$seconds"
+    log "fuzzing ${name:-every harness} for $seconds s each; corpus kept in build/fuzz/corpus"
+    mkdir -p "$here/build/fuzz/corpus"
+    (cd "$here/build/fuzz" && SHARDFLOW_FUZZ_CORPUS_ROOT="$here/build/fuzz/corpus" \
+      ctest --output-on-failure -V -L fuzz ${name:+-R "^fuzz_${name}\$"})
     ;;
   bench)
     packages+=(gnuplot-nox bc bsdextrautils)
