@@ -7,8 +7,8 @@
 #include <sstream>
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <openssl/evp.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 

@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "tests/support/temp_dir.hpp"
 
@@ -193,44 +194,62 @@ SCENARIO("a flusher of a shard id with slashes writes inside its directory",
   CHECK(files == 5);
 }
 
+namespace {
+
+// A part of a line at the end of `file`: a write in progress, or one a crash cut short.
+void tear(const fs::path& file) {
+  std::ofstream out{file, std::ios::app};
+  out << "{\"k\":\"k2\",\"d\":\"da";
+}
+
+void write_one(file_flusher& f, int i) {
+  f.add(rec(i), 0);
+  f.flush(flush_mode::full);
+}
+
+std::vector<std::string> data_range(int from, int to) {
+  std::vector<std::string> result;
+  for (int i = from; i < to; ++i)
+    result.push_back("data " + std::to_string(i));
+  return result;
+}
+
+} // namespace
+
 SCENARIO("two live flushers of one shard never cut or mix each other's records",
          "[flushers][file_flusher]") {
   temp_dir dir;
   file_flusher_config cfg;
   cfg.dir = dir.path;
   file_flusher a{"s", cfg};
-  a.add(rec(1), 0);
-  a.flush(flush_mode::full);
-  // A write of `a` in progress: part of a line is out, the rest is still to come.
-  const std::string in_progress = "{\"k\":\"k2\",\"d\":\"da";
-  {
-    std::ofstream out{a.current_file(), std::ios::app};
-    out << in_progress;
-  }
-  const auto before = slurp(a.current_file());
-  WHEN("a second incarnation starts while the first still writes") {
+  write_one(a, 0);
+  WHEN("a second incarnation starts while the first is in the middle of a write") {
+    tear(a.current_file());
+    const auto before = slurp(a.current_file());
     file_flusher b{"s", cfg};
     THEN("it leaves the first one's file alone and starts the next") {
       CHECK(slurp(a.current_file()) == before);
       CHECK(b.current_file().filename() == "s-000002.ndjson");
     }
-    AND_WHEN("both write interleaved batches and roll") {
-      cfg.roll_bytes = 1; // for c only: it rolls after its first flush
-      for (int i = 10; i < 20; ++i) {
-        b.add(rec(i), 0);
-        b.flush(flush_mode::full);
-      }
-      file_flusher c{"s", cfg};
-      CHECK(c.current_file().filename() == "s-000003.ndjson");
-      c.add(rec(30), 0);
-      c.flush(flush_mode::full); // rolls: takes 4, the first index nobody holds
-      CHECK(c.current_file().filename() == "s-000004.ndjson");
-      std::vector<std::string> expected;
-      for (int i = 10; i < 20; ++i)
-        expected.push_back("data " + std::to_string(i));
-      CHECK(whole_lines_of(dir.path / "s-000002.ndjson") == expected);
-      CHECK(whole_lines_of(dir.path / "s-000003.ndjson") == std::vector<std::string>{"data 30"});
-      CHECK(slurp(dir.path / "s-000001.ndjson") == before);
+  }
+  WHEN("both write interleaved batches, and a third one rolls past their files") {
+    file_flusher b{"s", cfg};
+    cfg.roll_bytes = 1; // c rolls after each flush
+    file_flusher c{"s", cfg};
+    for (int i = 1; i < 10; ++i) {
+      write_one(a, 100 + i);
+      write_one(b, 200 + i);
+      write_one(c, 300 + i);
+    }
+    THEN("every record of each is whole, in its own file, in order") {
+      auto of_a = data_range(101, 110);
+      of_a.insert(of_a.begin(), "data 0");
+      CHECK(whole_lines_of(dir.path / "s-000001.ndjson") == of_a);
+      CHECK(whole_lines_of(dir.path / "s-000002.ndjson") == data_range(201, 210));
+      for (int i = 1; i < 10; ++i) // c wrote 3, rolled to 4, ... one record per file
+        CHECK(whole_lines_of(dir.path / fmt::format("s-{:06}.ndjson", i + 2))
+              == data_range(300 + i, 301 + i));
+      CHECK(c.current_file().filename() == "s-000012.ndjson");
     }
   }
 }
@@ -242,15 +261,12 @@ SCENARIO("the torn line of a writer that is gone is cut off by the next one",
   cfg.dir = dir.path;
   {
     file_flusher a{"s", cfg};
-    a.add(rec(1), 0);
-    a.flush(flush_mode::full);
-    std::ofstream out{a.current_file(), std::ios::app};
-    out << "{\"k\":\"k2\",\"d\":\"da"; // its last write was cut short, then it died
+    write_one(a, 1);
+    tear(a.current_file()); // its last write was cut short, then it died
   }
   file_flusher b{"s", cfg};
   CHECK(b.current_file().filename() == "s-000001.ndjson");
-  b.add(rec(3), 0);
-  b.flush(flush_mode::full);
+  write_one(b, 3);
   CHECK(whole_lines_of(dir.path / "s-000001.ndjson") == std::vector<std::string>{"data 1", "data 3"});
 }
 
@@ -288,10 +304,8 @@ SCENARIO("two writers that died together both have their torn lines cut", "[flus
     file_flusher a{"s", cfg};
     file_flusher b{"s", cfg}; // a lease handover: b writes the next file
     for (auto* f : {&a, &b}) {
-      f->add(rec(1), 0);
-      f->flush(flush_mode::full);
-      std::ofstream out{f->current_file(), std::ios::app};
-      out << "{\"k\":\"k2\",\"d\":\"da"; // both were in the middle of a write when the process died
+      write_one(*f, 1);
+      tear(f->current_file()); // both were in the middle of a write when the process died
     }
   }
   file_flusher c{"s", cfg};
