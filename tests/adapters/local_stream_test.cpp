@@ -377,3 +377,21 @@ SCENARIO("dead letters of a shard id with slashes stay in the dead-letter direct
   CHECK_FALSE(fs::exists(dir.path / "x.ndjson"));
   CHECK(slurp(dir.path / "dlq" / "%2E.%2Fx.ndjson") == "{oops\n");
 }
+
+SCENARIO("a record line longer than a read chunk is read whole, and replayed after",
+         "[adapters][local_stream]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  const std::string big(5 << 20, 'z'); // five read chunks
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", big) << line_of("k", "after");
+  }
+  local::file_source src{stream.shard_file(0), "shard-00000", {}};
+  src.rewind(std::nullopt);
+  auto a = src.read(1);
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].data == big);
+  src.rewind(a[0].sequence);
+  CHECK(data_of(src.read(10)) == std::vector<std::string>{"after"});
+}
