@@ -109,21 +109,8 @@ std::string string_field(simdjson::dom::element v, const char* what, std::string
   return {};
 }
 
-} // namespace
-
-std::string parse_line(std::string_view line, stream_record& out) {
-  // The DOM parser validates the whole document (syntax, UTF-8, numbers of unknown fields, nothing
-  // after it). It needs readable padding after the text; lines are short, so copy into a buffer.
-  thread_local simdjson::dom::parser parser;
-  thread_local std::string buf;
-  buf.assign(line.data(), line.size());
-  buf.append(simdjson::SIMDJSON_PADDING, '\0');
-  simdjson::dom::element doc;
-  if (auto err = parser.parse(buf.data(), line.size(), false).get(doc))
-    return reason_of(err, line);
-  simdjson::dom::object obj;
-  if (doc.get_object().get(obj) != simdjson::SUCCESS)
-    return "not a JSON object";
+// Reads the fields of a record object into `out`; returns why it is not a record, or "".
+std::string read_record(simdjson::dom::object obj, stream_record& out) {
   bool has_key = false;
   int data_fields = 0;
   out.arrival_ms.reset();
@@ -159,6 +146,34 @@ std::string parse_line(std::string_view line, stream_record& out) {
   if (data_fields > 1)
     return "more than one of \"d\" and \"b\" (data): a record has exactly one";
   return {};
+}
+
+// Lines longer than this do not leave their buffers behind in the thread's parser.
+constexpr std::size_t keep_parser_bytes = std::size_t{1} << 20;
+
+} // namespace
+
+std::string parse_line(std::string_view line, stream_record& out) {
+  // The DOM parser validates the whole document (syntax, UTF-8, numbers of unknown fields, nothing
+  // after it). It needs readable padding after the text; lines are short, so copy into a buffer.
+  thread_local simdjson::dom::parser parser;
+  thread_local std::string buf;
+  buf.assign(line.data(), line.size());
+  buf.append(simdjson::SIMDJSON_PADDING, '\0');
+  simdjson::dom::element doc;
+  simdjson::dom::object obj;
+  std::string why;
+  if (auto err = parser.parse(buf.data(), line.size(), false).get(doc))
+    why = reason_of(err, line);
+  else if (doc.get_object().get(obj) != simdjson::SUCCESS)
+    why = "not a JSON object";
+  else
+    why = read_record(obj, out);
+  if (line.size() > keep_parser_bytes) { // a parser keeps the capacity of its longest document
+    parser = simdjson::dom::parser{};
+    std::string{}.swap(buf);
+  }
+  return why;
 }
 
 } // namespace shardflow

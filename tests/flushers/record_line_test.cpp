@@ -105,3 +105,18 @@ SCENARIO("data that is not UTF-8 goes to \"b\" in base64 and comes back byte for
     }
   }
 }
+
+SCENARIO("a long line parses, and short ones after it", "[flushers][record_line]") {
+  stream_record x;
+  x.partition_key = "k";
+  x.data.assign(3 << 20, 'q'); // past the size whose parser buffers are kept
+  std::string line;
+  append_line(line, x);
+  line.pop_back();
+  stream_record y;
+  REQUIRE(parse_line(line, y).empty());
+  CHECK(y.data == x.data);
+  REQUIRE(parse_line(R"({"k":"a","d":"short"})", y).empty());
+  CHECK(y.data == "short");
+  CHECK_THAT(parse_line(line + "x", y), Catch::Contains("content after"));
+}
