@@ -6,8 +6,9 @@
 //     <dir>/shard-00000.ndjson      the records of shard 0, one per line
 //     <dir>/shard-00001.ndjson      ...
 //
-// A record line is a JSON object with the partition key, the data (UTF-8 text) and, optionally, the
-// approximate arrival time in milliseconds since the Unix epoch (flushers/record_line.hpp):
+// A record line is a JSON object with the partition key, the data (UTF-8 text as "d", anything else
+// in base64 as "b") and, optionally, the approximate arrival time in milliseconds since the Unix
+// epoch (flushers/record_line.hpp):
 //
 //     {"k":"user-17","t":1700000000000,"d":"{\"user\":17,\"action\":\"buy\"}"}
 //
@@ -163,7 +164,8 @@ struct file_source_config {
 };
 
 /// Reads the records of one shard file; replays from a checkpoint by seeking to its byte offset.
-/// Memory is bounded by `max_line_bytes` plus one read chunk, and each byte is scanned once.
+/// Its buffer stays below twice `max_line_bytes` plus a read chunk (1 MiB), and each byte is scanned
+/// for the end of its line once.
 /// A file found shorter than what was already read throws shardflow::error (errc::bad_input, also
 /// reported to `problems`), so the shard stops without checkpointing past the new end; a checkpoint
 /// beyond the end of the file stops the shard at that checkpoint (reported to `problems`; thrown
