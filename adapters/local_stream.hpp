@@ -164,8 +164,8 @@ struct file_source_config {
 };
 
 /// Reads the records of one shard file; replays from a checkpoint by seeking to its byte offset.
-/// Its buffer stays below twice `max_line_bytes` plus a read chunk (1 MiB), and each byte is scanned
-/// for the end of its line once.
+/// Its buffer stays below twice `max_line_bytes` plus two read chunks (of 1 MiB), and each byte is
+/// scanned for the end of its line once.
 /// A file found shorter than what was already read throws shardflow::error (errc::bad_input, also
 /// reported to `problems`), so the shard stops without checkpointing past the new end; a checkpoint
 /// beyond the end of the file stops the shard at that checkpoint (reported to `problems`; thrown
