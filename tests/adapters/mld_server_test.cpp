@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -22,9 +23,12 @@
 
 #include <caf/all.hpp>
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "actors/messages.hpp"
+#include "flushers/base64.hpp"
 #include "flushers/error.hpp"
+#include "flushers/file_flusher.hpp"
 #include "tests/support/recording_flusher.hpp"
 
 using namespace shardflow;
@@ -141,6 +145,29 @@ private:
   int fd_;
   std::string buf_;
 };
+
+// One session of a daemon that initializes and loses the lease at once; returns what the server
+// answered (empty when anything failed). No Catch2 assertion here: it runs on a thread of its own.
+std::string lease_and_lose(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval limit{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  const auto lines = initialize_line + "\n" + R"({"action":"leaseLost"})" + "\n";
+  std::string got;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0
+      && ::send(fd, lines.data(), lines.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(lines.size())
+      && ::shutdown(fd, SHUT_WR) == 0) {
+    char chunk[4096];
+    for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) > 0;)
+      got.append(chunk, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return got;
+}
 
 caf::actor_system_config& configured(caf::actor_system_config& cfg) {
   configure(cfg);
@@ -446,5 +473,83 @@ SCENARIO("a server on a Unix socket: mode 0600, a stale file replaced, a live so
   const auto start = [&] { mld::server srv{sys, sc}; };
   CHECK_THROWS_WITH(start(), Catch::Contains("is not a socket"));
   CHECK(std::filesystem::exists(path)); // left alone
+  std::filesystem::remove_all(dir);
+}
+
+SCENARIO("two live sessions for one shard: while one streams and checkpoints, another connects, loses "
+         "its lease and disconnects in a loop; every record the first saw checkpointed is in the "
+         "output",
+         "[adapters][mld]") {
+  const auto dir = std::filesystem::temp_directory_path()
+                   / ("shardflow-mld-two-sessions-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  mld::server_config sc;
+  file_flusher_config f;
+  f.dir = dir;
+  sc.worker.make_flusher = file_flusher::factory(f);
+  sc.worker.log = [](const std::string&) {};
+  sc.log = [](const std::string&) {};
+  sc.worker.batch.flush_interval = std::chrono::milliseconds(0); // flush and checkpoint every batch
+  sc.worker.batch.checkpoint_interval = std::chrono::milliseconds(0);
+  running_server srv{sc};
+  // Batches of about 100 KiB: a write that long is visible half done to another opener, which is
+  // how a second writer of the same file cut records the first had synced and checkpointed.
+  constexpr int batches = 100;
+  constexpr int per_batch = 50;
+  const std::string padding(2000, 'x');
+  std::atomic<bool> a_done{false};
+  std::atomic<int> b_sessions{0};
+  std::thread b_loop{[&] {
+    // Session B: the same shard, leased and lost again and again while A runs (bounded).
+    for (int i = 0; i < 5000 && !a_done.load(); ++i)
+      if (lease_and_lose(srv->port()) == status_of("initialize") + status_of("leaseLost"))
+        ++b_sessions;
+  }};
+  std::vector<std::string> confirmed; // data of every record a confirmed checkpoint covers
+  {
+    daemon_connection a{srv->port()};
+    a.send(initialize_line);
+    REQUIRE(a.next_line() == status_of("initialize"));
+    for (int i = 0; i < batches; ++i) {
+      std::string line = R"({"action":"processRecords","records":[)";
+      std::vector<std::string> data;
+      for (int k = 0; k < per_batch; ++k) {
+        data.push_back(fmt::format("record-{:03}-{:02}-{}", i, k, padding));
+        line += fmt::format(R"({}{{"data":"{}","partitionKey":"k","sequenceNumber":"{}",)"
+                            R"("subSequenceNumber":0,"action":"record"}})",
+                            k == 0 ? "" : ",", base64::encode(data.back()), i * per_batch + k + 1);
+      }
+      a.send(line + R"(],"millisBehindLatest":0})");
+      auto next = a.next_line();
+      if (next.find(R"("action":"checkpoint")") != std::string::npos) {
+        a.send(next.substr(0, next.size() - 2) + R"(,"error":null})");
+        confirmed.insert(confirmed.end(), data.begin(), data.end());
+        next = a.next_line();
+      }
+      REQUIRE(next == status_of("processRecords"));
+    }
+    a_done = true;
+    a.finish();
+    bool timed_out = false;
+    CHECK(a.until_closed(timed_out).empty());
+  }
+  b_loop.join();
+  std::string output;
+  for (const auto& e : std::filesystem::directory_iterator{dir}) {
+    std::ifstream in{e.path()};
+    output.append(std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{});
+  }
+  INFO(b_sessions.load() << " sessions of B, " << confirmed.size() << " records confirmed");
+  CHECK(b_sessions > 0);
+  CHECK(confirmed.size() == std::size_t{batches * per_batch});
+  std::set<std::string> found; // the data of every whole record line
+  for (std::size_t at = 0; (at = output.find("\"d\":\"record-", at)) != std::string::npos;) {
+    at += 5;
+    found.insert(output.substr(at, output.find('"', at) - at));
+  }
+  std::size_t missing = 0;
+  for (const auto& d : confirmed)
+    missing += found.count(d) == 0 ? 1 : 0;
+  CHECK(missing == 0);
   std::filesystem::remove_all(dir);
 }
