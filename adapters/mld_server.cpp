@@ -138,8 +138,8 @@ public:
     }
     if (unretained_upto_ && *unretained_upto_ <= position) {
       unretained_upto_.reset(); // every batch not kept is covered: replay works again
-      fmt::print(stderr, "shardflow mld-server: {}: a checkpoint covers every batch not kept; "
-                         "retaining again\n", child_id_);
+      cfg_.log(fmt::format("{}: a checkpoint covers every batch not kept; retaining again",
+                           child_id_));
     }
   }
 
@@ -161,11 +161,11 @@ private:
     if (!unretained_upto_ && (retained_bytes_ + bytes > cfg_.max_replay_bytes
                               || retained_records_ + batch.size() > cfg_.max_replay_records)) {
       ++stats_.replay_overflows;
-      fmt::print(stderr, "shardflow mld-server: {}: the replay buffer would pass its bound ({} bytes, "
-                         "{} records) before the daemon confirms a checkpoint; not retaining until it "
-                         "does (a shard crash meanwhile fails the session: the daemon re-leases the "
-                         "shard from its last checkpoint)\n",
-                 child_id_, cfg_.max_replay_bytes, cfg_.max_replay_records);
+      cfg_.log(fmt::format("{}: the replay buffer would pass its bound ({} bytes, {} records) before "
+                           "the daemon confirms a checkpoint; not retaining until it does (a shard "
+                           "crash meanwhile fails the session: the daemon re-leases the shard from "
+                           "its last checkpoint)",
+                           child_id_, cfg_.max_replay_bytes, cfg_.max_replay_records));
       retained_.clear();
       retained_bytes_ = 0;
       retained_records_ = 0;
@@ -209,9 +209,9 @@ private:
                                 "the last confirmed checkpoint passed the replay bound; the daemon "
                                 "re-leases the shard from that checkpoint",
                                 child_id_, self_->system().render(r.error()))};
-      fmt::print(stderr, "shardflow mld-server: {}: the shard failed ({}); replaying {} batches into "
-                         "its next incarnation\n",
-                 child_id_, self_->system().render(r.error()), retained_.size());
+      cfg_.log(fmt::format("{}: the shard failed ({}); replaying {} batches into its next "
+                           "incarnation",
+                           child_id_, self_->system().render(r.error()), retained_.size()));
       reattach();
       ++stats_.replays;
       const auto n = retained_.size() - (f_sends_last && !retained_.empty() ? 1 : 0);
@@ -319,20 +319,24 @@ int listen_unix(const std::string& path) {
   const auto addr = unix_address(path);
   remove_stale_socket(path, addr);
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const char* step = "socket";
-  bool ok = fd >= 0;
-  if (ok && (step = "bind", ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0))
-    ok = false;
-  if (ok && (step = "chmod 0600", ::chmod(path.c_str(), S_IRUSR | S_IWUSR) != 0))
-    ok = false;
-  if (ok && (step = "listen", ::listen(fd, 128) != 0))
-    ok = false;
-  if (!ok) {
+  bool bound = false;
+  const auto fail = [&](const char* step) {
     const auto why = std::strerror(errno);
     if (fd >= 0)
       ::close(fd);
+    if (bound)
+      ::unlink(path.c_str());
     throw error{errc::io_failed, fmt::format("cannot listen on unix:{} ({}): {}", path, step, why)};
-  }
+  };
+  if (fd < 0)
+    fail("socket");
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
+    fail("bind");
+  bound = true;
+  if (::chmod(path.c_str(), S_IRUSR | S_IWUSR) != 0)
+    fail("chmod 0600");
+  if (::listen(fd, 128) != 0)
+    fail("listen");
   return fd;
 }
 

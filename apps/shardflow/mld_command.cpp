@@ -181,7 +181,8 @@ int run_server(const mld_options& o) {
   std::signal(SIGTERM, on_server_signal);
   mld::server srv{sys, cfg};
   if (cfg.unix_path.empty())
-    fmt::print(stderr, "shardflow mld-server: listening on {}:{}\n", cfg.host, srv.port());
+    fmt::print(stderr, "shardflow mld-server: listening on {}:{}\n",
+               cfg.host.find(':') == std::string::npos ? cfg.host : "[" + cfg.host + "]", srv.port());
   else
     fmt::print(stderr, "shardflow mld-server: listening on unix:{}\n", cfg.unix_path);
   if (!o.port_file.empty()) {

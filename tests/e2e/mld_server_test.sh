@@ -40,7 +40,7 @@ session_via() {
 }
 
 # -- who may connect --------------------------------------------------------------------------------
-for addr in 0.0.0.0:0 10.1.2.3:7400 '[::]:0' example.com:7400; do
+for addr in 0.0.0.0:0 10.1.2.3:7400 '[::]:0' '[::ffff:10.0.0.1]:0' example.com:7400; do
   rc=0
   "$SHARDFLOW" mld-server --listen "$addr" 2>"$WORK/err" || rc=$?
   check "--listen $addr is refused without --allow-remote (exit 2)" test $rc -eq 2
@@ -52,7 +52,9 @@ check "--allow-remote lets a non-loopback address through (binding it then fails
   test $rc -eq 1
 check "... at bind time" grep -q "cannot listen on 192.0.2.1" "$WORK/err"
 
-for addr in 127.0.0.2:0 localhost:0; do
+loopbacks=(127.0.0.2:0 localhost:0)
+if grep -q ' lo$' /proc/net/if_inet6 2>/dev/null; then loopbacks+=('[::1]:0'); fi
+for addr in "${loopbacks[@]}"; do
   start_server "$WORK/port" --listen "$addr"
   host=${addr%:0}
   out=$(session_via "$host:$(cat "$WORK/port")") && rc=0 || rc=$?
