@@ -334,7 +334,7 @@ SCENARIO("a session thread that cannot start closes its connection and the serve
   CHECK(srv->stats().sessions == 1);
 }
 
-SCENARIO("within the replay bound a crashed shard is replayed into; past it the crash fails the "
+SCENARIO("within the replay bound a crashed shard is replayed into, and past it the crash fails the "
          "session, so that the daemon re-leases the shard from its last checkpoint",
          "[adapters][mld]") {
   auto script = std::make_shared<testing::flusher_script>();
@@ -477,7 +477,7 @@ SCENARIO("a server on a Unix socket: mode 0600, a stale file replaced, a live so
 }
 
 SCENARIO("two live sessions for one shard: while one streams and checkpoints, another connects, loses "
-         "its lease and disconnects in a loop; every record the first saw checkpointed is in the "
+         "its lease and disconnects in a loop, and every record the first saw checkpointed is in the "
          "output",
          "[adapters][mld]") {
   const auto dir = std::filesystem::temp_directory_path()
