@@ -49,16 +49,18 @@ struct user_record_view {
 
 /// Bounds on what unpacking may cost; an aggregate that would pass one is `corrupt`.
 ///
-/// Without them one record is a weapon: a 1 MiB zlib stream inflates to about 1 GiB, and a 58 KB
-/// one to five million empty user records (the smallest takes 6 bytes on the wire). The defaults:
+/// Without them one record is a weapon: a 1 MiB zlib stream can inflate to about 1 GiB (deflate
+/// reaches 1032:1), and the audit's 58 KB one to five million empty user records (the smallest
+/// takes 6 bytes on the wire), hundreds of bytes each in a worker. The defaults:
 /// - erlmld's producer (`kpl_agg.erl`) bounds an aggregate by its size *before* compression at the
 ///   Kinesis record limit, 1 MiB; streams for large records take 10 MiB. No aggregate packed to
 ///   the limit of any stream inflates past 10 MiB.
 /// - the KPL's default aggregate (AggregationMaxSize 51,200 bytes) holds at most about 8,500 user
 ///   records, one of 1 MiB about 175,000 empty ones; 200,000 leaves room for both.
 /// - one `unpack_all` call gets one processRecords line, at most what one GetRecords returned
-///   (10 MB, 10,000 records): 128 MiB of inflated bytes and 2,000,000 user records cover 10 MB of
-///   aggregates of the smallest records and keep a line of ten-thousand bombs from adding up.
+///   (10 MB, 10,000 records). Its shared caps, 128 MiB inflated (a whole GetRecords of erlmld
+///   aggregates compressed 12:1) and 2,000,000 user records (10 MB of the smallest is 1.75
+///   million), keep a line of many bombs each under the caps from adding up.
 struct unpack_limits {
   /// Inflated bytes (protobuf and MD5) of one deflated aggregate.
   std::size_t max_inflated_bytes = std::size_t{10} << 20;
