@@ -135,6 +135,12 @@ public:
     }
   }
 
+  // Whether the server closes the connection without another word (within the read limit).
+  bool closed_silently() {
+    bool timed_out = false;
+    return until_closed(timed_out).empty() && !timed_out;
+  }
+
 private:
   void limit_reads() {
     // Liveness only: nothing here should take more than a few milliseconds.
@@ -212,14 +218,30 @@ mld::server_config quiet_config(std::shared_ptr<testing::flusher_script> script)
   return sc;
 }
 
-// Runs a short real session on `daemon` and returns whether every action was answered.
-bool real_session_works(daemon_connection& daemon) {
+// Sends initialize and `lines`, ends our side, and returns everything the server answered (checking
+// that it closed the connection).
+std::string answers_to(daemon_connection& daemon, const std::vector<std::string>& lines) {
   daemon.send(initialize_line);
-  daemon.send(records_line("YQ==", 1));
+  for (const auto& line : lines)
+    daemon.send(line);
   daemon.finish();
   bool timed_out = false;
-  const auto got = daemon.until_closed(timed_out);
-  return !timed_out && got == status_of("initialize") + status_of("processRecords");
+  auto got = daemon.until_closed(timed_out);
+  CHECK_FALSE(timed_out);
+  return got;
+}
+
+// The answers to initialize and `n` processRecords.
+std::string statuses(int n) {
+  auto out = status_of("initialize");
+  for (int i = 0; i < n; ++i)
+    out += status_of("processRecords");
+  return out;
+}
+
+// Runs a short real session on `daemon` and returns whether every action was answered.
+bool real_session_works(daemon_connection& daemon) {
+  return answers_to(daemon, {records_line("YQ==", 1)}) == statuses(1);
 }
 
 } // namespace
@@ -271,9 +293,7 @@ SCENARIO("connections beyond max_connections are closed at once, the server's th
     REQUIRE(eventually([&] { return srv->stats().sessions == cap; }));
     for (std::size_t i = 0; i < extra; ++i) {
       daemon_connection over{srv->port()};
-      bool timed_out = false;
-      CHECK(over.until_closed(timed_out).empty()); // closed at once, without a word
-      CHECK_FALSE(timed_out);
+      CHECK(over.closed_silently()); // at once: nothing else closes it within the read limit
     }
     CHECK(srv->stats().refused == extra);
     CHECK(srv->stats().sessions == cap);
@@ -296,9 +316,7 @@ SCENARIO("a connection that sends no initialize within the handshake timeout is 
   const auto opened = std::chrono::steady_clock::now();
   {
     daemon_connection idle{srv->port()};
-    bool timed_out = false;
-    CHECK(idle.until_closed(timed_out).empty());
-    CHECK_FALSE(timed_out);
+    CHECK(idle.closed_silently());
   }
   CHECK(std::chrono::steady_clock::now() - opened >= sc.handshake_timeout);
   CHECK(srv->stats().handshake_timeouts == 1);
@@ -306,9 +324,7 @@ SCENARIO("a connection that sends no initialize within the handshake timeout is 
   early.send(records_line("YQ==", 1));
   CHECK(early.next_line() == status_of("processRecords"));
   early.finish();
-  bool timed_out = false;
-  CHECK(early.until_closed(timed_out).empty());
-  CHECK_FALSE(timed_out);
+  CHECK(early.closed_silently());
 }
 
 SCENARIO("a session thread that cannot start closes its connection and the server goes on",
@@ -324,9 +340,7 @@ SCENARIO("a session thread that cannot start closes its connection and the serve
   running_server srv{sc};
   for (int i = 0; i < 2; ++i) {
     daemon_connection refused{srv->port()};
-    bool timed_out = false;
-    CHECK(refused.until_closed(timed_out).empty());
-    CHECK_FALSE(timed_out);
+    CHECK(refused.closed_silently());
   }
   CHECK(srv->stats().thread_failures == 2);
   daemon_connection daemon{srv->port()};
@@ -340,19 +354,12 @@ SCENARIO("within the replay bound a crashed shard is replayed into, and past it 
   auto script = std::make_shared<testing::flusher_script>();
   script->fail_on_data = {"c"}; // the third batch crashes the shard once
   auto sc = quiet_config(script); // no flush, no checkpoint: every batch stays retained
+  const std::vector<std::string> a_b_c = {records_line("YQ==", 1), records_line("Yg==", 2),
+                                         records_line("Yw==", 3)};
   GIVEN("a bound that holds the batches") {
     running_server srv{sc};
     daemon_connection daemon{srv->port()};
-    daemon.send(initialize_line);
-    daemon.send(records_line("YQ==", 1)); // a
-    daemon.send(records_line("Yg==", 2)); // b
-    daemon.send(records_line("Yw==", 3)); // c
-    daemon.finish();
-    bool timed_out = false;
-    const auto got = daemon.until_closed(timed_out);
-    CHECK_FALSE(timed_out);
-    CHECK(got == status_of("initialize") + status_of("processRecords") + status_of("processRecords")
-                   + status_of("processRecords"));
+    CHECK(answers_to(daemon, a_b_c) == statuses(3));
     CHECK(srv->stats().replays == 1);
     CHECK(srv->stats().replay_overflows == 0);
   }
@@ -360,16 +367,9 @@ SCENARIO("within the replay bound a crashed shard is replayed into, and past it 
     sc.max_replay_records = 2;
     running_server srv{sc};
     daemon_connection daemon{srv->port()};
-    daemon.send(initialize_line);
-    daemon.send(records_line("YQ==", 1));
-    daemon.send(records_line("Yg==", 2));
-    daemon.send(records_line("Yw==", 3)); // passes the bound, then crashes
-    daemon.finish();
-    bool timed_out = false;
-    const auto got = daemon.until_closed(timed_out);
-    CHECK_FALSE(timed_out);
-    // The third batch is never answered: the daemon restarts the lease from its last checkpoint.
-    CHECK(got == status_of("initialize") + status_of("processRecords") + status_of("processRecords"));
+    // c passes the bound, then crashes the shard: it is never answered, and the daemon restarts
+    // the lease from its last checkpoint.
+    CHECK(answers_to(daemon, a_b_c) == statuses(2));
     CHECK(srv->stats().replays == 0);
     CHECK(srv->stats().replay_overflows == 1);
   }
@@ -377,14 +377,7 @@ SCENARIO("within the replay bound a crashed shard is replayed into, and past it 
     sc.max_replay_bytes = 1;
     running_server srv{sc};
     daemon_connection daemon{srv->port()};
-    daemon.send(initialize_line);
-    daemon.send(records_line("YQ==", 1));
-    daemon.send(records_line("Yw==", 3));
-    daemon.finish();
-    bool timed_out = false;
-    const auto got = daemon.until_closed(timed_out);
-    CHECK_FALSE(timed_out);
-    CHECK(got == status_of("initialize") + status_of("processRecords"));
+    CHECK(answers_to(daemon, {a_b_c[0], a_b_c[2]}) == statuses(1));
     CHECK(srv->stats().replays == 0);
     CHECK(srv->stats().replay_overflows == 1);
   }
@@ -425,9 +418,7 @@ SCENARIO("after the replay bound was passed, a confirmed checkpoint covering eve
   daemon.send(reply(3, "null"));
   CHECK(daemon.next_line() == status_of("processRecords"));
   daemon.finish();
-  bool timed_out = false;
-  CHECK(daemon.until_closed(timed_out).empty());
-  CHECK_FALSE(timed_out);
+  CHECK(daemon.closed_silently());
   CHECK(srv->stats().replays == 1);
   CHECK(srv->stats().replay_overflows == 1);
 }
@@ -530,8 +521,7 @@ SCENARIO("two live sessions for one shard: while one streams and checkpoints, an
     }
     a_done = true;
     a.finish();
-    bool timed_out = false;
-    CHECK(a.until_closed(timed_out).empty());
+    CHECK(a.closed_silently());
   }
   b_loop.join();
   std::string output;
