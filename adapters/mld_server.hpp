@@ -50,7 +50,7 @@ struct server_config {
   int port = 0;
   /// When set, listen on this Unix socket instead of `host` and `port`.
   std::string unix_path;
-  /// Sessions served at once; a connection beyond them is closed at once.
+  /// Sessions served at once (each holds a thread); a connection beyond them is closed at once.
   std::size_t max_connections = 256;
   /// A connection that sends no `initialize` within this is closed (zero: no limit).
   std::chrono::milliseconds handshake_timeout{30'000};
@@ -92,7 +92,7 @@ public:
   server(caf::actor_system& sys, server_config cfg);
   ~server();
 
-  /// Returns the port it listens on.
+  /// Returns the port it listens on (0 on a Unix socket).
   int port() const noexcept;
 
   /// Accepts connections until `stop` turns true (checked every 100 ms), then closes every session.
