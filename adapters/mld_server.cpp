@@ -391,7 +391,7 @@ struct server::impl {
 
   void session(session_slot& slot, std::uint64_t id) {
     ++stats.sessions;
-    fd_line_io io{slot.fd, slot.fd};
+    fd_line_io io{slot.fd, slot.fd, cfg.line};
     worker_config wc = cfg.worker;
     wc.make_port = [this, id, &slot] {
       slot.initialized.store(true); // the worker makes its port when it handles initialize

@@ -50,6 +50,8 @@ struct server_config {
   int port = 0;
   /// When set, listen on this Unix socket instead of `host` and `port`.
   std::string unix_path;
+  /// How each session reads its connection (the longest line accepted).
+  fd_line_io_config line;
   /// Sessions served at once (each holds a thread); a connection beyond them is closed at once.
   std::size_t max_connections = 256;
   /// A connection that sends no `initialize` within this is closed (zero: no limit).

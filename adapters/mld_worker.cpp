@@ -80,7 +80,7 @@ std::string_view fd_line_io::take(std::size_t line_end, std::size_t next) {
 
 void fd_line_io::too_long(std::uint64_t number) const {
   throw error{errc::bad_input, fmt::format("input line {} is longer than {} bytes, the line limit "
-                                           "(shardflow mld --max-line SIZE)",
+                                           "(raise it with --max-line SIZE)",
                                            number, cfg_.max_line_bytes)};
 }
 

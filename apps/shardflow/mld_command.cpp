@@ -39,7 +39,6 @@ struct mld_options {
   std::string checkpoint_backoff = "1s";
   bool no_erlmld_magic = false;
   bool subsequence_checkpoints = false;
-  // `mld` only (mld-server keeps the library's defaults)
   std::string dead_letter;
   std::string max_line = "64M";
   std::string kpl_max_inflated = "10M";
@@ -166,6 +165,7 @@ void server_limits_of(const mld_options& o, mld::server_config& cfg) {
   cfg.max_connections = o.max_connections;
   cfg.handshake_timeout = duration_or_throw("--handshake-timeout", o.handshake_timeout);
   cfg.max_replay_bytes = size_or_throw("--max-replay", o.max_replay);
+  cfg.line.max_line_bytes = size_or_throw("--max-line", o.max_line);
 }
 
 int run_server(const mld_options& o) {
@@ -334,21 +334,12 @@ void add_worker_options(CLI::App* cmd, mld_options* o) {
                 "allow checkpoints inside KPL aggregates unpacked by the worker");
   cmd->add_option("--crash-after", o->crash_after,
                   "testing: the flusher fails once after this many records (0: never)");
-}
-
-} // namespace
-
-void add_mld_commands(CLI::App& app, int& exit_code) {
-  auto o = std::make_shared<mld_options>();
-  auto* cmd = app.add_subcommand(
-    "mld", "Serve one shard for the KCL MultiLangDaemon over stdin/stdout (its executableName)");
-  add_worker_options(cmd, o.get());
   cmd->add_option("--dead-letter", o->dead_letter,
                   "append records without a usable sequence number (else fatal) and poison records "
                   "to DIR/<shard>.ndjson, synced before they count as done")
     ->type_name("DIR");
   cmd->add_option("--max-line", o->max_line,
-                  "the longest input line (a batch); a longer one ends the session with exit 1")
+                  "the longest input line (a batch); a longer one fails the session")
     ->type_name("SIZE")
     ->capture_default_str();
   cmd->add_option("--kpl-max-inflated", o->kpl_max_inflated,
@@ -359,6 +350,15 @@ void add_mld_commands(CLI::App& app, int& exit_code) {
                   "user records of one KPL aggregate; past it the aggregate is one record")
     ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
     ->capture_default_str();
+}
+
+} // namespace
+
+void add_mld_commands(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<mld_options>();
+  auto* cmd = app.add_subcommand(
+    "mld", "Serve one shard for the KCL MultiLangDaemon over stdin/stdout (its executableName)");
+  add_worker_options(cmd, o.get());
   auto p = std::make_shared<properties_options>();
   auto* props = cmd->add_subcommand("properties", "Print a MultiLangDaemon properties file");
   props->add_option("--mode", p->mode, "stdio (a worker per shard) or server (mld-server + mld-connect)")

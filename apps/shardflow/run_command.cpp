@@ -78,6 +78,7 @@ struct run_config {
   std::string max_record_size = "16M";
   bool json = false;
   std::string metrics;
+  bool allow_remote = false;
   std::string progress = "auto";
   std::string detached = "auto";
 };
@@ -156,6 +157,11 @@ run_plan make_plan(const run_config& cfg) {
                || (cfg.detached == "auto" && p.flusher.name == "file" && p.shards.size() <= 64);
   if (!cfg.metrics.empty() && !parse_host_port(cfg.metrics, p.metrics_host, p.metrics_port))
     usage(fmt::format("--metrics: \"{}\" is not HOST:PORT", cfg.metrics));
+  if (!cfg.metrics.empty() && !is_loopback_host(p.metrics_host) && !cfg.allow_remote)
+    usage(fmt::format("--metrics {}: not a loopback address; the metrics are served to whoever "
+                      "connects: use 127.0.0.1 or ::1, or pass --allow-remote if a firewall "
+                      "restricts who can reach it",
+                      cfg.metrics));
   return p;
 }
 
@@ -464,7 +470,9 @@ void add_run_command(CLI::App& app, int& exit_code) {
                   "longest record line; a longer one is bad input (--bad-input applies)")
     ->capture_default_str();
   cmd->add_flag("--json", cfg->json, "print the summary as JSON on stdout (the table goes to stderr)");
-  cmd->add_option("--metrics", cfg->metrics, "serve Prometheus metrics on HOST:PORT at /metrics");
+  cmd->add_option("--metrics", cfg->metrics,
+                  "serve Prometheus metrics on HOST:PORT at /metrics (loopback unless --allow-remote)");
+  cmd->add_flag("--allow-remote", cfg->allow_remote, "allow a non-loopback --metrics address");
   cmd->add_option("--progress", cfg->progress, "auto | tty (a live line) | log | off")
     ->check(CLI::IsMember({"auto", "tty", "log", "off"}))
     ->capture_default_str();

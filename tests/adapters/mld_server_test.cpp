@@ -543,3 +543,16 @@ SCENARIO("two live sessions for one shard: while one streams and checkpoints, an
   CHECK(missing == 0);
   std::filesystem::remove_all(dir);
 }
+
+SCENARIO("a session whose line passes the server's line limit fails and closes its connection",
+         "[adapters][mld]") {
+  auto sc = quiet_config(std::make_shared<testing::flusher_script>());
+  sc.line.max_line_bytes = 200;
+  running_server srv{sc};
+  daemon_connection daemon{srv->port()};
+  // A record line of 300 characters and more: past the limit, never answered.
+  const auto got = answers_to(daemon, {records_line(std::string(300, 'A'), 1)});
+  CHECK(got == status_of("initialize"));
+  daemon_connection next{srv->port()};
+  CHECK(real_session_works(next));
+}

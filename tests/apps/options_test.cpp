@@ -44,3 +44,32 @@ SCENARIO("durations, sizes, flusher specs, shard lists and addresses parse or ar
   CHECK_FALSE(parse_host_port("localhost", host, port));
   CHECK_FALSE(parse_host_port("h:70000", host, port));
 }
+
+SCENARIO("only loopback hosts count as loopback, by their text", "[apps][options]") {
+  CHECK(is_loopback_host("127.0.0.1"));
+  CHECK(is_loopback_host("127.4.5.6"));
+  CHECK(is_loopback_host("localhost"));
+  CHECK(is_loopback_host("::1"));
+  CHECK(is_loopback_host("[::1]"));
+  CHECK(is_loopback_host("::ffff:127.0.0.1"));
+  CHECK_FALSE(is_loopback_host("0.0.0.0"));
+  CHECK_FALSE(is_loopback_host("::"));
+  CHECK_FALSE(is_loopback_host("10.0.0.1"));
+  CHECK_FALSE(is_loopback_host("128.0.0.1"));
+  CHECK_FALSE(is_loopback_host("127.0.0.1.example.com"));
+  CHECK_FALSE(is_loopback_host("example.com"));
+  CHECK_FALSE(is_loopback_host(""));
+}
+
+SCENARIO("a listen address is a unix socket path or HOST:PORT", "[apps][options]") {
+  listen_address a;
+  CHECK(parse_listen_address("--listen", "unix:/tmp/s", false, a).empty());
+  CHECK(a.unix_path == "/tmp/s");
+  CHECK(parse_listen_address("--listen", "[::1]:7400", false, a).empty());
+  CHECK(a.host == "::1");
+  CHECK(a.port == 7400);
+  CHECK(a.unix_path.empty());
+  CHECK_FALSE(parse_listen_address("--listen", "h:0", false, a).empty());
+  CHECK(parse_listen_address("--listen", "h:0", true, a).empty());
+  CHECK_FALSE(parse_listen_address("--listen", "unix:", false, a).empty());
+}

@@ -45,6 +45,11 @@ check "it says what is wrong" grep -q "bad.db: file is not a database" "$WORK/er
 check "a missing stream is bad input (3)" test $rc -eq 3
 "$SHARDFLOW" run "$WORK/s" --flush-interval 5parsecs > /dev/null 2> "$WORK/err7"; rc=$?
 check "a bad duration is a usage error (2)" test $rc -eq 2
+# In a network namespace of its own where possible: should the check fail, nothing binds outside.
+netns=(); unshare -n true 2> /dev/null && netns=(unshare -n)
+"${netns[@]}" "$SHARDFLOW" run "$WORK/s" --flusher null --metrics 0.0.0.0:9464 > /dev/null 2> "$WORK/err7b"; rc=$?
+check "--metrics on a non-loopback address is refused (2)" test $rc -eq 2
+check "... saying why" grep -q "not a loopback address" "$WORK/err7b"
 "$SHARDFLOW" put "$WORK/new" < /dev/null > /dev/null 2> "$WORK/err8"; rc=$?
 check "put to a missing stream without --shards fails" test $rc -eq 3
 printf '{"a":1}\nnot json\n' | "$SHARDFLOW" put "$WORK/p" --shards 2 > /dev/null 2> "$WORK/err9"; rc=$?
