@@ -68,9 +68,11 @@ struct run_config {
   std::string roll_size = "0";
   std::string roll_age = "0";
   int intensity = 10;
-  std::string period = "10s";
-  std::string backoff_min = "100ms"; // a short ENOSPC or EACCES should not fail the job at once
-  std::string backoff_max = "30s";
+  // A short outage (ENOSPC, EACCES) is waited out for about 25 s (10 restarts, 100 ms doubling to
+  // 4 s, with jitter); a shard failing for longer gives up, so a job never retries for ever.
+  std::string period = "60s";
+  std::string backoff_min = "100ms";
+  std::string backoff_max = "4s";
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
   bool follow = false;
   std::string bad_input = "stop";
@@ -144,6 +146,14 @@ run_plan make_plan(const run_config& cfg) {
     usage("--period must be at least 1s");
   p.backoff.min = duration_of("--backoff-min", cfg.backoff_min);
   p.backoff.max = duration_of("--backoff-max", cfg.backoff_max);
+  // Restarts at least `max` (and up to 1.2 max, with jitter) apart must fit `intensity` times into
+  // the period, or a shard that keeps failing would be restarted for ever and the run never end.
+  if (cfg.intensity > 0 && p.backoff.min.count() > 0
+      && p.backoff.max * 12 / 10 * cfg.intensity >= p.period)
+    usage(fmt::format("--backoff-max {} with --intensity {} and --period {}: {} restarts cannot fit "
+                      "into the period, so a shard that keeps failing would never give up; lower "
+                      "--backoff-max or raise --period",
+                      cfg.backoff_max, cfg.intensity, cfg.period, cfg.intensity));
   p.on_bad_input = cfg.bad_input == "dead-letter" ? local::bad_input_policy::dead_letter
                                                   : local::bad_input_policy::stop;
   p.dead_letter = cfg.dead_letter.empty() ? fs::path{cfg.stream} / "dead-letter"
