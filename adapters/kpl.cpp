@@ -45,7 +45,8 @@ inflated inflate_at_most(std::string_view in, std::size_t cap, std::vector<char>
   int rc = Z_OK;
   while (rc == Z_OK) {
     // One byte past the cap at most: enough to tell that the stream goes on.
-    const std::size_t room = std::min(sizeof buf, cap + 1 - std::min(cap, out.size()));
+    const std::size_t left = cap - std::min(cap, out.size());
+    const std::size_t room = left < sizeof buf ? left + 1 : sizeof buf;
     zs.next_out = reinterpret_cast<Bytef*>(buf);
     zs.avail_out = static_cast<uInt>(room);
     rc = inflate(&zs, Z_NO_FLUSH);

@@ -1,5 +1,6 @@
 #include "adapters/kpl.hpp"
 
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -406,6 +407,15 @@ SCENARIO("the limits are inclusive: an aggregate exactly at them unpacks", "[ada
   below.max_user_records = 9;
   CHECK(kpl::unpack(bytes, true, below).why
         == "the aggregate holds more than 9 user records (max_user_records)");
+}
+
+SCENARIO("limits as large as a size_t goes mean no limit", "[adapters][kpl][limits]") {
+  const auto bytes = deflated_aggregate(3, 100'000);
+  constexpr auto all = std::numeric_limits<std::size_t>::max();
+  kpl::unpack_limits none;
+  none.max_inflated_bytes = none.max_inflated_bytes_per_call = all;
+  none.max_user_records = none.max_user_records_per_call = all;
+  CHECK(kpl::unpack(bytes, true, none).records.size() == 3);
 }
 
 SCENARIO("inflating stops at the cap instead of inflating everything first",
