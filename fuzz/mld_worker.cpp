@@ -8,13 +8,15 @@
 // and which are durable.
 //
 // Checks, at every checkpoint request the worker writes:
-// - `sequenceNumber` null (shard end): every record the current flusher was given is durable;
-// - a position P: some record at P that is plain or the last user record of its aggregate (the
-//   daemon's position covers the whole aggregate) has every record the flusher got up to it
-//   durable (ignored ones count as durable).
-// The check uses arrival order, not numeric order, so out-of-order sequence numbers cannot make it
-// fire falsely; a P the daemon sent twice, or that no flusher record has (a poison record), is not
-// checked.
+// - `sequenceNumber` null (shard end): every record with base64 data the daemon sent to this
+//   flusher's session reached it, and every record it was given is durable;
+// - a position P: every record with base64 data the daemon sent to this flusher's session before
+//   P reached the flusher and is durable (ignored ones count as durable; poison ones are skipped);
+// - if P is a flusher record's: the one at P that is plain or the last user record of its aggregate
+//   (the daemon's position covers the whole aggregate) has every record the flusher got up to it
+//   durable.
+// The checks use arrival order, not numeric order, so out-of-order sequence numbers cannot make
+// them fire falsely; positions the daemon sent twice are ambiguous and not checked.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "adapters/mld_protocol.hpp"
+#include "flushers/base64.hpp"
 #include "adapters/mld_worker.hpp"
 #include "fuzz/check.hpp"
 
@@ -49,6 +52,7 @@ struct ledger {
   bool heartbeat_returns = false;           // heartbeats return what partial flushes held
   bool ignore_key_i = false;                // records with partition key "i" are ignored
   std::vector<flush_token> pending;
+  unsigned incarnation = 0; // flushers made so far
 
   void durable(flush_token t) {
     const auto i = index.find(t);
@@ -121,11 +125,68 @@ std::optional<std::string> field(const std::string& line, const std::string& key
   return line.substr(value + 1, end - value - 1);
 }
 
-// How often the daemon sent each position, by base text and by "base/sub".
-using position_counts = std::map<std::string, unsigned>;
+// Every record the daemon sent in the session, in order, and how often each position came.
+struct sent_log {
+  struct sent_record {
+    std::string base;
+    std::optional<std::string> sub;
+    bool valid; // base64 data: a record the flusher must get (else poison)
+  };
+  std::vector<sent_record> records;
+  std::map<std::string, unsigned> count; // by "base" and by "base/sub"
+  std::size_t first_of_ledger = 0;       // the first record the current flusher could get
+
+  static std::string key_of(const std::string& base, const std::optional<std::string>& sub) {
+    return sub ? base + "/" + *sub : base;
+  }
+  bool unique(const std::string& key) const {
+    const auto c = count.find(key);
+    return c != count.end() && c->second == 1;
+  }
+};
+
+void dump(const std::string& line, const ledger& l) {
+  std::fprintf(stderr, "checkpoint %s covers a record that is not durable; the flusher got:\n",
+               line.c_str());
+  for (const auto& r : l.records)
+    std::fprintf(stderr, "  %s/%s%s%s\n", r.base.c_str(),
+                 r.sub ? std::to_string(*r.sub).c_str() : "-", r.whole ? "" : " (inside)",
+                 r.durable ? " durable" : "");
+}
+
+// Every valid record the daemon sent (once) before the one at `p_key` (all of them when null)
+// reached the flusher and is durable: none was dropped on the way, none is still pending.
+void check_sent_before(const std::string& line, const ledger& l, const sent_log& sent,
+                       const std::string* p_key, bool with_sub) {
+  auto key = [&](const std::string& base, const std::optional<std::string>& sub) {
+    return sent_log::key_of(base, with_sub ? sub : std::nullopt);
+  };
+  for (std::size_t i = sent.first_of_ledger; i < sent.records.size(); ++i) {
+    const auto& d = sent.records[i];
+    const auto d_key = key(d.base, d.sub);
+    if (p_key && d_key == *p_key)
+      return;
+    if (!d.valid || !sent.unique(d_key))
+      continue;
+    bool got = false;
+    bool durable = true;
+    for (const auto& r : l.records) {
+      if (key(r.base, r.sub ? std::optional<std::string>{std::to_string(*r.sub)} : std::nullopt)
+          != d_key)
+        continue;
+      got = true;
+      durable = durable && r.durable;
+    }
+    if (!got || !durable) {
+      std::fprintf(stderr, "record %s: %s\n", d_key.c_str(), got ? "not durable" : "never flushed");
+      dump(line, l);
+    }
+    SHARDFLOW_FUZZ_CHECK(got && durable);
+  }
+}
 
 // The durability checker, run on every checkpoint request.
-void check_checkpoint(const std::string& line, const ledger& l, const position_counts& sent) {
+void check_checkpoint(const std::string& line, const ledger& l, const sent_log& sent) {
   bool v2 = false;
   bool v1 = false;
   auto seq = field(line, "sequenceNumber", v2);
@@ -135,18 +196,19 @@ void check_checkpoint(const std::string& line, const ledger& l, const position_c
   if (!seq) { // shard end: everything
     for (const auto& r : l.records)
       SHARDFLOW_FUZZ_CHECK(r.durable);
-    return;
+    return check_sent_before(line, l, sent, nullptr, v2);
   }
   bool has_sub = false;
   const auto sub_text = v2 ? field(line, "subSequenceNumber", has_sub) : std::nullopt;
+  const auto p_key = sent_log::key_of(*seq, sub_text);
+  if (!sent.unique(p_key))
+    return; // the daemon sent P twice (or never): which record is meant cannot be told
+  check_sent_before(line, l, sent, &p_key, sub_text.has_value());
+  // The user records of an aggregate share P: the record at P that is plain or ends its aggregate
+  // has only durable records up to it.
   auto at_p = [&](const held_record& r) {
     return r.base == *seq && (!sub_text || (r.sub && std::to_string(*r.sub) == *sub_text));
   };
-  const auto sent_at_p = sent.find(sub_text ? *seq + "/" + *sub_text : *seq);
-  if (sent_at_p != sent.end() && sent_at_p->second > 1)
-    return; // the daemon sent P twice: which one is meant cannot be told
-  // Positions may repeat (the input is arbitrary): the checkpoint is right if some record at P
-  // that ends an aggregate (or is plain) has only durable records up to it.
   std::size_t durable_prefix = 0;
   while (durable_prefix < l.records.size() && l.records[durable_prefix].durable)
     ++durable_prefix;
@@ -158,15 +220,9 @@ void check_checkpoint(const std::string& line, const ledger& l, const position_c
       return;
     seen = true;
   }
-  if (seen) {
-    std::fprintf(stderr, "checkpoint %s: record %zu is not durable; the flusher got:\n", line.c_str(),
-                 durable_prefix);
-    for (const auto& r : l.records)
-      std::fprintf(stderr, "  %s/%s%s%s\n", r.base.c_str(),
-                   r.sub ? std::to_string(*r.sub).c_str() : "-", r.whole ? "" : " (inside)",
-                   r.durable ? " durable" : "");
-  }
-  SHARDFLOW_FUZZ_CHECK(!seen); // no flusher record at P (a poison one): nothing to check
+  if (seen)
+    dump(line, l);
+  SHARDFLOW_FUZZ_CHECK(!seen); // else P is a poison record's: nothing more to check
 }
 
 class fuzz_daemon final : public mld::line_io {
@@ -185,6 +241,10 @@ public:
     if (done_)
       return std::nullopt;
     line_ = std::string{take_line()};
+    if (ledger_->incarnation != incarnation_) { // a new flusher: it gets only what comes next
+      incarnation_ = ledger_->incarnation;
+      sent_.first_of_ledger = sent_.records.size();
+    }
     count_positions();
     return std::string_view{line_};
   }
@@ -202,11 +262,16 @@ private:
     mld::message m;
     if (!parser_.parse(line_, m).empty() || m.what != mld::message::kind::process_records)
       return;
+    std::string decoded;
     for (const auto& r : m.records) {
-      const std::string base{r.sequence_number};
-      ++sent_[base];
+      auto& d = sent_.records.emplace_back();
+      d.base = std::string{r.sequence_number};
       if (r.sub_sequence_number)
-        ++sent_[base + "/" + std::to_string(*r.sub_sequence_number)];
+        d.sub = std::to_string(*r.sub_sequence_number);
+      d.valid = !r.data_null && base64::decode(r.data_base64, decoded);
+      ++sent_.count[d.base];
+      if (d.sub)
+        ++sent_.count[sent_log::key_of(d.base, d.sub)];
     }
   }
 
@@ -230,7 +295,8 @@ private:
   std::string_view input_;
   std::shared_ptr<const ledger> ledger_;
   mld::message_parser parser_;
-  position_counts sent_;
+  sent_log sent_;
+  unsigned incarnation_ = 0;
   std::string line_;
   std::string reply_;
   bool done_ = false;
@@ -245,7 +311,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto l = std::make_shared<ledger>();
   mld::worker_config cfg;
   cfg.make_flusher = [l, config](const shard_id&) {
+    const auto incarnation = l->incarnation + 1;
     *l = ledger{};
+    l->incarnation = incarnation;
     l->capacity = config & 3;
     l->hold_last = (config & 4) != 0 && l->capacity == 0; // a full batch must be able to drain
     l->heartbeat_returns = (config & 8) != 0;
