@@ -441,8 +441,8 @@ struct server::impl {
 
   // A connection beyond the cap: closed at once, logged at most once per interval.
   void refuse(int conn) {
+    ++stats.refused; // counted first: whoever sees the close sees the count
     ::close(conn);
-    ++stats.refused;
     ++refused_unlogged;
     const auto now = std::chrono::steady_clock::now();
     if (last_refusal_log != std::chrono::steady_clock::time_point{}
