@@ -133,16 +133,14 @@ int file_flusher::try_lock(unsigned index, bool create) {
 
 void file_flusher::repair(unsigned index) {
   // Two incarnations that died together leave a torn line in each of their files, not only in the
-  // newest; one byte read tells whether a file needs its lock at all.
+  // newest. The lock comes first: a size read without it may be a live writer's half-done write,
+  // completed and synced by the time the lock is free (a writer that rolls or ends releases it).
   const auto path = path_of(index);
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0)
     return; // gone since the listing; nothing to repair
   struct stat st {};
-  char last = '\n';
-  if (::fstat(fd, &st) == 0 && st.st_size > 0
-      && ::pread(fd, &last, 1, static_cast<off_t>(st.st_size - 1)) == 1 && last != '\n'
-      && ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::fstat(fd, &st) == 0 && st.st_size > 0) {
     try {
       cut_partial_line(fd, static_cast<std::uint64_t>(st.st_size), path);
     } catch (...) {
