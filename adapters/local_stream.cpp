@@ -186,11 +186,16 @@ void stream_writer::write_out(std::size_t shard) {
   const auto& file = files_[shard];
   writer_lock lock{fd, file};
   // Under the lock no live writer is in the middle of a line: a fragment is a dead writer's.
-  const auto size = cut_partial_line(fd, size_of(fd, file), file);
+  cut_partial_line(fd, size_of(fd, file), file);
   if (!write_all(fd, b.data(), b.size())) {
     const int saved = errno;
-    auto ignored = ::ftruncate(fd, static_cast<off_t>(size)); // our own partial write
-    (void) ignored;
+    // Only our own partial line goes: whole lines that got out may have been read (and
+    // checkpointed) by a reader following the file already, so they stay (at-least-once).
+    try {
+      cut_partial_line(fd, size_of(fd, file), file);
+    } catch (const error&) {
+      // the write's own failure is the one to report
+    }
     errno = saved;
     fail_io("cannot write", file);
   }

@@ -19,7 +19,8 @@
 //
 // Writers append whole lines, one writer at a time (each write holds `flock(LOCK_EX)` on the shard
 // file); a writer that finds the file ending in a fragment (the partial line of a writer that died)
-// cuts it before it appends, and a writer whose own write fails cuts what of it got out. Readers take
+// cuts it before it appends, and a writer whose own write fails cuts its own partial last line (the
+// whole lines that got out stay: a following reader may have taken them already). Readers take
 // no lock: they take a line only once its newline is there, so cutting a fragment never takes
 // anything from them, and `put` may append while `run --follow` reads. Without --follow, a file that
 // ends inside a line stops its shard before that line (reported as bad input): a rerun takes it once
@@ -82,8 +83,8 @@ private:
 
 /// Appends records to the shard files of a stream, each to the shard its partition key routes to.
 /// Buffers per shard; `flush` writes everything (whole lines only) and syncs. Each write locks its
-/// file, cuts a dead writer's fragment first and its own partial write on failure (see the file
-/// comment). Write failures throw shardflow::error (errc::io_failed).
+/// file, cuts a dead writer's fragment first and its own partial last line on failure (see the
+/// file comment). Write failures throw shardflow::error (errc::io_failed).
 class stream_writer {
 public:
   explicit stream_writer(const stream_dir& stream);

@@ -253,6 +253,27 @@ SCENARIO("a writer whose write fails cuts its own partial write and fails as an 
   CHECK(slurp(stream.shard_file(0)) == before);
 }
 
+SCENARIO("a writer whose write fails keeps the whole lines that got out, which a reader may have taken",
+         "[adapters][local_stream]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  local::stream_writer w{stream};
+  std::string lines;
+  for (int i = 0; i < 10; ++i) {
+    w.append(rec("k", "record " + std::to_string(i) + std::string(40, '.')));
+    lines += line_of("k", "record " + std::to_string(i) + std::string(40, '.'));
+  }
+  {
+    file_size_limit limit{lines.size() / 2}; // the disk fills up in the middle of the fifth line
+    CHECK_THROWS_AS(w.flush(), error);
+  }
+  const auto after = slurp(stream.shard_file(0));
+  CHECK(!after.empty());
+  CHECK(after.back() == '\n');
+  CHECK(lines.compare(0, after.size(), after) == 0); // whole lines of the write, in order
+  CHECK(after.size() < lines.size());
+}
+
 SCENARIO("a following reader never takes a fragment that a writer cut and wrote again",
          "[adapters][local_stream]") {
   temp_dir dir;
