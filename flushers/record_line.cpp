@@ -43,21 +43,37 @@ void append_json_string(std::string& out, std::string_view text) {
   out.push_back('"');
 }
 
+namespace {
+
+// Appends `,"<text_key>":"<text>"` when `text` is valid UTF-8, else `,"<b64_key>":"<base64>"`,
+// so that every line is valid UTF-8 JSON whatever the bytes (the leading comma when `comma`).
+void append_text_or_base64(std::string& out, bool comma, const char* text_key, const char* b64_key,
+                           std::string_view text) {
+  if (comma)
+    out.push_back(',');
+  out.push_back('"');
+  if (simdjson::validate_utf8(text.data(), text.size())) {
+    out += text_key;
+    out += "\":";
+    append_json_string(out, text);
+  } else {
+    out += b64_key;
+    out += "\":\"";
+    out += base64::encode(text);
+    out.push_back('"');
+  }
+}
+
+} // namespace
+
 void append_line(std::string& out, const stream_record& x) {
-  out += "{\"k\":";
-  append_json_string(out, x.partition_key);
+  out.push_back('{');
+  append_text_or_base64(out, false, "k", "kb", x.partition_key);
   if (x.arrival_ms) {
     out += ",\"t\":";
     out += std::to_string(*x.arrival_ms);
   }
-  if (simdjson::validate_utf8(x.data.data(), x.data.size())) {
-    out += ",\"d\":";
-    append_json_string(out, x.data);
-  } else {
-    out += ",\"b\":\"";
-    out += base64::encode(x.data);
-    out.push_back('"');
-  }
+  append_text_or_base64(out, true, "d", "b", x.data);
   out += "}\n";
 }
 
@@ -111,7 +127,7 @@ std::string string_field(simdjson::dom::element v, const char* what, std::string
 
 // Reads the fields of a record object into `out`; returns why it is not a record, or "".
 std::string read_record(simdjson::dom::object obj, stream_record& out) {
-  bool has_key = false;
+  int key_fields = 0;
   int data_fields = 0;
   out.arrival_ms.reset();
   for (auto field : obj) {
@@ -120,7 +136,12 @@ std::string read_record(simdjson::dom::object obj, stream_record& out) {
     if (field.key == "k") {
       why = string_field(field.value, "\"k\" (the partition key)", v);
       out.partition_key.assign(v);
-      has_key = true;
+      ++key_fields;
+    } else if (field.key == "kb") {
+      why = string_field(field.value, "\"kb\" (the partition key in base64)", v);
+      if (why.empty() && !base64::decode(v, out.partition_key))
+        why = "\"kb\" (the partition key in base64) is not standard padded base64";
+      ++key_fields;
     } else if (field.key == "d") {
       why = string_field(field.value, "\"d\" (the data)", v);
       out.data.assign(v);
@@ -139,8 +160,10 @@ std::string read_record(simdjson::dom::object obj, stream_record& out) {
     if (!why.empty())
       return why;
   }
-  if (!has_key)
+  if (key_fields == 0)
     return "no \"k\" (partition key)";
+  if (key_fields > 1)
+    return "more than one of \"k\" and \"kb\" (partition key): a record has exactly one";
   if (data_fields == 0)
     return "no \"d\" or \"b\" (data)";
   if (data_fields > 1)

@@ -6,9 +6,11 @@
 //
 // Data that is valid UTF-8 is written as the JSON string "d" (control characters, quotes and
 // backslashes are escaped); any other data (binary Kinesis records) as its standard padded base64 in
-// "b", so every line is valid UTF-8 JSON. Parsing validates the whole line (JSON syntax and UTF-8,
-// unknown fields included, nothing after the object), accepts the fields in any order, ignores unknown
-// ones, takes exactly one of "d" and "b", and says what is wrong with a line that is not a record.
+// "b", so every line is valid UTF-8 JSON; likewise a partition key that is not UTF-8 (a KPL user
+// record's key is any bytes) goes as "kb" instead of "k". Parsing validates the whole line (JSON
+// syntax and UTF-8, unknown fields included, nothing after the object), accepts the fields in any
+// order, ignores unknown ones, takes exactly one of "k" and "kb" and one of "d" and "b", and says what
+// is wrong with a line that is not a record.
 // Plain functions; parse_line keeps a parser per thread.
 #pragma once
 
@@ -22,8 +24,8 @@ namespace shardflow {
 /// Appends the JSON string literal for `text` (quotes included) to `out`.
 void append_json_string(std::string& out, std::string_view text);
 
-/// Appends the line of `x` (newline included) to `out`: its data as "d" when it is valid UTF-8,
-/// else as "b" (base64).
+/// Appends the line of `x` (newline included) to `out`: its key as "k" and its data as "d" when
+/// they are valid UTF-8, else as "kb" and "b" (base64).
 void append_line(std::string& out, const stream_record& x);
 
 /// Parses one record line (without its newline) into `out`, leaving its sequence number alone.

@@ -106,6 +106,41 @@ SCENARIO("data that is not UTF-8 goes to \"b\" in base64 and comes back byte for
   }
 }
 
+SCENARIO("a partition key that is not UTF-8 goes to \"kb\" in base64 and comes back byte for byte",
+         "[flushers][record_line]") {
+  stream_record x;
+  x.partition_key = std::string{"\xff\x00key", 5}; // a KPL user record's key is any bytes
+  x.data = "d";
+  std::string line;
+  append_line(line, x);
+  CHECK(line == "{\"kb\":\"/wBrZXk=\",\"d\":\"d\"}\n");
+  stream_record y;
+  REQUIRE(parse_line(line.substr(0, line.size() - 1), y).empty());
+  CHECK(y.partition_key == x.partition_key);
+  CHECK(parse_line(R"({"kb":"/wB","d":"x"})", y)
+        == "\"kb\" (the partition key in base64) is not standard padded base64");
+  CHECK(parse_line(R"({"k":"a","kb":"YQ==","d":"x"})", y)
+        == "more than one of \"k\" and \"kb\" (partition key): a record has exactly one");
+  GIVEN("random keys and data") {
+    std::mt19937 rng{11};
+    for (int i = 0; i < 2000; ++i) {
+      stream_record r;
+      r.partition_key.resize(rng() % 16);
+      r.data.resize(rng() % 16);
+      for (auto& c : r.partition_key)
+        c = static_cast<char>(rng() % 256);
+      for (auto& c : r.data)
+        c = static_cast<char>(rng() % 256);
+      std::string l;
+      append_line(l, r);
+      stream_record back;
+      REQUIRE(parse_line(l.substr(0, l.size() - 1), back).empty());
+      REQUIRE(back.partition_key == r.partition_key);
+      REQUIRE(back.data == r.data);
+    }
+  }
+}
+
 SCENARIO("a long line parses, and short ones after it", "[flushers][record_line]") {
   stream_record x;
   x.partition_key = "k";
