@@ -391,10 +391,13 @@ struct server::impl {
 
   void session(session_slot& slot, std::uint64_t id) {
     ++stats.sessions;
-    fd_line_io io{slot.fd, slot.fd, cfg.line};
+    auto first = cfg.line;
+    first.max_line_bytes = std::min(first.max_line_bytes, cfg.handshake_line_bytes);
+    fd_line_io io{slot.fd, slot.fd, first};
     worker_config wc = cfg.worker;
-    wc.make_port = [this, id, &slot] {
+    wc.make_port = [this, id, &slot, &io] {
       slot.initialized.store(true); // the worker makes its port when it handles initialize
+      io.limit(cfg.line.max_line_bytes);
       return std::make_unique<actor_port>(sys, cfg, fmt::format("session-{}", id), stats);
     };
     worker w{io, wc};
@@ -471,6 +474,9 @@ struct server::impl {
           session(slot, id);
         } catch (const std::exception& e) { // an exception leaving a thread would end the process
           cfg.log(fmt::format("session-{} failed: {}; closing its connection", id, e.what()));
+          ::shutdown(slot.fd, SHUT_RDWR);
+        } catch (...) {
+          cfg.log(fmt::format("session-{} failed; closing its connection", id));
           ::shutdown(slot.fd, SHUT_RDWR);
         }
         slot.done.store(true); // before `active` drops: a test seeing 0 finds it reapable
@@ -556,11 +562,18 @@ int bridge(int fd, const std::string& where) {
   };
   // Shared with the detached thread, which may outlive this function until the process exits.
   auto stdin_ended = std::make_shared<std::atomic<bool>>(false);
-  std::thread up{[copy, fd, stdin_ended] {
-    if (copy(STDIN_FILENO, fd))
-      stdin_ended->store(true);
-    ::shutdown(fd, SHUT_WR); // the daemon closed our stdin: tell the session
-  }};
+  std::thread up;
+  try {
+    up = std::thread{[copy, fd, stdin_ended] {
+      if (copy(STDIN_FILENO, fd))
+        stdin_ended->store(true);
+      ::shutdown(fd, SHUT_WR); // the daemon closed our stdin: tell the session
+    }};
+  } catch (const std::system_error& e) {
+    fmt::print(stderr, "shardflow mld-connect: cannot start a thread ({}); exiting 1\n", e.what());
+    ::close(fd);
+    return 1;
+  }
   copy(fd, STDOUT_FILENO);
   // The session ends only after our stdin did; before that, the server died or gave up on it.
   const bool server_first = !stdin_ended->load();

@@ -52,6 +52,9 @@ struct server_config {
   std::string unix_path;
   /// How each session reads its connection (the longest line accepted).
   fd_line_io_config line;
+  /// The longest line accepted before `initialize` (which is well under 1 KiB), so that connections
+  /// that never introduce themselves hold little memory: at most twice this each.
+  std::size_t handshake_line_bytes = std::size_t{64} << 10;
   /// Sessions served at once (each holds a thread); a connection beyond them is closed at once.
   std::size_t max_connections = 256;
   /// A connection that sends no `initialize` within this is closed (zero: no limit).

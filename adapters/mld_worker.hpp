@@ -108,6 +108,12 @@ public:
     return true;
   }
 
+  /// Sets the longest line accepted from the next line on (a server allows short lines only until
+  /// a session has introduced itself).
+  void limit(std::size_t max_line_bytes) noexcept {
+    cfg_.max_line_bytes = max_line_bytes;
+  }
+
   /// Returns the size of the read buffer in bytes (for tests and memory accounting).
   std::size_t capacity() const noexcept {
     return cap_;

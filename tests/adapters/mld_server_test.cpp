@@ -556,3 +556,18 @@ SCENARIO("a session whose line passes the server's line limit fails and closes i
   daemon_connection next{srv->port()};
   CHECK(real_session_works(next));
 }
+
+SCENARIO("before initialize only short lines are accepted, after it lines up to the line limit",
+         "[adapters][mld]") {
+  auto sc = quiet_config(std::make_shared<testing::flusher_script>());
+  sc.handshake_line_bytes = 1000;
+  running_server srv{sc};
+  {
+    daemon_connection stranger{srv->port()};
+    stranger.send(std::string(5000, ' ') + initialize_line); // past 1,000 bytes before initialize
+    CHECK(stranger.closed_silently());
+  }
+  daemon_connection daemon{srv->port()};
+  // After initialize, a batch of 5,000 bytes and more is a line like any other.
+  CHECK(answers_to(daemon, {records_line(std::string(5000, 'A'), 1)}) == statuses(1));
+}
