@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include "flushers/dead_letter_file.hpp"
 #include "flushers/error.hpp"
 #include "flushers/file_flusher.hpp"
 #include "flushers/record_line.hpp"
@@ -31,11 +32,6 @@ constexpr std::string_view meta_magic = "shardflow local stream 1";
 
 [[noreturn]] void fail_io(const std::string& what, const fs::path& file) {
   throw error{errc::io_failed, fmt::format("{} {}: {}", what, file.string(), std::strerror(errno))};
-}
-
-void write_or_fail(int fd, const char* data, std::size_t size, const fs::path& file) {
-  if (!write_all(fd, data, size))
-    fail_io("cannot write", file);
 }
 
 std::uint64_t size_of(int fd, const fs::path& file) {
@@ -272,7 +268,7 @@ struct file_source::impl {
   shard_id shard;
   file_source_config cfg;
   int fd = -1;
-  int dead_fd = -1;
+  std::optional<dead_letter_file> dead; // opened at the first dead letter
   std::uint64_t pos = 0;  // file offset of buf[0]
   std::string buf;        // buf[0, len) holds file bytes from `pos`
   std::size_t len = 0;
@@ -362,21 +358,14 @@ struct file_source::impl {
   }
 
   void write_dead(const char* data, std::size_t size) {
-    if (dead_fd < 0) {
-      std::error_code ec;
-      fs::create_directories(cfg.dead_letter_dir, ec);
-      auto path = cfg.dead_letter_dir / (file_name_of(shard) + ".ndjson");
-      dead_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-      if (dead_fd < 0)
-        fail_io("cannot open the dead-letter file", path);
-    }
-    write_or_fail(dead_fd, data, size, cfg.dead_letter_dir);
+    if (!dead)
+      dead.emplace(cfg.dead_letter_dir, shard);
+    dead->write({data, size});
   }
 
   void end_dead_letter() {
     write_dead("\n", 1);
-    if (::fdatasync(dead_fd) != 0)
-      fail_io("cannot sync the dead-letter file in", cfg.dead_letter_dir);
+    dead->sync();
     if (cfg.problems)
       cfg.problems->count_dead_letter();
   }
@@ -427,8 +416,6 @@ file_source::file_source(fs::path file, shard_id shard, file_source_config cfg)
 file_source::~file_source() {
   if (impl_->fd >= 0)
     ::close(impl_->fd);
-  if (impl_->dead_fd >= 0)
-    ::close(impl_->dead_fd);
 }
 
 void file_source::rewind(const std::optional<sequence_number>& after) {

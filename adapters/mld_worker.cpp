@@ -14,6 +14,7 @@
 #include "flushers/base64.hpp"
 #include "adapters/kpl.hpp"
 #include "adapters/mld_protocol.hpp"
+#include "flushers/dead_letter_file.hpp"
 #include "flushers/error.hpp"
 #include "flushers/file_flusher.hpp"
 #include "flushers/record_line.hpp"
@@ -214,21 +215,13 @@ std::string dead_letter_line(const std::string& shard, std::string_view reason, 
   return out + "}";
 }
 
-// The dead-letter file of a session, `<dir>/<file_name_of(shard)>.ndjson` (named as `shardflow
-// run`'s): the lines of a batch are collected and then written and synced together, before the batch
-// is processed (so before its records count as done).
-class dead_letter_file {
+// The dead letters of a session (in the file `shardflow run` would use for the shard): the lines of
+// a batch are collected and then written and synced together, before the batch is processed (so
+// before its records count as done).
+class dead_letter_batch {
 public:
-  explicit dead_letter_file(std::filesystem::path dir) : dir_(std::move(dir)) {
+  explicit dead_letter_batch(std::filesystem::path dir) : dir_(std::move(dir)) {
   }
-
-  ~dead_letter_file() {
-    if (fd_ >= 0)
-      ::close(fd_);
-  }
-
-  dead_letter_file(const dead_letter_file&) = delete;
-  dead_letter_file& operator=(const dead_letter_file&) = delete;
 
   /// Adds `line` (one JSON object) to the lines of the batch.
   void add(const std::string& line) {
@@ -242,18 +235,10 @@ public:
   std::size_t sync(const std::string& shard) {
     if (count_ == 0)
       return 0;
-    const auto path = dir_ / (file_name_of(shard) + ".ndjson");
-    if (fd_ < 0) {
-      std::error_code ec;
-      std::filesystem::create_directories(dir_, ec); // if it fails, open says why
-      fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-      if (fd_ < 0)
-        fail("cannot open", path);
-    }
-    if (!write_all(fd_, pending_.data(), pending_.size()))
-      fail("cannot write", path);
-    if (::fdatasync(fd_) != 0)
-      fail("cannot sync", path);
+    if (!file_)
+      file_.emplace(dir_, shard);
+    file_->write(pending_);
+    file_->sync();
     const auto n = count_;
     pending_.clear();
     count_ = 0;
@@ -261,15 +246,10 @@ public:
   }
 
 private:
-  [[noreturn]] static void fail(const char* what, const std::filesystem::path& path) {
-    throw error{errc::io_failed,
-                fmt::format("{} the dead-letter file {}: {}", what, path.string(), std::strerror(errno))};
-  }
-
   std::filesystem::path dir_;
   std::string pending_;
   std::size_t count_ = 0;
-  int fd_ = -1;
+  std::optional<dead_letter_file> file_;
 };
 
 } // namespace
@@ -285,7 +265,7 @@ struct worker::impl {
   phase at = phase::fresh;
   bool lease_gone = false; // after ShutdownException: never checkpoint again
   std::uint64_t lines = 0; // input lines read
-  std::optional<dead_letter_file> dead_letters;
+  std::optional<dead_letter_batch> dead_letters;
   std::mt19937_64 rng{std::random_device{}()};
   // Reused by decode: the indexes of the records that may be aggregates, their data, what they hold.
   std::vector<std::uint32_t> carriers;

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/support/file_size_limit.hpp"
 #include "tests/support/temp_dir.hpp"
 #include <unistd.h>
 
@@ -196,23 +197,6 @@ std::string line_of(const std::string& key, const std::string& data) {
   return out;
 }
 
-// Lowers the file size limit of this process for a scope (writes past it fail with EFBIG).
-struct file_size_limit {
-  explicit file_size_limit(rlim_t bytes) {
-    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
-    old_handler = std::signal(SIGXFSZ, SIG_IGN);
-    rlimit lower = saved;
-    lower.rlim_cur = bytes;
-    REQUIRE(::setrlimit(RLIMIT_FSIZE, &lower) == 0);
-  }
-  ~file_size_limit() {
-    ::setrlimit(RLIMIT_FSIZE, &saved);
-    std::signal(SIGXFSZ, old_handler);
-  }
-  rlimit saved{};
-  void (*old_handler)(int) = nullptr;
-};
-
 } // namespace
 
 SCENARIO("a writer cuts the fragment a dead writer left before it appends", "[adapters][local_stream]") {
@@ -241,7 +225,7 @@ SCENARIO("a writer whose write fails cuts its own partial write and fails as an 
   local::stream_writer w{stream};
   w.append(rec("k", std::string(400, 'x')));
   {
-    file_size_limit limit{before.size() + 100}; // a disk that fills up in the middle of the write
+    testing::file_size_limit limit{before.size() + 100}; // the disk fills up during the write
     try {
       w.flush();
       FAIL("the write did not fail");
@@ -264,7 +248,7 @@ SCENARIO("a writer whose write fails keeps the whole lines that got out, which a
     lines += line_of("k", "record " + std::to_string(i) + std::string(40, '.'));
   }
   {
-    file_size_limit limit{lines.size() / 2}; // the disk fills up in the middle of the fifth line
+    testing::file_size_limit limit{lines.size() / 2}; // the disk fills up in the middle of the fifth line
     CHECK_THROWS_AS(w.flush(), error);
   }
   const auto after = slurp(stream.shard_file(0));

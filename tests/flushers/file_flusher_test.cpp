@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include "tests/support/file_size_limit.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include "flushers/error.hpp"
@@ -284,16 +285,8 @@ SCENARIO("a flush whose write fails leaves the file ending in a whole line", "[f
   big.data.assign(400, 'x');
   f.add(big, 1);
   {
-    // A disk that fills up in the middle of the write: writes past the limit fail with EFBIG.
-    rlimit saved{};
-    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
-    auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-    rlimit lower = saved;
-    lower.rlim_cur = before.size() + 100;
-    REQUIRE(::setrlimit(RLIMIT_FSIZE, &lower) == 0);
+    testing::file_size_limit limit{before.size() + 100}; // the disk fills up during the write
     CHECK_THROWS_WITH(f.flush(flush_mode::full), Catch::Contains("cannot write"));
-    ::setrlimit(RLIMIT_FSIZE, &saved);
-    std::signal(SIGXFSZ, old_handler);
   }
   CHECK(slurp(f.current_file()) == before);
 }
