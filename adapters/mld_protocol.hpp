@@ -16,6 +16,9 @@
 //   a number beyond 64 bits           the line is read again with numbers as text: an optional field
 //                                     (`millisBehindLatest`, `approximateArrivalTimestamp`) becomes
 //                                     absent, a record's `subSequenceNumber` makes its position unusable
+//                                     (lenient on purpose: that second reading also takes malformed
+//                                     numbers such as `01` or `-` outside strings; the daemon's own
+//                                     lines never have them)
 //   an arrival time out of range      no arrival time (checked arithmetic on the KCL 2.0.x Instant)
 //   a record that is not an object,   the record's `problem` says why its position is unusable, and
 //   or without a sequenceNumber       `raw` holds its JSON text
