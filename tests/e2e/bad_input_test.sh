@@ -41,6 +41,20 @@ echo "this is not a database, not at all, just some text" > "$WORK/bad.db"
 "$SHARDFLOW" run "$WORK/s" --checkpoints "$WORK/bad.db" > /dev/null 2> "$WORK/err5"; rc=$?
 check "a corrupt checkpoint database fails with 1" test $rc -eq 1
 check "it says what is wrong" grep -q "bad.db: file is not a database" "$WORK/err5"
+# Lax JSON that a parser visiting only known fields would take: two records on one line (the second
+# would be lost), invalid values in unknown fields. Each is bad input; dead-lettered whole.
+"$SHARDFLOW" put "$WORK/lax" --shards 1 < /dev/null 2> /dev/null
+printf '%s\n' '{"k":"a","d":"one"}' '{"k":"a","d":"two"}{"k":"b","d":"three"}' '{"k":"a","d":"x","u":tru}' \
+  '{"k":"a","d":"x","u":01}' '{"k":"a","d":"four"}' >> "$WORK/lax/shard-00000.ndjson"
+"$SHARDFLOW" run "$WORK/lax" --flusher "file:$WORK/laxout" --progress off > /dev/null 2> "$WORK/errlax"; rc=$?
+check "two records on one line are bad input (3)" test $rc -eq 3
+check "... named with their line" grep -q "shard-00000.ndjson:2: content after the JSON object" "$WORK/errlax"
+"$SHARDFLOW" run "$WORK/lax" --flusher "file:$WORK/laxout" --bad-input dead-letter --progress off \
+  > /dev/null 2> "$WORK/errlax2"; rc=$?
+check "with --bad-input dead-letter the lax lines go aside (exit 0)" test $rc -eq 0
+check "... all three of them, whole" test "$(wc -l < "$WORK/lax/dead-letter/shard-00000.ndjson")" -eq 3
+check "... the records of the good lines are in the output" \
+  test "$(cat "$WORK"/laxout/*.ndjson | grep -c -e '"d":"one"' -e '"d":"four"')" -eq 2
 "$SHARDFLOW" run "$WORK/nothing" > /dev/null 2> "$WORK/err6"; rc=$?
 check "a missing stream is bad input (3)" test $rc -eq 3
 "$SHARDFLOW" run "$WORK/s" --flush-interval 5parsecs > /dev/null 2> "$WORK/err7"; rc=$?
