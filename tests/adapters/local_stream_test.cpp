@@ -18,6 +18,7 @@
 #include "flushers/record_line.hpp"
 
 using namespace shardflow;
+using shardflow::testing::slurp;
 using shardflow::testing::temp_dir;
 namespace fs = std::filesystem;
 
@@ -186,10 +187,6 @@ SCENARIO("a finite source stops before a line that is not finished", "[adapters]
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in{p, std::ios::binary};
-  return std::string{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
-}
 
 std::string line_of(const std::string& key, const std::string& data) {
   std::string out;

@@ -11,19 +11,11 @@
 #include "flushers/error.hpp"
 
 using namespace shardflow;
+using shardflow::testing::slurp;
 using shardflow::testing::temp_dir;
 namespace fs = std::filesystem;
 
-namespace {
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in{p};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-} // namespace
 
 SCENARIO("dead letters go to the shard's file in a directory made for them", "[flushers][dead_letter]") {
   temp_dir dir;

@@ -21,18 +21,13 @@
 #include "flushers/record_line.hpp"
 
 using namespace shardflow;
+using shardflow::testing::slurp;
 using shardflow::testing::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
 
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in{p};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 stream_record rec(int i) {
   stream_record x;

@@ -1,8 +1,11 @@
-// tests/support/temp_dir.hpp - a fresh directory under the system's temp dir, removed afterwards.
+// tests/support/temp_dir.hpp - a fresh directory under the system's temp dir, removed afterwards,
+// and reading back what was written there.
 #pragma once
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include <unistd.h>
@@ -27,5 +30,11 @@ struct temp_dir {
   temp_dir(const temp_dir&) = delete;
   temp_dir& operator=(const temp_dir&) = delete;
 };
+
+/// Returns the bytes of file `p` (empty when it cannot be read).
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in{p, std::ios::binary};
+  return std::string{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+}
 
 } // namespace shardflow::testing
