@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # No data loss at the edges: put on a full disk, a checkpoint beyond the end of its shard file, a
-# shard file truncated under `run --follow`, a record line over --max-record-size, and the default
-# restart backoff.
+# shard file truncated under `run --follow`, and a record line over --max-record-size. (The restart
+# defaults are tested by their behaviour in restart_test.sh.)
 source "$(dirname "$0")/lib.sh"
 
 # Waits (at most $1 seconds, polling) until the command after it succeeds.
@@ -118,6 +118,4 @@ check "put names it" grep -q "<stdin>:2: not valid UTF-8" "$WORK/text.err"
 check "the line before it is in, as a record line" \
   "$SHARDFLOW" run "$WORK/t" --flusher "file:$WORK/tout" --progress off > /dev/null 2>&1
 
-# -- the default restart backoff ---------------------------------------------------------------------
-check "run's default --backoff-min is 100ms" bash -c "'$SHARDFLOW' run --help | grep -- '--backoff-min' | grep -q 100ms"
 finish
