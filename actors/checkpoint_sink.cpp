@@ -1,8 +1,8 @@
-#include "actors/checkpoint_sink.hpp"
+#include <shardflow/actors/checkpoint_sink.hpp>
 
 #include <caf/all.hpp>
 
-#include "actors/messages.hpp"
+#include <shardflow/actors/messages.hpp>
 
 namespace shardflow {
 

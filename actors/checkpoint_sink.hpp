@@ -13,7 +13,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
-#include "actors/checkpoint_store.hpp"
+#include <shardflow/core/checkpoint_store.hpp>
 
 namespace shardflow {
 

@@ -1,4 +1,4 @@
-#include "actors/feeder.hpp"
+#include <shardflow/actors/feeder.hpp>
 
 #include <algorithm>
 #include <deque>
@@ -7,9 +7,9 @@
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
-#include "actors/messages.hpp"
-#include "actors/supervisor.hpp"
-#include "flushers/error.hpp"
+#include <shardflow/actors/messages.hpp>
+#include <shardflow/actors/supervisor.hpp>
+#include <shardflow/core/error.hpp>
 
 namespace shardflow {
 

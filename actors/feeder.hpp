@@ -1,7 +1,7 @@
 // actors/feeder.hpp - the stable front of one shard: feeds records to the current shard incarnation
 // under credit and replays from its checkpoint after a crash.
 //
-// A feeder owns the shard's record source (actors/record_source.hpp) and outlives shard crashes: in
+// A feeder owns the shard's record source (core/record_source.hpp) and outlives shard crashes: in
 // the per-shard group (actors/shard.hpp) it is started before the shard under rest_for_one, so a
 // shard crash restarts only the shard, while a feeder crash restarts both. Each shard incarnation
 // attaches with its last durable checkpoint; the feeder rewinds the source there and from then on
@@ -29,7 +29,7 @@
 #include <caf/actor.hpp>
 #include <caf/event_based_actor.hpp>
 
-#include "actors/record_source.hpp"
+#include <shardflow/core/record_source.hpp>
 
 namespace shardflow {
 

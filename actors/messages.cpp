@@ -1,4 +1,4 @@
-#include "actors/messages.hpp"
+#include <shardflow/actors/messages.hpp>
 
 #include <caf/sec.hpp>
 

@@ -43,10 +43,10 @@
 #include <caf/error.hpp>
 #include <caf/message.hpp>
 
-#include "actors/batch_processor.hpp"
-#include "actors/checkpoint_store.hpp"
-#include "flushers/error.hpp"
-#include "flushers/record.hpp"
+#include <shardflow/core/batch_processor.hpp>
+#include <shardflow/core/checkpoint_store.hpp>
+#include <shardflow/core/error.hpp>
+#include <shardflow/core/record.hpp>
 
 namespace shardflow {
 

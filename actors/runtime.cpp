@@ -1,10 +1,10 @@
-#include "actors/runtime.hpp"
+#include <shardflow/actors/runtime.hpp>
 
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
-#include "actors/checkpoint_sink.hpp"
-#include "actors/record_source.hpp"
+#include <shardflow/actors/checkpoint_sink.hpp>
+#include <shardflow/core/record_source.hpp>
 
 namespace shardflow {
 

@@ -1,4 +1,4 @@
-#include "actors/shard.hpp"
+#include <shardflow/actors/shard.hpp>
 
 #include <algorithm>
 #include <memory>
@@ -7,8 +7,8 @@
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
-#include "actors/messages.hpp"
-#include "flushers/error.hpp"
+#include <shardflow/actors/messages.hpp>
+#include <shardflow/core/error.hpp>
 
 namespace shardflow {
 

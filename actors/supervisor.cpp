@@ -1,4 +1,4 @@
-#include "actors/supervisor.hpp"
+#include <shardflow/actors/supervisor.hpp>
 
 #include <algorithm>
 #include <deque>

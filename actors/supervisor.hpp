@@ -5,7 +5,7 @@
 // list order, each through a start handshake (the child answers `(start_atom) -> ok_atom` once its
 // init is done, e.g. once a shard has loaded its checkpoint), and stops them in reverse order, each
 // with its shutdown spec. Failure handling follows OTP exactly (see ../shared/reference/supervision.md
-// §1 and actors/restart_policy.hpp for the decision table and the intensity window):
+// §1 and core/restart_policy.hpp for the decision table and the intensity window):
 //
 //   one_for_one         only the exited child is restarted
 //   one_for_all         the others are stopped in reverse start order, then all start in order
@@ -49,8 +49,8 @@
 #include <caf/expected.hpp>
 #include <caf/message.hpp>
 
-#include "actors/messages.hpp"
-#include "actors/restart_policy.hpp"
+#include <shardflow/actors/messages.hpp>
+#include <shardflow/core/restart_policy.hpp>
 
 namespace shardflow {
 

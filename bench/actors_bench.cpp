@@ -24,13 +24,13 @@
 
 #include <caf/all.hpp>
 
-#include "actors/batch_processor.hpp"
-#include "actors/checkpoint_sink.hpp"
-#include "actors/checkpoint_store.hpp"
-#include "actors/shard.hpp"
-#include "actors/supervisor.hpp"
+#include <shardflow/core/batch_processor.hpp>
+#include <shardflow/actors/checkpoint_sink.hpp>
+#include <shardflow/core/checkpoint_store.hpp>
+#include <shardflow/actors/shard.hpp>
+#include <shardflow/actors/supervisor.hpp>
 #include "bench/bench_records.hpp"
-#include "flushers/null_flusher.hpp"
+#include <shardflow/flushers/null_flusher.hpp>
 
 using namespace shardflow;
 using bench_clock = std::chrono::steady_clock;

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "flushers/record.hpp"
+#include <shardflow/core/record.hpp>
 
 namespace shardflow::bench {
 

@@ -24,12 +24,12 @@
 
 #include <caf/all.hpp>
 
-#include "actors/checkpoint_sink.hpp"
-#include "actors/checkpoint_store.hpp"
-#include "actors/runtime.hpp"
-#include "actors/shard.hpp"
-#include "actors/supervisor.hpp"
-#include "flushers/null_flusher.hpp"
+#include <shardflow/actors/checkpoint_sink.hpp>
+#include <shardflow/core/checkpoint_store.hpp>
+#include <shardflow/actors/runtime.hpp>
+#include <shardflow/actors/shard.hpp>
+#include <shardflow/actors/supervisor.hpp>
+#include <shardflow/flushers/null_flusher.hpp>
 
 using namespace shardflow;
 using bench_clock = std::chrono::steady_clock;

@@ -20,11 +20,11 @@
 
 #include <simdjson.h>
 
-#include "flushers/base64.hpp"
-#include "adapters/kpl.hpp"
-#include "adapters/mld_protocol.hpp"
-#include "adapters/mld_worker.hpp"
-#include "flushers/null_flusher.hpp"
+#include <shardflow/flushers/base64.hpp>
+#include <shardflow/kcl/kpl.hpp>
+#include <shardflow/kcl/mld_protocol.hpp>
+#include <shardflow/kcl/mld_worker.hpp>
+#include <shardflow/flushers/null_flusher.hpp>
 
 using namespace shardflow;
 using bench_clock = std::chrono::steady_clock;

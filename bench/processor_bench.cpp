@@ -20,9 +20,9 @@
 #include <utility>
 #include <vector>
 
-#include "actors/batch_processor.hpp"
+#include <shardflow/core/batch_processor.hpp>
 #include "bench/bench_records.hpp"
-#include "flushers/null_flusher.hpp"
+#include <shardflow/flushers/null_flusher.hpp>
 
 using namespace shardflow;
 using bench_clock = std::chrono::steady_clock;

@@ -11,10 +11,10 @@
 
 #include <caf/all.hpp>
 
-#include "actors/checkpoint_sink.hpp"
-#include "actors/checkpoint_store.hpp"
-#include "actors/runtime.hpp"
-#include "flushers/flusher.hpp"
+#include <shardflow/actors/checkpoint_sink.hpp>
+#include <shardflow/core/checkpoint_store.hpp>
+#include <shardflow/actors/runtime.hpp>
+#include <shardflow/core/flusher.hpp>
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "flushers/base64.hpp"
+#include <shardflow/flushers/base64.hpp>
 
 #include <array>
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "flushers/dead_letter_file.hpp"
+#include <shardflow/flushers/dead_letter_file.hpp>
 
 #include <cerrno>
 #include <cstring>
@@ -10,9 +10,9 @@
 
 #include <fmt/format.h>
 
-#include "flushers/error.hpp"
-#include "flushers/file_flusher.hpp"
-#include "flushers/write_all.hpp"
+#include <shardflow/core/error.hpp>
+#include <shardflow/flushers/file_flusher.hpp>
+#include <shardflow/flushers/write_all.hpp>
 
 namespace fs = std::filesystem;
 

@@ -15,7 +15,7 @@
 #include <filesystem>
 #include <string_view>
 
-#include "flushers/record.hpp"
+#include <shardflow/core/record.hpp>
 
 namespace shardflow {
 

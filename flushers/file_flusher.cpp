@@ -1,4 +1,4 @@
-#include "flushers/file_flusher.hpp"
+#include <shardflow/flushers/file_flusher.hpp>
 
 #include <cctype>
 #include <cerrno>
@@ -12,9 +12,9 @@
 
 #include <fmt/format.h>
 
-#include "flushers/error.hpp"
-#include "flushers/record_line.hpp"
-#include "flushers/write_all.hpp"
+#include <shardflow/core/error.hpp>
+#include <shardflow/flushers/record_line.hpp>
+#include <shardflow/flushers/write_all.hpp>
 
 namespace fs = std::filesystem;
 

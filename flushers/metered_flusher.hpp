@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "flushers/flusher_decorator.hpp"
+#include <shardflow/core/flusher_decorator.hpp>
 
 namespace shardflow {
 

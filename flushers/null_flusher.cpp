@@ -1,4 +1,4 @@
-#include "flushers/null_flusher.hpp"
+#include <shardflow/flushers/null_flusher.hpp>
 
 #include <algorithm>
 #include <utility>

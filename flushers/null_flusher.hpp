@@ -4,13 +4,13 @@
 // It accepts up to `capacity` records, answers `full` beyond that, and on every flush (partial or full)
 // returns every pending token, as if the batch had been written somewhere durable in no time. Its
 // heartbeat returns nothing. Use it to measure the runtime without a sink, or as the smallest example
-// of the contract in flushers/flusher.hpp.
+// of the contract in core/flusher.hpp.
 #pragma once
 
 #include <cstddef>
 #include <vector>
 
-#include "flushers/flusher.hpp"
+#include <shardflow/core/flusher.hpp>
 
 namespace shardflow {
 

@@ -1,9 +1,9 @@
-#include "flushers/record_line.hpp"
+#include <shardflow/flushers/record_line.hpp>
 
 #include <fmt/format.h>
 #include <simdjson.h>
 
-#include "flushers/base64.hpp"
+#include <shardflow/flushers/base64.hpp>
 
 namespace shardflow {
 

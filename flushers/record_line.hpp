@@ -17,7 +17,7 @@
 #include <string>
 #include <string_view>
 
-#include "flushers/record.hpp"
+#include <shardflow/core/record.hpp>
 
 namespace shardflow {
 

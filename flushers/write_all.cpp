@@ -1,4 +1,4 @@
-#include "flushers/write_all.hpp"
+#include <shardflow/flushers/write_all.hpp>
 
 #include <cerrno>
 

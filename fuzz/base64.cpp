@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "flushers/base64.hpp"
+#include <shardflow/flushers/base64.hpp>
 #include "fuzz/check.hpp"
 
 namespace {

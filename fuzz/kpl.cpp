@@ -17,8 +17,8 @@
 
 #include <zlib.h>
 
-#include "adapters/kpl.hpp"
-#include "adapters/md5.hpp"
+#include <shardflow/kcl/kpl.hpp>
+#include <shardflow/kcl/md5.hpp>
 #include "fuzz/check.hpp"
 #include "kpl_agg.pb.h"
 

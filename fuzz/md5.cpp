@@ -10,7 +10,7 @@
 
 #include <openssl/evp.h>
 
-#include "adapters/md5.hpp"
+#include <shardflow/kcl/md5.hpp>
 #include "fuzz/check.hpp"
 
 namespace {

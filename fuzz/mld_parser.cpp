@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "adapters/mld_protocol.hpp"
+#include <shardflow/kcl/mld_protocol.hpp>
 #include "fuzz/check.hpp"
 
 namespace {

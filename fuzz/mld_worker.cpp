@@ -27,9 +27,9 @@
 #include <string_view>
 #include <vector>
 
-#include "adapters/mld_protocol.hpp"
-#include "flushers/base64.hpp"
-#include "adapters/mld_worker.hpp"
+#include <shardflow/kcl/mld_protocol.hpp>
+#include <shardflow/flushers/base64.hpp>
+#include <shardflow/kcl/mld_worker.hpp>
 #include "fuzz/check.hpp"
 
 namespace {

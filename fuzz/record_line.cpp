@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "flushers/record_line.hpp"
+#include <shardflow/flushers/record_line.hpp>
 #include "fuzz/check.hpp"
 
 namespace {

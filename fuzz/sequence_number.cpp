@@ -12,8 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "flushers/error.hpp"
-#include "flushers/sequence_number.hpp"
+#include <shardflow/core/error.hpp>
+#include <shardflow/core/sequence_number.hpp>
 #include "fuzz/check.hpp"
 
 namespace {

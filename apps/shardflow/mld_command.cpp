@@ -14,17 +14,17 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include "flushers/base64.hpp"
-#include "adapters/kpl.hpp"
-#include "adapters/mld_protocol.hpp"
-#include "adapters/mld_server.hpp"
-#include "adapters/mld_worker.hpp"
+#include <shardflow/flushers/base64.hpp>
+#include <shardflow/kcl/kpl.hpp>
+#include <shardflow/kcl/mld_protocol.hpp>
+#include <shardflow/kcl/mld_server.hpp>
+#include <shardflow/kcl/mld_worker.hpp>
 #include "apps/shardflow/exit_codes.hpp"
 #include "apps/shardflow/options.hpp"
-#include "actors/messages.hpp"
-#include "flushers/error.hpp"
-#include "flushers/file_flusher.hpp"
-#include "flushers/null_flusher.hpp"
+#include <shardflow/actors/messages.hpp>
+#include <shardflow/core/error.hpp>
+#include <shardflow/flushers/file_flusher.hpp>
+#include <shardflow/flushers/null_flusher.hpp>
 
 namespace shardflow::cli {
 

@@ -14,16 +14,16 @@
 #include <httplib.h>
 #include <unistd.h>
 
-#include "actors/checkpoint_sink.hpp"
-#include "actors/runtime.hpp"
-#include "adapters/local_stream.hpp"
-#include "adapters/sqlite_checkpoint_store.hpp"
+#include <shardflow/actors/checkpoint_sink.hpp>
+#include <shardflow/actors/runtime.hpp>
+#include <shardflow/local/local_stream.hpp>
+#include <shardflow/stores/sqlite_checkpoint_store.hpp>
 #include "apps/shardflow/exit_codes.hpp"
 #include "apps/shardflow/options.hpp"
 #include "apps/shardflow/run_report.hpp"
-#include "flushers/error.hpp"
-#include "flushers/file_flusher.hpp"
-#include "flushers/null_flusher.hpp"
+#include <shardflow/core/error.hpp>
+#include <shardflow/flushers/file_flusher.hpp>
+#include <shardflow/flushers/null_flusher.hpp>
 
 namespace fs = std::filesystem;
 

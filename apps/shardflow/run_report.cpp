@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "flushers/record_line.hpp"
+#include <shardflow/flushers/record_line.hpp>
 
 namespace shardflow::cli {
 

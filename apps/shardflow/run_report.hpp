@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "flushers/metered_flusher.hpp"
+#include <shardflow/flushers/metered_flusher.hpp>
 
 namespace shardflow::cli {
 

@@ -13,9 +13,9 @@
 #include <simdjson.h>
 #include <unistd.h>
 
-#include "adapters/local_stream.hpp"
+#include <shardflow/local/local_stream.hpp>
 #include "apps/shardflow/exit_codes.hpp"
-#include "flushers/error.hpp"
+#include <shardflow/core/error.hpp>
 
 namespace shardflow::cli {
 

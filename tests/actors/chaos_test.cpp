@@ -10,9 +10,9 @@
 
 #include <catch2/catch.hpp>
 
-#include "actors/checkpoint_sink.hpp"
-#include "actors/checkpoint_store.hpp"
-#include "actors/shard.hpp"
+#include <shardflow/actors/checkpoint_sink.hpp>
+#include <shardflow/core/checkpoint_store.hpp>
+#include <shardflow/actors/shard.hpp>
 #include "tests/support/deterministic_fixture.hpp"
 #include "tests/support/generator_source.hpp"
 

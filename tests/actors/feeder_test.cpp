@@ -1,11 +1,11 @@
-#include "actors/feeder.hpp"
+#include <shardflow/actors/feeder.hpp>
 
 #include <memory>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
-#include "actors/messages.hpp"
+#include <shardflow/actors/messages.hpp>
 #include "tests/support/deterministic_fixture.hpp"
 
 using namespace shardflow;

@@ -1,6 +1,6 @@
 // The shard actor, its feeder and its group, on the deterministic scheduler: replay after crashes,
 // fencing, heartbeats, the watchdog, backpressure and checkpoint sink failures.
-#include "actors/shard.hpp"
+#include <shardflow/actors/shard.hpp>
 
 #include <algorithm>
 #include <map>
@@ -9,8 +9,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "actors/checkpoint_sink.hpp"
-#include "actors/checkpoint_store.hpp"
+#include <shardflow/actors/checkpoint_sink.hpp>
+#include <shardflow/core/checkpoint_store.hpp>
 #include "tests/support/deterministic_fixture.hpp"
 #include "tests/support/generator_source.hpp"
 #include "tests/support/recording_flusher.hpp"

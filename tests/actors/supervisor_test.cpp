@@ -1,6 +1,6 @@
 // OTP conformance of actors/supervisor.hpp, after supervision.md §1.10 (supervisor_SUITE.erl), on
 // CAF's deterministic scheduler with simulated time.
-#include "actors/supervisor.hpp"
+#include <shardflow/actors/supervisor.hpp>
 
 #include <map>
 #include <memory>

@@ -1,4 +1,4 @@
-#include "flushers/dead_letter_file.hpp"
+#include <shardflow/flushers/dead_letter_file.hpp>
 
 #include <fstream>
 #include <sstream>
@@ -8,7 +8,7 @@
 #include "tests/support/file_size_limit.hpp"
 #include "tests/support/temp_dir.hpp"
 
-#include "flushers/error.hpp"
+#include <shardflow/core/error.hpp>
 
 using namespace shardflow;
 using shardflow::testing::slurp;

@@ -1,4 +1,4 @@
-#include "flushers/file_flusher.hpp"
+#include <shardflow/flushers/file_flusher.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -17,8 +17,8 @@
 #include "tests/support/file_size_limit.hpp"
 #include "tests/support/temp_dir.hpp"
 
-#include "flushers/error.hpp"
-#include "flushers/record_line.hpp"
+#include <shardflow/core/error.hpp>
+#include <shardflow/flushers/record_line.hpp>
 
 using namespace shardflow;
 using shardflow::testing::slurp;

@@ -1,4 +1,4 @@
-#include "flushers/record_line.hpp"
+#include <shardflow/flushers/record_line.hpp>
 
 #include <random>
 

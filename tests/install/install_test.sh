@@ -8,7 +8,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/shardflow-install.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 cmake --install "$build" --prefix "$work/prefix" > "$work/install.log"
 test -x "$work/prefix/bin/shardflow"
-test -f "$work/prefix/include/shardflow/actors/batch_processor.hpp"
+test -f "$work/prefix/include/shardflow/core/batch_processor.hpp"
 flags=()
 sanitizers=$(sed -n 's/^SHARDFLOW_SANITIZERS:STRING=//p' "$build/CMakeCache.txt")
 [ -z "$sanitizers" ] || flags+=("-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=$sanitizers")

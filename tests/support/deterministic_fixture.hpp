@@ -13,7 +13,7 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
-#include "actors/messages.hpp"
+#include <shardflow/actors/messages.hpp>
 
 namespace shardflow::testing {
 

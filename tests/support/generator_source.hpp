@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "actors/record_source.hpp"
+#include <shardflow/core/record_source.hpp>
 
 namespace shardflow::testing {
 

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "flushers/flusher.hpp"
+#include <shardflow/core/flusher.hpp>
 
 namespace shardflow::testing {
 

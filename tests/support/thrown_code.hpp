@@ -3,7 +3,7 @@
 
 #include <functional>
 
-#include "flushers/error.hpp"
+#include <shardflow/core/error.hpp>
 
 namespace shardflow::testing {
 

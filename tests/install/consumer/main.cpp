@@ -5,8 +5,8 @@
 #include <memory>
 #include <vector>
 
-#include "actors/batch_processor.hpp"
-#include "flushers/null_flusher.hpp"
+#include <shardflow/core/batch_processor.hpp>
+#include <shardflow/flushers/null_flusher.hpp>
 
 int main() {
   using namespace shardflow;

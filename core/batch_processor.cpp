@@ -1,0 +1,192 @@
+#include <shardflow/core/batch_processor.hpp>
+
+#include <exception>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include <shardflow/core/error.hpp>
+
+namespace shardflow {
+
+namespace {
+
+// Runs a flusher call and turns whatever it throws into errc::flusher_failed with the text kept.
+template <class F>
+auto call_flusher(const char* what, F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    throw error{errc::flusher_failed, fmt::format("the flusher failed in {}: {}", what, e.what())};
+  } catch (...) {
+    throw error{errc::flusher_failed,
+                fmt::format("the flusher failed in {}: a non-standard exception", what)};
+  }
+}
+
+} // namespace
+
+const char* to_string(shutdown_reason reason) noexcept {
+  switch (reason) {
+    case shutdown_reason::terminate:
+      return "terminate";
+    case shutdown_reason::zombie:
+      return "zombie";
+    case shutdown_reason::requested:
+      return "requested";
+  }
+  return "unknown";
+}
+
+batch_processor::batch_processor(shard_id id, std::unique_ptr<flusher> f, batch_config cfg,
+                                 time_point now)
+  : id_(std::move(id)),
+    flusher_(std::move(f)),
+    cfg_(cfg),
+    tracker_(cfg.enable_subsequence_checkpoints),
+    last_flush_(now),
+    last_checkpoint_(now),
+    last_activity_(now) {
+  if (!flusher_)
+    throw error{errc::flusher_failed,
+                fmt::format("shard {}: the flusher factory returned no flusher", id_)};
+}
+
+// Every public operation runs through here: a processor that failed once stays failed, and every
+// error names the shard.
+template <class F>
+auto batch_processor::guarded(const char* operation, F&& body) {
+  if (!stopped_.empty())
+    throw error{errc::processor_stopped,
+                fmt::format("shard {}: {} called on a stopped batch processor ({})", id_, operation,
+                            stopped_)};
+  try {
+    return body();
+  } catch (const error& e) {
+    stopped_ = fmt::format("it failed: {}", e.what());
+    throw error{e.code(), fmt::format("shard {}: {}", id_, e.what())};
+  }
+}
+
+std::optional<checkpoint> batch_processor::process(const record_batch& batch, time_point now) {
+  return guarded("process", [&] {
+    last_activity_ = now;
+    tracker_.hold(batch);
+    // The common case inline: the flusher takes the record (or ignores it) at the first offer.
+    for (const auto& x : batch) {
+      const auto token = tracker_.next_token();
+      auto result = call_flusher("add", [&] { return flusher_->add(x, token); });
+      if (result == add_result::full)
+        result = add_after_full(x, token, now);
+      const bool ignored = result == add_result::ignored;
+      tracker_.issue(x.sequence, ignored);
+      ++stats_.records;
+      stats_.ignored += ignored ? 1 : 0;
+    }
+    if (tracker_.outstanding() > 0 && now - last_flush_ >= cfg_.flush_interval)
+      flush_now(flush_mode::partial, now);
+    return checkpoint_if_due(now, false);
+  });
+}
+
+std::optional<checkpoint> batch_processor::heartbeat(time_point now) {
+  return guarded("heartbeat", [&] {
+    auto tokens = call_flusher("heartbeat", [this] { return flusher_->heartbeat(); });
+    if (!tokens.empty()) {
+      note_durable(tokens);
+      ++stats_.heartbeat_flushes;
+      last_flush_ = now;
+    }
+    if (tracker_.outstanding() > 0 && now - last_flush_ >= cfg_.flush_interval)
+      flush_now(flush_mode::partial, now);
+    return checkpoint_if_due(now, false);
+  });
+}
+
+std::optional<checkpoint> batch_processor::flush(flush_mode mode, time_point now) {
+  return guarded("flush", [&] {
+    flush_now(mode, now);
+    return checkpoint_if_due(now, false);
+  });
+}
+
+std::optional<checkpoint> batch_processor::shutdown(shutdown_reason reason, time_point now) {
+  auto result = guarded("shutdown", [&]() -> std::optional<checkpoint> {
+    switch (reason) {
+      case shutdown_reason::zombie:
+        return std::nullopt;
+      case shutdown_reason::requested:
+        flush_now(flush_mode::full, now);
+        return checkpoint_if_due(now, true);
+      case shutdown_reason::terminate:
+        flush_now(flush_mode::full, now);
+        if (auto cp = checkpoint_if_due(now, true))
+          return cp;
+        return checkpoint{};
+    }
+    return std::nullopt;
+  });
+  stopped_ = fmt::format("it was shut down with reason {}", to_string(reason));
+  return result;
+}
+
+bool batch_processor::watchdog_expired(time_point now) const noexcept {
+  return cfg_.watchdog_timeout.count() > 0 && now - last_activity_ >= cfg_.watchdog_timeout;
+}
+
+batch_stats batch_processor::stats() const {
+  auto result = stats_;
+  result.outstanding = tracker_.outstanding();
+  result.window = tracker_.window();
+  result.batches_held = tracker_.batches_held();
+  return result;
+}
+
+add_result batch_processor::add_after_full(const stream_record& x, flush_token token, time_point now) {
+  for (int attempt = 0;; ++attempt) {
+    if (tracker_.outstanding() == 0)
+      throw error{errc::record_never_fits,
+                  fmt::format("record {} can never fit: the flusher answers full on an empty batch",
+                              to_string(x.sequence))};
+    // First `full`: a partial flush as erlmld does; if even that left no room, a full flush, after
+    // which the batch is empty and a third `full` is the error above.
+    flush_now(attempt == 0 ? flush_mode::partial : flush_mode::full, now);
+    const auto result = call_flusher("add", [&] { return flusher_->add(x, token); });
+    if (result != add_result::full)
+      return result;
+  }
+}
+
+void batch_processor::flush_now(flush_mode mode, time_point now) {
+  auto tokens = call_flusher(mode == flush_mode::full ? "flush(full)" : "flush(partial)",
+                             [&] { return flusher_->flush(mode); });
+  note_durable(tokens);
+  ++stats_.flushes;
+  last_flush_ = now;
+  if (mode == flush_mode::full && tracker_.outstanding() != 0)
+    throw error{errc::incomplete_full_flush,
+                fmt::format("flush(full) left {} records outstanding; a full flush must return "
+                            "every token it holds",
+                            tracker_.outstanding())};
+}
+
+void batch_processor::note_durable(const std::vector<flush_token>& tokens) {
+  for (auto token : tokens)
+    tracker_.complete(token);
+  stats_.flushed += tokens.size();
+}
+
+std::optional<checkpoint> batch_processor::checkpoint_if_due(time_point now, bool forced) {
+  // Asking the tracker first also lets it release the batches the checkpoint has passed.
+  if (!tracker_.can_advance())
+    return std::nullopt;
+  if (!forced && now - last_checkpoint_ < cfg_.checkpoint_interval)
+    return std::nullopt;
+  checkpoint result{tracker_.take()};
+  last_checkpoint_ = now;
+  ++stats_.checkpoints;
+  stats_.last_checkpoint = result.position;
+  return result;
+}
+
+} // namespace shardflow

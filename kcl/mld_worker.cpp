@@ -1,0 +1,679 @@
+#include <shardflow/kcl/mld_worker.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <shardflow/flushers/base64.hpp>
+#include <shardflow/kcl/kpl.hpp>
+#include <shardflow/kcl/mld_protocol.hpp>
+#include <shardflow/flushers/dead_letter_file.hpp>
+#include <shardflow/core/error.hpp>
+#include <shardflow/flushers/file_flusher.hpp>
+#include <shardflow/flushers/record_line.hpp>
+#include <shardflow/flushers/write_all.hpp>
+
+namespace shardflow::mld {
+
+line_io::~line_io() = default;
+
+shard_port::~shard_port() = default;
+
+void shard_port::acknowledged(const sequence_number&) {
+  // nop: a local processor keeps nothing for replay
+}
+
+// -- fd_line_io ------------------------------------------------------------------------------------
+
+namespace {
+
+// The JSON parser reads up to this many bytes past a line's end (see line_io::padded).
+constexpr std::size_t padding = 64;
+// A read asks for at least this much room, and for as much as is pending (up to the max), so a short
+// line costs a small buffer and a long one a few doubling reads.
+constexpr std::size_t min_read = std::size_t{4} << 10;
+constexpr std::size_t max_read = std::size_t{1} << 20;
+
+} // namespace
+
+fd_line_io::fd_line_io(int in, int out, fd_line_io_config cfg) : in_(in), out_(out), cfg_(cfg) {
+  // nop
+}
+
+std::optional<std::string_view> fd_line_io::read_line() {
+  for (;;) {
+    if (scanned_ < end_) {
+      if (auto* nl = static_cast<const char*>(std::memchr(buf_.get() + scanned_, '\n', end_ - scanned_))) {
+        const auto at = static_cast<std::size_t>(nl - buf_.get());
+        return take(at, at + 1);
+      }
+      scanned_ = end_;
+    }
+    if (end_ - begin_ > cfg_.max_line_bytes + 1) // + 1: the line may still end in "\r\n"
+      too_long(lines_ + 1);
+    if (eof_) {
+      if (begin_ == end_)
+        return std::nullopt;
+      return take(end_, end_);
+    }
+    fill();
+  }
+}
+
+// Hands out the line from `begin_` to `line_end` (without a trailing CR); the next starts at `next`.
+std::string_view fd_line_io::take(std::size_t line_end, std::size_t next) {
+  std::string_view line{buf_.get() + begin_, line_end - begin_};
+  if (!line.empty() && line.back() == '\r')
+    line.remove_suffix(1);
+  if (line.size() > cfg_.max_line_bytes)
+    too_long(lines_ + 1);
+  ++lines_;
+  begin_ = scanned_ = next;
+  return line;
+}
+
+void fd_line_io::too_long(std::uint64_t number) const {
+  throw error{errc::bad_input, fmt::format("input line {} is longer than {} bytes, the line limit "
+                                           "(raise it with --max-line SIZE)",
+                                           number, cfg_.max_line_bytes)};
+}
+
+// Reads more input after the pending line, moving that line to the front and growing the buffer
+// first if it lacks room.
+void fd_line_io::fill() {
+  if (begin_ > 0) { // the lines handed out before are no longer needed
+    std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
+    end_ -= begin_;
+    scanned_ -= begin_;
+    begin_ = 0;
+  }
+  const auto room = std::clamp(end_, min_read, max_read);
+  if (cap_ < end_ + room + padding) {
+    const auto cap = std::max(cap_ * 2, end_ + room + padding);
+    std::unique_ptr<char[]> bigger{new char[cap]}; // not zeroed: pages are touched as data comes
+    if (end_ > 0)
+      std::memcpy(bigger.get(), buf_.get(), end_);
+    buf_ = std::move(bigger);
+    cap_ = cap;
+  }
+  ssize_t n;
+  do {
+    n = ::read(in_, buf_.get() + end_, cap_ - end_ - padding);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0)
+    end_ += static_cast<std::size_t>(n);
+  else
+    eof_ = true;
+  std::memset(buf_.get() + end_, 0, padding); // what the parser may read past the last line
+}
+
+bool fd_line_io::write_line(const std::string& line) {
+  const std::string out = line + "\n";
+  return write_all(out_, out.data(), out.size()); // false on EPIPE: the daemon is gone
+}
+
+// -- the worker ------------------------------------------------------------------------------------
+
+namespace {
+
+class local_shard_port final : public shard_port {
+public:
+  local_shard_port(flusher_factory make, batch_config batch)
+    : make_(std::move(make)), batch_(batch) {
+  }
+
+  void open(const shard_id& id, batch_processor::time_point now) override {
+    proc_ = std::make_unique<batch_processor>(
+      id, std::make_unique<poison_filter>(make_(id), &poison_), batch_, now);
+  }
+
+  std::optional<checkpoint> heartbeat(batch_processor::time_point now) override {
+    return proc_->heartbeat(now);
+  }
+
+  std::optional<checkpoint> process(const record_batch& batch, const std::vector<std::uint32_t>& poison,
+                                    batch_processor::time_point now) override {
+    poison_.clear();
+    for (auto i : poison)
+      poison_.insert(&batch[i]);
+    return proc_->process(batch, now);
+  }
+
+  std::optional<checkpoint> shutdown(shutdown_reason reason, batch_processor::time_point now) override {
+    return proc_->shutdown(reason, now);
+  }
+
+private:
+  flusher_factory make_;
+  batch_config batch_;
+  std::unique_ptr<batch_processor> proc_;
+  std::unordered_set<const stream_record*> poison_;
+};
+
+// Stops the session: the flusher failed, the daemon is gone or broke the protocol.
+struct session_end {
+  int code;
+};
+
+enum class checkpoint_outcome : std::uint8_t { done, lease_gone, failed };
+
+// Where the session stands in the daemon's conversation (mld-protocol.md 3, 5 and 6).
+enum class phase : std::uint8_t {
+  fresh,    // before initialize
+  active,   // initialized: records are processed
+  stopping, // after shutdownRequested: everything was flushed; only a lease end may follow
+  ended,    // after leaseLost or a shard end
+};
+
+const char* where(phase p) {
+  switch (p) {
+    case phase::fresh:
+      return "before initialize";
+    case phase::active:
+      return "after initialize";
+    case phase::stopping:
+      return "after shutdownRequested";
+    default:
+      return "after the lease ended";
+  }
+}
+
+// Returns `position` ("null", "S" or "S/N") as the log shows it.
+std::string position_text(const std::optional<std::string>& seq, const std::optional<std::string>& sub) {
+  if (!seq)
+    return "null";
+  return sub ? fmt::format("{}/{}", *seq, *sub) : *seq;
+}
+
+// One line of a dead-letter file: the shard, why, and the record (its JSON text when it is not
+// what a record should be, else its position, key and raw base64 data).
+std::string dead_letter_line(const std::string& shard, std::string_view reason, const wire_record& w) {
+  std::string out = "{\"shard\":";
+  append_json_string(out, shard);
+  out += ",\"reason\":";
+  append_json_string(out, reason);
+  if (!w.raw.empty())
+    return out + ",\"record\":" + w.raw + "}";
+  out += ",\"sequenceNumber\":";
+  append_json_string(out, w.sequence_number);
+  out += ",\"subSequenceNumber\":";
+  out += w.sub_sequence_number ? std::to_string(*w.sub_sequence_number) : std::string{"null"};
+  out += ",\"partitionKey\":";
+  append_json_string(out, w.partition_key);
+  out += ",\"data\":";
+  if (w.data_null)
+    out += "null";
+  else
+    append_json_string(out, w.data_base64);
+  return out + "}";
+}
+
+// The dead letters of a session (in the file `shardflow run` would use for the shard): the lines of
+// a batch are collected and then written and synced together, before the batch is processed (so
+// before its records count as done).
+class dead_letter_batch {
+public:
+  explicit dead_letter_batch(std::filesystem::path dir) : dir_(std::move(dir)) {
+  }
+
+  /// Adds `line` (one JSON object) to the lines of the batch.
+  void add(const std::string& line) {
+    pending_ += line;
+    pending_ += '\n';
+    ++count_;
+  }
+
+  /// Appends the lines of the batch to the file of `shard` and syncs it; returns how many.
+  /// @throws shardflow::error (errc::io_failed), naming the file.
+  std::size_t sync(const std::string& shard) {
+    if (count_ == 0)
+      return 0;
+    if (!file_)
+      file_.emplace(dir_, shard);
+    file_->write(pending_);
+    file_->sync();
+    const auto n = count_;
+    pending_.clear();
+    count_ = 0;
+    return n;
+  }
+
+private:
+  std::filesystem::path dir_;
+  std::string pending_;
+  std::size_t count_ = 0;
+  std::optional<dead_letter_file> file_;
+};
+
+} // namespace
+
+struct worker::impl {
+  line_io& io;
+  worker_config cfg;
+  worker_stats stats;
+  message_parser parser;
+  std::unique_ptr<shard_port> proc; // set once initialized
+  std::string shard;
+  bool v2 = true;
+  phase at = phase::fresh;
+  bool lease_gone = false; // after ShutdownException: never checkpoint again
+  std::uint64_t lines = 0; // input lines read
+  std::optional<dead_letter_batch> dead_letters;
+  std::mt19937_64 rng{std::random_device{}()};
+  // Reused by decode: the indexes of the records that may be aggregates, their data, what they hold.
+  std::vector<std::uint32_t> carriers;
+  std::vector<std::string_view> views;
+  std::vector<kpl::unpack_result> unpacked;
+
+  impl(line_io& i, worker_config c) : io(i), cfg(std::move(c)) {
+    if (!cfg.sleep)
+      cfg.sleep = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+    if (!cfg.now)
+      cfg.now = [] { return std::chrono::steady_clock::now(); };
+    if (!cfg.log)
+      cfg.log = [](const std::string& s) { fmt::print(stderr, "shardflow mld: {}\n", s); };
+    if (!cfg.dead_letter_dir.empty())
+      dead_letters.emplace(cfg.dead_letter_dir);
+  }
+
+  void log(const std::string& s) {
+    cfg.log(shard.empty() ? s : fmt::format("{}: {}", shard, s));
+  }
+
+  void send(const std::string& line) {
+    if (!io.write_line(line)) {
+      log("the daemon closed the connection");
+      throw session_end{1};
+    }
+  }
+
+  // Ends the session because the daemon broke the protocol or sent what cannot be decoded: the
+  // non-zero exit makes the daemon restart the lease from its last checkpoint, where an answer would
+  // acknowledge records that were not processed, or leave the daemon waiting for one forever.
+  [[noreturn]] void breach(const std::string& what) {
+    log(fmt::format("fatal: {}; ending the session (the daemon restarts the lease from its last "
+                    "checkpoint)",
+                    what));
+    throw session_end{1};
+  }
+
+  std::optional<std::string_view> read() {
+    try {
+      return io.read_line();
+    } catch (const error& e) {
+      log(fmt::format("fatal: {}", e.what()));
+      throw session_end{1};
+    }
+  }
+
+  // Reads the next message, skipping blank lines and undecodable lines that name no action (a line
+  // that names one fails the session); nothing at end of input.
+  std::optional<message> next() {
+    for (;;) {
+      auto line = read();
+      if (!line)
+        return std::nullopt;
+      ++lines;
+      if (line->find_first_not_of(" \t\r") == std::string::npos)
+        continue;
+      message m;
+      if (auto why = parser.parse(*line, m, io.padded()); !why.empty()) {
+        if (!m.action.empty())
+          breach(fmt::format("input line {}: a {} message that cannot be decoded: {}", lines, m.action, why));
+        ++stats.ignored_lines;
+        log(fmt::format("ignoring input line {}, which is {}: {:.80}", lines, why, std::string{*line}));
+        continue;
+      }
+      return m;
+    }
+  }
+
+  // Reads the reply to the checkpoint request just sent for `seq`/`sub`: the next message must be
+  // that reply, naming that position (mld-protocol.md 3.3, 5.3); anything else is a breach, and the
+  // end of input leaves the checkpoint's outcome unknown (a failure too).
+  message await_reply(const std::optional<std::string>& seq, const std::optional<std::string>& sub) {
+    auto reply = next();
+    const auto asked = position_text(seq, sub);
+    if (!reply) {
+      log(fmt::format("fatal: end of input while waiting for the reply to the checkpoint at {}; its "
+                      "outcome is unknown",
+                      asked));
+      throw session_end{1};
+    }
+    if (reply->what != message::kind::checkpoint)
+      breach(fmt::format("a {} message came while the reply to the checkpoint at {} was awaited",
+                         reply->action, asked));
+    const bool echoes = v2 ? reply->sequence_number == seq && (!seq || reply->echo_sub == sub)
+                           : reply->echo_checkpoint == seq;
+    if (!echoes)
+      breach(fmt::format("the checkpoint reply is for {}, but the request was for {}",
+                         v2 ? position_text(reply->sequence_number, reply->echo_sub)
+                            : reply->echo_checkpoint.value_or("null"),
+                         asked));
+    return std::move(*reply);
+  }
+
+  // Runs one checkpoint exchange (with retries). `unbounded` retries throttling forever (shard end).
+  checkpoint_outcome checkpoint(const std::optional<sequence_number>& at, bool unbounded) {
+    if (at && at->is_sub_record()) {
+      // The daemon can only checkpoint whole aggregates that we unpacked ourselves: sending the
+      // carrier's coordinates here would cover user records that are not durable yet.
+      log(fmt::format("not checkpointing inside an aggregate ({}); waiting for its last record",
+                      to_string(*at)));
+      return checkpoint_outcome::failed;
+    }
+    std::optional<std::string> seq;
+    std::optional<std::uint64_t> sub;
+    if (at) {
+      seq = at->base.to_string();
+      sub = at->sub;
+    }
+    auto delay = cfg.checkpoint_backoff;
+    const auto sub_text = seq && sub ? std::optional<std::string>{std::to_string(*sub)} : std::nullopt;
+    for (unsigned attempt = 0;; ++attempt) {
+      send(checkpoint_line(v2, seq, sub));
+      const auto reply = await_reply(seq, sub_text);
+      if (!reply.error) {
+        ++stats.checkpoints;
+        return checkpoint_outcome::done;
+      }
+      ++stats.checkpoint_errors;
+      const auto& err = *reply.error;
+      if (err == "ShutdownException") {
+        log("checkpoint refused with ShutdownException: the lease is gone; no more checkpoints");
+        lease_gone = true;
+        return checkpoint_outcome::lease_gone;
+      }
+      const bool retryable = err == "ThrottlingException" || err == "KinesisClientLibDependencyException";
+      if (!retryable) {
+        log(fmt::format("checkpoint at {} failed with {}; not retried", seq.value_or("null"), err));
+        return checkpoint_outcome::failed;
+      }
+      if (!unbounded && attempt >= cfg.checkpoint_retries) {
+        log(fmt::format("checkpoint at {} failed with {} {} times; giving up on it",
+                        seq.value_or("null"), err, attempt + 1));
+        return checkpoint_outcome::failed;
+      }
+      std::uniform_real_distribution<double> jitter{0.5, 1.0};
+      const auto wait = std::chrono::milliseconds(
+        static_cast<std::int64_t>(static_cast<double>(delay.count()) * jitter(rng)));
+      log(fmt::format("checkpoint at {} failed with {}; retry {} in {} ms", seq.value_or("null"), err,
+                      attempt + 1, wait.count()));
+      cfg.sleep(wait);
+      delay = std::min(delay * 2, cfg.checkpoint_backoff_max);
+    }
+  }
+
+  template <class F>
+  auto guarded(F&& f) {
+    try {
+      return f();
+    } catch (const error& e) {
+      log(fmt::format("fatal: {}", e.what()));
+      throw session_end{1};
+    }
+  }
+
+  void on_initialize(const message& m) {
+    if (at != phase::fresh)
+      breach(fmt::format("initialize {}: the unflushed records of this session would be dropped",
+                         where(at)));
+    shard = m.shard_id;
+    v2 = m.has_sequence_key;
+    guarded([&] {
+      auto port = cfg.make_port ? cfg.make_port() : local_port(cfg.make_flusher, cfg.batch);
+      port->open(shard, cfg.now());
+      proc = std::move(port);
+    });
+    at = phase::active;
+    log(fmt::format("initialized at {} (protocol {})", m.sequence_number.value_or("null"),
+                    v2 ? "v2" : "v1"));
+    send(status_line(m.action));
+  }
+
+  // Decodes the records of `m`; `poisoned` gets the indexes of those whose data is not base64.
+  // Records that may carry an aggregate are unpacked together (their MD5s are computed side by
+  // side), and each aggregate is replaced by its user records.
+  record_batch decode(const message& m, std::vector<std::uint32_t>& poisoned) {
+    std::vector<stream_record> xs;
+    xs.reserve(m.records.size());
+    poisoned.clear();
+    carriers.clear();
+    for (std::size_t i = 0; i < m.records.size(); ++i) {
+      const auto& w = m.records[i];
+      auto& x = xs.emplace_back();
+      if (auto why = position_of(w, x.sequence); !why.empty()) {
+        xs.pop_back();
+        set_aside(i, w, why);
+        continue;
+      }
+      x.partition_key.assign(w.partition_key);
+      x.arrival_ms = w.arrival_ms;
+      x.behind_ms = m.millis_behind_latest;
+      if (w.data_null || !base64::decode(w.data_base64, x.data)) {
+        ++stats.poison;
+        log(fmt::format("poison record at {}: its data is not valid base64", w.sequence_number));
+        if (dead_letters)
+          dead_letters->add(dead_letter_line(shard, "its data is not valid base64", w));
+        x.data.clear();
+        poisoned.push_back(static_cast<std::uint32_t>(xs.size() - 1));
+        continue;
+      }
+      if (kpl::may_be_aggregate(x.data, cfg.erlmld_magics))
+        carriers.push_back(static_cast<std::uint32_t>(xs.size() - 1));
+    }
+    if (dead_letters)
+      stats.dead_letters += guarded([&] { return dead_letters->sync(shard); });
+    if (!carriers.empty())
+      xs = unpack_aggregates(std::move(xs), poisoned);
+    record_batch batch{std::move(xs)};
+    stats.records += batch.size();
+    return batch;
+  }
+
+  // Reads the position of `w` into `at`; returns why it is unusable (empty when it is usable).
+  static std::string position_of(const wire_record& w, sequence_number& at) {
+    if (!w.problem.empty())
+      return std::string{w.problem};
+    try {
+      at.base = sequence_base::parse(w.sequence_number);
+    } catch (const error& e) {
+      return e.what();
+    }
+    if (!at.base.is_number())
+      return fmt::format("its sequenceNumber {} is not a number", w.sequence_number);
+    at.sub = w.sub_sequence_number;
+    return {};
+  }
+
+  // A record without a usable position can never be checkpointed correctly (a checkpoint past it
+  // would claim it done): it goes to the dead-letter file if there is one, else the session fails
+  // before its batch is acknowledged.
+  void set_aside(std::size_t index, const wire_record& w, const std::string& why) {
+    if (!dead_letters)
+      breach(fmt::format("record {} of the batch has no usable position: {} (with a dead-letter "
+                         "directory, shardflow mld --dead-letter DIR, it would be set aside there)",
+                         index, why));
+    log(fmt::format("record {} of the batch has no usable position ({}): set aside as a dead letter",
+                    index, why));
+    dead_letters->add(dead_letter_line(shard, why, w));
+  }
+
+  // Replaces every aggregate among `xs` (at the `carriers` indexes) by its user records, which keep
+  // their carrier's sequence numbers; renumbers `poisoned` to match.
+  std::vector<stream_record> unpack_aggregates(std::vector<stream_record> xs,
+                                               std::vector<std::uint32_t>& poisoned) {
+    views.clear();
+    for (auto i : carriers)
+      views.emplace_back(xs[i].data);
+    kpl::unpack_all(views.data(), views.size(), cfg.erlmld_magics, unpacked, cfg.kpl_limits);
+    std::size_t users = 0;
+    for (auto& u : unpacked)
+      users += u.records.size();
+    std::vector<stream_record> ys;
+    ys.reserve(xs.size() + users);
+    std::size_t next_carrier = 0;
+    std::size_t next_poison = 0;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      auto& x = xs[i];
+      if (next_poison < poisoned.size() && poisoned[next_poison] == i)
+        poisoned[next_poison++] = static_cast<std::uint32_t>(ys.size());
+      if (next_carrier == carriers.size() || carriers[next_carrier] != i) {
+        ys.push_back(std::move(x));
+        continue;
+      }
+      const auto& u = unpacked[next_carrier++];
+      if (u.what == kpl::unpack_result::kind::corrupt) {
+        ++stats.corrupt_aggregates;
+        log(fmt::format("record at {} looks like an aggregate but {}; delivered as one record",
+                        to_string(x.sequence), u.why));
+      }
+      if (u.what != kpl::unpack_result::kind::aggregate) {
+        ys.push_back(std::move(x));
+        continue;
+      }
+      ++stats.aggregates;
+      const auto n = static_cast<std::uint32_t>(u.records.size());
+      auto sequence = x.sequence;
+      sequence.user_total = n;
+      for (std::uint32_t k = 0; k < n; ++k) {
+        sequence.user_sub = k;
+        // Built whole, not default-constructed and then assigned: zeroing 192 bytes first was
+        // half of this loop's time.
+        ys.push_back(stream_record{std::string{u.records[k].partition_key}, std::string{u.records[k].data},
+                                   sequence, x.arrival_ms, x.behind_ms});
+      }
+    }
+    // What stays for the next batch is capacity; not the views into this one, nor big buffers.
+    views.clear();
+    for (auto& u : unpacked) {
+      u.records.clear();
+      if (u.inflated.capacity() > (std::size_t{1} << 16))
+        std::vector<char>{}.swap(u.inflated);
+    }
+    return ys;
+  }
+
+  void on_process_records(const message& m) {
+    if (at != phase::active)
+      breach(fmt::format("processRecords {}: its records would be acknowledged unprocessed", where(at)));
+    // After a ShutdownException the records are still processed (at least once), only never
+    // checkpointed: the lease's next owner starts from its last checkpoint.
+    const auto now = cfg.now();
+    auto cp = guarded([&] { return proc->heartbeat(now); });
+    std::vector<std::uint32_t> poisoned;
+    auto batch = decode(m, poisoned);
+    if (auto later = guarded([&] { return proc->process(batch, poisoned, now); }))
+      cp = std::move(later);
+    if (cp && cp->position && !lease_gone && checkpoint(cp->position, false) == checkpoint_outcome::done)
+      proc->acknowledged(*cp->position);
+    send(status_line(m.action));
+  }
+
+  // The shard-end checkpoint covers everything the daemon delivered: only records this session
+  // processed and flushed fully may be behind it.
+  void on_shard_end(const message& m) {
+    if (at == phase::fresh || at == phase::ended)
+      breach(fmt::format("{} {}: its checkpoint would cover records this session never processed",
+                         m.action, where(at)));
+    if (at == phase::active)
+      guarded([&] { return proc->shutdown(shutdown_reason::terminate, cfg.now()); });
+    at = phase::ended;
+    if (!lease_gone)
+      checkpoint(std::nullopt, true);
+    send(status_line(m.action));
+  }
+
+  void on_lease_lost(const message& m) {
+    if (at == phase::active)
+      guarded([&] { return proc->shutdown(shutdown_reason::zombie, cfg.now()); });
+    proc.reset();
+    at = phase::ended;
+    send(status_line(m.action));
+  }
+
+  void on_shutdown_requested(const message& m) {
+    if (at == phase::active) {
+      auto cp = guarded([&] { return proc->shutdown(shutdown_reason::requested, cfg.now()); });
+      at = phase::stopping;
+      if (cp && cp->position && !lease_gone
+          && checkpoint(cp->position, false) == checkpoint_outcome::done)
+        proc->acknowledged(*cp->position);
+    }
+    send(status_line(m.action));
+  }
+
+  int run() {
+    try {
+      while (auto m = next()) {
+        switch (m->what) {
+          case message::kind::initialize:
+            on_initialize(*m);
+            break;
+          case message::kind::process_records:
+            on_process_records(*m);
+            break;
+          case message::kind::shard_ended:
+            on_shard_end(*m);
+            break;
+          case message::kind::lease_lost:
+            on_lease_lost(*m);
+            break;
+          case message::kind::shutdown:
+            if (m->reason == "TERMINATE" || m->reason == "SHARD_END") {
+              on_shard_end(*m);
+            } else {
+              if (m->reason != "ZOMBIE" && m->reason != "LEASE_LOST")
+                log(fmt::format("unknown shutdown reason \"{}\": treated as a lost lease", m->reason));
+              on_lease_lost(*m);
+            }
+            break;
+          case message::kind::shutdown_requested:
+            on_shutdown_requested(*m);
+            break;
+          case message::kind::checkpoint:
+            log("a checkpoint reply without a request; ignored");
+            break;
+          case message::kind::other:
+            if (m->action == "status" || m->action == "record") {
+              log(fmt::format("a stray {} message; ignored", m->action));
+              break;
+            }
+            log(fmt::format("unknown action \"{}\": acknowledged", m->action));
+            send(status_line(m->action));
+            break;
+        }
+      }
+      return 0;
+    } catch (const session_end& e) {
+      return e.code;
+    }
+  }
+};
+
+std::unique_ptr<shard_port> local_port(flusher_factory make_flusher, batch_config batch) {
+  return std::make_unique<local_shard_port>(std::move(make_flusher), batch);
+}
+
+worker::worker(line_io& io, worker_config cfg) : impl_(std::make_unique<impl>(io, std::move(cfg))) {
+  // nop
+}
+
+worker::~worker() = default;
+
+int worker::run() {
+  return impl_->run();
+}
+
+const worker_stats& worker::stats() const noexcept {
+  return impl_->stats;
+}
+
+} // namespace shardflow::mld

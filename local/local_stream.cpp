@@ -1,0 +1,508 @@
+#include <shardflow/local/local_stream.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include <shardflow/flushers/dead_letter_file.hpp>
+#include <shardflow/core/error.hpp>
+#include <shardflow/flushers/file_flusher.hpp>
+#include <shardflow/flushers/record_line.hpp>
+#include <shardflow/flushers/write_all.hpp>
+
+namespace fs = std::filesystem;
+
+namespace shardflow::local {
+
+namespace {
+
+constexpr std::string_view meta_name = "shardflow-stream";
+constexpr std::string_view meta_magic = "shardflow local stream 1";
+
+[[noreturn]] void fail_io(const std::string& what, const fs::path& file) {
+  throw error{errc::io_failed, fmt::format("{} {}: {}", what, file.string(), std::strerror(errno))};
+}
+
+std::uint64_t size_of(int fd, const fs::path& file) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    fail_io("cannot stat", file);
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+// Holds the writers' lock of a shard file for a scope (readers take none).
+class writer_lock {
+public:
+  writer_lock(int fd, const fs::path& file) : fd_(fd) {
+    while (::flock(fd_, LOCK_EX) != 0)
+      if (errno != EINTR)
+        fail_io("cannot lock", file);
+  }
+  ~writer_lock() {
+    ::flock(fd_, LOCK_UN);
+  }
+  writer_lock(const writer_lock&) = delete;
+  writer_lock& operator=(const writer_lock&) = delete;
+
+private:
+  int fd_;
+};
+
+__extension__ typedef unsigned __int128 uint128;
+
+} // namespace
+
+std::size_t route(std::string_view partition_key, std::size_t shards) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(partition_key.data(), partition_key.size(), digest, &size, EVP_md5(), nullptr);
+  std::uint64_t high = 0;
+  for (int i = 0; i < 8; ++i)
+    high = (high << 8) | digest[i];
+  return static_cast<std::size_t>((static_cast<uint128>(high) * shards) >> 64);
+}
+
+std::string shard_name(std::size_t i) {
+  return fmt::format("shard-{:05}", i);
+}
+
+// -- stream_dir ----------------------------------------------------------------------------------
+
+bool stream_dir::exists(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / meta_name, ec);
+}
+
+stream_dir stream_dir::open(const fs::path& dir) {
+  std::ifstream in{dir / meta_name};
+  if (!in)
+    throw error{errc::bad_input,
+                fmt::format("{} is not a local stream (no {} file); create one with "
+                            "`shardflow put --shards N` or `shardflow generate`",
+                            dir.string(), meta_name)};
+  std::string magic;
+  std::getline(in, magic);
+  std::string word;
+  std::size_t shards = 0;
+  in >> word >> shards;
+  if (magic != meta_magic || word != "shards" || shards == 0)
+    throw error{errc::bad_input, fmt::format("{}: unknown format (expected \"{}\" and a shard count)",
+                                             (dir / meta_name).string(), meta_magic)};
+  stream_dir result;
+  result.dir_ = dir;
+  result.shards_ = shards;
+  return result;
+}
+
+stream_dir stream_dir::create(const fs::path& dir, std::size_t shards) {
+  if (shards == 0)
+    throw error{errc::bad_input, "a stream needs at least one shard"};
+  if (exists(dir)) {
+    auto s = open(dir);
+    if (s.shards() != shards)
+      throw error{errc::bad_input, fmt::format("{} already has {} shards, not {}", dir.string(),
+                                               s.shards(), shards)};
+    return s;
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    throw error{errc::bad_input,
+                fmt::format("cannot create {}: {}", dir.string(), ec.message())};
+  stream_dir result;
+  result.dir_ = dir;
+  result.shards_ = shards;
+  for (std::size_t i = 0; i < shards; ++i) {
+    auto fd = ::open(result.shard_file(i).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+      fail_io("cannot create", result.shard_file(i));
+    ::close(fd);
+  }
+  auto tmp = dir / (std::string{meta_name} + ".tmp");
+  {
+    std::ofstream out{tmp};
+    out << meta_magic << "\nshards " << shards << "\n";
+    if (!out)
+      throw error{errc::bad_input, fmt::format("cannot write {}", tmp.string())};
+  }
+  fs::rename(tmp, dir / meta_name, ec);
+  if (ec)
+    throw error{errc::bad_input, fmt::format("cannot create {}: {}", (dir / meta_name).string(),
+                                             ec.message())};
+  return result;
+}
+
+fs::path stream_dir::shard_file(std::size_t i) const {
+  return dir_ / (shard_name(i) + ".ndjson");
+}
+
+// -- stream_writer -------------------------------------------------------------------------------
+
+stream_writer::stream_writer(const stream_dir& stream)
+  : fds_(stream.shards(), -1),
+    buffers_(stream.shards()),
+    counts_(stream.shards()),
+    files_(stream.shards()) {
+  for (std::size_t i = 0; i < stream.shards(); ++i) {
+    files_[i] = stream.shard_file(i);
+    fds_[i] = ::open(files_[i].c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fds_[i] < 0)
+      fail_io("cannot open", files_[i]);
+  }
+}
+
+stream_writer::~stream_writer() {
+  for (auto fd : fds_)
+    if (fd >= 0)
+      ::close(fd);
+}
+
+void stream_writer::append(const stream_record& x) {
+  const auto s = route(x.partition_key, fds_.size());
+  append_line(buffers_[s], x);
+  ++counts_[s];
+  if (buffers_[s].size() >= (1u << 20))
+    write_out(s);
+}
+
+void stream_writer::write_out(std::size_t shard) {
+  auto& b = buffers_[shard];
+  const int fd = fds_[shard];
+  const auto& file = files_[shard];
+  writer_lock lock{fd, file};
+  // Under the lock no live writer is in the middle of a line: a fragment is a dead writer's.
+  cut_partial_line(fd, size_of(fd, file), file);
+  if (!write_all(fd, b.data(), b.size())) {
+    const int saved = errno;
+    // Only our own partial line goes: whole lines that got out may have been read (and
+    // checkpointed) by a reader following the file already, so they stay (at-least-once).
+    try {
+      cut_partial_line(fd, size_of(fd, file), file);
+    } catch (const error&) {
+      // the write's own failure is the one to report
+    }
+    errno = saved;
+    fail_io("cannot write", file);
+  }
+  b.clear();
+}
+
+void stream_writer::flush() {
+  for (std::size_t i = 0; i < fds_.size(); ++i) {
+    if (buffers_[i].empty())
+      continue;
+    write_out(i);
+    if (::fsync(fds_[i]) != 0)
+      fail_io("cannot sync", files_[i]);
+  }
+}
+
+// -- input_problems ------------------------------------------------------------------------------
+
+void input_problems::report(std::string message) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  messages_.push_back(std::move(message));
+}
+
+void input_problems::report_stop(std::string message) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (std::find(stops_.begin(), stops_.end(), message) != stops_.end())
+    return; // a restarted shard that stops at the same place again
+  messages_.push_back(message);
+  stops_.push_back(std::move(message));
+}
+
+std::vector<std::string> input_problems::stops() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return stops_;
+}
+
+std::vector<std::string> input_problems::all() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return messages_;
+}
+
+void input_problems::count_dead_letter() noexcept {
+  std::lock_guard<std::mutex> guard{mtx_};
+  ++dead_letters_;
+}
+
+std::uint64_t input_problems::dead_letters() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return dead_letters_;
+}
+
+// -- file_source ---------------------------------------------------------------------------------
+
+std::uint64_t line_number_at(const fs::path& file, std::uint64_t offset) {
+  std::ifstream in{file, std::ios::binary};
+  std::uint64_t line = 1;
+  std::vector<char> chunk(1 << 16);
+  std::uint64_t seen = 0;
+  while (seen < offset && in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(std::min<std::uint64_t>(chunk.size(),
+                                                                               offset - seen)));
+    const auto n = static_cast<std::size_t>(in.gcount());
+    for (std::size_t i = 0; i < n; ++i)
+      line += chunk[i] == '\n' ? 1 : 0;
+    seen += n;
+    if (n == 0)
+      break;
+  }
+  return line;
+}
+
+struct file_source::impl {
+  fs::path file;
+  shard_id shard;
+  file_source_config cfg;
+  int fd = -1;
+  std::optional<dead_letter_file> dead; // opened at the first dead letter
+  std::uint64_t pos = 0;  // file offset of buf[0]
+  std::string buf;        // buf[0, len) holds file bytes from `pos`
+  std::size_t len = 0;
+  std::size_t cur = 0;    // start of the next line in buf
+  std::size_t scan = 0;   // buf[cur, scan) holds no newline: the search goes on from here
+  bool eof = false;       // the last read found no more bytes
+  bool reread = false;    // that read ended inside a line, which a writer may cut and write again
+  bool stopped = false;   // bad input under the stop policy
+  bool skipping = false;  // a line longer than max_line_bytes is being moved to the dead letters
+
+  void report(const std::string& message, bool stops) {
+    if (cfg.problems && stops)
+      cfg.problems->report_stop(message);
+    else if (cfg.problems)
+      cfg.problems->report(message);
+  }
+
+  // Reads more bytes; returns how many arrived.
+  std::size_t fill() {
+    if (reread) { // read the partial line again: a writer may have cut it and written another
+      reread = false;
+      if (::lseek(fd, static_cast<off_t>(pos + cur), SEEK_SET) < 0)
+        fail_io("cannot seek in", file);
+      len = cur;
+      scan = cur;
+    }
+    if (cur > 0) {
+      std::memmove(buf.data(), buf.data() + cur, len - cur);
+      pos += cur;
+      len -= cur;
+      scan -= cur;
+      cur = 0;
+    }
+    constexpr std::size_t chunk = 1 << 20;
+    if (buf.size() < len + chunk + simdjson::SIMDJSON_PADDING)
+      buf.resize(std::max(2 * buf.size(), len + chunk + simdjson::SIMDJSON_PADDING));
+    for (;;) {
+      auto n = ::read(fd, buf.data() + len, chunk);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        fail_io("cannot read", file);
+      len += static_cast<std::size_t>(n);
+      eof = n == 0;
+      if (eof)
+        at_end_of_file();
+      return static_cast<std::size_t>(n);
+    }
+  }
+
+  // The file has no more bytes now: has it become shorter than what was read?
+  void at_end_of_file() {
+    const auto size = size_of(fd, file);
+    if (size < pos + cur) {
+      auto message = fmt::format("{}: the file is now {} bytes, shorter than the {} bytes already "
+                                 "read: it was truncated or replaced while being read; the shard "
+                                 "stops and its checkpoint stays where it was",
+                                 file.string(), size, pos + cur);
+      report(message, true);
+      throw error{errc::bad_input, message};
+    }
+    reread = len > cur;
+  }
+
+  void seek(std::uint64_t offset) {
+    if (::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0)
+      fail_io("cannot seek in", file);
+    pos = offset;
+    len = 0;
+    cur = 0;
+    scan = 0;
+    eof = false;
+    reread = false;
+  }
+
+  // Returns the end of the line at `cur` (the index of its newline), reading more as needed, or
+  // npos when the file (for now) ends inside it.
+  std::size_t line_end() {
+    for (;;) {
+      auto nl = static_cast<const char*>(std::memchr(buf.data() + scan, '\n', len - scan));
+      if (nl != nullptr)
+        return static_cast<std::size_t>(nl - buf.data());
+      scan = len;
+      if (len - cur > cfg.max_line_bytes || fill() == 0)
+        return std::string_view::npos;
+    }
+  }
+
+  void write_dead(const char* data, std::size_t size) {
+    if (!dead)
+      dead.emplace(cfg.dead_letter_dir, shard);
+    dead->write({data, size});
+  }
+
+  void end_dead_letter() {
+    write_dead("\n", 1);
+    dead->sync();
+    if (cfg.problems)
+      cfg.problems->count_dead_letter();
+  }
+
+  // A line at `cur` is longer than max_line_bytes: stop, or move it to the dead letters.
+  void too_long() {
+    auto message = fmt::format("{}:{}: the line is longer than {} bytes, the longest record line "
+                               "allowed (--max-record-size)",
+                               file.string(), line_number_at(file, pos + cur), cfg.max_line_bytes);
+    const bool dead = cfg.on_bad_input == bad_input_policy::dead_letter;
+    report(dead ? message + " (sent to the dead-letter file)" : message, !dead);
+    stopped = !dead;
+    skipping = dead;
+  }
+
+  // Moves the too long line at `cur` to the dead letters a buffer at a time; returns false when the
+  // rest of it has not been written yet (follow).
+  bool skip_long_line() {
+    for (;;) {
+      auto nl = static_cast<const char*>(std::memchr(buf.data() + cur, '\n', len - cur));
+      const auto end = nl != nullptr ? static_cast<std::size_t>(nl - buf.data()) : len;
+      write_dead(buf.data() + cur, end - cur);
+      cur = scan = nl != nullptr ? end + 1 : len;
+      if (nl == nullptr && fill() > 0)
+        continue;
+      if (nl == nullptr && cfg.follow)
+        return false;
+      end_dead_letter(); // the line ended, or the file (finite) ended inside it
+      skipping = false;
+      return true;
+    }
+  }
+};
+
+file_source::file_source(fs::path file, shard_id shard, file_source_config cfg)
+  : impl_(std::make_unique<impl>()) {
+  impl_->file = std::move(file);
+  impl_->shard = std::move(shard);
+  impl_->cfg = std::move(cfg);
+  impl_->fd = ::open(impl_->file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (impl_->fd < 0 && errno == ENOENT)
+    throw error{errc::bad_input, fmt::format("cannot open {}: {}", impl_->file.string(),
+                                             std::strerror(errno))};
+  if (impl_->fd < 0)
+    fail_io("cannot open", impl_->file);
+}
+
+file_source::~file_source() {
+  if (impl_->fd >= 0)
+    ::close(impl_->fd);
+}
+
+void file_source::rewind(const std::optional<sequence_number>& after) {
+  auto& d = *impl_;
+  d.stopped = false;
+  d.skipping = false;
+  if (!after) {
+    d.seek(0);
+    return;
+  }
+  auto offset = after->base.to_uint64();
+  const auto size = size_of(d.fd, d.file);
+  if (!offset || *offset >= size) {
+    auto message = fmt::format("{}: the checkpoint (byte {}) lies beyond the end of the file ({} "
+                               "bytes): was the stream truncated or replaced? The shard stays "
+                               "stopped at its checkpoint",
+                               d.file.string(), to_string(*after), size);
+    if (!d.cfg.problems)
+      throw error{errc::bad_input, message};
+    d.report(message, true);
+    d.stopped = true;
+    return;
+  }
+  d.seek(*offset);
+  // Skip the checkpointed record itself (the unterminated last line when there is no newline).
+  const auto end = d.line_end();
+  d.cur = d.scan = end != std::string_view::npos ? end + 1 : d.len;
+}
+
+record_batch file_source::read(std::size_t max) {
+  auto& d = *impl_;
+  std::vector<stream_record> xs;
+  while (xs.size() < max && !d.stopped) {
+    if (d.skipping) {
+      if (!d.skip_long_line())
+        break;
+      continue;
+    }
+    const auto end = d.line_end();
+    if (end == std::string_view::npos || end - d.cur > d.cfg.max_line_bytes) {
+      if (d.len - d.cur > d.cfg.max_line_bytes) {
+        d.too_long();
+        continue;
+      }
+      if (d.cfg.follow || d.cur >= d.len)
+        break; // wait for the rest of the line (follow), or the file is read
+      // Finite input that ends inside a line: a writer may still be at work, or the file was cut.
+      // Stop before it (everything before is processed); a rerun takes it once it is whole.
+      d.report(fmt::format("{}:{}: the file ends in the middle of a line (is a writer still at "
+                           "work?); stopped before it",
+                           d.file.string(), line_number_at(d.file, d.pos + d.cur)),
+               true);
+      d.stopped = true;
+      break;
+    }
+    const std::string_view line{d.buf.data() + d.cur, end - d.cur};
+    const auto offset = d.pos + d.cur;
+    const auto next = end + 1;
+    if (line.empty() || line == "\r") {
+      d.cur = d.scan = next;
+      continue;
+    }
+    stream_record x;
+    auto why = parse_line(line, x);
+    if (why.empty()) {
+      x.sequence.base = sequence_base{offset};
+      xs.push_back(std::move(x));
+      d.cur = d.scan = next;
+      continue;
+    }
+    auto message = fmt::format("{}:{}: {}", d.file.string(), line_number_at(d.file, offset), why);
+    if (d.cfg.on_bad_input == bad_input_policy::dead_letter) {
+      d.write_dead(line.data(), line.size());
+      d.end_dead_letter();
+      d.report(message + " (sent to the dead-letter file)", false);
+      d.cur = d.scan = next;
+      continue;
+    }
+    d.report(message, true);
+    d.stopped = true; // the shard ends before this line; a rerun resumes here
+  }
+  return record_batch{std::move(xs)};
+}
+
+bool file_source::at_end() const {
+  auto& d = *impl_;
+  return d.stopped || (!d.cfg.follow && !d.skipping && d.eof && d.cur >= d.len);
+}
+
+} // namespace shardflow::local

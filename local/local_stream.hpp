@@ -1,0 +1,191 @@
+// local/local_stream.hpp - the embedded local stream: a directory of append-only shard files.
+//
+// Layout (format version 1):
+//
+//     <dir>/shardflow-stream        "shardflow local stream 1\nshards <N>\n"
+//     <dir>/shard-00000.ndjson      the records of shard 0, one per line
+//     <dir>/shard-00001.ndjson      ...
+//
+// A record line is a JSON object with the partition key, the data (UTF-8 text as "d", anything else
+// in base64 as "b") and, optionally, the approximate arrival time in milliseconds since the Unix
+// epoch (flushers/record_line.hpp):
+//
+//     {"k":"user-17","t":1700000000000,"d":"{\"user\":17,\"action\":\"buy\"}"}
+//
+// A record's sequence number is the byte offset of its line in the shard file, so any shard can be
+// replayed from a checkpoint by seeking there. Records are routed to shards as Kinesis routes them:
+// the MD5 of the partition key, read as a 128-bit number, falls into one of N equal ranges of the
+// hash-key space (the first 64 bits decide; ranges meet at multiples of 2^128 / N).
+//
+// Writers append whole lines, one writer at a time (each write holds `flock(LOCK_EX)` on the shard
+// file); a writer that finds the file ending in a fragment (the partial line of a writer that died)
+// cuts it before it appends, and a writer whose own write fails cuts its own partial last line (the
+// whole lines that got out stay: a following reader may have taken them already). Readers take
+// no lock: they take a line only once its newline is there, so cutting a fragment never takes
+// anything from them, and `put` may append while `run --follow` reads. Without --follow, a file that
+// ends inside a line stops its shard before that line (reported as bad input): a rerun takes it once
+// it is whole. A file that becomes shorter than what a reader has already taken (truncated or
+// replaced) stops that reader's shard without a new checkpoint (reported as bad input).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <shardflow/core/record_source.hpp>
+#include <shardflow/core/record.hpp>
+
+namespace shardflow::local {
+
+/// Returns the shard (0 .. shards-1) whose hash-key range holds the MD5 of `partition_key`.
+std::size_t route(std::string_view partition_key, std::size_t shards);
+
+/// Returns the name of shard `i` ("shard-00007").
+std::string shard_name(std::size_t i);
+
+/// An opened (or created) local stream directory.
+class stream_dir {
+public:
+  /// Opens the stream at `dir`.
+  /// @throws shardflow::error (errc::bad_input) when `dir` is not a local stream.
+  static stream_dir open(const std::filesystem::path& dir);
+
+  /// Creates a stream of `shards` shards at `dir`, or opens it when it exists with that many.
+  /// @throws shardflow::error when it exists with another shard count or cannot be created.
+  static stream_dir create(const std::filesystem::path& dir, std::size_t shards);
+
+  /// Returns whether `dir` holds a local stream.
+  static bool exists(const std::filesystem::path& dir);
+
+  /// Returns the directory.
+  const std::filesystem::path& dir() const noexcept {
+    return dir_;
+  }
+
+  /// Returns the number of shards.
+  std::size_t shards() const noexcept {
+    return shards_;
+  }
+
+  /// Returns the file of shard `i`.
+  std::filesystem::path shard_file(std::size_t i) const;
+
+private:
+  std::filesystem::path dir_;
+  std::size_t shards_ = 0;
+};
+
+/// Appends records to the shard files of a stream, each to the shard its partition key routes to.
+/// Buffers per shard; `flush` writes everything (whole lines only) and syncs. Each write locks its
+/// file, cuts a dead writer's fragment first and its own partial last line on failure (see the
+/// file comment). Write failures throw shardflow::error (errc::io_failed).
+class stream_writer {
+public:
+  explicit stream_writer(const stream_dir& stream);
+  ~stream_writer();
+
+  stream_writer(const stream_writer&) = delete;
+  stream_writer& operator=(const stream_writer&) = delete;
+
+  /// Routes `x` by its partition key and buffers its line; writes when a buffer passes 1 MiB.
+  void append(const stream_record& x);
+
+  /// Writes every buffered line and fsyncs the files.
+  void flush();
+
+  /// Returns how many records went to each shard.
+  const std::vector<std::uint64_t>& counts() const noexcept {
+    return counts_;
+  }
+
+private:
+  void write_out(std::size_t shard);
+
+  std::vector<int> fds_;
+  std::vector<std::string> buffers_;
+  std::vector<std::uint64_t> counts_;
+  std::vector<std::filesystem::path> files_;
+};
+
+/// Problems met in the input, collected for the command's exit code and summary. Thread-safe: the
+/// sources of many shards report here, the host reads.
+class input_problems {
+public:
+  /// Records `message`: a problem the source dealt with (a line sent to the dead-letter file).
+  void report(std::string message);
+
+  /// Records `message`: a problem that stopped a shard (the run's input was bad); once, however often
+  /// a restarted shard stops there again.
+  void report_stop(std::string message);
+
+  /// Returns everything reported so far.
+  std::vector<std::string> all() const;
+
+  /// Returns the problems that stopped a shard.
+  std::vector<std::string> stops() const;
+
+  /// Counts of records routed to the dead-letter file.
+  void count_dead_letter() noexcept;
+  std::uint64_t dead_letters() const;
+
+private:
+  mutable std::mutex mtx_;
+  std::vector<std::string> messages_;
+  std::vector<std::string> stops_;
+  std::uint64_t dead_letters_ = 0;
+};
+
+/// What a source does with a line that is not a record.
+enum class bad_input_policy : std::uint8_t {
+  /// Stop the shard before the line: everything before it is processed and checkpointed; the run
+  /// ends with an error naming the file and line, and a rerun after the fix resumes there.
+  stop,
+  /// Append the line to the dead-letter file of the shard (synced), and go on.
+  dead_letter,
+};
+
+/// Options of a shard file source.
+struct file_source_config {
+  /// Keep reading as the file grows instead of ending at its end.
+  bool follow = false;
+  bad_input_policy on_bad_input = bad_input_policy::stop;
+  /// The longest record line (bytes, without its newline); a longer one is bad input (under
+  /// dead_letter it is copied to the dead-letter file piece by piece, never held whole).
+  std::size_t max_line_bytes = std::size_t{16} << 20;
+  /// Where dead letters go: `<dead_letter_dir>/<file_name_of(shard)>.ndjson`.
+  std::filesystem::path dead_letter_dir;
+  /// Where problems are reported.
+  std::shared_ptr<input_problems> problems;
+};
+
+/// Reads the records of one shard file; replays from a checkpoint by seeking to its byte offset.
+/// Its buffer stays below twice `max_line_bytes` plus two read chunks (of 1 MiB), and each byte is
+/// scanned for the end of its line once.
+/// A file found shorter than what was already read throws shardflow::error (errc::bad_input, also
+/// reported to `problems`), so the shard stops without checkpointing past the new end; a checkpoint
+/// beyond the end of the file stops the shard at that checkpoint (reported to `problems`; thrown
+/// when there is no `problems`).
+class file_source final : public record_source {
+public:
+  file_source(std::filesystem::path file, shard_id shard, file_source_config cfg);
+  ~file_source() override;
+
+  void rewind(const std::optional<sequence_number>& after) override;
+  record_batch read(std::size_t max) override;
+  bool at_end() const override;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// Returns the 1-based line number of the byte at `offset` in `file` (for error messages).
+std::uint64_t line_number_at(const std::filesystem::path& file, std::uint64_t offset);
+
+} // namespace shardflow::local

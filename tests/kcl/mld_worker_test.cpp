@@ -1,0 +1,374 @@
+#include <shardflow/kcl/mld_worker.hpp>
+
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <shardflow/flushers/base64.hpp>
+#include <shardflow/kcl/kpl.hpp>
+#include "tests/support/recording_flusher.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace shardflow;
+
+namespace {
+
+// The daemon's side: lines to read, and every line the worker wrote; checkpoints succeed (unless
+// `echo` is off: then the test queues the replies itself).
+class daemon_double final : public mld::line_io {
+public:
+  std::deque<std::string> to_worker;
+  std::vector<std::string> from_worker;
+  bool echo = true;
+
+  std::optional<std::string_view> read_line() override {
+    if (to_worker.empty())
+      return std::nullopt;
+    line_ = std::move(to_worker.front());
+    to_worker.pop_front();
+    return std::string_view{line_};
+  }
+
+  bool write_line(const std::string& line) override {
+    from_worker.push_back(line);
+    if (echo && line.find("\"action\":\"checkpoint\"") != std::string::npos)
+      to_worker.push_front(line.substr(0, line.size() - 1) + ",\"error\":null}");
+    return true;
+  }
+
+private:
+  std::string line_;
+};
+
+std::string record(const std::string& data_base64, int seq) {
+  return R"({"data":")" + data_base64 + R"(","partitionKey":"k","sequenceNumber":")"
+         + std::to_string(1000 + seq) + R"(","subSequenceNumber":0,"action":"record"})";
+}
+
+std::string aggregate_of(const std::vector<std::string>& users) {
+  kpl::aggregator agg;
+  for (auto& u : users)
+    agg.add("user-key", u);
+  return base64::encode(agg.build());
+}
+
+} // namespace
+
+SCENARIO("poison records among aggregates stay poison, and only they", "[kcl][mld]") {
+  // poison, aggregate of 3, poison, plain, aggregate of 2, poison: the aggregates' user records
+  // shift every later index, and the poison marks must shift with them.
+  const std::vector<std::string> records = {
+    record("!!", 0),
+    record(aggregate_of({"a0", "a1", "a2"}), 1),
+    record("not base64", 2),
+    record(base64::encode("plain"), 3),
+    record(aggregate_of({"b0", "b1"}), 4),
+    record("?", 5),
+  };
+  std::string batch = R"({"action":"processRecords","records":[)";
+  for (std::size_t i = 0; i < records.size(); ++i)
+    batch += (i > 0 ? "," : "") + records[i];
+  batch += R"(],"millisBehindLatest":0})";
+  daemon_double daemon;
+  daemon.to_worker = {R"({"action":"initialize","shardId":"shardId-1","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})",
+                      batch, R"({"action":"shardEnded"})"};
+  auto script = std::make_shared<testing::flusher_script>();
+  mld::worker_config cfg;
+  cfg.make_flusher = testing::recording_flusher::factory(script);
+  cfg.log = [](const std::string&) {};
+  mld::worker w{daemon, cfg};
+  REQUIRE(w.run() == 0);
+  CHECK(script->added_data == std::vector<std::string>{"a0", "a1", "a2", "plain", "b0", "b1"});
+  CHECK(w.stats().poison == 3);
+  CHECK(w.stats().aggregates == 2);
+  CHECK(w.stats().records == 9); // six user and plain records, three poison ones
+  // The shard ends checkpointed: nothing, poison included, held the checkpoint back.
+  REQUIRE(daemon.from_worker.size() >= 2);
+  CHECK(daemon.from_worker.back() == R"({"action":"status","responseFor":"shardEnded"})");
+}
+
+namespace {
+
+const std::string initialize_line
+  = R"({"action":"initialize","shardId":"shardId-1","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})";
+
+std::string batch_of(const std::vector<std::string>& records) {
+  std::string out = R"({"action":"processRecords","records":[)";
+  for (std::size_t i = 0; i < records.size(); ++i)
+    out += (i > 0 ? "," : "") + records[i];
+  return out + R"(],"millisBehindLatest":0})";
+}
+
+std::string status_for(const std::string& action) {
+  return R"({"action":"status","responseFor":")" + action + "\"}";
+}
+
+// A worker over a daemon double with a recording flusher, checkpointing after every batch.
+struct session {
+  daemon_double daemon;
+  std::shared_ptr<testing::flusher_script> script = std::make_shared<testing::flusher_script>();
+  std::vector<std::string> logs;
+  mld::worker_config cfg;
+  mld::worker_stats stats;
+
+  session() {
+    cfg.make_flusher = testing::recording_flusher::factory(script);
+    cfg.log = [this](const std::string& s) { logs.push_back(s); };
+    cfg.sleep = [](std::chrono::milliseconds) {};
+    cfg.batch.flush_interval = std::chrono::milliseconds{0};
+    cfg.batch.checkpoint_interval = std::chrono::milliseconds{0};
+  }
+
+  int run(std::deque<std::string> lines) {
+    daemon.to_worker = std::move(lines);
+    mld::worker w{daemon, cfg};
+    const int rc = w.run();
+    stats = w.stats();
+    return rc;
+  }
+
+  bool wrote(const std::string& line) const {
+    return std::find(daemon.from_worker.begin(), daemon.from_worker.end(), line)
+           != daemon.from_worker.end();
+  }
+
+  bool logged(const std::string& part) const {
+    return std::any_of(logs.begin(), logs.end(),
+                       [&](const std::string& l) { return l.find(part) != std::string::npos; });
+  }
+};
+
+const std::string null_checkpoint
+  = R"({"action":"checkpoint","sequenceNumber":null,"subSequenceNumber":null})";
+
+} // namespace
+
+SCENARIO("a processRecords line that cannot be decoded fails the session unanswered", "[kcl][mld]") {
+  session s;
+  WHEN("it holds invalid UTF-8") {
+    const std::string bad = "{\"data\":\"aGk=\",\"partitionKey\":\"\xff\",\"sequenceNumber\":\"1000\"}";
+    CHECK(s.run({initialize_line, batch_of({bad}), R"({"action":"shardEnded"})"}) == 1);
+  }
+  WHEN("a record's subSequenceNumber is beyond 64 bits") {
+    const std::string big = R"({"data":"aGk=","partitionKey":"k","sequenceNumber":"1000","subSequenceNumber":18446744073709551616})";
+    CHECK(s.run({initialize_line, batch_of({record("aGk=", 1), big})}) == 1);
+  }
+  WHEN("its records are nested deeper than 1024 levels") {
+    CHECK(s.run({initialize_line, batch_of({std::string(1100, '[') + std::string(1100, ']')})}) == 1);
+  }
+  CHECK(s.daemon.from_worker == std::vector<std::string>{status_for("initialize")});
+  CHECK(s.script->added_data.empty());
+}
+
+SCENARIO("a record without a usable sequence number fails the session", "[kcl][mld]") {
+  session s;
+  WHEN("the number is not decimal") {
+    const std::string bad = R"({"data":"aGk=","partitionKey":"k","sequenceNumber":"12x","subSequenceNumber":0})";
+    CHECK(s.run({initialize_line, batch_of({record("aGk=", 1), bad})}) == 1);
+  }
+  WHEN("the record is not an object") {
+    CHECK(s.run({initialize_line, batch_of({record("aGk=", 1), "7"})}) == 1);
+  }
+  CHECK(s.daemon.from_worker == std::vector<std::string>{status_for("initialize")});
+}
+
+SCENARIO("a checkpoint reply is matched to its request", "[kcl][mld]") {
+  session s;
+  s.daemon.echo = false;
+  const auto reply = [](const std::string& seq, const std::string& error) {
+    return R"({"action":"checkpoint","sequenceNumber":")" + seq + R"(","subSequenceNumber":0,"error":)"
+           + error + "}";
+  };
+  WHEN("the reply names another sequence number") {
+    CHECK(s.run({initialize_line, batch_of({record("aGk=", 0)}), reply("999", "null"),
+                 R"({"action":"leaseLost"})"})
+          == 1);
+    CHECK_FALSE(s.wrote(status_for("processRecords")));
+  }
+  WHEN("another message comes instead of the reply") {
+    CHECK(s.run({initialize_line, batch_of({record("aGk=", 0)}), R"({"action":"shardEnded"})"}) == 1);
+    CHECK_FALSE(s.wrote(status_for("shardEnded")));
+  }
+  WHEN("the input ends before the reply") {
+    CHECK(s.run({initialize_line, batch_of({record("aGk=", 0)})}) == 1);
+  }
+  WHEN("the reply's error is empty") {
+    CHECK(s.run({initialize_line, batch_of({record("aGk=", 0)}), reply("1000", "\"\""),
+                 R"({"action":"leaseLost"})"})
+          == 0);
+    CHECK(s.stats.checkpoints == 1);
+    CHECK(s.stats.checkpoint_errors == 0);
+  }
+  WHEN("the reply's error is not a string") {
+    CHECK(s.run({initialize_line, batch_of({record("aGk=", 0)}), reply("1000", "42"),
+                 R"({"action":"leaseLost"})"})
+          == 0);
+    CHECK(s.stats.checkpoint_errors == 1);
+    CHECK(s.logged("failed with 42"));
+  }
+}
+
+SCENARIO("records the daemon sends out of turn fail the session, and no shard end covers them",
+         "[kcl][mld]") {
+  session s;
+  WHEN("records come before initialize") {
+    CHECK(s.run({batch_of({record("aGk=", 0)}), initialize_line}) == 1);
+    CHECK(s.daemon.from_worker.empty());
+  }
+  WHEN("records come after shutdownRequested") {
+    CHECK(s.run({initialize_line, R"({"action":"shutdownRequested"})", batch_of({record("aGk=", 0)}),
+                 R"({"action":"leaseLost"})"})
+          == 1);
+    CHECK_FALSE(s.wrote(status_for("processRecords")));
+  }
+  WHEN("shardEnded comes after leaseLost") {
+    s.cfg.batch.flush_interval = std::chrono::hours{1};
+    CHECK(s.run({initialize_line, batch_of({record("aGk=", 0)}), R"({"action":"leaseLost"})",
+                 R"({"action":"shardEnded"})"})
+          == 1);
+    CHECK_FALSE(s.wrote(null_checkpoint));
+    CHECK_FALSE(s.wrote(status_for("shardEnded")));
+  }
+  WHEN("a second initialize comes") {
+    s.cfg.batch.flush_interval = std::chrono::hours{1};
+    CHECK(s.run({initialize_line, batch_of({record("aGk=", 0)}), initialize_line,
+                 R"({"action":"shardEnded"})"})
+          == 1);
+    CHECK_FALSE(s.wrote(null_checkpoint));
+    CHECK(std::count(s.daemon.from_worker.begin(), s.daemon.from_worker.end(),
+                     status_for("initialize"))
+          == 1);
+  }
+}
+
+namespace {
+
+// A file holding `text`, open for reading.
+struct file_input {
+  testing::temp_dir dir;
+  int fd = -1;
+
+  explicit file_input(const std::string& text) {
+    std::filesystem::create_directories(dir.path);
+    const auto path = dir.path / "in";
+    std::ofstream{path, std::ios::binary} << text;
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+  }
+
+  ~file_input() {
+    ::close(fd);
+  }
+};
+
+std::vector<std::string> lines_of(const std::filesystem::path& file) {
+  std::ifstream in{file};
+  std::vector<std::string> result;
+  for (std::string l; std::getline(in, l);)
+    result.push_back(l);
+  return result;
+}
+
+} // namespace
+
+SCENARIO("fd_line_io hands out lines with a buffer that grows with them, up to a limit",
+         "[kcl][mld]") {
+  GIVEN("short lines, CRLF, an empty line and a last line without newline") {
+    file_input in{"a\r\n\nbc\nlast"};
+    mld::fd_line_io io{in.fd, -1};
+    CHECK(io.read_line() == std::string_view{"a"});
+    CHECK(io.read_line() == std::string_view{""});
+    CHECK(io.read_line() == std::string_view{"bc"});
+    CHECK(io.read_line() == std::string_view{"last"});
+    CHECK_FALSE(io.read_line());
+    CHECK(io.capacity() < (std::size_t{1} << 16)); // not a 1 MiB buffer for a few bytes
+  }
+  GIVEN("a line of 3 MiB between short ones") {
+    const std::string big(std::size_t{3} << 20, 'x');
+    file_input in{"first\n" + big + "\nnext\n"};
+    mld::fd_line_io io{in.fd, -1, {std::size_t{4} << 20}};
+    CHECK(io.read_line() == std::string_view{"first"});
+    CHECK(io.read_line() == std::string_view{big});
+    CHECK(io.read_line() == std::string_view{"next"});
+    CHECK(io.capacity() <= 2 * big.size() + (std::size_t{2} << 20));
+  }
+  GIVEN("a line longer than the limit") {
+    file_input in{"short\n" + std::string(100, 'y') + "\nafter\n"};
+    mld::fd_line_io io{in.fd, -1, {64}};
+    CHECK(io.read_line() == std::string_view{"short"});
+    CHECK_THROWS_WITH(io.read_line(), Catch::Contains("input line 2 is longer than 64 bytes")
+                                        && Catch::Contains("--max-line"));
+  }
+  GIVEN("no newline in far more than the limit") {
+    file_input in{std::string(100'000, 'z')};
+    mld::fd_line_io io{in.fd, -1, {1000}};
+    CHECK_THROWS_WITH(io.read_line(), Catch::Contains("input line 1 is longer than 1000 bytes"));
+    CHECK(io.capacity() < 100'000); // it stopped reading early
+  }
+}
+
+SCENARIO("a line past the limit fails the session", "[kcl][mld]") {
+  file_input in{initialize_line + "\n" + batch_of({record("aGk=", 0), record("aGk=", 1)}) + "\n"};
+  const int out = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  REQUIRE(out >= 0);
+  mld::fd_line_io io{in.fd, out, {200}};
+  session s;
+  mld::worker w{io, s.cfg};
+  CHECK(w.run() == 1);
+  CHECK(s.logged("input line 2 is longer than 200 bytes"));
+  CHECK(s.script->added_data.empty());
+  ::close(out);
+}
+
+SCENARIO("with a dead-letter directory, unusable and poison records are set aside there",
+         "[kcl][mld]") {
+  testing::temp_dir dir;
+  session s;
+  s.cfg.dead_letter_dir = dir.path / "dead";
+  const std::string bad_sequence
+    = R"({"data":"aGk=","partitionKey":"k","sequenceNumber":"12x","subSequenceNumber":0})";
+  WHEN("a batch holds a good record, one without a usable position, a poison one and a number") {
+    REQUIRE(s.run({initialize_line, batch_of({record("aGk=", 0), bad_sequence, record("!!", 2), "7"}),
+                   R"({"action":"shardEnded"})"})
+            == 0);
+    THEN("the good record is flushed, the others are in the file, and the shard ends checkpointed") {
+      CHECK(s.script->added_data == std::vector<std::string>{"hi"});
+      CHECK(s.stats.dead_letters == 3);
+      const auto letters = lines_of(dir.path / "dead" / "shardId-1.ndjson");
+      REQUIRE(letters.size() == 3);
+      CHECK_THAT(letters[0], Catch::StartsWith(R"({"shard":"shardId-1","reason":")")
+                               && Catch::EndsWith(R"(","sequenceNumber":"12x","subSequenceNumber":0,"partitionKey":"k","data":"aGk="})"));
+      CHECK(letters[1]
+            == R"({"shard":"shardId-1","reason":"its data is not valid base64","sequenceNumber":"1002","subSequenceNumber":0,"partitionKey":"k","data":"!!"})");
+      CHECK(letters[2] == R"({"shard":"shardId-1","reason":"the record is not a JSON object","record":7})");
+      CHECK(s.wrote(R"({"action":"checkpoint","sequenceNumber":"1002","subSequenceNumber":0})"));
+      CHECK(s.wrote(null_checkpoint));
+      CHECK(s.daemon.from_worker.back() == status_for("shardEnded"));
+    }
+  }
+  WHEN("the dead-letter file cannot be written") {
+    s.cfg.dead_letter_dir = "/proc/shardflow-no-dead-letters-here";
+    CHECK(s.run({initialize_line, batch_of({record("!!", 0)})}) == 1);
+    CHECK(s.logged("cannot open the dead-letter file /proc/shardflow-no-dead-letters-here"));
+    CHECK_FALSE(s.wrote(status_for("processRecords")));
+  }
+}
+
+SCENARIO("the worker's KPL limits reach the unpacking", "[kcl][mld]") {
+  session s;
+  s.cfg.kpl_limits.max_user_records = 2;
+  REQUIRE(s.run({initialize_line, batch_of({record(aggregate_of({"a0", "a1", "a2"}), 0),
+                                            record(aggregate_of({"b0", "b1"}), 1)}),
+                 R"({"action":"leaseLost"})"})
+          == 0);
+  CHECK(s.stats.corrupt_aggregates == 1); // three user records are past the cap: one opaque record
+  CHECK(s.stats.aggregates == 1);
+  CHECK(s.script->added_data.size() == 3);
+}

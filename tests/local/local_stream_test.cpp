@@ -1,0 +1,399 @@
+#include <shardflow/local/local_stream.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <csignal>
+#include <iterator>
+#include <map>
+
+#include <sys/resource.h>
+
+#include <catch2/catch.hpp>
+
+#include "tests/support/file_size_limit.hpp"
+#include "tests/support/temp_dir.hpp"
+#include <unistd.h>
+
+#include <shardflow/core/error.hpp>
+#include <shardflow/flushers/record_line.hpp>
+
+using namespace shardflow;
+using shardflow::testing::slurp;
+using shardflow::testing::temp_dir;
+namespace fs = std::filesystem;
+
+namespace {
+
+
+stream_record rec(const std::string& key, const std::string& data) {
+  stream_record x;
+  x.partition_key = key;
+  x.data = data;
+  return x;
+}
+
+std::vector<std::string> data_of(const record_batch& b) {
+  std::vector<std::string> result;
+  for (auto& x : b)
+    result.push_back(x.data);
+  return result;
+}
+
+} // namespace
+
+SCENARIO("routing follows the MD5 of the partition key over the hash-key space",
+         "[local]") {
+  // MD5("") = d41d8cd9..., 0xd4 / 256 = 0.83: the last of 4 ranges, the first of 1.
+  CHECK(local::route("", 4) == 3);
+  CHECK(local::route("", 1) == 0);
+  // MD5("a") = 0cc175b9...: 0x0c / 256 = 0.05, the first range of 4 and of 16.
+  CHECK(local::route("a", 4) == 0);
+  CHECK(local::route("a", 16) == 0);
+  // MD5("b") = 92eb5ffe...: 0x92 / 256 = 0.57: range 2 of 4.
+  CHECK(local::route("b", 4) == 2);
+  std::map<std::size_t, int> counts;
+  for (int i = 0; i < 8000; ++i)
+    ++counts[local::route("key-" + std::to_string(i), 8)];
+  REQUIRE(counts.size() == 8);
+  for (auto& [shard, n] : counts)
+    CHECK(n > 800); // roughly even: 1,000 expected each
+}
+
+SCENARIO("a file source reads records with their byte offsets and replays after a checkpoint",
+         "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    local::stream_writer w{stream};
+    for (int i = 0; i < 5; ++i)
+      w.append(rec("k", "r" + std::to_string(i)));
+    w.flush();
+  }
+  local::file_source src{stream.shard_file(0), "shard-00000", {}};
+  src.rewind(std::nullopt);
+  auto a = src.read(2);
+  REQUIRE(a.size() == 2);
+  CHECK(data_of(a) == std::vector<std::string>{"r0", "r1"});
+  CHECK(a[0].sequence.base == sequence_base{0});
+  auto b = src.read(100);
+  CHECK(data_of(b) == std::vector<std::string>{"r2", "r3", "r4"});
+  CHECK(src.at_end());
+  WHEN("it rewinds after the second record") {
+    src.rewind(a[1].sequence);
+    THEN("it continues with the third") {
+      CHECK(data_of(src.read(1)) == std::vector<std::string>{"r2"});
+      CHECK_FALSE(src.at_end());
+    }
+  }
+  WHEN("the checkpoint lies beyond the file") {
+    sequence_number far;
+    far.base = sequence_base{1'000'000};
+    CHECK_THROWS_WITH(src.rewind(far), Catch::Contains("beyond the end of the file"));
+  }
+}
+
+SCENARIO("a following source waits for whole lines", "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  local::file_source_config cfg;
+  cfg.follow = true;
+  local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+  src.rewind(std::nullopt);
+  CHECK(src.read(10).empty());
+  CHECK_FALSE(src.at_end());
+  std::string line;
+  append_line(line, rec("k", "late"));
+  {
+    std::ofstream out{stream.shard_file(0), std::ios::app};
+    out << line.substr(0, 5); // half a line
+  }
+  CHECK(src.read(10).empty());
+  {
+    std::ofstream out{stream.shard_file(0), std::ios::app};
+    out << line.substr(5);
+  }
+  CHECK(data_of(src.read(10)) == std::vector<std::string>{"late"});
+  CHECK_FALSE(src.at_end());
+}
+
+SCENARIO("bad lines stop the shard or go to the dead-letter file", "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    std::string good;
+    append_line(good, rec("k", "before"));
+    out << good << "{oops\n";
+    good.clear();
+    append_line(good, rec("k", "after"));
+    out << good;
+  }
+  auto problems = std::make_shared<local::input_problems>();
+  GIVEN("the stop policy") {
+    local::file_source_config cfg;
+    cfg.problems = problems;
+    local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+    src.rewind(std::nullopt);
+    CHECK(data_of(src.read(10)) == std::vector<std::string>{"before"});
+    CHECK(src.at_end());
+    REQUIRE(problems->all().size() == 1);
+    CHECK_THAT(problems->all()[0], Catch::Contains("shard-00000.ndjson:2: not valid JSON"));
+  }
+  GIVEN("the dead-letter policy") {
+    local::file_source_config cfg;
+    cfg.problems = problems;
+    cfg.on_bad_input = local::bad_input_policy::dead_letter;
+    cfg.dead_letter_dir = dir.path / "dlq";
+    local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+    src.rewind(std::nullopt);
+    CHECK(data_of(src.read(10)) == std::vector<std::string>{"before", "after"});
+    std::ifstream dlq{dir.path / "dlq" / "shard-00000.ndjson"};
+    std::string moved;
+    std::getline(dlq, moved);
+    CHECK(moved == "{oops");
+    CHECK(problems->dead_letters() == 1);
+  }
+}
+
+SCENARIO("a stream directory knows its shards and refuses a mismatch", "[local]") {
+  temp_dir dir;
+  CHECK_FALSE(local::stream_dir::exists(dir.path / "s"));
+  CHECK_THROWS_WITH(local::stream_dir::open(dir.path / "s"), Catch::Contains("is not a local stream"));
+  auto s = local::stream_dir::create(dir.path / "s", 3);
+  CHECK(local::stream_dir::open(dir.path / "s").shards() == 3);
+  CHECK(s.shard_file(2).filename() == "shard-00002.ndjson");
+  CHECK_THROWS_WITH(local::stream_dir::create(dir.path / "s", 4), Catch::Contains("already has 3"));
+}
+
+SCENARIO("a finite source stops before a line that is not finished", "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    std::string good;
+    append_line(good, rec("k", "whole"));
+    out << good << "{\"k\":\"k\",\"d\":\"half"; // a writer is still at work
+  }
+  auto problems = std::make_shared<local::input_problems>();
+  local::file_source_config cfg;
+  cfg.problems = problems;
+  local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+  src.rewind(std::nullopt);
+  CHECK(data_of(src.read(10)) == std::vector<std::string>{"whole"});
+  CHECK(src.at_end());
+  REQUIRE(problems->all().size() == 1);
+  CHECK_THAT(problems->all()[0], Catch::Contains(":2: the file ends in the middle of a line"));
+}
+
+namespace {
+
+
+std::string line_of(const std::string& key, const std::string& data) {
+  std::string out;
+  append_line(out, rec(key, data));
+  return out;
+}
+
+} // namespace
+
+SCENARIO("a writer cuts the fragment a dead writer left before it appends", "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", "whole") << "{\"k\":\"k\",\"d\":\"to"; // a put that died mid-write
+  }
+  local::stream_writer w{stream};
+  w.append(rec("k", "next"));
+  w.flush();
+  CHECK(slurp(stream.shard_file(0)) == line_of("k", "whole") + line_of("k", "next"));
+}
+
+SCENARIO("a writer whose write fails cuts its own partial write and fails as an I/O error",
+         "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    local::stream_writer w{stream};
+    w.append(rec("k", "first"));
+    w.flush();
+  }
+  const auto before = slurp(stream.shard_file(0));
+  local::stream_writer w{stream};
+  w.append(rec("k", std::string(400, 'x')));
+  {
+    testing::file_size_limit limit{before.size() + 100}; // the disk fills up during the write
+    try {
+      w.flush();
+      FAIL("the write did not fail");
+    } catch (const error& e) {
+      CHECK(e.code() == errc::io_failed);
+      CHECK_THAT(e.what(), Catch::Contains("cannot write"));
+    }
+  }
+  CHECK(slurp(stream.shard_file(0)) == before);
+}
+
+SCENARIO("a writer whose write fails keeps the whole lines that got out, which a reader may have taken",
+         "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  local::stream_writer w{stream};
+  std::string lines;
+  for (int i = 0; i < 10; ++i) {
+    w.append(rec("k", "record " + std::to_string(i) + std::string(40, '.')));
+    lines += line_of("k", "record " + std::to_string(i) + std::string(40, '.'));
+  }
+  {
+    testing::file_size_limit limit{lines.size() / 2}; // the disk fills up in the middle of the fifth line
+    CHECK_THROWS_AS(w.flush(), error);
+  }
+  const auto after = slurp(stream.shard_file(0));
+  CHECK(!after.empty());
+  CHECK(after.back() == '\n');
+  CHECK(lines.compare(0, after.size(), after) == 0); // whole lines of the write, in order
+  CHECK(after.size() < lines.size());
+}
+
+SCENARIO("a following reader never takes a fragment that a writer cut and wrote again",
+         "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", "whole") << "{\"k\":\"k\",\"d\":\"to";
+  }
+  local::file_source_config cfg;
+  cfg.follow = true;
+  local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+  src.rewind(std::nullopt);
+  CHECK(data_of(src.read(10)) == std::vector<std::string>{"whole"});
+  CHECK(src.read(10).empty()); // the fragment is buffered, waiting for its newline
+  {
+    local::stream_writer w{stream};
+    w.append(rec("k", "new"));
+    w.flush();
+  }
+  CHECK(data_of(src.read(10)) == std::vector<std::string>{"new"});
+}
+
+SCENARIO("a line longer than the limit is bad input, moved aside piece by piece under dead-letter",
+         "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  const std::string huge = "{\"k\":\"k\",\"d\":\"" + std::string(3 << 20, 'y') + "\"}"; // 3 MiB
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", "before") << huge << "\n" << line_of("k", "after");
+  }
+  auto problems = std::make_shared<local::input_problems>();
+  local::file_source_config cfg;
+  cfg.problems = problems;
+  cfg.max_line_bytes = 100;
+  GIVEN("the stop policy") {
+    local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+    src.rewind(std::nullopt);
+    CHECK(data_of(src.read(10)) == std::vector<std::string>{"before"});
+    CHECK(src.at_end());
+    REQUIRE(problems->stops().size() == 1);
+    CHECK_THAT(problems->stops()[0],
+               Catch::Contains("shard-00000.ndjson:2: the line is longer than 100 bytes"));
+  }
+  GIVEN("the dead-letter policy") {
+    cfg.on_bad_input = local::bad_input_policy::dead_letter;
+    cfg.dead_letter_dir = dir.path / "dlq";
+    local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+    src.rewind(std::nullopt);
+    std::vector<std::string> got;
+    for (int i = 0; i < 10 && !src.at_end(); ++i)
+      for (auto& d : data_of(src.read(10)))
+        got.push_back(d);
+    CHECK(got == std::vector<std::string>{"before", "after"});
+    CHECK(slurp(dir.path / "dlq" / "shard-00000.ndjson") == huge + "\n");
+    CHECK(problems->dead_letters() == 1);
+    CHECK(problems->stops().empty());
+  }
+}
+
+SCENARIO("a file truncated under a reader stops its shard without a checkpoint past the end",
+         "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", "r0") << line_of("k", "r1") << line_of("k", "r2");
+  }
+  auto problems = std::make_shared<local::input_problems>();
+  local::file_source_config cfg;
+  cfg.problems = problems;
+  local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+  src.rewind(std::nullopt);
+  CHECK(data_of(src.read(3)) == std::vector<std::string>{"r0", "r1", "r2"});
+  REQUIRE(::truncate(stream.shard_file(0).c_str(), 5) == 0);
+  try {
+    auto more = src.read(10);
+    FAIL("the truncation went unnoticed; read " << more.size() << " records");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::bad_input);
+    CHECK_THAT(e.what(), Catch::Contains("shorter than the"));
+  }
+  REQUIRE(problems->stops().size() == 1);
+  CHECK_THAT(problems->stops()[0], Catch::Contains("truncated or replaced"));
+}
+
+SCENARIO("a checkpoint beyond the end of the file stops the shard as bad input",
+         "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", "r0");
+  }
+  auto problems = std::make_shared<local::input_problems>();
+  local::file_source_config cfg;
+  cfg.problems = problems;
+  local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+  sequence_number far;
+  far.base = sequence_base{1'000};
+  CHECK_NOTHROW(src.rewind(far));
+  CHECK(src.read(10).empty());
+  CHECK(src.at_end());
+  REQUIRE(problems->stops().size() == 1);
+  CHECK_THAT(problems->stops()[0], Catch::Contains("the checkpoint (byte 1000) lies beyond the end"));
+}
+
+SCENARIO("dead letters of a shard id with slashes stay in the dead-letter directory",
+         "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << "{oops\n";
+  }
+  local::file_source_config cfg;
+  cfg.on_bad_input = local::bad_input_policy::dead_letter;
+  cfg.dead_letter_dir = dir.path / "dlq";
+  local::file_source src{stream.shard_file(0), "../x", cfg};
+  src.rewind(std::nullopt);
+  CHECK(src.read(10).empty());
+  CHECK_FALSE(fs::exists(dir.path / "x.ndjson"));
+  CHECK(slurp(dir.path / "dlq" / "%2E.%2Fx.ndjson") == "{oops\n");
+}
+
+SCENARIO("a record line longer than a read chunk is read whole, and replayed after",
+         "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  const std::string big(5 << 20, 'z'); // five read chunks
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", big) << line_of("k", "after");
+  }
+  local::file_source src{stream.shard_file(0), "shard-00000", {}};
+  src.rewind(std::nullopt);
+  auto a = src.read(1);
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].data == big);
+  src.rewind(a[0].sequence);
+  CHECK(data_of(src.read(10)) == std::vector<std::string>{"after"});
+}
