@@ -84,7 +84,8 @@ void feed(feeder_ptr self) {
     }
     return;
   }
-  if (st.credit > 0 && st.buffer == nullptr && st.cfg.poll_interval.count() > 0 && !st.poll_pending) {
+  if (st.credit > 0 && st.buffer == nullptr && st.cfg.poll_interval.count() > 0
+      && !st.poll_pending) {
     st.poll_pending = true;
     self->delayed_send(self, st.cfg.poll_interval, poll_atom::value);
   }
@@ -137,11 +138,12 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
     fail_pushes(self, msg.reason);
     self->quit(msg.reason);
   });
-  self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
-    auto why = error_from(eptr);
-    fail_pushes(self, why);
-    return why;
-  });
+  self->set_exception_handler(
+    [self](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
+      auto why = error_from(eptr);
+      fail_pushes(self, why);
+      return why;
+    });
   auto& st = self->state;
   st.cfg = cfg;
   st.source = make();
@@ -177,14 +179,16 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
     [self](push_atom, record_batch& batch) -> caf::result<caf::ok_atom> {
       auto& st = self->state;
       if (st.buffer == nullptr)
-        return make_error(errc::not_found, "this shard reads its records itself; it takes no pushes");
+        return make_error(errc::not_found,
+                          "this shard reads its records itself; it takes no pushes");
       auto last = st.last_pushed;
       for (const auto& x : batch) {
         if (last && x.sequence <= *last)
-          return make_error(errc::bad_input,
-                            fmt::format("records must be pushed in increasing sequence-number order: "
-                                        "{} follows {}",
-                                        to_string(x.sequence), to_string(*last)));
+          return make_error(
+            errc::bad_input,
+            fmt::format("records must be pushed in increasing sequence-number order: "
+                        "{} follows {}",
+                        to_string(x.sequence), to_string(*last)));
         last = x.sequence;
       }
       st.last_pushed = last;

@@ -66,7 +66,8 @@ template <class T, class... Ts>
 caf::expected<T> runtime::call(const caf::actor& dst, Ts&&... xs) {
   caf::expected<T> result{caf::error{}};
   self_->request(dst, caf::infinite, std::forward<Ts>(xs)...)
-    .receive([&](T& x) { result = std::move(x); }, [&](caf::error& err) { result = std::move(err); });
+    .receive([&](T& x) { result = std::move(x); },
+             [&](caf::error& err) { result = std::move(err); });
   return result;
 }
 
@@ -80,8 +81,8 @@ caf::error runtime::start_shard(shard_group_config cfg) {
     cfg.source = [buffer] { return buffer; };
   }
   if (!cfg.shard.make_flusher)
-    return make_error(errc::bad_child_spec, fmt::format("shard {} has no flusher factory",
-                                                        cfg.shard.id));
+    return make_error(errc::bad_child_spec,
+                      fmt::format("shard {} has no flusher factory", cfg.shard.id));
   auto r = call<caf::actor>(root_, start_child_atom::value, shard_group(std::move(cfg)));
   return r ? caf::error{} : r.error();
 }

@@ -36,9 +36,9 @@
 #include <caf/expected.hpp>
 #include <caf/scoped_actor.hpp>
 
-#include <shardflow/core/checkpoint_store.hpp>
 #include <shardflow/actors/messages.hpp>
 #include <shardflow/actors/shard.hpp>
+#include <shardflow/core/checkpoint_store.hpp>
 
 namespace shardflow {
 

@@ -88,8 +88,7 @@ void submit(shard_ptr self, std::optional<checkpoint> cp) {
 void save(shard_ptr self, checkpoint cp) {
   auto& st = self->state;
   st.in_flight = cp;
-  self
-    ->request(st.sink, st.cfg.checkpoint_timeout, save_atom::value, st.cfg.id, st.generation, cp)
+  self->request(st.sink, st.cfg.checkpoint_timeout, save_atom::value, st.cfg.id, st.generation, cp)
     .then(
       [self, cp](caf::ok_atom) {
         auto& st = self->state;
@@ -167,9 +166,9 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
     if (msg.source == st.sup.address())
       self->quit(msg.reason);
     else if (msg.source == st.feeder.address())
-      self->quit(make_error(errc::not_found, fmt::format("shard {}: its feeder stopped ({})",
-                                                          st.cfg.id,
-                                                          self->system().render(msg.reason))));
+      self->quit(
+        make_error(errc::not_found, fmt::format("shard {}: its feeder stopped ({})", st.cfg.id,
+                                                self->system().render(msg.reason))));
   });
   self->set_exit_handler([self](caf::exit_msg& msg) {
     if (msg.reason == caf::exit_reason::user_shutdown)
@@ -195,8 +194,9 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
                 [self, rp](caf::ok_atom) mutable {
                   auto& st = self->state;
                   rp.deliver(caf::ok_atom::value);
-                  self->send(st.feeder, demand_atom::value, static_cast<std::uint64_t>(st.cfg.credit),
-                            static_cast<std::uint64_t>(st.cfg.credit_bytes));
+                  self->send(st.feeder, demand_atom::value,
+                             static_cast<std::uint64_t>(st.cfg.credit),
+                             static_cast<std::uint64_t>(st.cfg.credit_bytes));
                   schedule_tick(self);
                 },
                 [self](caf::error& err) { self->quit(std::move(err)); });
@@ -211,7 +211,7 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
       st.received += batch.size();
       submit(self, st.proc->process(batch, self->clock().now()));
       self->send(st.feeder, demand_atom::value, static_cast<std::uint64_t>(batch.size()),
-                static_cast<std::uint64_t>(payload_bytes(batch)));
+                 static_cast<std::uint64_t>(payload_bytes(batch)));
     },
     [self](end_atom) { stop(self, shutdown_reason::terminate, caf::exit_reason::normal); },
     [self](tick_atom, std::uint64_t gen) {
@@ -289,8 +289,8 @@ child_spec shard_group(shard_group_config cfg) {
   shard_spec.significant = cfg.finite;
   shard_spec.backoff = cfg.backoff;
   shard_spec.shutdown = shutdown_spec::after(cfg.shutdown_timeout);
-  shard_spec.start = [scfg = cfg.shard, sink = cfg.sink](start_context& ctx)
-    -> caf::expected<caf::actor> {
+  shard_spec.start = [scfg = cfg.shard,
+                      sink = cfg.sink](start_context& ctx) -> caf::expected<caf::actor> {
     auto feeder = ctx.sibling("feeder");
     if (!feeder)
       return make_error(errc::not_found, fmt::format("shard {}: no feeder is running", scfg.id));
@@ -305,9 +305,9 @@ child_spec shard_group(shard_group_config cfg) {
   flags.report = cfg.report ? cfg.report : [id = cfg.shard.id](const std::string& what) {
     fmt::print(stderr, "shardflow: {}: {}\n", id, what);
   };
-  auto result = supervisor_child(cfg.shard.id, flags, {std::move(feeder_spec), std::move(shard_spec)},
-                                 cfg.finite ? restart_type::transient : restart_type::permanent,
-                                 cfg.finite);
+  auto result
+    = supervisor_child(cfg.shard.id, flags, {std::move(feeder_spec), std::move(shard_spec)},
+                       cfg.finite ? restart_type::transient : restart_type::permanent, cfg.finite);
   return result;
 }
 

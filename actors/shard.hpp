@@ -37,11 +37,11 @@
 
 #include <caf/actor.hpp>
 
-#include <shardflow/core/batch_processor.hpp>
 #include <shardflow/actors/feeder.hpp>
-#include <shardflow/core/restart_policy.hpp>
 #include <shardflow/actors/supervisor.hpp>
+#include <shardflow/core/batch_processor.hpp>
 #include <shardflow/core/flusher.hpp>
+#include <shardflow/core/restart_policy.hpp>
 
 namespace shardflow {
 

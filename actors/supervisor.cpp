@@ -49,7 +49,7 @@ struct supervisor_state {
   // The key of the child each monitored actor was started as (entries go when its down arrives).
   std::unordered_map<caf::actor_id, std::uint64_t> keys_by_actor;
   std::size_t alive_hint = 0; // where check_auto_shutdown last found a live significant child
-  child_spec template_spec;        // simple_one_for_one
+  child_spec template_spec;   // simple_one_for_one
   restart_window window{1, std::chrono::seconds{5}};
   std::deque<step> steps;
   bool waiting = false;   // the front step waits for an event
@@ -196,8 +196,8 @@ void start_failed(sup_ptr self, child_rec& c, const caf::error& reason) {
   auto front = std::move(st.steps.front());
   st.steps.pop_front();
   st.waiting = false;
-  auto why = make_error(errc::start_failed,
-                        fmt::format("child {} failed to start: {}", name_of(c), describe(self, reason)));
+  auto why = make_error(errc::start_failed, fmt::format("child {} failed to start: {}", name_of(c),
+                                                        describe(self, reason)));
   switch (front.why) {
     case purpose::initial:
       // OTP: stop the children started so far in reverse order, then fail.
@@ -218,7 +218,8 @@ void start_failed(sup_ptr self, child_rec& c, const caf::error& reason) {
       c.st = child_state::restarting;
       std::deque<step> kept;
       for (auto& s : st.steps)
-        if (!(s.what == step::kind::start && s.why == purpose::restart) && s.what != step::kind::wait)
+        if (!(s.what == step::kind::start && s.why == purpose::restart)
+            && s.what != step::kind::wait)
           kept.push_back(std::move(s));
       st.steps.swap(kept);
       st.last_start_error = why;
@@ -374,8 +375,8 @@ void leave_deferring(sup_ptr self) {
     if (st.deferring) {
       // The exit just handled started a sequence (a group restart may take care of the others):
       // keep the rest for after it, when their generations tell whether they still matter.
-      st.pending_exits.insert(st.pending_exits.end(), pending.begin() + static_cast<std::ptrdiff_t>(i),
-                              pending.end());
+      st.pending_exits.insert(st.pending_exits.end(),
+                              pending.begin() + static_cast<std::ptrdiff_t>(i), pending.end());
       return;
     }
     auto& p = pending[i];
@@ -402,7 +403,8 @@ void run_steps(sup_ptr self) {
         result = exec_terminate_all(self);
         break;
       case step::kind::wait:
-        self->delayed_send(self, s.delay, restart_tick_atom::value, std::uint64_t{0}, ++st.wait_token);
+        self->delayed_send(self, s.delay, restart_tick_atom::value, std::uint64_t{0},
+                           ++st.wait_token);
         result = outcome::wait;
         break;
       case step::kind::started_marker:
@@ -498,8 +500,8 @@ bool count_restart(sup_ptr self, const child_rec& c, const caf::error& reason) {
   begin_shutdown(self,
                  shutdown_with(fmt::format("restart limit reached: more than {} restarts in {} s "
                                            "(last: child {}: {})",
-                                           st.flags.intensity, st.flags.period.count(),
-                                           name_of(c), describe(self, reason))));
+                                           st.flags.intensity, st.flags.period.count(), name_of(c),
+                                           describe(self, reason))));
   return false;
 }
 
@@ -639,7 +641,8 @@ caf::error check_spec(const child_spec& spec) {
                                   spec.id));
   if (spec.shutdown && spec.shutdown->how == shutdown_spec::mode::timeout
       && spec.shutdown->timeout.count() < 0)
-    return make_error(errc::bad_child_spec, fmt::format("child {} has a negative shutdown", spec.id));
+    return make_error(errc::bad_child_spec,
+                      fmt::format("child {} has a negative shutdown", spec.id));
   return {};
 }
 
@@ -707,7 +710,8 @@ caf::behavior make_behavior(sup_ptr self) {
       if (st.deferring)
         return caf::skip();
       if (!simple(self))
-        return make_error(errc::bad_child_spec, "start_child with arguments needs simple_one_for_one");
+        return make_error(errc::bad_child_spec,
+                          "start_child with arguments needs simple_one_for_one");
       auto& c = add_child(self, st.template_spec, std::move(args));
       auto rp = self->make_response_promise();
       enqueue(self, step{step::kind::start, c.key, purpose::api_start, rp});
@@ -740,7 +744,8 @@ caf::behavior make_behavior(sup_ptr self) {
       if (st.deferring)
         return caf::skip();
       if (!simple(self))
-        return make_error(errc::bad_child_spec, "terminate_child by handle needs simple_one_for_one");
+        return make_error(errc::bad_child_spec,
+                          "terminate_child by handle needs simple_one_for_one");
       auto* c = hdl ? find_addr(self, hdl.address()) : nullptr;
       if (c == nullptr)
         return make_error(errc::not_found, "no such child");
@@ -926,7 +931,8 @@ caf::error validate(const supervisor_flags& flags, const std::vector<child_spec>
                                     "(bad_combination)",
                                     specs[i].id));
     if (flags.how != strategy::simple_one_for_one && !ids.insert(specs[i].id).second)
-      return make_error(errc::duplicate_child, fmt::format("two children have the id {}", specs[i].id));
+      return make_error(errc::duplicate_child,
+                        fmt::format("two children have the id {}", specs[i].id));
   }
   return {};
 }

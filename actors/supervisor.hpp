@@ -152,7 +152,8 @@ caf::expected<caf::actor> spawn_supervisor(caf::actor_system& sys, supervisor_fl
 /// Returns a child spec that runs a nested supervisor (OTP supervision trees): `type` supervisor,
 /// shutdown infinity, started once its own static children are up.
 child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> specs,
-                            restart_type restart = restart_type::permanent, bool significant = false);
+                            restart_type restart = restart_type::permanent,
+                            bool significant = false);
 
 /// Makes `self` quit with its supervisor's exit reason when `sup` goes away (a killed supervisor
 /// cannot stop its children itself). Installs `self`'s down handler.

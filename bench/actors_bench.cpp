@@ -24,12 +24,12 @@
 
 #include <caf/all.hpp>
 
-#include <shardflow/core/batch_processor.hpp>
+#include "bench/bench_records.hpp"
 #include <shardflow/actors/checkpoint_sink.hpp>
-#include <shardflow/core/checkpoint_store.hpp>
 #include <shardflow/actors/shard.hpp>
 #include <shardflow/actors/supervisor.hpp>
-#include "bench/bench_records.hpp"
+#include <shardflow/core/batch_processor.hpp>
+#include <shardflow/core/checkpoint_store.hpp>
 #include <shardflow/flushers/null_flusher.hpp>
 
 using namespace shardflow;
@@ -63,7 +63,8 @@ private:
 
 // The batches of one shard: the first `per_shard` of the pool.
 std::vector<record_batch> first(const std::vector<record_batch>& pool, std::size_t per_shard) {
-  return {pool.begin(), pool.begin() + static_cast<std::ptrdiff_t>(std::min(per_shard, pool.size()))};
+  return {pool.begin(),
+          pool.begin() + static_cast<std::ptrdiff_t>(std::min(per_shard, pool.size()))};
 }
 
 double run_actors(const std::vector<record_batch>& pool, std::size_t per_shard_batches,
@@ -109,9 +110,8 @@ double run_direct(const std::vector<record_batch>& pool, std::size_t per_shard_b
   const auto start = bench_clock::now();
   std::vector<std::unique_ptr<batch_processor>> procs;
   for (std::size_t s = 0; s < shards; ++s)
-    procs.push_back(std::make_unique<batch_processor>("shard-" + std::to_string(s),
-                                                      std::make_unique<null_flusher>(1000), cfg,
-                                                      bench_clock::now()));
+    procs.push_back(std::make_unique<batch_processor>(
+      "shard-" + std::to_string(s), std::make_unique<null_flusher>(1000), cfg, bench_clock::now()));
   std::size_t checkpoints = 0;
   for (std::size_t b = 0; b < per_shard_batches; ++b)
     for (auto& p : procs)
@@ -141,13 +141,16 @@ int main(int argc, char** argv) {
   const int runs = argc > 2 ? std::max(1, std::atoi(argv[2])) : 3;
   const std::size_t only = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 0; // one shard count
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-  std::printf("building %zu records (100-byte data, 56-digit sequence numbers, batches of %zu)...\n",
-              target_records, batch_size);
+  std::printf(
+    "building %zu records (100-byte data, 56-digit sequence numbers, batches of %zu)...\n",
+    target_records, batch_size);
   const auto batches = bench::make_batches(target_records, batch_size);
-  std::printf("\nshard actors vs. the direct loop; %u CAF worker threads; %d runs; median (min..max)\n\n",
-              threads, runs);
+  std::printf(
+    "\nshard actors vs. the direct loop; %u CAF worker threads; %d runs; median (min..max)\n\n",
+    threads, runs);
   std::printf("%-8s %24s %24s %8s\n", "shards", "actors M rec/s", "direct loop M rec/s", "ratio");
-  for (std::size_t shards : {std::size_t{1}, std::size_t{64}, std::size_t{1024}, std::size_t{10000}}) {
+  for (std::size_t shards :
+       {std::size_t{1}, std::size_t{64}, std::size_t{1024}, std::size_t{10000}}) {
     if (only != 0 && shards != only)
       continue;
     const auto per_shard = std::min(batches.size(),
@@ -172,9 +175,10 @@ int main(int argc, char** argv) {
         empty.push_back(run_actors(batches, 0, shards, threads));
       const auto overhead = summarize(empty).median;
       const auto steady = records / std::max(1e-9, records / (sa.median * 1e6) - overhead) / 1e6;
-      std::printf("         %.0f records; start-up and shutdown of %zu shard groups: %.2f s; without "
-                  "it: %.1f M rec/s\n",
-                  records, shards, overhead, steady);
+      std::printf(
+        "         %.0f records; start-up and shutdown of %zu shard groups: %.2f s; without "
+        "it: %.1f M rec/s\n",
+        records, shards, overhead, steady);
       std::printf("ROW\tactors-%s-steady\t%.1f\t%.1f\tM rec/s without %.2f s of start-up\t-\n",
                   shards == 1024 ? "1k" : "10k", steady, sd.median, overhead);
     }
@@ -182,8 +186,8 @@ int main(int argc, char** argv) {
       const char* target = shards == 64 ? "M rec/s (target >= 20, >= 0.6x)"
                                         : (shards == 10000 ? "M rec/s (target >= 10)" : "M rec/s");
       std::printf("ROW\tactors-%s\t%.1f\t%.1f\t%s\t%.1f..%.1f\n",
-                  shards == 64 ? "64" : (shards == 1024 ? "1k" : "10k"), sa.median, sd.median, target,
-                  sa.min, sa.max);
+                  shards == 64 ? "64" : (shards == 1024 ? "1k" : "10k"), sa.median, sd.median,
+                  target, sa.min, sa.max);
     }
   }
   return 0;

@@ -25,10 +25,10 @@
 #include <caf/all.hpp>
 
 #include <shardflow/actors/checkpoint_sink.hpp>
-#include <shardflow/core/checkpoint_store.hpp>
 #include <shardflow/actors/runtime.hpp>
 #include <shardflow/actors/shard.hpp>
 #include <shardflow/actors/supervisor.hpp>
+#include <shardflow/core/checkpoint_store.hpp>
 #include <shardflow/flushers/null_flusher.hpp>
 
 using namespace shardflow;
@@ -116,8 +116,8 @@ private:
 // full at 1,000 records or `max_bytes` of data.
 class slow_flusher final : public flusher {
 public:
-  slow_flusher(std::chrono::nanoseconds per_record, std::shared_ptr<std::atomic<std::uint64_t>> done,
-               std::size_t max_bytes = SIZE_MAX)
+  slow_flusher(std::chrono::nanoseconds per_record,
+               std::shared_ptr<std::atomic<std::uint64_t>> done, std::size_t max_bytes = SIZE_MAX)
     : per_record_(per_record), done_(std::move(done)), max_bytes_(max_bytes) {
   }
   add_result add(const stream_record& x, flush_token t) override {
@@ -198,16 +198,18 @@ void slow_sink(const slow_sink_config& c) {
   std::size_t at_end = 0;
   for (std::size_t i = 0; i < c.shards; ++i) {
     auto row = store->peek("slow-" + std::to_string(i));
-    at_end += row && row->ended && row->position && *row->position->base.to_uint64() == per_shard - 1;
+    at_end += row && row->ended && row->position
+              && *row->position->base.to_uint64() == per_shard - 1;
   }
   const bool ok = at_end == c.shards && done->load() >= per_shard * c.shards;
-  std::printf("%s: %zu shards, %llu records of %zu bytes, credit %s, source %.0f ns/record, flusher "
-              "%lld ns/record: %.1f s, peak RSS %.1f MiB, %llu records durable, %zu/%zu shards "
-              "checkpointed at their last record\n",
-              c.row, c.shards, static_cast<unsigned long long>(per_shard * c.shards), c.record_bytes,
-              c.byte_credit ? "in records and bytes" : "in records only", source_ns,
-              static_cast<long long>(flusher_cost.count()), secs, peak_rss_mib(),
-              static_cast<unsigned long long>(done->load()), at_end, c.shards);
+  std::printf(
+    "%s: %zu shards, %llu records of %zu bytes, credit %s, source %.0f ns/record, flusher "
+    "%lld ns/record: %.1f s, peak RSS %.1f MiB, %llu records durable, %zu/%zu shards "
+    "checkpointed at their last record\n",
+    c.row, c.shards, static_cast<unsigned long long>(per_shard * c.shards), c.record_bytes,
+    c.byte_credit ? "in records and bytes" : "in records only", source_ns,
+    static_cast<long long>(flusher_cost.count()), secs, peak_rss_mib(),
+    static_cast<unsigned long long>(done->load()), at_end, c.shards);
   if (!ok) {
     std::printf("%s: RECORDS MISSING: no figure\n", c.row);
     return;
@@ -225,10 +227,10 @@ int main(int argc, char** argv) {
   if (what == "all" || what == "idle")
     idle_shards(10'000);
   if (what == "all" || what == "slow")
-    slow_sink({"memory-slow-sink", 64, argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 10'000'000});
-  const std::uint64_t large = argc > 2 && what != "all" && what != "slow"
-                                ? std::strtoull(argv[2], nullptr, 10)
-                                : 16'000;
+    slow_sink(
+      {"memory-slow-sink", 64, argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 10'000'000});
+  const std::uint64_t large
+    = argc > 2 && what != "all" && what != "slow" ? std::strtoull(argv[2], nullptr, 10) : 16'000;
   if (what == "slow-large")
     slow_sink({"memory-slow-sink-large", 8, large, 256 << 10, 8 << 20, true});
   if (what == "slow-large-records-only")

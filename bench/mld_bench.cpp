@@ -21,10 +21,10 @@
 #include <simdjson.h>
 
 #include <shardflow/flushers/base64.hpp>
+#include <shardflow/flushers/null_flusher.hpp>
 #include <shardflow/kcl/kpl.hpp>
 #include <shardflow/kcl/mld_protocol.hpp>
 #include <shardflow/kcl/mld_worker.hpp>
-#include <shardflow/flushers/null_flusher.hpp>
 
 using namespace shardflow;
 using bench_clock = std::chrono::steady_clock;
@@ -64,10 +64,12 @@ private:
 };
 
 // `user_bytes` 0: plain records of 100 bytes; otherwise aggregates of 10 user records of that size.
-std::vector<std::string> make_lines(std::size_t batches, std::size_t user_bytes, std::size_t& bytes) {
+std::vector<std::string> make_lines(std::size_t batches, std::size_t user_bytes,
+                                    std::size_t& bytes) {
   const std::string prefix = "4959033827149025660855969253836157109592157598";
   std::vector<std::string> lines;
-  lines.push_back(R"({"action":"initialize","shardId":"shardId-000000000001","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})");
+  lines.push_back(
+    R"({"action":"initialize","shardId":"shardId-000000000001","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})");
   std::uint64_t seq = 0;
   char digits[24];
   for (std::size_t b = 0; b < batches; ++b) {
@@ -77,16 +79,18 @@ std::vector<std::string> make_lines(std::size_t batches, std::size_t user_bytes,
       if (user_bytes > 0) {
         kpl::aggregator agg;
         for (int u = 0; u < 10; ++u)
-          agg.add("user-" + std::to_string((seq + u) % 97), std::string(user_bytes, static_cast<char>('a' + u)));
+          agg.add("user-" + std::to_string((seq + u) % 97),
+                  std::string(user_bytes, static_cast<char>('a' + u)));
         data = agg.build();
       } else {
         data.assign(100, static_cast<char>('a' + r % 26));
       }
       std::snprintf(digits, sizeof digits, "%010llu", static_cast<unsigned long long>(seq++));
       line += (r ? "," : "");
-      line += R"({"data":")" + base64::encode(data) + R"(","partitionKey":"pk-)"
-              + std::to_string(r) + R"(","sequenceNumber":")" + prefix + digits
-              + R"(","approximateArrivalTimestamp":1700000000000,"subSequenceNumber":0,"action":"record"})";
+      line
+        += R"({"data":")" + base64::encode(data) + R"(","partitionKey":"pk-)" + std::to_string(r)
+           + R"(","sequenceNumber":")" + prefix + digits
+           + R"(","approximateArrivalTimestamp":1700000000000,"subSequenceNumber":0,"action":"record"})";
     }
     line += R"(],"millisBehindLatest":0})";
     line.reserve(line.size() + 64);
@@ -146,8 +150,9 @@ double median(std::vector<double> xs) {
 
 int main(int argc, char** argv) {
   const int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
-  std::printf("MLD worker path vs. JSON parsing alone; processRecords lines of 500 records; %d runs\n\n",
-              runs);
+  std::printf(
+    "MLD worker path vs. JSON parsing alone; processRecords lines of 500 records; %d runs\n\n",
+    runs);
   std::printf("%-26s %10s %18s %18s %8s\n", "input", "MB", "worker MB/s", "parse-only MB/s",
               "ratio");
   const std::string only = argc > 2 ? argv[2] : "";
@@ -173,10 +178,11 @@ int main(int argc, char** argv) {
     }
     auto [wmin, wmax] = std::minmax_element(w.begin(), w.end());
     auto [pmin, pmax] = std::minmax_element(p.begin(), p.end());
-    std::printf("%-26s %10.1f %7.0f (%4.0f..%4.0f) %7.0f (%4.0f..%4.0f) %7.2fx\n", in.name, bytes / 1e6,
-                median(w), *wmin, *wmax, median(p), *pmin, *pmax, median(w) / median(p));
-    std::printf("ROW\t%s\t%.0f\t%.0f\tMB/s (target >= 400, >= 0.4x)\t%.0f..%.0f\n", in.row, median(w),
-                median(p), *wmin, *wmax);
+    std::printf("%-26s %10.1f %7.0f (%4.0f..%4.0f) %7.0f (%4.0f..%4.0f) %7.2fx\n", in.name,
+                bytes / 1e6, median(w), *wmin, *wmax, median(p), *pmin, *pmax,
+                median(w) / median(p));
+    std::printf("ROW\t%s\t%.0f\t%.0f\tMB/s (target >= 400, >= 0.4x)\t%.0f..%.0f\n", in.row,
+                median(w), median(p), *wmin, *wmax);
   }
   std::printf("\ntargets: >= 400 MB/s per core end to end, >= 0.4x the parse-only baseline\n");
   return 0;

@@ -20,8 +20,8 @@
 #include <utility>
 #include <vector>
 
-#include <shardflow/core/batch_processor.hpp>
 #include "bench/bench_records.hpp"
+#include <shardflow/core/batch_processor.hpp>
 #include <shardflow/flushers/null_flusher.hpp>
 
 using namespace shardflow;
@@ -145,8 +145,8 @@ int main(int argc, char** argv) {
   std::printf("\nbatch processor, %zu records in batches of %zu, flusher capacity %zu, %d runs\n\n",
               record_count, batch_size, flusher_capacity, runs);
   std::printf("%-34s %14s %10s %22s\n", "side", "records/s", "ns/record", "spread (min..max M/s)");
-  std::printf("%-34s %14.0f %10.2f %10.1f..%-10.1f\n", "subject: batch_processor",
-              s.median, 1e9 / s.median, s.min / 1e6, s.max / 1e6);
+  std::printf("%-34s %14.0f %10.2f %10.1f..%-10.1f\n", "subject: batch_processor", s.median,
+              1e9 / s.median, s.min / 1e6, s.max / 1e6);
   std::printf("%-34s %14.0f %10.2f %10.1f..%-10.1f\n", "baseline: erlmld-style ordered map",
               b.median, 1e9 / b.median, b.min / 1e6, b.max / 1e6);
   std::printf("\nratio subject/baseline: %.2fx   (targets: >= 50 M records/s, >= 3x)\n",

@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
     write_chunk();
     ::close(fd);
   }
-  std::printf("%.3f\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  std::printf("%.3f\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return 0;
 }

@@ -142,7 +142,8 @@ batch_stats batch_processor::stats() const {
   return result;
 }
 
-add_result batch_processor::add_after_full(const stream_record& x, flush_token token, time_point now) {
+add_result batch_processor::add_after_full(const stream_record& x, flush_token token,
+                                           time_point now) {
   for (int attempt = 0;; ++attempt) {
     if (tracker_.outstanding() == 0)
       throw error{errc::record_never_fits,

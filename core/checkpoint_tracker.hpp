@@ -127,10 +127,10 @@ private:
 
   std::vector<entry> ring_;
   std::uint64_t mask_;
-  std::uint64_t low_ = 0;    // oldest position held: the candidate, or 0 before the first one
-  std::uint64_t next_ = 0;   // first position that is not done
+  std::uint64_t low_ = 0;     // oldest position held: the candidate, or 0 before the first one
+  std::uint64_t next_ = 0;    // first position that is not done
   std::uint64_t settled_ = 0; // positions below this were considered for the candidate
-  std::uint64_t issued_ = 0; // next position to hand out
+  std::uint64_t issued_ = 0;  // next position to hand out
   std::uint64_t candidate_ = 0;
   std::uint64_t taken_ = 0;
   bool has_candidate_ = false;

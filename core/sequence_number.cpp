@@ -103,7 +103,8 @@ sequence_base sequence_base::parse(std::string_view text) {
   auto b = packed_size;
   i = n;
   for (; i >= 2; i -= 2)
-    result.packed_[--b] = static_cast<std::uint8_t>(((text[i - 2] - '0') << 4) | (text[i - 1] - '0'));
+    result.packed_[--b]
+      = static_cast<std::uint8_t>(((text[i - 2] - '0') << 4) | (text[i - 1] - '0'));
   if (i == 1)
     result.packed_[--b] = static_cast<std::uint8_t>(text[0] - '0');
   result.len_ = static_cast<std::uint8_t>(n);

@@ -137,24 +137,24 @@ int compare(const sequence_number& x, const sequence_number& y) noexcept;
 /// Renders `x` for logs: "base", "base/sub", or "base/sub#user_sub:user_total".
 std::string to_string(const sequence_number& x);
 
-#define SHARDFLOW_COMPARISON_OPERATORS(type)                                                           \
-  inline bool operator==(const type& x, const type& y) noexcept {                                     \
-    return compare(x, y) == 0;                                                                         \
-  }                                                                                                    \
-  inline bool operator!=(const type& x, const type& y) noexcept {                                     \
-    return compare(x, y) != 0;                                                                         \
-  }                                                                                                    \
-  inline bool operator<(const type& x, const type& y) noexcept {                                      \
-    return compare(x, y) < 0;                                                                          \
-  }                                                                                                    \
-  inline bool operator<=(const type& x, const type& y) noexcept {                                     \
-    return compare(x, y) <= 0;                                                                         \
-  }                                                                                                    \
-  inline bool operator>(const type& x, const type& y) noexcept {                                      \
-    return compare(x, y) > 0;                                                                          \
-  }                                                                                                    \
-  inline bool operator>=(const type& x, const type& y) noexcept {                                     \
-    return compare(x, y) >= 0;                                                                         \
+#define SHARDFLOW_COMPARISON_OPERATORS(type)                                                       \
+  inline bool operator==(const type& x, const type& y) noexcept {                                  \
+    return compare(x, y) == 0;                                                                     \
+  }                                                                                                \
+  inline bool operator!=(const type& x, const type& y) noexcept {                                  \
+    return compare(x, y) != 0;                                                                     \
+  }                                                                                                \
+  inline bool operator<(const type& x, const type& y) noexcept {                                   \
+    return compare(x, y) < 0;                                                                      \
+  }                                                                                                \
+  inline bool operator<=(const type& x, const type& y) noexcept {                                  \
+    return compare(x, y) <= 0;                                                                     \
+  }                                                                                                \
+  inline bool operator>(const type& x, const type& y) noexcept {                                   \
+    return compare(x, y) > 0;                                                                      \
+  }                                                                                                \
+  inline bool operator>=(const type& x, const type& y) noexcept {                                  \
+    return compare(x, y) >= 0;                                                                     \
   }
 
 SHARDFLOW_COMPARISON_OPERATORS(sequence_base)

@@ -12,8 +12,8 @@
 #include <caf/all.hpp>
 
 #include <shardflow/actors/checkpoint_sink.hpp>
-#include <shardflow/core/checkpoint_store.hpp>
 #include <shardflow/actors/runtime.hpp>
+#include <shardflow/core/checkpoint_store.hpp>
 #include <shardflow/core/flusher.hpp>
 
 namespace {
@@ -86,7 +86,8 @@ int main() {
         xs[i].data = "order " + std::to_string(first + i);
         xs[i].sequence.base = shardflow::sequence_base{first + i};
       }
-      if (auto err = (*rt)->push("orders-" + std::to_string(s), shardflow::record_batch{std::move(xs)})) {
+      if (auto err = (*rt)->push("orders-" + std::to_string(s),
+                                 shardflow::record_batch{std::move(xs)})) {
         std::fprintf(stderr, "embedding: push: %s\n", sys.render(err).c_str());
         return 1;
       }
@@ -115,7 +116,8 @@ int main() {
     auto id = "orders-" + std::to_string(s);
     auto row = store->peek(id);
     auto at = row && row->position ? shardflow::to_string(*row->position) : std::string{"none"};
-    std::printf("%s: checkpoint %s%s\n", id.c_str(), at.c_str(), row && row->ended ? " (ended)" : "");
+    std::printf("%s: checkpoint %s%s\n", id.c_str(), at.c_str(),
+                row && row->ended ? " (ended)" : "");
     if (!row || !row->position || row->position->base != shardflow::sequence_base{records - 1}
         || !row->ended)
       rc = 1;

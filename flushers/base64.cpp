@@ -6,8 +6,8 @@
 #include <openssl/evp.h>
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define SHARDFLOW_BASE64_AVX2 1
+#  include <immintrin.h>
+#  define SHARDFLOW_BASE64_AVX2 1
 #endif
 
 namespace shardflow::base64 {
@@ -57,10 +57,11 @@ constexpr nibble_tables make_nibble_tables() {
     t.bit_of_high[h] = static_cast<std::uint8_t>(h < 8 ? 1 << h : 1);
   for (int c = 0; c < 128; ++c) {
     if (values[static_cast<std::size_t>(c)] == invalid)
-      t.invalid_by_low[c & 15] = static_cast<std::uint8_t>(t.invalid_by_low[c & 15] | 1 << (c >> 4));
+      t.invalid_by_low[c & 15]
+        = static_cast<std::uint8_t>(t.invalid_by_low[c & 15] | 1 << (c >> 4));
     else
-      t.shift_by_high[c == '/' ? 1 : c >> 4] =
-        static_cast<std::int8_t>(values[static_cast<std::size_t>(c)] - c);
+      t.shift_by_high[c == '/' ? 1 : c >> 4]
+        = static_cast<std::int8_t>(values[static_cast<std::size_t>(c)] - c);
   }
   return t;
 }
@@ -73,7 +74,8 @@ constexpr bool tables_agree() {
     const bool valid = (tables.invalid_by_low[c & 15] & tables.bit_of_high[c >> 4]) == 0;
     if (valid != (values[static_cast<std::size_t>(c)] != invalid))
       return false;
-    if (valid && c + tables.shift_by_high[c == '/' ? 1 : c >> 4] != values[static_cast<std::size_t>(c)])
+    if (valid
+        && c + tables.shift_by_high[c == '/' ? 1 : c >> 4] != values[static_cast<std::size_t>(c)])
       return false;
   }
   return true;
@@ -99,8 +101,8 @@ __attribute__((target("avx2"))) std::size_t decode_avx2(const char* in, std::siz
   // bytes high to low, twelve per 128-bit half, and the halves side by side.
   const __m256i pairs = _mm256_set1_epi32(0x01400140);
   const __m256i quads = _mm256_set1_epi32(0x00011000);
-  const __m256i order = _mm256_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1,
-                                         2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
+  const __m256i order = _mm256_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2,
+                                         1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
   const __m256i halves = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7);
   std::size_t i = 0;
   for (; i + 48 <= n; i += 32, out += 24) {

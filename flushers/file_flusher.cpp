@@ -80,9 +80,8 @@ file_flusher::file_flusher(const shard_id& id, file_flusher_config cfg)
   std::error_code ec;
   fs::create_directories(cfg_.dir, ec);
   if (ec)
-    throw error{errc::io_failed,
-                fmt::format("cannot create the output directory {}: {}", cfg_.dir.string(),
-                            ec.message())};
+    throw error{errc::io_failed, fmt::format("cannot create the output directory {}: {}",
+                                             cfg_.dir.string(), ec.message())};
   unsigned newest = 0;
   const auto prefix = name_ + "-";
   for (auto& entry : fs::directory_iterator(cfg_.dir, ec)) {
@@ -242,7 +241,8 @@ flusher_factory file_flusher::factory(file_flusher_config cfg) {
 
 // -- stdout_flusher ------------------------------------------------------------------------------
 
-stdout_flusher::stdout_flusher(std::size_t batch_records) : capacity_(std::max<std::size_t>(batch_records, 1)) {
+stdout_flusher::stdout_flusher(std::size_t batch_records)
+  : capacity_(std::max<std::size_t>(batch_records, 1)) {
   // nop
 }
 
@@ -273,7 +273,8 @@ std::vector<flush_token> stdout_flusher::heartbeat() {
 }
 
 flusher_factory stdout_flusher::factory(std::size_t batch_records) {
-  return [batch_records](const shard_id&) { return std::make_unique<stdout_flusher>(batch_records); };
+  return
+    [batch_records](const shard_id&) { return std::make_unique<stdout_flusher>(batch_records); };
 }
 
 } // namespace shardflow

@@ -109,8 +109,7 @@ std::string reason_of(simdjson::error_code err, std::string_view line) {
   if (err == simdjson::EMPTY)
     return "not a JSON object";
   const auto first = line.find_first_not_of(" \t\r");
-  const auto end = first == std::string_view::npos ? first
-                                                   : end_of_first_value(line.substr(first));
+  const auto end = first == std::string_view::npos ? first : end_of_first_value(line.substr(first));
   if (end != std::string_view::npos
       && line.find_first_not_of(" \t\r", first + end) != std::string_view::npos)
     return fmt::format("content after the JSON object at byte {} (two records on one line?)",

@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include <shardflow/flushers/base64.hpp>
 #include "fuzz/check.hpp"
+#include <shardflow/flushers/base64.hpp>
 
 namespace {
 

@@ -17,10 +17,10 @@
 
 #include <zlib.h>
 
-#include <shardflow/kcl/kpl.hpp>
-#include <shardflow/kcl/md5.hpp>
 #include "fuzz/check.hpp"
 #include "kpl_agg.pb.h"
+#include <shardflow/kcl/kpl.hpp>
+#include <shardflow/kcl/md5.hpp>
 
 namespace {
 
@@ -58,8 +58,8 @@ std::optional<std::vector<kpl::user_record>> reference(const std::string& proto)
     auto& u = out.emplace_back();
     u.partition_key = agg.partition_key_table(static_cast<int>(r.partition_key_index()));
     if (r.has_explicit_hash_key_index())
-      u.explicit_hash_key =
-        agg.explicit_hash_key_table(static_cast<int>(r.explicit_hash_key_index()));
+      u.explicit_hash_key
+        = agg.explicit_hash_key_table(static_cast<int>(r.explicit_hash_key_index()));
     u.data = r.data();
   }
   return out;
@@ -119,7 +119,8 @@ bool same(const kpl::unpack_result& x, const kpl::unpack_result& y) {
 
 void batch(std::string_view in) {
   std::vector<std::string_view> records;
-  for (std::size_t cut; (cut = in.find('\xFF')) != std::string_view::npos; in.remove_prefix(cut + 1))
+  for (std::size_t cut; (cut = in.find('\xFF')) != std::string_view::npos;
+       in.remove_prefix(cut + 1))
     records.push_back(in.substr(0, cut));
   records.push_back(in);
   std::vector<kpl::unpack_result> all;

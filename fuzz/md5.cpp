@@ -10,15 +10,16 @@
 
 #include <openssl/evp.h>
 
-#include <shardflow/kcl/md5.hpp>
 #include "fuzz/check.hpp"
+#include <shardflow/kcl/md5.hpp>
 
 namespace {
 
 shardflow::md5::digest openssl_md5(std::string_view bytes) {
   shardflow::md5::digest d{};
   unsigned int size = 0;
-  SHARDFLOW_FUZZ_CHECK(EVP_Digest(bytes.data(), bytes.size(), d.data(), &size, EVP_md5(), nullptr) == 1);
+  SHARDFLOW_FUZZ_CHECK(EVP_Digest(bytes.data(), bytes.size(), d.data(), &size, EVP_md5(), nullptr)
+                       == 1);
   SHARDFLOW_FUZZ_CHECK(size == d.size());
   return d;
 }
@@ -30,7 +31,8 @@ std::vector<std::string_view> pieces(std::string_view in, std::size_t n) {
   in.remove_prefix(lengths.size());
   std::vector<std::string_view> out;
   for (char c : lengths) {
-    const auto len = std::min(in.size(), static_cast<std::size_t>(static_cast<unsigned char>(c)) * 3);
+    const auto len = std::min(in.size(),
+                              static_cast<std::size_t>(static_cast<unsigned char>(c)) * 3);
     out.push_back(in.substr(0, len));
     in.remove_prefix(len);
   }

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include <shardflow/kcl/mld_protocol.hpp>
 #include "fuzz/check.hpp"
+#include <shardflow/kcl/mld_protocol.hpp>
 
 namespace {
 
@@ -73,7 +73,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     SHARDFLOW_FUZZ_CHECK(same(a, b));
   const auto first = snapshot(why_a, a);
   message other;
-  (void)copying.parse(R"({"action":"processRecords","records":[{"data":"eA==","partitionKey":"p","sequenceNumber":"1"}]})", other);
+  (void) copying.parse(
+    R"({"action":"processRecords","records":[{"data":"eA==","partitionKey":"p","sequenceNumber":"1"}]})",
+    other);
   message again;
   const auto why_again = copying.parse(line, again);
   SHARDFLOW_FUZZ_CHECK(why_again == why_a);

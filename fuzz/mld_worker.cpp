@@ -27,10 +27,10 @@
 #include <string_view>
 #include <vector>
 
-#include <shardflow/kcl/mld_protocol.hpp>
-#include <shardflow/flushers/base64.hpp>
-#include <shardflow/kcl/mld_worker.hpp>
 #include "fuzz/check.hpp"
+#include <shardflow/flushers/base64.hpp>
+#include <shardflow/kcl/mld_protocol.hpp>
+#include <shardflow/kcl/mld_worker.hpp>
 
 namespace {
 
@@ -330,6 +330,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   cfg.log = [](const std::string&) {};
   fuzz_daemon daemon{{reinterpret_cast<const char*>(data) + 1, size - 1}, l};
   mld::worker w{daemon, cfg};
-  (void)w.run();
+  (void) w.run();
   return 0;
 }

@@ -12,8 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include <shardflow/flushers/record_line.hpp>
 #include "fuzz/check.hpp"
+#include <shardflow/flushers/record_line.hpp>
 
 namespace {
 

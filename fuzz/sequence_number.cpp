@@ -12,9 +12,9 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz/check.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/core/sequence_number.hpp>
-#include "fuzz/check.hpp"
 
 namespace {
 
@@ -27,8 +27,8 @@ struct reference {
 };
 
 std::optional<reference> reference_parse(std::string_view text) {
-  static constexpr std::pair<std::string_view, int> sentinels[] = {
-    {"TRIM_HORIZON", 0}, {"AT_TIMESTAMP", 1}, {"LATEST", 3}, {"SHARD_END", 4}};
+  static constexpr std::pair<std::string_view, int> sentinels[]
+    = {{"TRIM_HORIZON", 0}, {"AT_TIMESTAMP", 1}, {"LATEST", 3}, {"SHARD_END", 4}};
   for (const auto& [name, rank] : sentinels)
     if (text == name)
       return reference{rank, {}};
@@ -110,7 +110,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   SHARDFLOW_FUZZ_CHECK(compare(a->first, a->first) == 0);
   SHARDFLOW_FUZZ_CHECK((a->first < b->first) == (want < 0));
   // Full positions: sub-sequence numbers from the tail (absent when a byte is 0xFF), user_sub 0..3.
-  auto byte = [&](std::size_t i) { return i < subs.size() ? static_cast<std::uint8_t>(subs[i]) : 0; };
+  auto byte = [&](std::size_t i) {
+    return i < subs.size() ? static_cast<std::uint8_t>(subs[i]) : 0;
+  };
   shardflow::sequence_number x{a->first, std::nullopt, byte(2) % 4u, 4};
   shardflow::sequence_number y{b->first, std::nullopt, byte(3) % 4u, 4};
   if (byte(0) != 0xFF)

@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
-#include <shardflow/kcl/md5.hpp>
 #include "kpl_agg.pb.h" // generated from kcl/proto/kpl_agg.proto
+#include <shardflow/kcl/md5.hpp>
 
 namespace shardflow::kpl {
 
@@ -255,10 +255,9 @@ enum class read_outcome { ok, broken, too_many };
 
 // Reads an AggregatedRecord (kpl_agg.proto) into the key tables and the records, stopping at the
 // first record past `max_records`.
-read_outcome read_aggregate(std::string_view proto, std::size_t max_records,
-                            std::vector<std::string_view>& keys,
-                            std::vector<std::string_view>& hash_keys,
-                            std::vector<wire_record>& records) {
+read_outcome
+read_aggregate(std::string_view proto, std::size_t max_records, std::vector<std::string_view>& keys,
+               std::vector<std::string_view>& hash_keys, std::vector<wire_record>& records) {
   wire_reader in{proto};
   std::uint32_t field = 0;
   std::uint32_t type = 0;
@@ -352,8 +351,8 @@ struct budget {
 
 // Reads `data`'s magic and, for a deflated aggregate, inflates it into `r.inflated`; returns the
 // aggregate's protobuf and MD5, or nothing when `data` is plain or `r` was marked corrupt.
-std::optional<std::string_view> body_of(std::string_view data, bool erlmld_magics,
-                                        budget& inflate, unpack_result& r) {
+std::optional<std::string_view> body_of(std::string_view data, bool erlmld_magics, budget& inflate,
+                                        unpack_result& r) {
   const auto m = magic_of(data);
   if (!m || (!erlmld_magics && *m != magic::standard))
     return std::nullopt; // plain
@@ -460,7 +459,8 @@ std::string aggregator::build(magic m) {
   std::string body = proto;
   body.append(reinterpret_cast<const char*>(digest.data()), digest.size());
   std::string out;
-  out.push_back(static_cast<char>(m == magic::standard ? 0xF3 : (m == magic::erlmld_plain ? 0x00 : 0x01)));
+  out.push_back(
+    static_cast<char>(m == magic::standard ? 0xF3 : (m == magic::erlmld_plain ? 0x00 : 0x01)));
   out.append(reinterpret_cast<const char*>(magic_tail.data()), magic_tail.size());
   out += m == magic::erlmld_deflated ? deflate_all(body) : body;
   keys_.clear();

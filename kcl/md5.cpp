@@ -73,20 +73,20 @@ constexpr std::uint32_t initial[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x1032
 // Returns the words [8 * half, 8 * half + 8) of every lane's block, word by word: m[j] holds word j
 // of the eight blocks (an 8x8 transposition of eight loads).
 inline __attribute__((always_inline)) void load_words(const unsigned char* const* blocks, int half,
-                                                       u32x8* m) {
+                                                      u32x8* m) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   u32x8 r[lane_count];
   for (int l = 0; l < lane_count; ++l)
     std::memcpy(&r[l], blocks[l] + 32 * half, sizeof r[l]);
-  // __builtin_shufflevector (clang, GCC 12+; GCC's own __builtin_shuffle is unknown to clang)
-  // takes lane numbers 0..15 of (x, y) as constants, hence the lists as macros.
-#define SHARDFLOW_MD5_LO32 0, 8, 1, 9, 4, 12, 5, 13
-#define SHARDFLOW_MD5_HI32 2, 10, 3, 11, 6, 14, 7, 15
-#define SHARDFLOW_MD5_LO64 0, 1, 8, 9, 4, 5, 12, 13
-#define SHARDFLOW_MD5_HI64 2, 3, 10, 11, 6, 7, 14, 15
-#define SHARDFLOW_MD5_LOW_HALVES 0, 1, 2, 3, 8, 9, 10, 11
-#define SHARDFLOW_MD5_HIGH_HALVES 4, 5, 6, 7, 12, 13, 14, 15
-#define SHARDFLOW_MD5_SHUFFLE(x, y, lanes) __builtin_shufflevector(x, y, lanes)
+    // __builtin_shufflevector (clang, GCC 12+; GCC's own __builtin_shuffle is unknown to clang)
+    // takes lane numbers 0..15 of (x, y) as constants, hence the lists as macros.
+#  define SHARDFLOW_MD5_LO32 0, 8, 1, 9, 4, 12, 5, 13
+#  define SHARDFLOW_MD5_HI32 2, 10, 3, 11, 6, 14, 7, 15
+#  define SHARDFLOW_MD5_LO64 0, 1, 8, 9, 4, 5, 12, 13
+#  define SHARDFLOW_MD5_HI64 2, 3, 10, 11, 6, 7, 14, 15
+#  define SHARDFLOW_MD5_LOW_HALVES 0, 1, 2, 3, 8, 9, 10, 11
+#  define SHARDFLOW_MD5_HIGH_HALVES 4, 5, 6, 7, 12, 13, 14, 15
+#  define SHARDFLOW_MD5_SHUFFLE(x, y, lanes) __builtin_shufflevector(x, y, lanes)
   u32x8 t[lane_count];
   for (int i = 0; i < lane_count; i += 2) {
     t[i] = SHARDFLOW_MD5_SHUFFLE(r[i], r[i + 1], SHARDFLOW_MD5_LO32);
@@ -103,13 +103,13 @@ inline __attribute__((always_inline)) void load_words(const unsigned char* const
     m[j] = SHARDFLOW_MD5_SHUFFLE(u[j], u[j + 4], SHARDFLOW_MD5_LOW_HALVES);
     m[j + 4] = SHARDFLOW_MD5_SHUFFLE(u[j], u[j + 4], SHARDFLOW_MD5_HIGH_HALVES);
   }
-#undef SHARDFLOW_MD5_SHUFFLE
-#undef SHARDFLOW_MD5_HIGH_HALVES
-#undef SHARDFLOW_MD5_LOW_HALVES
-#undef SHARDFLOW_MD5_HI64
-#undef SHARDFLOW_MD5_LO64
-#undef SHARDFLOW_MD5_HI32
-#undef SHARDFLOW_MD5_LO32
+#  undef SHARDFLOW_MD5_SHUFFLE
+#  undef SHARDFLOW_MD5_HIGH_HALVES
+#  undef SHARDFLOW_MD5_LOW_HALVES
+#  undef SHARDFLOW_MD5_HI64
+#  undef SHARDFLOW_MD5_LO64
+#  undef SHARDFLOW_MD5_HI32
+#  undef SHARDFLOW_MD5_LO32
 #else
   for (int j = 0; j < 8; ++j) {
     const int at = 4 * (8 * half + j);
@@ -120,18 +120,18 @@ inline __attribute__((always_inline)) void load_words(const unsigned char* const
 }
 
 // a, b, c, d := d, b + rotl(a + f + sine + word, s), b, c
-#define SHARDFLOW_MD5_STEP(f, i, g, s)                                                                 \
-  do {                                                                                               \
-    const u32x8 t = a + (f) + sines[i] + m[g];                                                       \
-    a = d;                                                                                           \
-    d = c;                                                                                           \
-    c = b;                                                                                           \
-    b = b + ((t << (s)) | (t >> (32 - (s))));                                                        \
+#define SHARDFLOW_MD5_STEP(f, i, g, s)                                                             \
+  do {                                                                                             \
+    const u32x8 t = a + (f) + sines[i] + m[g];                                                     \
+    a = d;                                                                                         \
+    d = c;                                                                                         \
+    c = b;                                                                                         \
+    b = b + ((t << (s)) | (t >> (32 - (s))));                                                      \
   } while (false)
 
 // One MD5 compression per lane: `state[0..3]` (a, b, c, d) absorb the block `blocks[lane]`.
 inline __attribute__((always_inline)) void compress_body(u32x8* state,
-                                                          const unsigned char* const* blocks) {
+                                                         const unsigned char* const* blocks) {
   u32x8 m[16];
   load_words(blocks, 0, m);
   load_words(blocks, 1, m + 8);
@@ -160,7 +160,8 @@ inline __attribute__((always_inline)) void compress_body(u32x8* state,
 #undef SHARDFLOW_MD5_STEP
 
 #if defined(__x86_64__) || defined(__i386__)
-__attribute__((target("avx2"))) void compress_avx2(u32x8* state, const unsigned char* const* blocks) {
+__attribute__((target("avx2"))) void compress_avx2(u32x8* state,
+                                                   const unsigned char* const* blocks) {
   compress_body(state, blocks);
 }
 #endif
@@ -246,7 +247,8 @@ void many_with(compress_fn compress, const std::string_view* in, std::size_t n, 
       auto& d = out[x.message];
       for (int w = 0; w < 4; ++w)
         for (int i = 0; i < 4; ++i)
-          d[static_cast<std::size_t>(4 * w + i)] = static_cast<unsigned char>(state[w][l] >> (8 * i));
+          d[static_cast<std::size_t>(4 * w + i)]
+            = static_cast<unsigned char>(state[w][l] >> (8 * i));
       --busy;
       load(l);
     }

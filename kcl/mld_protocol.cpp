@@ -95,7 +95,7 @@ std::size_t skip_spaces(std::string_view s, std::size_t at) {
 
 // When `: "text"` follows offset `at` (the end of a key), returns the text and where it ends.
 std::optional<std::pair<std::string_view, std::size_t>> string_value_after(std::string_view s,
-                                                                          std::size_t at) {
+                                                                           std::size_t at) {
   at = skip_spaces(s, at);
   if (at == s.size() || s[at] != ':')
     return std::nullopt;
@@ -120,7 +120,8 @@ raw_reading read_raw(std::string_view s) {
       const auto end = skip_string(s, i);
       if (end == npos)
         return r;
-      const bool action_key = depth == 1 && r.action.empty() && s.substr(i, end - i) == "\"action\"";
+      const bool action_key = depth == 1 && r.action.empty()
+                              && s.substr(i, end - i) == "\"action\"";
       i = end;
       if (action_key)
         if (const auto value = string_value_after(s, end)) {

@@ -91,9 +91,9 @@ public:
     // Every incarnation of the shard actor introduces itself to this session (attach).
     child_spec spec;
     spec.id = child_id_;
-    spec.start = [make = cfg_.worker.make_flusher, batch = cfg_.worker.batch, id,
-                  session = caf::actor{self_.ptr()}](
-                   start_context& ctx) -> caf::expected<caf::actor> {
+    spec.start
+      = [make = cfg_.worker.make_flusher, batch = cfg_.worker.batch, id,
+         session = caf::actor{self_.ptr()}](start_context& ctx) -> caf::expected<caf::actor> {
       return ctx.self->spawn(processor_actor, caf::actor_cast<caf::actor>(ctx.self), session, make,
                              batch, id);
     };
@@ -102,7 +102,8 @@ public:
     flags.period = cfg_.period;
     auto sup = spawn_supervisor(self_->system(), flags, {std::move(spec)});
     if (!sup)
-      throw error{errc::start_failed, fmt::format("shard {}: {}", id, self_->system().render(sup.error()))};
+      throw error{errc::start_failed,
+                  fmt::format("shard {}: {}", id, self_->system().render(sup.error()))};
     sup_ = *sup;
     self_->monitor(sup_); // reattach gives up at once when the supervisor does
     auto started = request<caf::ok_atom>(sup_, start_atom::value);
@@ -116,7 +117,8 @@ public:
     return call(false, [&] { return request<std::optional<checkpoint>>(proc_, tick_atom::value); });
   }
 
-  std::optional<checkpoint> process(const record_batch& batch, const std::vector<std::uint32_t>& poison,
+  std::optional<checkpoint> process(const record_batch& batch,
+                                    const std::vector<std::uint32_t>& poison,
                                     batch_processor::time_point) override {
     const bool kept = retain(batch, poison);
     return call(kept, [&] {
@@ -125,21 +127,23 @@ public:
   }
 
   std::optional<checkpoint> shutdown(shutdown_reason why, batch_processor::time_point) override {
-    return call(false,
-                [&] { return request<std::optional<checkpoint>>(proc_, shutdown_atom::value, why); });
+    return call(false, [&] {
+      return request<std::optional<checkpoint>>(proc_, shutdown_atom::value, why);
+    });
   }
 
   void acknowledged(const sequence_number& position) override {
-    while (!retained_.empty() && (retained_.front().first.empty()
-                                  || retained_.front().first.back().sequence <= position)) {
+    while (
+      !retained_.empty()
+      && (retained_.front().first.empty() || retained_.front().first.back().sequence <= position)) {
       retained_bytes_ -= bytes_of(retained_.front().first);
       retained_records_ -= retained_.front().first.size();
       retained_.pop_front();
     }
     if (unretained_upto_ && *unretained_upto_ <= position) {
       unretained_upto_.reset(); // every batch not kept is covered: replay works again
-      cfg_.log(fmt::format("{}: a checkpoint covers every batch not kept; retaining again",
-                           child_id_));
+      cfg_.log(
+        fmt::format("{}: a checkpoint covers every batch not kept; retaining again", child_id_));
     }
   }
 
@@ -158,14 +162,16 @@ private:
     if (batch.empty())
       return false; // nothing to replay, nothing a checkpoint must cover
     const auto bytes = bytes_of(batch);
-    if (!unretained_upto_ && (retained_bytes_ + bytes > cfg_.max_replay_bytes
-                              || retained_records_ + batch.size() > cfg_.max_replay_records)) {
+    if (!unretained_upto_
+        && (retained_bytes_ + bytes > cfg_.max_replay_bytes
+            || retained_records_ + batch.size() > cfg_.max_replay_records)) {
       ++stats_.replay_overflows;
-      cfg_.log(fmt::format("{}: the replay buffer would pass its bound ({} bytes, {} records) before "
-                           "the daemon confirms a checkpoint; not retaining until it does (a shard "
-                           "crash meanwhile fails the session: the daemon re-leases the shard from "
-                           "its last checkpoint)",
-                           child_id_, cfg_.max_replay_bytes, cfg_.max_replay_records));
+      cfg_.log(
+        fmt::format("{}: the replay buffer would pass its bound ({} bytes, {} records) before "
+                    "the daemon confirms a checkpoint; not retaining until it does (a shard "
+                    "crash meanwhile fails the session: the daemon re-leases the shard from "
+                    "its last checkpoint)",
+                    child_id_, cfg_.max_replay_bytes, cfg_.max_replay_records));
       retained_.clear();
       retained_bytes_ = 0;
       retained_records_ = 0;
@@ -200,15 +206,15 @@ private:
       if (r)
         return std::move(*r);
       if (attempt >= 3)
-        throw error{errc::flusher_failed,
-                    fmt::format("{}: the shard keeps failing: {}", child_id_,
-                                self_->system().render(r.error()))};
+        throw error{errc::flusher_failed, fmt::format("{}: the shard keeps failing: {}", child_id_,
+                                                      self_->system().render(r.error()))};
       if (unretained_upto_)
-        throw error{errc::flusher_failed,
-                    fmt::format("{}: the shard failed ({}) and cannot be replayed: the batches since "
-                                "the last confirmed checkpoint passed the replay bound; the daemon "
-                                "re-leases the shard from that checkpoint",
-                                child_id_, self_->system().render(r.error()))};
+        throw error{
+          errc::flusher_failed,
+          fmt::format("{}: the shard failed ({}) and cannot be replayed: the batches since "
+                      "the last confirmed checkpoint passed the replay bound; the daemon "
+                      "re-leases the shard from that checkpoint",
+                      child_id_, self_->system().render(r.error()))};
       cfg_.log(fmt::format("{}: the shard failed ({}); replaying {} batches into its next "
                            "incarnation",
                            child_id_, self_->system().render(r.error()), retained_.size()));
@@ -296,12 +302,14 @@ sockaddr_un unix_address(const std::string& path) {
 // Removes a socket file that no server listens on any more (left by a killed one); refuses a live
 // socket and anything that is not a socket.
 void remove_stale_socket(const std::string& path, const sockaddr_un& addr) {
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) != 0)
     return; // nothing there
   if (!S_ISSOCK(st.st_mode))
-    throw error{errc::io_failed, fmt::format("cannot listen on unix:{}: the file exists and is not a "
-                                             "socket (remove it or choose another path)", path)};
+    throw error{errc::io_failed,
+                fmt::format("cannot listen on unix:{}: the file exists and is not a "
+                            "socket (remove it or choose another path)",
+                            path)};
   const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   const bool live = probe >= 0
                     && ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
@@ -383,7 +391,7 @@ struct server::impl {
 
   // Removes the socket file if it is still the one this server made.
   void remove_unix_file() {
-    struct stat now{};
+    struct stat now {};
     if (!cfg.unix_path.empty() && ::lstat(cfg.unix_path.c_str(), &now) == 0
         && now.st_ino == unix_file.st_ino && now.st_dev == unix_file.st_dev)
       ::unlink(cfg.unix_path.c_str());
@@ -581,8 +589,10 @@ int bridge(int fd, const std::string& where) {
   up.detach();
   ::close(fd);
   if (server_first)
-    fmt::print(stderr, "shardflow mld-connect: {} closed the connection before the daemon ended the "
-                       "session (the server died or failed the shard); exiting 1\n", where);
+    fmt::print(stderr,
+               "shardflow mld-connect: {} closed the connection before the daemon ended the "
+               "session (the server died or failed the shard); exiting 1\n",
+               where);
   return server_first ? 1 : 0;
 }
 

@@ -85,7 +85,7 @@ struct server_stats {
   std::atomic<std::uint64_t> active{0};  // sessions whose thread has not ended yet
   std::atomic<std::uint64_t> refused{0}; // connections closed because `max_connections` were open
   std::atomic<std::uint64_t> handshake_timeouts{0};
-  std::atomic<std::uint64_t> thread_failures{0}; // session threads that could not start
+  std::atomic<std::uint64_t> thread_failures{0};  // session threads that could not start
   std::atomic<std::uint64_t> replay_overflows{0}; // times a session stopped retaining batches
 };
 

@@ -11,14 +11,14 @@
 
 #include <fmt/format.h>
 
-#include <shardflow/flushers/base64.hpp>
-#include <shardflow/kcl/kpl.hpp>
-#include <shardflow/kcl/mld_protocol.hpp>
-#include <shardflow/flushers/dead_letter_file.hpp>
 #include <shardflow/core/error.hpp>
+#include <shardflow/flushers/base64.hpp>
+#include <shardflow/flushers/dead_letter_file.hpp>
 #include <shardflow/flushers/file_flusher.hpp>
 #include <shardflow/flushers/record_line.hpp>
 #include <shardflow/flushers/write_all.hpp>
+#include <shardflow/kcl/kpl.hpp>
+#include <shardflow/kcl/mld_protocol.hpp>
 
 namespace shardflow::mld {
 
@@ -50,7 +50,8 @@ fd_line_io::fd_line_io(int in, int out, fd_line_io_config cfg) : in_(in), out_(o
 std::optional<std::string_view> fd_line_io::read_line() {
   for (;;) {
     if (scanned_ < end_) {
-      if (auto* nl = static_cast<const char*>(std::memchr(buf_.get() + scanned_, '\n', end_ - scanned_))) {
+      if (auto* nl
+          = static_cast<const char*>(std::memchr(buf_.get() + scanned_, '\n', end_ - scanned_))) {
         const auto at = static_cast<std::size_t>(nl - buf_.get());
         return take(at, at + 1);
       }
@@ -138,7 +139,8 @@ public:
     return proc_->heartbeat(now);
   }
 
-  std::optional<checkpoint> process(const record_batch& batch, const std::vector<std::uint32_t>& poison,
+  std::optional<checkpoint> process(const record_batch& batch,
+                                    const std::vector<std::uint32_t>& poison,
                                     batch_processor::time_point now) override {
     poison_.clear();
     for (auto i : poison)
@@ -146,7 +148,8 @@ public:
     return proc_->process(batch, now);
   }
 
-  std::optional<checkpoint> shutdown(shutdown_reason reason, batch_processor::time_point now) override {
+  std::optional<checkpoint> shutdown(shutdown_reason reason,
+                                     batch_processor::time_point now) override {
     return proc_->shutdown(reason, now);
   }
 
@@ -186,7 +189,8 @@ const char* where(phase p) {
 }
 
 // Returns `position` ("null", "S" or "S/N") as the log shows it.
-std::string position_text(const std::optional<std::string>& seq, const std::optional<std::string>& sub) {
+std::string position_text(const std::optional<std::string>& seq,
+                          const std::optional<std::string>& sub) {
   if (!seq)
     return "null";
   return sub ? fmt::format("{}/{}", *seq, *sub) : *seq;
@@ -194,7 +198,8 @@ std::string position_text(const std::optional<std::string>& seq, const std::opti
 
 // One line of a dead-letter file: the shard, why, and the record (its JSON text when it is not
 // what a record should be, else its position, key and raw base64 data).
-std::string dead_letter_line(const std::string& shard, std::string_view reason, const wire_record& w) {
+std::string dead_letter_line(const std::string& shard, std::string_view reason,
+                             const wire_record& w) {
   std::string out = "{\"shard\":";
   append_json_string(out, shard);
   out += ",\"reason\":";
@@ -326,9 +331,11 @@ struct worker::impl {
       message m;
       if (auto why = parser.parse(*line, m, io.padded()); !why.empty()) {
         if (!m.action.empty())
-          breach(fmt::format("input line {}: a {} message that cannot be decoded: {}", lines, m.action, why));
+          breach(fmt::format("input line {}: a {} message that cannot be decoded: {}", lines,
+                             m.action, why));
         ++stats.ignored_lines;
-        log(fmt::format("ignoring input line {}, which is {}: {:.80}", lines, why, std::string{*line}));
+        log(fmt::format("ignoring input line {}, which is {}: {:.80}", lines, why,
+                        std::string{*line}));
         continue;
       }
       return m;
@@ -338,13 +345,15 @@ struct worker::impl {
   // Reads the reply to the checkpoint request just sent for `seq`/`sub`: the next message must be
   // that reply, naming that position (mld-protocol.md 3.3, 5.3); anything else is a breach, and the
   // end of input leaves the checkpoint's outcome unknown (a failure too).
-  message await_reply(const std::optional<std::string>& seq, const std::optional<std::string>& sub) {
+  message await_reply(const std::optional<std::string>& seq,
+                      const std::optional<std::string>& sub) {
     auto reply = next();
     const auto asked = position_text(seq, sub);
     if (!reply) {
-      log(fmt::format("fatal: end of input while waiting for the reply to the checkpoint at {}; its "
-                      "outcome is unknown",
-                      asked));
+      log(
+        fmt::format("fatal: end of input while waiting for the reply to the checkpoint at {}; its "
+                    "outcome is unknown",
+                    asked));
       throw session_end{1};
     }
     if (reply->what != message::kind::checkpoint)
@@ -376,7 +385,8 @@ struct worker::impl {
       sub = at->sub;
     }
     auto delay = cfg.checkpoint_backoff;
-    const auto sub_text = seq && sub ? std::optional<std::string>{std::to_string(*sub)} : std::nullopt;
+    const auto sub_text = seq && sub ? std::optional<std::string>{std::to_string(*sub)}
+                                     : std::nullopt;
     for (unsigned attempt = 0;; ++attempt) {
       send(checkpoint_line(v2, seq, sub));
       const auto reply = await_reply(seq, sub_text);
@@ -391,7 +401,8 @@ struct worker::impl {
         lease_gone = true;
         return checkpoint_outcome::lease_gone;
       }
-      const bool retryable = err == "ThrottlingException" || err == "KinesisClientLibDependencyException";
+      const bool retryable = err == "ThrottlingException"
+                             || err == "KinesisClientLibDependencyException";
       if (!retryable) {
         log(fmt::format("checkpoint at {} failed with {}; not retried", seq.value_or("null"), err));
         return checkpoint_outcome::failed;
@@ -404,8 +415,8 @@ struct worker::impl {
       std::uniform_real_distribution<double> jitter{0.5, 1.0};
       const auto wait = std::chrono::milliseconds(
         static_cast<std::int64_t>(static_cast<double>(delay.count()) * jitter(rng)));
-      log(fmt::format("checkpoint at {} failed with {}; retry {} in {} ms", seq.value_or("null"), err,
-                      attempt + 1, wait.count()));
+      log(fmt::format("checkpoint at {} failed with {}; retry {} in {} ms", seq.value_or("null"),
+                      err, attempt + 1, wait.count()));
       cfg.sleep(wait);
       delay = std::min(delay * 2, cfg.checkpoint_backoff_max);
     }
@@ -501,8 +512,9 @@ struct worker::impl {
       breach(fmt::format("record {} of the batch has no usable position: {} (with a dead-letter "
                          "directory, shardflow mld --dead-letter DIR, it would be set aside there)",
                          index, why));
-    log(fmt::format("record {} of the batch has no usable position ({}): set aside as a dead letter",
-                    index, why));
+    log(
+      fmt::format("record {} of the batch has no usable position ({}): set aside as a dead letter",
+                  index, why));
     dead_letters->add(dead_letter_line(shard, why, w));
   }
 
@@ -547,8 +559,9 @@ struct worker::impl {
         sequence.user_sub = k;
         // Built whole, not default-constructed and then assigned: zeroing 192 bytes first was
         // half of this loop's time.
-        ys.push_back(stream_record{std::string{u.records[k].partition_key}, std::string{u.records[k].data},
-                                   sequence, x.arrival_ms, x.behind_ms});
+        ys.push_back(stream_record{std::string{u.records[k].partition_key},
+                                   std::string{u.records[k].data}, sequence, x.arrival_ms,
+                                   x.behind_ms});
       }
     }
     // What stays for the next batch is capacity; not the views into this one, nor big buffers.
@@ -563,7 +576,8 @@ struct worker::impl {
 
   void on_process_records(const message& m) {
     if (at != phase::active)
-      breach(fmt::format("processRecords {}: its records would be acknowledged unprocessed", where(at)));
+      breach(
+        fmt::format("processRecords {}: its records would be acknowledged unprocessed", where(at)));
     // After a ShutdownException the records are still processed (at least once), only never
     // checkpointed: the lease's next owner starts from its last checkpoint.
     const auto now = cfg.now();
@@ -572,7 +586,8 @@ struct worker::impl {
     auto batch = decode(m, poisoned);
     if (auto later = guarded([&] { return proc->process(batch, poisoned, now); }))
       cp = std::move(later);
-    if (cp && cp->position && !lease_gone && checkpoint(cp->position, false) == checkpoint_outcome::done)
+    if (cp && cp->position && !lease_gone
+        && checkpoint(cp->position, false) == checkpoint_outcome::done)
       proc->acknowledged(*cp->position);
     send(status_line(m.action));
   }
@@ -631,7 +646,8 @@ struct worker::impl {
               on_shard_end(*m);
             } else {
               if (m->reason != "ZOMBIE" && m->reason != "LEASE_LOST")
-                log(fmt::format("unknown shutdown reason \"{}\": treated as a lost lease", m->reason));
+                log(fmt::format("unknown shutdown reason \"{}\": treated as a lost lease",
+                                m->reason));
               on_lease_lost(*m);
             }
             break;

@@ -62,8 +62,8 @@
 #include <unordered_set>
 
 #include <shardflow/core/batch_processor.hpp>
-#include <shardflow/kcl/kpl.hpp>
 #include <shardflow/core/flusher_decorator.hpp>
+#include <shardflow/kcl/kpl.hpp>
 
 namespace shardflow::mld {
 
@@ -141,7 +141,8 @@ private:
 class poison_filter final : public flusher_decorator {
 public:
   /// Wraps `inner`; `poison` holds the addresses of the poison records of the batch being processed.
-  poison_filter(std::unique_ptr<flusher> inner, const std::unordered_set<const stream_record*>* poison)
+  poison_filter(std::unique_ptr<flusher> inner,
+                const std::unordered_set<const stream_record*>* poison)
     : flusher_decorator(std::move(inner)), poison_(poison) {
   }
 
@@ -171,11 +172,12 @@ public:
   /// done.
   virtual std::optional<checkpoint> process(const record_batch& batch,
                                             const std::vector<std::uint32_t>& poison,
-                                            batch_processor::time_point now) = 0;
+                                            batch_processor::time_point now)
+    = 0;
 
   /// Stops processing for `reason`.
-  virtual std::optional<checkpoint> shutdown(shutdown_reason reason,
-                                             batch_processor::time_point now) = 0;
+  virtual std::optional<checkpoint>
+  shutdown(shutdown_reason reason, batch_processor::time_point now) = 0;
 
   /// The daemon confirmed a checkpoint at `position`: what it covers will never be needed again.
   virtual void acknowledged(const sequence_number& position);
@@ -213,14 +215,14 @@ struct worker_config {
 
 /// Counters of one worker session.
 struct worker_stats {
-  std::uint64_t records = 0;         // records offered to the processor (user records counted)
-  std::uint64_t poison = 0;          // undecodable records
-  std::uint64_t aggregates = 0;      // aggregates unpacked
+  std::uint64_t records = 0;    // records offered to the processor (user records counted)
+  std::uint64_t poison = 0;     // undecodable records
+  std::uint64_t aggregates = 0; // aggregates unpacked
   std::uint64_t corrupt_aggregates = 0;
-  std::uint64_t checkpoints = 0;     // checkpoints the daemon confirmed
+  std::uint64_t checkpoints = 0; // checkpoints the daemon confirmed
   std::uint64_t checkpoint_errors = 0;
   std::uint64_t ignored_lines = 0;
-  std::uint64_t dead_letters = 0;    // records appended to the dead-letter file
+  std::uint64_t dead_letters = 0; // records appended to the dead-letter file
 };
 
 /// Serves one daemon session; see the file comment.

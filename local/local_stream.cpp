@@ -15,8 +15,8 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
-#include <shardflow/flushers/dead_letter_file.hpp>
 #include <shardflow/core/error.hpp>
+#include <shardflow/flushers/dead_letter_file.hpp>
 #include <shardflow/flushers/file_flusher.hpp>
 #include <shardflow/flushers/record_line.hpp>
 #include <shardflow/flushers/write_all.hpp>
@@ -97,8 +97,9 @@ stream_dir stream_dir::open(const fs::path& dir) {
   std::size_t shards = 0;
   in >> word >> shards;
   if (magic != meta_magic || word != "shards" || shards == 0)
-    throw error{errc::bad_input, fmt::format("{}: unknown format (expected \"{}\" and a shard count)",
-                                             (dir / meta_name).string(), meta_magic)};
+    throw error{errc::bad_input,
+                fmt::format("{}: unknown format (expected \"{}\" and a shard count)",
+                            (dir / meta_name).string(), meta_magic)};
   stream_dir result;
   result.dir_ = dir;
   result.shards_ = shards;
@@ -118,8 +119,7 @@ stream_dir stream_dir::create(const fs::path& dir, std::size_t shards) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec)
-    throw error{errc::bad_input,
-                fmt::format("cannot create {}: {}", dir.string(), ec.message())};
+    throw error{errc::bad_input, fmt::format("cannot create {}: {}", dir.string(), ec.message())};
   stream_dir result;
   result.dir_ = dir;
   result.shards_ = shards;
@@ -138,8 +138,8 @@ stream_dir stream_dir::create(const fs::path& dir, std::size_t shards) {
   }
   fs::rename(tmp, dir / meta_name, ec);
   if (ec)
-    throw error{errc::bad_input, fmt::format("cannot create {}: {}", (dir / meta_name).string(),
-                                             ec.message())};
+    throw error{errc::bad_input,
+                fmt::format("cannot create {}: {}", (dir / meta_name).string(), ec.message())};
   return result;
 }
 
@@ -251,8 +251,8 @@ std::uint64_t line_number_at(const fs::path& file, std::uint64_t offset) {
   std::vector<char> chunk(1 << 16);
   std::uint64_t seen = 0;
   while (seen < offset && in) {
-    in.read(chunk.data(), static_cast<std::streamsize>(std::min<std::uint64_t>(chunk.size(),
-                                                                               offset - seen)));
+    in.read(chunk.data(),
+            static_cast<std::streamsize>(std::min<std::uint64_t>(chunk.size(), offset - seen)));
     const auto n = static_cast<std::size_t>(in.gcount());
     for (std::size_t i = 0; i < n; ++i)
       line += chunk[i] == '\n' ? 1 : 0;
@@ -269,15 +269,15 @@ struct file_source::impl {
   file_source_config cfg;
   int fd = -1;
   std::optional<dead_letter_file> dead; // opened at the first dead letter
-  std::uint64_t pos = 0;  // file offset of buf[0]
-  std::string buf;        // buf[0, len) holds file bytes from `pos`
+  std::uint64_t pos = 0;                // file offset of buf[0]
+  std::string buf;                      // buf[0, len) holds file bytes from `pos`
   std::size_t len = 0;
-  std::size_t cur = 0;    // start of the next line in buf
-  std::size_t scan = 0;   // buf[cur, scan) holds no newline: the search goes on from here
-  bool eof = false;       // the last read found no more bytes
-  bool reread = false;    // that read ended inside a line, which a writer may cut and write again
-  bool stopped = false;   // bad input under the stop policy
-  bool skipping = false;  // a line longer than max_line_bytes is being moved to the dead letters
+  std::size_t cur = 0;   // start of the next line in buf
+  std::size_t scan = 0;  // buf[cur, scan) holds no newline: the search goes on from here
+  bool eof = false;      // the last read found no more bytes
+  bool reread = false;   // that read ended inside a line, which a writer may cut and write again
+  bool stopped = false;  // bad input under the stop policy
+  bool skipping = false; // a line longer than max_line_bytes is being moved to the dead letters
 
   void report(const std::string& message, bool stops) {
     if (cfg.problems && stops)
@@ -407,8 +407,8 @@ file_source::file_source(fs::path file, shard_id shard, file_source_config cfg)
   impl_->cfg = std::move(cfg);
   impl_->fd = ::open(impl_->file.c_str(), O_RDONLY | O_CLOEXEC);
   if (impl_->fd < 0 && errno == ENOENT)
-    throw error{errc::bad_input, fmt::format("cannot open {}: {}", impl_->file.string(),
-                                             std::strerror(errno))};
+    throw error{errc::bad_input,
+                fmt::format("cannot open {}: {}", impl_->file.string(), std::strerror(errno))};
   if (impl_->fd < 0)
     fail_io("cannot open", impl_->file);
 }

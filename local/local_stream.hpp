@@ -38,8 +38,8 @@
 #include <string_view>
 #include <vector>
 
-#include <shardflow/core/record_source.hpp>
 #include <shardflow/core/record.hpp>
+#include <shardflow/core/record_source.hpp>
 
 namespace shardflow::local {
 

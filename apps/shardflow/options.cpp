@@ -15,7 +15,8 @@ namespace {
 
 std::optional<std::uint64_t> parse_number(const std::string& digits) {
   if (digits.empty() || digits.size() > 18
-      || !std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isdigit(c); }))
+      || !std::all_of(digits.begin(), digits.end(),
+                      [](unsigned char c) { return std::isdigit(c); }))
     return std::nullopt;
   return std::stoull(digits);
 }
@@ -91,7 +92,8 @@ std::string parse_shard_list(const std::string& text, std::size_t shards,
     auto lo = parse_number(part.substr(0, dash));
     auto hi = dash == std::string::npos ? lo : parse_number(part.substr(dash + 1));
     if (!lo || !hi || *lo > *hi)
-      return fmt::format("bad shard list \"{}\": use all, or indexes and ranges like 0,2,5-7", text);
+      return fmt::format("bad shard list \"{}\": use all, or indexes and ranges like 0,2,5-7",
+                         text);
     if (*hi >= shards)
       return fmt::format("shard {} does not exist: the stream has {} shards (0 to {})", *hi, shards,
                          shards - 1);

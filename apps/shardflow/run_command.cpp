@@ -14,16 +14,16 @@
 #include <httplib.h>
 #include <unistd.h>
 
-#include <shardflow/actors/checkpoint_sink.hpp>
-#include <shardflow/actors/runtime.hpp>
-#include <shardflow/local/local_stream.hpp>
-#include <shardflow/stores/sqlite_checkpoint_store.hpp>
 #include "apps/shardflow/exit_codes.hpp"
 #include "apps/shardflow/options.hpp"
 #include "apps/shardflow/run_report.hpp"
+#include <shardflow/actors/checkpoint_sink.hpp>
+#include <shardflow/actors/runtime.hpp>
 #include <shardflow/core/error.hpp>
 #include <shardflow/flushers/file_flusher.hpp>
 #include <shardflow/flushers/null_flusher.hpp>
+#include <shardflow/local/local_stream.hpp>
+#include <shardflow/stores/sqlite_checkpoint_store.hpp>
 
 namespace fs = std::filesystem;
 
@@ -122,14 +122,16 @@ run_plan make_plan(const run_config& cfg) {
   p.stream = local::stream_dir::open(cfg.stream);
   if (auto err = parse_shard_list(cfg.shards, p.stream.shards(), p.shards); !err.empty())
     usage("--shards: " + err);
-  auto flusher = cfg.flusher == "file" ? "file:" + (fs::path{cfg.stream}.lexically_normal().string() + ".out")
-                                       : cfg.flusher;
+  auto flusher = cfg.flusher == "file"
+                   ? "file:" + (fs::path{cfg.stream}.lexically_normal().string() + ".out")
+                   : cfg.flusher;
   if (auto err = parse_flusher(flusher, p.flusher); !err.empty())
     usage("--flusher: " + err);
   p.checkpoints = cfg.checkpoints.empty() ? fs::path{cfg.stream} / "checkpoints.db"
                                           : fs::path{cfg.checkpoints};
-  p.stream_name = cfg.stream_name.empty() ? fs::absolute(cfg.stream).lexically_normal().filename().string()
-                                          : cfg.stream_name;
+  p.stream_name = cfg.stream_name.empty()
+                    ? fs::absolute(cfg.stream).lexically_normal().filename().string()
+                    : cfg.stream_name;
   if (p.stream_name.empty())
     p.stream_name = "stream";
   p.batch.flush_interval = duration_of("--flush-interval", cfg.flush_interval);
@@ -150,10 +152,11 @@ run_plan make_plan(const run_config& cfg) {
   // the period, or a shard that keeps failing would be restarted for ever and the run never end.
   if (cfg.intensity > 0 && p.backoff.min.count() > 0
       && p.backoff.max * 12 / 10 * cfg.intensity >= p.period)
-    usage(fmt::format("--backoff-max {} with --intensity {} and --period {}: {} restarts cannot fit "
-                      "into the period, so a shard that keeps failing would never give up; lower "
-                      "--backoff-max or raise --period",
-                      cfg.backoff_max, cfg.intensity, cfg.period, cfg.intensity));
+    usage(
+      fmt::format("--backoff-max {} with --intensity {} and --period {}: {} restarts cannot fit "
+                  "into the period, so a shard that keeps failing would never give up; lower "
+                  "--backoff-max or raise --period",
+                  cfg.backoff_max, cfg.intensity, cfg.period, cfg.intensity));
   p.on_bad_input = cfg.bad_input == "dead-letter" ? local::bad_input_policy::dead_letter
                                                   : local::bad_input_policy::stop;
   p.dead_letter = cfg.dead_letter.empty() ? fs::path{cfg.stream} / "dead-letter"
@@ -342,8 +345,9 @@ int run_job(const run_config& cfg) {
   while (!(*rt)->await(std::chrono::milliseconds(200))) {
     if (signals_seen.load() > 0 && !stopped) {
       stopped = true;
-      fmt::print(stderr, "{}shardflow: stopping: every shard flushes and checkpoints (a second "
-                         "signal stops at once)\n",
+      fmt::print(stderr,
+                 "{}shardflow: stopping: every shard flushes and checkpoints (a second "
+                 "signal stops at once)\n",
                  tty ? "\n" : "");
       (*rt)->shutdown();
       break;
@@ -366,8 +370,8 @@ int run_job(const run_config& cfg) {
     before = totals;
     last_tick = now;
   }
-  const auto seconds =
-    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto seconds
+    = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (http) {
     http->stop();
     http_thread.join();
@@ -405,8 +409,9 @@ int run_job(const run_config& cfg) {
   if (const auto stops = problems->stops(); !stops.empty()) {
     for (auto& p : stops)
       fmt::print(stderr, "shardflow run: bad input: {}\n", p);
-    fmt::print(stderr, "shardflow run: the shards above stopped at their bad input (everything "
-                       "before it is checkpointed); fix it and rerun{}\n",
+    fmt::print(stderr,
+               "shardflow run: the shards above stopped at their bad input (everything "
+               "before it is checkpointed); fix it and rerun{}\n",
                plan.on_bad_input == local::bad_input_policy::stop
                  ? ", or rerun with --bad-input dead-letter for malformed lines"
                  : "");
@@ -429,8 +434,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand(
     "run", "Process a local stream: one supervised shard actor per shard, flushers, checkpoints");
   cmd->add_option("stream", cfg->stream, "the stream directory")->required();
-  cmd->add_option("--flusher", cfg->flusher,
-                  "null | stdout | file:DIR (default: file:STREAM.out)");
+  cmd->add_option("--flusher", cfg->flusher, "null | stdout | file:DIR (default: file:STREAM.out)");
   cmd->add_option("--checkpoints", cfg->checkpoints,
                   "SQLite checkpoint database (default: STREAM/checkpoints.db)");
   cmd->add_option("--stream-name", cfg->stream_name,
@@ -442,14 +446,16 @@ void add_run_command(CLI::App& app, int& exit_code) {
     ->capture_default_str();
   cmd->add_option("--flush-interval", cfg->flush_interval, "flush at least this often")
     ->capture_default_str();
-  cmd->add_option("--checkpoint-interval", cfg->checkpoint_interval,
-                  "checkpoint at most this often")
+  cmd
+    ->add_option("--checkpoint-interval", cfg->checkpoint_interval, "checkpoint at most this often")
     ->capture_default_str();
-  cmd->add_option("--heartbeat-interval", cfg->heartbeat_interval,
-                  "how often quiet shards flush and checkpoint")
+  cmd
+    ->add_option("--heartbeat-interval", cfg->heartbeat_interval,
+                 "how often quiet shards flush and checkpoint")
     ->capture_default_str();
-  cmd->add_option("--watchdog", cfg->watchdog,
-                  "restart a shard that gets no records for this long (0: off)")
+  cmd
+    ->add_option("--watchdog", cfg->watchdog,
+                 "restart a shard that gets no records for this long (0: off)")
     ->capture_default_str();
   cmd->add_option("--roll-size", cfg->roll_size, "file flusher: new file after this many bytes")
     ->capture_default_str();
@@ -466,22 +472,28 @@ void add_run_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--threads", cfg->threads, "CAF worker threads (default: the cores)")
     ->check(CLI::Range(1, 1024))
     ->capture_default_str();
-  cmd->add_option("--detached", cfg->detached,
-                  "run shards on threads of their own: auto (file flusher, <= 64 shards), yes, no")
+  cmd
+    ->add_option("--detached", cfg->detached,
+                 "run shards on threads of their own: auto (file flusher, <= 64 shards), yes, no")
     ->check(CLI::IsMember({"auto", "yes", "no"}))
     ->capture_default_str();
   cmd->add_flag("--follow", cfg->follow, "keep reading as the shard files grow (stop with Ctrl-C)");
-  cmd->add_option("--bad-input", cfg->bad_input,
-                  "stop: end each shard before a malformed line; dead-letter: move it aside")
+  cmd
+    ->add_option("--bad-input", cfg->bad_input,
+                 "stop: end each shard before a malformed line; dead-letter: move it aside")
     ->check(CLI::IsMember({"stop", "dead-letter"}))
     ->capture_default_str();
-  cmd->add_option("--dead-letter", cfg->dead_letter, "dead-letter directory (default: STREAM/dead-letter)");
-  cmd->add_option("--max-record-size", cfg->max_record_size,
-                  "longest record line; a longer one is bad input (--bad-input applies)")
+  cmd->add_option("--dead-letter", cfg->dead_letter,
+                  "dead-letter directory (default: STREAM/dead-letter)");
+  cmd
+    ->add_option("--max-record-size", cfg->max_record_size,
+                 "longest record line; a longer one is bad input (--bad-input applies)")
     ->capture_default_str();
-  cmd->add_flag("--json", cfg->json, "print the summary as JSON on stdout (the table goes to stderr)");
-  cmd->add_option("--metrics", cfg->metrics,
-                  "serve Prometheus metrics on HOST:PORT at /metrics (loopback unless --allow-remote)");
+  cmd->add_flag("--json", cfg->json,
+                "print the summary as JSON on stdout (the table goes to stderr)");
+  cmd->add_option(
+    "--metrics", cfg->metrics,
+    "serve Prometheus metrics on HOST:PORT at /metrics (loopback unless --allow-remote)");
   cmd->add_flag("--allow-remote", cfg->allow_remote, "allow a non-loopback --metrics address");
   cmd->add_option("--progress", cfg->progress, "auto | tty (a live line) | log | off")
     ->check(CLI::IsMember({"auto", "tty", "log", "off"}))

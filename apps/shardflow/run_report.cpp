@@ -75,9 +75,10 @@ std::string progress_line(const std::vector<shard_view>& shards, const run_total
       worst = std::max(worst, s.lag_bytes());
     lag = fmt::format("max {}", human_bytes(double(worst)));
   }
-  return fmt::format("[{:6.1f}s] {} records  {}/s  {:.1f} MiB/s  lag {} ({})  done {}/{}  restarts {}",
-                     total_seconds, human_count(double(now.records)), human_count(rate), mbs, lag,
-                     human_bytes(double(now.lag_bytes)), now.ended, shards.size(), now.restarts);
+  return fmt::format(
+    "[{:6.1f}s] {} records  {}/s  {:.1f} MiB/s  lag {} ({})  done {}/{}  restarts {}",
+    total_seconds, human_count(double(now.records)), human_count(rate), mbs, lag,
+    human_bytes(double(now.lag_bytes)), now.ended, shards.size(), now.restarts);
 }
 
 std::string summary_table(const std::vector<shard_view>& shards, double seconds, bool stopped,
@@ -94,14 +95,14 @@ std::string summary_table(const std::vector<shard_view>& shards, double seconds,
   }
   const auto t = totals_of(shards);
   const double avg_flush_ms = t.flushes ? t.flush_nanos / 1e6 / t.flushes : 0;
-  out += fmt::format("\n{} records ({}) in {:.2f} s: {}/s, {:.1f} MiB/s; {} flushes (avg {:.2f} ms); "
-                     "{} restarts; {} of {} shards at their end{}{}\n",
-                     t.records, human_bytes(double(t.bytes)), seconds,
-                     human_count(seconds > 0 ? t.records / seconds : 0),
-                     seconds > 0 ? t.bytes / seconds / (1 << 20) : 0.0, t.flushes, avg_flush_ms,
-                     t.restarts, t.ended, shards.size(),
-                     dead_letters ? fmt::format("; {} dead letters", dead_letters) : std::string{},
-                     stopped ? "; stopped on a signal, every shard checkpointed" : "");
+  out += fmt::format(
+    "\n{} records ({}) in {:.2f} s: {}/s, {:.1f} MiB/s; {} flushes (avg {:.2f} ms); "
+    "{} restarts; {} of {} shards at their end{}{}\n",
+    t.records, human_bytes(double(t.bytes)), seconds,
+    human_count(seconds > 0 ? t.records / seconds : 0),
+    seconds > 0 ? t.bytes / seconds / (1 << 20) : 0.0, t.flushes, avg_flush_ms, t.restarts, t.ended,
+    shards.size(), dead_letters ? fmt::format("; {} dead letters", dead_letters) : std::string{},
+    stopped ? "; stopped on a signal, every shard checkpointed" : "");
   return out;
 }
 
@@ -153,15 +154,33 @@ std::string prometheus_text(const std::vector<shard_view>& shards) {
     for (auto& s : shards) {
       double v = 0;
       switch (m) {
-        case 0: v = double(s.meter->records.load()); break;
-        case 1: v = double(s.meter->bytes.load()); break;
-        case 2: v = double(s.meter->durable.load()); break;
-        case 3: v = double(s.meter->flushes.load()); break;
-        case 4: v = s.meter->flush_nanos.load() / 1e9; break;
-        case 5: v = s.checkpoint ? double(*s.checkpoint) : 0; break;
-        case 6: v = double(s.lag_bytes()); break;
-        case 7: v = std::chrono::duration<double>(now - s.last_checkpoint_change).count(); break;
-        case 8: v = double(s.restarts()); break;
+        case 0:
+          v = double(s.meter->records.load());
+          break;
+        case 1:
+          v = double(s.meter->bytes.load());
+          break;
+        case 2:
+          v = double(s.meter->durable.load());
+          break;
+        case 3:
+          v = double(s.meter->flushes.load());
+          break;
+        case 4:
+          v = s.meter->flush_nanos.load() / 1e9;
+          break;
+        case 5:
+          v = s.checkpoint ? double(*s.checkpoint) : 0;
+          break;
+        case 6:
+          v = double(s.lag_bytes());
+          break;
+        case 7:
+          v = std::chrono::duration<double>(now - s.last_checkpoint_change).count();
+          break;
+        case 8:
+          v = double(s.restarts());
+          break;
       }
       out += fmt::format("{}{{shard=\"{}\"}} {}\n", metrics[m].name, s.id, v);
     }

@@ -21,11 +21,11 @@ namespace shardflow::cli {
 struct shard_view {
   std::string id;
   std::shared_ptr<flusher_meter> meter;
-  std::uint64_t input_bytes = 0;                  // size of the shard file
-  std::optional<std::uint64_t> checkpoint;        // byte offset of the last checkpointed record
-  bool ended = false;                             // checkpointed at its end
-  std::uint64_t generation_at_start = 0;          // before this run
-  std::uint64_t generation = 0;                   // now
+  std::uint64_t input_bytes = 0;           // size of the shard file
+  std::optional<std::uint64_t> checkpoint; // byte offset of the last checkpointed record
+  bool ended = false;                      // checkpointed at its end
+  std::uint64_t generation_at_start = 0;   // before this run
+  std::uint64_t generation = 0;            // now
   std::chrono::steady_clock::time_point last_checkpoint_change;
 
   /// Restarts in this run (each incarnation loads once; the first load is not a restart).

@@ -13,9 +13,9 @@
 #include <simdjson.h>
 #include <unistd.h>
 
-#include <shardflow/local/local_stream.hpp>
 #include "apps/shardflow/exit_codes.hpp"
 #include <shardflow/core/error.hpp>
+#include <shardflow/local/local_stream.hpp>
 
 namespace shardflow::cli {
 
@@ -63,8 +63,8 @@ int run_put(const put_config& cfg) {
                   ? local::stream_dir::open(cfg.stream)
                   : local::stream_dir::create(cfg.stream, cfg.shards);
   if (cfg.shards != 0 && stream.shards() != cfg.shards)
-    throw error{errc::bad_input, fmt::format("{} has {} shards, not {}", cfg.stream,
-                                             stream.shards(), cfg.shards)};
+    throw error{errc::bad_input,
+                fmt::format("{} has {} shards, not {}", cfg.stream, stream.shards(), cfg.shards)};
   local::stream_writer writer{stream};
   std::vector<std::string> inputs = cfg.files;
   if (inputs.empty())
@@ -101,8 +101,9 @@ int run_put(const put_config& cfg) {
       }
       if (!why.empty()) {
         writer.flush(); // the lines before it are in
-        throw error{errc::bad_input, fmt::format("{}:{}: {} (the {} lines before it were appended)",
-                                                 name == "-" ? "<stdin>" : name, number, why, total)};
+        throw error{errc::bad_input,
+                    fmt::format("{}:{}: {} (the {} lines before it were appended)",
+                                name == "-" ? "<stdin>" : name, number, why, total)};
       }
       x.data = std::move(line);
       writer.append(x);
@@ -144,7 +145,9 @@ int run_generate(const generate_config& cfg) {
       auto now = std::chrono::steady_clock::now();
       if (now - last_report >= std::chrono::seconds(1)) {
         last_report = now;
-        fmt::print(stderr, tty ? "\rgenerate: {:.0f}% ({} of {} records)" : "generate: {:.0f}% ({} of {} records)\n",
+        fmt::print(stderr,
+                   tty ? "\rgenerate: {:.0f}% ({} of {} records)"
+                       : "generate: {:.0f}% ({} of {} records)\n",
                    100.0 * i / cfg.records, i, cfg.records);
       }
     }
@@ -190,7 +193,8 @@ void add_put_command(CLI::App& app, int& exit_code) {
 
 void add_generate_command(CLI::App& app, int& exit_code) {
   auto cfg = std::make_shared<generate_config>();
-  auto* cmd = app.add_subcommand("generate", "Write a synthetic local stream (for demos and benchmarks)");
+  auto* cmd = app.add_subcommand("generate",
+                                 "Write a synthetic local stream (for demos and benchmarks)");
   cmd->add_option("stream", cfg->stream, "the stream directory (created)")->required();
   cmd->add_option("--shards", cfg->shards, "number of shards")
     ->check(CLI::Range(1, 1 << 20))

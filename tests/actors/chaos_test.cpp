@@ -10,11 +10,11 @@
 
 #include <catch2/catch.hpp>
 
-#include <shardflow/actors/checkpoint_sink.hpp>
-#include <shardflow/core/checkpoint_store.hpp>
-#include <shardflow/actors/shard.hpp>
 #include "tests/support/deterministic_fixture.hpp"
 #include "tests/support/generator_source.hpp"
+#include <shardflow/actors/checkpoint_sink.hpp>
+#include <shardflow/actors/shard.hpp>
+#include <shardflow/core/checkpoint_store.hpp>
 
 using namespace shardflow;
 using namespace std::chrono_literals;
@@ -23,7 +23,7 @@ namespace {
 
 constexpr std::size_t shards = 64;
 constexpr std::uint64_t records_per_shard = 15'625; // 64 * 15,625 = 1,000,000
-constexpr double crash_probability = 4e-4;           // per record offered
+constexpr double crash_probability = 4e-4;          // per record offered
 
 struct crash_window {
   std::uint64_t acked_plus_one; // first record not covered by the acknowledged checkpoint
@@ -103,7 +103,9 @@ SCENARIO_METHOD(shardflow::testing::deterministic_fixture,
   for (std::size_t s = 0; s < shards; ++s) {
     shard_group_config g;
     g.shard.id = "chaos-" + std::to_string(s);
-    g.shard.make_flusher = [l, s](const shard_id&) { return std::make_unique<chaos_flusher>(l, s); };
+    g.shard.make_flusher = [l, s](const shard_id&) {
+      return std::make_unique<chaos_flusher>(l, s);
+    };
     g.shard.batch.flush_interval = 0ms;
     g.shard.batch.checkpoint_interval = 0ms;
     g.shard.credit = 2000;
@@ -155,7 +157,8 @@ SCENARIO_METHOD(shardflow::testing::deterministic_fixture,
   std::printf("chaos: %zu shards, %llu records, %llu injected crashes, %llu restarts, "
               "%llu duplicates (bound by the crash windows: %llu)\n",
               shards, static_cast<unsigned long long>(shards * records_per_shard),
-              static_cast<unsigned long long>(l->crashes), static_cast<unsigned long long>(restarts),
+              static_cast<unsigned long long>(l->crashes),
+              static_cast<unsigned long long>(restarts),
               static_cast<unsigned long long>(duplicates),
               static_cast<unsigned long long>(window_total));
   CHECK(l->crashes >= 200);

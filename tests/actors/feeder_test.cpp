@@ -5,8 +5,8 @@
 
 #include <catch2/catch.hpp>
 
-#include <shardflow/actors/messages.hpp>
 #include "tests/support/deterministic_fixture.hpp"
+#include <shardflow/actors/messages.hpp>
 
 using namespace shardflow;
 using namespace std::chrono_literals;
@@ -85,10 +85,11 @@ struct fixture : testing::deterministic_fixture {
     auto shard = spawn_fn([=](caf::event_based_actor* self) -> caf::behavior {
       out->feeder = spawn_feeder(
         self, [count, bytes] { return std::make_shared<sized_source>(count, bytes); }, cfg);
-      self->request(out->feeder, caf::infinite, attach_atom::value,
-                    std::optional<sequence_number>{})
-        .then([=](caf::ok_atom) { self->send(out->feeder, demand_atom::value, credit, credit_bytes); },
-              [](caf::error&) {});
+      self
+        ->request(out->feeder, caf::infinite, attach_atom::value, std::optional<sequence_number>{})
+        .then(
+          [=](caf::ok_atom) { self->send(out->feeder, demand_atom::value, credit, credit_bytes); },
+          [](caf::error&) {});
       return {
         [out](records_atom, const record_batch& b) { out->batches.push_back(b); },
         [out](end_atom) { out->ended = true; },

@@ -9,11 +9,11 @@
 
 #include <catch2/catch.hpp>
 
-#include <shardflow/actors/checkpoint_sink.hpp>
-#include <shardflow/core/checkpoint_store.hpp>
 #include "tests/support/deterministic_fixture.hpp"
 #include "tests/support/generator_source.hpp"
 #include "tests/support/recording_flusher.hpp"
+#include <shardflow/actors/checkpoint_sink.hpp>
+#include <shardflow/core/checkpoint_store.hpp>
 
 using namespace shardflow;
 using namespace std::chrono_literals;
@@ -93,8 +93,8 @@ struct fixture : deterministic_fixture {
   caf::actor sink = spawn_checkpoint_sink(sys, store);
   caf::actor root;
   // Checkpoints each feeder incarnation's source was rewound to, in order.
-  std::shared_ptr<std::vector<std::optional<std::uint64_t>>> rewinds =
-    std::make_shared<std::vector<std::optional<std::uint64_t>>>();
+  std::shared_ptr<std::vector<std::optional<std::uint64_t>>> rewinds
+    = std::make_shared<std::vector<std::optional<std::uint64_t>>>();
 
   shard_group_config group(const std::string& id, std::uint64_t records, bool finite) {
     shard_group_config g;
@@ -186,8 +186,10 @@ struct fixture : deterministic_fixture {
 
 } // namespace
 
-SCENARIO_METHOD(fixture, "a crash between checkpoints replays exactly the records after the last acknowledged checkpoint",
-                "[actors][shard]") {
+SCENARIO_METHOD(
+  fixture,
+  "a crash between checkpoints replays exactly the records after the last acknowledged checkpoint",
+  "[actors][shard]") {
   script->capacity = 100;
   script->fail_on_data = {"s:537"};
   start(group("s", 1000, true));
@@ -201,7 +203,8 @@ SCENARIO_METHOD(fixture, "a crash between checkpoints replays exactly the record
   auto first_replayed = std::find(script->added_data.begin(), script->added_data.end(),
                                   "s:" + std::to_string(k + 1));
   REQUIRE(first_replayed != script->added_data.end());
-  auto second = std::find(first_replayed + 1, script->added_data.end(), "s:" + std::to_string(k + 1));
+  auto second = std::find(first_replayed + 1, script->added_data.end(),
+                          "s:" + std::to_string(k + 1));
   CHECK(second != script->added_data.end()); // offered once before the crash, once after
   auto counts = durable_counts("s");
   CHECK(counts.size() == 1000); // nothing lost
@@ -380,7 +383,8 @@ SCENARIO_METHOD(fixture, "backpressure stops a fast producer until checkpoints f
   CHECK(stats("b").received == 5000);
 }
 
-SCENARIO_METHOD(fixture, "a failing checkpoint sink is retried with backoff, never taken as success",
+SCENARIO_METHOD(fixture,
+                "a failing checkpoint sink is retried with backoff, never taken as success",
                 "[actors][shard]") {
   auto failing = sys.spawn(gated_sink, store, 2);
   auto g = group("r", 10, false);
@@ -417,8 +421,7 @@ SCENARIO_METHOD(fixture, "a graceful stop checkpoints at the last record", "[act
   CHECK(durable_counts("g").size() == 500);
 }
 
-SCENARIO_METHOD(fixture, "pushed records survive a restart of the whole group",
-                "[actors][shard]") {
+SCENARIO_METHOD(fixture, "pushed records survive a restart of the whole group", "[actors][shard]") {
   // The group gives up at the first crash (intensity 0); the root restarts it, and the new feeder
   // replays the buffer that outlived the old one.
   auto buffer = std::make_shared<replay_buffer>();
@@ -442,13 +445,14 @@ SCENARIO_METHOD(fixture, "pushed records survive a restart of the whole group",
   });
   run();
   REQUIRE(acks->size() == 2);
-  CHECK_FALSE((*acks)[0]);                          // taken before the crash
-  CHECK(code_of((*acks)[1]) == errc::restarting);  // waited, then told to push again
-  CHECK(member("p", "feeder") != feeder);           // the group was restarted
-  CHECK(stored("p") == 9u);                         // records 0..9 replayed and made durable
+  CHECK_FALSE((*acks)[0]);                        // taken before the crash
+  CHECK(code_of((*acks)[1]) == errc::restarting); // waited, then told to push again
+  CHECK(member("p", "feeder") != feeder);         // the group was restarted
+  CHECK(stored("p") == 9u);                       // records 0..9 replayed and made durable
   for (std::uint64_t i = 0; i < 10; ++i)
-    CHECK(std::count(script->durable_data.begin(), script->durable_data.end(),
-                     "r" + std::to_string(i)) >= 1);
+    CHECK(
+      std::count(script->durable_data.begin(), script->durable_data.end(), "r" + std::to_string(i))
+      >= 1);
 }
 
 SCENARIO("a shard that moves again after its end is no longer ended", "[actors][shard]") {

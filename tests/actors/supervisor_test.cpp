@@ -241,8 +241,7 @@ SCENARIO_METHOD(fixture, "children start in list order and stop in reverse",
       REQUIRE(log->stopped.size() == 2);
       CHECK(log->stopped[0].first == "d");
       CHECK(log->stopped[1].first == "c");
-      CHECK(log->started
-            == std::vector<std::string>{"a", "b", "c", "d", "b", "c", "d"});
+      CHECK(log->started == std::vector<std::string>{"a", "b", "c", "d", "b", "c", "d"});
     }
   }
   WHEN("the supervisor stops") {
@@ -302,7 +301,8 @@ SCENARIO_METHOD(fixture, "the management API answers as OTP's does", "[actors][s
 }
 
 // 11. child_adm_simple
-SCENARIO_METHOD(fixture, "simple_one_for_one children are added with arguments and addressed by handle",
+SCENARIO_METHOD(fixture,
+                "simple_one_for_one children are added with arguments and addressed by handle",
                 "[actors][supervisor]") {
   child_spec tmpl;
   tmpl.start = [this](start_context& ctx) -> caf::expected<caf::actor> {
@@ -330,7 +330,8 @@ SCENARIO_METHOD(fixture, "simple_one_for_one children are added with arguments a
 }
 
 // 12-14. permanent_*, transient_*, temporary_*
-SCENARIO_METHOD(fixture, "restart types decide which exits restart a child", "[actors][supervisor]") {
+SCENARIO_METHOD(fixture, "restart types decide which exits restart a child",
+                "[actors][supervisor]") {
   struct row {
     restart_type type;
     caf::error reason;
@@ -485,8 +486,8 @@ SCENARIO_METHOD(fixture, "simple_one_for_one restarts dynamic children and stops
   auto sup = start_sup(flags(strategy::simple_one_for_one, 10), {tmpl});
   std::vector<caf::actor> kids;
   for (auto* id : {"a", "b", "c"})
-    kids.push_back(*ask<caf::actor>(sup, start_child_atom::value, caf::make_message(std::string{id}))
-                      .value);
+    kids.push_back(
+      *ask<caf::actor>(sup, start_child_atom::value, caf::make_message(std::string{id})).value);
   caf::anon_send(kids[1], die_atom::value, crash());
   run();
   CHECK(counts(sup).active == 3);
@@ -532,7 +533,8 @@ SCENARIO_METHOD(fixture, "while a restart keeps failing the child shows restarti
 // 27. tree
 SCENARIO_METHOD(fixture, "nested supervisors escalate by restarting the subtree",
                 "[actors][supervisor]") {
-  auto inner = supervisor_child("inner", flags(strategy::one_for_one, 0, 5s), {worker("leaf", log)});
+  auto inner = supervisor_child("inner", flags(strategy::one_for_one, 0, 5s),
+                                {worker("leaf", log)});
   auto sup = start_sup(flags(strategy::one_for_one, 5, 5s), {worker("top", log), inner});
   auto inner_hdl = child(sup, "inner");
   REQUIRE(inner_hdl);
@@ -658,10 +660,12 @@ SCENARIO("invalid flags and child specs are refused with a reason", "[actors][su
   CHECK_FALSE(validate(flags(strategy::rest_for_one), {worker("a", log), worker("b", log)}));
 }
 
-SCENARIO_METHOD(fixture, "a static child that fails to start fails the supervisor after stopping the others",
+SCENARIO_METHOD(fixture,
+                "a static child that fails to start fails the supervisor after stopping the others",
                 "[actors][supervisor]") {
   log->fail_start = {"b"};
-  auto sup = spawn_supervisor(sys, flags(strategy::one_for_one), {worker("a", log), worker("b", log)});
+  auto sup = spawn_supervisor(sys, flags(strategy::one_for_one),
+                              {worker("a", log), worker("b", log)});
   REQUIRE(sup);
   auto r = ask<caf::ok_atom>(*sup, start_atom::value);
   CHECK(code_of(r.err) == errc::start_failed);
@@ -764,7 +768,8 @@ SCENARIO_METHOD(fixture, "under rest_for_one the failed child's backoff delays t
   b.backoff.min = 2s;
   b.backoff.max = 2s;
   b.backoff.random_factor = 0;
-  auto sup = start_sup(flags(strategy::rest_for_one, 10, 60s), {worker("a", log), b, worker("c", log)});
+  auto sup = start_sup(flags(strategy::rest_for_one, 10, 60s),
+                       {worker("a", log), b, worker("c", log)});
   log->started.clear();
   kill_child(sup, "b", crash());
   CHECK(log->started.empty()); // c was stopped at once; nothing starts before the backoff

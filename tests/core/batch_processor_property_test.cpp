@@ -74,7 +74,8 @@ public:
 private:
   std::vector<flush_token> take(std::size_t n) {
     std::shuffle(pending_.begin(), pending_.end(), rng_);
-    std::vector<flush_token> result(pending_.end() - static_cast<std::ptrdiff_t>(n), pending_.end());
+    std::vector<flush_token> result(pending_.end() - static_cast<std::ptrdiff_t>(n),
+                                    pending_.end());
     pending_.resize(pending_.size() - n);
     for (auto t : result)
       m_.done[t] = true;

@@ -4,8 +4,8 @@
 
 #include "tests/support/thrown_code.hpp"
 
-#include <shardflow/core/error.hpp>
 #include "tests/support/recording_flusher.hpp"
+#include <shardflow/core/error.hpp>
 
 using namespace shardflow;
 using shardflow::testing::thrown_code;
@@ -72,13 +72,14 @@ SCENARIO_METHOD(fixture, "a checkpoint waits for a gap in the flushed tokens to 
   CHECK(p.stats().outstanding == 0);
 }
 
-SCENARIO_METHOD(fixture, "sub-records of an aggregate hold the checkpoint until the aggregate is done",
+SCENARIO_METHOD(fixture,
+                "sub-records of an aggregate hold the checkpoint until the aggregate is done",
                 "[actors][batch_processor]") {
   // erlmld's checkpointing_subrecord_test through the processor.
   GIVEN("sub-sequence checkpoints disabled") {
     auto& p = make();
     p.process(batch({make_sub_record(7, 0, 3), make_sub_record(7, 1, 3), make_sub_record(7, 2, 3),
-               make_record(8)}),
+                     make_record(8)}),
               t0);
     script->use_next_flush = true;
     script->next_flush = {0, 2};
@@ -93,7 +94,8 @@ SCENARIO_METHOD(fixture, "sub-records of an aggregate hold the checkpoint until 
   GIVEN("sub-sequence checkpoints enabled") {
     cfg.enable_subsequence_checkpoints = true;
     auto& p = make();
-    p.process(batch({make_sub_record(7, 0, 3), make_sub_record(7, 1, 3), make_sub_record(7, 2, 3)}), t0);
+    p.process(batch({make_sub_record(7, 0, 3), make_sub_record(7, 1, 3), make_sub_record(7, 2, 3)}),
+              t0);
     script->use_next_flush = true;
     script->next_flush = {0, 2};
     auto cp = p.flush(flush_mode::partial, t0);

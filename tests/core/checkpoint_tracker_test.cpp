@@ -76,7 +76,8 @@ SCENARIO("a sub-record is not a checkpoint position", "[actors][tracker]") {
   CHECK(t.take() == s3);
 }
 
-SCENARIO("with sub-sequence checkpoints a sub-record is a checkpoint position", "[actors][tracker]") {
+SCENARIO("with sub-sequence checkpoints a sub-record is a checkpoint position",
+         "[actors][tracker]") {
   checkpoint_tracker t{true};
   const auto s0 = seq(7, 0, 3);
   const auto s1 = seq(7, 1, 3);

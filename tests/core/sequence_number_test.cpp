@@ -58,7 +58,8 @@ SCENARIO("56-digit sequence numbers order numerically and keep their text", "[fl
 }
 
 SCENARIO("sequence numbers from integers agree with parsed ones", "[flushers][seq]") {
-  for (std::uint64_t v : {0ull, 1ull, 9ull, 10ull, 12345678901234567890ull, 18446744073709551615ull}) {
+  for (std::uint64_t v :
+       {0ull, 1ull, 9ull, 10ull, 12345678901234567890ull, 18446744073709551615ull}) {
     sequence_base x{v};
     CHECK(x == sequence_base::parse(std::to_string(v)));
     CHECK(x.to_string() == std::to_string(v));

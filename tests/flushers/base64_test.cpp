@@ -18,7 +18,8 @@ std::string reference_encode(const std::string& in) {
   for (std::size_t at = 0; at < bits; at += 6) {
     unsigned v = 0;
     for (std::size_t b = at; b < at + 6; ++b) {
-      const bool set = b < bits && ((static_cast<unsigned char>(in[b / 8]) >> (7 - b % 8)) & 1) != 0;
+      const bool set = b < bits
+                       && ((static_cast<unsigned char>(in[b / 8]) >> (7 - b % 8)) & 1) != 0;
       v = v << 1 | (set ? 1U : 0U);
     }
     out += alphabet[v];
@@ -45,7 +46,7 @@ SCENARIO("base64 decodes only the standard padded form", "[flushers][base64]") {
   CHECK(out == "hi");
   CHECK(base64::decode("QR==", out)); // bits past the data are ignored
   CHECK(out == "A");
-  CHECK_FALSE(base64::decode("aGVsbG8", out));  // no padding
+  CHECK_FALSE(base64::decode("aGVsbG8", out)); // no padding
   CHECK_FALSE(base64::decode("!!not-base64!!", out));
   CHECK_FALSE(base64::decode("aG=sbG8=", out)); // '=' inside
   CHECK_FALSE(base64::decode("a===", out));
@@ -72,7 +73,8 @@ SCENARIO("base64 round trips every length, in the vector blocks and the tail ali
   }
 }
 
-SCENARIO("base64 rejects any character outside the alphabet, wherever it is", "[flushers][base64]") {
+SCENARIO("base64 rejects any character outside the alphabet, wherever it is",
+         "[flushers][base64]") {
   std::mt19937 rng{5};
   std::string out;
   int rejected = 0;

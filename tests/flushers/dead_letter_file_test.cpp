@@ -15,9 +15,8 @@ using shardflow::testing::slurp;
 using shardflow::testing::temp_dir;
 namespace fs = std::filesystem;
 
-
-
-SCENARIO("dead letters go to the shard's file in a directory made for them", "[flushers][dead_letter]") {
+SCENARIO("dead letters go to the shard's file in a directory made for them",
+         "[flushers][dead_letter]") {
   temp_dir dir;
   dead_letter_file f{dir.path / "dead", "../shard/1"};
   CHECK(f.path().empty()); // nothing opened before the first write
@@ -28,7 +27,8 @@ SCENARIO("dead letters go to the shard's file in a directory made for them", "[f
   CHECK(slurp(f.path()) == "one line\n");
 }
 
-SCENARIO("a dead writer's partial line is cut before the next dead letters", "[flushers][dead_letter]") {
+SCENARIO("a dead writer's partial line is cut before the next dead letters",
+         "[flushers][dead_letter]") {
   temp_dir dir;
   fs::create_directories(dir.path);
   std::ofstream{dir.path / "s.ndjson"} << "whole\n{\"half";
@@ -38,7 +38,8 @@ SCENARIO("a dead writer's partial line is cut before the next dead letters", "[f
   CHECK(slurp(dir.path / "s.ndjson") == "whole\nnext\n");
 }
 
-SCENARIO("two live writers of one shard's dead letters never share a file", "[flushers][dead_letter]") {
+SCENARIO("two live writers of one shard's dead letters never share a file",
+         "[flushers][dead_letter]") {
   temp_dir dir;
   dead_letter_file a{dir.path, "s"};
   a.write("a1\n");

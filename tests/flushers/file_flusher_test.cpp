@@ -27,8 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
-
 stream_record rec(int i) {
   stream_record x;
   x.partition_key = "k" + std::to_string(i);
@@ -38,7 +36,8 @@ stream_record rec(int i) {
 
 } // namespace
 
-SCENARIO("the file flusher writes a batch before it returns its tokens", "[flushers][file_flusher]") {
+SCENARIO("the file flusher writes a batch before it returns its tokens",
+         "[flushers][file_flusher]") {
   temp_dir dir;
   file_flusher_config cfg;
   cfg.dir = dir.path / "out";
@@ -90,7 +89,8 @@ SCENARIO("an unusable output directory is a clear error", "[flushers][file_flush
 SCENARIO("a partial last line left by a crash is cut off", "[flushers][file_flusher]") {
   temp_dir dir;
   fs::create_directories(dir.path);
-  std::ofstream{dir.path / "s-000001.ndjson"} << "{\"k\":\"a\",\"d\":\"whole\"}\n{\"k\":\"b\",\"d\":\"to";
+  std::ofstream{dir.path / "s-000001.ndjson"}
+    << "{\"k\":\"a\",\"d\":\"whole\"}\n{\"k\":\"b\",\"d\":\"to";
   file_flusher_config cfg;
   cfg.dir = dir.path;
   file_flusher f{"s", cfg};
@@ -265,10 +265,12 @@ SCENARIO("the torn line of a writer that is gone is cut off by the next one",
   file_flusher b{"s", cfg};
   CHECK(b.current_file().filename() == "s-000001.ndjson");
   write_one(b, 3);
-  CHECK(whole_lines_of(dir.path / "s-000001.ndjson") == std::vector<std::string>{"data 1", "data 3"});
+  CHECK(whole_lines_of(dir.path / "s-000001.ndjson")
+        == std::vector<std::string>{"data 1", "data 3"});
 }
 
-SCENARIO("a flush whose write fails leaves the file ending in a whole line", "[flushers][file_flusher]") {
+SCENARIO("a flush whose write fails leaves the file ending in a whole line",
+         "[flushers][file_flusher]") {
   temp_dir dir;
   file_flusher_config cfg;
   cfg.dir = dir.path;
@@ -286,7 +288,8 @@ SCENARIO("a flush whose write fails leaves the file ending in a whole line", "[f
   CHECK(slurp(f.current_file()) == before);
 }
 
-SCENARIO("two writers that died together both have their torn lines cut", "[flushers][file_flusher]") {
+SCENARIO("two writers that died together both have their torn lines cut",
+         "[flushers][file_flusher]") {
   temp_dir dir;
   file_flusher_config cfg;
   cfg.dir = dir.path;

@@ -48,7 +48,8 @@ SCENARIO("a line that is not a record says why", "[flushers][record_line]") {
   CHECK(x.data == "x");
 }
 
-SCENARIO("a line must be one valid JSON object, unknown fields included", "[flushers][record_line]") {
+SCENARIO("a line must be one valid JSON object, unknown fields included",
+         "[flushers][record_line]") {
   stream_record x;
   WHEN("a second record follows on the same line") {
     THEN("the line is bad input, not the first record") {

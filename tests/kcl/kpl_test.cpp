@@ -8,10 +8,10 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include <shardflow/kcl/md5.hpp>
 #include "kpl_agg.pb.h"
-#include <zlib.h>
 #include <google/protobuf/stubs/logging.h>
+#include <shardflow/kcl/md5.hpp>
+#include <zlib.h>
 
 using namespace shardflow;
 
@@ -21,9 +21,16 @@ SCENARIO("an aggregate matches erlmld's reference vector byte for byte", "[kcl][
   agg.add("pk1", "data1", std::string{"ehk1"});
   agg.add("pk2", "data2", std::string{"ehk2"});
   const auto out = agg.build(kpl::magic::standard);
-  const std::string proto = std::string{"\x0A\x03pk1\x0A\x03pk2\x12\x04" "ehk1\x12\x04" "ehk2", 22}
-                            + std::string{"\x1A\x0B\x08\x00\x10\x00\x1A\x05" "data1", 13}
-                            + std::string{"\x1A\x0B\x08\x01\x10\x01\x1A\x05" "data2", 13};
+  const std::string proto = std::string{"\x0A\x03pk1\x0A\x03pk2\x12\x04"
+                                        "ehk1\x12\x04"
+                                        "ehk2",
+                                        22}
+                            + std::string{"\x1A\x0B\x08\x00\x10\x00\x1A\x05"
+                                          "data1",
+                                          13}
+                            + std::string{"\x1A\x0B\x08\x01\x10\x01\x1A\x05"
+                                          "data2",
+                                          13};
   const std::string md5 = "\xF4\x29\x5D\x9B\xAD\xBE\x3A\x1E\xF0\xDF\xD8\x08\x1A\xCD\x56\x04";
   CHECK(out == std::string{"\xF3\x89\x9A\xC2"} + proto + md5);
 }
@@ -45,8 +52,7 @@ SCENARIO("aggregates of every magic unpack to their user records in order", "[kc
   }
 }
 
-SCENARIO("what is not an aggregate stays one record, and a broken one is reported",
-         "[kcl][kpl]") {
+SCENARIO("what is not an aggregate stays one record, and a broken one is reported", "[kcl][kpl]") {
   CHECK(kpl::unpack("hello").what == kpl::unpack_result::kind::plain);
   CHECK(kpl::unpack("").what == kpl::unpack_result::kind::plain);
   kpl::aggregator agg;
@@ -88,7 +94,8 @@ outcome check_against_libprotobuf(const std::string& proto) {
   for (int i = 0; parses && i < reference.records_size(); ++i) {
     const auto& r = reference.records(i);
     in_range = in_range
-               && r.partition_key_index() < static_cast<std::uint64_t>(reference.partition_key_table_size())
+               && r.partition_key_index()
+                    < static_cast<std::uint64_t>(reference.partition_key_table_size())
                && (!r.has_explicit_hash_key_index()
                    || r.explicit_hash_key_index()
                         < static_cast<std::uint64_t>(reference.explicit_hash_key_table_size()));
@@ -114,7 +121,8 @@ outcome check_against_libprotobuf(const std::string& proto) {
   for (int i = 0; i < reference.records_size(); ++i) {
     const auto& want = reference.records(i);
     const auto& u = got.records[static_cast<std::size_t>(i)];
-    CHECK(u.partition_key == reference.partition_key_table(static_cast<int>(want.partition_key_index())));
+    CHECK(u.partition_key
+          == reference.partition_key_table(static_cast<int>(want.partition_key_index())));
     CHECK(u.data == want.data());
     REQUIRE(u.explicit_hash_key.has_value() == want.has_explicit_hash_key_index());
     if (u.explicit_hash_key)
@@ -186,8 +194,8 @@ SCENARIO("the wire reader agrees with libprotobuf on random and damaged aggregat
 
 SCENARIO("the wire reader agrees with libprotobuf on the wire format's corners", "[kcl][kpl]") {
   google::protobuf::LogSilencer quiet;
-  const std::string key = std::string{"\x0A\x01k", 3};                   // partition_key_table: "k"
-  auto record = [](const std::string& body) { // records: one Record of `body`
+  const std::string key = std::string{"\x0A\x01k", 3}; // partition_key_table: "k"
+  auto record = [](const std::string& body) {          // records: one Record of `body`
     return std::string{"\x1A"} + static_cast<char>(body.size()) + body;
   };
   const std::string good = std::string{"\x08\x00\x1A\x01x", 5}; // key index 0, data "x"
@@ -198,34 +206,41 @@ SCENARIO("the wire reader agrees with libprotobuf on the wire format's corners",
   };
   const std::vector<corner> corners = {
     {"a minimal aggregate", key + record(good), outcome::aggregate},
-    {"a key index varint cut by the record's end", key + record(std::string{"\x1A\x01x\x08\x80", 5}),
+    {"a key index varint cut by the record's end",
+     key + record(std::string{"\x1A\x01x\x08\x80", 5}), outcome::corrupt},
+    {"a varint of eleven bytes",
+     key + record(std::string{"\x1A\x01x\x08", 4} + std::string(10, '\x80') + "\x01"),
      outcome::corrupt},
-    {"a varint of eleven bytes", key + record(std::string{"\x1A\x01x\x08", 4} + std::string(10, '\x80') + "\x01"),
-     outcome::corrupt},
-    {"a ten-byte varint (an unknown field)", key + record(good + "\x30" + std::string(9, '\x80') + "\x01"),
-     outcome::aggregate},
+    {"a ten-byte varint (an unknown field)",
+     key + record(good + "\x30" + std::string(9, '\x80') + "\x01"), outcome::aggregate},
     {"no data", key + record(std::string{"\x08\x00", 2}), outcome::corrupt},
     {"no key index", key + record(std::string{"\x1A\x01x", 3}), outcome::corrupt},
-    {"the key index twice: the last counts", key + record(std::string{"\x08\x05", 2} + good), outcome::aggregate},
-    {"the key index twice: the last is out of range", key + record(good + std::string{"\x08\x05", 2}),
-     outcome::corrupt},
+    {"the key index twice: the last counts", key + record(std::string{"\x08\x05", 2} + good),
+     outcome::aggregate},
+    {"the key index twice: the last is out of range",
+     key + record(good + std::string{"\x08\x05", 2}), outcome::corrupt},
     {"a length beyond the end", key + std::string{"\x1A\x7F", 2} + good, outcome::corrupt},
     {"field number 0", key + record(good) + std::string{"\x00\x00", 2}, outcome::corrupt},
     {"wire type 6", key + record(good) + std::string{"\x0E\x00", 2}, outcome::corrupt},
     {"wire type 7", key + record(good) + std::string{"\x0F\x00", 2}, outcome::corrupt},
     {"an end group without a start", key + record(good) + std::string{"\x0C", 1}, outcome::corrupt},
-    {"nested unknown groups", key + record(good + std::string{"\x2B\x33\x08\x01\x34\x2C", 6}), outcome::aggregate},
-    {"a group closed by another field's end", key + std::string{"\x2B\x08\x01\x34", 4} + record(good),
-     outcome::corrupt},
-    {"a group never closed", key + record(good) + std::string{"\x2B\x08\x01", 3}, outcome::corrupt},
-    {"unknown fixed32 and fixed64 fields", key + std::string{"\x2D\x01\x02\x03\x04\x29", 6} + std::string(8, '\x01') + record(good),
+    {"nested unknown groups", key + record(good + std::string{"\x2B\x33\x08\x01\x34\x2C", 6}),
      outcome::aggregate},
-    {"a tag with its key", key + record(good + std::string{"\x22\x03\x0A\x01t", 5}), outcome::aggregate},
-    {"a tag without its key", key + record(good + std::string{"\x22\x02\x12\x00", 4}), outcome::corrupt},
+    {"a group closed by another field's end",
+     key + std::string{"\x2B\x08\x01\x34", 4} + record(good), outcome::corrupt},
+    {"a group never closed", key + record(good) + std::string{"\x2B\x08\x01", 3}, outcome::corrupt},
+    {"unknown fixed32 and fixed64 fields",
+     key + std::string{"\x2D\x01\x02\x03\x04\x29", 6} + std::string(8, '\x01') + record(good),
+     outcome::aggregate},
+    {"a tag with its key", key + record(good + std::string{"\x22\x03\x0A\x01t", 5}),
+     outcome::aggregate},
+    {"a tag without its key", key + record(good + std::string{"\x22\x02\x12\x00", 4}),
+     outcome::corrupt},
     // A known field number with another wire type is an unknown field, skipped.
     {"a key table entry of the wrong wire type", std::string{"\x08\x01", 2} + key + record(good),
      outcome::aggregate},
-    {"a record of the wrong wire type", key + std::string{"\x18\x01", 2} + record(good), outcome::aggregate},
+    {"a record of the wrong wire type", key + std::string{"\x18\x01", 2} + record(good),
+     outcome::aggregate},
   };
   for (const auto& c : corners) {
     INFO(c.what);
@@ -237,7 +252,9 @@ SCENARIO("the wire reader keeps libprotobuf's limits on keys, lengths and nestin
   google::protobuf::LogSilencer quiet;
   const std::string key = std::string{"\x0A\x01k", 3};
   const std::string good = std::string{"\x08\x00\x1A\x01x", 5};
-  auto record = [](const std::string& body) { return std::string{"\x1A"} + static_cast<char>(body.size()) + body; };
+  auto record = [](const std::string& body) {
+    return std::string{"\x1A"} + static_cast<char>(body.size()) + body;
+  };
   // Field 1, length-delimited (key 0x0A), in 1 to 6 bytes; and with bits past 32.
   for (int extra = 0; extra <= 5; ++extra) {
     std::string k = extra == 0 ? std::string{"\x0A"} : std::string{"\x8A"};
@@ -258,10 +275,14 @@ SCENARIO("the wire reader keeps libprotobuf's limits on keys, lengths and nestin
   }
   for (unsigned char fifth : {0x07, 0x08, 0x0F}) {
     INFO("a five-byte length ending in " << int{fifth});
-    check_against_libprotobuf(std::string{"\x0A\xFF\xFF\xFF\xFF", 5} + static_cast<char>(fifth) + "k" + record(good));
+    check_against_libprotobuf(std::string{"\x0A\xFF\xFF\xFF\xFF", 5} + static_cast<char>(fifth)
+                              + "k" + record(good));
   }
   // Unknown groups (field 5) nested n deep: at the top, inside a record, inside a record's tag.
-  auto groups = [](int n) { return std::string(static_cast<std::size_t>(n), '\x2B') + std::string(static_cast<std::size_t>(n), '\x2C'); };
+  auto groups = [](int n) {
+    return std::string(static_cast<std::size_t>(n), '\x2B')
+           + std::string(static_cast<std::size_t>(n), '\x2C');
+  };
   int accepted = 0;
   int refused = 0;
   for (int n = 97; n <= 102; ++n) {
@@ -278,7 +299,8 @@ SCENARIO("the wire reader keeps libprotobuf's limits on keys, lengths and nestin
     std::string tag_field{"\x22"};
     tag_field += static_cast<char>(0x80 | (tag.size() & 0x7F));
     tag_field += static_cast<char>(tag.size() >> 7);
-    for (const auto& proto : {key + g + record(good), key + long_record(good + g), key + long_record(good + tag_field + tag)}) {
+    for (const auto& proto : {key + g + record(good), key + long_record(good + g),
+                              key + long_record(good + tag_field + tag)}) {
       if (check_against_libprotobuf(proto) == outcome::aggregate)
         ++accepted;
       else
@@ -289,8 +311,7 @@ SCENARIO("the wire reader keeps libprotobuf's limits on keys, lengths and nestin
   CHECK(refused > 0);
 }
 
-SCENARIO("unpack_all unpacks a batch of plain, standard, erlmld and broken records",
-         "[kcl][kpl]") {
+SCENARIO("unpack_all unpacks a batch of plain, standard, erlmld and broken records", "[kcl][kpl]") {
   using kind = kpl::unpack_result::kind;
   struct input {
     std::string bytes;
@@ -320,7 +341,8 @@ SCENARIO("unpack_all unpacks a batch of plain, standard, erlmld and broken recor
         uLongf size = compressBound(static_cast<uLong>(body.size()));
         std::string packed(size, '\0');
         REQUIRE(compress(reinterpret_cast<Bytef*>(packed.data()), &size,
-                         reinterpret_cast<const Bytef*>(body.data()), static_cast<uLong>(body.size()))
+                         reinterpret_cast<const Bytef*>(body.data()),
+                         static_cast<uLong>(body.size()))
                 == Z_OK);
         packed.resize(size);
         body = packed;
@@ -418,8 +440,7 @@ SCENARIO("limits as large as a size_t goes mean no limit", "[kcl][kpl][limits]")
   CHECK(kpl::unpack(bytes, true, none).records.size() == 3);
 }
 
-SCENARIO("inflating stops at the cap instead of inflating everything first",
-         "[kcl][kpl][limits]") {
+SCENARIO("inflating stops at the cap instead of inflating everything first", "[kcl][kpl][limits]") {
   // A zlib stream cut in half inflates some 50 KB and then fails: a reader that inflated it all
   // before looking at the cap would call it broken, not too big.
   const auto bytes = deflated_aggregate(1, 100'000);
@@ -454,6 +475,7 @@ SCENARIO("one unpack_all call has a budget its aggregates share", "[kcl][kpl][li
     for (std::size_t i = 0; i < 3; ++i)
       CHECK(out[i].records.size() == 10);
     for (std::size_t i = 3; i < 5; ++i)
-      CHECK(out[i].why == "the aggregate holds more than 0 user records (max_user_records_per_call)");
+      CHECK(out[i].why
+            == "the aggregate holds more than 0 user records (max_user_records_per_call)");
   }
 }

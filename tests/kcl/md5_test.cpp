@@ -27,8 +27,9 @@ SCENARIO("md5::of gives RFC 1321's test vectors", "[kcl][md5]") {
   CHECK(hex(md5::of("")) == "d41d8cd98f00b204e9800998ecf8427e");
   CHECK(hex(md5::of("abc")) == "900150983cd24fb0d6963f7d28e17f72");
   CHECK(hex(md5::of("message digest")) == "f96b697d7cb7938d525a2f31aaf161d0");
-  CHECK(hex(md5::of("12345678901234567890123456789012345678901234567890123456789012345678901234567890"))
-        == "57edf4a22be3c955ac49da2e2107b67a");
+  CHECK(
+    hex(md5::of("12345678901234567890123456789012345678901234567890123456789012345678901234567890"))
+    == "57edf4a22be3c955ac49da2e2107b67a");
 }
 
 SCENARIO("md5::many gives the same digests as md5::of, eight lanes at a time", "[kcl][md5]") {
@@ -40,7 +41,8 @@ SCENARIO("md5::many gives the same digests as md5::of, eight lanes at a time", "
     return s;
   };
   GIVEN("RFC 1321's vectors among others") {
-    const std::vector<std::string> in = {"", "a", "abc", "message digest", "abcdefghijklmnopqrstuvwxyz"};
+    const std::vector<std::string> in = {"", "a", "abc", "message digest",
+                                         "abcdefghijklmnopqrstuvwxyz"};
     std::vector<std::string_view> views(in.begin(), in.end());
     std::vector<md5::digest> out(views.size());
     md5::many(views.data(), views.size(), out.data());

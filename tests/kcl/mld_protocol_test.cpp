@@ -7,20 +7,35 @@ using namespace shardflow::mld;
 SCENARIO("daemon messages of every generation decode", "[kcl][mld]") {
   message_parser parser;
   message m;
-  REQUIRE(parser.parse(R"({"action":"initialize","shardId":"s-1","sequenceNumber":null,"subSequenceNumber":null})", m).empty());
+  REQUIRE(
+    parser
+      .parse(
+        R"({"action":"initialize","shardId":"s-1","sequenceNumber":null,"subSequenceNumber":null})",
+        m)
+      .empty());
   CHECK(m.what == message::kind::initialize);
   CHECK(m.has_sequence_key); // v2 fields even when null
   CHECK_FALSE(m.sequence_number);
   REQUIRE(parser.parse(R"({"action":"initialize","shardId":"s-1"})", m).empty());
   CHECK_FALSE(m.has_sequence_key); // KCL <= 1.7.1
-  REQUIRE(parser.parse(R"({"action":"processRecords","millisBehindLatest":7,"records":[{"data":"aGk=","partitionKey":"p","sequenceNumber":"123","approximateArrivalTimestamp":{"epochSecond":2,"nano":3000000},"subSequenceNumber":4,"action":"record"}]})", m).empty());
+  REQUIRE(
+    parser
+      .parse(
+        R"({"action":"processRecords","millisBehindLatest":7,"records":[{"data":"aGk=","partitionKey":"p","sequenceNumber":"123","approximateArrivalTimestamp":{"epochSecond":2,"nano":3000000},"subSequenceNumber":4,"action":"record"}]})",
+        m)
+      .empty());
   REQUIRE(m.records.size() == 1);
   CHECK(m.millis_behind_latest == 7);
   CHECK(m.records[0].arrival_ms == 2003);
   CHECK(m.records[0].sub_sequence_number == 4u);
   REQUIRE(parser.parse(R"({"action":"shutdown","reason":"ZOMBIE"})", m).empty());
   CHECK(m.reason == "ZOMBIE");
-  REQUIRE(parser.parse(R"({"action":"checkpoint","sequenceNumber":"5","subSequenceNumber":0,"error":"ThrottlingException"})", m).empty());
+  REQUIRE(
+    parser
+      .parse(
+        R"({"action":"checkpoint","sequenceNumber":"5","subSequenceNumber":0,"error":"ThrottlingException"})",
+        m)
+      .empty());
   CHECK(m.error == std::string{"ThrottlingException"});
   CHECK_FALSE(parser.parse("not json", m).empty());
   CHECK(parser.parse(R"({"x":1})", m) == "no action");
@@ -32,15 +47,20 @@ SCENARIO("worker messages carry exactly the keys the daemon knows", "[kcl][mld]"
         == R"({"action":"checkpoint","sequenceNumber":"42","subSequenceNumber":3})");
   CHECK(checkpoint_line(true, std::nullopt, std::nullopt)
         == R"({"action":"checkpoint","sequenceNumber":null,"subSequenceNumber":null})");
-  CHECK(checkpoint_line(false, std::string{"42"}, 3u) == R"({"action":"checkpoint","checkpoint":"42"})");
-  CHECK(checkpoint_line(false, std::nullopt, std::nullopt) == R"({"action":"checkpoint","checkpoint":null})");
+  CHECK(checkpoint_line(false, std::string{"42"}, 3u)
+        == R"({"action":"checkpoint","checkpoint":"42"})");
+  CHECK(checkpoint_line(false, std::nullopt, std::nullopt)
+        == R"({"action":"checkpoint","checkpoint":null})");
 }
-
 
 SCENARIO("a number beyond 64 bits in an optional field makes that field absent", "[kcl][mld]") {
   message_parser parser;
   message m;
-  REQUIRE(parser.parse(R"({"action":"processRecords","millisBehindLatest":99999999999999999999,"records":[{"data":"aGk=","partitionKey":"p","sequenceNumber":"123","approximateArrivalTimestamp":18446744073709551616,"subSequenceNumber":0,"action":"record"}]})", m) == "");
+  REQUIRE(
+    parser.parse(
+      R"({"action":"processRecords","millisBehindLatest":99999999999999999999,"records":[{"data":"aGk=","partitionKey":"p","sequenceNumber":"123","approximateArrivalTimestamp":18446744073709551616,"subSequenceNumber":0,"action":"record"}]})",
+      m)
+    == "");
   CHECK(m.what == message::kind::process_records);
   CHECK_FALSE(m.millis_behind_latest);
   REQUIRE(m.records.size() == 1);
@@ -52,20 +72,37 @@ SCENARIO("a number beyond 64 bits in an optional field makes that field absent",
 SCENARIO("an arrival time whose milliseconds overflow is no arrival time", "[kcl][mld]") {
   message_parser parser;
   message m;
-  REQUIRE(parser.parse(R"({"action":"processRecords","records":[{"data":"aGk=","partitionKey":"p","sequenceNumber":"1","approximateArrivalTimestamp":{"epochSecond":17000000000000000,"nano":0},"subSequenceNumber":0}]})", m).empty());
+  REQUIRE(
+    parser
+      .parse(
+        R"({"action":"processRecords","records":[{"data":"aGk=","partitionKey":"p","sequenceNumber":"1","approximateArrivalTimestamp":{"epochSecond":17000000000000000,"nano":0},"subSequenceNumber":0}]})",
+        m)
+      .empty());
   REQUIRE(m.records.size() == 1);
   CHECK_FALSE(m.records[0].arrival_ms);
-  REQUIRE(parser.parse(R"({"action":"processRecords","records":[{"data":"aGk=","partitionKey":"p","sequenceNumber":"1","approximateArrivalTimestamp":{"epochSecond":1700000000,"nano":5000000},"subSequenceNumber":0}]})", m).empty());
+  REQUIRE(
+    parser
+      .parse(
+        R"({"action":"processRecords","records":[{"data":"aGk=","partitionKey":"p","sequenceNumber":"1","approximateArrivalTimestamp":{"epochSecond":1700000000,"nano":5000000},"subSequenceNumber":0}]})",
+        m)
+      .empty());
   CHECK(m.records[0].arrival_ms == 1700000000005);
-  REQUIRE(parser.parse(R"({"action":"processRecords","records":[{"data":"aGk=","partitionKey":"p","sequenceNumber":"1","approximateArrivalTimestamp":{"epochSecond":1,"nano":-5},"subSequenceNumber":0}]})", m).empty());
+  REQUIRE(
+    parser
+      .parse(
+        R"({"action":"processRecords","records":[{"data":"aGk=","partitionKey":"p","sequenceNumber":"1","approximateArrivalTimestamp":{"epochSecond":1,"nano":-5},"subSequenceNumber":0}]})",
+        m)
+      .empty());
   CHECK_FALSE(m.records[0].arrival_ms);
 }
 
-SCENARIO("an undecodable line gives the real reason and names the action it carries", "[kcl][mld]") {
+SCENARIO("an undecodable line gives the real reason and names the action it carries",
+         "[kcl][mld]") {
   message_parser parser;
   WHEN("the line holds invalid UTF-8") {
     message m;
-    const std::string line = "{\"action\":\"processRecords\",\"records\":[{\"data\":\"aGk=\",\"partitionKey\":\"\xff\",\"sequenceNumber\":\"1\"}]}";
+    const std::string line = "{\"action\":\"processRecords\",\"records\":[{\"data\":\"aGk=\","
+                             "\"partitionKey\":\"\xff\",\"sequenceNumber\":\"1\"}]}";
     const auto why = parser.parse(line, m);
     CHECK(why == "not JSON: invalid UTF-8 at offset 69");
     CHECK(m.action == "processRecords");
@@ -86,7 +123,12 @@ SCENARIO("an undecodable line gives the real reason and names the action it carr
   }
   WHEN("the top-level action comes after strings and records that mention one") {
     message m;
-    CHECK_FALSE(parser.parse(R"({ "note" : "say \"action\":\"x\"", "records":[{"action":"record"}], "action" : "leaseLost" ,})", m).empty());
+    CHECK_FALSE(
+      parser
+        .parse(
+          R"({ "note" : "say \"action\":\"x\"", "records":[{"action":"record"}], "action" : "leaseLost" ,})",
+          m)
+        .empty());
     CHECK(m.action == "leaseLost");
     CHECK(m.what == message::kind::lease_lost);
   }
@@ -108,11 +150,18 @@ SCENARIO("an undecodable line gives the real reason and names the action it carr
   }
 }
 
-SCENARIO("a checkpoint reply's error: empty is none, any other JSON value is its text", "[kcl][mld]") {
+SCENARIO("a checkpoint reply's error: empty is none, any other JSON value is its text",
+         "[kcl][mld]") {
   message_parser parser;
   message m;
-  REQUIRE(parser.parse(R"({"action":"checkpoint","sequenceNumber":"5","subSequenceNumber":0,"error":""})", m).empty());
+  REQUIRE(
+    parser
+      .parse(R"({"action":"checkpoint","sequenceNumber":"5","subSequenceNumber":0,"error":""})", m)
+      .empty());
   CHECK_FALSE(m.error);
-  REQUIRE(parser.parse(R"({"action":"checkpoint","sequenceNumber":"5","subSequenceNumber":0,"error":42})", m).empty());
+  REQUIRE(
+    parser
+      .parse(R"({"action":"checkpoint","sequenceNumber":"5","subSequenceNumber":0,"error":42})", m)
+      .empty());
   CHECK(m.error == std::string{"42"});
 }

@@ -25,18 +25,18 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include <shardflow/actors/messages.hpp>
-#include <shardflow/flushers/base64.hpp>
-#include <shardflow/core/error.hpp>
-#include <shardflow/flushers/file_flusher.hpp>
 #include "tests/support/recording_flusher.hpp"
+#include <shardflow/actors/messages.hpp>
+#include <shardflow/core/error.hpp>
+#include <shardflow/flushers/base64.hpp>
+#include <shardflow/flushers/file_flusher.hpp>
 
 using namespace shardflow;
 
 namespace {
 
-const std::string initialize_line =
-  R"({"action":"initialize","shardId":"shardId-1","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})";
+const std::string initialize_line
+  = R"({"action":"initialize","shardId":"shardId-1","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})";
 
 // A processRecords line with one record whose data is `base64_data`, at sequence number `seq`.
 std::string records_line(const std::string& base64_data, int seq) {
@@ -184,7 +184,9 @@ caf::actor_system_config& configured(caf::actor_system_config& cfg) {
 class running_server {
 public:
   explicit running_server(mld::server_config sc)
-    : sys_(configured(sys_cfg_)), srv_(sys_, std::move(sc)), serving_([this] { srv_.serve(stop_); }) {
+    : sys_(configured(sys_cfg_)),
+      srv_(sys_, std::move(sc)),
+      serving_([this] { srv_.serve(stop_); }) {
   }
 
   ~running_server() {
@@ -254,7 +256,7 @@ SCENARIO("a session whose shard's supervisor gives up fails at once and closes i
   auto script = std::make_shared<testing::flusher_script>();
   script->fail_add = true; // every incarnation fails at its first record
   mld::server_config sc;
-  sc.intensity = 0;                            // the first crash is one too many
+  sc.intensity = 0;                           // the first crash is one too many
   sc.restart_wait = std::chrono::seconds(60); // waiting for a comeback would outlast the read
   sc.worker.make_flusher = testing::recording_flusher::factory(script);
   sc.worker.log = [](const std::string&) {};
@@ -263,8 +265,10 @@ SCENARIO("a session whose shard's supervisor gives up fails at once and closes i
   std::thread serving{[&] { srv.serve(stop); }};
   {
     daemon_connection daemon{srv.port()};
-    daemon.send(R"({"action":"initialize","shardId":"shardId-1","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})");
-    daemon.send(R"({"action":"processRecords","records":[{"data":"YQ==","partitionKey":"k","sequenceNumber":"1","subSequenceNumber":0,"action":"record"}],"millisBehindLatest":0})");
+    daemon.send(
+      R"({"action":"initialize","shardId":"shardId-1","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})");
+    daemon.send(
+      R"({"action":"processRecords","records":[{"data":"YQ==","partitionKey":"k","sequenceNumber":"1","subSequenceNumber":0,"action":"record"}],"millisBehindLatest":0})");
     bool timed_out = false;
     const auto got = daemon.until_closed(timed_out);
     CHECK_FALSE(timed_out);
@@ -276,9 +280,10 @@ SCENARIO("a session whose shard's supervisor gives up fails at once and closes i
   CHECK(srv.stats().sessions == 1);
 }
 
-SCENARIO("connections beyond max_connections are closed at once, the server's threads stay bounded, "
-         "and a real session works once the idle ones are gone",
-         "[kcl][mld]") {
+SCENARIO(
+  "connections beyond max_connections are closed at once, the server's threads stay bounded, "
+  "and a real session works once the idle ones are gone",
+  "[kcl][mld]") {
   constexpr std::size_t cap = 4;
   constexpr std::size_t extra = 20;
   auto sc = quiet_config(std::make_shared<testing::flusher_script>());
@@ -348,14 +353,15 @@ SCENARIO("a session thread that cannot start closes its connection and the serve
   CHECK(srv->stats().sessions == 1);
 }
 
-SCENARIO("within the replay bound a crashed shard is replayed into, and past it the crash fails the "
-         "session, so that the daemon re-leases the shard from its last checkpoint",
-         "[kcl][mld]") {
+SCENARIO(
+  "within the replay bound a crashed shard is replayed into, and past it the crash fails the "
+  "session, so that the daemon re-leases the shard from its last checkpoint",
+  "[kcl][mld]") {
   auto script = std::make_shared<testing::flusher_script>();
-  script->fail_on_data = {"c"}; // the third batch crashes the shard once
+  script->fail_on_data = {"c"};   // the third batch crashes the shard once
   auto sc = quiet_config(script); // no flush, no checkpoint: every batch stays retained
   const std::vector<std::string> a_b_c = {records_line("YQ==", 1), records_line("Yg==", 2),
-                                         records_line("Yw==", 3)};
+                                          records_line("Yw==", 3)};
   GIVEN("a bound that holds the batches") {
     running_server srv{sc};
     daemon_connection daemon{srv->port()};
@@ -423,9 +429,10 @@ SCENARIO("after the replay bound was passed, a confirmed checkpoint covering eve
   CHECK(srv->stats().replay_overflows == 1);
 }
 
-SCENARIO("a server on a Unix socket: mode 0600, a stale file replaced, a live socket or another file "
-         "refused, the file removed at the end",
-         "[kcl][mld]") {
+SCENARIO(
+  "a server on a Unix socket: mode 0600, a stale file replaced, a live socket or another file "
+  "refused, the file removed at the end",
+  "[kcl][mld]") {
   const auto dir = std::filesystem::temp_directory_path()
                    / ("shardflow-mld-unix-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
@@ -444,7 +451,7 @@ SCENARIO("a server on a Unix socket: mode 0600, a stale file replaced, a live so
   }
   {
     running_server srv{sc};
-    struct stat st{};
+    struct stat st {};
     REQUIRE(::stat(path.c_str(), &st) == 0);
     CHECK(S_ISSOCK(st.st_mode));
     CHECK((st.st_mode & 0777) == 0600);
@@ -467,10 +474,11 @@ SCENARIO("a server on a Unix socket: mode 0600, a stale file replaced, a live so
   std::filesystem::remove_all(dir);
 }
 
-SCENARIO("two live sessions for one shard: while one streams and checkpoints, another connects, loses "
-         "its lease and disconnects in a loop, and every record the first saw checkpointed is in the "
-         "output",
-         "[kcl][mld]") {
+SCENARIO(
+  "two live sessions for one shard: while one streams and checkpoints, another connects, loses "
+  "its lease and disconnects in a loop, and every record the first saw checkpointed is in the "
+  "output",
+  "[kcl][mld]") {
   const auto dir = std::filesystem::temp_directory_path()
                    / ("shardflow-mld-two-sessions-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);

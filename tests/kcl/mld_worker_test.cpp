@@ -11,10 +11,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <shardflow/flushers/base64.hpp>
-#include <shardflow/kcl/kpl.hpp>
 #include "tests/support/recording_flusher.hpp"
 #include "tests/support/temp_dir.hpp"
+#include <shardflow/flushers/base64.hpp>
+#include <shardflow/kcl/kpl.hpp>
 
 using namespace shardflow;
 
@@ -77,8 +77,9 @@ SCENARIO("poison records among aggregates stay poison, and only they", "[kcl][ml
     batch += (i > 0 ? "," : "") + records[i];
   batch += R"(],"millisBehindLatest":0})";
   daemon_double daemon;
-  daemon.to_worker = {R"({"action":"initialize","shardId":"shardId-1","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})",
-                      batch, R"({"action":"shardEnded"})"};
+  daemon.to_worker = {
+    R"({"action":"initialize","shardId":"shardId-1","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})",
+    batch, R"({"action":"shardEnded"})"};
   auto script = std::make_shared<testing::flusher_script>();
   mld::worker_config cfg;
   cfg.make_flusher = testing::recording_flusher::factory(script);
@@ -150,18 +151,22 @@ const std::string null_checkpoint
 
 } // namespace
 
-SCENARIO("a processRecords line that cannot be decoded fails the session unanswered", "[kcl][mld]") {
+SCENARIO("a processRecords line that cannot be decoded fails the session unanswered",
+         "[kcl][mld]") {
   session s;
   WHEN("it holds invalid UTF-8") {
-    const std::string bad = "{\"data\":\"aGk=\",\"partitionKey\":\"\xff\",\"sequenceNumber\":\"1000\"}";
+    const std::string bad
+      = "{\"data\":\"aGk=\",\"partitionKey\":\"\xff\",\"sequenceNumber\":\"1000\"}";
     CHECK(s.run({initialize_line, batch_of({bad}), R"({"action":"shardEnded"})"}) == 1);
   }
   WHEN("a record's subSequenceNumber is beyond 64 bits") {
-    const std::string big = R"({"data":"aGk=","partitionKey":"k","sequenceNumber":"1000","subSequenceNumber":18446744073709551616})";
+    const std::string big
+      = R"({"data":"aGk=","partitionKey":"k","sequenceNumber":"1000","subSequenceNumber":18446744073709551616})";
     CHECK(s.run({initialize_line, batch_of({record("aGk=", 1), big})}) == 1);
   }
   WHEN("its records are nested deeper than 1024 levels") {
-    CHECK(s.run({initialize_line, batch_of({std::string(1100, '[') + std::string(1100, ']')})}) == 1);
+    CHECK(s.run({initialize_line, batch_of({std::string(1100, '[') + std::string(1100, ']')})})
+          == 1);
   }
   CHECK(s.daemon.from_worker == std::vector<std::string>{status_for("initialize")});
   CHECK(s.script->added_data.empty());
@@ -170,7 +175,8 @@ SCENARIO("a processRecords line that cannot be decoded fails the session unanswe
 SCENARIO("a record without a usable sequence number fails the session", "[kcl][mld]") {
   session s;
   WHEN("the number is not decimal") {
-    const std::string bad = R"({"data":"aGk=","partitionKey":"k","sequenceNumber":"12x","subSequenceNumber":0})";
+    const std::string bad
+      = R"({"data":"aGk=","partitionKey":"k","sequenceNumber":"12x","subSequenceNumber":0})";
     CHECK(s.run({initialize_line, batch_of({record("aGk=", 1), bad})}) == 1);
   }
   WHEN("the record is not an object") {
@@ -183,8 +189,8 @@ SCENARIO("a checkpoint reply is matched to its request", "[kcl][mld]") {
   session s;
   s.daemon.echo = false;
   const auto reply = [](const std::string& seq, const std::string& error) {
-    return R"({"action":"checkpoint","sequenceNumber":")" + seq + R"(","subSequenceNumber":0,"error":)"
-           + error + "}";
+    return R"({"action":"checkpoint","sequenceNumber":")" + seq
+           + R"(","subSequenceNumber":0,"error":)" + error + "}";
   };
   WHEN("the reply names another sequence number") {
     CHECK(s.run({initialize_line, batch_of({record("aGk=", 0)}), reply("999", "null"),
@@ -193,7 +199,8 @@ SCENARIO("a checkpoint reply is matched to its request", "[kcl][mld]") {
     CHECK_FALSE(s.wrote(status_for("processRecords")));
   }
   WHEN("another message comes instead of the reply") {
-    CHECK(s.run({initialize_line, batch_of({record("aGk=", 0)}), R"({"action":"shardEnded"})"}) == 1);
+    CHECK(s.run({initialize_line, batch_of({record("aGk=", 0)}), R"({"action":"shardEnded"})"})
+          == 1);
     CHECK_FALSE(s.wrote(status_for("shardEnded")));
   }
   WHEN("the input ends before the reply") {
@@ -223,8 +230,8 @@ SCENARIO("records the daemon sends out of turn fail the session, and no shard en
     CHECK(s.daemon.from_worker.empty());
   }
   WHEN("records come after shutdownRequested") {
-    CHECK(s.run({initialize_line, R"({"action":"shutdownRequested"})", batch_of({record("aGk=", 0)}),
-                 R"({"action":"leaseLost"})"})
+    CHECK(s.run({initialize_line, R"({"action":"shutdownRequested"})",
+                 batch_of({record("aGk=", 0)}), R"({"action":"leaseLost"})"})
           == 1);
     CHECK_FALSE(s.wrote(status_for("processRecords")));
   }
@@ -242,9 +249,9 @@ SCENARIO("records the daemon sends out of turn fail the session, and no shard en
                  R"({"action":"shardEnded"})"})
           == 1);
     CHECK_FALSE(s.wrote(null_checkpoint));
-    CHECK(std::count(s.daemon.from_worker.begin(), s.daemon.from_worker.end(),
-                     status_for("initialize"))
-          == 1);
+    CHECK(
+      std::count(s.daemon.from_worker.begin(), s.daemon.from_worker.end(), status_for("initialize"))
+      == 1);
   }
 }
 
@@ -335,19 +342,26 @@ SCENARIO("with a dead-letter directory, unusable and poison records are set asid
   const std::string bad_sequence
     = R"({"data":"aGk=","partitionKey":"k","sequenceNumber":"12x","subSequenceNumber":0})";
   WHEN("a batch holds a good record, one without a usable position, a poison one and a number") {
-    REQUIRE(s.run({initialize_line, batch_of({record("aGk=", 0), bad_sequence, record("!!", 2), "7"}),
-                   R"({"action":"shardEnded"})"})
-            == 0);
-    THEN("the good record is flushed, the others are in the file, and the shard ends checkpointed") {
+    REQUIRE(
+      s.run({initialize_line, batch_of({record("aGk=", 0), bad_sequence, record("!!", 2), "7"}),
+             R"({"action":"shardEnded"})"})
+      == 0);
+    THEN(
+      "the good record is flushed, the others are in the file, and the shard ends checkpointed") {
       CHECK(s.script->added_data == std::vector<std::string>{"hi"});
       CHECK(s.stats.dead_letters == 3);
       const auto letters = lines_of(dir.path / "dead" / "shardId-1.ndjson");
       REQUIRE(letters.size() == 3);
-      CHECK_THAT(letters[0], Catch::StartsWith(R"({"shard":"shardId-1","reason":")")
-                               && Catch::EndsWith(R"(","sequenceNumber":"12x","subSequenceNumber":0,"partitionKey":"k","data":"aGk="})"));
-      CHECK(letters[1]
-            == R"({"shard":"shardId-1","reason":"its data is not valid base64","sequenceNumber":"1002","subSequenceNumber":0,"partitionKey":"k","data":"!!"})");
-      CHECK(letters[2] == R"({"shard":"shardId-1","reason":"the record is not a JSON object","record":7})");
+      CHECK_THAT(
+        letters[0],
+        Catch::StartsWith(R"({"shard":"shardId-1","reason":")")
+          && Catch::EndsWith(
+            R"(","sequenceNumber":"12x","subSequenceNumber":0,"partitionKey":"k","data":"aGk="})"));
+      CHECK(
+        letters[1]
+        == R"({"shard":"shardId-1","reason":"its data is not valid base64","sequenceNumber":"1002","subSequenceNumber":0,"partitionKey":"k","data":"!!"})");
+      CHECK(letters[2]
+            == R"({"shard":"shardId-1","reason":"the record is not a JSON object","record":7})");
       CHECK(s.wrote(R"({"action":"checkpoint","sequenceNumber":"1002","subSequenceNumber":0})"));
       CHECK(s.wrote(null_checkpoint));
       CHECK(s.daemon.from_worker.back() == status_for("shardEnded"));
@@ -364,8 +378,9 @@ SCENARIO("with a dead-letter directory, unusable and poison records are set asid
 SCENARIO("the worker's KPL limits reach the unpacking", "[kcl][mld]") {
   session s;
   s.cfg.kpl_limits.max_user_records = 2;
-  REQUIRE(s.run({initialize_line, batch_of({record(aggregate_of({"a0", "a1", "a2"}), 0),
-                                            record(aggregate_of({"b0", "b1"}), 1)}),
+  REQUIRE(s.run({initialize_line,
+                 batch_of({record(aggregate_of({"a0", "a1", "a2"}), 0),
+                           record(aggregate_of({"b0", "b1"}), 1)}),
                  R"({"action":"leaseLost"})"})
           == 0);
   CHECK(s.stats.corrupt_aggregates == 1); // three user records are past the cap: one opaque record

@@ -16,9 +16,9 @@
 // directory; `output-lines: N` checks that the files in $WORK/out hold N distinct lines at the end.
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <set>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -217,7 +217,8 @@ std::string mode_of(const std::filesystem::path& file) {
 
 } // namespace
 
-SCENARIO("the worker answers every daemon transcript as the protocol requires", "[mld][transcript]") {
+SCENARIO("the worker answers every daemon transcript as the protocol requires",
+         "[mld][transcript]") {
   std::vector<std::filesystem::path> files;
   for (auto& entry : std::filesystem::directory_iterator(SHARDFLOW_TRANSCRIPTS))
     if (entry.path().extension() == ".txt")

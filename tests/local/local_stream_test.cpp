@@ -1,8 +1,8 @@
 #include <shardflow/local/local_stream.hpp>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
-#include <csignal>
 #include <iterator>
 #include <map>
 
@@ -24,7 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
 stream_record rec(const std::string& key, const std::string& data) {
   stream_record x;
   x.partition_key = key;
@@ -41,8 +40,7 @@ std::vector<std::string> data_of(const record_batch& b) {
 
 } // namespace
 
-SCENARIO("routing follows the MD5 of the partition key over the hash-key space",
-         "[local]") {
+SCENARIO("routing follows the MD5 of the partition key over the hash-key space", "[local]") {
   // MD5("") = d41d8cd9..., 0xd4 / 256 = 0.83: the last of 4 ranges, the first of 1.
   CHECK(local::route("", 4) == 3);
   CHECK(local::route("", 1) == 0);
@@ -158,7 +156,8 @@ SCENARIO("bad lines stop the shard or go to the dead-letter file", "[local]") {
 SCENARIO("a stream directory knows its shards and refuses a mismatch", "[local]") {
   temp_dir dir;
   CHECK_FALSE(local::stream_dir::exists(dir.path / "s"));
-  CHECK_THROWS_WITH(local::stream_dir::open(dir.path / "s"), Catch::Contains("is not a local stream"));
+  CHECK_THROWS_WITH(local::stream_dir::open(dir.path / "s"),
+                    Catch::Contains("is not a local stream"));
   auto s = local::stream_dir::create(dir.path / "s", 3);
   CHECK(local::stream_dir::open(dir.path / "s").shards() == 3);
   CHECK(s.shard_file(2).filename() == "shard-00002.ndjson");
@@ -186,7 +185,6 @@ SCENARIO("a finite source stops before a line that is not finished", "[local]") 
 }
 
 namespace {
-
 
 std::string line_of(const std::string& key, const std::string& data) {
   std::string out;
@@ -234,8 +232,9 @@ SCENARIO("a writer whose write fails cuts its own partial write and fails as an 
   CHECK(slurp(stream.shard_file(0)) == before);
 }
 
-SCENARIO("a writer whose write fails keeps the whole lines that got out, which a reader may have taken",
-         "[local]") {
+SCENARIO(
+  "a writer whose write fails keeps the whole lines that got out, which a reader may have taken",
+  "[local]") {
   temp_dir dir;
   auto stream = local::stream_dir::create(dir.path / "s", 1);
   local::stream_writer w{stream};
@@ -245,7 +244,8 @@ SCENARIO("a writer whose write fails keeps the whole lines that got out, which a
     lines += line_of("k", "record " + std::to_string(i) + std::string(40, '.'));
   }
   {
-    testing::file_size_limit limit{lines.size() / 2}; // the disk fills up in the middle of the fifth line
+    testing::file_size_limit limit{lines.size()
+                                   / 2}; // the disk fills up in the middle of the fifth line
     CHECK_THROWS_AS(w.flush(), error);
   }
   const auto after = slurp(stream.shard_file(0));
@@ -255,8 +255,7 @@ SCENARIO("a writer whose write fails keeps the whole lines that got out, which a
   CHECK(after.size() < lines.size());
 }
 
-SCENARIO("a following reader never takes a fragment that a writer cut and wrote again",
-         "[local]") {
+SCENARIO("a following reader never takes a fragment that a writer cut and wrote again", "[local]") {
   temp_dir dir;
   auto stream = local::stream_dir::create(dir.path / "s", 1);
   {
@@ -341,8 +340,7 @@ SCENARIO("a file truncated under a reader stops its shard without a checkpoint p
   CHECK_THAT(problems->stops()[0], Catch::Contains("truncated or replaced"));
 }
 
-SCENARIO("a checkpoint beyond the end of the file stops the shard as bad input",
-         "[local]") {
+SCENARIO("a checkpoint beyond the end of the file stops the shard as bad input", "[local]") {
   temp_dir dir;
   auto stream = local::stream_dir::create(dir.path / "s", 1);
   {
@@ -359,11 +357,11 @@ SCENARIO("a checkpoint beyond the end of the file stops the shard as bad input",
   CHECK(src.read(10).empty());
   CHECK(src.at_end());
   REQUIRE(problems->stops().size() == 1);
-  CHECK_THAT(problems->stops()[0], Catch::Contains("the checkpoint (byte 1000) lies beyond the end"));
+  CHECK_THAT(problems->stops()[0],
+             Catch::Contains("the checkpoint (byte 1000) lies beyond the end"));
 }
 
-SCENARIO("dead letters of a shard id with slashes stay in the dead-letter directory",
-         "[local]") {
+SCENARIO("dead letters of a shard id with slashes stay in the dead-letter directory", "[local]") {
   temp_dir dir;
   auto stream = local::stream_dir::create(dir.path / "s", 1);
   {
@@ -380,8 +378,7 @@ SCENARIO("dead letters of a shard id with slashes stay in the dead-letter direct
   CHECK(slurp(dir.path / "dlq" / "%2E.%2Fx.ndjson") == "{oops\n");
 }
 
-SCENARIO("a record line longer than a read chunk is read whole, and replayed after",
-         "[local]") {
+SCENARIO("a record line longer than a read chunk is read whole, and replayed after", "[local]") {
   temp_dir dir;
   auto stream = local::stream_dir::create(dir.path / "s", 1);
   const std::string big(5 << 20, 'z'); // five read chunks

@@ -80,7 +80,8 @@ SCENARIO("the SQLite store fences old incarnations and refuses moving back", "[s
 SCENARIO("a file that is not a database is a clear error", "[stores][sqlite]") {
   temp_db db;
   std::ofstream{db.path} << "this is not a database, it is just some text that goes on and on";
-  CHECK_THROWS_WITH(sqlite_checkpoint_store(db.path, "s"), Catch::Contains("file is not a database"));
+  CHECK_THROWS_WITH(sqlite_checkpoint_store(db.path, "s"),
+                    Catch::Contains("file is not a database"));
 }
 
 SCENARIO("a database another process holds locked is reported as locked", "[stores][sqlite]") {

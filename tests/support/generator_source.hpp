@@ -14,7 +14,8 @@ namespace shardflow::testing {
 
 class generator_source final : public record_source {
 public:
-  generator_source(std::string shard, std::uint64_t count) : shard_(std::move(shard)), count_(count) {
+  generator_source(std::string shard, std::uint64_t count)
+    : shard_(std::move(shard)), count_(count) {
     // nop
   }
 

@@ -124,7 +124,8 @@ private:
       auto result = std::move(s_->next_flush);
       s_->next_flush.clear();
       for (auto t : result)
-        s_->pending.erase(std::remove(s_->pending.begin(), s_->pending.end(), t), s_->pending.end());
+        s_->pending.erase(std::remove(s_->pending.begin(), s_->pending.end(), t),
+                          s_->pending.end());
       return result;
     }
     std::vector<flush_token> result;
