@@ -33,6 +33,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -42,6 +43,7 @@
 #include <shardflow/core/batch_processor.hpp>
 #include <shardflow/core/flusher.hpp>
 #include <shardflow/core/restart_policy.hpp>
+#include <shardflow/core/shard_meters.hpp>
 
 namespace shardflow {
 
@@ -67,6 +69,10 @@ struct shard_config {
   std::chrono::milliseconds retry_max{10'000};
   /// Run the shard on a thread of its own (for flushers that block).
   bool detached = false;
+  /// Where every incarnation writes its meters (core/shard_meters.hpp): generation and restarts on
+  /// start, records received, each acknowledged checkpoint, and the outcome (`ended` once its end
+  /// is checkpointed, `stopped` after a stop). Shared by all incarnations; null: none.
+  std::shared_ptr<shard_meters> meters;
 };
 
 /// Spawns one shard incarnation from its supervisor's start function.
