@@ -1,0 +1,222 @@
+#include <shardflow/core/checkpoint_outbox.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace shardflow;
+using namespace std::chrono_literals;
+using kind = outbox_action::kind;
+
+namespace {
+
+checkpoint at(std::uint64_t n) {
+  return checkpoint{sequence_number{sequence_base{n}, 0}};
+}
+
+checkpoint end_marker() {
+  return checkpoint{};
+}
+
+std::uint64_t position_of(const outbox_action& x) {
+  REQUIRE(x.cp.position);
+  return *x.cp.position->base.to_uint64();
+}
+
+const checkpoint_outbox::time_point t0{};
+
+} // namespace
+
+SCENARIO("an idle outbox saves an offered checkpoint at once", "[core][checkpoint_outbox]") {
+  checkpoint_outbox box;
+  auto a = box.offer(at(5));
+  REQUIRE(a);
+  CHECK(a->what == kind::save);
+  CHECK(position_of(*a) == 5);
+  CHECK(box.in_flight());
+  CHECK_FALSE(box.drained());
+}
+
+SCENARIO("a newer checkpoint supersedes the one waiting behind the save in flight",
+         "[core][checkpoint_outbox]") {
+  checkpoint_outbox box;
+  REQUIRE(box.offer(at(1)));
+  CHECK_FALSE(box.offer(at(2))); // one in flight: nothing to send now
+  CHECK_FALSE(box.offer(at(3)));
+  auto a = box.ack();
+  REQUIRE(a);
+  CHECK(a->what == kind::save);
+  CHECK(position_of(*a) == 3); // 2 was superseded
+  CHECK_FALSE(box.ack());      // nothing waits any more
+  CHECK(box.drained());
+  CHECK(box.acked() == 2);
+}
+
+SCENARIO("the end marker leaves after every position, once", "[core][checkpoint_outbox]") {
+  checkpoint_outbox box;
+  REQUIRE(box.offer(at(1)));
+  CHECK_FALSE(box.offer(end_marker()));
+  CHECK_FALSE(box.offer(at(2))); // offered after the end marker, still saved before it
+  auto a = box.ack();
+  REQUIRE(a);
+  CHECK(position_of(*a) == 2);
+  auto b = box.ack();
+  REQUIRE(b);
+  CHECK(b->what == kind::save);
+  CHECK_FALSE(b->cp.position);
+  CHECK_FALSE(box.ack());
+  CHECK(box.drained());
+}
+
+SCENARIO("a failed save is retried with doubling backoff and never taken as success",
+         "[core][checkpoint_outbox]") {
+  checkpoint_outbox box{{100ms, 350ms}};
+  REQUIRE(box.offer(at(7)));
+  auto r1 = box.failed(t0);
+  REQUIRE(r1);
+  CHECK(r1->what == kind::retry);
+  CHECK(r1->delay == 100ms);
+  CHECK(r1->at == t0 + 100ms);
+  CHECK(r1->attempt == 1);
+  CHECK(box.acked() == 0);
+  CHECK(box.failures() == 1);
+  CHECK_FALSE(box.drained());
+  CHECK_FALSE(box.close()); // not done while a retry is pending
+  auto s = box.retry(r1->ticket);
+  REQUIRE(s);
+  CHECK(s->what == kind::save);
+  CHECK(position_of(*s) == 7); // the same checkpoint again
+  auto r2 = box.failed(t0 + 100ms);
+  REQUIRE(r2);
+  CHECK(r2->delay == 200ms);
+  REQUIRE(box.retry(r2->ticket));
+  auto r3 = box.failed(t0 + 300ms);
+  REQUIRE(r3);
+  CHECK(r3->delay == 350ms); // capped
+  CHECK(r3->at == t0 + 650ms);
+  auto s3 = box.retry(r3->ticket);
+  REQUIRE(s3);
+  auto d = box.ack();
+  REQUIRE(d);
+  CHECK(d->what == kind::done); // closed before and now drained
+  CHECK(box.acked() == 1);
+  CHECK(box.failures() == 3);
+}
+
+SCENARIO("an acknowledgement resets the backoff", "[core][checkpoint_outbox]") {
+  checkpoint_outbox box{{100ms, 10s}};
+  REQUIRE(box.offer(at(1)));
+  auto r = box.failed(t0);
+  REQUIRE(box.retry(r->ticket));
+  CHECK_FALSE(box.ack());
+  REQUIRE(box.offer(at(2)));
+  auto r2 = box.failed(t0 + 1s);
+  REQUIRE(r2);
+  CHECK(r2->delay == 100ms);
+  CHECK(r2->attempt == 1);
+}
+
+SCENARIO("a failed save does not bring back a position older than one waiting",
+         "[core][checkpoint_outbox]") {
+  checkpoint_outbox box;
+  REQUIRE(box.offer(at(1)));
+  CHECK_FALSE(box.offer(at(2)));
+  auto r = box.failed(t0);
+  auto s = box.retry(r->ticket);
+  REQUIRE(s);
+  CHECK(position_of(*s) == 2);
+  CHECK_FALSE(box.ack());
+}
+
+SCENARIO("a failed end marker goes back in line after the positions", "[core][checkpoint_outbox]") {
+  checkpoint_outbox box;
+  REQUIRE(box.offer(end_marker()));
+  CHECK_FALSE(box.offer(at(9)));
+  auto r = box.failed(t0);
+  auto s = box.retry(r->ticket);
+  REQUIRE(s);
+  CHECK(position_of(*s) == 9);
+  auto e = box.ack();
+  REQUIRE(e);
+  CHECK_FALSE(e->cp.position);
+}
+
+SCENARIO("stale and early retry tickets are ignored", "[core][checkpoint_outbox]") {
+  checkpoint_outbox box;
+  REQUIRE(box.offer(at(1)));
+  auto r1 = box.failed(t0);
+  CHECK_FALSE(box.retry(r1->ticket + 1));
+  auto s = box.retry(r1->ticket);
+  REQUIRE(s);
+  CHECK_FALSE(box.retry(r1->ticket)); // fired twice: the second does nothing
+  auto r2 = box.failed(t0);
+  CHECK_FALSE(box.retry(r1->ticket)); // the old timer fires late
+  CHECK(box.retry(r2->ticket));
+}
+
+SCENARIO("answers without a save in flight are ignored", "[core][checkpoint_outbox]") {
+  checkpoint_outbox box;
+  CHECK_FALSE(box.ack());
+  CHECK_FALSE(box.failed(t0));
+  CHECK(box.acked() == 0);
+  CHECK(box.failures() == 0);
+}
+
+SCENARIO("a stale save fences the outbox", "[core][checkpoint_outbox]") {
+  checkpoint_outbox box;
+  REQUIRE(box.offer(at(1)));
+  CHECK_FALSE(box.offer(at(2)));
+  box.fence();
+  CHECK(box.fenced());
+  CHECK(box.drained());
+  CHECK_FALSE(box.offer(at(3)));
+  CHECK_FALSE(box.ack());
+  CHECK_FALSE(box.close());
+  CHECK(box.acked() == 0);
+}
+
+SCENARIO("a closed outbox is done once drained", "[core][checkpoint_outbox]") {
+  GIVEN("nothing to save") {
+    checkpoint_outbox box;
+    auto d = box.close();
+    REQUIRE(d);
+    CHECK(d->what == kind::done);
+  }
+  GIVEN("a save in flight and the end marker waiting") {
+    checkpoint_outbox box;
+    REQUIRE(box.offer(at(4)));
+    CHECK_FALSE(box.offer(end_marker()));
+    CHECK_FALSE(box.close());
+    auto e = box.ack();
+    REQUIRE(e);
+    CHECK(e->what == kind::save);
+    auto d = box.ack();
+    REQUIRE(d);
+    CHECK(d->what == kind::done);
+  }
+}
+
+SCENARIO("dropping forgets what waits and any pending retry, not the save in flight",
+         "[core][checkpoint_outbox]") {
+  GIVEN("a save in flight and more waiting") {
+    checkpoint_outbox box;
+    REQUIRE(box.offer(at(1)));
+    CHECK_FALSE(box.offer(at(2)));
+    CHECK_FALSE(box.offer(end_marker()));
+    box.drop();
+    CHECK_FALSE(box.close());
+    CHECK(box.in_flight());
+    auto d = box.ack();
+    REQUIRE(d);
+    CHECK(d->what == kind::done);
+  }
+  GIVEN("a retry pending") {
+    checkpoint_outbox box;
+    REQUIRE(box.offer(at(1)));
+    auto r = box.failed(t0);
+    box.drop();
+    CHECK_FALSE(box.backing_off());
+    CHECK_FALSE(box.retry(r->ticket));
+    auto d = box.close();
+    REQUIRE(d);
+    CHECK(d->what == kind::done);
+  }
+}
