@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <shardflow/actors/messages.hpp>
+#include <shardflow/core/checkpoint_outbox.hpp>
 #include <shardflow/core/error.hpp>
 
 namespace shardflow {
@@ -24,17 +25,9 @@ struct shard_state {
   std::unique_ptr<batch_processor> proc;
   std::uint64_t generation = 0;
   std::uint64_t received = 0;
-  std::uint64_t acked = 0;
-  std::uint64_t sink_failures = 0;
   std::optional<sequence_number> last_acked;
-  // checkpoints: one in flight; the newest position waiting behind it; the end marker (an empty
-  // checkpoint) always after the positions
-  std::optional<checkpoint> in_flight;
-  std::optional<checkpoint> waiting;
-  bool waiting_end = false;
-  bool backing_off = false;
-  unsigned retry_attempt = 0;
-  std::uint64_t retry_gen = 0;
+  bool end_acked = false; // the last acknowledged checkpoint is the end marker
+  checkpoint_outbox outbox;
   std::uint64_t tick_gen = 0;
   // stopping
   bool stopping = false;
@@ -44,85 +37,107 @@ struct shard_state {
 
 using shard_ptr = caf::stateful_actor<shard_state>*;
 
-void save(shard_ptr self, checkpoint cp);
+// -- meters (core/shard_meters.hpp) --------------------------------------------------------------
 
-void finish_if_done(shard_ptr self) {
-  auto& st = self->state;
-  if (!st.stopping || st.in_flight || st.waiting || st.waiting_end || st.backing_off)
+std::uint64_t meter_position(const std::optional<sequence_number>& x) {
+  if (!x)
+    return shard_meters::no_position;
+  return x->base.to_uint64().value_or(shard_meters::no_position);
+}
+
+void meter_start(shard_state& st, const stored_checkpoint& stored) {
+  auto* m = st.cfg.meters.get();
+  if (m == nullptr)
     return;
+  if (m->generation.exchange(stored.generation, std::memory_order_relaxed) != 0)
+    m->restarts.fetch_add(1, std::memory_order_relaxed);
+  m->acked_position.store(meter_position(stored.position), std::memory_order_relaxed);
+  m->acked_end.store(stored.ended, std::memory_order_relaxed);
+  m->outcome.store(shard_outcome::running, std::memory_order_relaxed);
+}
+
+void meter_ack(shard_state& st, const checkpoint& cp) {
+  auto* m = st.cfg.meters.get();
+  if (m == nullptr)
+    return;
+  m->checkpoints_acked.fetch_add(1, std::memory_order_relaxed);
+  if (cp.position)
+    m->acked_position.store(meter_position(cp.position), std::memory_order_relaxed);
+  m->acked_end.store(!cp.position, std::memory_order_relaxed);
+}
+
+void meter_finish(shard_state& st) {
+  if (auto* m = st.cfg.meters.get())
+    m->outcome.store(st.end_acked ? shard_outcome::ended : shard_outcome::stopped,
+                     std::memory_order_relaxed);
+}
+
+// -- checkpoints: the outbox decides, these carry out its actions ---------------------------------
+
+void apply(shard_ptr self, checkpoint_outbox::step next);
+
+void finish(shard_ptr self) {
+  auto& st = self->state;
   for (auto& rp : st.stop_waiters)
     rp.deliver(st.last_acked);
   st.stop_waiters.clear();
+  meter_finish(st);
   self->quit(st.quit_reason);
 }
 
-// Sends the next checkpoint to the sink unless one is in flight or a retry is pending.
-void pump(shard_ptr self) {
+void on_saved(shard_ptr self, const checkpoint& cp) {
   auto& st = self->state;
-  if (st.in_flight || st.backing_off) {
+  if (!st.outbox.in_flight())
+    return; // fenced meanwhile
+  if (cp.position) {
+    st.last_acked = cp.position;
+    self->send(st.feeder, acked_atom::value, *cp.position);
+  }
+  st.end_acked = !cp.position;
+  meter_ack(st, cp);
+  apply(self, st.outbox.ack());
+}
+
+void on_save_failed(shard_ptr self, caf::error& err) {
+  auto& st = self->state;
+  if (code_of(err) == errc::stale_generation) {
+    st.outbox.fence();
+    self->quit(std::move(err)); // a newer incarnation owns the shard
     return;
   }
-  if (st.waiting) {
-    auto cp = std::move(*st.waiting);
-    st.waiting.reset();
-    save(self, std::move(cp));
-  } else if (st.waiting_end) {
-    st.waiting_end = false;
-    save(self, checkpoint{});
-  } else {
-    finish_if_done(self);
+  auto next = st.outbox.failed(self->clock().now());
+  if (next)
+    fmt::print(stderr, "shardflow: shard {}: checkpoint save failed ({}); retry {} in {} ms\n",
+               st.cfg.id, self->system().render(err), next->attempt, next->delay.count());
+  apply(self, std::move(next));
+}
+
+void send_save(shard_ptr self, checkpoint cp) {
+  auto& st = self->state;
+  self->request(st.sink, st.cfg.checkpoint_timeout, save_atom::value, st.cfg.id, st.generation, cp)
+    .then([self, cp](caf::ok_atom) { on_saved(self, cp); },
+          [self](caf::error& err) { on_save_failed(self, err); });
+}
+
+void apply(shard_ptr self, checkpoint_outbox::step next) {
+  if (!next)
+    return;
+  switch (next->what) {
+    case outbox_action::kind::save:
+      send_save(self, std::move(next->cp));
+      return;
+    case outbox_action::kind::retry:
+      self->delayed_send(self, next->delay, retry_atom::value, next->ticket);
+      return;
+    case outbox_action::kind::done:
+      finish(self);
+      return;
   }
 }
 
 void submit(shard_ptr self, std::optional<checkpoint> cp) {
-  if (!cp)
-    return;
-  auto& st = self->state;
-  if (cp->position)
-    st.waiting = std::move(cp); // supersedes an older position still waiting
-  else
-    st.waiting_end = true;
-  pump(self);
-}
-
-void save(shard_ptr self, checkpoint cp) {
-  auto& st = self->state;
-  st.in_flight = cp;
-  self->request(st.sink, st.cfg.checkpoint_timeout, save_atom::value, st.cfg.id, st.generation, cp)
-    .then(
-      [self, cp](caf::ok_atom) {
-        auto& st = self->state;
-        st.in_flight.reset();
-        st.retry_attempt = 0;
-        ++st.acked;
-        if (cp.position) {
-          st.last_acked = cp.position;
-          self->send(st.feeder, acked_atom::value, *cp.position);
-        }
-        pump(self);
-      },
-      [self](caf::error& err) {
-        auto& st = self->state;
-        if (code_of(err) == errc::stale_generation) {
-          self->quit(std::move(err)); // a newer incarnation owns the shard
-          return;
-        }
-        // Never taken as success: the checkpoint goes back in line (unless a newer one is there).
-        auto failed = std::move(*st.in_flight);
-        st.in_flight.reset();
-        if (!failed.position)
-          st.waiting_end = true;
-        else if (!st.waiting)
-          st.waiting = std::move(failed);
-        ++st.sink_failures;
-        const auto delay = std::min<std::chrono::milliseconds>(
-          st.cfg.retry_max, st.cfg.retry_min * (1LL << std::min(st.retry_attempt, 20u)));
-        ++st.retry_attempt;
-        fmt::print(stderr, "shardflow: shard {}: checkpoint save failed ({}); retry {} in {} ms\n",
-                   st.cfg.id, self->system().render(err), st.retry_attempt, delay.count());
-        st.backing_off = true;
-        self->delayed_send(self, delay, retry_atom::value, ++st.retry_gen);
-      });
+  if (cp)
+    apply(self, self->state.outbox.offer(std::move(*cp)));
 }
 
 void schedule_tick(shard_ptr self) {
@@ -138,25 +153,92 @@ void stop(shard_ptr self, shutdown_reason why, caf::error quit_reason) {
     return;
   st.stopping = true;
   st.quit_reason = std::move(quit_reason);
-  if (why == shutdown_reason::zombie) { // the lease is gone: write nothing more
-    st.waiting.reset();
-    st.waiting_end = false;
-    st.backing_off = false;
-  }
+  if (why == shutdown_reason::zombie) // the lease is gone: write nothing more
+    st.outbox.drop();
   if (st.proc)
     submit(self, st.proc->shutdown(why, self->clock().now()));
   if (why == shutdown_reason::terminate)
     submit(self, checkpoint{}); // after the last position: the shard has ended
-  finish_if_done(self);
+  apply(self, st.outbox.close());
 }
 
-caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::actor feeder,
-                         caf::actor sink) {
+// -- start: load the checkpoint, make the processor, attach to the feeder -------------------------
+
+void attached(shard_ptr self, caf::response_promise& rp) {
   auto& st = self->state;
-  st.cfg = std::move(cfg);
-  st.sup = std::move(sup);
-  st.feeder = std::move(feeder);
-  st.sink = std::move(sink);
+  rp.deliver(caf::ok_atom::value);
+  self->send(st.feeder, demand_atom::value, static_cast<std::uint64_t>(st.cfg.credit),
+             static_cast<std::uint64_t>(st.cfg.credit_bytes));
+  schedule_tick(self);
+}
+
+void loaded(shard_ptr self, caf::response_promise& rp, const stored_checkpoint& stored) {
+  auto& st = self->state;
+  st.generation = stored.generation;
+  st.last_acked = stored.position;
+  meter_start(st, stored);
+  auto f = st.cfg.make_flusher(st.cfg.id);
+  st.proc = std::make_unique<batch_processor>(st.cfg.id, std::move(f), st.cfg.batch,
+                                              self->clock().now());
+  self->request(st.feeder, caf::infinite, attach_atom::value, stored.position)
+    .then([self, rp](caf::ok_atom) mutable { attached(self, rp); },
+          [self](caf::error& err) { self->quit(std::move(err)); });
+}
+
+caf::result<caf::ok_atom> on_start(shard_ptr self) {
+  auto rp = self->make_response_promise();
+  auto& st = self->state;
+  self->request(st.sink, st.cfg.checkpoint_timeout, load_atom::value, st.cfg.id)
+    .then([self, rp](stored_checkpoint& stored) mutable { loaded(self, rp, stored); },
+          [self](caf::error& err) { self->quit(std::move(err)); });
+  return rp;
+}
+
+// -- the other handlers ---------------------------------------------------------------------------
+
+void on_records(shard_ptr self, const record_batch& batch) {
+  auto& st = self->state;
+  if (!st.proc || st.stopping)
+    return; // after a stop began: the next incarnation reads these again
+  st.received += batch.size();
+  if (auto* m = st.cfg.meters.get())
+    m->records_received.fetch_add(batch.size(), std::memory_order_relaxed);
+  submit(self, st.proc->process(batch, self->clock().now()));
+  self->send(st.feeder, demand_atom::value, static_cast<std::uint64_t>(batch.size()),
+             static_cast<std::uint64_t>(payload_bytes(batch)));
+}
+
+void on_tick(shard_ptr self, std::uint64_t gen) {
+  auto& st = self->state;
+  if (gen != st.tick_gen || !st.proc || st.stopping)
+    return;
+  const auto now = self->clock().now();
+  submit(self, st.proc->heartbeat(now));
+  if (st.proc->watchdog_expired(now)) {
+    self->quit(
+      make_error(errc::watchdog_timeout, fmt::format("shard {}: no records for {} ms", st.cfg.id,
+                                                     st.cfg.batch.watchdog_timeout.count())));
+    return;
+  }
+  schedule_tick(self);
+}
+
+shard_stats stats_of(const shard_state& st) {
+  shard_stats result;
+  result.id = st.cfg.id;
+  result.generation = st.generation;
+  result.received = st.received;
+  result.acked = st.outbox.acked();
+  result.sink_failures = st.outbox.failures();
+  result.last_acked = st.last_acked;
+  if (st.proc)
+    result.processor = st.proc->stats();
+  return result;
+}
+
+// Monitors the supervisor and the feeder, and turns exits and exceptions into stops and errors.
+void watch(shard_ptr self) {
+  auto& st = self->state;
   self->set_exception_handler(
     [](caf::scheduled_actor*, std::exception_ptr& eptr) { return error_from(eptr); });
   self->monitor(st.sup);
@@ -176,65 +258,23 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
     else if (msg.reason)
       self->quit(msg.reason);
   });
+}
+
+caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::actor feeder,
+                         caf::actor sink) {
+  auto& st = self->state;
+  st.outbox = checkpoint_outbox{{cfg.retry_min, cfg.retry_max}};
+  st.cfg = std::move(cfg);
+  st.sup = std::move(sup);
+  st.feeder = std::move(feeder);
+  st.sink = std::move(sink);
+  watch(self);
   return {
-    [self](start_atom) {
-      auto rp = self->make_response_promise();
-      auto& st = self->state;
-      self->request(st.sink, st.cfg.checkpoint_timeout, load_atom::value, st.cfg.id)
-        .then(
-          [self, rp](stored_checkpoint& stored) mutable {
-            auto& st = self->state;
-            st.generation = stored.generation;
-            st.last_acked = stored.position;
-            auto f = st.cfg.make_flusher(st.cfg.id);
-            st.proc = std::make_unique<batch_processor>(st.cfg.id, std::move(f), st.cfg.batch,
-                                                        self->clock().now());
-            self->request(st.feeder, caf::infinite, attach_atom::value, stored.position)
-              .then(
-                [self, rp](caf::ok_atom) mutable {
-                  auto& st = self->state;
-                  rp.deliver(caf::ok_atom::value);
-                  self->send(st.feeder, demand_atom::value,
-                             static_cast<std::uint64_t>(st.cfg.credit),
-                             static_cast<std::uint64_t>(st.cfg.credit_bytes));
-                  schedule_tick(self);
-                },
-                [self](caf::error& err) { self->quit(std::move(err)); });
-          },
-          [self](caf::error& err) { self->quit(std::move(err)); });
-      return rp;
-    },
-    [self](records_atom, const record_batch& batch) {
-      auto& st = self->state;
-      if (!st.proc || st.stopping)
-        return; // after a stop began: the next incarnation reads these again
-      st.received += batch.size();
-      submit(self, st.proc->process(batch, self->clock().now()));
-      self->send(st.feeder, demand_atom::value, static_cast<std::uint64_t>(batch.size()),
-                 static_cast<std::uint64_t>(payload_bytes(batch)));
-    },
+    [self](start_atom) { return on_start(self); },
+    [self](records_atom, const record_batch& batch) { on_records(self, batch); },
     [self](end_atom) { stop(self, shutdown_reason::terminate, caf::exit_reason::normal); },
-    [self](tick_atom, std::uint64_t gen) {
-      auto& st = self->state;
-      if (gen != st.tick_gen || !st.proc || st.stopping)
-        return;
-      const auto now = self->clock().now();
-      submit(self, st.proc->heartbeat(now));
-      if (st.proc->watchdog_expired(now)) {
-        self->quit(make_error(errc::watchdog_timeout,
-                              fmt::format("shard {}: no records for {} ms", st.cfg.id,
-                                          st.cfg.batch.watchdog_timeout.count())));
-        return;
-      }
-      schedule_tick(self);
-    },
-    [self](retry_atom, std::uint64_t gen) {
-      auto& st = self->state;
-      if (gen != st.retry_gen || !st.backing_off)
-        return;
-      st.backing_off = false;
-      pump(self);
-    },
+    [self](tick_atom, std::uint64_t gen) { on_tick(self, gen); },
+    [self](retry_atom, std::uint64_t ticket) { apply(self, self->state.outbox.retry(ticket)); },
     [self](flush_atom, flush_mode mode) -> caf::result<caf::ok_atom> {
       auto& st = self->state;
       if (!st.proc || st.stopping)
@@ -243,26 +283,13 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
       return caf::ok_atom::value;
     },
     [self](shutdown_atom, shutdown_reason why) {
-      auto& st = self->state;
       auto rp = self->make_response_promise();
-      st.stop_waiters.push_back(rp);
+      self->state.stop_waiters.push_back(rp);
       stop(self, why,
            why == shutdown_reason::terminate ? caf::error{} : caf::exit_reason::user_shutdown);
       return rp;
     },
-    [self](stats_atom) {
-      auto& st = self->state;
-      shard_stats result;
-      result.id = st.cfg.id;
-      result.generation = st.generation;
-      result.received = st.received;
-      result.acked = st.acked;
-      result.sink_failures = st.sink_failures;
-      result.last_acked = st.last_acked;
-      if (st.proc)
-        result.processor = st.proc->stats();
-      return result;
-    },
+    [self](stats_atom) { return stats_of(self->state); },
   };
 }
 
@@ -279,19 +306,19 @@ caf::actor spawn_shard(caf::event_based_actor* sup, shard_config cfg, caf::actor
 
 child_spec shard_group(shard_group_config cfg) {
   child_spec feeder_spec;
-  feeder_spec.id = "feeder";
+  feeder_spec.id = feeder_child_id;
   feeder_spec.start = [source = cfg.source, fcfg = cfg.feeder](start_context& ctx) {
     return caf::expected<caf::actor>{spawn_feeder(ctx.self, source, fcfg)};
   };
   child_spec shard_spec;
-  shard_spec.id = "shard";
+  shard_spec.id = shard_child_id;
   shard_spec.restart = cfg.finite ? restart_type::transient : restart_type::permanent;
   shard_spec.significant = cfg.finite;
   shard_spec.backoff = cfg.backoff;
   shard_spec.shutdown = shutdown_spec::after(cfg.shutdown_timeout);
   shard_spec.start = [scfg = cfg.shard,
                       sink = cfg.sink](start_context& ctx) -> caf::expected<caf::actor> {
-    auto feeder = ctx.sibling("feeder");
+    auto feeder = ctx.sibling(feeder_child_id);
     if (!feeder)
       return make_error(errc::not_found, fmt::format("shard {}: no feeder is running", scfg.id));
     return spawn_shard(ctx.self, scfg, feeder, sink);

@@ -17,11 +17,19 @@
 // Checkpoints leave as `(save_atom, id, generation, checkpoint)` requests to the sink; at most one is
 // in flight and a newer one supersedes one still waiting. A failed save is counted, logged and
 // retried with doubling backoff, and is never reported as success; a save refused as stale (a newer
-// incarnation owns the shard) ends this one. Each acknowledged checkpoint is passed to the feeder,
-// which may then forget what it covers. Errors from the flusher, the processor's contract checks and
-// the watchdog end the shard with a shardflow error that keeps its text; the supervisor restarts it,
-// and the new incarnation resumes after the last acknowledged checkpoint (at-least-once: records
-// flushed after that checkpoint are flushed again).
+// incarnation owns the shard) ends this one. These decisions are core/checkpoint_outbox.hpp's (pure,
+// tested without CAF); the actor carries out its actions. Each acknowledged checkpoint is passed to
+// the feeder, which may then forget what it covers. Errors from the flusher, the processor's
+// contract checks and the watchdog end the shard with a shardflow error that keeps its text; the
+// supervisor restarts it, and the new incarnation resumes after the last acknowledged checkpoint
+// (at-least-once: records flushed after that checkpoint are flushed again).
+//
+// Meters (`shard_config::meters`, core/shard_meters.hpp): each incarnation writes its generation on
+// start (and counts a restart when an earlier incarnation of the same meters had started), the
+// records it receives, each acknowledged checkpoint, and on finishing its outcome: `ended` when its
+// last acknowledged checkpoint is the end marker, else `stopped`. A group that restarts the shard
+// after stopping it (a feeder crash under rest_for_one) therefore shows `stopped` until the next
+// incarnation has loaded its checkpoint and writes `running` again.
 //
 // Threading: a shard runs on CAF's cooperative scheduler and must not block. A flusher that blocks
 // on I/O (fsync, network round trips) should run on a detached shard (`shard_config::detached`): it
@@ -79,7 +87,8 @@ struct shard_config {
 caf::actor spawn_shard(caf::event_based_actor* sup, shard_config cfg, caf::actor feeder,
                        caf::actor sink);
 
-/// Configuration of a per-shard group: feeder plus shard under a rest_for_one supervisor.
+/// Configuration of a per-shard group: feeder plus shard under a rest_for_one supervisor (child ids
+/// `feeder_child_id` and `shard_child_id`).
 struct shard_group_config {
   shard_config shard;
   /// Makes the record source of each feeder incarnation.
@@ -105,7 +114,16 @@ struct shard_group_config {
   std::function<void(const std::string&)> report;
 };
 
-/// Returns the child spec of the group of one shard, id = the shard id. Under a parent supervisor
+/// The child id of the feeder inside a shard group (`which_children` of the group supervisor lists
+/// it first; start it before the shard).
+inline constexpr char feeder_child_id[] = "feeder";
+
+/// The child id of the shard actor inside a shard group (after the feeder: under rest_for_one a
+/// feeder restart restarts the shard, a shard restart leaves the feeder running).
+inline constexpr char shard_child_id[] = "shard";
+
+/// Returns the child spec of the group of one shard, id = the shard id; its children are
+/// `feeder_child_id` and `shard_child_id`, in that order. Under a parent supervisor
 /// with auto_shutdown all_significant, a finite group is significant and transient.
 child_spec shard_group(shard_group_config cfg);
 
