@@ -106,6 +106,45 @@ stream_dir stream_dir::open(const fs::path& dir) {
   return result;
 }
 
+namespace {
+
+// Writes the stream's meta file under a temporary name, syncs it and renames it into place, so a
+// failed write (a full disk) leaves no meta file: the directory is no stream, and a rerun makes it.
+void write_meta(const fs::path& dir, std::size_t shards) {
+  const auto tmp = dir / (std::string{meta_name} + ".tmp");
+  const auto text = fmt::format("{}\nshards {}\n", meta_magic, shards);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    fail_io("cannot create", tmp);
+  const bool written = write_all(fd, text.data(), text.size()) && ::fsync(fd) == 0;
+  int why = errno;
+  const bool closed = ::close(fd) == 0;
+  if (written && !closed)
+    why = errno;
+  if (!written || !closed) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    errno = why;
+    fail_io("cannot write", tmp);
+  }
+  std::error_code ec;
+  fs::rename(tmp, dir / meta_name, ec);
+  if (ec)
+    throw error{errc::io_failed,
+                fmt::format("cannot create {}: {}", (dir / meta_name).string(), ec.message())};
+  const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0 || ::fsync(d) != 0) {
+    const int e = errno;
+    if (d >= 0)
+      ::close(d);
+    errno = e;
+    fail_io("cannot sync the directory", dir);
+  }
+  ::close(d);
+}
+
+} // namespace
+
 stream_dir stream_dir::create(const fs::path& dir, std::size_t shards) {
   if (shards == 0)
     throw error{errc::bad_input, "a stream needs at least one shard"};
@@ -119,7 +158,7 @@ stream_dir stream_dir::create(const fs::path& dir, std::size_t shards) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec)
-    throw error{errc::bad_input, fmt::format("cannot create {}: {}", dir.string(), ec.message())};
+    throw error{errc::io_failed, fmt::format("cannot create {}: {}", dir.string(), ec.message())};
   stream_dir result;
   result.dir_ = dir;
   result.shards_ = shards;
@@ -129,17 +168,7 @@ stream_dir stream_dir::create(const fs::path& dir, std::size_t shards) {
       fail_io("cannot create", result.shard_file(i));
     ::close(fd);
   }
-  auto tmp = dir / (std::string{meta_name} + ".tmp");
-  {
-    std::ofstream out{tmp};
-    out << meta_magic << "\nshards " << shards << "\n";
-    if (!out)
-      throw error{errc::bad_input, fmt::format("cannot write {}", tmp.string())};
-  }
-  fs::rename(tmp, dir / meta_name, ec);
-  if (ec)
-    throw error{errc::bad_input,
-                fmt::format("cannot create {}: {}", (dir / meta_name).string(), ec.message())};
+  write_meta(dir, shards);
   return result;
 }
 

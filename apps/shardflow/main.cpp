@@ -1,7 +1,6 @@
 // apps/shardflow/main.cpp - the `shardflow` command: parses the command line and runs a subcommand.
 //
-// Exit codes (apps/shardflow/exit_codes.hpp): 0 done; 1 the job failed; 2 bad command line; 3 bad
-// input; 130 stopped at once by a second signal.
+// Exit codes: apps/shardflow/exit_codes.hpp (printed by --help).
 #include <CLI/CLI.hpp>
 
 #include "apps/shardflow/exit_codes.hpp"
@@ -13,6 +12,7 @@ int main(int argc, char** argv) {
   CLI::App app{"shardflow - process sharded record streams with flushers, checkpoints and "
                "supervised shard actors"};
   app.require_subcommand(1);
+  app.footer(shardflow::cli::exit_code_help);
   app.set_config("--config", "", "read options from a TOML file ([run] section for run options)");
   int exit_code = shardflow::cli::exit_ok;
   shardflow::cli::add_put_command(app, exit_code);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "apps/shardflow/exit_codes.hpp"
+#include "apps/shardflow/guarded.hpp"
 #include "apps/shardflow/options.hpp"
 #include "apps/shardflow/run_report.hpp"
 #include <shardflow/actors/checkpoint_sink.hpp>
@@ -105,10 +106,6 @@ struct run_plan {
   std::string metrics_host;
   int metrics_port = 0;
 };
-
-[[noreturn]] void usage(const std::string& what) {
-  throw CLI::ValidationError(what);
-}
 
 std::chrono::milliseconds duration_of(const std::string& option, const std::string& text) {
   auto d = parse_duration(text);
@@ -498,20 +495,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--progress", cfg->progress, "auto | tty (a live line) | log | off")
     ->check(CLI::IsMember({"auto", "tty", "log", "off"}))
     ->capture_default_str();
-  cmd->callback([cfg, &exit_code] {
-    try {
-      exit_code = run_job(*cfg);
-    } catch (const CLI::ValidationError& e) {
-      fmt::print(stderr, "shardflow run: {}\n", e.what());
-      exit_code = exit_usage;
-    } catch (const error& e) {
-      fmt::print(stderr, "shardflow run: {}\n", e.what());
-      exit_code = e.code() == errc::bad_input ? exit_bad_input : exit_failed;
-    } catch (const std::exception& e) {
-      fmt::print(stderr, "shardflow run: {}\n", e.what());
-      exit_code = exit_failed;
-    }
-  });
+  cmd->callback([cfg, &exit_code] { exit_code = guarded("run", [&] { return run_job(*cfg); }); });
 }
 
 } // namespace shardflow::cli

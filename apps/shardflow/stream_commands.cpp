@@ -1,20 +1,23 @@
 #include "apps/shardflow/stream_commands.hpp"
 
+#include <cerrno>
 #include <chrono>
-#include <fstream>
-#include <iostream>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <simdjson.h>
 #include <unistd.h>
 
 #include "apps/shardflow/exit_codes.hpp"
+#include "apps/shardflow/guarded.hpp"
 #include <shardflow/core/error.hpp>
+#include <shardflow/core/result.hpp>
 #include <shardflow/local/local_stream.hpp>
 
 namespace shardflow::cli {
@@ -58,54 +61,126 @@ std::string key_of(const std::string& line, const std::string& field, std::strin
   return simdjson::minify(v);
 }
 
-int run_put(const put_config& cfg) {
+// Reads the lines of a file or of standard input ("-"), without their newline (and a '\r' before
+// it). A file that cannot be opened because it is not there is bad input (a wrong argument); any
+// other failure to open or read it is an I/O failure.
+class line_reader {
+public:
+  explicit line_reader(const std::string& name)
+    : name_(name == "-" ? std::string{"<stdin>"} : name), fd_(STDIN_FILENO) {
+    if (name == "-")
+      return;
+    fd_ = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0)
+      throw error{errno == ENOENT ? errc::bad_input : errc::io_failed,
+                  fmt::format("cannot read {}: {}", name, std::strerror(errno))};
+  }
+
+  ~line_reader() {
+    if (fd_ != STDIN_FILENO)
+      ::close(fd_);
+  }
+
+  line_reader(const line_reader&) = delete;
+  line_reader& operator=(const line_reader&) = delete;
+
+  /// Sets `line` to the next line; returns false at the end of the input.
+  bool next(std::string& line) {
+    for (;;) {
+      const auto nl = buf_.find('\n', cur_);
+      if (nl != std::string::npos || (eof_ && cur_ < buf_.size())) {
+        const auto end = nl != std::string::npos ? nl : buf_.size();
+        line.assign(buf_, cur_, end - cur_);
+        cur_ = end + 1;
+        if (!line.empty() && line.back() == '\r')
+          line.pop_back();
+        return true;
+      }
+      if (eof_)
+        return false;
+      fill();
+    }
+  }
+
+  const std::string& name() const noexcept {
+    return name_;
+  }
+
+private:
+  void fill() {
+    buf_.erase(0, std::min(cur_, buf_.size()));
+    cur_ = 0;
+    char chunk[1 << 16];
+    for (;;) {
+      const auto n = ::read(fd_, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        throw error{errc::io_failed,
+                    fmt::format("cannot read {}: {}", name_, std::strerror(errno))};
+      eof_ = n == 0;
+      buf_.append(chunk, static_cast<std::size_t>(n));
+      return;
+    }
+  }
+
+  std::string name_;
+  int fd_;
+  std::string buf_;
+  std::size_t cur_ = 0;
+  bool eof_ = false;
+};
+
+// Makes the record of one input line; returns why it cannot be one.
+status record_of(const put_config& cfg, std::string& line, stream_record& x) {
+  x.arrival_ms = now_ms();
+  std::string why;
+  if (cfg.format == "text") {
+    // The line is the partition key too, and a record line holds keys as JSON strings.
+    if (!simdjson::validate_utf8(line.data(), line.size()))
+      return fail("not valid UTF-8 (with --format text the line is the partition key, which must "
+                  "be text)");
+    x.partition_key = line;
+  } else {
+    x.partition_key = key_of(line, cfg.key_field, why);
+    if (!why.empty())
+      return fail(why);
+  }
+  x.data = std::move(line);
+  return {};
+}
+
+local::stream_dir stream_for(const put_config& cfg) {
   auto stream = local::stream_dir::exists(cfg.stream) || cfg.shards == 0
                   ? local::stream_dir::open(cfg.stream)
                   : local::stream_dir::create(cfg.stream, cfg.shards);
   if (cfg.shards != 0 && stream.shards() != cfg.shards)
     throw error{errc::bad_input,
                 fmt::format("{} has {} shards, not {}", cfg.stream, stream.shards(), cfg.shards)};
+  return stream;
+}
+
+int run_put(const put_config& cfg) {
+  auto stream = stream_for(cfg);
   local::stream_writer writer{stream};
   std::vector<std::string> inputs = cfg.files;
   if (inputs.empty())
     inputs.push_back("-");
   std::uint64_t total = 0;
   for (const auto& name : inputs) {
-    std::ifstream file;
-    std::istream* in = &std::cin;
-    if (name != "-") {
-      file.open(name, std::ios::binary);
-      if (!file)
-        throw error{errc::bad_input, fmt::format("cannot read {}", name)};
-      in = &file;
-    }
+    line_reader in{name};
     std::string line;
     std::uint64_t number = 0;
-    while (std::getline(*in, line)) {
+    while (in.next(line)) {
       ++number;
-      if (!line.empty() && line.back() == '\r')
-        line.pop_back();
       if (line.empty())
         continue;
       stream_record x;
-      x.arrival_ms = now_ms();
-      std::string why;
-      if (cfg.format == "text") {
-        // The line is the partition key too, and a record line holds keys as JSON strings.
-        if (!simdjson::validate_utf8(line.data(), line.size()))
-          why = "not valid UTF-8 (with --format text the line is the partition key, which must be "
-                "text)";
-        x.partition_key = line;
-      } else {
-        x.partition_key = key_of(line, cfg.key_field, why);
-      }
-      if (!why.empty()) {
+      if (auto ok = record_of(cfg, line, x); !ok) {
         writer.flush(); // the lines before it are in
-        throw error{errc::bad_input,
-                    fmt::format("{}:{}: {} (the {} lines before it were appended)",
-                                name == "-" ? "<stdin>" : name, number, why, total)};
+        throw error{errc::bad_input, fmt::format("{}:{}: {} (the {} lines before it were appended)",
+                                                 in.name(), number, ok.error(), total)};
       }
-      x.data = std::move(line);
       writer.append(x);
       ++total;
     }
@@ -157,19 +232,6 @@ int run_generate(const generate_config& cfg) {
   fmt::print(stderr, "{}generate: {} records of ~{} bytes into {} ({} shards) in {:.2f} s\n",
              tty ? "\r" : "", cfg.records, cfg.data_bytes, cfg.stream, cfg.shards, secs);
   return exit_ok;
-}
-
-template <class F>
-int guarded(const char* command, F&& f) {
-  try {
-    return f();
-  } catch (const error& e) {
-    fmt::print(stderr, "shardflow {}: {}\n", command, e.what());
-    return e.code() == errc::bad_input ? exit_bad_input : exit_failed;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "shardflow {}: {}\n", command, e.what());
-    return exit_failed;
-  }
 }
 
 } // namespace

@@ -164,6 +164,25 @@ SCENARIO("a stream directory knows its shards and refuses a mismatch", "[local]"
   CHECK_THROWS_WITH(local::stream_dir::create(dir.path / "s", 4), Catch::Contains("already has 3"));
 }
 
+SCENARIO("a stream that cannot be written while it is created fails as an I/O error and is no "
+         "stream",
+         "[local]") {
+  temp_dir dir;
+  {
+    testing::file_size_limit limit{0}; // a full disk: no file can grow
+    try {
+      local::stream_dir::create(dir.path / "s", 2);
+      FAIL("creating the stream did not fail");
+    } catch (const error& e) {
+      CHECK(e.code() == errc::io_failed);
+      CHECK_THAT(e.what(), Catch::Contains("cannot write") && Catch::Contains("shardflow-stream"));
+    }
+  }
+  CHECK_FALSE(local::stream_dir::exists(dir.path / "s"));
+  CHECK(local::stream_dir::create(dir.path / "s", 2).shards() == 2); // once there is room
+  CHECK(local::stream_dir::open(dir.path / "s").shards() == 2);
+}
+
 SCENARIO("a finite source stops before a line that is not finished", "[local]") {
   temp_dir dir;
   auto stream = local::stream_dir::create(dir.path / "s", 1);

@@ -1,0 +1,41 @@
+// apps/shardflow/guarded.hpp - how every command turns an exception into a message and an exit code.
+//
+// A command's body runs inside `guarded`: a CLI::ValidationError (a bad option value found while
+// planning) is a usage error (2); a shardflow::error exits with `exit_code_of` its code; any other
+// exception is a failure (1). The message goes to stderr as "shardflow COMMAND: what".
+#pragma once
+
+#include <exception>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "apps/shardflow/exit_codes.hpp"
+#include <shardflow/core/error.hpp>
+
+namespace shardflow::cli {
+
+/// Signals a bad option value found after parsing (exit code 2 under `guarded`).
+[[noreturn]] inline void usage(const std::string& what) {
+  throw CLI::ValidationError(what);
+}
+
+/// Runs `body` (returning an exit code) and maps what it throws to an exit code; see the file
+/// comment.
+template <class F>
+int guarded(const char* command, F&& body) {
+  try {
+    return body();
+  } catch (const CLI::ValidationError& e) {
+    fmt::print(stderr, "shardflow {}: {}\n", command, e.what());
+    return exit_usage;
+  } catch (const error& e) {
+    fmt::print(stderr, "shardflow {}: {}\n", command, e.what());
+    return exit_code_of(e);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "shardflow {}: {}\n", command, e.what());
+    return exit_failed;
+  }
+}
+
+} // namespace shardflow::cli

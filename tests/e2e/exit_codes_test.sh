@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Exit codes through the binary: an I/O failure (a full disk) is 1, never 3 ("bad input"); a missing
+# input file is bad input (3); a bad command line is 2. A full disk leaves no half-made stream.
+source "$(dirname "$0")/lib.sh"
+
+for i in $(seq 1 2000); do
+  printf '{"id":%d,"pad":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}\n' "$i"
+done > "$WORK/input.ndjson"
+
+# Runs the command with a file size limit of $1 KiB (0: no file can grow): its writes fail with EFBIG
+# as on a full disk (SIGXFSZ ignored). Its stderr comes back through a pipe, which no limit affects;
+# the exit code is in $rc.
+limited() { # kib command...
+  local kib="$1"; shift
+  rc=0
+  err=$( (trap '' XFSZ; ulimit -f "$kib"; exec "$@") 2>&1 ) || rc=$?
+}
+
+set +e
+limited 0 "$SHARDFLOW" put "$WORK/new" --shards 2 "$WORK/input.ndjson"
+check "a full disk while put creates a stream exits 1 (not 3)" test $rc -eq 1
+check "... saying what could not be written" grep -q "cannot write" <<< "$err"
+check "... and leaves no half-made stream behind" test ! -e "$WORK/new/shardflow-stream"
+"$SHARDFLOW" put "$WORK/new" --shards 2 "$WORK/input.ndjson" 2> "$WORK/err1"; rc=$?
+check "once there is room, put creates it (0)" test $rc -eq 0
+check "... with every record" test "$(cat "$WORK"/new/shard-*.ndjson | wc -l)" -eq 2000
+
+limited 16 "$SHARDFLOW" put "$WORK/new" "$WORK/input.ndjson"
+check "a full disk while put appends exits 1 (not 3)" test $rc -eq 1
+check "... naming the shard file" grep -q "cannot write .*shard-0000[01].ndjson" <<< "$err"
+
+"$SHARDFLOW" put "$WORK/new" "$WORK/no-such-file" 2> "$WORK/err2"; rc=$?
+check "a missing input file is bad input (3)" test $rc -eq 3
+check "... named" grep -q "no-such-file" "$WORK/err2"
+"$SHARDFLOW" put "$WORK/new" "$WORK" 2> "$WORK/err3"; rc=$?
+check "an input that cannot be read (a directory) is an I/O failure (1)" test $rc -eq 1
+"$SHARDFLOW" put "$WORK/new" --format yaml < /dev/null 2> /dev/null; rc=$?
+check "a bad option is a usage error (2)" test $rc -eq 2
+"$SHARDFLOW" --help > "$WORK/help" 2>&1
+check "--help documents the exit codes" grep -q "3 bad input" "$WORK/help"
+set -e
+finish
