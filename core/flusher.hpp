@@ -16,16 +16,57 @@
 // flusher may see records again that an earlier incarnation already wrote (at-least-once).
 //
 // Threading: a flusher is owned by exactly one shard and called from that shard only, never
-// concurrently: it needs no locks. Calls should return in bounded time; a flusher that blocks on I/O
-// for long belongs on a shard spawned as a detached actor (see actors/shard.hpp) so that it does not
-// stall the cooperative scheduler.
+// concurrently: it needs no locks, and each call happens after the previous one returned (the actor's
+// mailbox orders them). It is NOT always called from the same OS thread: a shard on CAF's cooperative
+// scheduler may run each call (and the factory, and the destructor) on a different worker thread, so
+// a flusher must not keep thread-local state or use a client that is tied to the thread that made it.
+// Only a detached shard (`shard_config::detached`, actors/shard.hpp) keeps one thread for its whole
+// life; the MLD worker (kcl/) calls from its session's thread. Calls should return in bounded time; a
+// flusher that blocks on I/O for long belongs on a detached shard so that it does not stall the
+// cooperative scheduler, or writes asynchronously and returns its completions from `heartbeat`
+// (examples/async_flusher.cpp).
+//
+// Records: `add` receives a reference to a record that stays alive, unchanged, until the record's
+// token has come back from `flush` or `heartbeat` (the batch processor shares the record's batch until
+// a checkpoint has passed the record, and a checkpoint never passes a record whose token is still
+// out), so a flusher may keep a pointer or a `std::string_view` into an added record instead of
+// copying it. It may not keep one past that point, nor to a record it answered `ignored` or `full`
+// (those are live during `add` only), and it may not touch kept references in its destructor: the
+// processor releases its batches before it destroys the flusher. Copy what you need longer.
+//
+// Edge calls, all legal: `heartbeat` before any `add`, and `flush` (partial or full) with nothing
+// outstanding (the shard flushes fully on every stop, also when idle). With nothing outstanding they
+// must return no tokens (every token already came back) and should not write anything.
 //
 // Failure: a flusher reports `{error, Reason}` by throwing (any std::exception; `shardflow::error`
-// with errc::flusher_failed is a good choice). The batch processor turns that into an error carrying
-// the exception's text; the shard then exits and its supervisor restarts it from the last checkpoint.
+// with errc::flusher_failed, or errc::io_failed for a failed write, is a good choice). The batch
+// processor turns that into an error carrying the exception's text and never calls that flusher
+// again (every later call of the processor throws errc::processor_stopped without reaching it); the
+// shard then exits and its supervisor restarts it from the last checkpoint with a new flusher.
 // Contract violations are failures too and are reported with a clear message, never by hanging:
-// returning a token twice or one never handed out, answering `full` on an empty batch, or leaving
-// records outstanding after `flush(flush_mode::full)`.
+// returning a token twice or one never handed out (or one of an ignored record), answering `full` on
+// an empty batch, or leaving records outstanding after `flush(flush_mode::full)`.
+//
+// Destruction: the destructor runs once the shard is done with the flusher, after a clean stop
+// (a `flush(full)` came first), after a throw, after a contract violation, and after a lost lease
+// (`shutdown_reason::zombie`: no flush at all, another worker owns the shard now). It must not
+// throw and should return in bounded time (join a worker thread only after telling it to stop). It
+// may release resources (close files, join threads), but it should not write records: nothing it
+// writes can be checkpointed (no token comes back from a destructor), the next incarnation replays
+// those records anyway, and after a lost lease its writes would land beside the new owner's.
+// Records it still holds are dropped, not lost: they are after the last checkpoint.
+//
+// The factory: runs on the shard's thread when an incarnation starts, before its first record. A
+// factory may throw (the disk is gone, a connection is refused) or return null (the processor
+// treats that as errc::flusher_failed): the incarnation fails to start with that text. Under a
+// supervisor the start failure counts as a restart within the group's intensity, so a factory that
+// keeps failing makes the group give up and its parent see errc::restart_limit_reached; in the MLD
+// worker the session ends with a fatal error. The factory is called once per incarnation, possibly
+// from different threads over time, and from several shards at once: what it captures must be safe
+// to share (or copied per call).
+//
+// Conformance: flushers/conformance.hpp checks an implementation against this contract in one line
+// (`require_flusher_contract(factory)`); run it in your tests.
 #pragma once
 
 #include <cstdint>
