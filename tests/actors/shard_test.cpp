@@ -160,7 +160,7 @@ struct fixture : deterministic_fixture {
   }
 
   shard_stats stats(const std::string& id) {
-    auto shard = member(id, "shard");
+    auto shard = member(id, shard_child_id);
     REQUIRE(shard);
     auto r = ask<shard_stats>(shard, stats_atom::value);
     REQUIRE(r.value);
@@ -272,7 +272,7 @@ SCENARIO_METHOD(fixture, "a shard killed while its final checkpoint is in flight
   caf::anon_send(gated, open_atom::value, true); // hold every save
   run();
   start(g);
-  auto shard = member("k", "shard");
+  auto shard = member("k", shard_child_id);
   REQUIRE(shard);
   CHECK(durable_counts("k").size() == 120); // the final flush ran; its checkpoint waits
   CHECK_FALSE(stored("k"));
@@ -308,7 +308,7 @@ SCENARIO_METHOD(fixture, "a fenced incarnation stops instead of writing", "[acto
   script->only_heartbeat = true;
   auto g = group("z", 10, false);
   start(g);
-  auto old = member("z", "shard");
+  auto old = member("z", shard_child_id);
   REQUIRE(old);
   store->load("z"); // a newer incarnation (elsewhere) took over the shard
   script->next_heartbeat_all = true;
@@ -317,7 +317,7 @@ SCENARIO_METHOD(fixture, "a fenced incarnation stops instead of writing", "[acto
   REQUIRE(is_dead(old, &reason));
   CHECK(code_of(reason) == errc::stale_generation);
   CHECK_FALSE(stored("z"));
-  CHECK(member("z", "shard")); // its group restarted it under a new generation
+  CHECK(member("z", shard_child_id)); // its group restarted it under a new generation
   CHECK(stats("z").generation == 3);
 }
 
@@ -338,9 +338,9 @@ SCENARIO_METHOD(fixture, "the watchdog fires only after a whole timeout without 
   g.source = [] { return std::make_shared<replay_buffer>(); }; // push mode
   g.shard.batch.watchdog_timeout = 3s;
   start(g);
-  auto first = member("w", "shard");
+  auto first = member("w", shard_child_id);
   advance(2s);
-  auto feeder = member("w", "feeder");
+  auto feeder = member("w", feeder_child_id);
   auto pushed = ask<caf::ok_atom>(feeder, push_atom::value,
                                   record_batch{{shardflow::testing::make_record(0)}});
   REQUIRE(pushed.value);
@@ -350,7 +350,7 @@ SCENARIO_METHOD(fixture, "the watchdog fires only after a whole timeout without 
   caf::error reason;
   REQUIRE(is_dead(first, &reason));
   CHECK(code_of(reason) == errc::watchdog_timeout);
-  CHECK(member("w", "shard")); // restarted
+  CHECK(member("w", shard_child_id)); // restarted
 }
 
 SCENARIO_METHOD(fixture, "backpressure stops a fast producer until checkpoints free the buffer",
@@ -360,7 +360,7 @@ SCENARIO_METHOD(fixture, "backpressure stops a fast producer until checkpoints f
   g.source = [] { return std::make_shared<replay_buffer>(); };
   g.feeder.push_limit = 1000;
   start(g);
-  auto feeder = member("b", "feeder");
+  auto feeder = member("b", feeder_child_id);
   auto acks = std::make_shared<int>(0);
   // A producer that sends 50 batches of 100 records at once and counts the acknowledgements.
   spawn_fn([feeder, acks](caf::event_based_actor* self) {
@@ -431,7 +431,7 @@ SCENARIO_METHOD(fixture, "pushed records survive a restart of the whole group", 
   g.feeder.push_limit = 10;
   script->fail_on_data = {"r5"};
   start(g);
-  auto feeder = member("p", "feeder");
+  auto feeder = member("p", feeder_child_id);
   auto acks = std::make_shared<std::vector<caf::error>>();
   spawn_fn([feeder, acks](caf::event_based_actor* self) {
     for (std::uint64_t b = 0; b < 2; ++b) {
@@ -447,7 +447,7 @@ SCENARIO_METHOD(fixture, "pushed records survive a restart of the whole group", 
   REQUIRE(acks->size() == 2);
   CHECK_FALSE((*acks)[0]);                        // taken before the crash
   CHECK(code_of((*acks)[1]) == errc::restarting); // waited, then told to push again
-  CHECK(member("p", "feeder") != feeder);         // the group was restarted
+  CHECK(member("p", feeder_child_id) != feeder);  // the group was restarted
   CHECK(stored("p") == 9u);                       // records 0..9 replayed and made durable
   for (std::uint64_t i = 0; i < 10; ++i)
     CHECK(
@@ -466,4 +466,98 @@ SCENARIO("a shard that moves again after its end is no longer ended", "[actors][
   store.save("x", g, checkpoint{s2});
   CHECK_FALSE(store.peek("x")->ended);
   CHECK(store.peek("x")->position == s2);
+}
+
+SCENARIO_METHOD(fixture, "a finite shard's meters say it ended at its last record",
+                "[actors][shard][meters]") {
+  auto meters = std::make_shared<shard_meters>();
+  auto g = group("m", 300, true);
+  g.shard.meters = meters;
+  CHECK(meters->outcome == shard_outcome::running);
+  CHECK(meters->acked_position == shard_meters::no_position);
+  start(g);
+  CHECK(is_dead(root));
+  CHECK(meters->generation == 1);
+  CHECK(meters->restarts == 0);
+  CHECK(meters->records_received == 300);
+  CHECK(meters->acked_position == 299);
+  CHECK(meters->acked_end);
+  CHECK(meters->checkpoints_acked >= 2); // at least the last position and the end marker
+  CHECK(meters->outcome == shard_outcome::ended);
+}
+
+SCENARIO_METHOD(fixture, "a restarted shard's meters count the restart and the replayed records",
+                "[actors][shard][meters]") {
+  auto meters = std::make_shared<shard_meters>();
+  script->capacity = 100;
+  script->fail_on_data = {"c:537"};
+  auto g = group("c", 1000, true);
+  g.shard.meters = meters;
+  start(g);
+  CHECK(is_dead(root));
+  REQUIRE(rewinds->size() == 2);
+  const auto k = *(*rewinds)[1];
+  CHECK(meters->generation == 2);
+  CHECK(meters->restarts == 1);
+  // The first incarnation received up to 537 at least; the second from k + 1 to the end.
+  CHECK(meters->records_received >= 1000 + (537 - k));
+  CHECK(meters->acked_position == 999);
+  CHECK(meters->outcome == shard_outcome::ended);
+}
+
+SCENARIO_METHOD(fixture, "a stopped shard's meters say stopped, not ended",
+                "[actors][shard][meters]") {
+  auto meters = std::make_shared<shard_meters>();
+  auto g = group("t", 500, false);
+  g.shard.meters = meters;
+  g.shard.batch.flush_interval = 1h;
+  g.shard.batch.checkpoint_interval = 1h;
+  script->capacity = 1000;
+  start(g);
+  CHECK(meters->records_received == 500);
+  CHECK(meters->checkpoints_acked == 0);
+  CHECK(meters->outcome == shard_outcome::running);
+  caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+  run();
+  CHECK(is_dead(root));
+  CHECK(meters->acked_position == 499);
+  CHECK_FALSE(meters->acked_end);
+  CHECK(meters->outcome == shard_outcome::stopped);
+}
+
+SCENARIO_METHOD(fixture, "a position beyond 64 bits is metered as no_position",
+                "[actors][shard][meters]") {
+  auto meters = std::make_shared<shard_meters>();
+  auto g = group("big", 0, true);
+  g.shard.meters = meters;
+  g.source = [] {
+    struct big_source final : record_source {
+      bool done = false;
+      void rewind(const std::optional<sequence_number>&) override {
+        done = false;
+      }
+      record_batch read(std::size_t) override {
+        if (done)
+          return {};
+        done = true;
+        stream_record x;
+        x.partition_key = "k";
+        x.data = "big";
+        x.sequence.base
+          = sequence_base::parse("49590338271490256608559692538361571095921575989136");
+        return record_batch{std::vector<stream_record>{x}};
+      }
+      bool at_end() const override {
+        return done;
+      }
+    };
+    return std::make_shared<big_source>();
+  };
+  start(g);
+  CHECK(is_dead(root));
+  CHECK(meters->records_received == 1);
+  CHECK(meters->checkpoints_acked >= 2);
+  CHECK(meters->acked_position == shard_meters::no_position);
+  CHECK(meters->acked_end);
+  CHECK(meters->outcome == shard_outcome::ended);
 }
