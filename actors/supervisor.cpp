@@ -128,6 +128,12 @@ exit_kind classify(const caf::error& reason) {
   return exit_kind::abnormal;
 }
 
+// Whether a child's exit reason says it gave up (a sub-supervisor over its restart intensity).
+bool gave_up(const caf::error& reason) {
+  return reason
+         && code_of(reason) == errc::restart_limit_reached; // code_of needs a non-empty error
+}
+
 std::string describe(sup_ptr self, const caf::error& reason) {
   if (!reason)
     return "normal";
@@ -137,12 +143,6 @@ std::string describe(sup_ptr self, const caf::error& reason) {
 
 std::string name_of(const child_rec& c) {
   return c.spec.id.empty() ? fmt::format("#{}", c.key) : c.spec.id;
-}
-
-// OTP's {shutdown, Term}: an exit reason equal to user_shutdown that still says why.
-caf::error shutdown_with(std::string why) {
-  return caf::error{static_cast<std::uint8_t>(caf::exit_reason::user_shutdown), caf::atom("exit"),
-                    caf::make_message(std::move(why))};
 }
 
 // -- the step machine -------------------------------------------------------------------------------
@@ -177,13 +177,19 @@ void schedule_backoff_reset(sup_ptr self, const child_rec& c) {
                      static_cast<std::uint64_t>(c.restarts_in_row));
 }
 
-void on_started(sup_ptr self, child_rec& c) {
+template <class F>
+void on_started(sup_ptr self, child_rec& c, F then) {
   c.st = child_state::running;
   auto& front = self->state.steps.front();
   if (front.why == purpose::api_start || front.why == purpose::api_restart)
     front.rp.deliver(c.hdl);
   schedule_backoff_reset(self, c);
+  then();
   step_done(self);
+}
+
+void on_started(sup_ptr self, child_rec& c) {
+  on_started(self, c, [] {});
 }
 
 void start_failed(sup_ptr self, child_rec& c, const caf::error& reason) {
@@ -295,6 +301,8 @@ outcome exec_start(sup_ptr self, step& s) {
           on_started(self, *c);
       },
       [self, key, gen](caf::error& err) {
+        if (err == caf::sec::request_receiver_down)
+          return; // it is gone: its down message (monitored) says whether it failed or ended
         auto* c = find_key(self, key);
         if (c && c->gen == gen && c->st == child_state::starting)
           start_failed(self, *c, err);
@@ -497,11 +505,13 @@ bool count_restart(sup_ptr self, const child_rec& c, const caf::error& reason) {
     st.flags.report(fmt::format("giving up: more than {} restarts in {} s (last: child {}: {})",
                                 st.flags.intensity, st.flags.period.count(), name_of(c),
                                 describe(self, reason)));
+  // Abnormal, so that the parent restarts this supervisor or gives up in turn (escalation).
   begin_shutdown(self,
-                 shutdown_with(fmt::format("restart limit reached: more than {} restarts in {} s "
-                                           "(last: child {}: {})",
-                                           st.flags.intensity, st.flags.period.count(), name_of(c),
-                                           describe(self, reason))));
+                 make_error(errc::restart_limit_reached,
+                            fmt::format("restart limit reached: more than {} restarts in {} s "
+                                        "(last: child {}: {})",
+                                        st.flags.intensity, st.flags.period.count(), name_of(c),
+                                        describe(self, reason))));
   return false;
 }
 
@@ -542,7 +552,8 @@ void handle_exit(sup_ptr self, child_rec& c, const caf::error& reason) {
     const bool significant = c.spec.significant;
     if (decision == restart_decision::remove)
       erase_key(self, c.key);
-    if (significant)
+    // A significant child that gave up did not end: its failure is no reason for a clean stop.
+    if (significant && !gave_up(reason))
       check_auto_shutdown(self);
     return;
   }
@@ -566,7 +577,17 @@ void on_down(sup_ptr self, caf::down_msg& msg) {
     return; // a stale incarnation
   switch (c->st) {
     case child_state::starting:
-      start_failed(self, *c, msg.reason);
+      if (classify(msg.reason) == exit_kind::abnormal) {
+        start_failed(self, *c, msg.reason);
+      } else {
+        // It started and ended before its answer came (a finite child with little to do): not a
+        // start failure. Its exit is handled once the sequence is over, like any other.
+        on_started(self, *c, [&] {
+          c->hdl = caf::actor{};
+          c->st = child_state::stopped;
+          st.pending_exits.push_back({c->key, c->gen, msg.reason});
+        });
+      }
       return;
     case child_state::terminating: {
       c->hdl = caf::actor{};

@@ -15,13 +15,18 @@
 //
 // A restart whose start fails marks the child `restarting` and retries asynchronously (counted by the
 // intensity), so the supervisor keeps answering meanwhile. More restarts than `intensity` within
-// `period` seconds ends the supervisor: it stops every child in reverse order and exits, as OTP does,
-// with `shutdown` carrying the reason ({shutdown, reached_max_restart_intensity}: `user_shutdown`
-// with a context naming the last child and its exit reason). A permanent parent restarts it (and
-// counts that against its own intensity: escalation up the tree); a transient one takes it as a
-// normal end, so code that must tell the two apart looks at the context (runtime::ended_cleanly). With `auto_shutdown`, significant transient/temporary children that end by themselves shut
-// the supervisor down with `user_shutdown` (OTP's `shutdown`), which is how a job of finite shards
-// ends cleanly.
+// `period` seconds ends the supervisor: it stops every child in reverse order and exits with
+// errc::restart_limit_reached (a context naming the last child and its exit reason). Unlike OTP's
+// {shutdown, reached_max_restart_intensity} that is an ABNORMAL exit, so failures flow up: a permanent
+// or transient parent restarts it (counted against its own intensity, which may give up in turn), and
+// one_for_all / rest_for_one take its siblings along. With `auto_shutdown`, significant
+// transient/temporary children that end by themselves shut the supervisor down with `user_shutdown`
+// (OTP's `shutdown`), which is how a job of finite shards ends cleanly; a significant child that gave
+// up (exited with restart_limit_reached) never counts as ended.
+//
+// A child that ends normally (or with `user_shutdown`) before its start handshake answer arrives has
+// started and ended (a finite child with little to do): that is not a start failure; its exit is
+// handled after the start sequence like any other.
 //
 // CAF specifics (verified on 0.17.6): the supervisor *monitors* its children and keeps strong handles
 // to them; it never links, because `kill` passes through links untrappably. A child should monitor its

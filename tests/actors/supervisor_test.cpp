@@ -26,7 +26,8 @@ struct test_log {
   std::set<std::string> fail_once;                         // ... once, then starts normally
   std::set<std::string> ignore;                            // start function returns ignore
   std::set<std::string> crash_in_init;                     // the actor dies before the handshake
-  std::set<std::string> stubborn;                          // ignores shutdown requests
+  std::set<std::string> end_in_init; // it starts, then ends normally before the handshake reply
+  std::set<std::string> stubborn;    // ignores shutdown requests
 };
 
 caf::behavior test_worker(caf::event_based_actor* self, caf::actor sup, std::string id,
@@ -37,6 +38,10 @@ caf::behavior test_worker(caf::event_based_actor* self, caf::actor sup, std::str
     return {};
   }
   log->started.push_back(id);
+  if (log->end_in_init.count(id) > 0) {
+    self->quit(); // a finite child with nothing to do: done before its supervisor hears back
+    return {};
+  }
   self->set_exit_handler([self, id, log](caf::exit_msg& m) {
     log->stopped.emplace_back(id, m.reason);
     if (log->stubborn.count(id) == 0)
@@ -397,7 +402,8 @@ SCENARIO_METHOD(fixture, "one_for_one restarts only the failed child, until the 
   kill_child(sup, "a", crash()); // the third within the period with intensity 2
   caf::error reason;
   REQUIRE(is_dead(sup, &reason));
-  CHECK(reason == caf::exit_reason::user_shutdown); // OTP exits with shutdown
+  // Giving up is abnormal (OTP exits with shutdown; here it must escalate): a parent restarts it.
+  CHECK(code_of(reason) == errc::restart_limit_reached);
   CHECK_THAT(text_of(reason), Catch::Contains("restart limit reached"));
   CHECK(is_dead(b));
 }
@@ -778,4 +784,122 @@ SCENARIO_METHOD(fixture, "under rest_for_one the failed child's backoff delays t
   CHECK(log->started.empty());
   advance(1ms);
   CHECK(log->started == std::vector<std::string>{"b", "c"});
+}
+
+// issue 11, hole 1: giving up is an abnormal exit that escalates.
+SCENARIO_METHOD(fixture, "a sub-supervisor that gives up is restarted by its parent's strategy",
+                "[actors][supervisor]") {
+  auto f_inner = flags(strategy::rest_for_one, 0);
+  f_inner.shutdown_mode = auto_shutdown::any_significant;
+  auto leaf = worker("leaf", log, restart_type::transient);
+  leaf.significant = true;
+  // A finite shard group: transient and significant under an all_significant parent.
+  auto inner = supervisor_child("inner", f_inner, {leaf}, restart_type::transient, true);
+  auto f_top = flags(strategy::one_for_all, 1);
+  f_top.shutdown_mode = auto_shutdown::all_significant;
+  auto sup = start_sup(f_top, {inner, worker("other", log)});
+  auto inner1 = child(sup, "inner");
+  auto other1 = child(sup, "other");
+  REQUIRE(inner1);
+  REQUIRE(other1);
+  WHEN("the leaf crashes and the inner supervisor (intensity 0) gives up") {
+    kill_child(inner1, "leaf", crash());
+    THEN("it exits with restart_limit_reached and one_for_all restarts the whole group") {
+      caf::error reason;
+      REQUIRE(is_dead(inner1, &reason));
+      CHECK(code_of(reason) == errc::restart_limit_reached);
+      REQUIRE(alive(sup)); // not taken as a normal end of the significant child
+      auto inner2 = child(sup, "inner");
+      CHECK(inner2);
+      CHECK(inner2 != inner1);
+      CHECK(child(sup, "other"));
+      CHECK(child(sup, "other") != other1);
+    }
+    AND_WHEN("it gives up again within the parent's period") {
+      kill_child(child(sup, "inner"), "leaf", crash());
+      THEN("the parent gives up in turn, with restart_limit_reached") {
+        caf::error reason;
+        REQUIRE(is_dead(sup, &reason));
+        CHECK(code_of(reason) == errc::restart_limit_reached);
+        CHECK_THAT(text_of(reason), Catch::Contains("child inner"));
+      }
+    }
+  }
+}
+
+SCENARIO_METHOD(fixture, "a significant temporary child that gives up does not end its parent",
+                "[actors][supervisor]") {
+  auto f_inner = flags(strategy::one_for_one, 0);
+  auto inner = supervisor_child("inner", f_inner, {worker("leaf", log)}, restart_type::temporary,
+                                true);
+  auto f_top = flags(strategy::one_for_one, 5);
+  f_top.shutdown_mode = auto_shutdown::any_significant;
+  auto done = worker("done", log, restart_type::transient);
+  done.significant = true;
+  auto sup = start_sup(f_top, {inner, done});
+  kill_child(child(sup, "inner"), "leaf", crash()); // inner gives up; it is temporary: removed
+  REQUIRE(alive(sup)); // a failure is not an end of a significant child
+  CHECK(counts(sup).specs == 1);
+  kill_child(sup, "done", caf::error{}); // the last significant child ends normally
+  caf::error reason;
+  REQUIRE(is_dead(sup, &reason));
+  CHECK(reason == caf::exit_reason::user_shutdown);
+}
+
+// issue 11, hole 2: a finite child that ends at once is not a start failure.
+SCENARIO_METHOD(fixture,
+                "static significant children that end before their handshake reply start fine",
+                "[actors][supervisor]") {
+  auto f = flags(strategy::one_for_one, 1);
+  f.shutdown_mode = auto_shutdown::all_significant;
+  std::vector<child_spec> specs;
+  for (auto* id : {"a", "b", "c"}) {
+    log->end_in_init.insert(id);
+    auto s = worker(id, log, restart_type::transient);
+    s.significant = true;
+    specs.push_back(std::move(s));
+  }
+  auto sup = spawn_supervisor(sys, f, std::move(specs));
+  REQUIRE(sup);
+  std::optional<caf::error> start_reply;
+  spawn_fn([&, s = *sup](caf::event_based_actor* self) {
+    self->request(s, caf::infinite, start_atom::value)
+      .then([&](caf::ok_atom) { start_reply = caf::error{}; },
+            [&](caf::error& e) { start_reply = std::move(e); });
+  });
+  run();
+  CHECK(log->started == std::vector<std::string>{"a", "b", "c"}); // every child got its start
+  REQUIRE(start_reply);
+  CHECK_FALSE(*start_reply);
+  caf::error reason;
+  REQUIRE(is_dead(*sup, &reason));
+  CHECK(reason == caf::exit_reason::user_shutdown); // all significant children ended: clean
+  CHECK(reason.context().empty());
+}
+
+SCENARIO_METHOD(fixture, "finite groups whose shard ends during the start sequence end cleanly",
+                "[actors][supervisor]") {
+  auto f_group = flags(strategy::rest_for_one, 1);
+  f_group.shutdown_mode = auto_shutdown::any_significant;
+  std::vector<child_spec> groups;
+  for (auto* id : {"g1", "g2", "g3"}) {
+    const auto leaf_id = std::string{id} + "/shard";
+    log->end_in_init.insert(leaf_id);
+    auto leaf = worker(leaf_id, log, restart_type::transient);
+    leaf.significant = true;
+    groups.push_back(supervisor_child(id, f_group, {worker(std::string{id} + "/feeder", log), leaf},
+                                      restart_type::transient, true));
+  }
+  auto f = flags(strategy::one_for_one, 1);
+  f.shutdown_mode = auto_shutdown::all_significant;
+  auto sup = spawn_supervisor(sys, f, std::move(groups));
+  REQUIRE(sup);
+  auto r = ask<caf::ok_atom>(*sup, start_atom::value);
+  CHECK_FALSE(r.err);
+  run();
+  CHECK(log->started.size() == 6);
+  caf::error reason;
+  REQUIRE(is_dead(*sup, &reason));
+  CHECK(reason == caf::exit_reason::user_shutdown);
+  CHECK(reason.context().empty());
 }
