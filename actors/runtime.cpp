@@ -1,5 +1,11 @@
 #include <shardflow/actors/runtime.hpp>
 
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <unordered_set>
+#include <utility>
+
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
@@ -8,10 +14,103 @@
 
 namespace shardflow {
 
+// -- logging -------------------------------------------------------------------------------------
+
+const char* to_string(log_level x) noexcept {
+  switch (x) {
+    case log_level::debug:
+      return "debug";
+    case log_level::info:
+      return "info";
+    case log_level::warning:
+      return "warning";
+    case log_level::error:
+      return "error";
+  }
+  return "unknown";
+}
+
+log_sink stderr_log_sink() {
+  return [](log_level level, std::string_view text) {
+    using namespace std::chrono;
+    const auto now = system_clock::now();
+    const auto secs = system_clock::to_time_t(now);
+    const auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    // One write per line, so lines from several threads do not interleave.
+    auto line = fmt::format("{}.{:03}Z {} shardflow: {}\n", stamp, ms, to_string(level), text);
+    std::fwrite(line.data(), 1, line.size(), stderr);
+  };
+}
+
+// -- outcome and registry ------------------------------------------------------------------------
+
 namespace {
 
+// OTP's `shutdown` is clean; `{shutdown, Why}` (a context) is how a supervisor reports giving up.
+bool clean_reason(const caf::error& x) {
+  return !x || x == caf::exit_reason::normal
+         || (x == caf::exit_reason::user_shutdown && x.context().empty());
+}
+
+} // namespace
+
+bool runtime_outcome::clean() const {
+  if (!ended || !clean_reason(reason))
+    return false;
+  for (auto& x : shards)
+    if (x.outcome != shard_outcome::ended && x.outcome != shard_outcome::stopped)
+      return false;
+  return true;
+}
+
+/// The part of a runtime that the facade reads from host threads while the front actor writes it.
+struct runtime_registry {
+  struct row {
+    shard_id id;
+    std::shared_ptr<shard_meters> meters;
+    std::string reason; // gave_up: why
+  };
+
+  caf::actor root;
+  caf::actor sink;
+  bool own_sink = false;
+
+  mutable std::mutex mtx;
+  std::vector<row> rows; // in start order
+  bool ended = false;
+  caf::error reason;
+
+  runtime_outcome snapshot() const {
+    std::lock_guard<std::mutex> guard{mtx};
+    runtime_outcome result;
+    result.ended = ended;
+    result.reason = reason;
+    for (auto& r : rows)
+      result.shards.push_back({r.id, r.meters->outcome.load(std::memory_order_relaxed), r.reason});
+    return result;
+  }
+
+  std::shared_ptr<shard_meters> find(const shard_id& id) const {
+    std::lock_guard<std::mutex> guard{mtx};
+    for (auto& r : rows)
+      if (r.id == id)
+        return r.meters;
+    return nullptr;
+  }
+};
+
+namespace {
+
+// -- the intake child of a finite root -----------------------------------------------------------
+
+constexpr const char* intake_id = "shardflow-intake";
+
 // Keeps a finite runtime's root from shutting down while shards are still being added: a significant
-// child that ends by itself (normally) when the host says the last shard is in (runtime::seal).
+// child that ends by itself (normally) when the host says the last shard is in (seal).
 caf::behavior intake(caf::event_based_actor* self, caf::actor sup) {
   follow_supervisor(self, sup);
   return {
@@ -22,7 +121,7 @@ caf::behavior intake(caf::event_based_actor* self, caf::actor sup) {
 
 child_spec intake_child() {
   child_spec spec;
-  spec.id = "shardflow-intake";
+  spec.id = intake_id;
   spec.restart = restart_type::transient;
   spec.significant = true;
   spec.start = [](start_context& ctx) -> caf::expected<caf::actor> {
@@ -31,10 +130,452 @@ child_spec intake_child() {
   return spec;
 }
 
-} // namespace
+// -- the front actor -----------------------------------------------------------------------------
 
-caf::expected<std::unique_ptr<runtime>> runtime::start(caf::actor_system& sys, runtime_config cfg) {
-  auto sink = cfg.sink ? cfg.sink
+enum class role : std::uint8_t { group, feeder, shard };
+
+/// What the front actor knows about one shard.
+struct shard_entry {
+  caf::actor group;
+  caf::actor feeder;
+  caf::actor shard;
+  std::shared_ptr<shard_meters> meters;
+  bool finite = false;
+  bool stop_requested = false;
+  /// The last abnormal exit of the shard's group while no newer group has been seen.
+  caf::error failure;
+};
+
+struct front_state {
+  runtime_config cfg;
+  std::shared_ptr<runtime_registry> reg;
+  std::map<shard_id, shard_entry> entries;
+  /// Handles the front monitors, by actor id: whose and what.
+  std::map<caf::actor_id, std::pair<shard_id, role>> watched;
+  /// Actors seen going down (a which_children answer may still name them).
+  std::unordered_set<caf::actor_id> gone;
+  std::vector<caf::response_promise> waiters;
+  bool sealed = false;
+  bool shutting_down = false;
+  bool root_down = false;
+  caf::error reason;
+};
+
+using front_actor = caf::stateful_actor<front_state>;
+
+shard_outcome outcome_of(const shard_entry& e) {
+  return e.meters->outcome.load(std::memory_order_relaxed);
+}
+
+// Sets the outcome unless the shard already wrote one.
+void settle(shard_entry& e, shard_outcome x) {
+  auto expected = shard_outcome::running;
+  e.meters->outcome.compare_exchange_strong(expected, x, std::memory_order_relaxed);
+}
+
+void give_up(front_actor* self, const shard_id& id, shard_entry& e, const caf::error& why) {
+  auto text = text_of(why);
+  e.meters->outcome.store(shard_outcome::gave_up, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> guard{self->state.reg->mtx};
+  for (auto& r : self->state.reg->rows)
+    if (r.id == id)
+      r.reason = text;
+}
+
+// Returns the error for a request about shard `id`, or none when the shard can take it.
+caf::error refuse(front_actor* self, const shard_id& id) {
+  auto& st = self->state;
+  if (st.root_down)
+    return make_error(errc::runtime_ended,
+                      fmt::format("shard {}: the runtime has ended ({})", id, text_of(st.reason)));
+  if (st.shutting_down)
+    return make_error(errc::shutting_down,
+                      fmt::format("shard {}: the runtime is shutting down", id));
+  auto i = st.entries.find(id);
+  if (i == st.entries.end())
+    return make_error(errc::unknown_shard, fmt::format("the runtime has no shard {}", id));
+  if (auto x = outcome_of(i->second); x != shard_outcome::running)
+    return make_error(errc::shard_ended, fmt::format("shard {} has {}", id, to_string(x)));
+  return {};
+}
+
+// Turns the error of a request to a shard's actor into one that names the problem.
+caf::error translate(front_actor* self, const shard_id& id, caf::error err) {
+  if (code_of(err) != errc::none || err != caf::sec::request_receiver_down)
+    return err;
+  if (auto why = refuse(self, id))
+    return why;
+  return make_error(errc::restarting,
+                    fmt::format("shard {} is restarting; ask again once it runs", id));
+}
+
+void watch(front_actor* self, const shard_id& id, role r, const caf::actor& hdl) {
+  self->monitor(hdl);
+  self->state.watched[hdl.id()] = {id, r};
+}
+
+caf::actor& slot(shard_entry& e, role r) {
+  switch (r) {
+    case role::group:
+      return e.group;
+    case role::feeder:
+      return e.feeder;
+    default:
+      return e.shard;
+  }
+}
+
+using actor_fn = std::function<void(const caf::actor&)>;
+using error_fn = std::function<void(caf::error)>;
+
+// Looks up the group's feeder and shard (one which_children request) and caches them.
+void resolve_members(front_actor* self, const shard_id& id, role r, actor_fn ok, error_fn fail) {
+  auto group = self->state.entries.at(id).group;
+  self->request(group, caf::infinite, which_children_atom::value)
+    .then(
+      [=](std::vector<child_info>& kids) {
+        auto i = self->state.entries.find(id);
+        if (i == self->state.entries.end() || i->second.group != group)
+          return fail(translate(self, id, caf::sec::request_receiver_down));
+        for (auto& k : kids) {
+          if (!k.handle || self->state.gone.count(k.handle.id()) > 0)
+            continue;
+          auto kr = k.id == "feeder" ? role::feeder : role::shard;
+          if (k.id != "feeder" && k.id != "shard")
+            continue;
+          if (slot(i->second, kr) != k.handle) {
+            slot(i->second, kr) = k.handle;
+            watch(self, id, kr, k.handle);
+          }
+        }
+        if (auto& hdl = slot(i->second, r))
+          return ok(hdl);
+        fail(translate(self, id, caf::sec::request_receiver_down));
+      },
+      [=](caf::error& err) { fail(translate(self, id, std::move(err))); });
+}
+
+// Records a new incarnation of the shard's group, if `kids` (the root's children) has one.
+bool adopt_group(front_actor* self, const shard_id& id, const std::vector<child_info>& kids) {
+  auto i = self->state.entries.find(id);
+  if (i == self->state.entries.end())
+    return false;
+  for (auto& k : kids) {
+    if (k.id != id || !k.handle || self->state.gone.count(k.handle.id()) > 0)
+      continue;
+    if (i->second.group != k.handle) {
+      i->second.group = k.handle;
+      i->second.failure = caf::error{};
+      watch(self, id, role::group, k.handle);
+    }
+    return true;
+  }
+  return false;
+}
+
+// Calls `ok` with the shard's actor in role `r` (cached, or looked up: at most two requests).
+void with_member(front_actor* self, const shard_id& id, role r, actor_fn ok, error_fn fail) {
+  auto& e = self->state.entries.at(id);
+  if (auto& hdl = slot(e, r))
+    return ok(hdl);
+  if (e.group)
+    return resolve_members(self, id, r, std::move(ok), std::move(fail));
+  self->request(self->state.reg->root, caf::infinite, which_children_atom::value)
+    .then(
+      [=](std::vector<child_info>& kids) {
+        if (!adopt_group(self, id, kids))
+          return fail(translate(self, id, caf::sec::request_receiver_down));
+        resolve_members(self, id, r, ok, fail);
+      },
+      [=](caf::error& err) { fail(translate(self, id, std::move(err))); });
+}
+
+// After an abnormal exit of a shard's group: looks for its next incarnation every 100 ms; a group
+// that is not being restarted (absent, or not running for 5 s) has given up for good.
+void look_for_group(front_actor* self, const shard_id& id, int tries) {
+  self->request(self->state.reg->root, caf::infinite, which_children_atom::value)
+    .then(
+      [=](std::vector<child_info>& kids) {
+        auto i = self->state.entries.find(id);
+        if (self->state.root_down || i == self->state.entries.end() || !i->second.failure
+            || adopt_group(self, id, kids))
+          return;
+        auto row = std::find_if(kids.begin(), kids.end(),
+                                [&](const child_info& k) { return k.id == id; });
+        if (row == kids.end() || (row->status != child_status::restarting && tries >= 50))
+          return give_up(self, id, i->second, i->second.failure);
+        self->delayed_send(self, std::chrono::milliseconds(100), retry_atom::value, id, tries + 1);
+      },
+      [](caf::error&) {}); // the root is gone: its down message settles every shard
+}
+
+void on_member_down(front_actor* self, const shard_id& id, role r, const caf::down_msg& msg) {
+  auto i = self->state.entries.find(id);
+  if (i == self->state.entries.end())
+    return;
+  auto& e = i->second;
+  if (slot(e, r).address() == msg.source)
+    slot(e, r) = caf::actor{};
+  if (r != role::group)
+    return;
+  e.feeder = caf::actor{};
+  e.shard = caf::actor{};
+  if (clean_reason(msg.reason)) {
+    settle(e, e.finite && !e.stop_requested && !self->state.shutting_down ? shard_outcome::ended
+                                                                          : shard_outcome::stopped);
+    return;
+  }
+  e.failure = msg.reason;
+  self->delayed_send(self, std::chrono::milliseconds(100), retry_atom::value, id, 0);
+}
+
+// The root is down: every shard's outcome is now final.
+void on_root_down(front_actor* self, const caf::error& reason) {
+  auto& st = self->state;
+  st.root_down = true;
+  st.reason = reason;
+  for (auto& [id, e] : st.entries) {
+    if (e.failure)
+      give_up(self, id, e, e.failure);
+    else if (outcome_of(e) == shard_outcome::running && !clean_reason(reason))
+      give_up(self, id, e, reason);
+    else
+      settle(e,
+             e.stop_requested || st.shutting_down ? shard_outcome::stopped : shard_outcome::ended);
+  }
+  {
+    std::lock_guard<std::mutex> guard{st.reg->mtx};
+    st.reg->ended = true;
+    st.reg->reason = reason;
+  }
+  if (!clean_reason(reason) && st.cfg.log)
+    st.cfg.log(log_level::error, fmt::format("the runtime ended: {}", text_of(reason)));
+  auto outcome = st.reg->snapshot();
+  for (auto& rp : st.waiters)
+    rp.deliver(outcome);
+  st.waiters.clear();
+}
+
+void on_down(front_actor* self, const caf::down_msg& msg) {
+  auto& st = self->state;
+  if (msg.source == st.reg->root.address())
+    return on_root_down(self, msg.reason);
+  st.gone.insert(msg.source.id());
+  auto i = st.watched.find(msg.source.id());
+  if (i == st.watched.end())
+    return;
+  auto [id, r] = i->second;
+  st.watched.erase(i);
+  on_member_down(self, id, r, msg);
+}
+
+// Completes a shard's config with the runtime's defaults; returns an error when it cannot run.
+caf::error complete(front_actor* self, shard_group_config& cfg,
+                    const std::shared_ptr<shard_meters>& meters) {
+  if (!cfg.shard.make_flusher)
+    return make_error(errc::bad_child_spec,
+                      fmt::format("shard {} has no flusher factory", cfg.shard.id));
+  if (!cfg.sink)
+    cfg.sink = self->state.reg->sink;
+  if (!cfg.source) {
+    // One buffer for the shard's life: when the group restarts (its feeder with it), the next
+    // feeder replays what the last one held and nothing pushed is lost.
+    auto buffer = std::make_shared<replay_buffer>();
+    cfg.source = [buffer] { return buffer; };
+  }
+  if (!cfg.report)
+    cfg.report = [log = self->state.cfg.log, id = cfg.shard.id](const std::string& what) {
+      log(log_level::warning, fmt::format("{}: {}", id, what));
+    };
+  cfg.shard.meters = meters;
+  return {};
+}
+
+// Adds shard `id` to the registry (a stopped shard of the same id is replaced, at the end).
+void enlist(front_actor* self, const shard_id& id, const std::shared_ptr<shard_meters>& meters,
+            bool finite) {
+  auto& st = self->state;
+  shard_entry e;
+  e.meters = meters;
+  e.finite = finite;
+  st.entries[id] = std::move(e);
+  std::lock_guard<std::mutex> guard{st.reg->mtx};
+  auto& rows = st.reg->rows;
+  rows.erase(std::remove_if(rows.begin(), rows.end(), [&](auto& r) { return r.id == id; }),
+             rows.end());
+  rows.push_back({id, meters, {}});
+}
+
+void delist(front_actor* self, const shard_id& id) {
+  auto& st = self->state;
+  st.entries.erase(id);
+  std::lock_guard<std::mutex> guard{st.reg->mtx};
+  auto& rows = st.reg->rows;
+  rows.erase(std::remove_if(rows.begin(), rows.end(), [&](auto& r) { return r.id == id; }),
+             rows.end());
+}
+
+caf::result<caf::ok_atom> start_shard(front_actor* self, shard_group_config& cfg) {
+  auto& st = self->state;
+  const auto id = cfg.shard.id;
+  if (st.root_down || st.shutting_down)
+    return refuse(self, id);
+  if (auto i = st.entries.find(id);
+      i != st.entries.end() && outcome_of(i->second) == shard_outcome::running)
+    return make_error(errc::already_started, fmt::format("shard {} is already running", id));
+  auto meters = std::make_shared<shard_meters>();
+  if (auto err = complete(self, cfg, meters))
+    return err;
+  enlist(self, id, meters, cfg.finite);
+  auto rp = self->make_response_promise<caf::ok_atom>();
+  self->request(st.reg->root, caf::infinite, start_child_atom::value, shard_group(std::move(cfg)))
+    .then(
+      [=](caf::actor& group) mutable {
+        auto i = self->state.entries.find(id);
+        if (i != self->state.entries.end() && !i->second.group) {
+          i->second.group = group;
+          watch(self, id, role::group, group);
+        }
+        rp.deliver(caf::ok_atom::value);
+      },
+      [=](caf::error& err) mutable {
+        auto why = translate(self, id, std::move(err));
+        delist(self, id);
+        rp.deliver(std::move(why));
+      });
+  return rp;
+}
+
+// Runs `then(actor)` on the shard's actor in role `r` and delivers what `then` answers.
+template <class T, class F>
+caf::result<T> on_member(front_actor* self, const shard_id& id, role r, F then) {
+  if (auto err = refuse(self, id))
+    return err;
+  auto rp = self->make_response_promise<T>();
+  with_member(
+    self, id, r, [=](const caf::actor& hdl) mutable { then(hdl, rp); },
+    [=](caf::error err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
+caf::result<caf::ok_atom> push(front_actor* self, const shard_id& id, record_batch& batch) {
+  return on_member<caf::ok_atom>(
+    self, id, role::feeder,
+    [self, id, batch = std::move(batch)](const caf::actor& feeder, auto& rp) mutable {
+      self->request(feeder, caf::infinite, push_atom::value, std::move(batch))
+        .then([rp](caf::ok_atom) mutable { rp.deliver(caf::ok_atom::value); },
+              [=](caf::error& err) mutable { rp.deliver(translate(self, id, std::move(err))); });
+    });
+}
+
+caf::result<shard_stats> stats(front_actor* self, const shard_id& id) {
+  return on_member<shard_stats>(
+    self, id, role::shard, [self, id](const caf::actor& shard, auto& rp) {
+      self->request(shard, caf::infinite, stats_atom::value)
+        .then([rp](shard_stats& x) mutable { rp.deliver(std::move(x)); },
+              [=](caf::error& err) mutable { rp.deliver(translate(self, id, std::move(err))); });
+    });
+}
+
+caf::result<caf::ok_atom> stop_shard(front_actor* self, const shard_id& id) {
+  if (auto err = refuse(self, id))
+    return err;
+  auto& root = self->state.reg->root;
+  self->state.entries[id].stop_requested = true;
+  auto rp = self->make_response_promise<caf::ok_atom>();
+  auto fail = [=](caf::error& err) mutable {
+    if (code_of(err) == errc::not_found) // the group ended by itself meanwhile
+      err = make_error(errc::shard_ended, fmt::format("shard {} has ended", id));
+    rp.deliver(translate(self, id, std::move(err)));
+  };
+  self->request(root, caf::infinite, terminate_child_atom::value, id)
+    .then(
+      [=](caf::ok_atom) mutable {
+        self->request(root, caf::infinite, delete_child_atom::value, id)
+          .then(
+            [=](caf::ok_atom) mutable {
+              if (auto i = self->state.entries.find(id); i != self->state.entries.end())
+                settle(i->second, shard_outcome::stopped);
+              rp.deliver(caf::ok_atom::value);
+            },
+            fail);
+      },
+      fail);
+  return rp;
+}
+
+void seal(front_actor* self) {
+  auto& st = self->state;
+  if (st.sealed || st.root_down)
+    return;
+  st.sealed = true;
+  self->request(st.reg->root, caf::infinite, which_children_atom::value)
+    .then(
+      [self](std::vector<child_info>& kids) {
+        for (auto& c : kids)
+          if (c.id == intake_id && c.handle)
+            self->send(c.handle, end_atom::value);
+      },
+      [](caf::error&) {});
+}
+
+caf::result<runtime_outcome> await_end(front_actor* self) {
+  auto& st = self->state;
+  if (st.root_down)
+    return st.reg->snapshot();
+  seal(self);
+  auto rp = self->make_response_promise<runtime_outcome>();
+  st.waiters.push_back(rp);
+  return rp;
+}
+
+caf::behavior front(front_actor* self, runtime_config cfg, std::shared_ptr<runtime_registry> reg) {
+  self->state.cfg = std::move(cfg);
+  self->state.reg = reg;
+  self->monitor(reg->root);
+  self->set_down_handler([self](caf::down_msg& msg) { on_down(self, msg); });
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    auto& reg = *self->state.reg;
+    if (!self->state.root_down)
+      self->send_exit(reg.root, msg.reason);
+    if (reg.own_sink)
+      self->send_exit(reg.sink, msg.reason);
+    self->quit(msg.reason);
+  });
+  return {
+    [self](start_child_atom, shard_group_config& g) { return start_shard(self, g); },
+    [self](push_atom, const shard_id& id, record_batch& batch) { return push(self, id, batch); },
+    [self](end_atom, const shard_id& id) {
+      return on_member<caf::ok_atom>(self, id, role::feeder,
+                                     [self](const caf::actor& feeder, auto& rp) {
+                                       self->send(feeder, end_atom::value);
+                                       rp.deliver(caf::ok_atom::value);
+                                     });
+    },
+    [self](stats_atom, const shard_id& id) { return stats(self, id); },
+    [self](terminate_child_atom, const shard_id& id) { return stop_shard(self, id); },
+    [self](seal_atom) {
+      seal(self);
+      return caf::ok_atom::value;
+    },
+    [self](await_atom) { return await_end(self); },
+    [self](shutdown_atom) {
+      if (!self->state.root_down && !self->state.shutting_down) {
+        self->state.shutting_down = true;
+        self->send_exit(self->state.reg->root, caf::exit_reason::user_shutdown);
+      }
+      return await_end(self);
+    },
+    [self](retry_atom, const shard_id& id, int tries) { look_for_group(self, id, tries); },
+  };
+}
+
+caf::expected<caf::actor> spawn_front(caf::actor_system& sys, runtime_config cfg,
+                                      const std::shared_ptr<runtime_registry>& reg) {
+  if (!cfg.log)
+    cfg.log = stderr_log_sink();
+  reg->own_sink = !cfg.sink;
+  reg->sink = cfg.sink ? cfg.sink
                        : spawn_checkpoint_sink(sys, std::make_shared<memory_checkpoint_store>());
   supervisor_flags flags;
   flags.how = strategy::one_for_one;
@@ -42,140 +583,130 @@ caf::expected<std::unique_ptr<runtime>> runtime::start(caf::actor_system& sys, r
   flags.period = cfg.period;
   flags.shutdown_mode = cfg.finite ? auto_shutdown::all_significant : auto_shutdown::never;
   flags.start_timeout = cfg.start_timeout;
+  flags.report = [log = cfg.log](const std::string& what) { log(log_level::warning, what); };
   std::vector<child_spec> children;
   if (cfg.finite)
     children.push_back(intake_child());
   auto root = spawn_supervisor(sys, flags, std::move(children));
-  if (!root)
+  if (!root) {
+    if (reg->own_sink)
+      caf::anon_send_exit(reg->sink, caf::exit_reason::user_shutdown);
     return root.error();
-  return std::unique_ptr<runtime>{new runtime(sys, *root, sink)};
+  }
+  reg->root = *root;
+  return sys.spawn(front, std::move(cfg), reg);
 }
 
-runtime::runtime(caf::actor_system& sys, caf::actor root, caf::actor sink)
-  : self_(sys), root_(std::move(root)), sink_(std::move(sink)) {
+} // namespace
+
+caf::expected<caf::actor> spawn_runtime(caf::actor_system& sys, runtime_config cfg) {
+  return spawn_front(sys, std::move(cfg), std::make_shared<runtime_registry>());
+}
+
+// -- the blocking facade -------------------------------------------------------------------------
+
+caf::expected<std::unique_ptr<runtime>> runtime::start(caf::actor_system& sys, runtime_config cfg) {
+  auto reg = std::make_shared<runtime_registry>();
+  auto front = spawn_front(sys, std::move(cfg), reg);
+  if (!front)
+    return front.error();
+  return std::unique_ptr<runtime>{new runtime(sys, *front, std::move(reg))};
+}
+
+runtime::runtime(caf::actor_system& sys, caf::actor front, std::shared_ptr<runtime_registry> reg)
+  : self_(sys), front_(std::move(front)), root_(reg->root), sink_(reg->sink), reg_(std::move(reg)) {
   self_->monitor(root_);
 }
 
 runtime::~runtime() {
   shutdown();
+  self_->send_exit(front_, caf::exit_reason::user_shutdown);
   if (sink_)
     self_->send_exit(sink_, caf::exit_reason::user_shutdown);
 }
 
 template <class T, class... Ts>
-caf::expected<T> runtime::call(const caf::actor& dst, Ts&&... xs) {
+caf::expected<T> runtime::call(Ts&&... xs) {
   caf::expected<T> result{caf::error{}};
-  self_->request(dst, caf::infinite, std::forward<Ts>(xs)...)
+  self_->request(front_, caf::infinite, std::forward<Ts>(xs)...)
     .receive([&](T& x) { result = std::move(x); },
              [&](caf::error& err) { result = std::move(err); });
   return result;
 }
 
 caf::error runtime::start_shard(shard_group_config cfg) {
-  if (!cfg.sink)
-    cfg.sink = sink_;
-  if (!cfg.source) {
-    // One buffer for the shard's life: when the group restarts (its feeder with it), the next
-    // feeder replays what the last one held and nothing pushed is lost.
-    auto buffer = std::make_shared<replay_buffer>();
-    cfg.source = [buffer] { return buffer; };
-  }
-  if (!cfg.shard.make_flusher)
-    return make_error(errc::bad_child_spec,
-                      fmt::format("shard {} has no flusher factory", cfg.shard.id));
-  auto r = call<caf::actor>(root_, start_child_atom::value, shard_group(std::move(cfg)));
+  auto r = call<caf::ok_atom>(start_child_atom::value, std::move(cfg));
   return r ? caf::error{} : r.error();
 }
 
-caf::expected<caf::actor> runtime::member(const shard_id& id, const std::string& role) {
-  auto groups = call<std::vector<child_info>>(root_, which_children_atom::value);
-  if (!groups)
-    return groups.error();
-  for (auto& g : *groups) {
-    if (g.id != id)
-      continue;
-    if (!g.handle)
-      return make_error(errc::restarting, fmt::format("shard {} is not running", id));
-    auto kids = call<std::vector<child_info>>(g.handle, which_children_atom::value);
-    if (!kids)
-      return kids.error();
-    for (auto& k : *kids)
-      if (k.id == role && k.handle)
-        return k.handle;
-    return make_error(errc::restarting, fmt::format("shard {}: its {} is restarting", id, role));
-  }
-  return make_error(errc::not_found, fmt::format("no shard {}", id));
-}
-
 caf::error runtime::push(const shard_id& id, record_batch batch) {
-  auto feeder = member(id, "feeder");
-  if (!feeder)
-    return feeder.error();
-  auto r = call<caf::ok_atom>(*feeder, push_atom::value, std::move(batch));
+  auto r = call<caf::ok_atom>(push_atom::value, id, std::move(batch));
   return r ? caf::error{} : r.error();
 }
 
 caf::error runtime::end(const shard_id& id) {
-  auto feeder = member(id, "feeder");
-  if (!feeder)
-    return feeder.error();
-  self_->send(*feeder, end_atom::value);
-  return {};
+  auto r = call<caf::ok_atom>(end_atom::value, id);
+  return r ? caf::error{} : r.error();
 }
 
 caf::expected<shard_stats> runtime::stats(const shard_id& id) {
-  auto shard = member(id, "shard");
-  if (!shard)
-    return shard.error();
-  return call<shard_stats>(*shard, stats_atom::value);
+  return call<shard_stats>(stats_atom::value, id);
 }
 
 caf::error runtime::stop_shard(const shard_id& id) {
-  auto r = call<caf::ok_atom>(root_, terminate_child_atom::value, id);
-  if (!r)
-    return r.error();
-  auto d = call<caf::ok_atom>(root_, delete_child_atom::value, id);
-  return d ? caf::error{} : d.error();
+  auto r = call<caf::ok_atom>(terminate_child_atom::value, id);
+  return r ? caf::error{} : r.error();
 }
 
 void runtime::seal() {
-  if (sealed_)
-    return;
-  sealed_ = true;
-  auto intake = call<std::vector<child_info>>(root_, which_children_atom::value);
-  if (!intake)
-    return;
-  for (auto& c : *intake)
-    if (c.id == "shardflow-intake" && c.handle)
-      self_->send(c.handle, end_atom::value);
+  call<caf::ok_atom>(seal_atom::value);
 }
 
-bool runtime::await(caf::timespan timeout) {
-  if (finished_)
-    return true;
-  seal();
-  self_->receive(
-    [&](caf::down_msg& msg) {
-      ended_ = msg.reason;
-      finished_ = true;
-    },
-    caf::after(timeout) >> [] {});
-  return finished_;
+runtime_outcome runtime::await(caf::timespan timeout) {
+  if (!finished_) {
+    seal();
+    self_->receive([&](caf::down_msg& msg) { finished_ = msg.source == root_.address(); },
+                   caf::after(timeout) >> [] {});
+    if (!finished_)
+      return reg_->snapshot();
+  }
+  // The front actor answers once it has seen the root go down, with every outcome settled.
+  auto out = call<runtime_outcome>(await_atom::value);
+  if (!out)
+    return reg_->snapshot();
+  ended_ = out->reason;
+  return std::move(*out);
 }
 
-bool runtime::ended_cleanly() const {
-  // OTP's `shutdown` is clean; `{shutdown, Why}` (a context) is how a supervisor reports giving up.
-  return finished_
-         && (!ended_ || (ended_ == caf::exit_reason::user_shutdown && ended_.context().empty()));
+bool runtime::ended_cleanly() {
+  return finished_ && reg_->snapshot().clean();
 }
 
 caf::error runtime::shutdown() {
-  if (finished_)
-    return ended_;
-  self_->send_exit(root_, caf::exit_reason::user_shutdown);
-  self_->receive([&](caf::down_msg& msg) { ended_ = msg.reason; });
+  auto out = call<runtime_outcome>(shutdown_atom::value);
+  if (!out)
+    return out.error();
   finished_ = true;
-  return ended_;
+  ended_ = out->reason;
+  if (!clean_reason(out->reason))
+    return out->reason;
+  for (auto& x : out->shards)
+    if (x.outcome == shard_outcome::gave_up)
+      return make_error(errc::restart_limit_reached,
+                        fmt::format("shard {} gave up: {}", x.id, x.reason));
+  return {};
+}
+
+std::shared_ptr<const shard_meters> runtime::meters(const shard_id& id) const {
+  return reg_->find(id);
+}
+
+std::vector<shard_id> runtime::shards() const {
+  std::lock_guard<std::mutex> guard{reg_->mtx};
+  std::vector<shard_id> result;
+  for (auto& r : reg_->rows)
+    result.push_back(r.id);
+  return result;
 }
 
 } // namespace shardflow

@@ -1,46 +1,113 @@
-// actors/runtime.hpp - the embedding API: shards under one supervision tree in a host's actor system.
+// actors/runtime.hpp - the embedding API: shards under one supervision tree in a host's actor
+// system, with a blocking facade for host threads and a front actor for hosts that are actors.
 //
 // A host application that already has a `caf::actor_system` creates a runtime, starts shards
 // (shard id, flusher factory, batch configuration, record source or push mode), feeds records,
-// reads stats and shuts down gracefully:
+// reads stats and meters, and learns how each shard's life ended:
 //
 //     caf::actor_system sys{cfg};                    // cfg: shardflow::configure(cfg) first
 //     auto rt = shardflow::runtime::start(sys, {});  // root supervisor + in-memory checkpoints
+//     if (!rt)
+//       return fail(rt.error());
+//     shardflow::runtime& r = **rt;                  // start returns expected<unique_ptr<runtime>>
 //     shardflow::shard_group_config s;
 //     s.shard.id = "orders-0";
 //     s.shard.make_flusher = my_flusher_factory;
-//     rt->start_shard(s);                            // no source: the host pushes
-//     rt->push("orders-0", batch);                   // waits while the shard is behind
-//     rt->stats("orders-0");
-//     rt->shutdown();                                // every shard flushes and checkpoints
+//     r.start_shard(s);                              // no source: the host pushes
+//     r.push("orders-0", batch);                     // waits while the shard is behind
+//     r.stats("orders-0");
+//     r.meters("orders-0")->acked_position.load(std::memory_order_relaxed);
+//     auto err = r.shutdown();                       // every shard flushes and checkpoints; none
+//     auto out = r.await(std::chrono::seconds(1));   //   when clean; out.shards[0].outcome: stopped
 //
 // The tree: a root supervisor (one_for_one) over one group per shard (rest_for_one over the shard's
 // feeder and the shard; see actors/shard.hpp). A crashed shard is restarted by its group from its
 // last durable checkpoint; its feeder replays what the checkpoint does not cover. A group that
-// exceeds its restart intensity is restarted by the root, which counts against the root's
-// intensity; beyond that the runtime stops.
+// exceeds its restart intensity gives up (an abnormal exit) and is restarted by the root, which
+// counts against the root's intensity; beyond that the runtime ends with the root's reason.
 //
-// Threading: the member functions block the calling thread (they talk to the actors through a
-// scoped actor) and must be called from host threads, never from inside an actor. One runtime may
-// be used from one host thread at a time.
+// Outcomes: each shard's life ends `ended` (its records ended and it checkpointed its end),
+// `stopped` (stop_shard or shutdown: final flush and checkpoint) or `gave_up` (its group exited
+// abnormally and was not started again: records may be left; `shard_result::reason` says why).
+// `await` returns them in start order with the runtime's exit reason; `clean()` tells a finished
+// job from a failed one. The per-shard `shard_meters` (core/shard_meters.hpp) can be read from any
+// thread at any time.
+//
+// Errors a host gets, each with a message naming the shard: errc::unknown_shard (never started
+// here), errc::restarting (the shard or its group is being restarted: ask again), errc::shard_ended
+// (it ended, was stopped or gave up), errc::shutting_down (shutdown is under way) and
+// errc::runtime_ended (the tree is gone). Never CAF's raw request_receiver_down.
+//
+// The registry: the front actor caches each shard's group, feeder and shard handles and monitors
+// them; a handle that goes down is looked up again (two which_children requests) on the next use
+// only, so a push costs one message to the feeder.
+//
+// Threading: the blocking member functions (start_shard, push, end, stats, stop_shard, seal, await,
+// shutdown) talk to the front actor through a scoped actor and must be called from host threads,
+// never from inside an actor; one runtime may be used from one host thread at a time. `meters`,
+// `shards`, `front`, `root` and `sink` may be called from any thread. A host that is itself an
+// actor uses the front actor's messages instead (below): each is answered asynchronously, so it
+// never blocks a scheduler thread.
+//
+// The front actor's protocol (`runtime::front()`, or `spawn_runtime` without the facade):
+//
+//   (start_child_atom, shard_group_config)    -> ok_atom          once the shard's group is up
+//   (push_atom, shard_id, record_batch)       -> ok_atom          late while the shard's replay
+//                                                                 buffer is over its push limit
+//                                                                 (backpressure)
+//   (end_atom, shard_id)                      -> ok_atom          no more records for a pushed shard
+//   (stats_atom, shard_id)                    -> shard_stats      the current incarnation's counters
+//   (terminate_child_atom, shard_id)          -> ok_atom          stop_shard: stopped and forgotten
+//   (seal_atom)                               -> ok_atom          finite runtimes: all shards are in
+//   (await_atom)                              -> runtime_outcome  once the runtime has ended (seals
+//                                                                 first); use a request timeout
+//   (shutdown_atom)                           -> runtime_outcome  stops every shard, newest first,
+//                                                                 then answers like await
+//
+// Errors come as the error of the reply, with the codes above. The front actor outlives the tree (it
+// answers runtime_ended afterwards) and ends with the runtime object, or when sent an exit.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
-#include <optional>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
 #include <caf/expected.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include <shardflow/actors/messages.hpp>
 #include <shardflow/actors/shard.hpp>
 #include <shardflow/core/checkpoint_store.hpp>
+#include <shardflow/core/shard_meters.hpp>
 
 namespace shardflow {
+
+// -- logging -------------------------------------------------------------------------------------
+
+/// How much a log line matters.
+enum class log_level : std::uint8_t { debug, info, warning, error };
+
+/// Returns "debug", "info", "warning" or "error".
+const char* to_string(log_level x) noexcept;
+
+/// Where the runtime's log lines go (one line per call, without a trailing newline). Called from
+/// actor threads: it must be thread-safe and must not block for long.
+using log_sink = std::function<void(log_level, std::string_view)>;
+
+/// Returns the default sink: standard error, one line each, "2026-12-01T21:53:55.123Z warning
+/// shardflow: <message>".
+log_sink stderr_log_sink();
+
+// -- configuration and outcome -------------------------------------------------------------------
 
 /// Configuration of a runtime's root supervisor.
 struct runtime_config {
@@ -53,7 +120,50 @@ struct runtime_config {
   caf::actor sink;
   /// How long a shard group may take to start (longer than its shard's start timeout).
   std::chrono::milliseconds start_timeout{120'000};
+  /// Where the runtime logs (failures of groups and of the root; a group's own `report` wins when
+  /// set). Empty: `stderr_log_sink()`.
+  log_sink log;
 };
+
+/// How one shard's life ended (or that it has not yet).
+struct shard_result {
+  shard_id id;
+  shard_outcome outcome = shard_outcome::running;
+  /// gave_up: why (the group's exit reason); empty otherwise.
+  std::string reason;
+};
+
+/// What `await` returns.
+struct runtime_outcome {
+  /// False: await timed out and the runtime is still running (`shards` is a snapshot).
+  bool ended = false;
+  /// Every shard started on the runtime, in start order.
+  std::vector<shard_result> shards;
+  /// The runtime's exit reason: none or `user_shutdown` without context after a clean end.
+  caf::error reason;
+
+  /// Returns whether the runtime ended, with a clean exit reason, and every shard ended or stopped.
+  bool clean() const;
+
+  /// Returns `ended` (so `while (!rt.await(d))` polls).
+  explicit operator bool() const noexcept {
+    return ended;
+  }
+};
+
+// -- the front actor's atoms ---------------------------------------------------------------------
+
+using seal_atom = caf::atom_constant<caf::atom("seal")>;
+using await_atom = caf::atom_constant<caf::atom("await")>;
+
+/// What the registry shares between the front actor and the facade (internal).
+struct runtime_registry;
+
+/// Spawns a runtime's front actor (root supervisor, sink and registry inside) for a host that is an
+/// actor and does not want the blocking facade; see the file comment for its protocol.
+caf::expected<caf::actor> spawn_runtime(caf::actor_system& sys, runtime_config cfg);
+
+// -- the blocking facade -------------------------------------------------------------------------
 
 /// Shards under one supervision tree in a host's actor system; see the file comment.
 class runtime {
@@ -61,6 +171,8 @@ public:
   /// Starts a runtime in `sys` (whose config went through shardflow::configure).
   static caf::expected<std::unique_ptr<runtime>> start(caf::actor_system& sys, runtime_config cfg);
 
+  /// Shuts the runtime down (as `shutdown`) and ends its front actor and, when the runtime made
+  /// it, its sink.
   ~runtime();
 
   /// Starts the group of one shard; `cfg.sink` defaults to the runtime's sink. Without
@@ -78,7 +190,8 @@ public:
   /// Returns the counters of the shard's current incarnation.
   caf::expected<shard_stats> stats(const shard_id& id);
 
-  /// Stops one shard gracefully (final flush and checkpoint) and forgets it.
+  /// Stops one shard gracefully (final flush and checkpoint) and forgets its group; its outcome
+  /// (stopped) stays in `await`'s result.
   caf::error stop_shard(const shard_id& id);
 
   /// Finite runtimes: says that every shard has been started, so the runtime may end once they all
@@ -86,21 +199,33 @@ public:
   /// being added). `await` calls it.
   void seal();
 
-  /// Blocks until the runtime has ended by itself (finite shards) or `timeout` passed; returns
-  /// whether it has ended (its exit reason is then `exit_reason()`). Seals the runtime first.
-  bool await(caf::timespan timeout);
+  /// Blocks until the runtime has ended by itself (finite shards, or a failure) or `timeout`
+  /// passed; seals the runtime first. Returns `ended == false` and a snapshot on timeout.
+  runtime_outcome await(caf::timespan timeout);
 
-  /// Returns why the runtime ended: `user_shutdown` without context after a clean end (all finite
-  /// shards done, or `shutdown`), anything else after a failure.
+  /// Returns the runtime's exit reason once `await` or `shutdown` saw it end (none before).
   const caf::error& exit_reason() const noexcept {
     return ended_;
   }
 
-  /// Returns whether the runtime ended cleanly (see `exit_reason`).
-  bool ended_cleanly() const;
+  /// Same as `await(0).clean()` once ended: false while the runtime runs.
+  bool ended_cleanly();
 
-  /// Stops every shard gracefully, newest first, and ends the runtime. Idempotent.
+  /// Stops every shard gracefully, newest first, and ends the runtime. Idempotent. Returns none
+  /// when the runtime ended cleanly (now or before), else its exit reason.
   caf::error shutdown();
+
+  /// Returns the meters of shard `id` (alive as long as the caller holds them), or null when the
+  /// runtime never started it.
+  std::shared_ptr<const shard_meters> meters(const shard_id& id) const;
+
+  /// Returns the ids of every shard started on this runtime, in start order.
+  std::vector<shard_id> shards() const;
+
+  /// Returns the front actor (see the file comment), for hosts that are actors.
+  const caf::actor& front() const noexcept {
+    return front_;
+  }
 
   /// Returns the root supervisor, e.g. to nest the runtime's tree under a host supervisor's monitor.
   const caf::actor& root() const noexcept {
@@ -113,19 +238,21 @@ public:
   }
 
 private:
-  runtime(caf::actor_system& sys, caf::actor root, caf::actor sink);
-
-  caf::expected<caf::actor> member(const shard_id& id, const std::string& role);
+  runtime(caf::actor_system& sys, caf::actor front, std::shared_ptr<runtime_registry> reg);
 
   template <class T, class... Ts>
-  caf::expected<T> call(const caf::actor& dst, Ts&&... xs);
+  caf::expected<T> call(Ts&&... xs);
 
   caf::scoped_actor self_;
+  caf::actor front_;
   caf::actor root_;
   caf::actor sink_;
+  std::shared_ptr<runtime_registry> reg_;
   caf::error ended_;
   bool finished_ = false;
-  bool sealed_ = false;
 };
 
 } // namespace shardflow
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shardflow::shard_group_config)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shardflow::runtime_outcome)

@@ -100,14 +100,19 @@ int main() {
                 static_cast<unsigned long long>(st->acked));
   for (int s = 0; s < shards; ++s)
     (*rt)->end("orders-" + std::to_string(s));
-  if (!(*rt)->await(std::chrono::seconds(60))) {
+  auto outcome = (*rt)->await(std::chrono::seconds(60));
+  if (!outcome.ended) {
     std::fprintf(stderr, "embedding: the shards did not finish within a minute\n");
     return 1;
   }
-  // A finished job shuts its tree down with `shutdown` (OTP's auto_shutdown); anything else failed.
-  if (!(*rt)->ended_cleanly()) {
+  // Each shard's life ended one way: ended (all records checkpointed), stopped, or gave_up (its
+  // group exceeded its restart intensity; the reason says why). clean(): all ended or stopped.
+  for (auto& s : outcome.shards)
+    std::printf("%s: %s%s%s\n", s.id.c_str(), shardflow::to_string(s.outcome),
+                s.reason.empty() ? "" : ": ", s.reason.c_str());
+  if (!outcome.clean()) {
     std::fprintf(stderr, "embedding: the runtime failed: %s\n",
-                 sys.render((*rt)->exit_reason()).c_str());
+                 outcome.reason ? sys.render(outcome.reason).c_str() : "a shard gave up");
     return 1;
   }
   std::printf("runtime ended: every shard finished\n");
