@@ -327,7 +327,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto clock = std::make_shared<std::chrono::steady_clock::time_point>();
   cfg.now = [clock] { return *clock += std::chrono::milliseconds{300}; };
   cfg.sleep = [clock](std::chrono::milliseconds d) { *clock += d; };
-  cfg.log = [](const std::string&) {};
+  cfg.log = [](mld::log_level, std::string_view) {};
   fuzz_daemon daemon{{reinterpret_cast<const char*>(data) + 1, size - 1}, l};
   mld::worker w{daemon, cfg};
   (void) w.run();

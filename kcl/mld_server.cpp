@@ -1,14 +1,11 @@
 #include <shardflow/kcl/mld_server.hpp>
 
 #include <cerrno>
-#include <csignal>
 #include <cstring>
-#include <deque>
 #include <list>
 #include <mutex>
 #include <system_error>
 #include <thread>
-#include <unordered_set>
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -19,253 +16,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <caf/all.hpp>
 #include <fmt/format.h>
 
-#include <shardflow/actors/messages.hpp>
-#include <shardflow/actors/supervisor.hpp>
 #include <shardflow/core/error.hpp>
 #include <shardflow/flushers/write_all.hpp>
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<shardflow::checkpoint>)
 
 namespace shardflow::mld {
 
 namespace {
-
-// -- the shard actor of a session -----------------------------------------------------------------
-
-struct processor_state {
-  static inline const char* name = "shardflow.mld_shard";
-  std::unique_ptr<batch_processor> proc;
-  std::unordered_set<const stream_record*> poison;
-};
-
-// The actor introduces itself to its session when it answers the supervisor's start handshake.
-caf::behavior processor_actor(caf::stateful_actor<processor_state>* self, caf::actor sup,
-                              caf::actor session, flusher_factory make, batch_config batch,
-                              shard_id id) {
-  follow_supervisor(self, sup);
-  self->set_exception_handler(
-    [](caf::scheduled_actor*, std::exception_ptr& eptr) { return error_from(eptr); });
-  auto& st = self->state;
-  st.proc = std::make_unique<batch_processor>(
-    id, std::make_unique<poison_filter>(make(id), &st.poison), batch, self->clock().now());
-  return {
-    [self, session](start_atom) {
-      self->send(session, attach_atom::value, caf::actor_cast<caf::actor>(self));
-      return caf::ok_atom::value;
-    },
-    [self](records_atom, const record_batch& b, const std::vector<std::uint32_t>& poison) {
-      auto& st = self->state;
-      st.poison.clear();
-      for (auto i : poison)
-        st.poison.insert(&b[i]);
-      return st.proc->process(b, self->clock().now());
-    },
-    [self](tick_atom) { return self->state.proc->heartbeat(self->clock().now()); },
-    [self](shutdown_atom, shutdown_reason why) {
-      return self->state.proc->shutdown(why, self->clock().now());
-    },
-  };
-}
-
-// -- the session's port: a supervised shard actor, replayed into after a crash ---------------------
-
-class actor_port final : public shard_port {
-public:
-  actor_port(caf::actor_system& sys, const server_config& cfg, std::string child_id,
-             server_stats& stats)
-    : self_(sys), cfg_(cfg), child_id_(std::move(child_id)), stats_(stats) {
-  }
-
-  ~actor_port() override {
-    // The session is over: its supervisor stops the shard actor.
-    if (sup_)
-      self_->send_exit(sup_, caf::exit_reason::user_shutdown);
-  }
-
-  void open(const shard_id& id, batch_processor::time_point) override {
-    // A supervisor per session: a shard that keeps failing exhausts only its own session's
-    // intensity, never another session's.
-    // Every incarnation of the shard actor introduces itself to this session (attach).
-    child_spec spec;
-    spec.id = child_id_;
-    spec.start
-      = [make = cfg_.worker.make_flusher, batch = cfg_.worker.batch, id,
-         session = caf::actor{self_.ptr()}](start_context& ctx) -> caf::expected<caf::actor> {
-      return ctx.self->spawn(processor_actor, caf::actor_cast<caf::actor>(ctx.self), session, make,
-                             batch, id);
-    };
-    supervisor_flags flags;
-    flags.intensity = cfg_.intensity;
-    flags.period = cfg_.period;
-    auto sup = spawn_supervisor(self_->system(), flags, {std::move(spec)});
-    if (!sup)
-      throw error{errc::start_failed,
-                  fmt::format("shard {}: {}", id, self_->system().render(sup.error()))};
-    sup_ = *sup;
-    self_->monitor(sup_); // reattach gives up at once when the supervisor does
-    auto started = request<caf::ok_atom>(sup_, start_atom::value);
-    if (!started)
-      throw error{errc::start_failed,
-                  fmt::format("shard {}: {}", id, self_->system().render(started.error()))};
-    reattach();
-  }
-
-  std::optional<checkpoint> heartbeat(batch_processor::time_point) override {
-    return call(false, [&] { return request<std::optional<checkpoint>>(proc_, tick_atom::value); });
-  }
-
-  std::optional<checkpoint> process(const record_batch& batch,
-                                    const std::vector<std::uint32_t>& poison,
-                                    batch_processor::time_point) override {
-    const bool kept = retain(batch, poison);
-    return call(kept, [&] {
-      return request<std::optional<checkpoint>>(proc_, records_atom::value, batch, poison);
-    });
-  }
-
-  std::optional<checkpoint> shutdown(shutdown_reason why, batch_processor::time_point) override {
-    return call(false, [&] {
-      return request<std::optional<checkpoint>>(proc_, shutdown_atom::value, why);
-    });
-  }
-
-  void acknowledged(const sequence_number& position) override {
-    while (
-      !retained_.empty()
-      && (retained_.front().first.empty() || retained_.front().first.back().sequence <= position)) {
-      retained_bytes_ -= bytes_of(retained_.front().first);
-      retained_records_ -= retained_.front().first.size();
-      retained_.pop_front();
-    }
-    if (unretained_upto_ && *unretained_upto_ <= position) {
-      unretained_upto_.reset(); // every batch not kept is covered: replay works again
-      cfg_.log(
-        fmt::format("{}: a checkpoint covers every batch not kept; retaining again", child_id_));
-    }
-  }
-
-private:
-  static std::uint64_t bytes_of(const record_batch& b) {
-    std::uint64_t n = 0;
-    for (const auto& x : b)
-      n += payload_bytes(x) + sizeof(stream_record);
-    return n;
-  }
-
-  // Keeps `batch` for a replay unless that passes the bound; past it, keeps nothing until a
-  // confirmed checkpoint covers every batch not kept (see the header's file comment). Returns
-  // whether it kept it.
-  bool retain(const record_batch& batch, const std::vector<std::uint32_t>& poison) {
-    if (batch.empty())
-      return false; // nothing to replay, nothing a checkpoint must cover
-    const auto bytes = bytes_of(batch);
-    if (!unretained_upto_
-        && (retained_bytes_ + bytes > cfg_.max_replay_bytes
-            || retained_records_ + batch.size() > cfg_.max_replay_records)) {
-      ++stats_.replay_overflows;
-      cfg_.log(
-        fmt::format("{}: the replay buffer would pass its bound ({} bytes, {} records) before "
-                    "the daemon confirms a checkpoint; not retaining until it does (a shard "
-                    "crash meanwhile fails the session: the daemon re-leases the shard from "
-                    "its last checkpoint)",
-                    child_id_, cfg_.max_replay_bytes, cfg_.max_replay_records));
-      retained_.clear();
-      retained_bytes_ = 0;
-      retained_records_ = 0;
-      unretained_upto_ = batch.back().sequence;
-    }
-    if (unretained_upto_) {
-      unretained_upto_ = batch.back().sequence; // sequence numbers only grow within a shard
-      return false;
-    }
-    retained_.emplace_back(batch, poison);
-    retained_bytes_ += bytes;
-    retained_records_ += batch.size();
-    return true;
-  }
-
-  // No timeout: a slow flush is not a crash; a dead actor answers with request_receiver_down.
-  template <class T, class... Ts>
-  caf::expected<T> request(const caf::actor& dst, Ts&&... xs) {
-    caf::expected<T> result{caf::error{}};
-    self_->request(dst, caf::infinite, std::forward<Ts>(xs)...)
-      .receive([&](T& x) { result = std::move(x); }, [&](caf::error& e) { result = std::move(e); });
-    return result;
-  }
-
-  // Runs `f` against the shard actor; if it died, waits for its replacement, replays what the
-  // daemon has not confirmed, and runs `f` again. `f_sends_last` says that `f` itself sends the
-  // newest retained batch (process, when it kept its batch), so the replay leaves that one to it.
-  template <class F>
-  std::optional<checkpoint> call(bool f_sends_last, F f) {
-    for (int attempt = 0;; ++attempt) {
-      auto r = f();
-      if (r)
-        return std::move(*r);
-      if (attempt >= 3)
-        throw error{errc::flusher_failed, fmt::format("{}: the shard keeps failing: {}", child_id_,
-                                                      self_->system().render(r.error()))};
-      if (unretained_upto_)
-        throw error{
-          errc::flusher_failed,
-          fmt::format("{}: the shard failed ({}) and cannot be replayed: the batches since "
-                      "the last confirmed checkpoint passed the replay bound; the daemon "
-                      "re-leases the shard from that checkpoint",
-                      child_id_, self_->system().render(r.error()))};
-      cfg_.log(fmt::format("{}: the shard failed ({}); replaying {} batches into its next "
-                           "incarnation",
-                           child_id_, self_->system().render(r.error()), retained_.size()));
-      reattach();
-      ++stats_.replays;
-      const auto n = retained_.size() - (f_sends_last && !retained_.empty() ? 1 : 0);
-      for (std::size_t i = 0; i < n; ++i) {
-        auto& [b, p] = retained_[i];
-        if (!request<std::optional<checkpoint>>(proc_, records_atom::value, b, p))
-          break; // failed again: the next round of the loop starts over
-      }
-    }
-  }
-
-  // Waits for the next incarnation of the shard actor to introduce itself, and takes the newest if
-  // several did meanwhile. Fails when none does within `restart_wait`, or at once when the
-  // supervisor gave up (its children are gone with it, whatever introduced itself before).
-  void reattach() {
-    const auto old = proc_;
-    const auto deadline = std::chrono::steady_clock::now() + cfg_.restart_wait;
-    for (bool more = true; more && !supervisor_gone_;) {
-      // Once one has come, only what is already queued.
-      const auto wait = proc_ != old ? std::chrono::steady_clock::duration{0}
-                                     : std::max(deadline - std::chrono::steady_clock::now(),
-                                                std::chrono::steady_clock::duration{0});
-      self_->receive([&](attach_atom, caf::actor& shard) { proc_ = std::move(shard); },
-                     [&](caf::down_msg& down) {
-                       supervisor_gone_ = supervisor_gone_ || down.source == sup_;
-                     },
-                     caf::after(wait) >> [&] { more = false; });
-    }
-    if (supervisor_gone_)
-      throw error{errc::start_failed, fmt::format("{}: the shard's supervisor gave up", child_id_)};
-    if (proc_ == old)
-      throw error{errc::start_failed, fmt::format("{}: the shard did not come back within {} ms",
-                                                  child_id_, cfg_.restart_wait.count())};
-  }
-
-  caf::scoped_actor self_;
-  caf::actor sup_; // this session's supervisor
-  const server_config& cfg_;
-  std::string child_id_;
-  server_stats& stats_;
-  caf::actor proc_;
-  bool supervisor_gone_ = false; // its down message came: no incarnation will come again
-  std::deque<std::pair<record_batch, std::vector<std::uint32_t>>> retained_;
-  std::uint64_t retained_bytes_ = 0;
-  std::uint64_t retained_records_ = 0;
-  // Set while not retaining (past the bound): the newest position not kept.
-  std::optional<sequence_number> unretained_upto_;
-};
 
 int listen_on(const std::string& host, int port) {
   addrinfo hints{};
@@ -351,7 +109,6 @@ int listen_unix(const std::string& path) {
 } // namespace
 
 struct server::impl {
-  caf::actor_system& sys;
   server_config cfg;
   server_stats stats;
   int fd = -1;
@@ -371,9 +128,9 @@ struct server::impl {
   std::chrono::steady_clock::time_point last_refusal_log;
   std::uint64_t refused_unlogged = 0;
 
-  impl(caf::actor_system& s, server_config c) : sys(s), cfg(std::move(c)) {
+  explicit impl(server_config c) : cfg(std::move(c)) {
     if (!cfg.log)
-      cfg.log = [](const std::string& x) { fmt::print(stderr, "shardflow mld-server: {}\n", x); };
+      cfg.log = stderr_log("shardflow mld-server");
     if (!cfg.start_thread)
       cfg.start_thread = [](std::function<void()> f) { return std::thread{std::move(f)}; };
     if (!cfg.unix_path.empty()) {
@@ -397,21 +154,36 @@ struct server::impl {
       ::unlink(cfg.unix_path.c_str());
   }
 
+  // Serves one connection with the stdio worker; a failure (the flusher's among them) ends the
+  // session and closes the connection: the daemon re-leases the shard from its last checkpoint.
   void session(session_slot& slot, std::uint64_t id) {
     ++stats.sessions;
     auto first = cfg.line;
     first.max_line_bytes = std::min(first.max_line_bytes, cfg.handshake_line_bytes);
     fd_line_io io{slot.fd, slot.fd, first};
     worker_config wc = cfg.worker;
-    wc.make_port = [this, id, &slot, &io] {
-      slot.initialized.store(true); // the worker makes its port when it handles initialize
+    wc.log = [this, name = fmt::format("session-{}", id)](log_level level, std::string_view x) {
+      cfg.log(level, fmt::format("{}: {}", name, x));
+    };
+    wc.on_initialize = [this, &slot, &io] {
+      slot.initialized.store(true);
       io.limit(cfg.line.max_line_bytes);
-      return std::make_unique<actor_port>(sys, cfg, fmt::format("session-{}", id), stats);
     };
     worker w{io, wc};
-    const int rc = w.run();
-    if (rc != 0)
-      cfg.log(fmt::format("session-{} failed; closing its connection", id));
+    if (w.run() != 0)
+      fail(slot, id, "");
+    else
+      ::shutdown(slot.fd, SHUT_RDWR);
+  }
+
+  // Counts a failed session and closes its connection (the connector then sees the server close
+  // before the daemon ended the session, and exits 1).
+  void fail(session_slot& slot, std::uint64_t id, const std::string& why) {
+    ++stats.failed;
+    cfg.log(log_level::error,
+            fmt::format("session-{} failed{}{}; closing its connection (the daemon re-leases the "
+                        "shard from its last checkpoint)",
+                        id, why.empty() ? "" : ": ", why));
     ::shutdown(slot.fd, SHUT_RDWR);
   }
 
@@ -444,22 +216,27 @@ struct server::impl {
         continue;
       s.timed_out = true;
       ++stats.handshake_timeouts;
-      cfg.log(fmt::format("closing a connection that sent no initialize within {} ms",
-                          cfg.handshake_timeout.count()));
+      cfg.log(log_level::warning, fmt::format("closing a connection that sent no initialize "
+                                              "within {} ms",
+                                              cfg.handshake_timeout.count()));
       ::shutdown(s.fd, SHUT_RDWR);
     }
   }
 
-  // A connection beyond the cap: closed at once, logged at most once per interval.
+  // A connection beyond the cap: reset at once (a reset, not a close, so that its connector fails
+  // even when its daemon had ended its side already), logged at most once per interval.
   void refuse(int conn) {
     ++stats.refused; // counted first: whoever sees the close sees the count
+    const linger reset{1, 0};
+    ::setsockopt(conn, SOL_SOCKET, SO_LINGER, &reset, sizeof reset); // no effect on a Unix socket
     ::close(conn);
     ++refused_unlogged;
     const auto now = std::chrono::steady_clock::now();
     if (last_refusal_log != std::chrono::steady_clock::time_point{}
         && now - last_refusal_log < cfg.refusal_log_interval)
       return;
-    cfg.log(fmt::format("{} sessions are open (the limit, --max-connections); closed {} new "
+    cfg.log(log_level::warning,
+            fmt::format("{} sessions are open (the limit, --max-connections); closed {} new "
                         "connection(s) since the last message",
                         cfg.max_connections, refused_unlogged));
     refused_unlogged = 0;
@@ -481,11 +258,9 @@ struct server::impl {
         try {
           session(slot, id);
         } catch (const std::exception& e) { // an exception leaving a thread would end the process
-          cfg.log(fmt::format("session-{} failed: {}; closing its connection", id, e.what()));
-          ::shutdown(slot.fd, SHUT_RDWR);
+          fail(slot, id, e.what());
         } catch (...) {
-          cfg.log(fmt::format("session-{} failed; closing its connection", id));
-          ::shutdown(slot.fd, SHUT_RDWR);
+          fail(slot, id, "an exception of unknown type");
         }
         slot.done.store(true); // before `active` drops: a test seeing 0 finds it reapable
         --stats.active;
@@ -493,8 +268,9 @@ struct server::impl {
     } catch (const std::system_error& e) {
       ++stats.thread_failures;
       --stats.active;
-      cfg.log(fmt::format("cannot start a thread for a new session ({}); closing its connection",
-                          e.what()));
+      cfg.log(log_level::error, fmt::format("cannot start a thread for a new session ({}); "
+                                            "closing its connection",
+                                            e.what()));
       ::close(conn);
       sessions.pop_back();
     }
@@ -530,8 +306,7 @@ struct server::impl {
   }
 };
 
-server::server(caf::actor_system& sys, server_config cfg)
-  : impl_(std::make_unique<impl>(sys, std::move(cfg))) {
+server::server(server_config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {
 }
 
 server::~server() {
@@ -555,94 +330,113 @@ const server_stats& server::stats() const noexcept {
 
 namespace {
 
-// Copies stdin to `fd` and `fd` to stdout until the server closes; see connect_stdio.
-int bridge(int fd, const std::string& where) {
-  // Returns true when `from` ended (not when reading or writing failed).
-  auto copy = [](int from, int to) {
-    char buf[1 << 16];
-    for (;;) {
-      auto n = ::read(from, buf, sizeof buf);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0 || !write_all(to, buf, static_cast<std::size_t>(n)))
-        return n == 0;
+// How one direction of a bridge ended.
+enum class copy_end : std::uint8_t { eof, read_failed, write_failed };
+
+// Copies `from` to `to` until `from` ends or a read or write fails; `read_errno` gets a read's errno.
+copy_end copy_until_end(int from, int to, int& read_errno) {
+  char buf[1 << 16];
+  for (;;) {
+    const auto n = ::read(from, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n == 0)
+      return copy_end::eof;
+    if (n < 0) {
+      read_errno = errno;
+      return copy_end::read_failed;
     }
-  };
+    if (!write_all(to, buf, static_cast<std::size_t>(n)))
+      return copy_end::write_failed;
+  }
+}
+
+// Copies stdin to `fd` and `fd` to stdout until the server closes; see connect_stdio. A session
+// went well when our stdin ended first and the server then ended the connection cleanly: a server
+// that closed first died or failed the session, and one that reset the connection refused it (a
+// reset is the server's answer whenever the daemon's lines were already sent, so the order of the
+// two ends cannot make a refused connection look like a session that went well).
+int bridge(int fd, const std::string& where, const log_sink& log) {
   // Shared with the detached thread, which may outlive this function until the process exits.
   auto stdin_ended = std::make_shared<std::atomic<bool>>(false);
   std::thread up;
   try {
-    up = std::thread{[copy, fd, stdin_ended] {
-      if (copy(STDIN_FILENO, fd))
+    up = std::thread{[fd, stdin_ended] {
+      int unused = 0;
+      if (copy_until_end(STDIN_FILENO, fd, unused) == copy_end::eof)
         stdin_ended->store(true);
       ::shutdown(fd, SHUT_WR); // the daemon closed our stdin: tell the session
     }};
   } catch (const std::system_error& e) {
-    fmt::print(stderr, "shardflow mld-connect: cannot start a thread ({}); exiting 1\n", e.what());
+    log(log_level::error, fmt::format("cannot start a thread ({}); exiting 1", e.what()));
     ::close(fd);
     return 1;
   }
-  copy(fd, STDOUT_FILENO);
+  int read_errno = 0;
+  const auto down = copy_until_end(fd, STDOUT_FILENO, read_errno);
   // The session ends only after our stdin did; before that, the server died or gave up on it.
   const bool server_first = !stdin_ended->load();
   ::close(STDIN_FILENO); // unblock the other direction if the session ended first
   up.detach();
   ::close(fd);
+  if (down == copy_end::read_failed) {
+    log(log_level::error,
+        fmt::format("{} broke the connection ({}: a connection beyond its --max-connections is "
+                    "reset); exiting 1",
+                    where, std::strerror(read_errno)));
+    return 1;
+  }
+  if (down == copy_end::write_failed) {
+    log(log_level::error, "cannot write to standard output (the daemon is gone); exiting 1");
+    return 1;
+  }
   if (server_first)
-    fmt::print(stderr,
-               "shardflow mld-connect: {} closed the connection before the daemon ended the "
-               "session (the server died or failed the shard); exiting 1\n",
-               where);
+    log(log_level::error, fmt::format("{} closed the connection before the daemon ended the "
+                                      "session (the server died or failed the shard); exiting 1",
+                                      where));
   return server_first ? 1 : 0;
-}
-
-// Like the stdio worker: the daemon ends us by closing stdin; a signal to the process group must
-// not cut the protocol short, and a closed socket must not kill us with SIGPIPE.
-void ignore_signals() {
-  std::signal(SIGPIPE, SIG_IGN);
-  std::signal(SIGINT, SIG_IGN);
-  std::signal(SIGTERM, SIG_IGN);
 }
 
 } // namespace
 
-int connect_stdio(const std::string& host, int port) {
-  ignore_signals();
+int connect_stdio(const std::string& host, int port, const log_sink& log) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
   if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || !res) {
-    fmt::print(stderr, "shardflow mld-connect: cannot resolve {}\n", host);
+    log(log_level::error, fmt::format("cannot resolve {}", host));
     return 1;
   }
   int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
   if (fd < 0 || ::connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-    fmt::print(stderr, "shardflow mld-connect: cannot connect to {}:{}: {}\n", host, port,
-               std::strerror(errno));
+    log(log_level::error,
+        fmt::format("cannot connect to {}:{}: {}", host, port, std::strerror(errno)));
+    if (fd >= 0)
+      ::close(fd);
     ::freeaddrinfo(res);
     return 1;
   }
   ::freeaddrinfo(res);
-  return bridge(fd, fmt::format("the server at {}:{}", host, port));
+  return bridge(fd, fmt::format("the server at {}:{}", host, port), log);
 }
 
-int connect_stdio_unix(const std::string& path) {
-  ignore_signals();
+int connect_stdio_unix(const std::string& path, const log_sink& log) {
   sockaddr_un addr{};
   try {
     addr = unix_address(path);
   } catch (const error& e) {
-    fmt::print(stderr, "shardflow mld-connect: {}\n", e.what());
+    log(log_level::error, e.what());
     return 1;
   }
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    fmt::print(stderr, "shardflow mld-connect: cannot connect to unix:{}: {}\n", path,
-               std::strerror(errno));
+    log(log_level::error, fmt::format("cannot connect to unix:{}: {}", path, std::strerror(errno)));
+    if (fd >= 0)
+      ::close(fd);
     return 1;
   }
-  return bridge(fd, fmt::format("the server at unix:{}", path));
+  return bridge(fd, fmt::format("the server at unix:{}", path), log);
 }
 
 } // namespace shardflow::mld

@@ -2,32 +2,38 @@
 // model): `shardflow mld-server` accepts one connection per shard (TCP on loopback, or a Unix
 // socket), bridged by `shardflow mld-connect HOST:PORT|unix:PATH` as the daemon's executableName.
 //
-// Each connection is served by a session thread that speaks the protocol (kcl/mld_worker.hpp)
-// and hands records to a shard actor under a supervisor of its own (so a failing shard exhausts only
-// its session's restart intensity). The
-// session keeps every batch its shard processed since the last checkpoint the daemon confirmed; when
-// the shard actor crashes (a flusher failure), the supervisor restarts it and the session replays
-// those batches, in order, into the new incarnation before it goes on, so the daemon never notices
-// and no record is lost (records after the last confirmed checkpoint may be flushed twice). A shard
-// that keeps failing exhausts the supervisor's intensity for its restart, the session then fails,
-// closes its connection, and the daemon restarts the lease.
+// A session is exactly the stdio worker (kcl/mld_worker.hpp: the same protocol handling, the same
+// batch processor loop over the same flusher) reading and writing a socket instead of stdin and
+// stdout, on a thread of its own. When its flusher fails, the session fails as `shardflow mld`
+// does: it logs, closes its connection without answering the batch, and the daemon re-leases the
+// shard from its last checkpoint (mld-connect exits 1, so the daemon sees a failed worker). Nothing
+// that the failing flusher did not make durable is ever checkpointed, so nothing is lost; the
+// records after the last checkpoint come again (at-least-once), as after any worker failure.
 //
-// The replay buffer is bounded per session (`max_replay_bytes`, `max_replay_records`): a batch that
-// would pass the bound empties it and the session stops retaining until the daemon confirms a
-// checkpoint at or past every batch it did not keep (then it retains again). A shard crash while
-// batches are missing cannot be replayed: the session fails, closes its connection, and the daemon
-// re-leases the shard from its last checkpoint: nothing is lost (at-least-once), only redone.
+// Why not recover inside the server (a restarted shard actor and a replay of the batches the daemon
+// has not confirmed)? The daemon already owns that: leases, restarts and re-delivery from the last
+// checkpoint, with its own backoff and its own view of which worker holds which shard. A second
+// recovery layer here duplicated the shard runtime (its own processor actor, its own replay buffer
+// with its own bounds, a supervisor per session), kept up to a replay bound of batches in memory per
+// session, and was a copy of replay, fencing and restart accounting that no chaos test covered. One
+// runtime per product is easier to trust: `shardflow run` recovers with actors/ (supervised shards,
+// replay_buffer); the MultiLangDaemon products recover with the daemon. This library therefore
+// needs no actor system.
 //
 // Clients are not authenticated: whoever can connect can feed and checkpoint shards. Listen on
 // loopback or on a Unix socket (created with mode 0600, removed when the server ends; a stale
 // file left by a killed server is replaced, a live server's socket or any other file is refused).
 // Clients are bounded too: at most `max_connections` sessions (beyond it a connection is accepted
-// and closed at once, logged at most once per `refusal_log_interval`); a connection that has not sent
+// and reset at once, logged at most once per `refusal_log_interval`); a connection that has not sent
 // `initialize` within `handshake_timeout` is closed; a session thread that cannot start (the
-// process's thread limit) closes its connection and the server goes on.
+// process's thread limit) closes its connection and the server goes on. No exception leaves a
+// session thread. Two sessions may serve one shard at once (a lease that moved while the old
+// holder's connection lingers): the daemon fences their checkpoints, the file flusher their files.
 //
 // Threads: the accept loop runs on the caller's thread, sessions on threads of their own (they block
-// on their sockets), shard actors on CAF's scheduler.
+// on their sockets). Lines go to one sink (`server_config::log`), the sessions' with their name in
+// front. The library installs no signal handlers and prints nothing itself: the host ignores
+// SIGPIPE (a client that vanished is a failed write) and stops `serve` from its own signal policy.
 #pragma once
 
 #include <atomic>
@@ -36,8 +42,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-
-#include <caf/actor_system.hpp>
 
 #include <shardflow/kcl/mld_worker.hpp>
 
@@ -61,32 +65,24 @@ struct server_config {
   std::chrono::milliseconds handshake_timeout{30'000};
   /// At most one log line about refused connections per this interval.
   std::chrono::milliseconds refusal_log_interval{1'000};
-  /// Bound of a session's replay buffer: the retained records' keys and data plus
-  /// sizeof(stream_record) per record, and the number of records.
-  std::uint64_t max_replay_bytes = std::uint64_t{256} << 20;
-  std::uint64_t max_replay_records = 1'000'000;
-  /// The worker options of every session (the flusher factory and batch configuration included).
+  /// The worker options of every session (the flusher factory and batch configuration included;
+  /// its `log` and `on_initialize` are the server's own).
   worker_config worker;
-  /// Shard restarts allowed within `period` (per session) before its supervisor gives up.
-  int intensity = 100;
-  std::chrono::seconds period{10};
-  /// How long a session waits for its crashed shard to come back.
-  std::chrono::milliseconds restart_wait{10'000};
   /// Starts a session thread; tests inject failures (std::system_error, as std::thread throws).
   std::function<std::thread(std::function<void()>)> start_thread;
-  /// Where the server's own lines go (default: stderr, prefixed "shardflow mld-server: ").
-  std::function<void(const std::string&)> log;
+  /// Where the server's lines and its sessions' go, the latter as "session-N: ..." (default:
+  /// `stderr_log("shardflow mld-server")`).
+  log_sink log;
 };
 
 /// Counters of a server, for tests and logs.
 struct server_stats {
   std::atomic<std::uint64_t> sessions{0};
-  std::atomic<std::uint64_t> replays{0}; // shard crashes recovered by replaying
+  std::atomic<std::uint64_t> failed{0};  // sessions that failed (a flusher, the protocol, I/O)
   std::atomic<std::uint64_t> active{0};  // sessions whose thread has not ended yet
-  std::atomic<std::uint64_t> refused{0}; // connections closed because `max_connections` were open
+  std::atomic<std::uint64_t> refused{0}; // connections reset because `max_connections` were open
   std::atomic<std::uint64_t> handshake_timeouts{0};
-  std::atomic<std::uint64_t> thread_failures{0};  // session threads that could not start
-  std::atomic<std::uint64_t> replay_overflows{0}; // times a session stopped retaining batches
+  std::atomic<std::uint64_t> thread_failures{0}; // session threads that could not start
 };
 
 /// The server; see the file comment.
@@ -94,7 +90,7 @@ class server {
 public:
   /// Binds the listening socket (for a Unix socket: replaces a stale file, refuses a live one).
   /// @throws shardflow::error (errc::io_failed) when it cannot listen.
-  server(caf::actor_system& sys, server_config cfg);
+  explicit server(server_config cfg);
   ~server();
 
   /// Returns the port it listens on (0 on a Unix socket).
@@ -113,11 +109,13 @@ private:
 
 /// Bridges stdin/stdout to a TCP connection to HOST:PORT (the daemon's executableName in server
 /// mode). Returns 0 when the daemon ended the session (closed our stdin) and the server then closed
-/// the connection; 1 when the connection could not be made, or the server closed it first (it died
-/// or gave up the session: the daemon must see a failed worker).
-int connect_stdio(const std::string& host, int port);
+/// the connection cleanly; 1 when the connection could not be made, the server closed it first (it
+/// died or failed the session: the daemon must see a failed worker), or reset it (a connection
+/// beyond `max_connections`). Lines go to `log`. Installs no signal handlers: the caller ignores
+/// SIGPIPE, and as the daemon's child SIGINT and SIGTERM too (see kcl/mld_worker.hpp).
+int connect_stdio(const std::string& host, int port, const log_sink& log);
 
 /// Like `connect_stdio`, to the Unix socket at `path`.
-int connect_stdio_unix(const std::string& path);
+int connect_stdio_unix(const std::string& path, const log_sink& log);
 
 } // namespace shardflow::mld

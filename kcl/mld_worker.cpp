@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <random>
 #include <thread>
 
@@ -24,10 +25,37 @@ namespace shardflow::mld {
 
 line_io::~line_io() = default;
 
-shard_port::~shard_port() = default;
+// -- logs ------------------------------------------------------------------------------------------
 
-void shard_port::acknowledged(const sequence_number&) {
-  // nop: a local processor keeps nothing for replay
+const char* to_string(log_level x) noexcept {
+  switch (x) {
+    case log_level::info:
+      return "info";
+    case log_level::warning:
+      return "warning";
+    default:
+      return "error";
+  }
+}
+
+std::string log_line(std::chrono::system_clock::time_point at, log_level level,
+                     std::string_view program, std::string_view message) {
+  const auto since_epoch = at.time_since_epoch();
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - secs);
+  const std::time_t t = static_cast<std::time_t>(secs.count());
+  std::tm utc{};
+  ::gmtime_r(&t, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+  return fmt::format("{}.{:03}Z {} {}: {}", stamp, ms.count(), to_string(level), program, message);
+}
+
+log_sink stderr_log(std::string program) {
+  return [program = std::move(program)](log_level level, std::string_view message) {
+    const auto line = log_line(std::chrono::system_clock::now(), level, program, message) + "\n";
+    write_all(STDERR_FILENO, line.data(), line.size()); // one write: whole lines between threads
+  };
 }
 
 // -- fd_line_io ------------------------------------------------------------------------------------
@@ -123,42 +151,6 @@ bool fd_line_io::write_line(const std::string& line) {
 // -- the worker ------------------------------------------------------------------------------------
 
 namespace {
-
-class local_shard_port final : public shard_port {
-public:
-  local_shard_port(flusher_factory make, batch_config batch)
-    : make_(std::move(make)), batch_(batch) {
-  }
-
-  void open(const shard_id& id, batch_processor::time_point now) override {
-    proc_ = std::make_unique<batch_processor>(
-      id, std::make_unique<poison_filter>(make_(id), &poison_), batch_, now);
-  }
-
-  std::optional<checkpoint> heartbeat(batch_processor::time_point now) override {
-    return proc_->heartbeat(now);
-  }
-
-  std::optional<checkpoint> process(const record_batch& batch,
-                                    const std::vector<std::uint32_t>& poison,
-                                    batch_processor::time_point now) override {
-    poison_.clear();
-    for (auto i : poison)
-      poison_.insert(&batch[i]);
-    return proc_->process(batch, now);
-  }
-
-  std::optional<checkpoint> shutdown(shutdown_reason reason,
-                                     batch_processor::time_point now) override {
-    return proc_->shutdown(reason, now);
-  }
-
-private:
-  flusher_factory make_;
-  batch_config batch_;
-  std::unique_ptr<batch_processor> proc_;
-  std::unordered_set<const stream_record*> poison_;
-};
 
 // Stops the session: the flusher failed, the daemon is gone or broke the protocol.
 struct session_end {
@@ -264,7 +256,8 @@ struct worker::impl {
   worker_config cfg;
   worker_stats stats;
   message_parser parser;
-  std::unique_ptr<shard_port> proc; // set once initialized
+  std::unique_ptr<batch_processor> proc;           // set once initialized
+  std::unordered_set<const stream_record*> poison; // of the batch being processed (poison_filter)
   std::string shard;
   bool v2 = true;
   phase at = phase::fresh;
@@ -283,18 +276,18 @@ struct worker::impl {
     if (!cfg.now)
       cfg.now = [] { return std::chrono::steady_clock::now(); };
     if (!cfg.log)
-      cfg.log = [](const std::string& s) { fmt::print(stderr, "shardflow mld: {}\n", s); };
+      cfg.log = stderr_log("shardflow mld");
     if (!cfg.dead_letter_dir.empty())
       dead_letters.emplace(cfg.dead_letter_dir);
   }
 
-  void log(const std::string& s) {
-    cfg.log(shard.empty() ? s : fmt::format("{}: {}", shard, s));
+  void log(log_level level, const std::string& s) {
+    cfg.log(level, shard.empty() ? s : fmt::format("{}: {}", shard, s));
   }
 
   void send(const std::string& line) {
     if (!io.write_line(line)) {
-      log("the daemon closed the connection");
+      log(log_level::error, "the daemon closed the connection");
       throw session_end{1};
     }
   }
@@ -303,7 +296,8 @@ struct worker::impl {
   // non-zero exit makes the daemon restart the lease from its last checkpoint, where an answer would
   // acknowledge records that were not processed, or leave the daemon waiting for one forever.
   [[noreturn]] void breach(const std::string& what) {
-    log(fmt::format("fatal: {}; ending the session (the daemon restarts the lease from its last "
+    log(log_level::error,
+        fmt::format("fatal: {}; ending the session (the daemon restarts the lease from its last "
                     "checkpoint)",
                     what));
     throw session_end{1};
@@ -313,7 +307,7 @@ struct worker::impl {
     try {
       return io.read_line();
     } catch (const error& e) {
-      log(fmt::format("fatal: {}", e.what()));
+      log(log_level::error, fmt::format("fatal: {}", e.what()));
       throw session_end{1};
     }
   }
@@ -334,8 +328,8 @@ struct worker::impl {
           breach(fmt::format("input line {}: a {} message that cannot be decoded: {}", lines,
                              m.action, why));
         ++stats.ignored_lines;
-        log(fmt::format("ignoring input line {}, which is {}: {:.80}", lines, why,
-                        std::string{*line}));
+        log(log_level::warning, fmt::format("ignoring input line {}, which is {}: {:.80}", lines,
+                                            why, std::string{*line}));
         continue;
       }
       return m;
@@ -351,6 +345,7 @@ struct worker::impl {
     const auto asked = position_text(seq, sub);
     if (!reply) {
       log(
+        log_level::error,
         fmt::format("fatal: end of input while waiting for the reply to the checkpoint at {}; its "
                     "outcome is unknown",
                     asked));
@@ -374,7 +369,8 @@ struct worker::impl {
     if (at && at->is_sub_record()) {
       // The daemon can only checkpoint whole aggregates that we unpacked ourselves: sending the
       // carrier's coordinates here would cover user records that are not durable yet.
-      log(fmt::format("not checkpointing inside an aggregate ({}); waiting for its last record",
+      log(log_level::info,
+          fmt::format("not checkpointing inside an aggregate ({}); waiting for its last record",
                       to_string(*at)));
       return checkpoint_outcome::failed;
     }
@@ -397,26 +393,29 @@ struct worker::impl {
       ++stats.checkpoint_errors;
       const auto& err = *reply.error;
       if (err == "ShutdownException") {
-        log("checkpoint refused with ShutdownException: the lease is gone; no more checkpoints");
+        log(log_level::warning,
+            "checkpoint refused with ShutdownException: the lease is gone; no more checkpoints");
         lease_gone = true;
         return checkpoint_outcome::lease_gone;
       }
       const bool retryable = err == "ThrottlingException"
                              || err == "KinesisClientLibDependencyException";
       if (!retryable) {
-        log(fmt::format("checkpoint at {} failed with {}; not retried", seq.value_or("null"), err));
+        log(log_level::warning,
+            fmt::format("checkpoint at {} failed with {}; not retried", seq.value_or("null"), err));
         return checkpoint_outcome::failed;
       }
       if (!unbounded && attempt >= cfg.checkpoint_retries) {
-        log(fmt::format("checkpoint at {} failed with {} {} times; giving up on it",
+        log(log_level::warning,
+            fmt::format("checkpoint at {} failed with {} {} times; giving up on it",
                         seq.value_or("null"), err, attempt + 1));
         return checkpoint_outcome::failed;
       }
       std::uniform_real_distribution<double> jitter{0.5, 1.0};
       const auto wait = std::chrono::milliseconds(
         static_cast<std::int64_t>(static_cast<double>(delay.count()) * jitter(rng)));
-      log(fmt::format("checkpoint at {} failed with {}; retry {} in {} ms", seq.value_or("null"),
-                      err, attempt + 1, wait.count()));
+      log(log_level::info, fmt::format("checkpoint at {} failed with {}; retry {} in {} ms",
+                                       seq.value_or("null"), err, attempt + 1, wait.count()));
       cfg.sleep(wait);
       delay = std::min(delay * 2, cfg.checkpoint_backoff_max);
     }
@@ -426,8 +425,8 @@ struct worker::impl {
   auto guarded(F&& f) {
     try {
       return f();
-    } catch (const error& e) {
-      log(fmt::format("fatal: {}", e.what()));
+    } catch (const std::exception& e) { // a flusher factory may throw anything
+      log(log_level::error, fmt::format("fatal: {}", e.what()));
       throw session_end{1};
     }
   }
@@ -439,13 +438,15 @@ struct worker::impl {
     shard = m.shard_id;
     v2 = m.has_sequence_key;
     guarded([&] {
-      auto port = cfg.make_port ? cfg.make_port() : local_port(cfg.make_flusher, cfg.batch);
-      port->open(shard, cfg.now());
-      proc = std::move(port);
+      if (cfg.on_initialize)
+        cfg.on_initialize();
+      proc = std::make_unique<batch_processor>(
+        shard, std::make_unique<poison_filter>(cfg.make_flusher(shard), &poison), cfg.batch,
+        cfg.now());
     });
     at = phase::active;
-    log(fmt::format("initialized at {} (protocol {})", m.sequence_number.value_or("null"),
-                    v2 ? "v2" : "v1"));
+    log(log_level::info, fmt::format("initialized at {} (protocol {})",
+                                     m.sequence_number.value_or("null"), v2 ? "v2" : "v1"));
     send(status_line(m.action));
   }
 
@@ -470,7 +471,8 @@ struct worker::impl {
       x.behind_ms = m.millis_behind_latest;
       if (w.data_null || !base64::decode(w.data_base64, x.data)) {
         ++stats.poison;
-        log(fmt::format("poison record at {}: its data is not valid base64", w.sequence_number));
+        log(log_level::warning,
+            fmt::format("poison record at {}: its data is not valid base64", w.sequence_number));
         if (dead_letters)
           dead_letters->add(dead_letter_line(shard, "its data is not valid base64", w));
         x.data.clear();
@@ -513,6 +515,7 @@ struct worker::impl {
                          "directory, shardflow mld --dead-letter DIR, it would be set aside there)",
                          index, why));
     log(
+      log_level::warning,
       fmt::format("record {} of the batch has no usable position ({}): set aside as a dead letter",
                   index, why));
     dead_letters->add(dead_letter_line(shard, why, w));
@@ -544,7 +547,8 @@ struct worker::impl {
       const auto& u = unpacked[next_carrier++];
       if (u.what == kpl::unpack_result::kind::corrupt) {
         ++stats.corrupt_aggregates;
-        log(fmt::format("record at {} looks like an aggregate but {}; delivered as one record",
+        log(log_level::warning,
+            fmt::format("record at {} looks like an aggregate but {}; delivered as one record",
                         to_string(x.sequence), u.why));
       }
       if (u.what != kpl::unpack_result::kind::aggregate) {
@@ -584,11 +588,13 @@ struct worker::impl {
     auto cp = guarded([&] { return proc->heartbeat(now); });
     std::vector<std::uint32_t> poisoned;
     auto batch = decode(m, poisoned);
-    if (auto later = guarded([&] { return proc->process(batch, poisoned, now); }))
+    poison.clear();
+    for (auto i : poisoned)
+      poison.insert(&batch[i]);
+    if (auto later = guarded([&] { return proc->process(batch, now); }))
       cp = std::move(later);
-    if (cp && cp->position && !lease_gone
-        && checkpoint(cp->position, false) == checkpoint_outcome::done)
-      proc->acknowledged(*cp->position);
+    if (cp && cp->position && !lease_gone)
+      checkpoint(cp->position, false);
     send(status_line(m.action));
   }
 
@@ -618,9 +624,8 @@ struct worker::impl {
     if (at == phase::active) {
       auto cp = guarded([&] { return proc->shutdown(shutdown_reason::requested, cfg.now()); });
       at = phase::stopping;
-      if (cp && cp->position && !lease_gone
-          && checkpoint(cp->position, false) == checkpoint_outcome::done)
-        proc->acknowledged(*cp->position);
+      if (cp && cp->position && !lease_gone)
+        checkpoint(cp->position, false);
     }
     send(status_line(m.action));
   }
@@ -646,7 +651,8 @@ struct worker::impl {
               on_shard_end(*m);
             } else {
               if (m->reason != "ZOMBIE" && m->reason != "LEASE_LOST")
-                log(fmt::format("unknown shutdown reason \"{}\": treated as a lost lease",
+                log(log_level::warning,
+                    fmt::format("unknown shutdown reason \"{}\": treated as a lost lease",
                                 m->reason));
               on_lease_lost(*m);
             }
@@ -655,14 +661,14 @@ struct worker::impl {
             on_shutdown_requested(*m);
             break;
           case message::kind::checkpoint:
-            log("a checkpoint reply without a request; ignored");
+            log(log_level::warning, "a checkpoint reply without a request; ignored");
             break;
           case message::kind::other:
             if (m->action == "status" || m->action == "record") {
-              log(fmt::format("a stray {} message; ignored", m->action));
+              log(log_level::warning, fmt::format("a stray {} message; ignored", m->action));
               break;
             }
-            log(fmt::format("unknown action \"{}\": acknowledged", m->action));
+            log(log_level::info, fmt::format("unknown action \"{}\": acknowledged", m->action));
             send(status_line(m->action));
             break;
         }
@@ -673,10 +679,6 @@ struct worker::impl {
     }
   }
 };
-
-std::unique_ptr<shard_port> local_port(flusher_factory make_flusher, batch_config batch) {
-  return std::make_unique<local_shard_port>(std::move(make_flusher), batch);
-}
 
 worker::worker(line_io& io, worker_config cfg) : impl_(std::make_unique<impl>(io, std::move(cfg))) {
   // nop

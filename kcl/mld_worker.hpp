@@ -47,7 +47,12 @@
 // after the last checkpoint come again.
 //
 // I/O goes through `line_io`, so tests drive the worker with transcripts and the CLI with stdin and
-// stdout; time and sleeping are injected, so no test waits for a real backoff.
+// stdout; time and sleeping are injected, so no test waits for a real backoff. Lines about the
+// session go to one sink (`worker_config::log`: a level and a message); the library prints nothing
+// else and installs no signal handlers. The host decides the signal policy: a worker that is the
+// daemon's child ignores SIGPIPE (a vanished daemon is a failed write, not a kill), SIGINT and SIGTERM
+// (the daemon ends a child by closing its stdin; a signal to the process group must not cut the
+// protocol short, mld-protocol.md 6.3), as `shardflow mld` does.
 #pragma once
 
 #include <chrono>
@@ -155,43 +160,31 @@ private:
   const std::unordered_set<const stream_record*>* poison_;
 };
 
-/// Where a worker's records are processed: a batch processor in the same thread (`shardflow mld`),
-/// or a shard actor that may crash and be replaced (`shardflow mld-server`). Every call returns the
-/// checkpoint the processor decided on, if any; failures are thrown as shardflow::error.
-class shard_port {
-public:
-  virtual ~shard_port();
-
-  /// Starts processing shard `id`.
-  virtual void open(const shard_id& id, batch_processor::time_point now) = 0;
-
-  /// Runs the flusher's heartbeat.
-  virtual std::optional<checkpoint> heartbeat(batch_processor::time_point now) = 0;
-
-  /// Processes `batch`; the records at the `poison` indexes are given to no flusher but count as
-  /// done.
-  virtual std::optional<checkpoint> process(const record_batch& batch,
-                                            const std::vector<std::uint32_t>& poison,
-                                            batch_processor::time_point now)
-    = 0;
-
-  /// Stops processing for `reason`.
-  virtual std::optional<checkpoint>
-  shutdown(shutdown_reason reason, batch_processor::time_point now) = 0;
-
-  /// The daemon confirmed a checkpoint at `position`: what it covers will never be needed again.
-  virtual void acknowledged(const sequence_number& position);
+/// How much a log line matters.
+enum class log_level : std::uint8_t {
+  info,    // the session's course: initialized, retries, unknown actions
+  warning, // something was set aside or refused, and the session goes on
+  error,   // the session fails (the daemon restarts the lease from its last checkpoint)
 };
 
-/// Returns a port that runs a batch processor over flushers from `make_flusher` in the caller's
-/// thread.
-std::unique_ptr<shard_port> local_port(flusher_factory make_flusher, batch_config batch);
+/// Returns "info", "warning" or "error".
+const char* to_string(log_level x) noexcept;
+
+/// Where a worker's or a server's lines go: a level and one line of text (no newline). Called on
+/// the session's thread; a server calls it from every session thread at once.
+using log_sink = std::function<void(log_level, std::string_view)>;
+
+/// Returns the default sink: one line on stderr per call, `2026-12-01T21:54:03.120Z warning PROGRAM:
+/// MESSAGE` (UTC; one write each, so the lines of concurrent sessions never interleave).
+log_sink stderr_log(std::string program);
+
+/// Returns the line `stderr_log` writes for `message` at `level`, at `at`, without the newline.
+std::string log_line(std::chrono::system_clock::time_point at, log_level level,
+                     std::string_view program, std::string_view message);
 
 /// Options of the worker.
 struct worker_config {
-  /// Where records are processed (one port per session); by default a local port over
-  /// `make_flusher` and `batch`.
-  std::function<std::unique_ptr<shard_port>()> make_port;
+  /// Makes the flusher of the session's shard when the daemon sends initialize.
   flusher_factory make_flusher;
   batch_config batch;
   /// Retries of a throttled checkpoint while handling processRecords (shard end retries forever).
@@ -207,10 +200,15 @@ struct worker_config {
   std::filesystem::path dead_letter_dir;
   /// Caps on unpacking KPL aggregates (an aggregate past them is delivered as one opaque record).
   kpl::unpack_limits kpl_limits;
-  /// Injected for tests: how to wait, what time it is, where logs go.
+  /// Where the session's lines go, each prefixed with the shard once it is known (default:
+  /// `stderr_log("shardflow mld")`).
+  log_sink log;
+  /// Called when initialize arrives, before the flusher is made (a server lifts its pre-handshake
+  /// limits then).
+  std::function<void()> on_initialize;
+  /// Injected for tests: how to wait, what time it is.
   std::function<void(std::chrono::milliseconds)> sleep;
   std::function<std::chrono::steady_clock::time_point()> now;
-  std::function<void(const std::string&)> log;
 };
 
 /// Counters of one worker session.

@@ -10,13 +10,11 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
-#include <caf/all.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include "apps/shardflow/exit_codes.hpp"
 #include "apps/shardflow/options.hpp"
-#include <shardflow/actors/messages.hpp>
 #include <shardflow/core/error.hpp>
 #include <shardflow/flushers/base64.hpp>
 #include <shardflow/flushers/file_flusher.hpp>
@@ -49,7 +47,6 @@ struct mld_options {
   bool allow_remote = false;
   std::size_t max_connections = mld::server_config{}.max_connections;
   std::string handshake_timeout = "30s";
-  std::string max_replay = "256M";
 };
 
 // For testing recovery: the flusher fails once, after `after` records in all (across restarts).
@@ -167,7 +164,6 @@ void server_limits_of(const mld_options& o, mld::server_config& cfg) {
   cfg.unix_path = at.unix_path;
   cfg.max_connections = o.max_connections;
   cfg.handshake_timeout = duration_or_throw("--handshake-timeout", o.handshake_timeout);
-  cfg.max_replay_bytes = size_or_throw("--max-replay", o.max_replay);
   cfg.line.max_line_bytes = size_or_throw("--max-line", o.max_line);
 }
 
@@ -175,14 +171,10 @@ int run_server(const mld_options& o) {
   mld::server_config cfg;
   cfg.worker = worker_config_of(o, false);
   server_limits_of(o, cfg);
-  caf::actor_system_config sys_cfg;
-  configure(sys_cfg);
-  sys_cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  caf::actor_system sys{sys_cfg};
   std::signal(SIGPIPE, SIG_IGN);
   std::signal(SIGINT, on_server_signal);
   std::signal(SIGTERM, on_server_signal);
-  mld::server srv{sys, cfg};
+  mld::server srv{cfg};
   if (cfg.unix_path.empty())
     fmt::print(stderr, "shardflow mld-server: listening on {}:{}\n",
                cfg.host.find(':') == std::string::npos ? cfg.host : "[" + cfg.host + "]",
@@ -196,8 +188,8 @@ int run_server(const mld_options& o) {
     std::filesystem::rename(o.port_file + ".tmp", o.port_file);
   }
   srv.serve(server_stop);
-  fmt::print(stderr, "shardflow mld-server: stopped after {} sessions, {} shard crashes replayed\n",
-             srv.stats().sessions.load(), srv.stats().replays.load());
+  fmt::print(stderr, "shardflow mld-server: stopped after {} sessions ({} failed)\n",
+             srv.stats().sessions.load(), srv.stats().failed.load());
   return exit_ok;
 }
 
@@ -417,11 +409,6 @@ void add_mld_commands(CLI::App& app, int& exit_code) {
     ->add_option("--handshake-timeout", so->handshake_timeout,
                  "close a connection that sends no initialize within this (0: never)")
     ->capture_default_str();
-  srv
-    ->add_option("--max-replay", so->max_replay,
-                 "bytes a session keeps for replaying into a crashed shard before the daemon "
-                 "confirms a checkpoint")
-    ->capture_default_str();
   srv->add_option("--port-file", so->port_file, "write the port here once listening (0 for unix:)");
   srv->callback(
     [so, &exit_code] { exit_code = guarded("mld-server", [&] { return run_server(*so); }); });
@@ -438,8 +425,14 @@ void add_mld_commands(CLI::App& app, int& exit_code) {
       exit_code = exit_usage;
       return;
     }
-    const int rc = at.unix_path.empty() ? mld::connect_stdio(at.host, at.port)
-                                        : mld::connect_stdio_unix(at.unix_path);
+    // Like `shardflow mld`: the daemon ends its child by closing stdin, so a signal to the process
+    // group must not cut the session short, and a closed socket must not kill us with SIGPIPE.
+    std::signal(SIGPIPE, SIG_IGN);
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGTERM, SIG_IGN);
+    const auto log = mld::stderr_log("shardflow mld-connect");
+    const int rc = at.unix_path.empty() ? mld::connect_stdio(at.host, at.port, log)
+                                        : mld::connect_stdio_unix(at.unix_path, log);
     exit_code = rc == 0 ? exit_ok : exit_failed;
   });
 

@@ -1,13 +1,16 @@
-// An integration test: the server runs on CAF's threads and real sockets (sessions block on them, so
-// the deterministic scheduler cannot drive it). The daemon's side is this test, over loopback TCP or
-// a Unix socket. Waits are on observable state with deadlines; nothing sleeps a fixed time.
+// An integration test: the server runs on threads of its own and real sockets (sessions block on
+// them). The daemon's side is this test, over loopback TCP or a Unix socket. Waits are on observable
+// state with deadlines; nothing sleeps a fixed time.
 #include <shardflow/kcl/mld_server.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <set>
 #include <string>
 #include <system_error>
@@ -21,12 +24,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <caf/all.hpp>
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
 #include "tests/support/recording_flusher.hpp"
-#include <shardflow/actors/messages.hpp>
 #include <shardflow/core/error.hpp>
 #include <shardflow/flushers/base64.hpp>
 #include <shardflow/flushers/file_flusher.hpp>
@@ -141,6 +142,13 @@ public:
     return until_closed(timed_out).empty() && !timed_out;
   }
 
+  // Whether the server resets the connection without another word (how it refuses one).
+  bool reset_silently() {
+    char c;
+    const auto n = ::read(fd_, &c, 1);
+    return buf_.empty() && n < 0 && errno == ECONNRESET;
+  }
+
 private:
   void limit_reads() {
     // Liveness only: nothing here should take more than a few milliseconds.
@@ -175,18 +183,11 @@ std::string lease_and_lose(int port) {
   return got;
 }
 
-caf::actor_system_config& configured(caf::actor_system_config& cfg) {
-  configure(cfg);
-  return cfg;
-}
-
-// A server in its own actor system, serving on a thread of its own until destroyed.
+// A server serving on a thread of its own until destroyed.
 class running_server {
 public:
   explicit running_server(mld::server_config sc)
-    : sys_(configured(sys_cfg_)),
-      srv_(sys_, std::move(sc)),
-      serving_([this] { srv_.serve(stop_); }) {
+    : srv_(std::move(sc)), serving_([this] { srv_.serve(stop_); }) {
   }
 
   ~running_server() {
@@ -202,8 +203,6 @@ public:
   }
 
 private:
-  caf::actor_system_config sys_cfg_;
-  caf::actor_system sys_;
   mld::server srv_;
   std::atomic<bool> stop_{false};
   std::thread serving_;
@@ -212,8 +211,7 @@ private:
 mld::server_config quiet_config(std::shared_ptr<testing::flusher_script> script) {
   mld::server_config sc;
   sc.worker.make_flusher = testing::recording_flusher::factory(std::move(script));
-  sc.worker.log = [](const std::string&) {};
-  sc.log = [](const std::string&) {};
+  sc.log = [](mld::log_level, std::string_view) {};
   // No flush and no checkpoint exchange on their own: every answer is the status of its action.
   sc.worker.batch.flush_interval = std::chrono::hours(1);
   sc.worker.batch.checkpoint_interval = std::chrono::hours(1);
@@ -248,42 +246,9 @@ bool real_session_works(daemon_connection& daemon) {
 
 } // namespace
 
-SCENARIO("a session whose shard's supervisor gives up fails at once and closes its connection",
+SCENARIO("connections beyond max_connections are reset at once, the server's threads stay bounded, "
+         "and a real session works once the idle ones are gone",
          "[kcl][mld]") {
-  caf::actor_system_config cfg;
-  configure(cfg);
-  caf::actor_system sys{cfg};
-  auto script = std::make_shared<testing::flusher_script>();
-  script->fail_add = true; // every incarnation fails at its first record
-  mld::server_config sc;
-  sc.intensity = 0;                           // the first crash is one too many
-  sc.restart_wait = std::chrono::seconds(60); // waiting for a comeback would outlast the read
-  sc.worker.make_flusher = testing::recording_flusher::factory(script);
-  sc.worker.log = [](const std::string&) {};
-  mld::server srv{sys, sc};
-  std::atomic<bool> stop{false};
-  std::thread serving{[&] { srv.serve(stop); }};
-  {
-    daemon_connection daemon{srv.port()};
-    daemon.send(
-      R"({"action":"initialize","shardId":"shardId-1","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0})");
-    daemon.send(
-      R"({"action":"processRecords","records":[{"data":"YQ==","partitionKey":"k","sequenceNumber":"1","subSequenceNumber":0,"action":"record"}],"millisBehindLatest":0})");
-    bool timed_out = false;
-    const auto got = daemon.until_closed(timed_out);
-    CHECK_FALSE(timed_out);
-    // The initialize was answered; the batch never was (the daemon will restart the lease).
-    CHECK(got == "{\"action\":\"status\",\"responseFor\":\"initialize\"}\n");
-  }
-  stop = true;
-  serving.join();
-  CHECK(srv.stats().sessions == 1);
-}
-
-SCENARIO(
-  "connections beyond max_connections are closed at once, the server's threads stay bounded, "
-  "and a real session works once the idle ones are gone",
-  "[kcl][mld]") {
   constexpr std::size_t cap = 4;
   constexpr std::size_t extra = 20;
   auto sc = quiet_config(std::make_shared<testing::flusher_script>());
@@ -298,7 +263,9 @@ SCENARIO(
     REQUIRE(eventually([&] { return srv->stats().sessions == cap; }));
     for (std::size_t i = 0; i < extra; ++i) {
       daemon_connection over{srv->port()};
-      CHECK(over.closed_silently()); // at once: nothing else closes it within the read limit
+      // At once (nothing else would within the read limit), and reset: a connector fails even if
+      // its daemon's side had ended already.
+      CHECK(over.reset_silently());
     }
     CHECK(srv->stats().refused == extra);
     CHECK(srv->stats().sessions == cap);
@@ -353,80 +320,142 @@ SCENARIO("a session thread that cannot start closes its connection and the serve
   CHECK(srv->stats().sessions == 1);
 }
 
-SCENARIO(
-  "within the replay bound a crashed shard is replayed into, and past it the crash fails the "
-  "session, so that the daemon re-leases the shard from its last checkpoint",
-  "[kcl][mld]") {
-  auto script = std::make_shared<testing::flusher_script>();
-  script->fail_on_data = {"c"};   // the third batch crashes the shard once
-  auto sc = quiet_config(script); // no flush, no checkpoint: every batch stays retained
-  const std::vector<std::string> a_b_c = {records_line("YQ==", 1), records_line("Yg==", 2),
-                                          records_line("Yw==", 3)};
-  GIVEN("a bound that holds the batches") {
-    running_server srv{sc};
-    daemon_connection daemon{srv->port()};
-    CHECK(answers_to(daemon, a_b_c) == statuses(3));
-    CHECK(srv->stats().replays == 1);
-    CHECK(srv->stats().replay_overflows == 0);
-  }
-  GIVEN("a bound of two records") {
-    sc.max_replay_records = 2;
-    running_server srv{sc};
-    daemon_connection daemon{srv->port()};
-    // c passes the bound, then crashes the shard: it is never answered, and the daemon restarts
-    // the lease from its last checkpoint.
-    CHECK(answers_to(daemon, a_b_c) == statuses(2));
-    CHECK(srv->stats().replays == 0);
-    CHECK(srv->stats().replay_overflows == 1);
-  }
-  GIVEN("a bound in bytes smaller than one record") {
-    sc.max_replay_bytes = 1;
-    running_server srv{sc};
-    daemon_connection daemon{srv->port()};
-    CHECK(answers_to(daemon, {a_b_c[0], a_b_c[2]}) == statuses(1));
-    CHECK(srv->stats().replays == 0);
-    CHECK(srv->stats().replay_overflows == 1);
-  }
+namespace {
+
+std::string initialize_at(const std::string& shard, const std::string& seq) {
+  return R"({"action":"initialize","shardId":")" + shard + R"(","sequenceNumber":")" + seq
+         + R"(","subSequenceNumber":0})";
 }
 
-SCENARIO("after the replay bound was passed, a confirmed checkpoint covering every batch not kept "
-         "makes crashes replayable again",
-         "[kcl][mld]") {
+std::string checkpoint_request(int seq) {
+  return R"({"action":"checkpoint","sequenceNumber":")" + std::to_string(seq)
+         + R"(","subSequenceNumber":0})" + "\n";
+}
+
+std::string checkpoint_reply(int seq) {
+  return R"({"action":"checkpoint","sequenceNumber":")" + std::to_string(seq)
+         + R"(","subSequenceNumber":0,"error":null})";
+}
+
+// Sends one record at `seq` and confirms the checkpoint the session asks for (every batch is
+// flushed and checkpointed); returns whether the session answered as expected.
+bool confirmed_batch(daemon_connection& daemon, const std::string& base64_data, int seq) {
+  daemon.send(records_line(base64_data, seq));
+  if (daemon.next_line() != checkpoint_request(seq))
+    return false;
+  daemon.send(checkpoint_reply(seq));
+  return daemon.next_line() == status_of("processRecords");
+}
+
+// The lines a server logged, from any session thread.
+struct captured_log {
+  std::mutex mtx;
+  std::vector<std::pair<mld::log_level, std::string>> lines;
+
+  mld::log_sink sink() {
+    return [this](mld::log_level level, std::string_view x) {
+      std::lock_guard<std::mutex> guard{mtx};
+      lines.emplace_back(level, std::string{x});
+    };
+  }
+
+  bool has(mld::log_level level, const std::string& part) {
+    std::lock_guard<std::mutex> guard{mtx};
+    return std::any_of(lines.begin(), lines.end(), [&](const auto& l) {
+      return l.first == level && l.second.find(part) != std::string::npos;
+    });
+  }
+};
+
+} // namespace
+
+SCENARIO(
+  "a session whose flusher fails closes its connection without answering the batch, having "
+  "checkpointed nothing past what is durable, other sessions go on, and a new session for the "
+  "shard (the daemon's re-lease) resumes from its last checkpoint",
+  "[kcl][mld]") {
   auto script = std::make_shared<testing::flusher_script>();
-  script->fail_on_data = {"c"};
+  script->fail_on_data = {"c"}; // the flusher fails once, at the record c
   auto sc = quiet_config(script);
   sc.worker.batch.flush_interval = std::chrono::milliseconds(0); // flush and checkpoint every batch
   sc.worker.batch.checkpoint_interval = std::chrono::milliseconds(0);
-  sc.max_replay_records = 1;
+  captured_log log;
+  sc.log = log.sink();
+  running_server srv{sc};
+  daemon_connection other{srv->port()}; // another shard, leased throughout
+  other.send(initialize_at("shardId-2", "TRIM_HORIZON"));
+  REQUIRE(other.next_line() == status_of("initialize"));
+  {
+    daemon_connection daemon{srv->port()};
+    daemon.send(initialize_line);
+    REQUIRE(daemon.next_line() == status_of("initialize"));
+    CHECK(confirmed_batch(daemon, "YQ==", 1)); // a
+    CHECK(confirmed_batch(daemon, "Yg==", 2)); // b
+    daemon.send(records_line("Yw==", 3));      // c: the flusher fails
+    // Neither a checkpoint nor a status: the batch is never acknowledged, the connection closes.
+    CHECK(daemon.closed_silently());
+  }
+  REQUIRE(eventually([&] { return srv->stats().failed == 1; }));
+  CHECK(log.has(mld::log_level::error, "session-2 failed"));
+  CHECK(log.has(mld::log_level::error, "injected failure at c"));
+  CHECK(confirmed_batch(other, "eA==", 1)); // x: the other shard's session is untouched
+  {
+    // The daemon re-leases shardId-1 from its last checkpoint (2) and delivers c again.
+    daemon_connection daemon{srv->port()};
+    daemon.send(initialize_at("shardId-1", "2"));
+    REQUIRE(daemon.next_line() == status_of("initialize"));
+    CHECK(confirmed_batch(daemon, "Yw==", 3));
+    daemon.send(R"({"action":"shardEnded"})");
+    const std::string null_position = R"("sequenceNumber":null,"subSequenceNumber":null)";
+    CHECK(daemon.next_line() == "{\"action\":\"checkpoint\"," + null_position + "}\n");
+    daemon.send("{\"action\":\"checkpoint\"," + null_position + ",\"error\":null}");
+    CHECK(daemon.next_line() == status_of("shardEnded"));
+    daemon.finish();
+    CHECK(daemon.closed_silently());
+  }
+  other.finish();
+  CHECK(other.closed_silently());
+  REQUIRE(eventually([&] { return srv->stats().active == 0; })); // the sessions' threads are done
+  // Every checkpoint covered durable records only (a and b when c failed), and nothing was lost.
+  CHECK(script->durable_data == std::vector<std::string>{"a", "b", "x", "c"});
+  CHECK(script->flushers_made == 3);
+  CHECK(srv->stats().failed == 1);
+  CHECK(srv->stats().sessions == 3);
+}
+
+SCENARIO("a flusher factory that throws fails only its session", "[kcl][mld]") {
+  auto sc = quiet_config(std::make_shared<testing::flusher_script>());
+  sc.worker.make_flusher = [](const shard_id&) -> std::unique_ptr<flusher> {
+    throw std::runtime_error("no flusher today");
+  };
+  captured_log log;
+  sc.log = log.sink();
   running_server srv{sc};
   daemon_connection daemon{srv->port()};
-  const auto checkpoint_at = [](int seq) {
-    return R"({"action":"checkpoint","sequenceNumber":")" + std::to_string(seq)
-           + R"(","subSequenceNumber":0})" + "\n";
-  };
-  const auto reply = [](int seq, const std::string& error) {
-    return R"({"action":"checkpoint","sequenceNumber":")" + std::to_string(seq)
-           + R"(","subSequenceNumber":0,"error":)" + error + "}";
-  };
   daemon.send(initialize_line);
-  CHECK(daemon.next_line() == status_of("initialize"));
-  daemon.send(records_line("YQ==", 1)); // a: retained
-  CHECK(daemon.next_line() == checkpoint_at(1));
-  daemon.send(reply(1, R"("InvalidStateException")")); // not confirmed, not retried
-  CHECK(daemon.next_line() == status_of("processRecords"));
-  daemon.send(records_line("Yg==", 2)); // b: passes the bound of one record
-  CHECK(daemon.next_line() == checkpoint_at(2));
-  daemon.send(reply(2, "null")); // confirmed: covers a and b
-  CHECK(daemon.next_line() == status_of("processRecords"));
-  CHECK(srv->stats().replay_overflows == 1);
-  daemon.send(records_line("Yw==", 3)); // c: retained again, crashes the shard once, replayed
-  CHECK(daemon.next_line() == checkpoint_at(3));
-  daemon.send(reply(3, "null"));
-  CHECK(daemon.next_line() == status_of("processRecords"));
-  daemon.finish();
-  CHECK(daemon.closed_silently());
-  CHECK(srv->stats().replays == 1);
-  CHECK(srv->stats().replay_overflows == 1);
+  CHECK(daemon.closed_silently()); // not even initialize is answered
+  REQUIRE(eventually([&] { return srv->stats().failed == 1; }));
+  CHECK(log.has(mld::log_level::error, "no flusher today"));
+}
+
+SCENARIO("mld-connect's bridge installs no signal handlers and logs through its sink",
+         "[kcl][mld]") {
+  const auto disposition = [](int sig) {
+    struct sigaction now {};
+    ::sigaction(sig, nullptr, &now);
+    return now.sa_handler;
+  };
+  const auto pipe_before = disposition(SIGPIPE);
+  const auto int_before = disposition(SIGINT);
+  const auto term_before = disposition(SIGTERM);
+  captured_log log;
+  CHECK(mld::connect_stdio_unix("/nonexistent-shardflow-dir/mld.sock", log.sink()) == 1);
+  CHECK(mld::connect_stdio("127.0.0.1", 0, log.sink()) == 1); // port 0: nobody listens
+  CHECK(disposition(SIGPIPE) == pipe_before);
+  CHECK(disposition(SIGINT) == int_before);
+  CHECK(disposition(SIGTERM) == term_before);
+  CHECK(log.has(mld::log_level::error, "cannot connect to unix:/nonexistent-shardflow-dir"));
+  CHECK(log.has(mld::log_level::error, "cannot connect to 127.0.0.1:0"));
 }
 
 SCENARIO(
@@ -455,20 +484,14 @@ SCENARIO(
     REQUIRE(::stat(path.c_str(), &st) == 0);
     CHECK(S_ISSOCK(st.st_mode));
     CHECK((st.st_mode & 0777) == 0600);
-    const auto start_second = [&] {
-      caf::actor_system_config cfg;
-      caf::actor_system sys{configured(cfg)};
-      mld::server second{sys, sc};
-    };
+    const auto start_second = [&] { mld::server second{sc}; };
     CHECK_THROWS_WITH(start_second(), Catch::Contains("another server is listening"));
     daemon_connection daemon{path};
     CHECK(real_session_works(daemon));
   }
   CHECK_FALSE(std::filesystem::exists(path));
   std::ofstream{path} << "not a socket\n";
-  caf::actor_system_config cfg;
-  caf::actor_system sys{configured(cfg)};
-  const auto start = [&] { mld::server srv{sys, sc}; };
+  const auto start = [&] { mld::server srv{sc}; };
   CHECK_THROWS_WITH(start(), Catch::Contains("is not a socket"));
   CHECK(std::filesystem::exists(path)); // left alone
   std::filesystem::remove_all(dir);
@@ -486,8 +509,7 @@ SCENARIO(
   file_flusher_config f;
   f.dir = dir;
   sc.worker.make_flusher = file_flusher::factory(f);
-  sc.worker.log = [](const std::string&) {};
-  sc.log = [](const std::string&) {};
+  sc.log = [](mld::log_level, std::string_view) {};
   sc.worker.batch.flush_interval = std::chrono::milliseconds(0); // flush and checkpoint every batch
   sc.worker.batch.checkpoint_interval = std::chrono::milliseconds(0);
   running_server srv{sc};

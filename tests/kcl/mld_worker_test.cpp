@@ -1,6 +1,8 @@
 #include <shardflow/kcl/mld_worker.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -83,7 +85,7 @@ SCENARIO("poison records among aggregates stay poison, and only they", "[kcl][ml
   auto script = std::make_shared<testing::flusher_script>();
   mld::worker_config cfg;
   cfg.make_flusher = testing::recording_flusher::factory(script);
-  cfg.log = [](const std::string&) {};
+  cfg.log = [](mld::log_level, std::string_view) {};
   mld::worker w{daemon, cfg};
   REQUIRE(w.run() == 0);
   CHECK(script->added_data == std::vector<std::string>{"a0", "a1", "a2", "plain", "b0", "b1"});
@@ -116,12 +118,16 @@ struct session {
   daemon_double daemon;
   std::shared_ptr<testing::flusher_script> script = std::make_shared<testing::flusher_script>();
   std::vector<std::string> logs;
+  std::vector<mld::log_level> levels; // of each line in `logs`
   mld::worker_config cfg;
   mld::worker_stats stats;
 
   session() {
     cfg.make_flusher = testing::recording_flusher::factory(script);
-    cfg.log = [this](const std::string& s) { logs.push_back(s); };
+    cfg.log = [this](mld::log_level level, std::string_view s) {
+      logs.emplace_back(s);
+      levels.push_back(level);
+    };
     cfg.sleep = [](std::chrono::milliseconds) {};
     cfg.batch.flush_interval = std::chrono::milliseconds{0};
     cfg.batch.checkpoint_interval = std::chrono::milliseconds{0};
@@ -143,6 +149,13 @@ struct session {
   bool logged(const std::string& part) const {
     return std::any_of(logs.begin(), logs.end(),
                        [&](const std::string& l) { return l.find(part) != std::string::npos; });
+  }
+
+  bool logged(mld::log_level level, const std::string& part) const {
+    for (std::size_t i = 0; i < logs.size(); ++i)
+      if (levels[i] == level && logs[i].find(part) != std::string::npos)
+        return true;
+    return false;
   }
 };
 
@@ -386,4 +399,68 @@ SCENARIO("the worker's KPL limits reach the unpacking", "[kcl][mld]") {
   CHECK(s.stats.corrupt_aggregates == 1); // three user records are past the cap: one opaque record
   CHECK(s.stats.aggregates == 1);
   CHECK(s.script->added_data.size() == 3);
+}
+
+SCENARIO("the worker's lines go to its one sink with a level, prefixed with the shard",
+         "[kcl][mld]") {
+  session s;
+  s.script->fail_on_data = {"boom"};
+  CHECK(s.run({R"({"action":"initialize","shardId":"shardId-7","sequenceNumber":"TRIM_HORIZON"})",
+               batch_of({record("!!", 0)}), batch_of({record("Ym9vbQ==", 1)})})
+        == 1);
+  CHECK(s.logged(mld::log_level::info, "shardId-7: initialized at TRIM_HORIZON"));
+  CHECK(s.logged(mld::log_level::warning, "shardId-7: poison record at"));
+  CHECK(s.logged(mld::log_level::error, "shardId-7: fatal: "));
+  CHECK(s.logged(mld::log_level::error, "injected failure at boom"));
+}
+
+SCENARIO("the default sink writes one stderr line per call with a UTC timestamp and the level",
+         "[kcl][mld]") {
+  using namespace std::chrono;
+  const auto at = system_clock::time_point{seconds{1'796'162'043} + milliseconds{120}};
+  CHECK(mld::log_line(at, mld::log_level::warning, "shardflow mld", "shardId-1: hello")
+        == "2026-12-01T21:54:03.120Z warning shardflow mld: shardId-1: hello");
+  CHECK(std::string{mld::to_string(mld::log_level::info)} == "info");
+  CHECK(std::string{mld::to_string(mld::log_level::error)} == "error");
+  testing::temp_dir dir;
+  std::filesystem::create_directories(dir.path);
+  const auto path = dir.path / "stderr";
+  const int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  REQUIRE(file >= 0);
+  const int saved = ::dup(STDERR_FILENO);
+  ::dup2(file, STDERR_FILENO);
+  const auto sink = mld::stderr_log("shardflow mld-server");
+  sink(mld::log_level::error, "session-3 failed");
+  sink(mld::log_level::info, "second");
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  ::close(file);
+  std::ifstream in{path};
+  std::string first;
+  std::string second;
+  std::getline(in, first);
+  std::getline(in, second);
+  CHECK(first.size()
+        == std::string{"2026-12-01T21:54:03.120Z "}.size()
+             + std::string{"error shardflow mld-server: session-3 failed"}.size());
+  CHECK(first.substr(4, 1) == "-");
+  CHECK(first.substr(23, 2) == "Z ");
+  CHECK(first.substr(25) == "error shardflow mld-server: session-3 failed");
+  CHECK(second.substr(25) == "info shardflow mld-server: second");
+}
+
+SCENARIO("the worker installs no signal handlers", "[kcl][mld]") {
+  const auto disposition = [](int sig) {
+    struct sigaction now {};
+    ::sigaction(sig, nullptr, &now);
+    return now.sa_handler;
+  };
+  const auto pipe_before = disposition(SIGPIPE);
+  const auto int_before = disposition(SIGINT);
+  const auto term_before = disposition(SIGTERM);
+  session s;
+  CHECK(s.run({initialize_line, batch_of({record("aGk=", 0)}), R"({"action":"shardEnded"})"}) == 0);
+  CHECK(disposition(SIGPIPE) == pipe_before);
+  CHECK(disposition(SIGINT) == int_before);
+  CHECK(disposition(SIGTERM) == term_before);
 }
