@@ -56,14 +56,16 @@
 // those records anyway, and after a lost lease its writes would land beside the new owner's.
 // Records it still holds are dropped, not lost: they are after the last checkpoint.
 //
-// The factory: runs on the shard's thread when an incarnation starts, before its first record. A
-// factory may throw (the disk is gone, a connection is refused) or return null (the processor
-// treats that as errc::flusher_failed): the incarnation fails to start with that text. Under a
-// supervisor the start failure counts as a restart within the group's intensity, so a factory that
-// keeps failing makes the group give up and its parent see errc::restart_limit_reached; in the MLD
-// worker the session ends with a fatal error. The factory is called once per incarnation, possibly
-// from different threads over time, and from several shards at once: what it captures must be safe
-// to share (or copied per call).
+// The factory: runs on the shard's thread when an incarnation starts (its checkpoint loaded), before
+// its first record. It may throw (the disk is gone, a connection is refused) or return null (the
+// processor treats that as errc::flusher_failed); that incarnation then fails to start, with the
+// exception's text. At a shard's first start this is a start failure and nothing is retried: the
+// group does not come up and `runtime::start_shard` returns errc::start_failed naming the text. At
+// a restart, the group's supervisor counts the failed start against its intensity and tries again
+// (calling the factory again), so a factory that keeps failing makes the group give up
+// (errc::restart_limit_reached), which its parent sees. In the MLD worker the session ends with a
+// fatal error. The factory is called once per incarnation, from different threads over time and
+// from several shards at once: what it captures must be safe to share (or copied per call).
 //
 // Conformance: flushers/conformance.hpp checks an implementation against this contract in one line
 // (`require_flusher_contract(factory)`); run it in your tests.
