@@ -32,7 +32,8 @@
 // Record lifetime: the kit keeps each record alive exactly as long as the contract promises (until
 // its token comes back; an ignored or refused record only during `add`), and destroys the records
 // before the flusher, as the batch processor does. Run the kit under AddressSanitizer and a flusher
-// that keeps a reference too long is caught as a use after free.
+// that reads a record's bytes after that is caught as a use after free (reads that happen only
+// inside libstdc++'s non-inline std::string members are not instrumented).
 //
 // Threading: the kit calls the flushers from the calling thread only. Flushers that write files
 // write them wherever their factory says (give it a temporary directory).
