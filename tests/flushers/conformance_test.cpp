@@ -15,6 +15,7 @@
 
 #include <shardflow/core/batch_processor.hpp>
 #include <shardflow/core/error.hpp>
+#include <shardflow/core/flusher_decorator.hpp>
 #include <shardflow/flushers/file_flusher.hpp>
 #include <shardflow/flushers/metered_flusher.hpp>
 #include <shardflow/flushers/null_flusher.hpp>
@@ -152,6 +153,14 @@ SCENARIO("every built-in flusher keeps the flusher contract", "[flushers][confor
   SECTION("null flusher, capacity 1 and 1000") {
     CHECK(require_flusher_contract(null_flusher::factory(1)).ok());
     CHECK(require_flusher_contract(null_flusher::factory(1000)).ok());
+  }
+  SECTION("a decorator that changes nothing, around a null flusher") {
+    struct plain final : flusher_decorator {
+      using flusher_decorator::flusher_decorator;
+    };
+    CHECK(require_flusher_contract([](const shard_id&) {
+            return std::make_unique<plain>(std::make_unique<null_flusher>(5));
+          }).ok());
   }
   SECTION("metered flusher around a null flusher") {
     auto meter = std::make_shared<flusher_meter>();
