@@ -16,6 +16,9 @@ auto guarded(F&& f) -> caf::result<decltype(f())> {
     return make_error(e.code(), e.what());
   } catch (const std::exception& e) {
     return make_error(errc::checkpoint_failed, e.what());
+  } catch (...) { // the sink serves every shard: whatever a store throws must not end it
+    return make_error(errc::checkpoint_failed,
+                      "the checkpoint store threw a non-standard exception");
   }
 }
 

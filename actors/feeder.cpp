@@ -179,7 +179,7 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
     [self](push_atom, record_batch& batch) -> caf::result<caf::ok_atom> {
       auto& st = self->state;
       if (st.buffer == nullptr)
-        return make_error(errc::not_found,
+        return make_error(errc::bad_input,
                           "this shard reads its records itself; it takes no pushes");
       auto last = st.last_pushed;
       for (const auto& x : batch) {

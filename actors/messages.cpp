@@ -27,12 +27,15 @@ caf::error error_from(std::exception_ptr eptr) {
 }
 
 errc code_of(const caf::error& err) noexcept {
-  if (err.category() != category)
+  if (!err
+      || err.category() != category) // CAF 0.17: category() of an empty error dereferences null
     return errc::none;
   return static_cast<errc>(err.code());
 }
 
 std::string text_of(const caf::error& err) {
+  if (!err)
+    return caf::to_string(err);
   if (err.category() == category && err.context().match_elements<std::string>())
     return err.context().get_as<std::string>(0);
   if (err.category() == caf::atom("system") && err.context().match_elements<std::string>())

@@ -131,7 +131,7 @@ struct child_counts {
 /// Returns a CAF error of shardflow's category with code `code` and the message `text`.
 caf::error make_error(errc code, std::string text = {});
 
-/// Returns the shardflow code of `err`, or errc::none when `err` is of another category.
+/// Returns the shardflow code of `err`, or errc::none when `err` is empty or of another category.
 errc code_of(const caf::error& err) noexcept;
 
 /// Converts what an actor's handler threw into its exit reason, keeping the text (CAF 0.17 would

@@ -320,7 +320,7 @@ child_spec shard_group(shard_group_config cfg) {
                       sink = cfg.sink](start_context& ctx) -> caf::expected<caf::actor> {
     auto feeder = ctx.sibling(feeder_child_id);
     if (!feeder)
-      return make_error(errc::not_found, fmt::format("shard {}: no feeder is running", scfg.id));
+      return make_error(errc::start_failed, fmt::format("shard {}: no feeder is running", scfg.id));
     return spawn_shard(ctx.self, scfg, feeder, sink);
   };
   supervisor_flags flags;

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "tests/support/deterministic_fixture.hpp"
+#include "tests/support/recording_flusher.hpp"
 #include <shardflow/actors/messages.hpp>
 
 using namespace shardflow;
@@ -66,6 +67,7 @@ struct received {
 
 struct fixture : testing::deterministic_fixture {
   std::vector<caf::actor> started;
+  std::size_t push_limit = 100'000;
 
   ~fixture() {
     // The stand-ins live until told; their feeders follow them down.
@@ -79,20 +81,31 @@ struct fixture : testing::deterministic_fixture {
   // stand-in gives credit back only when `give_back` is called.
   caf::actor start(std::shared_ptr<received> out, std::uint64_t count, std::size_t bytes,
                    std::uint64_t credit, std::uint64_t credit_bytes) {
+    return start(
+      out, [count, bytes] { return std::make_shared<sized_source>(count, bytes); }, credit,
+      credit_bytes);
+  }
+
+  // The same over any source; the stand-in attaches after `after` (default: from the start).
+  caf::actor start(std::shared_ptr<received> out, source_factory make, std::uint64_t credit,
+                   std::uint64_t credit_bytes, std::optional<sequence_number> after = {}) {
     feeder_config cfg;
     cfg.max_batch = 50;
     cfg.poll_interval = 0ms;
+    cfg.push_limit = push_limit;
     auto shard = spawn_fn([=](caf::event_based_actor* self) -> caf::behavior {
-      out->feeder = spawn_feeder(
-        self, [count, bytes] { return std::make_shared<sized_source>(count, bytes); }, cfg);
-      self
-        ->request(out->feeder, caf::infinite, attach_atom::value, std::optional<sequence_number>{})
+      out->feeder = spawn_feeder(self, make, cfg);
+      self->request(out->feeder, caf::infinite, attach_atom::value, after)
         .then(
           [=](caf::ok_atom) { self->send(out->feeder, demand_atom::value, credit, credit_bytes); },
           [](caf::error&) {});
       return {
         [out](records_atom, const record_batch& b) { out->batches.push_back(b); },
         [out](end_atom) { out->ended = true; },
+        [self, out](acked_atom, const sequence_number& upto) {
+          // Forward a durable checkpoint, as a shard does once its sink acknowledged it.
+          self->send(out->feeder, acked_atom::value, upto);
+        },
         [self, out](caf::get_atom) {
           // Give back what the last batch took, as a shard does once it processed it.
           const auto& b = out->batches.back();
@@ -162,20 +175,119 @@ SCENARIO_METHOD(fixture, "a batch cut at the byte credit loses and repeats no re
   CHECK(next == 25);
 }
 
-SCENARIO("a replay buffer counts the payload bytes it keeps", "[actors][replay_buffer]") {
-  replay_buffer buf;
-  std::vector<stream_record> xs(10);
-  for (std::uint64_t i = 0; i < 10; ++i) {
-    xs[i].partition_key = "k";
-    xs[i].data.assign(99, 'x');
-    xs[i].sequence.base = sequence_base{i};
-  }
-  buf.append(record_batch{xs});
-  CHECK(buf.retained_bytes() == 1000);
-  buf.release(xs[2].sequence); // the first three, inside the batch
-  CHECK(buf.retained() == 7);
-  CHECK(buf.retained_bytes() == 700);
-  buf.release(xs[9].sequence); // the rest: the whole batch
-  CHECK(buf.retained() == 0);
-  CHECK(buf.retained_bytes() == 0);
+namespace {
+
+record_batch pushed(std::uint64_t first, std::uint64_t n) {
+  std::vector<stream_record> xs;
+  for (auto i = first; i < first + n; ++i)
+    xs.push_back(testing::make_record(i));
+  return record_batch{std::move(xs)};
+}
+
+std::vector<std::uint64_t> sequences(const received& r) {
+  std::vector<std::uint64_t> result;
+  for (auto& b : r.batches)
+    for (auto& x : b)
+      result.push_back(*x.sequence.base.to_uint64());
+  return result;
+}
+
+} // namespace
+
+SCENARIO_METHOD(fixture, "a feeder ignores demand from any actor but the attached shard",
+                "[actors][feeder]") {
+  auto out = std::make_shared<received>();
+  auto shard = start(out, 100, 10, 10, 1'000'000);
+  CHECK(out->records() == 10);
+  // A dead incarnation's late demand (here: a message without a sender) lets nothing through.
+  anon_send(out->feeder, demand_atom::value, std::uint64_t{50}, std::uint64_t{1'000'000});
+  run();
+  CHECK(out->records() == 10);
+  anon_send(shard, caf::get_atom::value); // the attached shard gives back its batch
+  run();
+  CHECK(out->records() == 20);
+}
+
+SCENARIO_METHOD(fixture,
+                "a feeder rewinds its source to the checkpoint an incarnation attaches with",
+                "[actors][feeder]") {
+  auto out = std::make_shared<received>();
+  sequence_number after;
+  after.base = sequence_base{41};
+  start(
+    out, [] { return std::make_shared<sized_source>(50, 1); }, 1000, 1'000'000, after);
+  CHECK(sequences(*out).front() == 42);
+  CHECK(out->records() == 8);
+  CHECK(out->ended);
+}
+
+SCENARIO_METHOD(fixture, "a feeder sends the end once", "[actors][feeder]") {
+  auto out = std::make_shared<received>();
+  auto shard = start(out, 3, 1, 1000, 1'000'000);
+  CHECK(out->ended);
+  out->ended = false;
+  anon_send(shard, caf::get_atom::value); // more demand after the end
+  run();
+  CHECK(out->records() == 3);
+  CHECK_FALSE(out->ended);
+}
+
+SCENARIO_METHOD(fixture, "a feeder over a replayable source takes no pushes", "[actors][feeder]") {
+  auto out = std::make_shared<received>();
+  start(out, 3, 1, 1000, 1'000'000);
+  auto r = ask<caf::ok_atom>(out->feeder, push_atom::value, pushed(0, 1));
+  CHECK_FALSE(r.value);
+  CHECK(code_of(r.err) == errc::bad_input); // a misuse by the host, not a missing child
+  CHECK_THAT(text_of(r.err), Catch::Contains("takes no pushes"));
+}
+
+SCENARIO_METHOD(fixture,
+                "pushed records reach the shard in order and pushes out of order are refused",
+                "[actors][feeder]") {
+  auto buffer = std::make_shared<replay_buffer>();
+  auto out = std::make_shared<received>();
+  start(
+    out, [buffer] { return buffer; }, 1000, 1'000'000);
+  CHECK(ask<caf::ok_atom>(out->feeder, push_atom::value, pushed(0, 5)).value);
+  auto r = ask<caf::ok_atom>(out->feeder, push_atom::value, pushed(3, 5));
+  CHECK(code_of(r.err) == errc::bad_input);
+  CHECK_THAT(text_of(r.err), Catch::Contains("increasing sequence-number order"));
+  CHECK(ask<caf::ok_atom>(out->feeder, push_atom::value, pushed(5, 5)).value);
+  anon_send(out->feeder, end_atom::value);
+  run();
+  CHECK(sequences(*out) == std::vector<std::uint64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(out->ended);
+}
+
+SCENARIO_METHOD(fixture, "a producer waits while the replay buffer is over its push limit",
+                "[actors][feeder]") {
+  push_limit = 5;
+  auto buffer = std::make_shared<replay_buffer>();
+  auto out = std::make_shared<received>();
+  auto shard = start(
+    out, [buffer] { return buffer; }, 1000, 1'000'000);
+  auto answers = std::make_shared<int>(0);
+  auto feeder = out->feeder;
+  spawn_fn([feeder, answers](caf::event_based_actor* self) {
+    for (std::uint64_t b = 0; b < 3; ++b)
+      self->request(feeder, caf::infinite, push_atom::value, pushed(b * 5, 5))
+        .then([answers](caf::ok_atom) { ++*answers; }, [](caf::error&) {});
+  });
+  run();
+  CHECK(*answers == 1); // the buffer holds 5: the next push waits
+  CHECK(buffer->retained() == 5);
+  sequence_number upto;
+  upto.base = sequence_base{4};
+  anon_send(out->feeder, acked_atom::value, upto); // not from the shard: ignored
+  run();
+  CHECK(*answers == 1);
+  anon_send(shard, acked_atom::value, upto); // the shard's checkpoint covers the first five
+  run();
+  CHECK(*answers == 2);
+  CHECK(buffer->retained() == 5);
+  upto.base = sequence_base{9};
+  anon_send(shard, acked_atom::value, upto);
+  run();
+  CHECK(*answers == 3);
+  CHECK(sequences(*out).size() == 15);
 }
