@@ -131,7 +131,9 @@ shardflow::supervisor_flags flags(shardflow::strategy how, int intensity) {
   return f;
 }
 
-std::vector<shardflow::child_spec> tree(caf::actor sink) {
+// The tree below the root. `host` is told billing's handle when billing starts, so it can watch
+// billing even if billing gives up before the host could ask the root for it.
+std::vector<shardflow::child_spec> tree(caf::actor sink, caf::actor host) {
   using shardflow::strategy;
   auto ingest
     = shardflow::supervisor_child("ingest", flags(strategy::one_for_all, 2),
@@ -140,6 +142,12 @@ std::vector<shardflow::child_spec> tree(caf::actor sink) {
     = shardflow::supervisor_child("billing", flags(strategy::rest_for_one, 1),
                                   {group("billing-1", sink, false), group("billing-0", sink, true)},
                                   shardflow::restart_type::temporary);
+  billing.start = [start = std::move(billing.start), host](shardflow::start_context& ctx) {
+    auto result = start(ctx);
+    if (result && *result)
+      caf::anon_send(host, *result);
+    return result;
+  };
   return {std::move(ingest), std::move(billing)};
 }
 
@@ -235,13 +243,13 @@ bool checkpoints_ok(const shardflow::memory_checkpoint_store& store) {
 int run(caf::actor_system& sys) {
   auto store = std::make_shared<shardflow::memory_checkpoint_store>();
   auto sink = shardflow::spawn_checkpoint_sink(sys, store);
+  caf::scoped_actor self{sys};
   auto root = shardflow::spawn_supervisor(sys, flags(shardflow::strategy::one_for_one, 3),
-                                          tree(sink));
+                                          tree(sink, caf::actor{self}));
   if (!root) {
     std::fprintf(stderr, "supervision_tree: %s\n", sys.render(root.error()).c_str());
     return 1;
   }
-  caf::scoped_actor self{sys};
   self->monitor(*root);
   bool started = false;
   self->request(*root, 60s, shardflow::start_atom::value)
@@ -249,10 +257,11 @@ int run(caf::actor_system& sys) {
              [&](caf::error& err) {
                std::fprintf(stderr, "supervision_tree: start: %s\n", sys.render(err).c_str());
              });
-  auto billing = started ? child(self, *root, "billing") : caf::actor{};
+  caf::actor billing;
+  if (started)
+    self->receive([&](caf::actor& x) { billing = std::move(x); }, caf::after(10s) >> [] {});
   if (billing)
-    self->monitor(billing);
-  // billing may already be gone if it gave up very fast; then its down message says why all the same
+    self->monitor(billing); // if billing is gone already, the down message still says why
   auto billing_reason = billing ? await_down(self, billing) : std::nullopt;
   const bool ingest_done = started && await_ingest(self, *root);
   if (started)
