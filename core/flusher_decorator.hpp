@@ -7,9 +7,10 @@
 // record it answers `ignored` itself never reaches the inner flusher, so no token of it may come
 // back; `full` from the inner flusher passes through unchanged (answering `full` for a reason of
 // its own with nothing outstanding means the record can never fit); and it returns a token only
-// once its record is durable (usually: when the inner flusher returned it). It is called as the inner flusher would be (one shard, one call at a
-// time, not always on the same OS thread) and destroys the inner flusher with itself. Check a
-// decorator with flushers/conformance.hpp around a flusher you trust (`null_flusher`).
+// once its record is durable (usually: when the inner flusher returned it). It is called as the
+// inner flusher would be (one shard, one call at a time, not always on the same OS thread) and
+// destroys the inner flusher with itself. Check a decorator with flushers/conformance.hpp around a
+// flusher you trust (`null_flusher`).
 #pragma once
 
 #include <memory>
