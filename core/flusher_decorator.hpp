@@ -1,7 +1,8 @@
 // core/flusher_decorator.hpp - a flusher that wraps another and forwards what it does not change.
 //
 // Decorators add a concern around any flusher (counting, skipping some records, injecting faults)
-// without touching it: override the members you change, the rest reach the inner flusher as they are.
+// without touching it: override the members you change, the rest reach the inner flusher as they
+// are.
 //
 // A decorator is a flusher to its shard and must keep the whole contract of core/flusher.hpp: a
 // record it answers `ignored` itself never reaches the inner flusher, so no token of it may come

@@ -2,13 +2,13 @@
 // completions back from `heartbeat`, run on a runtime with a few shards.
 //
 // Why: a flusher that blocks in `flush` (fsync, a network round trip) stalls the cooperative
-// scheduler thread its shard runs on. Detached shards fix that with a thread per shard; this flusher
-// instead keeps the shard's calls short: `flush(partial)` only queues the batch for the writer and
-// returns the batches finished so far, and `heartbeat` (called every `heartbeat_interval` on quiet
-// shards too) returns what finished since. Only `flush(full)` (a stop, or a record that did not fit
-// twice) waits for the writer.
+// scheduler thread its shard runs on. Detached shards fix that with a thread per shard; this
+// flusher instead keeps the shard's calls short: `flush(partial)` only queues the batch for the
+// writer and returns the batches finished so far, and `heartbeat` (called every
+// `heartbeat_interval` on quiet shards too) returns what finished since. Only `flush(full)` (a
+// stop, or a record that did not fit twice) waits for the writer.
 //
-//     shard thread:  add ... add | flush(partial) --> queue (bounded: `max_queued` batches) --> writer
+//     shard thread:  add ... add | flush(partial) --> queue (at most `max_queued`) --> writer
 //                    heartbeat / flush  <-- finished tokens <-- writer writes a batch to its file
 //
 // It checks the flusher with the conformance kit, then runs it on a runtime of three shards, each

@@ -1,6 +1,6 @@
 // examples/supervision_tree.cpp - a hand-built supervision tree over shard groups: nested
-// supervisors with different strategies, a failing shard whose failure escalates, stats read from the
-// tree.
+// supervisors with different strategies, a failing shard whose failure escalates, stats read from
+// the tree.
 //
 // The tree (each box a supervisor; a shard group is itself a rest_for_one supervisor over a feeder
 // and a shard, see actors/shard.hpp):

@@ -3,15 +3,15 @@
 //
 // An implementer checks a new flusher in one line, from any test framework:
 //
-//     REQUIRE_NOTHROW(shardflow::require_flusher_contract(my_factory));   // throws, naming the rule
-//     auto report = shardflow::check_flusher_contract(my_factory);        // or: inspect the report
+//     REQUIRE_NOTHROW(shardflow::require_flusher_contract(my_factory)); // throws, naming the rule
+//     auto report = shardflow::check_flusher_contract(my_factory);      // or: read the report
 //     if (!report.ok()) std::cerr << report.summary();
 //
 // The kit drives the flushers the way the batch processor does (core/batch_processor.hpp): tokens
-// 0, 1, 2, ... per flusher; after `full` a partial flush and the same record again, then a full flush
-// and the record again; heartbeats and partial flushes in between; `flush(full)` at the end. It runs
-// these scenarios, each on fresh flushers from the factory, and stops a scenario at its first
-// violation (the batch processor would have failed the shard there):
+// 0, 1, 2, ... per flusher; after `full` a partial flush and the same record again, then a full
+// flush and the record again; heartbeats and partial flushes in between; `flush(full)` at the end.
+// It runs these scenarios, each on fresh flushers from the factory, and stops a scenario at its
+// first violation (the batch processor would have failed the shard there):
 //
 //   empty       heartbeat, flush(partial), flush(full), heartbeat on a flusher that was never given
 //               a record: all legal, none may throw or return a token

@@ -1,5 +1,5 @@
-// The flusher conformance kit (flushers/conformance.hpp): every built-in flusher keeps the contract,
-// and a flusher that breaks one rule is caught with that rule named.
+// The flusher conformance kit (flushers/conformance.hpp): every built-in flusher keeps the
+// contract, and a flusher that breaks one rule is caught with that rule named.
 #include <shardflow/flushers/conformance.hpp>
 
 #include <chrono>
