@@ -28,6 +28,10 @@
 // started and ended (a finite child with little to do): that is not a start failure; its exit is
 // handled after the start sequence like any other.
 //
+// The decisions live in a pure state machine, core/supervisor_plan.hpp (child table, step queue,
+// restart strategy, phases), tested without CAF; the actor only translates messages into its events
+// and its actions into CAF calls.
+//
 // CAF specifics (verified on 0.17.6): the supervisor *monitors* its children and keeps strong handles
 // to them; it never links, because `kill` passes through links untrappably. A child should monitor its
 // supervisor and quit when it goes (`follow_supervisor`). An exit message to the supervisor (from its
@@ -56,43 +60,11 @@
 
 #include <shardflow/actors/messages.hpp>
 #include <shardflow/core/restart_policy.hpp>
+#include <shardflow/core/supervisor_plan.hpp>
 
 namespace shardflow {
 
-/// Which children a supervisor restarts when one of them has to be restarted.
-enum class strategy : std::uint8_t { one_for_one, one_for_all, rest_for_one, simple_one_for_one };
-
-/// When significant children shut their supervisor down (OTP 24 auto_shutdown).
-enum class auto_shutdown : std::uint8_t { never, any_significant, all_significant };
-
-/// How a supervisor stops one child.
-struct shutdown_spec {
-  enum class mode : std::uint8_t {
-    /// Kill at once (`exit_reason::kill`).
-    brutal_kill,
-    /// Ask it to stop (`user_shutdown`), kill it after `timeout`.
-    timeout,
-    /// Ask it to stop and wait as long as it takes (for sub-supervisors).
-    infinity,
-  };
-  mode how = mode::timeout;
-  std::chrono::nanoseconds timeout = std::chrono::seconds(5);
-
-  /// Returns a spec that kills at once.
-  static shutdown_spec brutal_kill() {
-    return {mode::brutal_kill, std::chrono::nanoseconds{0}};
-  }
-
-  /// Returns a spec that asks first and kills after `t`.
-  static shutdown_spec after(std::chrono::nanoseconds t) {
-    return {mode::timeout, t};
-  }
-
-  /// Returns a spec that waits without limit.
-  static shutdown_spec infinity() {
-    return {mode::infinity, std::chrono::nanoseconds{0}};
-  }
-};
+// strategy, auto_shutdown and shutdown_spec are declared in core/supervisor_plan.hpp.
 
 /// What a start function gets from its supervisor.
 struct start_context {

@@ -903,3 +903,37 @@ SCENARIO_METHOD(fixture, "finite groups whose shard ends during the start sequen
   CHECK(reason == caf::exit_reason::user_shutdown);
   CHECK(reason.context().empty());
 }
+
+SCENARIO_METHOD(fixture, "a start_child sent during the start sequence waits for it",
+                "[actors][supervisor]") {
+  auto sup = spawn_supervisor(sys, flags(strategy::one_for_one), {worker("a", log)});
+  REQUIRE(sup);
+  // Sent before the handshake of "a" has run: the supervisor is busy, the request waits.
+  std::optional<caf::actor> added;
+  spawn_fn([&, s = *sup](caf::event_based_actor* self) {
+    self->request(s, caf::infinite, start_child_atom::value, worker("b", log))
+      .then([&](caf::actor hdl) { added = hdl; }, [](caf::error&) {});
+  });
+  run();
+  REQUIRE(added);
+  CHECK(*added == child(*sup, "b"));
+  CHECK(log->started == std::vector<std::string>{"a", "b"});
+  WHEN("a group restart is under way") {
+    auto f = flags(strategy::one_for_all, 5);
+    log->started.clear();
+    auto sup2 = start_sup(f, {worker("x", log), worker("y", log)});
+    std::optional<caf::error> deleted;
+    caf::anon_send(child(sup2, "x"), die_atom::value, crash());
+    spawn_fn([&](caf::event_based_actor* self) {
+      self->request(sup2, caf::infinite, delete_child_atom::value, std::string{"y"})
+        .then([&](caf::ok_atom) { deleted = caf::error{}; },
+              [&](caf::error& e) { deleted = std::move(e); });
+    });
+    run();
+    THEN("a management request is answered after it, against the restarted children") {
+      REQUIRE(deleted);
+      CHECK(code_of(*deleted) == errc::running);
+      CHECK(log->started == std::vector<std::string>{"x", "y", "x", "y"});
+    }
+  }
+}
