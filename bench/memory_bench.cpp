@@ -9,7 +9,8 @@
 //   8 MiB; the subject is the runtime's default credit (records and bytes), the baseline the same
 //   run with credit counted in records only (as before byte credit). One process each (`slow-large`,
 //   `slow-large-records-only`): peak RSS is per process.
-// Prints ROW lines for bench/run.sh. Not a test.
+// Prints ROW lines for bench/run.sh. Not a test, but a run whose shards do not start or do not all
+// checkpoint at their last record prints why and no figure, and the bench exits 1.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #include <caf/all.hpp>
+
+#include "tests/support/generator_source.hpp"
 
 #include <shardflow/actors/checkpoint_sink.hpp>
 #include <shardflow/actors/runtime.hpp>
@@ -57,7 +60,8 @@ caf::actor_system_config& system_config(caf::actor_system_config& cfg) {
   return cfg;
 }
 
-void idle_shards(std::size_t shards) {
+// Returns false (after saying why) when a shard did not start: then it prints no figure.
+bool idle_shards(std::size_t shards) {
   caf::actor_system_config cfg;
   caf::actor_system sys{system_config(cfg)};
   auto rt = runtime::start(sys, {});
@@ -69,8 +73,9 @@ void idle_shards(std::size_t shards) {
     g.shard.make_flusher = null_flusher::factory(1000);
     g.shard.heartbeat_interval = std::chrono::milliseconds(0);
     if (auto err = (*rt)->start_shard(std::move(g))) {
-      std::printf("start failed: %s\n", sys.render(err).c_str());
-      return;
+      std::fprintf(stderr, "memory-idle: shard %zu did not start: %s; no figure\n", i,
+                   sys.render(err).c_str());
+      return false;
     }
   }
   const auto secs = std::chrono::duration<double>(bench_clock::now() - start).count();
@@ -81,36 +86,8 @@ void idle_shards(std::size_t shards) {
               shards, before / 1024, after / 1024, per, secs);
   std::printf("ROW\tmemory-idle\t%.2f\t-\tKiB/shard (target <= 16)\t-\n", per);
   (*rt)->shutdown();
+  return true;
 }
-
-// Makes records on demand: record i of a shard has sequence number i and `bytes` bytes of data.
-class counting_source final : public record_source {
-public:
-  explicit counting_source(std::uint64_t n, std::size_t bytes = 100) : n_(n), bytes_(bytes) {
-  }
-  void rewind(const std::optional<sequence_number>& after) override {
-    pos_ = after ? *after->base.to_uint64() + 1 : 0;
-  }
-  record_batch read(std::size_t max) override {
-    std::vector<stream_record> xs;
-    for (; xs.size() < max && pos_ < n_; ++pos_) {
-      stream_record x;
-      x.partition_key = "k";
-      x.data.assign(bytes_, 'x');
-      x.sequence.base = sequence_base{pos_};
-      xs.push_back(std::move(x));
-    }
-    return record_batch{std::move(xs)};
-  }
-  bool at_end() const override {
-    return pos_ >= n_;
-  }
-
-private:
-  std::uint64_t n_;
-  std::size_t bytes_;
-  std::uint64_t pos_ = 0;
-};
 
 // A flusher that spends `per_record` of CPU on each record it flushes, counting what it made durable;
 // full at 1,000 records or `max_bytes` of data.
@@ -158,10 +135,12 @@ struct slow_sink_config {
   bool byte_credit = true; // false: the shards' credit counts records only
 };
 
-void slow_sink(const slow_sink_config& c) {
+// Returns false (after saying why) when a shard did not start or did not checkpoint at its last
+// record: then it prints no figure.
+bool slow_sink(const slow_sink_config& c) {
   // Measure the source's own cost per record first, then make the flusher 10x slower.
   const std::uint64_t probe_records = std::max<std::uint64_t>(1000, 10'000'000 / c.record_bytes);
-  counting_source probe{probe_records, c.record_bytes};
+  testing::sized_source probe{probe_records, c.record_bytes, "k"};
   const auto t0 = bench_clock::now();
   while (!probe.at_end())
     probe.read(500);
@@ -188,10 +167,14 @@ void slow_sink(const slow_sink_config& c) {
     if (!c.byte_credit)
       g.shard.credit_bytes = SIZE_MAX / 2;
     g.source = [per_shard, bytes = c.record_bytes] {
-      return std::make_shared<counting_source>(per_shard, bytes);
+      return std::make_shared<testing::sized_source>(per_shard, bytes, "k");
     };
     g.finite = true;
-    (*rt)->start_shard(std::move(g));
+    if (auto err = (*rt)->start_shard(std::move(g))) {
+      std::fprintf(stderr, "%s: shard %zu did not start: %s; no figure\n", c.row, i,
+                   sys.render(err).c_str());
+      return false;
+    }
   }
   (*rt)->await(std::chrono::hours(1));
   const auto secs = std::chrono::duration<double>(bench_clock::now() - start).count();
@@ -211,29 +194,35 @@ void slow_sink(const slow_sink_config& c) {
     static_cast<long long>(flusher_cost.count()), secs, peak_rss_mib(),
     static_cast<unsigned long long>(done->load()), at_end, c.shards);
   if (!ok) {
-    std::printf("%s: RECORDS MISSING: no figure\n", c.row);
-    return;
+    std::fprintf(stderr,
+                 "%s: RECORDS MISSING (%zu of %zu shards checkpointed at their last record): "
+                 "no figure\n",
+                 c.row, at_end, c.shards);
+    return false;
   }
   std::printf("FIGURE\t%s\t%.1f\n", c.row, peak_rss_mib());
   if (c.record_bytes == 100)
     std::printf("ROW\t%s\t%.1f\t-\tMiB peak RSS (target <= 256), no record lost\t-\n", c.row,
                 peak_rss_mib());
+  return true;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
   const std::string what = argc > 1 ? argv[1] : "all";
+  bool ok = true;
   if (what == "all" || what == "idle")
-    idle_shards(10'000);
+    ok = idle_shards(10'000) && ok;
   if (what == "all" || what == "slow")
-    slow_sink(
-      {"memory-slow-sink", 64, argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 10'000'000});
+    ok = slow_sink(
+           {"memory-slow-sink", 64, argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 10'000'000})
+         && ok;
   const std::uint64_t large
     = argc > 2 && what != "all" && what != "slow" ? std::strtoull(argv[2], nullptr, 10) : 16'000;
   if (what == "slow-large")
-    slow_sink({"memory-slow-sink-large", 8, large, 256 << 10, 8 << 20, true});
+    ok = slow_sink({"memory-slow-sink-large", 8, large, 256 << 10, 8 << 20, true});
   if (what == "slow-large-records-only")
-    slow_sink({"memory-slow-sink-large-baseline", 8, large, 256 << 10, 8 << 20, false});
-  return 0;
+    ok = slow_sink({"memory-slow-sink-large-baseline", 8, large, 256 << 10, 8 << 20, false});
+  return ok ? 0 : 1;
 }

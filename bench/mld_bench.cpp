@@ -8,7 +8,9 @@
 //             base64, KPL unpacking, the batch processor with a null flusher, a checkpoint exchange
 //             per batch (answered in memory) and the status line;
 // - baseline: simdjson parsing the same lines and touching every record's fields, nothing else.
-// Prints the median of several runs, the spread, and the ratio. Not a test.
+// Prints the median of several runs, the spread, and the ratio. Not a test, but every worker run
+// must end cleanly and checkpoint at the last record; otherwise the bench prints why and no figure,
+// and exits 1.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -51,9 +53,16 @@ public:
     return true; // every prepared line has spare capacity (make_lines)
   }
   bool write_line(const std::string& line) override {
-    if (line.rfind("{\"action\":\"checkpoint\"", 0) == 0)
+    if (line.rfind("{\"action\":\"checkpoint\"", 0) == 0) {
       replies_.push_back(line.substr(0, line.size() - 1) + ",\"error\":null}");
+      last_checkpoint_ = line;
+    }
     return true;
+  }
+
+  /// The last checkpoint request the worker wrote.
+  const std::string& last_checkpoint() const noexcept {
+    return last_checkpoint_;
   }
 
 private:
@@ -61,6 +70,7 @@ private:
   std::size_t next_ = 0;
   std::deque<std::string> replies_;
   std::string current_;
+  std::string last_checkpoint_;
 };
 
 // `user_bytes` 0: plain records of 100 bytes; otherwise aggregates of 10 user records of that size.
@@ -103,18 +113,34 @@ std::vector<std::string> make_lines(std::size_t batches, std::size_t user_bytes,
   return lines;
 }
 
-double run_worker(const std::vector<std::string>& lines) {
+// The sequence number of the last record make_lines writes for `batches` batches.
+std::string last_sequence(std::size_t batches) {
+  char digits[24];
+  std::snprintf(digits, sizeof digits, "%010llu",
+                static_cast<unsigned long long>(batches * 500 - 1));
+  return std::string{"4959033827149025660855969253836157109592157598"} + digits;
+}
+
+// Returns the seconds the worker took, or prints why it failed (it did not end cleanly or did not
+// checkpoint at the last record) and exits 1: a failed run has no figure.
+double run_worker(const std::vector<std::string>& lines, const std::string& last, const char* row) {
   memory_io io{lines};
   mld::worker_config cfg;
   cfg.make_flusher = null_flusher::factory(1000);
   cfg.batch.flush_interval = std::chrono::milliseconds(0);
   cfg.batch.checkpoint_interval = std::chrono::milliseconds(0);
-  cfg.log = [](const std::string&) {};
+  cfg.log = [](mld::log_level, std::string_view) {};
   mld::worker w{io, cfg};
   const auto start = bench_clock::now();
-  if (w.run() != 0)
-    std::puts("the worker failed");
-  return std::chrono::duration<double>(bench_clock::now() - start).count();
+  const auto rc = w.run();
+  const auto secs = std::chrono::duration<double>(bench_clock::now() - start).count();
+  const bool at_last = io.last_checkpoint().find("\"" + last + "\"") != std::string::npos;
+  if (rc != 0 || !at_last) {
+    std::fprintf(stderr, "mld_bench: %s: the worker %s; no figure\n", row,
+                 rc != 0 ? "failed" : "did not checkpoint at the last record");
+    std::exit(1);
+  }
+  return secs;
 }
 
 double run_parse_only(const std::vector<std::string>& lines) {
@@ -173,7 +199,7 @@ int main(int argc, char** argv) {
     std::vector<double> w;
     std::vector<double> p;
     for (int i = 0; i < runs; ++i) {
-      w.push_back(bytes / run_worker(lines) / 1e6);
+      w.push_back(bytes / run_worker(lines, last_sequence(in.batches), in.row) / 1e6);
       p.push_back(bytes / run_parse_only(lines) / 1e6);
     }
     auto [wmin, wmax] = std::minmax_element(w.begin(), w.end());

@@ -10,7 +10,11 @@
 //             number}, every flushed token goes into an ordered map (erlmld's gb_tree), and a
 //             checkpoint pops the contiguous run from the smallest key.
 //
-// Prints the median of several runs of each, their spread, and the ratio. Not a test: no assertion.
+// Both end with a final flush and a checkpoint at the last record (shard end), timed.
+//
+// Prints the median of several runs of each, their spread, and the ratio. Not a test, but both
+// sides must checkpoint at the last record in every run; otherwise the bench prints why and no
+// figure, and exits 1.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-#include "bench/bench_records.hpp"
+#include "tests/support/realistic_records.hpp"
 #include <shardflow/core/batch_processor.hpp>
 #include <shardflow/flushers/null_flusher.hpp>
 
@@ -43,6 +47,12 @@ public:
         flush();
       pending_.emplace_back(count_++, x.sequence);
     }
+    return maybe_checkpoint();
+  }
+
+  // The final flush and checkpoint at shard end (the subject's shutdown(terminate)).
+  std::optional<sequence_number> finish() {
+    flush();
     return maybe_checkpoint();
   }
 
@@ -92,7 +102,8 @@ figures run_subject(const std::vector<record_batch>& batches) {
     ++checkpoints;
   }
   const auto stop = bench_clock::now();
-  last = to_string(*p.stats().last_checkpoint);
+  const auto& lc = p.stats().last_checkpoint;
+  last = lc ? to_string(*lc) : std::string{"none"};
   return {std::chrono::duration<double>(stop - start).count(), checkpoints, last};
 }
 
@@ -107,6 +118,10 @@ figures run_baseline(const std::vector<record_batch>& batches) {
       ++checkpoints;
       last = std::move(cp);
     }
+  }
+  if (auto cp = p.finish()) {
+    ++checkpoints;
+    last = std::move(cp);
   }
   const auto stop = bench_clock::now();
   return {std::chrono::duration<double>(stop - start).count(), checkpoints,
@@ -129,14 +144,22 @@ summary summarize(std::vector<double> xs) {
 int main(int argc, char** argv) {
   const int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 7;
   std::printf("building %zu records (100-byte data, 56-digit sequence numbers)...\n", record_count);
-  const auto batches = bench::make_batches(record_count, batch_size);
+  const auto batches = testing::make_batches(record_count, batch_size);
   std::vector<double> subject_rates;
   std::vector<double> baseline_rates;
   figures subject{};
   figures baseline{};
+  const auto want = to_string(batches.back().back().sequence);
   for (int i = 0; i < runs; ++i) {
     subject = run_subject(batches);
     baseline = run_baseline(batches);
+    if (subject.last != want || baseline.last != want) {
+      std::fprintf(stderr,
+                   "processor_bench: run %d: the last checkpoint is %s (subject) and %s "
+                   "(baseline), not the last record %s; no figure\n",
+                   i + 1, subject.last.c_str(), baseline.last.c_str(), want.c_str());
+      return 1;
+    }
     subject_rates.push_back(record_count / subject.seconds);
     baseline_rates.push_back(record_count / baseline.seconds);
   }

@@ -2,6 +2,8 @@
 # bench/run.sh - runs every benchmark on a release build and reports one table, a JSON file and a
 # chart. Usage: bench/run.sh BUILD_DIR [OUT_DIR]   (./build.sh bench builds and calls it)
 #
+# Each benchmark checks its outcome (every shard checkpointed at its last record) and exits non-zero
+# without a figure when its subject failed; the script stops there (set -e, pipefail).
 # Each benchmark measures its subject and its baseline in the same run and prints `ROW` lines
 # (row, subject, baseline, unit and target, spread of the subject over its runs); this script adds
 # the `run` row (shardflow run with the file flusher vs. writing the same bytes with one
@@ -48,6 +50,12 @@ for i in 1 2 3; do
   t0=$(date +%s.%N)
   "$cli" run "$work/s" --flusher "file:$work/out" --batch-size 1000 --progress off > /dev/null
   t1=$(date +%s.%N)
+  # The subject's outcome: every record reached the output (else no figure).
+  got=$(cat "$work"/out/*.ndjson | wc -l)
+  if [ "$got" -lt $(( records )) ]; then
+    echo "run: shardflow run wrote only $got of $records records; no figure" >&2
+    exit 1
+  fi
   run_times+=("$(echo "$t1 - $t0" | bc -l)")
   base_times+=("$("$build/bench/write_baseline" "$work/s" "$work/base")")
 done

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "tests/support/deterministic_fixture.hpp"
+#include "tests/support/generator_source.hpp"
 #include "tests/support/recording_flusher.hpp"
 #include <shardflow/actors/messages.hpp>
 
@@ -14,36 +15,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A finite replayable source of `count` records of `bytes` data bytes each (empty keys).
-class sized_source final : public record_source {
-public:
-  sized_source(std::uint64_t count, std::size_t bytes) : count_(count), bytes_(bytes) {
-  }
-
-  void rewind(const std::optional<sequence_number>& after) override {
-    pos_ = after ? *after->base.to_uint64() + 1 : 0;
-  }
-
-  record_batch read(std::size_t max) override {
-    std::vector<stream_record> xs;
-    for (; xs.size() < max && pos_ < count_; ++pos_) {
-      stream_record x;
-      x.data.assign(bytes_, 'x');
-      x.sequence.base = sequence_base{pos_};
-      xs.push_back(std::move(x));
-    }
-    return record_batch{std::move(xs)};
-  }
-
-  bool at_end() const override {
-    return pos_ >= count_;
-  }
-
-private:
-  std::uint64_t count_;
-  std::size_t bytes_;
-  std::uint64_t pos_ = 0;
-};
+using testing::sized_source;
 
 // What a stand-in for the shard received from its feeder.
 struct received {

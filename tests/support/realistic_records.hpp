@@ -1,4 +1,5 @@
-// bench/bench_records.hpp - the records every benchmark feeds: realistic sizes, built once.
+// tests/support/realistic_records.hpp - the records every benchmark feeds: realistic sizes, built
+// once.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 
 #include <shardflow/core/record.hpp>
 
-namespace shardflow::bench {
+namespace shardflow::testing {
 
 /// Returns `records` records in batches of `batch_size`: 100-byte data, partition keys over 4,096
 /// values, and 56-digit sequence numbers (a 46-digit prefix of a real Kinesis sequence number plus a
@@ -36,4 +37,4 @@ inline std::vector<record_batch> make_batches(std::size_t records, std::size_t b
   return result;
 }
 
-} // namespace shardflow::bench
+} // namespace shardflow::testing
