@@ -5,7 +5,8 @@
 //
 //   spawned --(start_atom from its supervisor)--> load checkpoint from the sink (new generation)
 //           --> make the flusher and the batch processor --> attach to the feeder at the checkpoint
-//           --> answer ok (started) --> demand `credit` records (and `credit_bytes` bytes), start heartbeat ticks
+//           --> answer ok (started) --> demand `credit` records (and `credit_bytes` bytes), start
+//               heartbeat ticks
 //
 //   records   --> processor.process --> checkpoint? --> sink;  demand as many records again
 //   tick(gen) --> processor.heartbeat --> checkpoint? --> sink;  watchdog check
@@ -14,11 +15,11 @@
 //   exit(user_shutdown) from the supervisor
 //             --> processor.shutdown(requested) --> final checkpoint --> acked --> quit(shutdown)
 //
-// Checkpoints leave as `(save_atom, id, generation, checkpoint)` requests to the sink; at most one is
-// in flight and a newer one supersedes one still waiting. A failed save is counted, logged and
-// retried with doubling backoff, and is never reported as success; a save refused as stale (a newer
-// incarnation owns the shard) ends this one. These decisions are core/checkpoint_outbox.hpp's (pure,
-// tested without CAF); the actor carries out its actions. Each acknowledged checkpoint is passed to
+// Checkpoints leave as `(save_atom, id, generation, checkpoint)` requests to the sink; at most one
+// is in flight and a newer one supersedes one still waiting. A failed save is counted, logged and
+// retried with doubling backoff, and is never reported as success; a save refused as stale (a
+// newer incarnation owns the shard) ends this one. These decisions are core/checkpoint_outbox.hpp's
+// (pure, tested without CAF); the actor carries out its actions. Each acknowledged checkpoint is passed to
 // the feeder, which may then forget what it covers. Errors from the flusher, the processor's
 // contract checks and the watchdog end the shard with a shardflow error that keeps its text; the
 // supervisor restarts it, and the new incarnation resumes after the last acknowledged checkpoint

@@ -78,7 +78,8 @@ public:
   /// flight.
   step failed(time_point now);
 
-  /// The retry timer with `ticket` fired; returns the next save (or done). Stale tickets are ignored.
+  /// The retry timer with `ticket` fired; returns the next save (or done). Stale tickets are
+  /// ignored.
   step retry(std::uint64_t ticket);
 
   /// The sink refused a save as stale: forgets everything and ignores every later event.
