@@ -19,11 +19,11 @@
 // is in flight and a newer one supersedes one still waiting. A failed save is counted, logged and
 // retried with doubling backoff, and is never reported as success; a save refused as stale (a
 // newer incarnation owns the shard) ends this one. These decisions are core/checkpoint_outbox.hpp's
-// (pure, tested without CAF); the actor carries out its actions. Each acknowledged checkpoint is passed to
-// the feeder, which may then forget what it covers. Errors from the flusher, the processor's
-// contract checks and the watchdog end the shard with a shardflow error that keeps its text; the
-// supervisor restarts it, and the new incarnation resumes after the last acknowledged checkpoint
-// (at-least-once: records flushed after that checkpoint are flushed again).
+// (pure, tested without CAF); the actor carries out its actions. Each acknowledged checkpoint is
+// passed to the feeder, which may then forget what it covers. Errors from the flusher, the
+// processor's contract checks and the watchdog end the shard with a shardflow error that keeps its
+// text; the supervisor restarts it, and the new incarnation resumes after the last acknowledged
+// checkpoint (at-least-once: records flushed after that checkpoint are flushed again).
 //
 // Meters (`shard_config::meters`, core/shard_meters.hpp): each incarnation writes its generation on
 // start (and counts a restart when an earlier incarnation of the same meters had started), the
