@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -29,6 +30,8 @@ line_io::~line_io() = default;
 
 const char* to_string(log_level x) noexcept {
   switch (x) {
+    case log_level::debug:
+      return "debug";
     case log_level::info:
       return "info";
     case log_level::warning:
@@ -145,6 +148,25 @@ void fd_line_io::fill() {
 
 bool fd_line_io::write_line(const std::string& line) {
   const std::string out = line + "\n";
+  if (!not_socket_) {
+    // A socket (mld-server): MSG_NOSIGNAL, so that a client that vanished fails the write instead
+    // of killing a host that did not ignore SIGPIPE.
+    std::size_t done = 0;
+    while (done < out.size()) {
+      const auto n = ::send(out_, out.data() + done, out.size() - done, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && errno == ENOTSOCK && done == 0) {
+        not_socket_ = true;
+        break;
+      }
+      if (n <= 0)
+        return false; // the daemon is gone
+      done += static_cast<std::size_t>(n);
+    }
+    if (!not_socket_)
+      return true;
+  }
   return write_all(out_, out.data(), out.size()); // false on EPIPE: the daemon is gone
 }
 

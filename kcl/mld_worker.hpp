@@ -98,9 +98,11 @@ struct fd_line_io_config {
   std::size_t max_line_bytes = std::size_t{64} << 20;
 };
 
-/// `line_io` over two file descriptors (stdin and stdout for the daemon's child process). The read
-/// buffer grows with the data (a few KiB for short lines, twice the longest line at most) and each
-/// byte is scanned for a newline once.
+/// `line_io` over two file descriptors (stdin and stdout for the daemon's child process, or one
+/// socket for a server's session). The read buffer grows with the data (a few KiB for short lines,
+/// twice the longest line at most) and each byte is scanned for a newline once. Writes to a socket
+/// never raise SIGPIPE (a vanished client fails `write_line`); writes to a pipe do unless the host
+/// ignores it.
 class fd_line_io final : public line_io {
 public:
   fd_line_io(int in, int out, fd_line_io_config cfg = {});
@@ -139,6 +141,7 @@ private:
   std::size_t end_ = 0;     // the bytes read
   std::uint64_t lines_ = 0; // lines handed out
   bool eof_ = false;
+  bool not_socket_ = false; // `out` is a pipe or a file: written with write(2)
 };
 
 /// Gives the records of the current batch that are marked poison to nobody: the inner flusher never
@@ -160,14 +163,16 @@ private:
   const std::unordered_set<const stream_record*>* poison_;
 };
 
-/// How much a log line matters.
+/// How much a log line matters (the levels and the line format of actors/runtime.hpp's sink; kcl
+/// does not depend on actors/, so the type is its own until core/ holds one for both).
 enum class log_level : std::uint8_t {
+  debug,   // unused by the worker and the server so far
   info,    // the session's course: initialized, retries, unknown actions
   warning, // something was set aside or refused, and the session goes on
   error,   // the session fails (the daemon restarts the lease from its last checkpoint)
 };
 
-/// Returns "info", "warning" or "error".
+/// Returns "debug", "info", "warning" or "error".
 const char* to_string(log_level x) noexcept;
 
 /// Where a worker's or a server's lines go: a level and one line of text (no newline). Called on

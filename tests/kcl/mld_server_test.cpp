@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <set>
 #include <string>
@@ -600,4 +601,33 @@ SCENARIO("before initialize only short lines are accepted, after it lines up to 
   daemon_connection daemon{srv->port()};
   // After initialize, a batch of 5,000 bytes and more is a line like any other.
   CHECK(answers_to(daemon, {records_line(std::string(5000, 'A'), 1)}) == statuses(1));
+}
+
+SCENARIO("a client that vanishes fails its session without raising SIGPIPE in the server's host",
+         "[kcl][mld]") {
+  // The host does not ignore SIGPIPE here: a write to the vanished client must not kill it.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  struct sigaction old {};
+  ::sigaction(SIGPIPE, &dfl, &old);
+  auto closed = std::make_shared<std::promise<void>>();
+  auto sc = quiet_config(std::make_shared<testing::flusher_script>());
+  sc.worker.make_flusher = [gate = closed->get_future().share(),
+                            script = std::make_shared<testing::flusher_script>()](
+                             const shard_id&) -> std::unique_ptr<flusher> {
+    // Answers initialize only once the client is gone (a bounded wait).
+    gate.wait_for(std::chrono::seconds(30));
+    return std::make_unique<testing::recording_flusher>(script);
+  };
+  running_server srv{sc};
+  {
+    daemon_connection daemon{srv->port()};
+    std::string lines = initialize_line;
+    for (int i = 0; i < 50; ++i)
+      lines += "\n" + std::string{R"({"action":"ping"})"}; // each answered with a status
+    daemon.send(lines);
+  } // closed before any answer
+  closed->set_value();
+  CHECK(eventually([&] { return srv->stats().failed == 1 && srv->stats().active == 0; }));
+  ::sigaction(SIGPIPE, &old, nullptr);
 }

@@ -420,6 +420,7 @@ SCENARIO("the default sink writes one stderr line per call with a UTC timestamp 
   const auto at = system_clock::time_point{seconds{1'796'162'043} + milliseconds{120}};
   CHECK(mld::log_line(at, mld::log_level::warning, "shardflow mld", "shardId-1: hello")
         == "2026-12-01T21:54:03.120Z warning shardflow mld: shardId-1: hello");
+  CHECK(std::string{mld::to_string(mld::log_level::debug)} == "debug");
   CHECK(std::string{mld::to_string(mld::log_level::info)} == "info");
   CHECK(std::string{mld::to_string(mld::log_level::error)} == "error");
   testing::temp_dir dir;
