@@ -240,9 +240,9 @@ void resolve_members(front_actor* self, const shard_id& id, role r, actor_fn ok,
         for (auto& k : kids) {
           if (!k.handle || self->state.gone.count(k.handle.id()) > 0)
             continue;
-          auto kr = k.id == "feeder" ? role::feeder : role::shard;
-          if (k.id != "feeder" && k.id != "shard")
+          if (k.id != feeder_child_id && k.id != shard_child_id)
             continue;
+          auto kr = k.id == feeder_child_id ? role::feeder : role::shard;
           if (slot(i->second, kr) != k.handle) {
             slot(i->second, kr) = k.handle;
             watch(self, id, kr, k.handle);
@@ -314,8 +314,9 @@ void on_member_down(front_actor* self, const shard_id& id, role r, const caf::do
   if (i == self->state.entries.end())
     return;
   auto& e = i->second;
-  if (slot(e, r).address() == msg.source)
-    slot(e, r) = caf::actor{};
+  if (slot(e, r).address() != msg.source)
+    return; // an actor of an earlier shard of the same id, or already replaced
+  slot(e, r) = caf::actor{};
   if (r != role::group)
     return;
   e.feeder = caf::actor{};
@@ -468,6 +469,16 @@ caf::result<caf::ok_atom> push(front_actor* self, const shard_id& id, record_bat
     });
 }
 
+// The request fails (and the host may ask again) when the feeder dies before it took the end.
+caf::result<caf::ok_atom> end_input(front_actor* self, const shard_id& id) {
+  return on_member<caf::ok_atom>(
+    self, id, role::feeder, [self, id](const caf::actor& feeder, auto& rp) {
+      self->request(feeder, caf::infinite, end_atom::value)
+        .then([rp]() mutable { rp.deliver(caf::ok_atom::value); },
+              [=](caf::error& err) mutable { rp.deliver(translate(self, id, std::move(err))); });
+    });
+}
+
 caf::result<shard_stats> stats(front_actor* self, const shard_id& id) {
   return on_member<shard_stats>(
     self, id, role::shard, [self, id](const caf::actor& shard, auto& rp) {
@@ -545,13 +556,7 @@ caf::behavior front(front_actor* self, runtime_config cfg, std::shared_ptr<runti
   return {
     [self](start_child_atom, shard_group_config& g) { return start_shard(self, g); },
     [self](push_atom, const shard_id& id, record_batch& batch) { return push(self, id, batch); },
-    [self](end_atom, const shard_id& id) {
-      return on_member<caf::ok_atom>(self, id, role::feeder,
-                                     [self](const caf::actor& feeder, auto& rp) {
-                                       self->send(feeder, end_atom::value);
-                                       rp.deliver(caf::ok_atom::value);
-                                     });
-    },
+    [self](end_atom, const shard_id& id) { return end_input(self, id); },
     [self](stats_atom, const shard_id& id) { return stats(self, id); },
     [self](terminate_child_atom, const shard_id& id) { return stop_shard(self, id); },
     [self](seal_atom) {

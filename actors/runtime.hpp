@@ -171,8 +171,8 @@ public:
   /// Starts a runtime in `sys` (whose config went through shardflow::configure).
   static caf::expected<std::unique_ptr<runtime>> start(caf::actor_system& sys, runtime_config cfg);
 
-  /// Shuts the runtime down (as `shutdown`) and ends its front actor and, when the runtime made
-  /// it, its sink.
+  /// Shuts the runtime down (as `shutdown`) and ends its front actor and its sink (also a sink the
+  /// host passed in `runtime_config::sink`).
   ~runtime();
 
   /// Starts the group of one shard; `cfg.sink` defaults to the runtime's sink. Without

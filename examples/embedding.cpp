@@ -2,8 +2,9 @@
 //
 // It starts a runtime (one supervision tree), starts four shards with a flusher of its own (one of
 // them on a detached thread, as a blocking flusher would need), pushes records into them, tells them
-// the input has ended, waits until every shard has flushed and checkpointed its last record, and
-// checks the checkpoints. Exit code 0 when every shard ended at its last record, 1 otherwise.
+// the input has ended, waits for the runtime's outcome (each shard ended, stopped or gave up), and
+// reads each shard's meters (its last acknowledged checkpoint). Exit code 0 when every shard ended
+// at its last record, 1 otherwise.
 #include <cstdio>
 #include <memory>
 #include <thread>
@@ -11,9 +12,7 @@
 
 #include <caf/all.hpp>
 
-#include <shardflow/actors/checkpoint_sink.hpp>
 #include <shardflow/actors/runtime.hpp>
-#include <shardflow/core/checkpoint_store.hpp>
 #include <shardflow/core/flusher.hpp>
 
 namespace {
@@ -53,10 +52,10 @@ int main() {
   cfg.set("scheduler.max-threads", std::max(1u, std::thread::hardware_concurrency()));
   caf::actor_system sys{cfg};
 
-  auto store = std::make_shared<shardflow::memory_checkpoint_store>();
   shardflow::runtime_config rcfg;
   rcfg.finite = true; // the runtime ends once every shard has ended
-  rcfg.sink = shardflow::spawn_checkpoint_sink(sys, store);
+  // rcfg.sink: a checkpoint sink over the host's store (actors/checkpoint_sink.hpp); by default
+  // the runtime keeps checkpoints in memory.
   auto rt = shardflow::runtime::start(sys, rcfg);
   if (!rt) {
     std::fprintf(stderr, "embedding: %s\n", sys.render(rt.error()).c_str());
@@ -116,15 +115,17 @@ int main() {
     return 1;
   }
   std::printf("runtime ended: every shard finished\n");
+  // The meters say where each shard's last acknowledged checkpoint is, without asking the store.
   int rc = 0;
-  for (int s = 0; s < shards; ++s) {
-    auto id = "orders-" + std::to_string(s);
-    auto row = store->peek(id);
-    auto at = row && row->position ? shardflow::to_string(*row->position) : std::string{"none"};
-    std::printf("%s: checkpoint %s%s\n", id.c_str(), at.c_str(),
-                row && row->ended ? " (ended)" : "");
-    if (!row || !row->position || row->position->base != shardflow::sequence_base{records - 1}
-        || !row->ended)
+  for (const auto& id : (*rt)->shards()) {
+    auto m = (*rt)->meters(id);
+    const auto at = m->acked_position.load(std::memory_order_relaxed);
+    const bool at_end = m->acked_end.load(std::memory_order_relaxed);
+    std::printf("%s: checkpoint %llu%s, %llu records received, %llu restarts\n", id.c_str(),
+                static_cast<unsigned long long>(at), at_end ? " (ended)" : "",
+                static_cast<unsigned long long>(m->records_received.load()),
+                static_cast<unsigned long long>(m->restarts.load()));
+    if (at != records - 1 || !at_end)
       rc = 1;
   }
   return rc;

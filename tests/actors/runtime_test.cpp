@@ -11,6 +11,9 @@
 
 #include <caf/all.hpp>
 
+#include "tests/support/deterministic_fixture.hpp"
+
+#include <shardflow/actors/checkpoint_sink.hpp>
 #include <shardflow/actors/runtime.hpp>
 #include <shardflow/core/flusher.hpp>
 
@@ -19,30 +22,51 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Makes every record durable on each flush; throws from flush when `fail` is set.
+// What the flushers of a test do: fail on every flush, fail once on one record, or hold every
+// record until the gate opens.
+struct flusher_plan {
+  bool fail = false;
+  std::string fail_once_on;
+  bool gate_open = true;
+  int made = 0; // flushers made (one per shard incarnation)
+};
+
+// Makes every record durable on each flush, unless its plan says otherwise.
 class test_flusher final : public flusher {
 public:
-  explicit test_flusher(bool fail) : fail_(fail) {
+  explicit test_flusher(std::shared_ptr<flusher_plan> plan) : plan_(std::move(plan)) {
     // nop
   }
 
-  add_result add(const stream_record&, flush_token t) override {
+  explicit test_flusher(bool fail) : plan_(std::make_shared<flusher_plan>()) {
+    plan_->fail = fail;
+  }
+
+  add_result add(const stream_record& x, flush_token t) override {
+    if (!plan_->fail_once_on.empty() && x.data == plan_->fail_once_on) {
+      plan_->fail_once_on.clear();
+      throw std::runtime_error("this flusher fails once on " + x.data);
+    }
     pending_.push_back(t);
     return add_result::added;
   }
 
   std::vector<flush_token> flush(flush_mode) override {
-    if (fail_)
+    if (plan_->fail)
       throw std::runtime_error("this flusher always fails");
+    if (!plan_->gate_open)
+      return {};
     return std::exchange(pending_, {});
   }
 
   std::vector<flush_token> heartbeat() override {
-    return {};
+    if (plan_->fail || !plan_->gate_open)
+      return {};
+    return std::exchange(pending_, {});
   }
 
 private:
-  bool fail_;
+  std::shared_ptr<flusher_plan> plan_;
   std::vector<flush_token> pending_;
 };
 
@@ -85,53 +109,281 @@ record_batch records(std::uint64_t first, std::uint64_t n) {
   return record_batch{std::move(xs)};
 }
 
+// Waits (bounded by `deadline`) until `done()` holds; returns whether it did.
+template <class F>
+bool eventually(F done, std::chrono::steady_clock::duration deadline = 30s) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until)
+      return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+shard_outcome outcome_of(const runtime& rt, const shard_id& id) {
+  return rt.meters(id)->outcome.load(std::memory_order_relaxed);
+}
+
+// -- on the deterministic scheduler, through the front actor --------------------------------------
+
+// The answer of a request that may come late (backpressure): filled in when it arrives.
+template <class T>
+struct late_answer {
+  std::optional<T> value;
+  caf::error err;
+
+  bool done() const {
+    return value.has_value() || static_cast<bool>(err);
+  }
+};
+
+template <class T, class... Ts>
+std::shared_ptr<late_answer<T>>
+ask_late(testing::deterministic_fixture& f, const caf::actor& dst, Ts... xs) {
+  auto out = std::make_shared<late_answer<T>>();
+  f.spawn_fn([=](caf::event_based_actor* self) {
+    self->request(dst, caf::infinite, xs...)
+      .then([out](T& x) { out->value = std::move(x); },
+            [out](caf::error& e) { out->err = std::move(e); });
+  });
+  f.run();
+  return out;
+}
+
+// Advances the simulated clock in 1 ms steps until `done()` or `limit` passed.
+template <class F>
+bool advance_until(testing::deterministic_fixture& f, F done, caf::timespan limit = 10s) {
+  for (caf::timespan t{0}; t < limit && !done(); t += 1ms)
+    f.advance(1ms);
+  return done();
+}
+
+runtime_config quiet(bool finite) {
+  runtime_config rcfg;
+  rcfg.finite = finite;
+  rcfg.log = [](log_level, std::string_view) {};
+  return rcfg;
+}
+
 } // namespace
 
-TEST_CASE("a finite shard that gives up does not end the runtime cleanly") {
+TEST_CASE("front actor: a push over the limit is answered once the shard has caught up") {
+  testing::deterministic_fixture f;
+  auto front = spawn_runtime(f.sys, quiet(false));
+  REQUIRE(front);
+  auto plan = std::make_shared<flusher_plan>();
+  plan->gate_open = false;
+  auto g = group("s", false);
+  g.shard.make_flusher = [plan](const shard_id&) { return std::make_unique<test_flusher>(plan); };
+  g.shard.heartbeat_interval = 10ms;
+  g.shard.batch.checkpoint_interval = 0ms;
+  g.feeder.push_limit = 10;
+  auto started = ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g);
+  REQUIRE(started->value);
+  auto first = ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(0, 20));
+  CHECK(first->value);
+  auto second = ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(20, 5));
+  f.advance(200ms);
+  CHECK_FALSE(second->done()); // 20 records wait for a checkpoint: the producer waits too
+  plan->gate_open = true;
+  CHECK(advance_until(f, [&] { return second->done(); }));
+  CHECK(second->value);
+  auto ended = ask_late<runtime_outcome>(f, *front, shutdown_atom::value);
+  REQUIRE(advance_until(f, [&] { return ended->done(); }));
+  REQUIRE(ended->value);
+  CHECK(ended->value->clean());
+  REQUIRE(ended->value->shards.size() == 1);
+  CHECK(ended->value->shards[0].outcome == shard_outcome::stopped);
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("front actor: await answers gave_up with the reason for a shard that keeps failing") {
+  testing::deterministic_fixture f;
+  auto rcfg = quiet(true);
+  rcfg.intensity = 1;
+  auto front = spawn_runtime(f.sys, rcfg);
+  REQUIRE(front);
+  auto started = ask_late<caf::ok_atom>(f, *front, start_child_atom::value,
+                                        group("doomed", true, true));
+  REQUIRE(started->value);
+  CHECK(
+    ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"doomed"}, records(0, 10))->value);
+  CHECK(ask_late<caf::ok_atom>(f, *front, end_atom::value, shard_id{"doomed"})->value);
+  auto out = ask_late<runtime_outcome>(f, *front, await_atom::value);
+  REQUIRE(advance_until(f, [&] { return out->done(); }));
+  REQUIRE(out->value);
+  CHECK(out->value->ended);
+  CHECK_FALSE(out->value->clean());
+  REQUIRE(out->value->shards.size() == 1);
+  CHECK(out->value->shards[0].outcome == shard_outcome::gave_up);
+  CHECK_THAT(out->value->shards[0].reason, Catch::Contains("this flusher always fails"));
+  auto late = ask_late<shard_stats>(f, *front, stats_atom::value, shard_id{"doomed"});
+  CHECK(code_of(late->err) == errc::runtime_ended);
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("front actor: pushes reach the new feeder after the shard's group restarted") {
+  testing::deterministic_fixture f;
+  auto rcfg = quiet(true);
+  auto store = std::make_shared<memory_checkpoint_store>();
+  rcfg.sink = spawn_checkpoint_sink(f.sys, store);
+  auto front = spawn_runtime(f.sys, rcfg);
+  REQUIRE(front);
+  auto plan = std::make_shared<flusher_plan>();
+  plan->fail_once_on = "record 15";
+  auto g = group("s", true);
+  g.intensity = 0; // the first crash ends the group; the root starts a new one (a new feeder)
+  g.shard.make_flusher = [plan](const shard_id&) {
+    ++plan->made;
+    return std::make_unique<test_flusher>(plan);
+  };
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g)->value);
+  std::uint64_t next = 0;
+  for (int tries = 0; next < 100 && tries < 1000; ++tries) {
+    auto r = ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(next, 10));
+    advance_until(f, [&] { return r->done(); });
+    if (r->value) {
+      next += 10;
+    } else {
+      REQUIRE(code_of(r->err) == errc::restarting);
+      f.advance(10ms);
+    }
+  }
+  CHECK(next == 100); // a registry that kept the dead feeder would answer restarting for ever
+  CHECK(plan->fail_once_on.empty()); // the flusher did fail once
+  CHECK(plan->made == 2);            // and a second group ran the shard
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, end_atom::value, shard_id{"s"})->value);
+  auto out = ask_late<runtime_outcome>(f, *front, await_atom::value);
+  REQUIRE(advance_until(f, [&] { return out->done(); }));
+  REQUIRE(out->value);
+  CHECK(out->value->clean());
+  CHECK(out->value->shards[0].outcome == shard_outcome::ended);
+  auto row = store->peek("s");
+  REQUIRE(row);
+  CHECK(row->ended);
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(rcfg.sink, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("front actor: requests about unknown shards and after the end name the problem") {
+  testing::deterministic_fixture f;
+  auto front = spawn_runtime(f.sys, quiet(false));
+  REQUIRE(front);
+  CHECK(code_of(ask_late<shard_stats>(f, *front, stats_atom::value, shard_id{"x"})->err)
+        == errc::unknown_shard);
+  auto g = group("s", false);
+  g.shard.make_flusher = {};
+  CHECK(code_of(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g)->err)
+        == errc::bad_child_spec);
+  auto ended = ask_late<runtime_outcome>(f, *front, shutdown_atom::value);
+  REQUIRE(advance_until(f, [&] { return ended->done(); }));
+  CHECK(ended->value->clean());
+  CHECK(
+    code_of(ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(0, 1))->err)
+    == errc::runtime_ended);
+  CHECK(code_of(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, group("t", false))->err)
+        == errc::runtime_ended);
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
+
+// -- the blocking facade on a real scheduler -----------------------------------------------------
+
+TEST_CASE("a finite shard that gives up is reported as gave_up, and the runtime not clean") {
   threaded_system ts;
-  runtime_config rcfg;
-  rcfg.finite = true;
+  runtime_config rcfg = quiet(true);
   rcfg.intensity = 1;
   auto rt = runtime::start(ts.sys, rcfg);
   REQUIRE(rt);
   REQUIRE_FALSE((*rt)->start_shard(group("doomed", true, true)));
   REQUIRE_FALSE((*rt)->push("doomed", records(0, 10)));
   REQUIRE_FALSE((*rt)->end("doomed"));
-  REQUIRE((*rt)->await(30s));
+  auto out = (*rt)->await(30s);
+  REQUIRE(out.ended);
+  CHECK_FALSE(out.clean());
   CHECK_FALSE((*rt)->ended_cleanly());
+  REQUIRE(out.shards.size() == 1);
+  CHECK(out.shards[0].id == "doomed");
+  CHECK(out.shards[0].outcome == shard_outcome::gave_up);
+  CHECK_THAT(out.shards[0].reason, Catch::Contains("this flusher always fails"));
+  CHECK(outcome_of(**rt, "doomed") == shard_outcome::gave_up);
+  CHECK(code_of((*rt)->shutdown()) != errc::none); // not clean: shutdown says so
 }
 
-TEST_CASE("shutdown of a healthy runtime returns no error, twice") {
+TEST_CASE("shutdown of a healthy runtime returns no error, twice, and the shard is stopped") {
   threaded_system ts;
-  auto rt = runtime::start(ts.sys, {});
+  auto rt = runtime::start(ts.sys, quiet(false));
   REQUIRE(rt);
   REQUIRE_FALSE((*rt)->start_shard(group("s", false)));
   REQUIRE_FALSE((*rt)->push("s", records(0, 10)));
-  auto err = (*rt)->shutdown();
-  CHECK_FALSE(err);
   CHECK_FALSE((*rt)->shutdown());
+  CHECK_FALSE((*rt)->shutdown());
+  auto out = (*rt)->await(1s);
+  CHECK(out.ended);
+  CHECK(out.clean());
+  CHECK((*rt)->ended_cleanly());
+  REQUIRE(out.shards.size() == 1);
+  CHECK(out.shards[0].outcome == shard_outcome::stopped);
+  CHECK(out.shards[0].reason.empty());
 }
 
 TEST_CASE("requests to an ended runtime say runtime_ended") {
   threaded_system ts;
-  auto rt = runtime::start(ts.sys, {});
+  auto rt = runtime::start(ts.sys, quiet(false));
   REQUIRE(rt);
   REQUIRE_FALSE((*rt)->start_shard(group("s", false)));
-  (*rt)->shutdown();
+  CHECK_FALSE((*rt)->shutdown());
   CHECK(code_of((*rt)->stats("s").error()) == errc::runtime_ended);
   CHECK(code_of((*rt)->push("s", records(0, 1))) == errc::runtime_ended);
   CHECK(code_of((*rt)->stop_shard("s")) == errc::runtime_ended);
   CHECK(code_of((*rt)->end("s")) == errc::runtime_ended);
+  CHECK(code_of((*rt)->start_shard(group("t", false))) == errc::runtime_ended);
 }
 
 TEST_CASE("requests about a shard the runtime does not have say unknown_shard") {
   threaded_system ts;
-  auto rt = runtime::start(ts.sys, {});
+  auto rt = runtime::start(ts.sys, quiet(false));
   REQUIRE(rt);
   REQUIRE_FALSE((*rt)->start_shard(group("s", false)));
   CHECK(code_of((*rt)->stats("nope").error()) == errc::unknown_shard);
   CHECK(code_of((*rt)->push("nope", records(0, 1))) == errc::unknown_shard);
   CHECK(code_of((*rt)->stop_shard("nope")) == errc::unknown_shard);
   CHECK(code_of((*rt)->end("nope")) == errc::unknown_shard);
+  CHECK((*rt)->meters("nope") == nullptr);
   CHECK_FALSE((*rt)->shutdown());
+}
+
+TEST_CASE("an ended or stopped shard takes no pushes; outcomes and meters per shard") {
+  threaded_system ts;
+  auto rt = runtime::start(ts.sys, quiet(true));
+  REQUIRE(rt);
+  for (auto id : {"a", "b", "c"})
+    REQUIRE_FALSE((*rt)->start_shard(group(id, true)));
+  CHECK((*rt)->shards() == std::vector<shard_id>{"a", "b", "c"});
+  REQUIRE_FALSE((*rt)->push("a", records(0, 10)));
+  REQUIRE_FALSE((*rt)->end("a"));
+  REQUIRE(eventually([&] { return outcome_of(**rt, "a") != shard_outcome::running; }));
+  CHECK(outcome_of(**rt, "a") == shard_outcome::ended);
+  CHECK(code_of((*rt)->push("a", records(10, 1))) == errc::shard_ended);
+  CHECK(code_of((*rt)->stats("a").error()) == errc::shard_ended);
+  REQUIRE_FALSE((*rt)->push("b", records(0, 5)));
+  REQUIRE_FALSE((*rt)->stop_shard("b"));
+  CHECK(outcome_of(**rt, "b") == shard_outcome::stopped);
+  CHECK(code_of((*rt)->push("b", records(5, 1))) == errc::shard_ended);
+  REQUIRE_FALSE((*rt)->push("c", records(0, 7)));
+  auto st = (*rt)->stats("c");
+  REQUIRE(st);
+  CHECK(st->id == "c");
+  REQUIRE_FALSE((*rt)->end("c"));
+  auto out = (*rt)->await(30s);
+  REQUIRE(out.ended);
+  CHECK(out.clean());
+  REQUIRE(out.shards.size() == 3);
+  CHECK(out.shards[0].outcome == shard_outcome::ended);
+  CHECK(out.shards[1].outcome == shard_outcome::stopped);
+  CHECK(out.shards[2].outcome == shard_outcome::ended);
+  auto m = (*rt)->meters("c");
+  REQUIRE(m);
+  CHECK(m->acked_end.load());
+  CHECK(m->acked_position.load() == 6);
 }
