@@ -1,5 +1,9 @@
 #include <shardflow/core/checkpoint_outbox.hpp>
 
+#include <optional>
+#include <random>
+#include <utility>
+
 #include <catch2/catch.hpp>
 
 using namespace shardflow;
@@ -218,5 +222,85 @@ SCENARIO("dropping forgets what waits and any pending retry, not the save in fli
     auto d = box.close();
     REQUIRE(d);
     CHECK(d->what == kind::done);
+  }
+}
+
+SCENARIO("under seeded random answers the outbox saves in order and ends at the last offer",
+         "[core][checkpoint_outbox][property]") {
+  for (std::uint32_t seed = 1; seed <= 300; ++seed) {
+    std::mt19937 rng{seed};
+    auto coin = [&](int percent) { return static_cast<int>(rng() % 100) < percent; };
+    checkpoint_outbox box{{1ms, 8ms}};
+    auto now = t0;
+    std::uint64_t offered = 0;          // positions 1..offered were offered, in order
+    std::optional<std::uint64_t> sent;  // the highest position sent so far
+    std::optional<std::uint64_t> acked; // the highest position acknowledged
+    bool end_sent = false;
+    bool end_acked = false;
+    bool done = false;
+    std::optional<outbox_action> timer; // the pending retry, if any
+    int in_flight = 0;
+    auto take = [&](checkpoint_outbox::step s) {
+      if (!s)
+        return;
+      INFO("seed " << seed);
+      REQUIRE_FALSE(done);
+      switch (s->what) {
+        case kind::save:
+          REQUIRE(++in_flight == 1); // never two at once
+          REQUIRE_FALSE(end_acked);
+          if (s->cp.position) {
+            const auto p = *s->cp.position->base.to_uint64();
+            REQUIRE_FALSE(end_sent); // the end marker goes last
+            REQUIRE((!sent || p >= *sent));
+            sent = p;
+          } else {
+            end_sent = true;
+          }
+          break;
+        case kind::retry:
+          REQUIRE(s->at > now);
+          REQUIRE(s->delay <= 8ms);
+          timer = s;
+          break;
+        case kind::done:
+          done = true;
+          break;
+      }
+    };
+    const int offers = 1 + static_cast<int>(rng() % 20);
+    bool closed = false;
+    for (int step = 0; step < 500 && !done; ++step) {
+      now += 1ms;
+      if (offered < static_cast<std::uint64_t>(offers) && coin(40)) {
+        take(box.offer(at(++offered)));
+      } else if (offered == static_cast<std::uint64_t>(offers) && !closed) {
+        take(box.offer(end_marker()));
+        take(box.close());
+        closed = true;
+      } else if (in_flight == 1 && coin(60)) {
+        const auto cp = *box.in_flight();
+        in_flight = 0;
+        if (coin(70)) {
+          if (cp.position)
+            acked = *cp.position->base.to_uint64();
+          else
+            end_acked = true;
+          take(box.ack());
+        } else {
+          if (!cp.position)
+            end_sent = false; // it goes back in line
+          take(box.failed(now));
+        }
+      } else if (timer && now >= timer->at) {
+        auto t = std::exchange(timer, std::nullopt);
+        take(box.retry(t->ticket));
+      }
+    }
+    INFO("seed " << seed);
+    REQUIRE(done);
+    CHECK(acked == std::optional<std::uint64_t>{offered}); // the last offer was acknowledged
+    CHECK(end_acked);
+    CHECK(box.acked() >= 2);
   }
 }
