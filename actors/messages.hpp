@@ -18,13 +18,17 @@
 //   shard                 (records_atom, record_batch)          from its feeder
 //                         (end_atom)                            from its feeder: input ended
 //                         (flush_atom, flush_mode)              -> ok_atom
-//                         (shutdown_atom, shutdown_reason)      -> checkpoint (final one; then quits)
+//                         (shutdown_atom, shutdown_reason)      -> optional<seq number>: the last
+//                                                                  acknowledged position, once the
+//                                                                  final checkpoint is; then quits
 //                         (stats_atom)                          -> shard_stats
 //   feeder                (attach_atom, optional<seq number>)   -> ok_atom   from a new incarnation
 //                         (demand_atom, uint64 n, uint64 bytes) from the shard: n more records and
 //                                                                  `bytes` more payload bytes
 //                         (acked_atom, sequence_number)         from the shard: durable checkpoint
 //                         (push_atom, record_batch)             -> ok_atom   from a producer
+//                                                                  (bad_input: out of order, or
+//                                                                  the shard reads its own source)
 //                         (end_atom)                            from a producer: no more records
 //   checkpoint sink       (load_atom, shard_id)                 -> stored_checkpoint (fences older
 //                                                                  incarnations)
