@@ -683,7 +683,7 @@ runtime_outcome runtime::await(caf::timespan timeout) {
   return std::move(*out);
 }
 
-bool runtime::ended_cleanly() {
+bool runtime::ended_cleanly() const {
   return finished_ && reg_->snapshot().clean();
 }
 

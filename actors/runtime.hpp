@@ -209,7 +209,7 @@ public:
   }
 
   /// Same as `await(0).clean()` once ended: false while the runtime runs.
-  bool ended_cleanly();
+  bool ended_cleanly() const;
 
   /// Stops every shard gracefully, newest first, and ends the runtime. Idempotent. Returns none
   /// when the runtime ended cleanly (now or before), else its exit reason.

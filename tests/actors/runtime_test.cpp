@@ -287,6 +287,51 @@ TEST_CASE("front actor: requests about unknown shards and after the end name the
   caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
 }
 
+TEST_CASE("front actor: a shard waiting to be restarted answers restarting") {
+  testing::deterministic_fixture f;
+  auto front = spawn_runtime(f.sys, quiet(false));
+  REQUIRE(front);
+  auto g = group("s", false, true);
+  g.intensity = 5;
+  g.period = std::chrono::seconds(60);
+  g.backoff.min = std::chrono::seconds(5);
+  g.backoff.max = std::chrono::seconds(5);
+  g.shard.heartbeat_interval = 10ms;
+  g.shard.batch.flush_interval = 10ms;
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g)->value);
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(0, 5))->value);
+  f.advance(100ms); // the flush fails: the shard waits 5 s for its restart
+  auto st = ask_late<shard_stats>(f, *front, stats_atom::value, shard_id{"s"});
+  CHECK(code_of(st->err) == errc::restarting);
+  CHECK_THAT(text_of(st->err), Catch::Contains("shard s"));
+  auto ended = ask_late<runtime_outcome>(f, *front, shutdown_atom::value);
+  REQUIRE(advance_until(f, [&] { return ended->done(); }));
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("front actor: requests while the runtime shuts down say shutting_down") {
+  testing::deterministic_fixture f;
+  auto front = spawn_runtime(f.sys, quiet(false));
+  REQUIRE(front);
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, group("s", false))->value);
+  auto ended = std::make_shared<late_answer<runtime_outcome>>();
+  auto pushed = std::make_shared<late_answer<caf::ok_atom>>();
+  auto dst = *front;
+  f.spawn_fn([=](caf::event_based_actor* self) {
+    self->request(dst, caf::infinite, shutdown_atom::value)
+      .then([ended](runtime_outcome& x) { ended->value = std::move(x); },
+            [ended](caf::error& e) { ended->err = std::move(e); });
+    self->request(dst, caf::infinite, push_atom::value, shard_id{"s"}, records(0, 1))
+      .then([pushed](caf::ok_atom x) { pushed->value = x; },
+            [pushed](caf::error& e) { pushed->err = std::move(e); });
+  });
+  REQUIRE(advance_until(f, [&] { return ended->done() && pushed->done(); }));
+  CHECK(code_of(pushed->err) == errc::shutting_down);
+  REQUIRE(ended->value);
+  CHECK(ended->value->clean());
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
+
 // -- the blocking facade on a real scheduler -----------------------------------------------------
 
 TEST_CASE("a finite shard that gives up is reported as gave_up, and the runtime not clean") {
