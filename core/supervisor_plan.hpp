@@ -172,7 +172,7 @@ struct plan_action {
     started,
     /// Tell the supervisor's report hook `text`.
     report,
-    /// Stop children is done: exit with `why` (`text` says more).
+    /// Every child is stopped: exit with `why` (`text` says more).
     quit,
   };
   kind what = kind::report;
