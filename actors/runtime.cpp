@@ -291,7 +291,8 @@ void with_member(front_actor* self, const shard_id& id, role r, actor_fn ok, err
 }
 
 // After an abnormal exit of a shard's group: looks for its next incarnation every 100 ms; a group
-// that is not being restarted (absent, or not running for 5 s) has given up for good.
+// that is not being restarted (absent, or not running for its start timeout plus 5 s) has given up
+// for good.
 void look_for_group(front_actor* self, const shard_id& id, int tries) {
   self->request(self->state.reg->root, caf::infinite, which_children_atom::value)
     .then(
@@ -302,7 +303,9 @@ void look_for_group(front_actor* self, const shard_id& id, int tries) {
           return;
         auto row = std::find_if(kids.begin(), kids.end(),
                                 [&](const child_info& k) { return k.id == id; });
-        if (row == kids.end() || (row->status != child_status::restarting && tries >= 50))
+        // A group being started shows as neither running nor restarting: wait out its start.
+        const auto limit = self->state.cfg.start_timeout / std::chrono::milliseconds(100) + 50;
+        if (row == kids.end() || (row->status != child_status::restarting && tries >= limit))
           return give_up(self, id, i->second, i->second.failure);
         self->delayed_send(self, std::chrono::milliseconds(100), retry_atom::value, id, tries + 1);
       },

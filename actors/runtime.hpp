@@ -39,8 +39,12 @@
 // errc::runtime_ended (the tree is gone). Never CAF's raw request_receiver_down.
 //
 // The registry: the front actor caches each shard's group, feeder and shard handles and monitors
-// them; a handle that goes down is looked up again (two which_children requests) on the next use
-// only, so a push costs one message to the feeder.
+// them, so a push costs one request from the front actor to the feeder (plus the host's request to
+// the front actor). A feeder or shard that goes down is looked up again (which_children of the
+// group) on its next use only; after a group exits abnormally, the front actor also asks the root
+// for its next incarnation every 100 ms, and a group that is neither running nor restarting for
+// `start_timeout` plus 5 s (or whose spec is gone) has given up for good. Any shard still running when the root goes
+// down abnormally gave up with the root's reason.
 //
 // Threading: the blocking member functions (start_shard, push, end, stats, stop_shard, seal, await,
 // shutdown) talk to the front actor through a scoped actor and must be called from host threads,
