@@ -149,12 +149,7 @@ SCENARIO_METHOD(fixture, "a batch cut at the byte credit loses and repeats no re
 
 namespace {
 
-record_batch pushed(std::uint64_t first, std::uint64_t n) {
-  std::vector<stream_record> xs;
-  for (auto i = first; i < first + n; ++i)
-    xs.push_back(testing::make_record(i));
-  return record_batch{std::move(xs)};
-}
+using testing::make_batch;
 
 std::vector<std::uint64_t> sequences(const received& r) {
   std::vector<std::uint64_t> result;
@@ -207,7 +202,7 @@ SCENARIO_METHOD(fixture, "a feeder sends the end once", "[actors][feeder]") {
 SCENARIO_METHOD(fixture, "a feeder over a replayable source takes no pushes", "[actors][feeder]") {
   auto out = std::make_shared<received>();
   start(out, 3, 1, 1000, 1'000'000);
-  auto r = ask<caf::ok_atom>(out->feeder, push_atom::value, pushed(0, 1));
+  auto r = ask<caf::ok_atom>(out->feeder, push_atom::value, make_batch(0, 1));
   CHECK_FALSE(r.value);
   CHECK(code_of(r.err) == errc::bad_input); // a misuse by the host, not a missing child
   CHECK_THAT(text_of(r.err), Catch::Contains("takes no pushes"));
@@ -220,11 +215,11 @@ SCENARIO_METHOD(fixture,
   auto out = std::make_shared<received>();
   start(
     out, [buffer] { return buffer; }, 1000, 1'000'000);
-  CHECK(ask<caf::ok_atom>(out->feeder, push_atom::value, pushed(0, 5)).value);
-  auto r = ask<caf::ok_atom>(out->feeder, push_atom::value, pushed(3, 5));
+  CHECK(ask<caf::ok_atom>(out->feeder, push_atom::value, make_batch(0, 5)).value);
+  auto r = ask<caf::ok_atom>(out->feeder, push_atom::value, make_batch(3, 5));
   CHECK(code_of(r.err) == errc::bad_input);
   CHECK_THAT(text_of(r.err), Catch::Contains("increasing sequence-number order"));
-  CHECK(ask<caf::ok_atom>(out->feeder, push_atom::value, pushed(5, 5)).value);
+  CHECK(ask<caf::ok_atom>(out->feeder, push_atom::value, make_batch(5, 5)).value);
   anon_send(out->feeder, end_atom::value);
   run();
   CHECK(sequences(*out) == std::vector<std::uint64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
@@ -242,7 +237,7 @@ SCENARIO_METHOD(fixture, "a producer waits while the replay buffer is over its p
   auto feeder = out->feeder;
   spawn_fn([feeder, answers](caf::event_based_actor* self) {
     for (std::uint64_t b = 0; b < 3; ++b)
-      self->request(feeder, caf::infinite, push_atom::value, pushed(b * 5, 5))
+      self->request(feeder, caf::infinite, push_atom::value, make_batch(b * 5, 5))
         .then([answers](caf::ok_atom) { ++*answers; }, [](caf::error&) {});
   });
   run();

@@ -12,16 +12,12 @@
 #include "tests/support/recording_flusher.hpp"
 
 using namespace shardflow;
-using shardflow::testing::make_record;
 
 namespace {
 
 // Records first..first+n-1 (sequence number = index, data "r<index>").
 record_batch records(std::uint64_t first, std::uint64_t n) {
-  std::vector<stream_record> xs;
-  for (std::uint64_t i = first; i < first + n; ++i)
-    xs.push_back(make_record(i));
-  return record_batch{std::move(xs)};
+  return testing::make_batch(first, n);
 }
 
 sequence_number seq(std::uint64_t n) {

@@ -150,6 +150,14 @@ inline stream_record make_record(std::uint64_t seq, std::string key = "k") {
   return x;
 }
 
+/// Returns records `first` .. `first + n - 1` (make_record) as one batch.
+inline record_batch make_batch(std::uint64_t first, std::uint64_t n) {
+  std::vector<stream_record> xs;
+  for (auto i = first; i < first + n; ++i)
+    xs.push_back(make_record(i));
+  return record_batch{std::move(xs)};
+}
+
 /// Returns a user record `user_sub` of `user_total` unpacked from the aggregate at `seq`.
 inline stream_record make_sub_record(std::uint64_t seq, std::uint32_t user_sub,
                                      std::uint32_t user_total) {
