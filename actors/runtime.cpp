@@ -1,9 +1,9 @@
 #include <shardflow/actors/runtime.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <map>
-#include <unordered_set>
 #include <utility>
 
 #include <caf/all.hpp>
@@ -144,6 +144,18 @@ struct shard_entry {
   bool stop_requested = false;
   /// The last abnormal exit of the shard's group while no newer group has been seen.
   caf::error failure;
+  /// The last actors of this shard seen going down (a which_children answer may still name them).
+  std::vector<caf::actor_id> gone;
+
+  bool is_gone(const caf::actor& hdl) const {
+    return std::find(gone.begin(), gone.end(), hdl.id()) != gone.end();
+  }
+
+  void went(caf::actor_id x) {
+    if (gone.size() >= 16)
+      gone.erase(gone.begin());
+    gone.push_back(x);
+  }
 };
 
 struct front_state {
@@ -152,8 +164,6 @@ struct front_state {
   std::map<shard_id, shard_entry> entries;
   /// Handles the front monitors, by actor id: whose and what.
   std::map<caf::actor_id, std::pair<shard_id, role>> watched;
-  /// Actors seen going down (a which_children answer may still name them).
-  std::unordered_set<caf::actor_id> gone;
   std::vector<caf::response_promise> waiters;
   bool sealed = false;
   bool shutting_down = false;
@@ -238,7 +248,7 @@ void resolve_members(front_actor* self, const shard_id& id, role r, actor_fn ok,
         if (i == self->state.entries.end() || i->second.group != group)
           return fail(translate(self, id, caf::sec::request_receiver_down));
         for (auto& k : kids) {
-          if (!k.handle || self->state.gone.count(k.handle.id()) > 0)
+          if (!k.handle || i->second.is_gone(k.handle))
             continue;
           if (k.id != feeder_child_id && k.id != shard_child_id)
             continue;
@@ -261,7 +271,7 @@ bool adopt_group(front_actor* self, const shard_id& id, const std::vector<child_
   if (i == self->state.entries.end())
     return false;
   for (auto& k : kids) {
-    if (k.id != id || !k.handle || self->state.gone.count(k.handle.id()) > 0)
+    if (k.id != id || !k.handle || i->second.is_gone(k.handle))
       continue;
     if (i->second.group != k.handle) {
       i->second.group = k.handle;
@@ -364,12 +374,13 @@ void on_down(front_actor* self, const caf::down_msg& msg) {
   auto& st = self->state;
   if (msg.source == st.reg->root.address())
     return on_root_down(self, msg.reason);
-  st.gone.insert(msg.source.id());
   auto i = st.watched.find(msg.source.id());
   if (i == st.watched.end())
     return;
   auto [id, r] = i->second;
   st.watched.erase(i);
+  if (auto e = st.entries.find(id); e != st.entries.end())
+    e->second.went(msg.source.id());
   on_member_down(self, id, r, msg);
 }
 
