@@ -175,7 +175,7 @@ constexpr std::size_t keep_parser_bytes = std::size_t{1} << 20;
 
 } // namespace
 
-std::string parse_line(std::string_view line, stream_record& out) {
+status parse_line(std::string_view line, stream_record& out) {
   // The DOM parser validates the whole document (syntax, UTF-8, numbers of unknown fields, nothing
   // after it). It needs readable padding after the text; lines are short, so copy into a buffer.
   thread_local simdjson::dom::parser parser;
@@ -195,7 +195,9 @@ std::string parse_line(std::string_view line, stream_record& out) {
     parser = simdjson::dom::parser{};
     std::string{}.swap(buf);
   }
-  return why;
+  if (why.empty())
+    return {};
+  return fail(std::move(why));
 }
 
 } // namespace shardflow

@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include <shardflow/core/record.hpp>
+#include <shardflow/core/result.hpp>
 
 namespace shardflow {
 
@@ -29,7 +30,7 @@ void append_json_string(std::string& out, std::string_view text);
 void append_line(std::string& out, const stream_record& x);
 
 /// Parses one record line (without its newline) into `out`, leaving its sequence number alone.
-/// @returns an empty string on success, else why the line is not a record.
-std::string parse_line(std::string_view line, stream_record& out);
+/// @returns success, or why the line is not a record.
+status parse_line(std::string_view line, stream_record& out);
 
 } // namespace shardflow

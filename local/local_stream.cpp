@@ -508,14 +508,15 @@ record_batch file_source::read(std::size_t max) {
       continue;
     }
     stream_record x;
-    auto why = parse_line(line, x);
-    if (why.empty()) {
+    const auto parsed = parse_line(line, x);
+    if (parsed) {
       x.sequence.base = sequence_base{offset};
       xs.push_back(std::move(x));
       d.cur = d.scan = next;
       continue;
     }
-    auto message = fmt::format("{}:{}: {}", d.file.string(), line_number_at(d.file, offset), why);
+    auto message = fmt::format("{}:{}: {}", d.file.string(), line_number_at(d.file, offset),
+                               parsed.error());
     if (d.cfg.on_bad_input == bad_input_policy::dead_letter) {
       d.write_dead(line.data(), line.size());
       d.end_dead_letter();
