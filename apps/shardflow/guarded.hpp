@@ -2,22 +2,34 @@
 //
 // A command's body runs inside `guarded`: a CLI::ValidationError (a bad option value found while
 // planning) is a usage error (2); a shardflow::error exits with `exit_code_of` its code; any other
-// exception is a failure (1). The message goes to stderr as "shardflow COMMAND: what".
+// exception is a failure (1). The message goes to stderr as "shardflow COMMAND: what". `checked`
+// takes the value of a parse result (apps/shardflow/options.hpp) or makes its reason a usage error.
 #pragma once
 
 #include <exception>
+#include <string>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "apps/shardflow/exit_codes.hpp"
 #include <shardflow/core/error.hpp>
+#include <shardflow/core/result.hpp>
 
 namespace shardflow::cli {
 
 /// Signals a bad option value found after parsing (exit code 2 under `guarded`).
 [[noreturn]] inline void usage(const std::string& what) {
   throw CLI::ValidationError(what);
+}
+
+/// Returns the value of `r`, or signals its reason as a usage error.
+template <class T>
+T checked(result<T> r) {
+  if (!r)
+    usage(r.error());
+  return std::move(*r);
 }
 
 /// Runs `body` (returning an exit code) and maps what it throws to an exit code; see the file

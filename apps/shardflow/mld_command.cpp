@@ -1,7 +1,6 @@
 #include "apps/shardflow/mld_command.hpp"
 
 #include <atomic>
-#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -14,11 +13,12 @@
 #include <unistd.h>
 
 #include "apps/shardflow/exit_codes.hpp"
+#include "apps/shardflow/flusher_choice.hpp"
+#include "apps/shardflow/guarded.hpp"
 #include "apps/shardflow/options.hpp"
+#include "apps/shardflow/signals.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/flushers/base64.hpp>
-#include <shardflow/flushers/file_flusher.hpp>
-#include <shardflow/flushers/null_flusher.hpp>
 #include <shardflow/kcl/kpl.hpp>
 #include <shardflow/kcl/mld_protocol.hpp>
 #include <shardflow/kcl/mld_server.hpp>
@@ -67,40 +67,28 @@ private:
 };
 
 std::chrono::milliseconds duration_or_throw(const std::string& option, const std::string& text) {
-  auto d = parse_duration(text);
-  if (!d)
-    throw CLI::ValidationError(
-      fmt::format("{}: \"{}\" is not a duration (use 0, 250ms, 5s, 2m, 1h)", option, text));
-  return *d;
+  return checked(parse_duration(option, text));
 }
 
 std::size_t size_or_throw(const std::string& option, const std::string& text) {
-  auto n = parse_size(text);
-  if (!n || *n == 0 || *n > std::numeric_limits<std::size_t>::max() / 2)
-    throw CLI::ValidationError(
-      fmt::format("{}: \"{}\" is not a size above 0 (use 1000, 64k, 256M, 1G)", option, text));
-  return static_cast<std::size_t>(*n);
+  const auto n = checked(parse_size(option, text));
+  if (n == 0 || n > std::numeric_limits<std::size_t>::max() / 2)
+    usage(fmt::format("{}: \"{}\" is not a size above 0 (use 1000, 64k, 256M, 1G)", option, text));
+  return static_cast<std::size_t>(n);
 }
 
 mld::worker_config worker_config_of(const mld_options& o, bool stdio) {
-  flusher_spec spec;
-  if (auto err = parse_flusher(o.flusher, spec); !err.empty())
-    throw CLI::ValidationError("--flusher: " + err);
-  if (stdio && spec.name == "stdout")
-    throw CLI::ValidationError(
-      "--flusher stdout cannot be used by `shardflow mld`: standard output "
-      "carries the protocol (use file:DIR, or mld-server)");
+  auto spec = parse_flusher(o.flusher);
+  if (!spec)
+    usage("--flusher: " + spec.error());
+  if (stdio && spec->name == "stdout")
+    usage(
+      "--flusher stdout cannot be used by `shardflow mld`: standard output carries the protocol "
+      "(use file:DIR, or mld-server)");
   mld::worker_config cfg;
-  if (spec.name == "null") {
-    cfg.make_flusher = null_flusher::factory(o.batch_size);
-  } else if (spec.name == "stdout") {
-    cfg.make_flusher = stdout_flusher::factory(o.batch_size);
-  } else {
-    file_flusher_config f;
-    f.dir = spec.argument;
-    f.batch_records = o.batch_size;
-    cfg.make_flusher = file_flusher::factory(f);
-  }
+  flusher_settings flushing;
+  flushing.batch_records = o.batch_size;
+  cfg.make_flusher = make_flusher_factory(*spec, flushing);
   if (o.crash_after > 0) {
     auto left = std::make_shared<std::atomic<std::uint64_t>>(o.crash_after);
     cfg.make_flusher = [inner = cfg.make_flusher,
@@ -124,9 +112,8 @@ int run_stdio_worker(const mld_options& o) {
   auto cfg = worker_config_of(o, true);
   // The daemon ends a child by closing its stdin; a signal to the whole process group must not cut
   // the protocol short (mld-protocol.md 6.3), and a vanished daemon must not kill us with SIGPIPE.
-  std::signal(SIGPIPE, SIG_IGN);
-  std::signal(SIGINT, SIG_IGN);
-  std::signal(SIGTERM, SIG_IGN);
+  ignore_sigpipe();
+  ignore_stop_signals();
   mld::fd_line_io_config line_cfg;
   line_cfg.max_line_bytes = size_or_throw("--max-line", o.max_line);
   mld::fd_line_io io{STDIN_FILENO, STDOUT_FILENO, line_cfg};
@@ -141,18 +128,10 @@ int run_stdio_worker(const mld_options& o) {
   return rc == 0 ? exit_ok : exit_failed;
 }
 
-std::atomic<bool> server_stop{false};
-
-extern "C" void on_server_signal(int) {
-  server_stop.store(true);
-}
-
 // The server's address and client limits; a non-loopback TCP address needs --allow-remote (the
 // protocol has no authentication).
 void server_limits_of(const mld_options& o, mld::server_config& cfg) {
-  listen_address at;
-  if (auto err = parse_listen_address("--listen", o.listen, true, at); !err.empty())
-    throw CLI::ValidationError(err);
+  const auto at = checked(parse_listen_address("--listen", o.listen, true));
   if (at.unix_path.empty() && !is_loopback_host(at.host) && !o.allow_remote)
     throw CLI::ValidationError(fmt::format(
       "--listen {}: not a loopback address; mld-server does not authenticate its clients (whoever "
@@ -171,9 +150,8 @@ int run_server(const mld_options& o) {
   mld::server_config cfg;
   cfg.worker = worker_config_of(o, false);
   server_limits_of(o, cfg);
-  std::signal(SIGPIPE, SIG_IGN);
-  std::signal(SIGINT, on_server_signal);
-  std::signal(SIGTERM, on_server_signal);
+  ignore_sigpipe();
+  stop_on_signals("mld-server");
   mld::server srv{cfg};
   if (cfg.unix_path.empty())
     fmt::print(stderr, "shardflow mld-server: listening on {}:{}\n",
@@ -187,7 +165,7 @@ int run_server(const mld_options& o) {
     out.close();
     std::filesystem::rename(o.port_file + ".tmp", o.port_file);
   }
-  srv.serve(server_stop);
+  srv.serve(stop_requested());
   fmt::print(stderr, "shardflow mld-server: stopped after {} sessions ({} failed)\n",
              srv.stats().sessions.load(), srv.stats().failed.load());
   return exit_ok;
@@ -298,19 +276,6 @@ int run_kpl_agg(const kpl_agg_options& o) {
   return exit_ok;
 }
 
-template <class F>
-int guarded(const char* what, F&& f) {
-  try {
-    return f();
-  } catch (const CLI::ValidationError& e) {
-    fmt::print(stderr, "shardflow {}: {}\n", what, e.what());
-    return exit_usage;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "shardflow {}: {}\n", what, e.what());
-    return exit_failed;
-  }
-}
-
 void add_worker_options(CLI::App* cmd, mld_options* o) {
   cmd->add_option("--flusher", o->flusher, "null | file:DIR (mld-server: also stdout)")
     ->capture_default_str();
@@ -419,20 +384,19 @@ void add_mld_commands(CLI::App& app, int& exit_code) {
     "Bridge stdin/stdout to an mld-server (put this in the daemon's executableName)");
   conn->add_option("address", *target, "HOST:PORT or unix:PATH of the mld-server")->required();
   conn->callback([target, &exit_code] {
-    listen_address at;
-    if (auto err = parse_listen_address("mld-connect", *target, false, at); !err.empty()) {
-      fmt::print(stderr, "shardflow {}\n", err);
+    auto at = parse_listen_address("mld-connect", *target, false);
+    if (!at) {
+      fmt::print(stderr, "shardflow {}\n", at.error());
       exit_code = exit_usage;
       return;
     }
     // Like `shardflow mld`: the daemon ends its child by closing stdin, so a signal to the process
     // group must not cut the session short, and a closed socket must not kill us with SIGPIPE.
-    std::signal(SIGPIPE, SIG_IGN);
-    std::signal(SIGINT, SIG_IGN);
-    std::signal(SIGTERM, SIG_IGN);
+    ignore_sigpipe();
+    ignore_stop_signals();
     const auto log = mld::stderr_log("shardflow mld-connect");
-    const int rc = at.unix_path.empty() ? mld::connect_stdio(at.host, at.port, log)
-                                        : mld::connect_stdio_unix(at.unix_path, log);
+    const int rc = at->unix_path.empty() ? mld::connect_stdio(at->host, at->port, log)
+                                         : mld::connect_stdio_unix(at->unix_path, log);
     exit_code = rc == 0 ? exit_ok : exit_failed;
   });
 

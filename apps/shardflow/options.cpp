@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <set>
 
 #include <arpa/inet.h>
@@ -23,65 +24,62 @@ std::optional<std::uint64_t> parse_number(const std::string& digits) {
 
 } // namespace
 
-std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+result<std::chrono::milliseconds> parse_duration(const std::string& option,
+                                                 const std::string& text) {
   auto i = text.find_first_not_of("0123456789");
   auto n = parse_number(text.substr(0, i));
-  if (!n)
-    return std::nullopt;
   const auto unit = i == std::string::npos ? std::string{} : text.substr(i);
   using std::chrono::milliseconds;
-  if (unit == "ms")
+  if (n && unit == "ms")
     return milliseconds(*n);
-  if (unit.empty() || unit == "s")
+  if (n && (unit.empty() || unit == "s"))
     return milliseconds(*n * 1000);
-  if (unit == "m")
+  if (n && unit == "m")
     return milliseconds(*n * 60'000);
-  if (unit == "h")
+  if (n && unit == "h")
     return milliseconds(*n * 3'600'000);
-  return std::nullopt;
+  return fail(fmt::format("{}: \"{}\" is not a duration (use 0, 250ms, 5s, 2m, 1h)", option, text));
 }
 
-std::optional<std::uint64_t> parse_size(const std::string& text) {
+result<std::uint64_t> parse_size(const std::string& option, const std::string& text) {
   auto i = text.find_first_not_of("0123456789");
   auto n = parse_number(text.substr(0, i));
-  if (!n)
-    return std::nullopt;
   const auto unit = i == std::string::npos ? std::string{} : text.substr(i);
-  if (unit.empty())
-    return n;
-  if (unit == "k" || unit == "K")
+  if (n && unit.empty())
+    return *n;
+  if (n && (unit == "k" || unit == "K"))
     return *n << 10;
-  if (unit == "M")
+  if (n && unit == "M")
     return *n << 20;
-  if (unit == "G")
+  if (n && unit == "G")
     return *n << 30;
-  return std::nullopt;
+  return fail(fmt::format("{}: \"{}\" is not a size (use 1000, 64k, 256M, 1G)", option, text));
 }
 
-std::string parse_flusher(const std::string& text, flusher_spec& out) {
+result<flusher_spec> parse_flusher(const std::string& text) {
   auto colon = text.find(':');
+  flusher_spec out;
   out.name = text.substr(0, colon);
   out.argument = colon == std::string::npos ? std::string{} : text.substr(colon + 1);
   if (out.name == "null" || out.name == "stdout") {
     if (!out.argument.empty())
-      return fmt::format("flusher {} takes no argument", out.name);
-    return {};
+      return fail(fmt::format("flusher {} takes no argument", out.name));
+    return out;
   }
   if (out.name == "file") {
     if (out.argument.empty())
-      return "flusher file needs a directory: --flusher file:DIR";
-    return {};
+      return fail("flusher file needs a directory: --flusher file:DIR");
+    return out;
   }
-  return fmt::format("unknown flusher \"{}\": choose null, stdout or file:DIR", out.name);
+  return fail(fmt::format("unknown flusher \"{}\": choose null, stdout or file:DIR", out.name));
 }
 
-std::string parse_shard_list(const std::string& text, std::size_t shards,
-                             std::vector<std::size_t>& out) {
-  out.clear();
+result<std::vector<std::size_t>> parse_shard_list(const std::string& text, std::size_t shards) {
+  std::vector<std::size_t> out;
   if (text == "all" || text.empty()) {
     for (std::size_t i = 0; i < shards; ++i)
       out.push_back(i);
-    return {};
+    return out;
   }
   std::set<std::size_t> picked;
   std::size_t start = 0;
@@ -92,11 +90,11 @@ std::string parse_shard_list(const std::string& text, std::size_t shards,
     auto lo = parse_number(part.substr(0, dash));
     auto hi = dash == std::string::npos ? lo : parse_number(part.substr(dash + 1));
     if (!lo || !hi || *lo > *hi)
-      return fmt::format("bad shard list \"{}\": use all, or indexes and ranges like 0,2,5-7",
-                         text);
+      return fail(
+        fmt::format("bad shard list \"{}\": use all, or indexes and ranges like 0,2,5-7", text));
     if (*hi >= shards)
-      return fmt::format("shard {} does not exist: the stream has {} shards (0 to {})", *hi, shards,
-                         shards - 1);
+      return fail(fmt::format("shard {} does not exist: the stream has {} shards (0 to {})", *hi,
+                              shards, shards - 1));
     for (auto i = *lo; i <= *hi; ++i)
       picked.insert(i);
     if (comma == std::string::npos)
@@ -104,7 +102,7 @@ std::string parse_shard_list(const std::string& text, std::size_t shards,
     start = comma + 1;
   }
   out.assign(picked.begin(), picked.end());
-  return {};
+  return out;
 }
 
 namespace {
@@ -126,8 +124,11 @@ bool split_host_port(const std::string& text, std::string& host, int& port) {
 
 } // namespace
 
-bool parse_host_port(const std::string& text, std::string& host, int& port) {
-  return split_host_port(text, host, port) && port != 0;
+result<listen_address> parse_host_port(const std::string& option, const std::string& text) {
+  listen_address out;
+  if (!split_host_port(text, out.host, out.port) || out.port == 0)
+    return fail(fmt::format("{}: \"{}\" is not HOST:PORT", option, text));
+  return out;
 }
 
 bool is_loopback_host(const std::string& host) {
@@ -148,18 +149,18 @@ bool is_loopback_host(const std::string& host) {
   return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
 }
 
-std::string parse_listen_address(const std::string& option, const std::string& text,
-                                 bool allow_port_zero, listen_address& out) {
-  out = listen_address{};
+result<listen_address> parse_listen_address(const std::string& option, const std::string& text,
+                                            bool allow_port_zero) {
+  listen_address out;
   if (text.rfind("unix:", 0) == 0) {
     out.unix_path = text.substr(5);
     if (out.unix_path.empty())
-      return fmt::format("{}: \"{}\" names no socket path (use unix:PATH)", option, text);
-    return {};
+      return fail(fmt::format("{}: \"{}\" names no socket path (use unix:PATH)", option, text));
+    return out;
   }
   if (!split_host_port(text, out.host, out.port) || (out.port == 0 && !allow_port_zero))
-    return fmt::format("{}: \"{}\" is neither HOST:PORT nor unix:PATH", option, text);
-  return {};
+    return fail(fmt::format("{}: \"{}\" is neither HOST:PORT nor unix:PATH", option, text));
+  return out;
 }
 
 } // namespace shardflow::cli

@@ -1,22 +1,29 @@
 // apps/shardflow/options.hpp - parsing of the command line's value types: durations, sizes,
 // flusher specs, shard lists, HOST:PORT, unix:PATH, and whether a host is loopback.
+//
+// Every parser returns a `result` (core/result.hpp): the value, or a sentence that names the option
+// and says what would be right; `checked` (apps/shardflow/guarded.hpp) turns a failed one into a
+// usage error.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
+#include <shardflow/core/result.hpp>
+
 namespace shardflow::cli {
 
-/// Parses "0", "250ms", "5s", "2m", "1h" (a bare number means seconds).
-/// @returns the duration, or nullopt when `text` is none of these.
-std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
+/// Parses "0", "250ms", "5s", "2m", "1h" (a bare number means seconds) given to `option`.
+/// @returns the duration, or why `text` is none of these (naming `option`).
+result<std::chrono::milliseconds> parse_duration(const std::string& option,
+                                                 const std::string& text);
 
-/// Parses "1000", "64k", "256M", "1G" (powers of 1024).
-std::optional<std::uint64_t> parse_size(const std::string& text);
+/// Parses "1000", "64k", "256M", "1G" (powers of 1024) given to `option`.
+/// @returns the size, or why `text` is not one (naming `option`).
+result<std::uint64_t> parse_size(const std::string& option, const std::string& text);
 
 /// A flusher chosen on the command line: `null`, `stdout` or `file:DIR`.
 struct flusher_spec {
@@ -24,22 +31,12 @@ struct flusher_spec {
   std::string argument; // after the colon
 };
 
-/// Parses NAME[:ARGUMENT]; returns an error message or an empty string.
-std::string parse_flusher(const std::string& text, flusher_spec& out);
+/// Parses NAME[:ARGUMENT].
+result<flusher_spec> parse_flusher(const std::string& text);
 
-/// Parses "all" or a list like "0,2,5-7" of shard indexes below `shards`; returns an error message
-/// or an empty string.
-std::string parse_shard_list(const std::string& text, std::size_t shards,
-                             std::vector<std::size_t>& out);
-
-/// Splits "HOST:PORT"; returns false when it is not of that form. An empty HOST means 127.0.0.1;
-/// "[::1]:PORT" gives the host without its brackets.
-bool parse_host_port(const std::string& text, std::string& host, int& port);
-
-/// Returns whether `host` names this machine's loopback interface: "localhost", an IPv4 address in
-/// 127.0.0.0/8, "::1" (also in brackets), or an IPv4-mapped 127.x address. Purely textual: other
-/// names are not resolved, so a name that happens to resolve to loopback still counts as remote.
-bool is_loopback_host(const std::string& host);
+/// Parses "all" or a list like "0,2,5-7" of shard indexes below `shards`; returns the indexes in
+/// ascending order, each once.
+result<std::vector<std::size_t>> parse_shard_list(const std::string& text, std::size_t shards);
 
 /// Where a server listens or a client connects: a TCP HOST:PORT, or a Unix socket ("unix:PATH").
 struct listen_address {
@@ -48,9 +45,17 @@ struct listen_address {
   std::string unix_path; // set for unix:PATH
 };
 
-/// Parses "unix:PATH" or "HOST:PORT" (port 0 allowed when `allow_port_zero`); returns an error
-/// message naming `option`, or an empty string.
-std::string parse_listen_address(const std::string& option, const std::string& text,
-                                 bool allow_port_zero, listen_address& out);
+/// Parses "HOST:PORT" with a port from 1 to 65535 given to `option`. An empty HOST means 127.0.0.1;
+/// "[::1]:PORT" gives the host without its brackets.
+result<listen_address> parse_host_port(const std::string& option, const std::string& text);
+
+/// Returns whether `host` names this machine's loopback interface: "localhost", an IPv4 address in
+/// 127.0.0.0/8, "::1" (also in brackets), or an IPv4-mapped 127.x address. Purely textual: other
+/// names are not resolved, so a name that happens to resolve to loopback still counts as remote.
+bool is_loopback_host(const std::string& host);
+
+/// Parses "unix:PATH" or "HOST:PORT" (port 0 allowed when `allow_port_zero`) given to `option`.
+result<listen_address> parse_listen_address(const std::string& option, const std::string& text,
+                                            bool allow_port_zero);
 
 } // namespace shardflow::cli

@@ -1,9 +1,12 @@
+// apps/shardflow/run_command.cpp - `shardflow run`, in five parts: the plan (options checked and
+// converted), the job (an actor system, a runtime, one shard group per shard file), the progress
+// line, the metrics server, and the verdict (exit code and summary from the runtime's outcome).
 #include "apps/shardflow/run_command.hpp"
 
-#include <atomic>
-#include <csignal>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -15,14 +18,14 @@
 #include <unistd.h>
 
 #include "apps/shardflow/exit_codes.hpp"
+#include "apps/shardflow/flusher_choice.hpp"
 #include "apps/shardflow/guarded.hpp"
 #include "apps/shardflow/options.hpp"
 #include "apps/shardflow/run_report.hpp"
+#include "apps/shardflow/signals.hpp"
 #include <shardflow/actors/checkpoint_sink.hpp>
 #include <shardflow/actors/runtime.hpp>
 #include <shardflow/core/error.hpp>
-#include <shardflow/flushers/file_flusher.hpp>
-#include <shardflow/flushers/null_flusher.hpp>
 #include <shardflow/local/local_stream.hpp>
 #include <shardflow/stores/sqlite_checkpoint_store.hpp>
 
@@ -32,28 +35,7 @@ namespace shardflow::cli {
 
 namespace {
 
-// -- signals: the first asks for a graceful stop, the second ends the process at once ---------------
-
-std::atomic<int> signals_seen{0};
-
-extern "C" void on_signal(int) {
-  if (signals_seen.fetch_add(1) >= 1) {
-    const char msg[] = "\nshardflow: stopping at once; a rerun resumes from the checkpoints\n";
-    auto ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void) ignored;
-    ::_exit(exit_interrupted);
-  }
-}
-
-void install_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
-// -- configuration ---------------------------------------------------------------------------------
+// -- the plan: the options, checked and converted --------------------------------------------------
 
 struct run_config {
   std::string stream;
@@ -91,39 +73,42 @@ struct run_plan {
   local::stream_dir stream;
   std::vector<std::size_t> shards;
   flusher_spec flusher;
+  flusher_settings flushing;
   fs::path checkpoints;
   std::string stream_name;
   batch_config batch;
   std::chrono::milliseconds heartbeat{};
-  std::uint64_t roll_bytes = 0;
-  std::chrono::milliseconds roll_age{};
   std::chrono::milliseconds period{};
   backoff_spec backoff;
   local::bad_input_policy on_bad_input = local::bad_input_policy::stop;
   fs::path dead_letter;
   std::size_t max_line_bytes = 0;
   bool detached = false;
-  std::string metrics_host;
-  int metrics_port = 0;
+  listen_address metrics;
 };
 
 std::chrono::milliseconds duration_of(const std::string& option, const std::string& text) {
-  auto d = parse_duration(text);
-  if (!d)
-    usage(fmt::format("{}: \"{}\" is not a duration (use 0, 250ms, 5s, 2m, 1h)", option, text));
-  return *d;
+  return checked(parse_duration(option, text));
 }
 
-run_plan make_plan(const run_config& cfg) {
-  run_plan p;
+// The stream, its shards, the flusher and where checkpoints and dead letters go.
+void plan_io(const run_config& cfg, run_plan& p) {
   p.stream = local::stream_dir::open(cfg.stream);
-  if (auto err = parse_shard_list(cfg.shards, p.stream.shards(), p.shards); !err.empty())
-    usage("--shards: " + err);
+  auto shards = parse_shard_list(cfg.shards, p.stream.shards());
+  if (!shards)
+    usage("--shards: " + shards.error());
+  p.shards = std::move(*shards);
   auto flusher = cfg.flusher == "file"
                    ? "file:" + (fs::path{cfg.stream}.lexically_normal().string() + ".out")
                    : cfg.flusher;
-  if (auto err = parse_flusher(flusher, p.flusher); !err.empty())
-    usage("--flusher: " + err);
+  auto spec = parse_flusher(flusher);
+  if (!spec)
+    usage("--flusher: " + spec.error());
+  p.flusher = std::move(*spec);
+  p.flushing.batch_records = cfg.batch_size;
+  p.flushing.roll_bytes = checked(parse_size("--roll-size", cfg.roll_size));
+  p.flushing.roll_age
+    = std::chrono::duration_cast<std::chrono::seconds>(duration_of("--roll-age", cfg.roll_age));
   p.checkpoints = cfg.checkpoints.empty() ? fs::path{cfg.stream} / "checkpoints.db"
                                           : fs::path{cfg.checkpoints};
   p.stream_name = cfg.stream_name.empty()
@@ -131,15 +116,25 @@ run_plan make_plan(const run_config& cfg) {
                     : cfg.stream_name;
   if (p.stream_name.empty())
     p.stream_name = "stream";
+  p.on_bad_input = cfg.bad_input == "dead-letter" ? local::bad_input_policy::dead_letter
+                                                  : local::bad_input_policy::stop;
+  p.dead_letter = cfg.dead_letter.empty() ? fs::path{cfg.stream} / "dead-letter"
+                                          : fs::path{cfg.dead_letter};
+  const auto max_line = checked(parse_size("--max-record-size", cfg.max_record_size));
+  if (max_line == 0 || max_line > (std::uint64_t{1} << 32))
+    usage(fmt::format("--max-record-size: \"{}\" is not a size from 1 to 4G (use 64k, 16M)",
+                      cfg.max_record_size));
+  p.max_line_bytes = static_cast<std::size_t>(max_line);
+  p.detached = cfg.detached == "yes"
+               || (cfg.detached == "auto" && p.flusher.name == "file" && p.shards.size() <= 64);
+}
+
+// Intervals, restarts and backoff.
+void plan_timing(const run_config& cfg, run_plan& p) {
   p.batch.flush_interval = duration_of("--flush-interval", cfg.flush_interval);
   p.batch.checkpoint_interval = duration_of("--checkpoint-interval", cfg.checkpoint_interval);
   p.batch.watchdog_timeout = duration_of("--watchdog", cfg.watchdog);
   p.heartbeat = duration_of("--heartbeat-interval", cfg.heartbeat_interval);
-  auto roll = parse_size(cfg.roll_size);
-  if (!roll)
-    usage(fmt::format("--roll-size: \"{}\" is not a size (use 0, 64M, 1G)", cfg.roll_size));
-  p.roll_bytes = *roll;
-  p.roll_age = duration_of("--roll-age", cfg.roll_age);
   p.period = duration_of("--period", cfg.period);
   if (p.period < std::chrono::seconds(1))
     usage("--period must be at least 1s");
@@ -154,91 +149,107 @@ run_plan make_plan(const run_config& cfg) {
                   "into the period, so a shard that keeps failing would never give up; lower "
                   "--backoff-max or raise --period",
                   cfg.backoff_max, cfg.intensity, cfg.period, cfg.intensity));
-  p.on_bad_input = cfg.bad_input == "dead-letter" ? local::bad_input_policy::dead_letter
-                                                  : local::bad_input_policy::stop;
-  p.dead_letter = cfg.dead_letter.empty() ? fs::path{cfg.stream} / "dead-letter"
-                                          : fs::path{cfg.dead_letter};
-  auto max_line = parse_size(cfg.max_record_size);
-  if (!max_line || *max_line == 0 || *max_line > (std::uint64_t{1} << 32))
-    usage(fmt::format("--max-record-size: \"{}\" is not a size from 1 to 4G (use 64k, 16M)",
-                      cfg.max_record_size));
-  p.max_line_bytes = static_cast<std::size_t>(*max_line);
-  p.detached = cfg.detached == "yes"
-               || (cfg.detached == "auto" && p.flusher.name == "file" && p.shards.size() <= 64);
-  if (!cfg.metrics.empty() && !parse_host_port(cfg.metrics, p.metrics_host, p.metrics_port))
-    usage(fmt::format("--metrics: \"{}\" is not HOST:PORT", cfg.metrics));
-  if (!cfg.metrics.empty() && !is_loopback_host(p.metrics_host) && !cfg.allow_remote)
+}
+
+void plan_metrics(const run_config& cfg, run_plan& p) {
+  if (cfg.metrics.empty())
+    return;
+  p.metrics = checked(parse_host_port("--metrics", cfg.metrics));
+  if (!is_loopback_host(p.metrics.host) && !cfg.allow_remote)
     usage(fmt::format("--metrics {}: not a loopback address; the metrics are served to whoever "
                       "connects: use 127.0.0.1 or ::1, or pass --allow-remote if a firewall "
                       "restricts who can reach it",
                       cfg.metrics));
+}
+
+run_plan make_plan(const run_config& cfg) {
+  run_plan p;
+  plan_io(cfg, p);
+  plan_timing(cfg, p);
+  plan_metrics(cfg, p);
   return p;
 }
 
-flusher_factory make_flusher_factory(const run_plan& p, const run_config& cfg) {
-  if (p.flusher.name == "null")
-    return null_flusher::factory(cfg.batch_size);
-  if (p.flusher.name == "stdout")
-    return stdout_flusher::factory(cfg.batch_size);
-  file_flusher_config f;
-  f.dir = p.flusher.argument;
-  f.batch_records = cfg.batch_size;
-  f.roll_bytes = p.roll_bytes;
-  f.roll_age = std::chrono::duration_cast<std::chrono::seconds>(p.roll_age);
-  // Fail early with a clear message rather than in every shard.
-  std::error_code ec;
-  fs::create_directories(f.dir, ec);
-  if (ec || ::access(f.dir.c_str(), W_OK) != 0)
-    throw error{errc::io_failed,
-                fmt::format("cannot write to the output directory {}{}", f.dir.string(),
-                            ec ? ": " + ec.message() : std::string{": permission denied"})};
-  return file_flusher::factory(f);
+// -- the job: an actor system, a runtime, one shard group per shard file ---------------------------
+
+std::unique_ptr<caf::actor_system_config> system_config_of(const run_config& cfg) {
+  auto sys_cfg = std::make_unique<caf::actor_system_config>();
+  configure(*sys_cfg);
+  sys_cfg->set("scheduler.max-threads", cfg.threads);
+  sys_cfg->set("logger.console-verbosity", caf::atom("quiet"));
+  sys_cfg->set("logger.file-verbosity", caf::atom("quiet"));
+  return sys_cfg;
 }
 
-// -- the run ---------------------------------------------------------------------------------------
+// The group of the shard file `index`. Credit, feeder batches and polling keep the library's
+// defaults (shard_config, feeder_config).
+shard_group_config group_of(const run_config& cfg, const run_plan& plan, std::size_t index,
+                            const shard_id& id, flusher_factory flushers,
+                            const std::shared_ptr<local::input_problems>& problems) {
+  shard_group_config g;
+  g.shard.id = id;
+  g.shard.make_flusher = std::move(flushers);
+  g.shard.batch = plan.batch;
+  g.shard.heartbeat_interval = plan.heartbeat;
+  g.shard.detached = plan.detached;
+  g.finite = !cfg.follow;
+  g.intensity = cfg.intensity;
+  g.period = std::chrono::duration_cast<std::chrono::seconds>(plan.period);
+  g.backoff = plan.backoff;
+  local::file_source_config src;
+  src.follow = cfg.follow;
+  src.on_bad_input = plan.on_bad_input;
+  src.dead_letter_dir = plan.dead_letter;
+  src.max_line_bytes = plan.max_line_bytes;
+  src.problems = problems;
+  g.source = [file = plan.stream.shard_file(index), id, src] {
+    return std::make_shared<local::file_source>(file, id, src);
+  };
+  return g;
+}
 
-class run_state {
+// The running job. Its board is what the report reads: one view per shard, refreshed from the
+// runtime's meters and the shard files' sizes.
+class job {
 public:
-  run_state(const run_plan& plan, std::vector<shard_view> views)
-    : plan_(plan), views_(std::move(views)), reader_(plan.checkpoints, plan.stream_name) {
-    refresh();
-    for (auto& v : views_)
-      v.generation_at_start = v.generation;
+  job(const run_config& cfg, const run_plan& plan)
+    : plan_(plan), problems_(std::make_shared<local::input_problems>()) {
+    // The store is opened first so a bad database fails before anything starts.
+    auto store = std::make_shared<sqlite_checkpoint_store>(plan.checkpoints, plan.stream_name);
+    auto flushers = make_flusher_factory(plan.flusher, plan.flushing);
+    sys_cfg_ = system_config_of(cfg);
+    sys_ = std::make_unique<caf::actor_system>(*sys_cfg_);
+    runtime_config rcfg;
+    rcfg.finite = !cfg.follow;
+    // A shard whose group gave up (its --intensity spent) ends the run: the root does not start it
+    // again (that would make --intensity meaningless), and stops the others gracefully.
+    rcfg.intensity = 0;
+    rcfg.period = std::chrono::duration_cast<std::chrono::seconds>(plan.period);
+    rcfg.sink = spawn_checkpoint_sink(*sys_, store, true);
+    auto rt = runtime::start(*sys_, rcfg);
+    if (!rt)
+      throw error{errc::start_failed, sys_->render(rt.error())};
+    rt_ = std::move(*rt);
+    for (auto i : plan.shards)
+      start_shard(cfg, i, flushers);
   }
 
-  // Re-reads the checkpoint rows and file sizes. The report only reads: when the database is busy
-  // for a moment (another connection recovering or checkpointing its WAL), it keeps what it had and
-  // tries again on the next tick, a few times before giving up.
-  void refresh(int attempts = 1) {
-    std::map<std::string, stored_checkpoint> rows;
-    for (int i = 0;; ++i) {
-      try {
-        for (auto& [id, row] : reader_.rows())
-          rows[id] = row;
-        break;
-      } catch (const error&) {
-        if (i + 1 >= attempts)
-          return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-    }
+  runtime& rt() noexcept {
+    return *rt_;
+  }
+
+  const local::input_problems& problems() const noexcept {
+    return *problems_;
+  }
+
+  void refresh() {
     const auto now = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> guard{mtx_};
-    for (std::size_t i = 0; i < views_.size(); ++i) {
-      auto& v = views_[i];
+    for (std::size_t k = 0; k < views_.size(); ++k) {
       std::error_code ec;
-      v.input_bytes = fs::file_size(plan_.stream.shard_file(plan_.shards[i]), ec);
-      auto r = rows.find(v.id);
-      if (r == rows.end())
-        continue;
-      std::optional<std::uint64_t> cp;
-      if (r->second.position)
-        cp = r->second.position->base.to_uint64();
-      if (cp != v.checkpoint || v.last_checkpoint_change == std::chrono::steady_clock::time_point{})
-        v.last_checkpoint_change = now;
-      v.checkpoint = cp;
-      v.ended = r->second.ended;
-      v.generation = r->second.generation;
+      views_[k].input_bytes = fs::file_size(plan_.stream.shard_file(plan_.shards[k]), ec);
+      if (auto m = rt_->meters(views_[k].id))
+        views_[k].update(*m, now);
     }
   }
 
@@ -248,180 +259,205 @@ public:
   }
 
 private:
+  void start_shard(const run_config& cfg, std::size_t index, const flusher_factory& flushers) {
+    shard_view v;
+    v.id = local::shard_name(index);
+    v.meter = std::make_shared<flusher_meter>();
+    auto g = group_of(cfg, plan_, index, v.id, metered_flusher::wrap(flushers, v.meter), problems_);
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      views_.push_back(v);
+    }
+    if (auto err = rt_->start_shard(std::move(g)))
+      throw error{errc::start_failed, sys_->render(err)};
+  }
+
   const run_plan& plan_;
+  std::shared_ptr<local::input_problems> problems_;
+  std::unique_ptr<caf::actor_system_config> sys_cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  std::unique_ptr<runtime> rt_;
   mutable std::mutex mtx_;
   std::vector<shard_view> views_;
-  sqlite_checkpoint_store reader_;
 };
 
-int run_job(const run_config& cfg) {
-  const auto plan = make_plan(cfg);
-  auto problems = std::make_shared<local::input_problems>();
-  // The store is opened here first so a bad database fails before anything starts.
-  auto store = std::make_shared<sqlite_checkpoint_store>(plan.checkpoints, plan.stream_name);
-  auto flushers = make_flusher_factory(plan, cfg);
-  std::vector<shard_view> views;
-  for (auto i : plan.shards) {
-    shard_view v;
-    v.id = local::shard_name(i);
-    v.meter = std::make_shared<flusher_meter>();
-    views.push_back(std::move(v));
-  }
-  run_state state{plan, views};
+// -- the metrics server: Prometheus text at /metrics, on a thread of its own -----------------------
 
-  caf::actor_system_config sys_cfg;
-  configure(sys_cfg);
-  sys_cfg.set("scheduler.max-threads", cfg.threads);
-  sys_cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  sys_cfg.set("logger.file-verbosity", caf::atom("quiet"));
-  caf::actor_system sys{sys_cfg};
-
-  runtime_config rcfg;
-  rcfg.finite = !cfg.follow;
-  rcfg.intensity = cfg.intensity;
-  rcfg.period = std::chrono::duration_cast<std::chrono::seconds>(plan.period);
-  rcfg.sink = spawn_checkpoint_sink(sys, store, true);
-  auto rt = runtime::start(sys, rcfg);
-  if (!rt)
-    throw error{errc::start_failed, sys.render(rt.error())};
-
-  install_signal_handlers();
-  for (std::size_t k = 0; k < plan.shards.size(); ++k) {
-    const auto i = plan.shards[k];
-    shard_group_config g;
-    g.shard.id = views[k].id;
-    g.shard.make_flusher = metered_flusher::wrap(flushers, views[k].meter);
-    g.shard.batch = plan.batch;
-    g.shard.heartbeat_interval = plan.heartbeat;
-    g.shard.credit = std::max<std::size_t>(4 * cfg.batch_size, 2000);
-    g.shard.detached = plan.detached;
-    g.feeder.max_batch = std::min<std::size_t>(cfg.batch_size, 1000);
-    g.feeder.poll_interval = std::chrono::milliseconds(200);
-    g.finite = !cfg.follow;
-    g.intensity = cfg.intensity;
-    g.period = rcfg.period;
-    g.backoff = plan.backoff;
-    local::file_source_config src;
-    src.follow = cfg.follow;
-    src.on_bad_input = plan.on_bad_input;
-    src.dead_letter_dir = plan.dead_letter;
-    src.max_line_bytes = plan.max_line_bytes;
-    src.problems = problems;
-    g.source = [file = plan.stream.shard_file(i), id = g.shard.id, src] {
-      return std::make_shared<local::file_source>(file, id, src);
-    };
-    if (auto err = (*rt)->start_shard(std::move(g))) {
-      (*rt)->shutdown();
-      throw error{errc::start_failed, sys.render(err)};
-    }
-  }
-
-  // Optional Prometheus endpoint.
-  std::unique_ptr<httplib::Server> http;
-  std::thread http_thread;
-  if (plan.metrics_port != 0) {
-    http = std::make_unique<httplib::Server>();
-    http->Get("/metrics", [&state](const httplib::Request&, httplib::Response& res) {
-      res.set_content(prometheus_text(state.views()), "text/plain; version=0.0.4");
+class metrics_server {
+public:
+  metrics_server(const listen_address& at, std::function<std::string()> body) {
+    if (at.port == 0)
+      return;
+    http_ = std::make_unique<httplib::Server>();
+    http_->Get("/metrics", [body](const httplib::Request&, httplib::Response& res) {
+      res.set_content(body(), "text/plain; version=0.0.4");
     });
-    if (!http->bind_to_port(plan.metrics_host, plan.metrics_port)) {
-      (*rt)->shutdown();
-      throw error{errc::io_failed, fmt::format("--metrics: cannot listen on {}:{}",
-                                               plan.metrics_host, plan.metrics_port)};
-    }
-    http_thread = std::thread{[&http] { http->listen_after_bind(); }};
+    if (!http_->bind_to_port(at.host, at.port))
+      throw error{errc::io_failed,
+                  fmt::format("--metrics: cannot listen on {}:{}", at.host, at.port)};
+    thread_ = std::thread{[this] { http_->listen_after_bind(); }};
   }
 
-  const bool tty = cfg.progress == "tty" || (cfg.progress == "auto" && ::isatty(STDERR_FILENO));
-  const bool log_lines = cfg.progress == "log" || (cfg.progress == "auto" && !tty);
-  const auto start = std::chrono::steady_clock::now();
-  auto last_tick = start;
-  auto last_log = start;
-  auto before = totals_of(state.views());
-  bool stopped = false;
-  while (!(*rt)->await(std::chrono::milliseconds(200))) {
-    if (signals_seen.load() > 0 && !stopped) {
+  ~metrics_server() {
+    stop();
+  }
+
+  metrics_server(const metrics_server&) = delete;
+  metrics_server& operator=(const metrics_server&) = delete;
+
+  void stop() {
+    if (!thread_.joinable())
+      return;
+    http_->stop();
+    thread_.join();
+  }
+
+private:
+  std::unique_ptr<httplib::Server> http_;
+  std::thread thread_;
+};
+
+// -- progress: a live line on a terminal, a log line every 5 s otherwise ---------------------------
+
+class progress_printer {
+public:
+  explicit progress_printer(const std::string& mode)
+    : tty_(mode == "tty" || (mode == "auto" && ::isatty(STDERR_FILENO))),
+      log_lines_(mode == "log" || (mode == "auto" && !tty_)) {
+  }
+
+  bool tty() const noexcept {
+    return tty_;
+  }
+
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+  // Prints when a second has passed since the last tick; returns whether it was time.
+  bool tick(job& j) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_tick_ < std::chrono::seconds(1))
+      return false;
+    j.refresh();
+    const auto views = j.views();
+    const auto totals = totals_of(views);
+    const auto dt = std::chrono::duration<double>(now - last_tick_).count();
+    const auto total = std::chrono::duration<double>(now - start_).count();
+    if (tty_) {
+      fmt::print(stderr, "\r\033[K{}", progress_line(views, totals, before_, dt, total));
+      std::fflush(stderr);
+    } else if (log_lines_ && now - last_log_ >= std::chrono::seconds(5)) {
+      fmt::print(stderr, "shardflow: {}\n", progress_line(views, totals, before_, dt, total));
+      last_log_ = now;
+    }
+    before_ = totals;
+    last_tick_ = now;
+    return true;
+  }
+
+private:
+  bool tty_;
+  bool log_lines_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_tick_ = start_;
+  std::chrono::steady_clock::time_point last_log_ = start_;
+  run_totals before_;
+};
+
+// Waits for the runtime to end, printing progress; the first signal shuts it down gracefully.
+runtime_outcome wait_for_end(job& j, progress_printer& progress, bool& stopped) {
+  for (;;) {
+    auto out = j.rt().await(std::chrono::milliseconds(200));
+    if (out)
+      return out;
+    if (stop_requested().load()) {
       stopped = true;
       fmt::print(stderr,
                  "{}shardflow: stopping: every shard flushes and checkpoints (a second "
                  "signal stops at once)\n",
-                 tty ? "\n" : "");
-      (*rt)->shutdown();
-      break;
+                 progress.tty() ? "\n" : "");
+      j.rt().shutdown();
+      return j.rt().await(std::chrono::seconds(0));
     }
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_tick < std::chrono::seconds(1))
-      continue;
-    state.refresh();
-    auto views_now = state.views();
-    auto totals = totals_of(views_now);
-    const auto dt = std::chrono::duration<double>(now - last_tick).count();
-    const auto total = std::chrono::duration<double>(now - start).count();
-    if (tty) {
-      fmt::print(stderr, "\r\033[K{}", progress_line(views_now, totals, before, dt, total));
-      std::fflush(stderr);
-    } else if (log_lines && now - last_log >= std::chrono::seconds(5)) {
-      fmt::print(stderr, "shardflow: {}\n", progress_line(views_now, totals, before, dt, total));
-      last_log = now;
-    }
-    before = totals;
-    last_tick = now;
+    progress.tick(j);
   }
-  const auto seconds
-    = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (http) {
-    http->stop();
-    http_thread.join();
-  }
-  if (tty)
-    fmt::print(stderr, "\n");
-  state.refresh(50);
-  const auto final_views = state.views();
-  auto found = problems->all();
+}
+
+// -- the verdict: exit code and problems, from the runtime's outcome -------------------------------
+
+struct verdict {
   int code = exit_ok;
-  if (!(*rt)->ended_cleanly()) {
-    const auto why = text_of((*rt)->exit_reason());
-    found.push_back(why);
+  std::vector<std::string> problems;
+
+  void failed(std::string why) {
     fmt::print(stderr, "shardflow run: failed: {}\n", why);
+    problems.push_back(std::move(why));
     code = exit_failed;
   }
-  if (code == exit_ok && !cfg.follow && !stopped) {
-    // A finite run is done only when every shard checkpointed its end; a shard group that ran out of
-    // restarts ends "normally" for its transient parent, so this is where it shows.
-    std::vector<std::string> unfinished;
-    for (auto& v : final_views)
-      if (!v.ended)
-        unfinished.push_back(v.id);
-    if (!unfinished.empty() && problems->stops().empty()) {
-      auto why = fmt::format("{} of {} shards did not finish ({}{}): they kept failing; see the "
-                             "messages above, fix the cause and rerun (they resume from their "
-                             "checkpoints)",
-                             unfinished.size(), final_views.size(), unfinished.front(),
-                             unfinished.size() > 1 ? ", ..." : "");
-      fmt::print(stderr, "shardflow run: failed: {}\n", why);
-      found.push_back(why);
-      code = exit_failed;
-    }
+};
+
+// A shard that gave up, a runtime that failed, or (a finite run not stopped on a signal) a shard
+// that did not reach its end fails the run (1); else a shard stopped by bad input makes it 3.
+verdict judge(const runtime_outcome& out, const local::input_problems& problems,
+              const run_plan& plan, bool finite, bool stopped) {
+  verdict v;
+  v.problems = problems.all();
+  std::vector<shard_id> unfinished;
+  for (auto& s : out.shards) {
+    if (s.outcome == shard_outcome::gave_up)
+      v.failed(fmt::format("shard {} gave up after its restarts: {}; fix the cause and rerun (it "
+                           "resumes from its checkpoint)",
+                           s.id, s.reason));
+    else if (s.outcome != shard_outcome::ended)
+      unfinished.push_back(s.id);
   }
-  if (const auto stops = problems->stops(); !stops.empty()) {
-    for (auto& p : stops)
-      fmt::print(stderr, "shardflow run: bad input: {}\n", p);
-    fmt::print(stderr,
-               "shardflow run: the shards above stopped at their bad input (everything "
-               "before it is checkpointed); fix it and rerun{}\n",
-               plan.on_bad_input == local::bad_input_policy::stop
-                 ? ", or rerun with --bad-input dead-letter for malformed lines"
-                 : "");
-    code = code == exit_ok ? exit_bad_input : code;
-  }
-  const auto table = summary_table(final_views, seconds, stopped, problems->dead_letters());
+  if (v.code == exit_ok && !out.clean() && out.reason)
+    v.failed(text_of(out.reason));
+  const auto stops = problems.stops();
+  if (v.code == exit_ok && finite && !stopped && !unfinished.empty() && stops.empty())
+    v.failed(fmt::format("{} of {} shards did not finish ({}{}): see the messages above, fix the "
+                         "cause and rerun (they resume from their checkpoints)",
+                         unfinished.size(), out.shards.size(), unfinished.front(),
+                         unfinished.size() > 1 ? ", ..." : ""));
+  if (stops.empty())
+    return v;
+  for (auto& p : stops)
+    fmt::print(stderr, "shardflow run: bad input: {}\n", p);
+  fmt::print(stderr,
+             "shardflow run: the shards above stopped at their bad input (everything before it is "
+             "checkpointed); fix it and rerun{}\n",
+             plan.on_bad_input == local::bad_input_policy::stop
+               ? ", or rerun with --bad-input dead-letter for malformed lines"
+               : "");
+  v.code = v.code == exit_ok ? exit_bad_input : v.code;
+  return v;
+}
+
+int run_job(const run_config& cfg) {
+  const auto plan = make_plan(cfg);
+  stop_on_signals("run");
+  job j{cfg, plan};
+  metrics_server metrics{plan.metrics, [&j] { return prometheus_text(j.views()); }};
+  progress_printer progress{cfg.progress};
+  bool stopped = false;
+  const auto out = wait_for_end(j, progress, stopped);
+  const auto seconds = progress.seconds();
+  metrics.stop();
+  if (progress.tty())
+    fmt::print(stderr, "\n");
+  j.refresh();
+  const auto views = j.views();
+  const auto v = judge(out, j.problems(), plan, !cfg.follow, stopped);
+  const auto dead = j.problems().dead_letters();
+  const auto table = summary_table(views, seconds, stopped, dead);
   if (cfg.json) {
     fmt::print(stderr, "{}", table);
-    fmt::print("{}", summary_json(final_views, seconds, code, found, problems->dead_letters()));
+    fmt::print("{}", summary_json(views, seconds, v.code, v.problems, dead));
   } else {
     fmt::print("{}", table);
   }
-  return code;
+  return v.code;
 }
 
 } // namespace

@@ -38,6 +38,19 @@ std::string json_string(const std::string& s) {
 
 } // namespace
 
+void shard_view::update(const shard_meters& m, std::chrono::steady_clock::time_point now) {
+  const auto position = m.acked_position.load(std::memory_order_relaxed);
+  std::optional<std::uint64_t> cp;
+  if (position != shard_meters::no_position)
+    cp = position;
+  if (cp != checkpoint || last_checkpoint_change == std::chrono::steady_clock::time_point{})
+    last_checkpoint_change = now;
+  checkpoint = cp;
+  ended = m.acked_end.load(std::memory_order_relaxed);
+  restart_count = m.restarts.load(std::memory_order_relaxed);
+  outcome = m.outcome.load(std::memory_order_relaxed);
+}
+
 run_totals totals_of(const std::vector<shard_view>& shards) {
   run_totals t;
   for (auto& s : shards) {
@@ -116,11 +129,12 @@ std::string summary_json(const std::vector<shard_view>& shards, double seconds, 
   for (std::size_t i = 0; i < shards.size(); ++i) {
     auto& s = shards[i];
     out += fmt::format("{}{{\"id\":{},\"records\":{},\"bytes\":{},\"flushes\":{},\"checkpoint\":{},"
-                       "\"ended\":{},\"lag_bytes\":{},\"restarts\":{}}}",
+                       "\"ended\":{},\"outcome\":\"{}\",\"lag_bytes\":{},\"restarts\":{}}}",
                        i ? "," : "", json_string(s.id), s.meter->records.load(),
                        s.meter->bytes.load(), s.meter->flushes.load(),
                        s.checkpoint ? std::to_string(*s.checkpoint) : std::string{"null"},
-                       s.ended ? "true" : "false", s.lag_bytes(), s.restarts());
+                       s.ended ? "true" : "false", to_string(s.outcome), s.lag_bytes(),
+                       s.restarts());
   }
   out += "],\"problems\":[";
   for (std::size_t i = 0; i < problems.size(); ++i)

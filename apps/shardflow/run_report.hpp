@@ -2,8 +2,9 @@
 // log line every few seconds), a summary table, a JSON summary and Prometheus metrics.
 //
 // The report reads only host-side data: each shard's flusher meter (flushers/metered_flusher.hpp)
-// and the checkpoint rows of the SQLite store (through a connection of its own), so it never asks an
-// actor anything and costs the shards nothing.
+// and the runtime's meters of the shard (core/shard_meters.hpp: acknowledged checkpoint, restarts,
+// outcome), so it never asks an actor anything, never opens the checkpoint database a second time,
+// and costs the shards nothing.
 #pragma once
 
 #include <chrono>
@@ -13,24 +14,25 @@
 #include <string>
 #include <vector>
 
+#include <shardflow/core/shard_meters.hpp>
 #include <shardflow/flushers/metered_flusher.hpp>
 
 namespace shardflow::cli {
 
-/// One shard as the report sees it.
+/// One shard as the report sees it: a snapshot, refreshed by `update`.
 struct shard_view {
   std::string id;
   std::shared_ptr<flusher_meter> meter;
   std::uint64_t input_bytes = 0;           // size of the shard file
   std::optional<std::uint64_t> checkpoint; // byte offset of the last checkpointed record
   bool ended = false;                      // checkpointed at its end
-  std::uint64_t generation_at_start = 0;   // before this run
-  std::uint64_t generation = 0;            // now
+  std::uint64_t restart_count = 0;         // incarnations after the first, in this run
+  shard_outcome outcome = shard_outcome::running;
   std::chrono::steady_clock::time_point last_checkpoint_change;
 
-  /// Restarts in this run (each incarnation loads once; the first load is not a restart).
+  /// Restarts in this run.
   std::uint64_t restarts() const noexcept {
-    return generation > generation_at_start + 1 ? generation - generation_at_start - 1 : 0;
+    return restart_count;
   }
 
   /// Bytes of input after the checkpoint.
@@ -40,6 +42,10 @@ struct shard_view {
     const auto done = checkpoint ? *checkpoint : 0;
     return input_bytes > done ? input_bytes - done : 0;
   }
+
+  /// Takes the checkpoint, end, restarts and outcome from the runtime's meters of the shard, read at
+  /// `now` (the time the checkpoint last moved changes when the checkpoint does).
+  void update(const shard_meters& m, std::chrono::steady_clock::time_point now);
 };
 
 /// Totals over all shards.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Restarts under `run`'s defaults: an output that is full for a moment is waited out (the default
-# backoff), one that stays full makes the shard give up and the run exit 1 naming it, in bounded
-# time; backoff settings that could never give up are refused. The full disks are small tmpfs mounts
-# in a mount namespace of our own (needs root; skipped otherwise).
+# backoff), one that stays full makes the shard give up (the runtime's outcome; the root does not
+# start it again) and the run exit 1 naming it, in bounded time; backoff settings that could never
+# give up are refused. The full disks are small tmpfs mounts in a mount namespace of our own (needs
+# root; skipped otherwise).
 source "$(dirname "$0")/lib.sh"
 
 "$SHARDFLOW" generate "$WORK/s" --shards 1 --records 3000 --data-bytes 100 2> /dev/null
@@ -55,15 +56,18 @@ mkdir -p "$WORK/out2"
 start=$SECONDS
 set +e
 timeout 170 unshare -m bash -c '
-  bin=$1 stream=$2 out=$3
+  bin=$1 stream=$2 out=$3 work=$4
   mount -t tmpfs -o size=64k tmpfs "$out" || exit 99
-  "$bin" run "$stream" --flusher "file:$out/data" --batch-size 100 --progress off > /dev/null
-' _ "$SHARDFLOW" "$WORK/s" "$WORK/out2" 2> "$WORK/lasting.err"
+  "$bin" run "$stream" --flusher "file:$out/data" --batch-size 100 --progress off --json \
+    > "$work/lasting.json"
+' _ "$SHARDFLOW" "$WORK/s" "$WORK/out2" "$WORK" 2> "$WORK/lasting.err"
 rc=$?
 set -e
 elapsed=$((SECONDS - start))
 echo "a lasting full output ended the run after ${elapsed}s with exit $rc"
 check "a run whose output stays full fails (exit 1, not killed by the time limit)" test $rc -eq 1
 check "... naming the shard" grep -q "shard-00000" "$WORK/lasting.err"
+check "... which the runtime's outcome says gave up" grep -q "shard shard-00000 gave up" "$WORK/lasting.err"
+check "... also in the JSON summary" grep -q '"outcome":"gave_up"' "$WORK/lasting.json"
 check "... after waiting a while for the output to free up (at least 10 s)" test "$elapsed" -ge 10
 finish

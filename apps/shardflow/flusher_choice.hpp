@@ -1,0 +1,34 @@
+// apps/shardflow/flusher_choice.hpp - the one place where a command turns --flusher into a flusher
+// factory (`run`, `mld` and `mld-server` share it).
+//
+// `null` and `stdout` take the batch size; `file:DIR` takes the batch size and the roll limits. The
+// file flusher's directory is created and checked for writing here, before any shard starts, so an
+// unusable output fails once with a clear message (errc::io_failed) rather than in every shard.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+#include "apps/shardflow/options.hpp"
+#include <shardflow/core/flusher.hpp>
+#include <shardflow/flushers/file_flusher.hpp>
+
+namespace shardflow::cli {
+
+/// What the flushers of a command are made with; defaults are the file flusher's.
+struct flusher_settings {
+  /// Records per batch (the flusher's capacity).
+  std::size_t batch_records = file_flusher_config{}.batch_records;
+  /// file: a new file after this many bytes (0: never).
+  std::uint64_t roll_bytes = file_flusher_config{}.roll_bytes;
+  /// file: a new file after this long (0: never).
+  std::chrono::seconds roll_age = file_flusher_config{}.roll_age;
+};
+
+/// Returns the factory for `spec` (a parsed --flusher).
+/// @throws shardflow::error (errc::io_failed) when the file flusher's directory cannot be created
+///         or written.
+flusher_factory make_flusher_factory(const flusher_spec& spec, const flusher_settings& settings);
+
+} // namespace shardflow::cli

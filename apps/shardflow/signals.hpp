@@ -1,0 +1,37 @@
+// apps/shardflow/signals.hpp - the shardflow command's one signal policy (library code never sets
+// signal handlers; the commands choose here).
+//
+// Two policies:
+//
+// - `stop_on_signals` (run, mld-server): the first SIGINT or SIGTERM asks for a graceful stop
+//   (`stop_requested()` turns true: every shard flushes and checkpoints, the server closes its
+//   sessions); a second one ends the process at once with exit code 130 (nothing is lost: a rerun
+//   replays from the checkpoints).
+// - `ignore_stop_signals` (mld, mld-connect: a KCL MultiLangDaemon's child): SIGINT and SIGTERM are
+//   ignored, since the daemon ends its child by closing its stdin and a signal to the whole process
+//   group must not cut the protocol short (mld-protocol.md 6.3).
+//
+// `ignore_sigpipe` makes a vanished peer (a closed pipe or socket) a write error instead of death.
+#pragma once
+
+#include <atomic>
+
+namespace shardflow::cli {
+
+/// The first SIGINT/SIGTERM sets `stop_requested()`; a second exits with 130 after printing
+/// "shardflow COMMAND: stopping at once ..." to stderr. `command` must outlive the process.
+void stop_on_signals(const char* command);
+
+/// SIGINT and SIGTERM are ignored.
+void ignore_stop_signals();
+
+/// SIGPIPE is ignored.
+void ignore_sigpipe();
+
+/// Whether a stop was asked for (see `stop_on_signals`); set from a signal handler.
+const std::atomic<bool>& stop_requested() noexcept;
+
+/// How many stop signals arrived.
+int stop_signals_seen() noexcept;
+
+} // namespace shardflow::cli
