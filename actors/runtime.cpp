@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <utility>
 
 #include <caf/all.hpp>
@@ -169,6 +170,8 @@ struct front_state {
   bool shutting_down = false;
   bool root_down = false;
   caf::error reason;
+  /// Set when the front actor was told to exit before the root was down.
+  std::optional<caf::error> exiting;
 };
 
 using front_actor = caf::stateful_actor<front_state>;
@@ -343,6 +346,8 @@ void on_member_down(front_actor* self, const shard_id& id, role r, const caf::do
   self->delayed_send(self, std::chrono::milliseconds(100), retry_atom::value, id, 0);
 }
 
+void on_exit(front_actor* self, const caf::error& reason);
+
 // The root is down: every shard's outcome is now final.
 void on_root_down(front_actor* self, const caf::error& reason) {
   auto& st = self->state;
@@ -368,6 +373,8 @@ void on_root_down(front_actor* self, const caf::error& reason) {
   for (auto& rp : st.waiters)
     rp.deliver(outcome);
   st.waiters.clear();
+  if (st.exiting)
+    on_exit(self, *st.exiting);
 }
 
 void on_down(front_actor* self, const caf::down_msg& msg) {
@@ -554,19 +561,29 @@ caf::result<runtime_outcome> await_end(front_actor* self) {
   return rp;
 }
 
+// Ends the front actor: once the root is down (after its ordered shutdown, which still needs the
+// sink), the front actor quits and takes the sink it made with it.
+void on_exit(front_actor* self, const caf::error& reason) {
+  auto& st = self->state;
+  if (!st.root_down) {
+    st.exiting = reason;
+    if (!st.shutting_down) {
+      st.shutting_down = true;
+      self->send_exit(st.reg->root, caf::exit_reason::user_shutdown);
+    }
+    return; // on_root_down calls again
+  }
+  if (st.reg->own_sink)
+    self->send_exit(st.reg->sink, caf::exit_reason::user_shutdown);
+  self->quit(reason);
+}
+
 caf::behavior front(front_actor* self, runtime_config cfg, std::shared_ptr<runtime_registry> reg) {
   self->state.cfg = std::move(cfg);
   self->state.reg = reg;
   self->monitor(reg->root);
   self->set_down_handler([self](caf::down_msg& msg) { on_down(self, msg); });
-  self->set_exit_handler([self](caf::exit_msg& msg) {
-    auto& reg = *self->state.reg;
-    if (!self->state.root_down)
-      self->send_exit(reg.root, msg.reason);
-    if (reg.own_sink)
-      self->send_exit(reg.sink, msg.reason);
-    self->quit(msg.reason);
-  });
+  self->set_exit_handler([self](caf::exit_msg& msg) { on_exit(self, msg.reason); });
   return {
     [self](start_child_atom, shard_group_config& g) { return start_shard(self, g); },
     [self](push_atom, const shard_id& id, record_batch& batch) { return push(self, id, batch); },

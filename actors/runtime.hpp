@@ -69,7 +69,9 @@
 //                                                                 then answers like await
 //
 // Errors come as the error of the reply, with the codes above. The front actor outlives the tree (it
-// answers runtime_ended afterwards) and ends with the runtime object, or when sent an exit.
+// answers runtime_ended afterwards) and ends with the runtime object. An exit sent to it (a host
+// without the facade ends its runtime so) first shuts the tree down in order, final checkpoints
+// included, then ends the front actor and the sink the runtime made.
 #pragma once
 
 #include <chrono>

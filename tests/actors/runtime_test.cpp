@@ -332,6 +332,27 @@ TEST_CASE("front actor: requests while the runtime shuts down say shutting_down"
   caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
 }
 
+TEST_CASE("front actor: an exit shuts the tree down in order before the front actor ends") {
+  testing::deterministic_fixture f;
+  auto rcfg = quiet(false);
+  auto store = std::make_shared<memory_checkpoint_store>();
+  rcfg.sink = spawn_checkpoint_sink(f.sys, store);
+  auto front = spawn_runtime(f.sys, rcfg);
+  REQUIRE(front);
+  auto g = group("s", false);
+  g.shard.batch.checkpoint_interval = std::chrono::hours(1); // only the final checkpoint
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g)->value);
+  REQUIRE(
+    ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(0, 10))->value);
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+  REQUIRE(advance_until(f, [&] { return f.is_dead(*front); }));
+  auto row = store->peek("s");
+  REQUIRE(row);
+  REQUIRE(row->position);
+  CHECK(row->position->base == sequence_base{9});
+  caf::anon_send_exit(rcfg.sink, caf::exit_reason::user_shutdown);
+}
+
 // -- the blocking facade on a real scheduler -----------------------------------------------------
 
 TEST_CASE("a finite shard that gives up is reported as gave_up, and the runtime not clean") {
