@@ -1,5 +1,6 @@
 // Tests of the runtime (actors/runtime.hpp): outcomes a host can tell apart, errors that name the
 // problem, and the blocking facade on a real scheduler (waits on observable state, with deadlines).
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -202,10 +203,15 @@ TEST_CASE("front actor: await answers gave_up with the reason for a shard that k
   testing::deterministic_fixture f;
   auto rcfg = quiet(true);
   rcfg.intensity = 1;
+  auto lines = std::make_shared<std::vector<std::pair<log_level, std::string>>>();
+  rcfg.log = [lines](log_level level, std::string_view text) { // one thread: the test's
+    lines->emplace_back(level, std::string{text});
+  };
   auto front = spawn_runtime(f.sys, rcfg);
   REQUIRE(front);
-  auto started = ask_late<caf::ok_atom>(f, *front, start_child_atom::value,
-                                        group("doomed", true, true));
+  auto g = group("doomed", true, true);
+  g.report = {}; // the group reports through the runtime's log sink
+  auto started = ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g);
   REQUIRE(started->value);
   CHECK(
     ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"doomed"}, records(0, 10))->value);
@@ -218,6 +224,13 @@ TEST_CASE("front actor: await answers gave_up with the reason for a shard that k
   REQUIRE(out->value->shards.size() == 1);
   CHECK(out->value->shards[0].outcome == shard_outcome::gave_up);
   CHECK_THAT(out->value->shards[0].reason, Catch::Contains("this flusher always fails"));
+  auto logged = [&](log_level level, const std::string& what) {
+    return std::any_of(lines->begin(), lines->end(), [&](auto& x) {
+      return x.first == level && x.second.find(what) != std::string::npos;
+    });
+  };
+  CHECK(logged(log_level::warning, "doomed: child shard failed"));
+  CHECK(logged(log_level::error, "the runtime ended"));
   auto late = ask_late<shard_stats>(f, *front, stats_atom::value, shard_id{"doomed"});
   CHECK(code_of(late->err) == errc::runtime_ended);
   caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
