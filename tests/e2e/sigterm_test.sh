@@ -32,4 +32,31 @@ set -e
 check "the rerun finishes" test $rc -eq 0
 check "nothing was processed twice" test "$(cat "$WORK"/out/*.ndjson | wc -l)" -eq $records
 check "every record is in the output" all_present "$WORK"/out/*.ndjson < <(cat "$WORK"/s/shard-*.ndjson)
+
+# A second signal stops at once (exit 130): both arrive while the run is stopped, so the handler sees
+# them one after the other however fast the graceful stop would be.
+"$SHARDFLOW" generate "$WORK/s2" --shards 2 --records 20000 2>/dev/null
+"$SHARDFLOW" run "$WORK/s2" --flusher "file:$WORK/out2" --progress off --follow \
+  > "$WORK/run2.out" 2> "$WORK/run2.err" & pid=$!
+for _ in $(seq 1 500); do
+  [ "$(cat "$WORK"/out2/*.ndjson 2>/dev/null | wc -l)" -gt 0 ] && break
+  sleep 0.02
+done
+kill -STOP $pid
+kill -INT $pid
+kill -TERM $pid
+kill -CONT $pid
+set +e
+wait $pid
+rc=$?
+set -e
+check "a second signal stops at once (exit 130)" test $rc -eq 130
+check "... saying so" grep -q "shardflow run: stopping at once" "$WORK/run2.err"
+set +e
+"$SHARDFLOW" run "$WORK/s2" --flusher "file:$WORK/out2" --progress off > /dev/null 2> "$WORK/rerun2.err"
+rc=$?
+set -e
+check "... and a rerun resumes and finishes" test $rc -eq 0
+check "... with every record in the output" \
+  all_present "$WORK"/out2/*.ndjson < <(cat "$WORK"/s2/shard-*.ndjson)
 finish

@@ -1,0 +1,69 @@
+#include "apps/shardflow/run_report.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace shardflow;
+using namespace shardflow::cli;
+using namespace std::chrono_literals;
+
+namespace {
+
+shard_view view_of(const std::string& id, std::uint64_t input_bytes) {
+  shard_view v;
+  v.id = id;
+  v.meter = std::make_shared<flusher_meter>();
+  v.input_bytes = input_bytes;
+  return v;
+}
+
+} // namespace
+
+SCENARIO("a shard's view follows the runtime's meters: checkpoint, end, restarts, outcome",
+         "[apps][run_report]") {
+  shard_meters m;
+  auto v = view_of("shard-00000", 1000);
+  const auto t0 = std::chrono::steady_clock::now();
+  v.update(m, t0);
+  CHECK_FALSE(v.checkpoint); // nothing acknowledged yet
+  CHECK(v.lag_bytes() == 1000);
+  CHECK(v.last_checkpoint_change == t0);
+  m.acked_position = 400;
+  m.restarts = 2;
+  v.update(m, t0 + 1s);
+  CHECK(v.checkpoint == std::optional<std::uint64_t>{400});
+  CHECK(v.lag_bytes() == 600);
+  CHECK(v.restarts() == 2);
+  CHECK(v.last_checkpoint_change == t0 + 1s);
+  v.update(m, t0 + 2s); // the checkpoint did not move
+  CHECK(v.last_checkpoint_change == t0 + 1s);
+  m.acked_end = true;
+  m.outcome = shard_outcome::ended;
+  v.update(m, t0 + 3s);
+  CHECK(v.ended);
+  CHECK(v.lag_bytes() == 0);
+  CHECK(v.outcome == shard_outcome::ended);
+}
+
+SCENARIO("the JSON summary gives each shard's outcome", "[apps][run_report]") {
+  shard_meters a;
+  a.acked_position = 10;
+  a.acked_end = true;
+  a.outcome = shard_outcome::ended;
+  shard_meters b;
+  b.outcome = shard_outcome::gave_up;
+  b.restarts = 10;
+  auto va = view_of("shard-00000", 20);
+  auto vb = view_of("shard-00001", 30);
+  const auto now = std::chrono::steady_clock::now();
+  va.update(a, now);
+  vb.update(b, now);
+  const auto json = summary_json({va, vb}, 1.5, 1, {"shard shard-00001 gave up"}, 0);
+  CHECK_THAT(json, Catch::Contains(R"("id":"shard-00000","records":0,"bytes":0,"flushes":0,)"
+                                   R"("checkpoint":10,"ended":true,"outcome":"ended")"));
+  CHECK_THAT(json, Catch::Contains(R"("checkpoint":null,"ended":false,"outcome":"gave_up",)"
+                                   R"("lag_bytes":30,"restarts":10)"));
+  CHECK_THAT(json, Catch::Contains(R"("exit_code":1)"));
+  const auto prom = prometheus_text({va, vb});
+  CHECK_THAT(prom, Catch::Contains("shardflow_restarts_total{shard=\"shard-00001\"} 10"));
+  CHECK_THAT(prom, Catch::Contains("shardflow_checkpoint_offset_bytes{shard=\"shard-00000\"} 10"));
+}
