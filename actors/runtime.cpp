@@ -354,7 +354,8 @@ void on_root_down(front_actor* self, const caf::error& reason) {
   st.root_down = true;
   st.reason = reason;
   for (auto& [id, e] : st.entries) {
-    if (e.failure)
+    // A group that failed just before a clean shutdown was being restarted, not given up.
+    if (e.failure && !(st.shutting_down && clean_reason(reason)))
       give_up(self, id, e, e.failure);
     else if (outcome_of(e) == shard_outcome::running && !clean_reason(reason))
       give_up(self, id, e, reason);

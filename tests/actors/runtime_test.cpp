@@ -366,6 +366,30 @@ TEST_CASE("front actor: an exit shuts the tree down in order before the front ac
   caf::anon_send_exit(rcfg.sink, caf::exit_reason::user_shutdown);
 }
 
+TEST_CASE("front actor: a group restarted just before a clean shutdown is stopped, not gave_up") {
+  testing::deterministic_fixture f;
+  auto front = spawn_runtime(f.sys, quiet(false));
+  REQUIRE(front);
+  auto plan = std::make_shared<flusher_plan>();
+  plan->fail_once_on = "record 3";
+  auto g = group("s", false);
+  g.intensity = 0; // the crash ends the group; the root starts a new one at once
+  g.shard.make_flusher = [plan](const shard_id&) {
+    ++plan->made;
+    return std::make_unique<test_flusher>(plan);
+  };
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g)->value);
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(0, 5))->value);
+  REQUIRE(advance_until(
+    f, [&] { return plan->made == 2; }, 50ms));
+  auto ended = ask_late<runtime_outcome>(f, *front, shutdown_atom::value);
+  REQUIRE(advance_until(f, [&] { return ended->done(); }));
+  REQUIRE(ended->value);
+  CHECK(ended->value->clean());
+  CHECK(ended->value->shards[0].outcome == shard_outcome::stopped);
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
+
 // -- the blocking facade on a real scheduler -----------------------------------------------------
 
 TEST_CASE("a finite shard that gives up is reported as gave_up, and the runtime not clean") {
