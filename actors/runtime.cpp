@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <map>
 #include <optional>
 #include <utility>
@@ -414,28 +415,44 @@ caf::error complete(front_actor* self, shard_group_config& cfg,
   return {};
 }
 
-// Adds shard `id` to the registry (a stopped shard of the same id is replaced, at the end).
-void enlist(front_actor* self, const shard_id& id, const std::shared_ptr<shard_meters>& meters,
-            bool finite) {
+// What the registry held for a shard id before a new start (restored when that start fails).
+struct earlier_shard {
+  std::optional<shard_entry> entry;
+  std::optional<runtime_registry::row> row;
+  std::size_t index = std::numeric_limits<std::size_t>::max(); // the row's place in start order
+};
+
+// Takes shard `id` out of the registry and returns what it held.
+earlier_shard delist(front_actor* self, const shard_id& id) {
   auto& st = self->state;
-  shard_entry e;
-  e.meters = meters;
-  e.finite = finite;
-  st.entries[id] = std::move(e);
+  earlier_shard result;
+  if (auto i = st.entries.find(id); i != st.entries.end()) {
+    result.entry = std::move(i->second);
+    st.entries.erase(i);
+  }
   std::lock_guard<std::mutex> guard{st.reg->mtx};
   auto& rows = st.reg->rows;
-  rows.erase(std::remove_if(rows.begin(), rows.end(), [&](auto& r) { return r.id == id; }),
-             rows.end());
-  rows.push_back({id, meters, {}});
+  auto i = std::find_if(rows.begin(), rows.end(), [&](auto& r) { return r.id == id; });
+  if (i != rows.end()) {
+    result.row = std::move(*i);
+    result.index = static_cast<std::size_t>(i - rows.begin());
+    rows.erase(i);
+  }
+  return result;
 }
 
-void delist(front_actor* self, const shard_id& id) {
+// Puts `x` (a shard's entry and row) into the registry, the row back at its place in start order
+// (a new one at the end).
+void enlist(front_actor* self, const shard_id& id, earlier_shard x) {
   auto& st = self->state;
-  st.entries.erase(id);
-  std::lock_guard<std::mutex> guard{st.reg->mtx};
-  auto& rows = st.reg->rows;
-  rows.erase(std::remove_if(rows.begin(), rows.end(), [&](auto& r) { return r.id == id; }),
-             rows.end());
+  if (x.entry)
+    st.entries[id] = std::move(*x.entry);
+  if (x.row) {
+    std::lock_guard<std::mutex> guard{st.reg->mtx};
+    auto& rows = st.reg->rows;
+    rows.insert(rows.begin() + static_cast<std::ptrdiff_t>(std::min(x.index, rows.size())),
+                std::move(*x.row));
+  }
 }
 
 caf::result<caf::ok_atom> start_shard(front_actor* self, shard_group_config& cfg) {
@@ -449,7 +466,14 @@ caf::result<caf::ok_atom> start_shard(front_actor* self, shard_group_config& cfg
   auto meters = std::make_shared<shard_meters>();
   if (auto err = complete(self, cfg, meters))
     return err;
-  enlist(self, id, meters, cfg.finite);
+  // A stopped or ended shard of the same id is replaced; it comes back if this start fails.
+  auto earlier = std::make_shared<earlier_shard>(delist(self, id));
+  earlier_shard fresh;
+  fresh.entry.emplace();
+  fresh.entry->meters = meters;
+  fresh.entry->finite = cfg.finite;
+  fresh.row = runtime_registry::row{id, meters, {}};
+  enlist(self, id, std::move(fresh));
   auto rp = self->make_response_promise<caf::ok_atom>();
   self->request(st.reg->root, caf::infinite, start_child_atom::value, shard_group(std::move(cfg)))
     .then(
@@ -464,6 +488,7 @@ caf::result<caf::ok_atom> start_shard(front_actor* self, shard_group_config& cfg
       [=](caf::error& err) mutable {
         auto why = translate(self, id, std::move(err));
         delist(self, id);
+        enlist(self, id, std::move(*earlier));
         rp.deliver(std::move(why));
       });
   return rp;

@@ -469,6 +469,10 @@ TEST_CASE("an ended or stopped shard takes no pushes; outcomes and meters per sh
   CHECK(outcome_of(**rt, "a") == shard_outcome::ended);
   CHECK(code_of((*rt)->push("a", records(10, 1))) == errc::shard_ended);
   CHECK(code_of((*rt)->stats("a").error()) == errc::shard_ended);
+  auto again = (*rt)->start_shard(group("a", true)); // the root still has a's spec
+  CHECK(code_of(again) == errc::already_present);
+  CHECK(outcome_of(**rt, "a") == shard_outcome::ended);
+  CHECK((*rt)->shards() == std::vector<shard_id>{"a", "b", "c"});
   REQUIRE_FALSE((*rt)->push("b", records(0, 5)));
   REQUIRE_FALSE((*rt)->stop_shard("b"));
   CHECK(outcome_of(**rt, "b") == shard_outcome::stopped);
@@ -485,6 +489,8 @@ TEST_CASE("an ended or stopped shard takes no pushes; outcomes and meters per sh
   CHECK(out.shards[0].outcome == shard_outcome::ended);
   CHECK(out.shards[1].outcome == shard_outcome::stopped);
   CHECK(out.shards[2].outcome == shard_outcome::ended);
+  CHECK(code_of((*rt)->start_shard(group("a", true))) == errc::runtime_ended);
+  CHECK((*rt)->shards() == std::vector<shard_id>{"a", "b", "c"});
   auto m = (*rt)->meters("c");
   REQUIRE(m);
   CHECK(m->acked_end.load());
