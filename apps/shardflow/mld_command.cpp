@@ -325,7 +325,10 @@ void add_worker_options(CLI::App* cmd, mld_options* o) {
 
 } // namespace
 
-void add_mld_commands(CLI::App& app, int& exit_code) {
+namespace {
+
+// `mld` (the stdio worker) and `mld properties`.
+void add_mld_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<mld_options>();
   auto* cmd = app.add_subcommand(
     "mld", "Serve one shard for the KCL MultiLangDaemon over stdin/stdout (its executableName)");
@@ -353,7 +356,10 @@ void add_mld_commands(CLI::App& app, int& exit_code) {
       return;
     exit_code = guarded("mld", [&] { return run_stdio_worker(*o); });
   });
+}
 
+// `mld-server`.
+void add_server_command(CLI::App& app, int& exit_code) {
   auto so = std::make_shared<mld_options>();
   auto* srv = app.add_subcommand(
     "mld-server", "Serve every shard of a MultiLangDaemon in one process, one TCP connection per "
@@ -377,7 +383,10 @@ void add_mld_commands(CLI::App& app, int& exit_code) {
   srv->add_option("--port-file", so->port_file, "write the port here once listening (0 for unix:)");
   srv->callback(
     [so, &exit_code] { exit_code = guarded("mld-server", [&] { return run_server(*so); }); });
+}
 
+// `mld-connect`.
+void add_connect_command(CLI::App& app, int& exit_code) {
   auto target = std::make_shared<std::string>();
   auto* conn = app.add_subcommand(
     "mld-connect",
@@ -399,7 +408,10 @@ void add_mld_commands(CLI::App& app, int& exit_code) {
                                          : mld::connect_stdio_unix(at->unix_path, log);
     exit_code = rc == 0 ? exit_ok : exit_failed;
   });
+}
 
+// `kpl-agg`.
+void add_kpl_agg_command(CLI::App& app, int& exit_code) {
   auto k = std::make_shared<kpl_agg_options>();
   auto* agg = app.add_subcommand(
     "kpl-agg", "Pack lines from stdin into KPL aggregates (base64, one per line on stdout)");
@@ -413,6 +425,15 @@ void add_mld_commands(CLI::App& app, int& exit_code) {
                   "NDJSON field holding the partition key (default: the line)");
   agg->callback(
     [k, &exit_code] { exit_code = guarded("kpl-agg", [&] { return run_kpl_agg(*k); }); });
+}
+
+} // namespace
+
+void add_mld_commands(CLI::App& app, int& exit_code) {
+  add_mld_command(app, exit_code);
+  add_server_command(app, exit_code);
+  add_connect_command(app, exit_code);
+  add_kpl_agg_command(app, exit_code);
 }
 
 } // namespace shardflow::cli

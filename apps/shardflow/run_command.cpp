@@ -462,10 +462,10 @@ int run_job(const run_config& cfg) {
 
 } // namespace
 
-void add_run_command(CLI::App& app, int& exit_code) {
-  auto cfg = std::make_shared<run_config>();
-  auto* cmd = app.add_subcommand(
-    "run", "Process a local stream: one supervised shard actor per shard, flushers, checkpoints");
+namespace {
+
+// The stream, the flusher and the intervals.
+void add_input_options(CLI::App* cmd, run_config* cfg) {
   cmd->add_option("stream", cfg->stream, "the stream directory")->required();
   cmd->add_option("--flusher", cfg->flusher, "null | stdout | file:DIR (default: file:STREAM.out)");
   cmd->add_option("--checkpoints", cfg->checkpoints,
@@ -490,6 +490,10 @@ void add_run_command(CLI::App& app, int& exit_code) {
     ->add_option("--watchdog", cfg->watchdog,
                  "restart a shard that gets no records for this long (0: off)")
     ->capture_default_str();
+}
+
+// File rolling, restarts, threads.
+void add_restart_options(CLI::App* cmd, run_config* cfg) {
   cmd->add_option("--roll-size", cfg->roll_size, "file flusher: new file after this many bytes")
     ->capture_default_str();
   cmd->add_option("--roll-age", cfg->roll_age, "file flusher: new file after this long")
@@ -505,6 +509,10 @@ void add_run_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--threads", cfg->threads, "CAF worker threads (default: the cores)")
     ->check(CLI::Range(1, 1024))
     ->capture_default_str();
+}
+
+// Input policy and reporting.
+void add_report_options(CLI::App* cmd, run_config* cfg) {
   cmd
     ->add_option("--detached", cfg->detached,
                  "run shards on threads of their own: auto (file flusher, <= 64 shards), yes, no")
@@ -531,6 +539,17 @@ void add_run_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--progress", cfg->progress, "auto | tty (a live line) | log | off")
     ->check(CLI::IsMember({"auto", "tty", "log", "off"}))
     ->capture_default_str();
+}
+
+} // namespace
+
+void add_run_command(CLI::App& app, int& exit_code) {
+  auto cfg = std::make_shared<run_config>();
+  auto* cmd = app.add_subcommand(
+    "run", "Process a local stream: one supervised shard actor per shard, flushers, checkpoints");
+  add_input_options(cmd, cfg.get());
+  add_restart_options(cmd, cfg.get());
+  add_report_options(cmd, cfg.get());
   cmd->callback([cfg, &exit_code] { exit_code = guarded("run", [&] { return run_job(*cfg); }); });
 }
 

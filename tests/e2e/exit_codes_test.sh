@@ -38,5 +38,19 @@ check "an input that cannot be read (a directory) is an I/O failure (1)" test $r
 check "a bad option is a usage error (2)" test $rc -eq 2
 "$SHARDFLOW" --help > "$WORK/help" 2>&1
 check "--help documents the exit codes" grep -q "3 bad input" "$WORK/help"
+
+# mld-server shares run's signal policy: a second signal exits at once with 130. Both are sent while
+# the server is stopped, so they arrive one after the other whatever the first one starts.
+"$SHARDFLOW" mld-server --listen 127.0.0.1:0 --port-file "$WORK/port" 2> "$WORK/server.err" &
+pid=$!
+for _ in $(seq 1 500); do [ -s "$WORK/port" ] && break; sleep 0.02; done
+check "mld-server came up" test -s "$WORK/port"
+kill -STOP $pid
+kill -INT $pid
+kill -TERM $pid
+kill -CONT $pid
+wait $pid; rc=$?
+check "a second signal stops mld-server at once (130)" test $rc -eq 130
+check "... saying so" grep -q "shardflow mld-server: stopping at once" "$WORK/server.err"
 set -e
 finish
