@@ -99,10 +99,13 @@ SCENARIO_METHOD(shardflow::testing::deterministic_fixture,
   for (std::size_t s = 0; s < shards; ++s)
     l->rng.emplace_back(0xC4A05 + s);
   auto sink = spawn_checkpoint_sink(sys, l->store);
+  std::vector<std::shared_ptr<shard_meters>> meters;
   std::vector<child_spec> groups;
   for (std::size_t s = 0; s < shards; ++s) {
     shard_group_config g;
     g.shard.id = "chaos-" + std::to_string(s);
+    meters.push_back(std::make_shared<shard_meters>());
+    g.shard.meters = meters.back();
     g.shard.make_flusher = [l, s](const shard_id&) {
       return std::make_unique<chaos_flusher>(l, s);
     };
@@ -138,6 +141,14 @@ SCENARIO_METHOD(shardflow::testing::deterministic_fixture,
     CHECK(*row->position->base.to_uint64() == records_per_shard - 1);
     CHECK(row->ended);
     restarts += row->generation - 1;
+    // The meters tell the same story as the store, without asking it.
+    const auto& m = *meters[s];
+    CHECK(m.generation == row->generation);
+    CHECK(m.restarts == row->generation - 1);
+    CHECK(m.acked_position == records_per_shard - 1);
+    CHECK(m.acked_end);
+    CHECK(m.outcome == shard_outcome::ended);
+    CHECK(m.records_received >= records_per_shard); // replays count again
     for (auto& w : l->windows[s])
       window_total += w.flushed_end > w.acked_plus_one ? w.flushed_end - w.acked_plus_one : 0;
     for (std::uint64_t i = 0; i < records_per_shard; ++i) {
