@@ -249,8 +249,8 @@ void watch(shard_ptr self) {
       self->quit(msg.reason);
     else if (msg.source == st.feeder.address())
       self->quit(
-        make_error(errc::not_found, fmt::format("shard {}: its feeder stopped ({})", st.cfg.id,
-                                                self->system().render(msg.reason))));
+        make_error(errc::feeder_stopped, fmt::format("shard {}: its feeder stopped ({})", st.cfg.id,
+                                                     self->system().render(msg.reason))));
   });
   self->set_exit_handler([self](caf::exit_msg& msg) {
     if (msg.reason == caf::exit_reason::user_shutdown)

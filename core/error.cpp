@@ -60,6 +60,8 @@ const char* to_string(errc code) noexcept {
       return "shutting_down";
     case errc::runtime_ended:
       return "runtime_ended";
+    case errc::feeder_stopped:
+      return "feeder_stopped";
   }
   return "unknown";
 }

@@ -72,6 +72,8 @@ enum class errc : std::uint8_t {
   shutting_down,
   /// The runtime has ended: every shard is done and its actors are gone.
   runtime_ended,
+  /// The shard's feeder stopped under it, so this incarnation ends too (its group restarts both).
+  feeder_stopped,
 
   // -- store (70-89): checkpoints --------------------------------------------------------------------
 
