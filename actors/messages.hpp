@@ -4,7 +4,8 @@
 // process (the engines we read from distribute shards across machines; we never do), so our value
 // types are declared local-only with CAF_ALLOW_UNSAFE_MESSAGE_TYPE instead of being serializable.
 //
-// Protocols, by receiver (-> names the reply):
+// Protocols, by receiver (-> names the reply; `ok_atom` is CAF's own `caf::ok_atom`, every other
+// atom is declared below in namespace shardflow):
 //
 //   any supervised child  (start_atom)                          -> ok_atom   start handshake
 //   supervisor            (start_child_atom, child_spec)        -> actor     add and start a child

@@ -4,8 +4,8 @@
 // A supervisor only spawns, watches and restarts. It starts its static children one after another in
 // list order, each through a start handshake (the child answers `(start_atom) -> ok_atom` once its
 // init is done, e.g. once a shard has loaded its checkpoint), and stops them in reverse order, each
-// with its shutdown spec. Failure handling follows OTP exactly (see ../shared/reference/supervision.md
-// §1 and core/restart_policy.hpp for the decision table and the intensity window):
+// with its shutdown spec. Failure handling follows OTP exactly (Erlang/OTP's `supervisor` module
+// documentation; core/restart_policy.hpp has the decision table and the intensity window):
 //
 //   one_for_one         only the exited child is restarted
 //   one_for_all         the others are stopped in reverse start order, then all start in order

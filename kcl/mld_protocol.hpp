@@ -3,8 +3,9 @@
 // The daemon sends one compact JSON object per line (`initialize`, `processRecords`, `shutdown`,
 // `shutdownRequested`, `leaseLost`, `shardEnded`, and `checkpoint` replies); the worker answers with
 // `status` and `checkpoint` requests carrying exactly the keys the daemon knows (a line with an
-// unknown key is silently skipped by the daemon, which deadlocks the exchange). See
-// ../shared/reference/mld-protocol.md for every KCL generation; the field set of checkpoint
+// unknown key is silently skipped by the daemon, which deadlocks the exchange). The
+// messages are those of the KCL's `software.amazon.kinesis.multilang` package (1.x: `com.amazonaws.
+// services.kinesis.multilang`) for every KCL generation; the field set of checkpoint
 // requests (v1 `checkpoint`, v2 `sequenceNumber` + `subSequenceNumber`) is chosen from `initialize`.
 //
 // What the parser makes of what the daemon should never send (the daemon writes Java longs and

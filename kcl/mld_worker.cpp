@@ -181,7 +181,8 @@ struct session_end {
 
 enum class checkpoint_outcome : std::uint8_t { done, lease_gone, failed };
 
-// Where the session stands in the daemon's conversation (mld-protocol.md 3, 5 and 6).
+// Where the session stands in the daemon's conversation (initialize, then records and
+// checkpoints, then one of the endings).
 enum class phase : std::uint8_t {
   fresh,    // before initialize
   active,   // initialized: records are processed
@@ -359,7 +360,8 @@ struct worker::impl {
   }
 
   // Reads the reply to the checkpoint request just sent for `seq`/`sub`: the next message must be
-  // that reply, naming that position (mld-protocol.md 3.3, 5.3); anything else is a breach, and the
+  // that reply, naming that position (the daemon answers every checkpoint request before it sends
+  // anything else); anything else is a breach, and the
   // end of input leaves the checkpoint's outcome unknown (a failure too).
   message await_reply(const std::optional<std::string>& seq,
                       const std::optional<std::string>& sub) {

@@ -52,7 +52,7 @@
 // else and installs no signal handlers. The host decides the signal policy: a worker that is the
 // daemon's child ignores SIGPIPE (a vanished daemon is a failed write, not a kill), SIGINT and SIGTERM
 // (the daemon ends a child by closing its stdin; a signal to the process group must not cut the
-// protocol short, mld-protocol.md 6.3), as `shardflow mld` does.
+// protocol short), as `shardflow mld` does.
 #pragma once
 
 #include <chrono>

@@ -1,4 +1,4 @@
-// OTP conformance of actors/supervisor.hpp, after supervision.md §1.10 (supervisor_SUITE.erl), on
+// OTP conformance of actors/supervisor.hpp, after the cases of OTP's own supervisor_SUITE.erl, on
 // CAF's deterministic scheduler with simulated time.
 #include <shardflow/actors/supervisor.hpp>
 
