@@ -6,6 +6,7 @@
 // takes the value of a parse result (apps/shardflow/options.hpp) or makes its reason a usage error.
 #pragma once
 
+#include <chrono>
 #include <exception>
 #include <string>
 #include <utility>
@@ -14,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "apps/shardflow/exit_codes.hpp"
+#include "apps/shardflow/options.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/core/result.hpp>
 
@@ -30,6 +32,13 @@ T checked(result<T> r) {
   if (!r)
     usage(r.error());
   return std::move(*r);
+}
+
+/// Returns the value of duration option `option` (the one duration parser, `parse_duration`), or
+/// signals a usage error naming it.
+inline std::chrono::milliseconds duration_option(const std::string& option,
+                                                 const std::string& text) {
+  return checked(parse_duration(option, text));
 }
 
 /// Runs `body` (returning an exit code) and maps what it throws to an exit code; see the file

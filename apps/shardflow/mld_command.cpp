@@ -66,10 +66,6 @@ private:
   std::shared_ptr<std::atomic<std::uint64_t>> left_;
 };
 
-std::chrono::milliseconds duration_or_throw(const std::string& option, const std::string& text) {
-  return checked(parse_duration(option, text));
-}
-
 std::size_t size_or_throw(const std::string& option, const std::string& text) {
   const auto n = checked(parse_size(option, text));
   if (n == 0 || n > std::numeric_limits<std::size_t>::max() / 2)
@@ -96,11 +92,11 @@ mld::worker_config worker_config_of(const mld_options& o, bool stdio) {
       return std::make_unique<crash_once_flusher>(inner(id), left);
     };
   }
-  cfg.batch.flush_interval = duration_or_throw("--flush-interval", o.flush_interval);
-  cfg.batch.checkpoint_interval = duration_or_throw("--checkpoint-interval", o.checkpoint_interval);
+  cfg.batch.flush_interval = duration_option("--flush-interval", o.flush_interval);
+  cfg.batch.checkpoint_interval = duration_option("--checkpoint-interval", o.checkpoint_interval);
   cfg.batch.enable_subsequence_checkpoints = o.subsequence_checkpoints;
   cfg.checkpoint_retries = o.checkpoint_retries;
-  cfg.checkpoint_backoff = duration_or_throw("--checkpoint-backoff", o.checkpoint_backoff);
+  cfg.checkpoint_backoff = duration_option("--checkpoint-backoff", o.checkpoint_backoff);
   cfg.erlmld_magics = !o.no_erlmld_magic;
   cfg.dead_letter_dir = o.dead_letter;
   cfg.kpl_limits.max_inflated_bytes = size_or_throw("--kpl-max-inflated", o.kpl_max_inflated);
@@ -142,7 +138,7 @@ void server_limits_of(const mld_options& o, mld::server_config& cfg) {
   cfg.port = at.port;
   cfg.unix_path = at.unix_path;
   cfg.max_connections = o.max_connections;
-  cfg.handshake_timeout = duration_or_throw("--handshake-timeout", o.handshake_timeout);
+  cfg.handshake_timeout = duration_option("--handshake-timeout", o.handshake_timeout);
   cfg.line.max_line_bytes = size_or_throw("--max-line", o.max_line);
 }
 

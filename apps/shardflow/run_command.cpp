@@ -87,10 +87,6 @@ struct run_plan {
   listen_address metrics;
 };
 
-std::chrono::milliseconds duration_of(const std::string& option, const std::string& text) {
-  return checked(parse_duration(option, text));
-}
-
 // The stream, its shards, the flusher and where checkpoints and dead letters go.
 void plan_io(const run_config& cfg, run_plan& p) {
   p.stream = local::stream_dir::open(cfg.stream);
@@ -108,7 +104,7 @@ void plan_io(const run_config& cfg, run_plan& p) {
   p.flushing.batch_records = cfg.batch_size;
   p.flushing.roll_bytes = checked(parse_size("--roll-size", cfg.roll_size));
   p.flushing.roll_age
-    = std::chrono::duration_cast<std::chrono::seconds>(duration_of("--roll-age", cfg.roll_age));
+    = std::chrono::duration_cast<std::chrono::seconds>(duration_option("--roll-age", cfg.roll_age));
   p.checkpoints = cfg.checkpoints.empty() ? fs::path{cfg.stream} / "checkpoints.db"
                                           : fs::path{cfg.checkpoints};
   p.stream_name = cfg.stream_name.empty()
@@ -131,15 +127,15 @@ void plan_io(const run_config& cfg, run_plan& p) {
 
 // Intervals, restarts and backoff.
 void plan_timing(const run_config& cfg, run_plan& p) {
-  p.batch.flush_interval = duration_of("--flush-interval", cfg.flush_interval);
-  p.batch.checkpoint_interval = duration_of("--checkpoint-interval", cfg.checkpoint_interval);
-  p.batch.watchdog_timeout = duration_of("--watchdog", cfg.watchdog);
-  p.heartbeat = duration_of("--heartbeat-interval", cfg.heartbeat_interval);
-  p.period = duration_of("--period", cfg.period);
+  p.batch.flush_interval = duration_option("--flush-interval", cfg.flush_interval);
+  p.batch.checkpoint_interval = duration_option("--checkpoint-interval", cfg.checkpoint_interval);
+  p.batch.watchdog_timeout = duration_option("--watchdog", cfg.watchdog);
+  p.heartbeat = duration_option("--heartbeat-interval", cfg.heartbeat_interval);
+  p.period = duration_option("--period", cfg.period);
   if (p.period < std::chrono::seconds(1))
     usage("--period must be at least 1s");
-  p.backoff.min = duration_of("--backoff-min", cfg.backoff_min);
-  p.backoff.max = duration_of("--backoff-max", cfg.backoff_max);
+  p.backoff.min = duration_option("--backoff-min", cfg.backoff_min);
+  p.backoff.max = duration_option("--backoff-max", cfg.backoff_max);
   // Restarts at least `max` (and up to 1.2 max, with jitter) apart must fit `intensity` times into
   // the period, or a shard that keeps failing would be restarted for ever and the run never end.
   if (cfg.intensity > 0 && p.backoff.min.count() > 0
