@@ -204,8 +204,9 @@ shard_group_config group_of(const run_config& cfg, const run_plan& plan, std::si
   return g;
 }
 
-// The running job. Its board is what the report reads: one view per shard, refreshed from the
-// runtime's meters and the shard files' sizes.
+// The running job: the actor system, the runtime and one view per shard (what the report reads),
+// refreshed from the runtime's meters and the shard files' sizes. Members end in reverse order: the
+// runtime shuts down before its actor system.
 class job {
 public:
   job(const run_config& cfg, const run_plan& plan)
