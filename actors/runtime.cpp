@@ -613,6 +613,10 @@ caf::behavior front(front_actor* self, runtime_config cfg, std::shared_ptr<runti
   return {
     [self](start_child_atom, shard_group_config& g) { return start_shard(self, g); },
     [self](push_atom, const shard_id& id, record_batch& batch) { return push(self, id, batch); },
+    [self](push_atom, const shard_id& id) {
+      return on_member<caf::actor>(self, id, role::feeder,
+                                   [](const caf::actor& feeder, auto& rp) { rp.deliver(feeder); });
+    },
     [self](end_atom, const shard_id& id) { return end_input(self, id); },
     [self](stats_atom, const shard_id& id) { return stats(self, id); },
     [self](terminate_child_atom, const shard_id& id) { return stop_shard(self, id); },
@@ -702,8 +706,24 @@ caf::error runtime::start_shard(shard_group_config cfg) {
 }
 
 caf::error runtime::push(const shard_id& id, record_batch batch) {
-  auto r = call<caf::ok_atom>(push_atom::value, id, std::move(batch));
-  return r ? caf::error{} : r.error();
+  // Straight to the feeder the front actor named last (a batch is a shared slice: copies are cheap).
+  if (auto i = feeders_.find(id); i != feeders_.end() && !finished_) {
+    caf::error err;
+    self_->request(i->second, caf::infinite, push_atom::value, batch)
+      .receive([](caf::ok_atom) {}, [&](caf::error& x) { err = std::move(x); });
+    if (!err)
+      return {};
+    feeders_.erase(i);
+    if (err != caf::sec::request_receiver_down)
+      return err; // e.g. restarting: the feeder stopped while the push waited; push again
+  }
+  // Through the front actor, which finds the current feeder or names the problem.
+  auto r = call<caf::ok_atom>(push_atom::value, id, batch);
+  if (!r)
+    return r.error();
+  if (auto feeder = call<caf::actor>(push_atom::value, id))
+    feeders_[id] = std::move(*feeder);
+  return {};
 }
 
 caf::error runtime::end(const shard_id& id) {
@@ -716,6 +736,7 @@ caf::expected<shard_stats> runtime::stats(const shard_id& id) {
 }
 
 caf::error runtime::stop_shard(const shard_id& id) {
+  feeders_.erase(id);
   auto r = call<caf::ok_atom>(terminate_child_atom::value, id);
   return r ? caf::error{} : r.error();
 }

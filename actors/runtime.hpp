@@ -39,8 +39,9 @@
 // errc::runtime_ended (the tree is gone). Never CAF's raw request_receiver_down.
 //
 // The registry: the front actor caches each shard's group, feeder and shard handles and monitors
-// them, so a push costs one request from the front actor to the feeder (plus the host's request to
-// the front actor). A feeder or shard that goes down is looked up again (which_children of the
+// them; the facade caches each shard's feeder in turn, so a push costs one request, straight to the
+// feeder (when that feeder has died, the push goes through the front actor, which finds the new one
+// or names the problem). A feeder or shard that goes down is looked up again (which_children of the
 // group) on its next use only; after a group exits abnormally, the front actor also asks the root
 // for its next incarnation every 100 ms, and a group that is neither running nor restarting for
 // `start_timeout` plus 5 s (or whose spec is gone) has given up for good. Any shard still running when the root goes
@@ -59,6 +60,10 @@
 //   (push_atom, shard_id, record_batch)       -> ok_atom          late while the shard's replay
 //                                                                 buffer is over its push limit
 //                                                                 (backpressure)
+//   (push_atom, shard_id)                     -> actor            the shard's current feeder, for a
+//                                                                 host that pushes to it directly
+//                                                                 ((push_atom, record_batch) ->
+//                                                                 ok_atom); ask again when it dies
 //   (end_atom, shard_id)                      -> ok_atom          no more records for a pushed shard
 //   (stats_atom, shard_id)                    -> shard_stats      the current incarnation's counters
 //   (terminate_child_atom, shard_id)          -> ok_atom          stop_shard: stopped and forgotten
@@ -77,6 +82,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -250,6 +256,8 @@ private:
   caf::expected<T> call(Ts&&... xs);
 
   caf::scoped_actor self_;
+  /// The feeder of each pushed shard, as the front actor last named it.
+  std::map<shard_id, caf::actor> feeders_;
   caf::actor front_;
   caf::actor root_;
   caf::actor sink_;

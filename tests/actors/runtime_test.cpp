@@ -502,6 +502,39 @@ TEST_CASE("an ended or stopped shard takes no pushes; outcomes and meters per sh
   CHECK(m->acked_position.load() == 6);
 }
 
+TEST_CASE("pushes through the facade reach the feeder of a restarted group") {
+  threaded_system ts;
+  auto rt = runtime::start(ts.sys, quiet(true));
+  REQUIRE(rt);
+  auto plan = std::make_shared<flusher_plan>();
+  plan->fail_once_on = "record 15";
+  auto g = group("s", true);
+  g.intensity = 0; // the first crash ends the group; the root starts a new one (a new feeder)
+  g.shard.batch.checkpoint_interval = 0ms;
+  g.shard.make_flusher = [plan](const shard_id&) {
+    return std::make_unique<test_flusher>(plan); // one thread at a time: the shard's
+  };
+  REQUIRE_FALSE((*rt)->start_shard(g));
+  auto m = (*rt)->meters("s");
+  std::uint64_t next = 0;
+  for (int tries = 0; next < 100 && tries < 10'000; ++tries) {
+    if (next == 20) // wait until the crash has happened and a new group runs the shard
+      REQUIRE(eventually([&] { return m->restarts.load() >= 1 && m->generation.load() >= 2; }));
+    auto err = (*rt)->push("s", records(next, 10));
+    if (!err)
+      next += 10;
+    else
+      REQUIRE(code_of(err) == errc::restarting);
+  }
+  CHECK(next == 100);
+  CHECK(m->restarts.load() >= 1);
+  REQUIRE_FALSE((*rt)->end("s"));
+  auto out = (*rt)->await(30s);
+  CHECK(out.clean());
+  CHECK(out.shards[0].outcome == shard_outcome::ended);
+  CHECK(m->acked_position.load() == 99);
+}
+
 TEST_CASE("the default log sink writes one line with a UTC timestamp and the level") {
   char path[] = "/tmp/shardflow_runtime_log_XXXXXX";
   const int fd = mkstemp(path);
