@@ -16,38 +16,6 @@
 
 namespace shardflow {
 
-// -- logging -------------------------------------------------------------------------------------
-
-const char* to_string(log_level x) noexcept {
-  switch (x) {
-    case log_level::debug:
-      return "debug";
-    case log_level::info:
-      return "info";
-    case log_level::warning:
-      return "warning";
-    case log_level::error:
-      return "error";
-  }
-  return "unknown";
-}
-
-log_sink stderr_log_sink() {
-  return [](log_level level, std::string_view text) {
-    using namespace std::chrono;
-    const auto now = system_clock::now();
-    const auto secs = system_clock::to_time_t(now);
-    const auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char stamp[32];
-    std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    // One write per line, so lines from several threads do not interleave.
-    auto line = fmt::format("{}.{:03}Z {} shardflow: {}\n", stamp, ms, to_string(level), text);
-    std::fwrite(line.data(), 1, line.size(), stderr);
-  };
-}
-
 // -- outcome and registry ------------------------------------------------------------------------
 
 namespace {
@@ -639,7 +607,7 @@ caf::behavior front(front_actor* self, runtime_config cfg, std::shared_ptr<runti
 caf::expected<caf::actor> spawn_front(caf::actor_system& sys, runtime_config cfg,
                                       const std::shared_ptr<runtime_registry>& reg) {
   if (!cfg.log)
-    cfg.log = stderr_log_sink();
+    cfg.log = stderr_log("shardflow");
   reg->own_sink = !cfg.sink;
   reg->sink = cfg.sink ? cfg.sink
                        : spawn_checkpoint_sink(sys, std::make_shared<memory_checkpoint_store>());

@@ -99,25 +99,10 @@
 #include <shardflow/actors/messages.hpp>
 #include <shardflow/actors/shard.hpp>
 #include <shardflow/core/checkpoint_store.hpp>
+#include <shardflow/core/log.hpp>
 #include <shardflow/core/shard_meters.hpp>
 
 namespace shardflow {
-
-// -- logging -------------------------------------------------------------------------------------
-
-/// How much a log line matters.
-enum class log_level : std::uint8_t { debug, info, warning, error };
-
-/// Returns "debug", "info", "warning" or "error".
-const char* to_string(log_level x) noexcept;
-
-/// Where the runtime's log lines go (one line per call, without a trailing newline). Called from
-/// actor threads: it must be thread-safe and must not block for long.
-using log_sink = std::function<void(log_level, std::string_view)>;
-
-/// Returns the default sink: standard error, one line each, "2026-12-01T21:53:55.123Z warning
-/// shardflow: <message>".
-log_sink stderr_log_sink();
 
 // -- configuration and outcome -------------------------------------------------------------------
 
@@ -133,7 +118,7 @@ struct runtime_config {
   /// How long a shard group may take to start (longer than its shard's start timeout).
   std::chrono::milliseconds start_timeout{120'000};
   /// Where the runtime logs (failures of groups and of the root; a group's own `report` wins when
-  /// set). Empty: `stderr_log_sink()`.
+  /// set). Empty: `stderr_log("shardflow")`.
   log_sink log;
 };
 

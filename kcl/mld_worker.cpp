@@ -26,41 +26,6 @@ namespace shardflow::mld {
 
 line_io::~line_io() = default;
 
-// -- logs ------------------------------------------------------------------------------------------
-
-const char* to_string(log_level x) noexcept {
-  switch (x) {
-    case log_level::debug:
-      return "debug";
-    case log_level::info:
-      return "info";
-    case log_level::warning:
-      return "warning";
-    default:
-      return "error";
-  }
-}
-
-std::string log_line(std::chrono::system_clock::time_point at, log_level level,
-                     std::string_view program, std::string_view message) {
-  const auto since_epoch = at.time_since_epoch();
-  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - secs);
-  const std::time_t t = static_cast<std::time_t>(secs.count());
-  std::tm utc{};
-  ::gmtime_r(&t, &utc);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
-  return fmt::format("{}.{:03}Z {} {}: {}", stamp, ms.count(), to_string(level), program, message);
-}
-
-log_sink stderr_log(std::string program) {
-  return [program = std::move(program)](log_level level, std::string_view message) {
-    const auto line = log_line(std::chrono::system_clock::now(), level, program, message) + "\n";
-    write_all(STDERR_FILENO, line.data(), line.size()); // one write: whole lines between threads
-  };
-}
-
 // -- fd_line_io ------------------------------------------------------------------------------------
 
 namespace {

@@ -68,6 +68,7 @@
 
 #include <shardflow/core/batch_processor.hpp>
 #include <shardflow/core/flusher_decorator.hpp>
+#include <shardflow/core/log.hpp>
 #include <shardflow/kcl/kpl.hpp>
 
 namespace shardflow::mld {
@@ -163,29 +164,11 @@ private:
   const std::unordered_set<const stream_record*>* poison_;
 };
 
-/// How much a log line matters (the levels and the line format of actors/runtime.hpp's sink; kcl
-/// does not depend on actors/, so the type is its own until core/ holds one for both).
-enum class log_level : std::uint8_t {
-  debug,   // unused by the worker and the server so far
-  info,    // the session's course: initialized, retries, unknown actions
-  warning, // something was set aside or refused, and the session goes on
-  error,   // the session fails (the daemon restarts the lease from its last checkpoint)
-};
-
-/// Returns "debug", "info", "warning" or "error".
-const char* to_string(log_level x) noexcept;
-
-/// Where a worker's or a server's lines go: a level and one line of text (no newline). Called on
-/// the session's thread; a server calls it from every session thread at once.
-using log_sink = std::function<void(log_level, std::string_view)>;
-
-/// Returns the default sink: one line on stderr per call, `2026-12-01T21:54:03.120Z warning PROGRAM:
-/// MESSAGE` (UTC; one write each, so the lines of concurrent sessions never interleave).
-log_sink stderr_log(std::string program);
-
-/// Returns the line `stderr_log` writes for `message` at `level`, at `at`, without the newline.
-std::string log_line(std::chrono::system_clock::time_point at, log_level level,
-                     std::string_view program, std::string_view message);
+// The library's one log sink (core/log.hpp), named here too for the worker's and server's users.
+using shardflow::log_level;
+using shardflow::log_line;
+using shardflow::log_sink;
+using shardflow::stderr_log;
 
 /// Options of the worker.
 struct worker_config {

@@ -2,16 +2,11 @@
 // problem, and the blocking facade on a real scheduler (waits on observable state, with deadlines).
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <fstream>
 #include <memory>
-#include <regex>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -533,26 +528,4 @@ TEST_CASE("pushes through the facade reach the feeder of a restarted group") {
   CHECK(out.clean());
   CHECK(out.shards[0].outcome == shard_outcome::ended);
   CHECK(m->acked_position.load() == 99);
-}
-
-TEST_CASE("the default log sink writes one line with a UTC timestamp and the level") {
-  char path[] = "/tmp/shardflow_runtime_log_XXXXXX";
-  const int fd = mkstemp(path);
-  REQUIRE(fd >= 0);
-  std::fflush(stderr);
-  const int saved = dup(STDERR_FILENO);
-  REQUIRE(saved >= 0);
-  REQUIRE(dup2(fd, STDERR_FILENO) >= 0);
-  stderr_log_sink()(log_level::warning, "shard s: child shard failed");
-  std::fflush(stderr);
-  dup2(saved, STDERR_FILENO);
-  close(saved);
-  close(fd);
-  std::ifstream in{path};
-  std::string line;
-  std::getline(in, line);
-  unlink(path);
-  CHECK(std::regex_match(line, std::regex{R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z )"
-                                          R"(warning shardflow: shard s: child shard failed)"}));
-  CHECK(std::string{to_string(log_level::error)} == "error");
 }

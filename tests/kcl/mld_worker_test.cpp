@@ -414,42 +414,6 @@ SCENARIO("the worker's lines go to its one sink with a level, prefixed with the 
   CHECK(s.logged(mld::log_level::error, "injected failure at boom"));
 }
 
-SCENARIO("the default sink writes one stderr line per call with a UTC timestamp and the level",
-         "[kcl][mld]") {
-  using namespace std::chrono;
-  const auto at = system_clock::time_point{seconds{1'796'162'043} + milliseconds{120}};
-  CHECK(mld::log_line(at, mld::log_level::warning, "shardflow mld", "shardId-1: hello")
-        == "2026-12-01T21:54:03.120Z warning shardflow mld: shardId-1: hello");
-  CHECK(std::string{mld::to_string(mld::log_level::debug)} == "debug");
-  CHECK(std::string{mld::to_string(mld::log_level::info)} == "info");
-  CHECK(std::string{mld::to_string(mld::log_level::error)} == "error");
-  testing::temp_dir dir;
-  std::filesystem::create_directories(dir.path);
-  const auto path = dir.path / "stderr";
-  const int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  REQUIRE(file >= 0);
-  const int saved = ::dup(STDERR_FILENO);
-  ::dup2(file, STDERR_FILENO);
-  const auto sink = mld::stderr_log("shardflow mld-server");
-  sink(mld::log_level::error, "session-3 failed");
-  sink(mld::log_level::info, "second");
-  ::dup2(saved, STDERR_FILENO);
-  ::close(saved);
-  ::close(file);
-  std::ifstream in{path};
-  std::string first;
-  std::string second;
-  std::getline(in, first);
-  std::getline(in, second);
-  CHECK(first.size()
-        == std::string{"2026-12-01T21:54:03.120Z "}.size()
-             + std::string{"error shardflow mld-server: session-3 failed"}.size());
-  CHECK(first.substr(4, 1) == "-");
-  CHECK(first.substr(23, 2) == "Z ");
-  CHECK(first.substr(25) == "error shardflow mld-server: session-3 failed");
-  CHECK(second.substr(25) == "info shardflow mld-server: second");
-}
-
 SCENARIO("the worker installs no signal handlers", "[kcl][mld]") {
   const auto disposition = [](int sig) {
     struct sigaction now {};

@@ -1,0 +1,51 @@
+// Tests of core/log.hpp: the line format, the levels, and the default sink on stderr.
+#include <shardflow/core/log.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "tests/support/temp_dir.hpp"
+
+using namespace shardflow;
+
+SCENARIO("the default sink writes one stderr line per call with a UTC timestamp and the level",
+         "[core][log]") {
+  using namespace std::chrono;
+  const auto at = system_clock::time_point{seconds{1'796'162'043} + milliseconds{120}};
+  CHECK(log_line(at, log_level::warning, "shardflow mld", "shardId-1: hello")
+        == "2026-12-01T21:54:03.120Z warning shardflow mld: shardId-1: hello");
+  CHECK(std::string{to_string(log_level::debug)} == "debug");
+  CHECK(std::string{to_string(log_level::info)} == "info");
+  CHECK(std::string{to_string(log_level::error)} == "error");
+  testing::temp_dir dir;
+  std::filesystem::create_directories(dir.path);
+  const auto path = dir.path / "stderr";
+  const int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  REQUIRE(file >= 0);
+  const int saved = ::dup(STDERR_FILENO);
+  ::dup2(file, STDERR_FILENO);
+  const auto sink = stderr_log("shardflow mld-server");
+  sink(log_level::error, "session-3 failed");
+  sink(log_level::info, "second");
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  ::close(file);
+  std::ifstream in{path};
+  std::string first;
+  std::string second;
+  std::getline(in, first);
+  std::getline(in, second);
+  CHECK(first.size()
+        == std::string{"2026-12-01T21:54:03.120Z "}.size()
+             + std::string{"error shardflow mld-server: session-3 failed"}.size());
+  CHECK(first.substr(4, 1) == "-");
+  CHECK(first.substr(23, 2) == "Z ");
+  CHECK(first.substr(25) == "error shardflow mld-server: session-3 failed");
+  CHECK(second.substr(25) == "info shardflow mld-server: second");
+}
