@@ -124,7 +124,9 @@ void fail_pushes(feeder_ptr self, const caf::error& why) {
   st.pushes.clear();
 }
 
-caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, feeder_config cfg) {
+// The feeder ends with its supervisor, on an abnormal exit, and on an exception; each time it answers
+// the pushes still waiting first.
+void install_handlers(feeder_ptr self, const caf::actor& sup) {
   self->monitor(sup);
   self->set_down_handler([self, addr = sup.address()](caf::down_msg& msg) {
     if (msg.source != addr)
@@ -144,6 +146,42 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
       fail_pushes(self, why);
       return why;
     });
+}
+
+// A new shard incarnation attaches: it starts without credit, after its checkpoint.
+void attach(feeder_ptr self, const std::optional<sequence_number>& after) {
+  auto& st = self->state;
+  st.shard = caf::actor_cast<caf::actor>(self->current_sender());
+  st.credit = 0;
+  st.credit_bytes = 0;
+  st.leftover = {};
+  st.end_sent = false;
+  st.source->rewind(after);
+}
+
+// A producer pushes `batch`: refused unless in sequence-number order; answered once admitted.
+caf::result<caf::ok_atom> push(feeder_ptr self, record_batch& batch) {
+  auto& st = self->state;
+  if (st.buffer == nullptr)
+    return make_error(errc::bad_input, "this shard reads its records itself; it takes no pushes");
+  auto last = st.last_pushed;
+  for (const auto& x : batch) {
+    if (last && x.sequence <= *last)
+      return make_error(errc::bad_input,
+                        fmt::format("records must be pushed in increasing sequence-number order: "
+                                    "{} follows {}",
+                                    to_string(x.sequence), to_string(*last)));
+    last = x.sequence;
+  }
+  st.last_pushed = last;
+  auto rp = self->make_response_promise();
+  st.pushes.push_back({rp, std::move(batch)});
+  admit_pushes(self);
+  return rp;
+}
+
+caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, feeder_config cfg) {
+  install_handlers(self, sup);
   auto& st = self->state;
   st.cfg = cfg;
   st.source = make();
@@ -153,13 +191,7 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
   return {
     [](start_atom) { return caf::ok_atom::value; },
     [self](attach_atom, const std::optional<sequence_number>& after) {
-      auto& st = self->state;
-      st.shard = caf::actor_cast<caf::actor>(self->current_sender());
-      st.credit = 0;
-      st.credit_bytes = 0;
-      st.leftover = {};
-      st.end_sent = false;
-      st.source->rewind(after);
+      attach(self, after);
       return caf::ok_atom::value;
     },
     [self](demand_atom, std::uint64_t n, std::uint64_t bytes) {
@@ -176,27 +208,7 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
       if (self->state.buffer != nullptr)
         admit_pushes(self);
     },
-    [self](push_atom, record_batch& batch) -> caf::result<caf::ok_atom> {
-      auto& st = self->state;
-      if (st.buffer == nullptr)
-        return make_error(errc::bad_input,
-                          "this shard reads its records itself; it takes no pushes");
-      auto last = st.last_pushed;
-      for (const auto& x : batch) {
-        if (last && x.sequence <= *last)
-          return make_error(
-            errc::bad_input,
-            fmt::format("records must be pushed in increasing sequence-number order: "
-                        "{} follows {}",
-                        to_string(x.sequence), to_string(*last)));
-        last = x.sequence;
-      }
-      st.last_pushed = last;
-      auto rp = self->make_response_promise();
-      st.pushes.push_back({rp, std::move(batch)});
-      admit_pushes(self);
-      return rp;
-    },
+    [self](push_atom, record_batch& batch) { return push(self, batch); },
     [self](end_atom) {
       auto& st = self->state;
       if (st.buffer == nullptr)
