@@ -22,7 +22,8 @@
 // one_for_all / rest_for_one take its siblings along. With `auto_shutdown`, significant
 // transient/temporary children that end by themselves shut the supervisor down with `user_shutdown`
 // (OTP's `shutdown`), which is how a job of finite shards ends cleanly; a significant child that gave
-// up (exited with restart_limit_reached) never counts as ended.
+// up (exited with restart_limit_reached) never triggers any_significant, and under all_significant
+// it only stops counting as running (a temporary child is not restarted: its failure stays its own).
 //
 // A child that ends normally (or with `user_shutdown`) before its start handshake answer arrives has
 // started and ended (a finite child with little to do): that is not a start failure; its exit is

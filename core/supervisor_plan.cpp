@@ -516,8 +516,9 @@ void supervisor_plan::handle_exit(plan_entry& c, const child_exit& how) {
     const bool significant = c.spec.significant;
     if (decision == restart_decision::remove)
       erase(c.key);
-    // A significant child that gave up did not end: its failure is no reason for a clean stop.
-    if (significant && !how.gave_up)
+    // A significant child that gave up did not end: its failure is no reason for any_significant to
+    // stop cleanly. It is gone, though, so all_significant looks again whether any is left.
+    if (significant && (!how.gave_up || cfg_.shutdown_mode == auto_shutdown::all_significant))
       check_auto_shutdown();
     return;
   }

@@ -16,7 +16,9 @@
 //     and ended: not a start failure (a finite child with little to do).
 //   - Exits that arrive while steps run wait until the queue is empty (the phase is busy), so a
 //     group restart or a start sequence is never interleaved with another decision.
-//   - A significant child that gave up never counts as ended for auto shutdown.
+//   - A significant child that gave up never triggers any_significant; under all_significant it
+//     is gone (a temporary child), so the supervisor shuts down once no other significant child is
+//     left (the child's failure is its own: a temporary child's failure never escalates).
 //
 // Phases: starting (the static children), idle (nothing under way: requests are served), busy
 // (a restart or a request is being carried out: the actor defers management requests),

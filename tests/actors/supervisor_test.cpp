@@ -846,6 +846,26 @@ SCENARIO_METHOD(fixture, "a significant temporary child that gives up does not e
   CHECK(reason == caf::exit_reason::user_shutdown);
 }
 
+SCENARIO_METHOD(fixture,
+                "under all_significant, a temporary significant child that gives up last lets its "
+                "parent end",
+                "[actors][supervisor]") {
+  auto f_inner = flags(strategy::one_for_one, 0);
+  auto inner = supervisor_child("inner", f_inner, {worker("leaf", log)}, restart_type::temporary,
+                                true);
+  auto f_top = flags(strategy::one_for_one, 5);
+  f_top.shutdown_mode = auto_shutdown::all_significant;
+  auto done = worker("done", log, restart_type::transient);
+  done.significant = true;
+  auto sup = start_sup(f_top, {inner, done});
+  kill_child(sup, "done", caf::error{});            // one significant child ends normally
+  REQUIRE(alive(sup));                              // the other still runs
+  kill_child(child(sup, "inner"), "leaf", crash()); // inner gives up; it is temporary: removed
+  caf::error reason;
+  REQUIRE(is_dead(sup, &reason)); // nothing significant is left: no hang
+  CHECK(reason == caf::exit_reason::user_shutdown);
+}
+
 // issue 11, hole 2: a finite child that ends at once is not a start failure.
 SCENARIO_METHOD(fixture,
                 "static significant children that end before their handshake reply start fine",
