@@ -149,6 +149,11 @@ shard_outcome outcome_of(const shard_entry& e) {
   return e.meters->outcome.load(std::memory_order_relaxed);
 }
 
+// Returns whether the shard checkpointed its end (the sink acknowledged the end marker).
+bool ended_at_end(const shard_entry& e) {
+  return e.meters->acked_end.load(std::memory_order_relaxed);
+}
+
 // Sets the outcome unless the shard already wrote one.
 void settle(shard_entry& e, shard_outcome x) {
   auto expected = shard_outcome::running;
@@ -307,8 +312,12 @@ void on_member_down(front_actor* self, const shard_id& id, role r, const caf::do
   e.feeder = caf::actor{};
   e.shard = caf::actor{};
   if (clean_reason(msg.reason)) {
-    settle(e, e.finite && !e.stop_requested && !self->state.shutting_down ? shard_outcome::ended
-                                                                          : shard_outcome::stopped);
+    // Ended only when its end is checkpointed. A group that ends cleanly without that was stopped
+    // (stop_shard, shutdown) or stopped by a root that is giving up: the root's down decides then.
+    if (ended_at_end(e))
+      settle(e, shard_outcome::ended);
+    else if (e.stop_requested || self->state.shutting_down)
+      settle(e, shard_outcome::stopped);
     return;
   }
   e.failure = msg.reason;
@@ -329,8 +338,7 @@ void on_root_down(front_actor* self, const caf::error& reason) {
     else if (outcome_of(e) == shard_outcome::running && !clean_reason(reason))
       give_up(self, id, e, reason);
     else
-      settle(e,
-             e.stop_requested || st.shutting_down ? shard_outcome::stopped : shard_outcome::ended);
+      settle(e, ended_at_end(e) ? shard_outcome::ended : shard_outcome::stopped);
   }
   {
     std::lock_guard<std::mutex> guard{st.reg->mtx};

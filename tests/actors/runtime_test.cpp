@@ -322,6 +322,41 @@ TEST_CASE("front actor: a shard waiting to be restarted answers restarting") {
   caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
 }
 
+TEST_CASE("front actor: a finite shard between restarts when the root gives up is not ended") {
+  testing::deterministic_fixture f;
+  auto rcfg = quiet(true);
+  rcfg.intensity = 0; // the first group that gives up ends the runtime
+  auto front = spawn_runtime(f.sys, rcfg);
+  REQUIRE(front);
+  auto waiting = group("waiting", true, true);
+  waiting.intensity = 5;
+  waiting.period = std::chrono::seconds(60);
+  waiting.backoff.min = std::chrono::seconds(5);
+  waiting.backoff.max = std::chrono::seconds(5);
+  waiting.shard.batch.flush_interval = 10ms;
+  waiting.shard.heartbeat_interval = 10ms;
+  auto doomed = group("doomed", true, true);
+  doomed.intensity = 0;
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, waiting)->value);
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, doomed)->value);
+  REQUIRE(
+    ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"waiting"}, records(0, 5))->value);
+  f.advance(100ms); // its flush fails: the shard waits 5 s for its restart
+  REQUIRE(
+    ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"doomed"}, records(0, 5))->value);
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, end_atom::value, shard_id{"doomed"})->value);
+  auto out = ask_late<runtime_outcome>(f, *front, await_atom::value);
+  REQUIRE(advance_until(
+    f, [&] { return out->done(); }, 4s)); // before the 5 s restart
+  REQUIRE(out->value);
+  CHECK_FALSE(out->value->clean());
+  REQUIRE(out->value->shards.size() == 2);
+  CHECK(out->value->shards[0].id == "waiting");
+  CHECK(out->value->shards[0].outcome != shard_outcome::ended); // its end was never checkpointed
+  CHECK(out->value->shards[1].outcome == shard_outcome::gave_up);
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
+
 TEST_CASE("front actor: requests while the runtime shuts down say shutting_down") {
   testing::deterministic_fixture f;
   auto front = spawn_runtime(f.sys, quiet(false));
