@@ -29,6 +29,7 @@
 #include <fmt/format.h>
 
 #include "tests/support/recording_flusher.hpp"
+#include "tests/support/signal_dispositions.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/flushers/base64.hpp>
 #include <shardflow/flushers/file_flusher.hpp>
@@ -441,20 +442,11 @@ SCENARIO("a flusher factory that throws fails only its session", "[kcl][mld]") {
 
 SCENARIO("mld-connect's bridge installs no signal handlers and logs through its sink",
          "[kcl][mld]") {
-  const auto disposition = [](int sig) {
-    struct sigaction now {};
-    ::sigaction(sig, nullptr, &now);
-    return now.sa_handler;
-  };
-  const auto pipe_before = disposition(SIGPIPE);
-  const auto int_before = disposition(SIGINT);
-  const auto term_before = disposition(SIGTERM);
+  const testing::signal_dispositions before;
   captured_log log;
   CHECK(mld::connect_stdio_unix("/nonexistent-shardflow-dir/mld.sock", log.sink()) == 1);
   CHECK(mld::connect_stdio("127.0.0.1", 0, log.sink()) == 1); // port 0: nobody listens
-  CHECK(disposition(SIGPIPE) == pipe_before);
-  CHECK(disposition(SIGINT) == int_before);
-  CHECK(disposition(SIGTERM) == term_before);
+  CHECK(before.unchanged());
   CHECK(log.has(mld::log_level::error, "cannot connect to unix:/nonexistent-shardflow-dir"));
   CHECK(log.has(mld::log_level::error, "cannot connect to 127.0.0.1:0"));
 }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <csignal>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "tests/support/recording_flusher.hpp"
+#include "tests/support/signal_dispositions.hpp"
 #include "tests/support/temp_dir.hpp"
 #include <shardflow/flushers/base64.hpp>
 #include <shardflow/kcl/kpl.hpp>
@@ -415,17 +415,8 @@ SCENARIO("the worker's lines go to its one sink with a level, prefixed with the 
 }
 
 SCENARIO("the worker installs no signal handlers", "[kcl][mld]") {
-  const auto disposition = [](int sig) {
-    struct sigaction now {};
-    ::sigaction(sig, nullptr, &now);
-    return now.sa_handler;
-  };
-  const auto pipe_before = disposition(SIGPIPE);
-  const auto int_before = disposition(SIGINT);
-  const auto term_before = disposition(SIGTERM);
+  const testing::signal_dispositions before;
   session s;
   CHECK(s.run({initialize_line, batch_of({record("aGk=", 0)}), R"({"action":"shardEnded"})"}) == 0);
-  CHECK(disposition(SIGPIPE) == pipe_before);
-  CHECK(disposition(SIGINT) == int_before);
-  CHECK(disposition(SIGTERM) == term_before);
+  CHECK(before.unchanged());
 }
