@@ -1,0 +1,52 @@
+// Tests of core/record.hpp: batches share their records, slices stay in bounds, payload bytes.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include <shardflow/core/record.hpp>
+
+using namespace shardflow;
+
+namespace {
+
+record_batch batch_of(std::vector<std::string> data) {
+  std::vector<stream_record> xs(data.size());
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    xs[i].partition_key = "k";
+    xs[i].data = data[i];
+    xs[i].sequence.base = sequence_base{i};
+  }
+  return record_batch{std::move(xs)};
+}
+
+} // namespace
+
+SCENARIO("copies and slices of a batch share its records", "[core][record]") {
+  auto b = batch_of({"a", "bb", "ccc", "dddd"});
+  auto copy = b;
+  CHECK(copy.begin() == b.begin());
+  auto mid = b.slice(1, 2);
+  REQUIRE(mid.size() == 2);
+  CHECK(&mid[0] == &b[1]);
+  CHECK(mid.back().data == "ccc");
+}
+
+SCENARIO("a slice never reaches past its batch", "[core][record]") {
+  auto b = batch_of({"a", "bb", "ccc"});
+  CHECK(b.slice(2, 10).size() == 1);
+  CHECK(b.slice(3, 1).empty());
+  CHECK(b.slice(7, 1).empty());
+  CHECK(b.slice(1, 2).slice(1, 5).back().data == "ccc");
+  record_batch none;
+  CHECK(none.empty());
+  CHECK(none.begin() == none.end());
+}
+
+SCENARIO("payload bytes count keys and data", "[core][record]") {
+  auto b = batch_of({"a", "bb", "ccc"});
+  CHECK(payload_bytes(b[0]) == 2);
+  CHECK(payload_bytes(b) == 3 + 6);
+  CHECK(payload_bytes(b.slice(1, 1)) == 3);
+  CHECK(to_string(checkpoint{}) == "latest");
+}
