@@ -203,9 +203,12 @@ void supervisor_plan::step_done() {
 // (a group restart may take care of the others) leaves the rest for after it, when their
 // generations tell whether they still matter.
 void supervisor_plan::leave_busy() {
-  while (!pending_.empty() && steps_.empty() && !shutting_down_) {
-    auto p = std::move(pending_.front());
-    pending_.erase(pending_.begin());
+  while (pending_head_ < pending_.size() && steps_.empty() && !shutting_down_) {
+    auto p = std::move(pending_[pending_head_++]);
+    if (pending_head_ == pending_.size()) {
+      pending_.clear();
+      pending_head_ = 0;
+    }
     auto* c = entry(p.key);
     if (c != nullptr && c->gen == p.gen && !c->alive && c->phase == child_phase::stopped)
       handle_exit(*c, p.how);

@@ -362,7 +362,10 @@ private:
   quit_reason shutdown_why_ = quit_reason::requested;
   std::string shutdown_text_;
   std::string last_start_error_; // why the last restart failed to start, for the give-up message
+  // Exits that came while busy, oldest first from pending_head_ (a vector, not a deque: an empty
+  // std::deque holds a 512-byte node, and every shard group is a supervisor).
   std::vector<pending_exit> pending_;
+  std::size_t pending_head_ = 0;
   std::uint64_t next_key_ = 0;
   std::uint64_t next_gen_ = 0;
   std::uint64_t wait_token_ = 0;
