@@ -388,6 +388,8 @@ caf::error complete(front_actor* self, shard_group_config& cfg,
       log(log_level::warning, fmt::format("{}: {}", id, what));
     };
   cfg.shard.meters = meters;
+  if (!cfg.shard.log)
+    cfg.shard.log = self->state.cfg.log;
   return {};
 }
 

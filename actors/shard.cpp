@@ -107,8 +107,9 @@ void on_save_failed(shard_ptr self, caf::error& err) {
   }
   auto next = st.outbox.failed(self->clock().now());
   if (next)
-    fmt::print(stderr, "shardflow: shard {}: checkpoint save failed ({}); retry {} in {} ms\n",
-               st.cfg.id, self->system().render(err), next->attempt, next->delay.count());
+    st.cfg.log(log_level::warning,
+               fmt::format("shard {}: checkpoint save failed ({}); retry {} in {} ms", st.cfg.id,
+                           self->system().render(err), next->attempt, next->delay.count()));
   apply(self, std::move(next));
 }
 
@@ -265,6 +266,8 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
   auto& st = self->state;
   st.outbox = checkpoint_outbox{{cfg.retry_min, cfg.retry_max}};
   st.cfg = std::move(cfg);
+  if (!st.cfg.log)
+    st.cfg.log = stderr_log("shardflow");
   st.sup = std::move(sup);
   st.feeder = std::move(feeder);
   st.sink = std::move(sink);
@@ -329,9 +332,11 @@ child_spec shard_group(shard_group_config cfg) {
   flags.period = cfg.period;
   flags.shutdown_mode = cfg.finite ? auto_shutdown::any_significant : auto_shutdown::never;
   flags.start_timeout = cfg.start_timeout;
-  flags.report = cfg.report ? cfg.report : [id = cfg.shard.id](const std::string& what) {
-    fmt::print(stderr, "shardflow: {}: {}\n", id, what);
-  };
+  flags.report = cfg.report
+                   ? cfg.report
+                   : [log = stderr_log("shardflow"), id = cfg.shard.id](const std::string& what) {
+                       log(log_level::warning, fmt::format("{}: {}", id, what));
+                     };
   auto result
     = supervisor_child(cfg.shard.id, flags, {std::move(feeder_spec), std::move(shard_spec)},
                        cfg.finite ? restart_type::transient : restart_type::permanent, cfg.finite);

@@ -51,6 +51,7 @@
 #include <shardflow/actors/supervisor.hpp>
 #include <shardflow/core/batch_processor.hpp>
 #include <shardflow/core/flusher.hpp>
+#include <shardflow/core/log.hpp>
 #include <shardflow/core/restart_policy.hpp>
 #include <shardflow/core/shard_meters.hpp>
 
@@ -82,6 +83,9 @@ struct shard_config {
   /// start, records received, each acknowledged checkpoint, and the outcome (`ended` once its end
   /// is checkpointed, `stopped` after a stop). Shared by all incarnations; null: none.
   std::shared_ptr<shard_meters> meters;
+  /// Where the shard's log lines go (a failed checkpoint save and its retry); empty:
+  /// `stderr_log("shardflow")` (core/log.hpp). A runtime passes its own sink.
+  log_sink log;
 };
 
 /// Spawns one shard incarnation from its supervisor's start function.
@@ -111,7 +115,8 @@ struct shard_group_config {
   /// How long a starting shard may take to load its checkpoint and attach (a store that syncs to
   /// disk can be slow under load).
   std::chrono::milliseconds start_timeout{60'000};
-  /// Where failures of the shard and its feeder are reported (default: standard error).
+  /// Where failures of the shard and its feeder are reported (default: `stderr_log("shardflow")`,
+  /// at warning level).
   std::function<void(const std::string&)> report;
 };
 

@@ -390,9 +390,17 @@ SCENARIO_METHOD(fixture,
   auto g = group("r", 10, false);
   g.sink = failing;
   g.shard.retry_min = 100ms;
+  auto lines = std::make_shared<std::vector<std::string>>();
+  g.shard.log = [lines](log_level level, std::string_view text) {
+    if (level == log_level::warning)
+      lines->emplace_back(text);
+  };
   start(g);
   auto s = stats("r");
   CHECK(s.sink_failures == 1);
+  REQUIRE(lines->size() == 1); // through the shard's sink, not printed by the library
+  CHECK_THAT(lines->front(), Catch::Contains("shard r: checkpoint save failed"));
+  CHECK_THAT(lines->front(), Catch::Contains("retry 1 in 100 ms"));
   CHECK(s.acked == 0);
   CHECK_FALSE(s.last_acked);
   CHECK_FALSE(stored("r"));
