@@ -309,7 +309,7 @@ message_parser::message_parser() : impl_(std::make_unique<impl>()) {
 
 message_parser::~message_parser() = default;
 
-std::string message_parser::parse(std::string_view line, message& out, bool padded) {
+status message_parser::parse(std::string_view line, message& out, bool padded) {
   out = message{};
   element doc;
   auto err = impl_->parser.parse(line.data(), line.size(), !padded).get(doc);
@@ -322,13 +322,13 @@ std::string message_parser::parse(std::string_view line, message& out, bool padd
     const auto raw = read_raw(line);
     out.action = raw.action;
     out.what = kind_of(out.action);
-    return reason_of(err, line, raw);
+    return fail(reason_of(err, line, raw));
   }
   if (!doc.is_object())
-    return fmt::format("not a JSON object ({})", type_name(doc));
+    return fail(fmt::format("not a JSON object ({})", type_name(doc)));
   auto action = nullable_string(doc, "action");
   if (!action)
-    return "no action";
+    return fail("no action");
   out.action = *action;
   out.what = kind_of(out.action);
   using k = message::kind;
@@ -346,7 +346,7 @@ std::string message_parser::parse(std::string_view line, message& out, bool padd
       out.millis_behind_latest = nullable_int(doc, "millisBehindLatest");
       simdjson::dom::array records;
       if (doc["records"].get(records) != simdjson::SUCCESS)
-        return "a processRecords message without a records array";
+        return fail("a processRecords message without a records array");
       out.records.reserve(records.size());
       for (element r : records)
         read_record(r, out.records.emplace_back());

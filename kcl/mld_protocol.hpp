@@ -34,6 +34,8 @@
 #include <string_view>
 #include <vector>
 
+#include <shardflow/core/result.hpp>
+
 namespace shardflow::mld {
 
 /// One record of a `processRecords` message, as the daemon sent it. The text fields view the parser's
@@ -90,12 +92,11 @@ public:
   message_parser();
   ~message_parser();
 
-  /// Parses one line (no newline). Returns an empty string on success, else why it is not a
-  /// message; then `out.action` (and `out.what`) hold the action the line names at its top level if
+  /// Parses one line (no newline). Returns success, or why it is not a message (`error()`); then `out.action` (and `out.what`) hold the action the line names at its top level if
   /// one can be recognised in the raw text (the caller must then fail rather than ignore the line),
   /// and `out.action` is empty otherwise (a line the caller may log and ignore). With `padded`, 64
   /// readable bytes follow the line and it is parsed in place.
-  std::string parse(std::string_view line, message& out, bool padded = false);
+  status parse(std::string_view line, message& out, bool padded = false);
 
 private:
   struct impl;

@@ -311,13 +311,13 @@ struct worker::impl {
       if (line->find_first_not_of(" \t\r") == std::string::npos)
         continue;
       message m;
-      if (auto why = parser.parse(*line, m, io.padded()); !why.empty()) {
+      if (auto parsed = parser.parse(*line, m, io.padded()); !parsed) {
         if (!m.action.empty())
           breach(fmt::format("input line {}: a {} message that cannot be decoded: {}", lines,
-                             m.action, why));
+                             m.action, parsed.error()));
         ++stats.ignored_lines;
         log(log_level::warning, fmt::format("ignoring input line {}, which is {}: {:.80}", lines,
-                                            why, std::string{*line}));
+                                            parsed.error(), std::string{*line}));
         continue;
       }
       return m;
