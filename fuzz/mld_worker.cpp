@@ -260,7 +260,7 @@ public:
 private:
   void count_positions() {
     mld::message m;
-    if (!parser_.parse(line_, m).empty() || m.what != mld::message::kind::process_records)
+    if (!parser_.parse(line_, m) || m.what != mld::message::kind::process_records)
       return;
     std::string decoded;
     for (const auto& r : m.records) {
