@@ -161,6 +161,12 @@ void settle(shard_entry& e, shard_outcome x) {
 }
 
 void give_up(front_actor* self, const shard_id& id, shard_entry& e, const caf::error& why) {
+  if (ended_at_end(
+        e)) { // a later incarnation checkpointed the end: whatever failed before, it ended
+    e.failure = caf::error{};
+    settle(e, shard_outcome::ended);
+    return;
+  }
   auto text = text_of(why);
   e.meters->outcome.store(shard_outcome::gave_up, std::memory_order_relaxed);
   std::lock_guard<std::mutex> guard{self->state.reg->mtx};
@@ -288,6 +294,8 @@ void look_for_group(front_actor* self, const shard_id& id, int tries) {
         if (self->state.root_down || i == self->state.entries.end() || !i->second.failure
             || adopt_group(self, id, kids))
           return;
+        if (ended_at_end(i->second)) // a new group ended before it was seen: nothing gave up
+          return give_up(self, id, i->second, i->second.failure);
         auto row = std::find_if(kids.begin(), kids.end(),
                                 [&](const child_info& k) { return k.id == id; });
         // A group being started shows as neither running nor restarting: wait out its start.
@@ -513,6 +521,28 @@ caf::result<shard_stats> stats(front_actor* self, const shard_id& id) {
     });
 }
 
+// Whether a shard may still process records: not stopped, ended or given up, and running, its group
+// alive (a rest_for_one restart shows `stopped` meanwhile) or being restarted by the root.
+bool may_still_run(const shard_entry& e) {
+  const auto x = outcome_of(e);
+  if (e.stop_requested || x == shard_outcome::ended || x == shard_outcome::gave_up)
+    return false;
+  return x == shard_outcome::running || e.group || e.failure;
+}
+
+// A sealed finite runtime whose shards have all ended, stopped or given up ends: the root's auto
+// shutdown only looks when a child exits by itself, not when the host stopped the last one.
+void end_if_done(front_actor* self) {
+  auto& st = self->state;
+  if (!st.cfg.finite || !st.sealed || st.shutting_down || st.root_down)
+    return;
+  for (auto& [id, e] : st.entries)
+    if (may_still_run(e))
+      return;
+  st.shutting_down = true;
+  self->send_exit(st.reg->root, caf::exit_reason::user_shutdown);
+}
+
 caf::result<caf::ok_atom> stop_shard(front_actor* self, const shard_id& id) {
   if (auto err = refuse(self, id))
     return err;
@@ -532,6 +562,7 @@ caf::result<caf::ok_atom> stop_shard(front_actor* self, const shard_id& id) {
             [=](caf::ok_atom) mutable {
               if (auto i = self->state.entries.find(id); i != self->state.entries.end())
                 settle(i->second, shard_outcome::stopped);
+              end_if_done(self);
               rp.deliver(caf::ok_atom::value);
             },
             fail);

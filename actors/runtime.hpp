@@ -108,7 +108,12 @@ namespace shardflow {
 
 /// Configuration of a runtime's root supervisor.
 struct runtime_config {
-  /// Group restarts the root allows within `period` before it gives up.
+  /// Group restarts the root allows within `period` before it gives up. A group that gave up (its
+  /// own `shard_group_config::intensity` spent) is an abnormal exit, so the root starts it again
+  /// and counts that here: with groups whose backoff spaces their give-ups wider than `period`
+  /// apart, the root never gives up and such a shard is retried for ever. Set 0 to make a group's
+  /// give-up final: the runtime then ends at the first one, the other shards stopped gracefully
+  /// (what `shardflow run` does).
   int intensity = 100;
   std::chrono::seconds period{10};
   /// Whether every shard is finite: the runtime then ends by itself once all shards have ended.

@@ -29,7 +29,8 @@ struct flusher_plan {
   bool fail = false;
   std::string fail_once_on;
   bool gate_open = true;
-  int made = 0; // flushers made (one per shard incarnation)
+  bool fail_full_once = false; // the first flush(full) throws (a final flush at the shard's end)
+  int made = 0;                // flushers made (one per shard incarnation)
 };
 
 // Makes every record durable on each flush, unless its plan says otherwise.
@@ -52,7 +53,11 @@ public:
     return add_result::added;
   }
 
-  std::vector<flush_token> flush(flush_mode) override {
+  std::vector<flush_token> flush(flush_mode m) override {
+    if (m == flush_mode::full && plan_->fail_full_once) {
+      plan_->fail_full_once = false;
+      throw std::runtime_error("final flush fails once");
+    }
     if (plan_->fail)
       throw std::runtime_error("this flusher always fails");
     if (!plan_->gate_open)
@@ -563,4 +568,49 @@ TEST_CASE("pushes through the facade reach the feeder of a restarted group") {
   CHECK(out.clean());
   CHECK(out.shards[0].outcome == shard_outcome::ended);
   CHECK(m->acked_position.load() == 99);
+}
+
+TEST_CASE(
+  "front actor: a finite shard whose group gave up once, restarted by the root, ends ended") {
+  testing::deterministic_fixture f;
+  auto front = spawn_runtime(f.sys, quiet(true));
+  REQUIRE(front);
+  auto plan = std::make_shared<flusher_plan>();
+  plan->fail_full_once = true;
+  auto g = group("s", true);
+  g.intensity = 0; // the crash ends the group; the root (intensity 100) starts a new one at once
+  g.shard.make_flusher = [plan](const shard_id&) {
+    ++plan->made;
+    return std::make_unique<test_flusher>(plan);
+  };
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g)->value);
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(0, 5))->value);
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, end_atom::value, shard_id{"s"})->value);
+  auto out = ask_late<runtime_outcome>(f, *front, await_atom::value);
+  REQUIRE(advance_until(f, [&] { return out->done(); }));
+  REQUIRE(out->value);
+  CHECK(plan->made == 2);
+  REQUIRE(out->value->shards.size() == 1);
+  INFO("reason: " << out->value->shards[0].reason);
+  CHECK(out->value->shards[0].outcome == shard_outcome::ended);
+  CHECK(out->value->clean());
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a sealed finite runtime whose last running shard is stopped ends") {
+  threaded_system ts;
+  auto rt = runtime::start(ts.sys, quiet(true));
+  REQUIRE(rt);
+  REQUIRE_FALSE((*rt)->start_shard(group("a", true)));
+  REQUIRE_FALSE((*rt)->start_shard(group("b", true)));
+  REQUIRE_FALSE((*rt)->push("a", records(0, 5)));
+  REQUIRE_FALSE((*rt)->end("a"));
+  (*rt)->seal();
+  REQUIRE(eventually([&] { return outcome_of(**rt, "a") == shard_outcome::ended; }));
+  REQUIRE_FALSE((*rt)->stop_shard("b"));
+  auto out = (*rt)->await(30s);
+  CHECK(out.ended);
+  CHECK(out.clean());
+  REQUIRE(out.shards.size() == 2);
+  CHECK(out.shards[1].outcome == shard_outcome::stopped);
 }
