@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <utility>
+#include <vector>
 
 #include <caf/all.hpp>
 #include <fmt/format.h>
@@ -35,7 +36,8 @@ struct feeder_state {
   };
   std::deque<waiting_push> pushes;
   bool end_requested = false; // the producer said end; close once its waiting pushes are in
-  std::optional<sequence_number> last_pushed; // pushes must come in sequence-number order
+  std::vector<caf::response_promise> end_waiters; // answered once the buffer is closed
+  std::optional<sequence_number> last_pushed;     // pushes must come in sequence-number order
 };
 
 using feeder_ptr = caf::stateful_actor<feeder_state>*;
@@ -103,8 +105,12 @@ void admit_pushes(feeder_ptr self) {
     st.buffer->append(std::move(p.batch));
     p.rp.deliver(caf::ok_atom::value);
   }
-  if (st.end_requested && st.pushes.empty())
+  if (st.end_requested && st.pushes.empty()) {
     st.buffer->close();
+    for (auto& rp : st.end_waiters)
+      rp.deliver(caf::ok_atom::value);
+    st.end_waiters.clear();
+  }
   feed(self);
 }
 
@@ -122,6 +128,13 @@ void fail_pushes(feeder_ptr self, const caf::error& why) {
                                                           "again",
                                                           self->system().render(why))));
   st.pushes.clear();
+  // An end not yet carried out is lost with this feeder: the producer says it again.
+  for (auto& rp : st.end_waiters)
+    rp.deliver(make_error(errc::restarting,
+                          fmt::format("the shard's feeder stopped ({}) before the end was taken; "
+                                      "end again",
+                                      self->system().render(why))));
+  st.end_waiters.clear();
 }
 
 // The feeder ends with its supervisor, on an abnormal exit, and on an exception; each time it answers
@@ -209,12 +222,15 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
         admit_pushes(self);
     },
     [self](push_atom, record_batch& batch) { return push(self, batch); },
-    [self](end_atom) {
+    [self](end_atom) -> caf::result<caf::ok_atom> {
       auto& st = self->state;
       if (st.buffer == nullptr)
-        return;
+        return caf::ok_atom::value; // the shard reads its own records: their end is the source's
       st.end_requested = true;
+      auto rp = self->make_response_promise();
+      st.end_waiters.push_back(rp);
       admit_pushes(self);
+      return rp;
     },
     [self](poll_atom) {
       self->state.poll_pending = false;

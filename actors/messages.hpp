@@ -30,7 +30,11 @@
 //                         (push_atom, record_batch)             -> ok_atom   from a producer
 //                                                                  (bad_input: out of order, or
 //                                                                  the shard reads its own source)
-//                         (end_atom)                            from a producer: no more records
+//                         (end_atom)                            -> ok_atom   from a producer: no more
+//                                                                  records; answered once its
+//                                                                  waiting pushes are in and the
+//                                                                  buffer is closed (restarting:
+//                                                                  the feeder stopped first)
 //   checkpoint sink       (load_atom, shard_id)                 -> stored_checkpoint (fences older
 //                                                                  incarnations)
 //                         (save_atom, shard_id, uint64 gen, checkpoint) -> ok_atom

@@ -507,7 +507,7 @@ caf::result<caf::ok_atom> end_input(front_actor* self, const shard_id& id) {
   return on_member<caf::ok_atom>(
     self, id, role::feeder, [self, id](const caf::actor& feeder, auto& rp) {
       self->request(feeder, caf::infinite, end_atom::value)
-        .then([rp]() mutable { rp.deliver(caf::ok_atom::value); },
+        .then([rp](caf::ok_atom) mutable { rp.deliver(caf::ok_atom::value); },
               [=](caf::error& err) mutable { rp.deliver(translate(self, id, std::move(err))); });
     });
 }
@@ -554,18 +554,19 @@ caf::result<caf::ok_atom> stop_shard(front_actor* self, const shard_id& id) {
       err = make_error(errc::shard_ended, fmt::format("shard {} has ended", id));
     rp.deliver(translate(self, id, std::move(err)));
   };
+  // Once terminated, the shard is stopped whatever the delete answers: the delete only forgets
+  // its spec, and the root may be ending by itself meanwhile (the others all ended).
+  auto stopped = [=]() mutable {
+    if (auto i = self->state.entries.find(id); i != self->state.entries.end())
+      settle(i->second, shard_outcome::stopped);
+    end_if_done(self);
+    rp.deliver(caf::ok_atom::value);
+  };
   self->request(root, caf::infinite, terminate_child_atom::value, id)
     .then(
       [=](caf::ok_atom) mutable {
         self->request(root, caf::infinite, delete_child_atom::value, id)
-          .then(
-            [=](caf::ok_atom) mutable {
-              if (auto i = self->state.entries.find(id); i != self->state.entries.end())
-                settle(i->second, shard_outcome::stopped);
-              end_if_done(self);
-              rp.deliver(caf::ok_atom::value);
-            },
-            fail);
+          .then([=](caf::ok_atom) mutable { stopped(); }, [=](caf::error&) mutable { stopped(); });
       },
       fail);
   return rp;

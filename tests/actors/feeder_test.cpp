@@ -258,3 +258,31 @@ SCENARIO_METHOD(fixture, "a producer waits while the replay buffer is over its p
   CHECK(*answers == 3);
   CHECK(sequences(*out).size() == 15);
 }
+
+SCENARIO_METHOD(fixture,
+                "an end is answered once taken, and a feeder that stops first says end again",
+                "[actors][feeder]") {
+  push_limit = 5;
+  auto buffer = std::make_shared<replay_buffer>();
+  auto out = std::make_shared<received>();
+  auto shard = start(
+    out, [buffer] { return buffer; }, 1000, 1'000'000);
+  auto feeder = out->feeder;
+  auto end_answer = std::make_shared<std::optional<caf::error>>();
+  spawn_fn([feeder, end_answer](caf::event_based_actor* self) {
+    for (std::uint64_t b = 0; b < 2; ++b) // the second push waits: the buffer holds 5
+      self->request(feeder, caf::infinite, push_atom::value, make_batch(b * 5, 5))
+        .then([](caf::ok_atom) {}, [](caf::error&) {});
+    self->request(feeder, caf::infinite, end_atom::value)
+      .then([end_answer](caf::ok_atom) { *end_answer = caf::error{}; },
+            [end_answer](caf::error& e) { *end_answer = std::move(e); });
+  });
+  run();
+  CHECK_FALSE(*end_answer); // a push still waits: the end is not taken yet
+  CHECK_FALSE(out->ended);
+  anon_send_exit(shard, caf::exit_reason::user_shutdown); // the feeder follows its supervisor
+  run();
+  REQUIRE(*end_answer);
+  CHECK(code_of(**end_answer) == errc::restarting); // not ok: the producer must say end again
+  CHECK_FALSE(buffer->at_end()); // not closed: the records after the end may still come
+}
