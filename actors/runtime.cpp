@@ -1,8 +1,6 @@
 #include <shardflow/actors/runtime.hpp>
 
 #include <algorithm>
-#include <cstdio>
-#include <ctime>
 #include <limits>
 #include <map>
 #include <optional>

@@ -44,8 +44,10 @@
 // or names the problem). A feeder or shard that goes down is looked up again (which_children of the
 // group) on its next use only; after a group exits abnormally, the front actor also asks the root
 // for its next incarnation every 100 ms, and a group that is neither running nor restarting for
-// `start_timeout` plus 5 s (or whose spec is gone) has given up for good. Any shard still running when the root goes
-// down abnormally gave up with the root's reason.
+// `start_timeout` plus 5 s (or whose spec is gone) has given up for good, unless its end was
+// checkpointed meanwhile (then it ended). Any shard still running when the root goes down
+// abnormally gave up with the root's reason. A sealed finite runtime whose last running shard is
+// stopped ends.
 //
 // Threading: the blocking member functions (start_shard, push, end, stats, stop_shard, seal, await,
 // shutdown) talk to the front actor through a scoped actor and must be called from host threads,

@@ -113,6 +113,9 @@ private:
 /// died or failed the session: the daemon must see a failed worker), or reset it (a connection
 /// beyond `max_connections`). Lines go to `log`. Installs no signal handlers: the caller ignores
 /// SIGPIPE, and as the daemon's child SIGINT and SIGTERM too (see kcl/mld_worker.hpp).
+/// Process-ending: it takes over the process's stdin and stdout (it closes stdin, and a thread
+/// still blocked reading it is left behind), so call it as the last thing a process does, as
+/// `shardflow mld-connect` does.
 int connect_stdio(const std::string& host, int port, const log_sink& log);
 
 /// Like `connect_stdio`, to the Unix socket at `path`.
