@@ -663,32 +663,37 @@ void supervisor_plan::terminate_key(std::uint64_t key, std::uint64_t token) {
   run_steps();
 }
 
-void supervisor_plan::restart_child(const std::string& id, std::uint64_t token) {
-  if (simple())
-    return reply_error(token, errc::simple_one_for_one, "restart_child is not available");
+// restart_child and delete_child act only on a stopped child: returns it, or replies why not.
+plan_entry* supervisor_plan::stopped_child(const std::string& id, std::uint64_t token,
+                                           const char* what) {
+  if (simple()) {
+    reply_error(token, errc::simple_one_for_one, fmt::format("{} is not available", what));
+    return nullptr;
+  }
   auto* c = entry_id(id);
   if (c == nullptr)
-    return reply_error(token, errc::not_found, id);
-  if (c->alive)
-    return reply_error(token, errc::running, id);
-  if (c->phase == child_phase::restarting)
-    return reply_error(token, errc::restarting, id);
-  enqueue(step{step::kind::start, c->key, purpose::api_restart, token, {}});
-  run_steps();
+    reply_error(token, errc::not_found, id);
+  else if (c->alive)
+    reply_error(token, errc::running, id);
+  else if (c->phase == child_phase::restarting)
+    reply_error(token, errc::restarting, id);
+  else
+    return c;
+  return nullptr;
+}
+
+void supervisor_plan::restart_child(const std::string& id, std::uint64_t token) {
+  if (auto* c = stopped_child(id, token, "restart_child")) {
+    enqueue(step{step::kind::start, c->key, purpose::api_restart, token, {}});
+    run_steps();
+  }
 }
 
 void supervisor_plan::delete_child(const std::string& id, std::uint64_t token) {
-  if (simple())
-    return reply_error(token, errc::simple_one_for_one, "delete_child is not available");
-  auto* c = entry_id(id);
-  if (c == nullptr)
-    return reply_error(token, errc::not_found, id);
-  if (c->alive)
-    return reply_error(token, errc::running, id);
-  if (c->phase == child_phase::restarting)
-    return reply_error(token, errc::restarting, id);
-  erase(c->key);
-  reply_ok(token, 0);
+  if (auto* c = stopped_child(id, token, "delete_child")) {
+    erase(c->key);
+    reply_ok(token, 0);
+  }
 }
 
 } // namespace shardflow

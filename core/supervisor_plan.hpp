@@ -345,6 +345,7 @@ private:
   void kill(const plan_entry& c);
   void reply_ok(const std::optional<std::uint64_t>& token, std::uint64_t key);
   void reply_error(const std::optional<std::uint64_t>& token, errc code, std::string text);
+  plan_entry* stopped_child(const std::string& id, std::uint64_t token, const char* what);
   void timer(timer_kind kind, std::uint64_t key, std::uint64_t gen, std::chrono::nanoseconds delay,
              std::uint64_t count = 0);
 
