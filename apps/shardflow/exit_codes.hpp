@@ -30,9 +30,8 @@ constexpr int exit_interrupted = 130;
 /// The exit-code table above, as `--help` prints it.
 constexpr const char* exit_code_help
   = "Exit codes: 0 done (or stopped gracefully); 1 the job failed (a shard gave up, a read or "
-    "write "
-    "failed: a full disk, permissions); 2 bad command line; 3 bad input (a malformed record, a "
-    "missing stream or input file); 130 stopped at once by a second signal.";
+    "write failed: a full disk, permissions); 2 bad command line; 3 bad input (a malformed "
+    "record, a missing stream or input file); 130 stopped at once by a second signal.";
 
 /// Returns the exit code for a failure with `code`: 0 for none, `exit_bad_input` for the input
 /// group, `exit_failed` for everything else (I/O failures included: a full disk is not bad input).

@@ -107,7 +107,7 @@ mld::worker_config worker_config_of(const mld_options& o, bool stdio) {
 int run_stdio_worker(const mld_options& o) {
   auto cfg = worker_config_of(o, true);
   // The daemon ends a child by closing its stdin; a signal to the whole process group must not cut
-  // the protocol short (mld-protocol.md 6.3), and a vanished daemon must not kill us with SIGPIPE.
+  // the protocol short, and a vanished daemon must not kill us with SIGPIPE.
   ignore_sigpipe();
   ignore_stop_signals();
   mld::fd_line_io_config line_cfg;

@@ -9,7 +9,7 @@
 //   replays from the checkpoints).
 // - `ignore_stop_signals` (mld, mld-connect: a KCL MultiLangDaemon's child): SIGINT and SIGTERM are
 //   ignored, since the daemon ends its child by closing its stdin and a signal to the whole process
-//   group must not cut the protocol short (mld-protocol.md 6.3).
+//   group must not cut the protocol short.
 //
 // `ignore_sigpipe` makes a vanished peer (a closed pipe or socket) a write error instead of death.
 #pragma once
