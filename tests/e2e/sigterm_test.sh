@@ -7,7 +7,12 @@ records=300000
 "$SHARDFLOW" generate "$WORK/s" --shards 4 --records $records 2>/dev/null
 "$SHARDFLOW" run "$WORK/s" --flusher "file:$WORK/out" --checkpoint-interval 1h \
   --flush-interval 1h --progress off --follow > "$WORK/run.out" 2>&1 & pid=$!
-while [ "$(cat "$WORK"/out/*.ndjson 2>/dev/null | wc -c)" -lt 1000000 ]; do sleep 0.02; done
+# Wait (at most 30 s, and only while the run lives) until some output is written.
+for _ in $(seq 1 1500); do
+  kill -0 $pid 2>/dev/null || break
+  [ "$(cat "$WORK"/out/*.ndjson 2>/dev/null | wc -c)" -ge 1000000 ] && break
+  sleep 0.02
+done
 kill -TERM $pid
 set +e
 wait $pid
