@@ -20,7 +20,7 @@ jobs="$(nproc 2>/dev/null || echo 2)"
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libcaf-dev libfmt-dev catch2 libcli11-dev libsimdjson-dev libssl-dev libsqlite3-dev
+  libcaf-dev libfmt-dev catch2 libcli11-dev libtomlplusplus-dev help2man libsimdjson-dev libssl-dev libsqlite3-dev
   libcpp-httplib-dev sqlite3 libprotobuf-dev protobuf-compiler zlib1g-dev
 )
 

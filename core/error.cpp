@@ -26,6 +26,8 @@ const char* to_string(errc code) noexcept {
       return "checkpoint_failed";
     case errc::stale_generation:
       return "stale_generation";
+    case errc::shard_owned:
+      return "shard_owned";
     case errc::bad_flags:
       return "bad_flags";
     case errc::bad_child_spec:

@@ -75,12 +75,14 @@ enum class errc : std::uint8_t {
   /// The shard's feeder stopped under it, so this incarnation ends too (its group restarts both).
   feeder_stopped,
 
-  // -- store (70-89): checkpoints --------------------------------------------------------------------
+  // -- store (70-89): checkpoints and shard ownership -------------------------------------------------
 
   /// The checkpoint sink could not store or load a checkpoint.
   checkpoint_failed = 70,
   /// A checkpoint write came from an incarnation older than the newest one (fenced).
   stale_generation,
+  /// Another process owns the shard (holds its claim): this one must not process it.
+  shard_owned,
 
   // -- input (90-109): what came in is not what it should be -----------------------------------------
 

@@ -6,6 +6,10 @@ namespace shardflow {
 
 record_source::~record_source() = default;
 
+bool record_source::stopped() const {
+  return false;
+}
+
 void record_source::release(const sequence_number&) {
   // nop: a replayable source keeps nothing
 }

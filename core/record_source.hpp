@@ -45,6 +45,11 @@ public:
   /// Returns whether no record will ever follow the ones read (finite input read to its end).
   virtual bool at_end() const = 0;
 
+  /// Returns whether the source stopped before the end of its input (for instance at a bad line
+  /// under a stop policy): `at_end` is true too, but the shard must not checkpoint its end, so a
+  /// rerun resumes before the line that stopped it. Defaults to false.
+  virtual bool stopped() const;
+
   /// Everything up to and including `upto` is durably checkpointed; the source may forget it.
   virtual void release(const sequence_number& upto);
 };

@@ -9,6 +9,7 @@
 //     2    the command line was wrong
 //     3    bad input: a malformed record or input line, a missing stream or input file (errc group
 //          input)
+//     4    another process owns a shard this run was to process (errc::shard_owned)
 //     130  a second signal stopped the run at once (a rerun resumes from the checkpoints)
 #pragma once
 
@@ -24,6 +25,8 @@ constexpr int exit_failed = 1;
 constexpr int exit_usage = 2;
 /// Input was not what it should be (a malformed record stopped a shard, a missing stream).
 constexpr int exit_bad_input = 3;
+/// Another process owns one of the shards (a second run on the same shards).
+constexpr int exit_owned = 4;
 /// A second signal stopped the run at once (nothing is lost: a rerun replays from the checkpoints).
 constexpr int exit_interrupted = 130;
 
@@ -31,11 +34,14 @@ constexpr int exit_interrupted = 130;
 constexpr const char* exit_code_help
   = "Exit codes: 0 done (or stopped gracefully); 1 the job failed (a shard gave up, a read or "
     "write failed: a full disk, permissions); 2 bad command line; 3 bad input (a malformed "
-    "record, a missing stream or input file); 130 stopped at once by a second signal.";
+    "record, a missing stream or input file); 4 another process owns a shard; 130 stopped at once "
+    "by a second signal.";
 
 /// Returns the exit code for a failure with `code`: 0 for none, `exit_bad_input` for the input
-/// group, `exit_failed` for everything else (I/O failures included: a full disk is not bad input).
+/// group, `exit_owned` for errc::shard_owned, `exit_failed` for everything else (I/O failures included: a full disk is not bad input).
 constexpr int exit_code_of(errc code) noexcept {
+  if (code == errc::shard_owned)
+    return exit_owned;
   switch (group_of(code)) {
     case errc_group::none:
       return exit_ok;

@@ -12,6 +12,8 @@ SCENARIO("exit codes follow the error's group: input is 3, I/O and everything el
   CHECK(exit_code_of(errc::none) == exit_ok);
   CHECK(exit_code_of(errc::bad_input) == exit_bad_input);
   CHECK(exit_code_of(errc::bad_sequence_number) == exit_bad_input);
+  CHECK(exit_code_of(errc::shard_owned) == exit_owned);
+  CHECK(exit_code_of(errc::stale_generation) == exit_failed);
   CHECK(exit_code_of(errc::io_failed) == exit_failed); // a full disk is not bad input
   CHECK(exit_code_of(errc::flusher_failed) == exit_failed);
   CHECK(exit_code_of(errc::restart_limit_reached) == exit_failed);

@@ -35,6 +35,7 @@ SCENARIO("the groups say who has to act", "[core][error]") {
   CHECK(group_of(errc::unknown_shard) == errc_group::runtime);
   CHECK(group_of(errc::runtime_ended) == errc_group::runtime);
   CHECK(group_of(errc::stale_generation) == errc_group::store);
+  CHECK(group_of(errc::shard_owned) == errc_group::store);
   CHECK(group_of(errc::bad_input) == errc_group::input);
   CHECK(group_of(errc::bad_sequence_number) == errc_group::input);
   CHECK(group_of(errc::io_failed) == errc_group::io);
