@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <system_error>
+
 #include <fmt/format.h>
 
 #include <shardflow/core/error.hpp>
@@ -43,6 +45,7 @@ sqlite_checkpoint_store::sqlite_checkpoint_store(std::filesystem::path path, std
                                                  std::chrono::milliseconds busy_timeout)
   : path_(std::move(path)), stream_(std::move(stream)), busy_timeout_(busy_timeout) {
   try {
+    make_parent_directory();
     if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr)
         != SQLITE_OK)
       fail("cannot open");
@@ -61,6 +64,18 @@ sqlite_checkpoint_store::sqlite_checkpoint_store(std::filesystem::path path, std
     db_ = nullptr;
     throw;
   }
+}
+
+void sqlite_checkpoint_store::make_parent_directory() {
+  const auto dir = path_.parent_path();
+  if (dir.empty())
+    return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    throw error{errc::checkpoint_failed,
+                fmt::format("checkpoint database {}: cannot create the directory {}: {}",
+                            path_.string(), dir.string(), ec.message())};
 }
 
 sqlite_checkpoint_store::~sqlite_checkpoint_store() {

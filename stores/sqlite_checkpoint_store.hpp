@@ -23,7 +23,7 @@ namespace shardflow {
 /// A checkpoint store in a SQLite database file.
 class sqlite_checkpoint_store final : public checkpoint_store {
 public:
-  /// Opens (or creates) the database at `path` and keeps the checkpoints of stream `stream` there.
+  /// Opens (or creates, with the directories it is in) the database at `path` and keeps the checkpoints of stream `stream` there.
   /// A database another process holds locked is waited for up to `busy_timeout` per statement.
   /// @throws shardflow::error (errc::checkpoint_failed) naming the file and the reason (locked, not
   ///         a database, read-only, full disk, ...).
@@ -41,6 +41,7 @@ public:
   std::vector<std::pair<shard_id, stored_checkpoint>> rows();
 
 private:
+  void make_parent_directory();
   stored_checkpoint read_row(const shard_id& id);
   void exec(const char* sql);
   [[noreturn]] void fail(const std::string& what);

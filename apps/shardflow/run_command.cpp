@@ -3,12 +3,15 @@
 // line, the metrics server, and the verdict (exit code and summary from the runtime's outcome).
 #include "apps/shardflow/run_command.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -61,7 +64,7 @@ struct run_config {
   std::string bad_input = "stop";
   std::string dead_letter;
   std::string max_record_size = "16M";
-  bool json = false;
+  std::string json; // empty: no JSON summary; "-": stdout
   std::string metrics;
   bool allow_remote = false;
   std::string progress = "auto";
@@ -85,6 +88,7 @@ struct run_plan {
   std::size_t max_line_bytes = 0;
   bool detached = false;
   listen_address metrics;
+  std::string json;
 };
 
 // The stream, its shards, the flusher and where checkpoints and dead letters go.
@@ -147,7 +151,12 @@ void plan_timing(const run_config& cfg, run_plan& p) {
                   cfg.backoff_max, cfg.intensity, cfg.period, cfg.intensity));
 }
 
-void plan_metrics(const run_config& cfg, run_plan& p) {
+// Where the JSON summary and the metrics go.
+void plan_reports(const run_config& cfg, run_plan& p) {
+  p.json = cfg.json;
+  if (p.json == "-" && p.flusher.name == "stdout")
+    usage("--json -: the records are on stdout (--flusher stdout), so the JSON summary cannot be; "
+          "write it to a file with --json FILE");
   if (cfg.metrics.empty())
     return;
   p.metrics = checked(parse_host_port("--metrics", cfg.metrics));
@@ -162,7 +171,7 @@ run_plan make_plan(const run_config& cfg) {
   run_plan p;
   plan_io(cfg, p);
   plan_timing(cfg, p);
-  plan_metrics(cfg, p);
+  plan_reports(cfg, p);
   return p;
 }
 
@@ -431,8 +440,61 @@ verdict judge(const runtime_outcome& out, const local::input_problems& problems,
   return v;
 }
 
+// -- the JSON summary: a file opened before the run (a bad path fails before anything starts) ------
+
+class json_output {
+public:
+  explicit json_output(std::string path) : path_(std::move(path)) {
+    if (path_.empty() || path_ == "-")
+      return;
+    file_ = std::fopen(path_.c_str(), "w");
+    if (file_ == nullptr)
+      throw error{errc::io_failed,
+                  fmt::format("--json {}: cannot write: {}", path_, std::strerror(errno))};
+  }
+
+  ~json_output() {
+    if (file_ != nullptr)
+      std::fclose(file_);
+  }
+
+  json_output(const json_output&) = delete;
+  json_output& operator=(const json_output&) = delete;
+
+  /// Writes `text` (nothing without --json); returns an error message when that failed.
+  std::optional<std::string> write(const std::string& text) {
+    if (path_.empty())
+      return std::nullopt;
+    auto* out = file_ != nullptr ? file_ : stdout;
+    if (std::fwrite(text.data(), 1, text.size(), out) != text.size() || std::fflush(out) != 0)
+      return fmt::format("cannot write the JSON summary to {}: {}",
+                         file_ != nullptr ? path_ : "stdout", std::strerror(errno));
+    return std::nullopt;
+  }
+
+private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+};
+
+// Data alone on stdout: the table goes to stderr, the JSON summary where --json says.
+int report(const run_config& cfg, const run_plan& plan, job& j, const runtime_outcome& out,
+           double seconds, bool stopped, json_output& json) {
+  j.refresh();
+  const auto views = j.views();
+  auto v = judge(out, j.problems(), plan, !cfg.follow, stopped);
+  const auto dead = j.problems().dead_letters();
+  fmt::print(stderr, "{}", summary_table(views, seconds, stopped, dead));
+  if (auto failed = json.write(summary_json(views, seconds, v.code, v.problems, dead))) {
+    fmt::print(stderr, "shardflow run: failed: {}\n", *failed);
+    return v.code == exit_ok ? exit_failed : v.code;
+  }
+  return v.code;
+}
+
 int run_job(const run_config& cfg) {
   const auto plan = make_plan(cfg);
+  json_output json{plan.json};
   stop_on_signals("run");
   job j{cfg, plan};
   metrics_server metrics{plan.metrics, [&j] { return prometheus_text(j.views()); }};
@@ -443,18 +505,7 @@ int run_job(const run_config& cfg) {
   metrics.stop();
   if (progress.tty())
     fmt::print(stderr, "\n");
-  j.refresh();
-  const auto views = j.views();
-  const auto v = judge(out, j.problems(), plan, !cfg.follow, stopped);
-  const auto dead = j.problems().dead_letters();
-  const auto table = summary_table(views, seconds, stopped, dead);
-  if (cfg.json) {
-    fmt::print(stderr, "{}", table);
-    fmt::print("{}", summary_json(views, seconds, v.code, v.problems, dead));
-  } else {
-    fmt::print("{}", table);
-  }
-  return v.code;
+  return report(cfg, plan, j, out, seconds, stopped, json);
 }
 
 } // namespace
@@ -527,8 +578,13 @@ void add_report_options(CLI::App* cmd, run_config* cfg) {
     ->add_option("--max-record-size", cfg->max_record_size,
                  "longest record line; a longer one is bad input (--bad-input applies)")
     ->capture_default_str();
-  cmd->add_flag("--json", cfg->json,
-                "print the summary as JSON on stdout (the table goes to stderr)");
+  cmd
+    ->add_option("--json", cfg->json,
+                 "also write the summary as JSON to FILE (- or no FILE: stdout, unless the flusher "
+                 "is stdout)")
+    ->type_name("FILE")
+    ->expected(0, 1)
+    ->default_str("-");
   cmd->add_option(
     "--metrics", cfg->metrics,
     "serve Prometheus metrics on HOST:PORT at /metrics (loopback unless --allow-remote)");

@@ -101,3 +101,26 @@ SCENARIO("a database another process holds locked is reported as locked", "[stor
   }
   sqlite3_close(holder);
 }
+
+SCENARIO("the store creates the directories its database goes in", "[stores][sqlite]") {
+  temp_db db;
+  const auto nested = db.dir.path / "a" / "b" / "checkpoints.db";
+  {
+    sqlite_checkpoint_store store{nested, "s"};
+    store.save("x", store.load("x").generation, at("100"));
+  }
+  CHECK(fs::is_directory(db.dir.path / "a" / "b"));
+  sqlite_checkpoint_store again{nested, "s"};
+  CHECK(again.rows().size() == 1);
+  AND_THEN("a directory that cannot be made is named in the error") {
+    std::ofstream{db.dir.path / "file"} << "a regular file";
+    try {
+      sqlite_checkpoint_store bad{db.dir.path / "file" / "x.db", "s"};
+      FAIL("opened a database under a regular file");
+    } catch (const error& e) {
+      CHECK(e.code() == errc::checkpoint_failed);
+      CHECK_THAT(e.what(), Catch::Contains("cannot create the directory")
+                             && Catch::Contains((db.dir.path / "file").string()));
+    }
+  }
+}
