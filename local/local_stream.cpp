@@ -244,12 +244,21 @@ void input_problems::report(std::string message) {
   messages_.push_back(std::move(message));
 }
 
-void input_problems::report_stop(std::string message) {
+void input_problems::report_stop(const shard_id& shard, std::string message, std::string where) {
   std::lock_guard<std::mutex> guard{mtx_};
+  stop_of_[shard] = where.empty() ? message : std::move(where);
   if (std::find(stops_.begin(), stops_.end(), message) != stops_.end())
     return; // a restarted shard that stops at the same place again
   messages_.push_back(message);
   stops_.push_back(std::move(message));
+}
+
+std::optional<std::string> input_problems::stop_of(const shard_id& shard) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  const auto i = stop_of_.find(shard);
+  if (i == stop_of_.end())
+    return std::nullopt;
+  return i->second;
 }
 
 std::vector<std::string> input_problems::stops() const {
@@ -308,11 +317,23 @@ struct file_source::impl {
   bool stopped = false;  // bad input under the stop policy
   bool skipping = false; // a line longer than max_line_bytes is being moved to the dead letters
 
-  void report(const std::string& message, bool stops) {
-    if (cfg.problems && stops)
-      cfg.problems->report_stop(message);
-    else if (cfg.problems)
+  void report(const std::string& message) {
+    if (cfg.problems)
       cfg.problems->report(message);
+  }
+
+  // Reports a problem that stops the shard: the whole `message`, and where it stopped in short,
+  // "`where` (`why`)".
+  void report_stop(const std::string& message, const std::string& where, const std::string& why) {
+    if (cfg.problems)
+      cfg.problems->report_stop(shard, message, fmt::format("{} ({})", where, why));
+  }
+
+  // The shard stops before the line at `cur`: reports it (at "FILE:LINE: why").
+  void stop_at_line(const std::string& why, const std::string& more = {}) {
+    const auto where = fmt::format("{}:{}", file.string(), line_number_at(file, pos + cur));
+    report_stop(fmt::format("{}: {}{}", where, why, more), where, why);
+    stopped = true;
   }
 
   // Reads more bytes; returns how many arrived.
@@ -356,7 +377,7 @@ struct file_source::impl {
                                  "read: it was truncated or replaced while being read; the shard "
                                  "stops and its checkpoint stays where it was",
                                  file.string(), size, pos + cur);
-      report(message, true);
+      report_stop(message, file.string(), "truncated or replaced while being read");
       throw error{errc::bad_input, message};
     }
     reread = len > cur;
@@ -401,13 +422,13 @@ struct file_source::impl {
 
   // A line at `cur` is longer than max_line_bytes: stop, or move it to the dead letters.
   void too_long() {
-    auto message = fmt::format("{}:{}: the line is longer than {} bytes, the longest record line "
-                               "allowed (--max-record-size)",
-                               file.string(), line_number_at(file, pos + cur), cfg.max_line_bytes);
-    const bool dead = cfg.on_bad_input == bad_input_policy::dead_letter;
-    report(dead ? message + " (sent to the dead-letter file)" : message, !dead);
-    stopped = !dead;
-    skipping = dead;
+    const auto why = fmt::format("the line is longer than {} bytes", cfg.max_line_bytes);
+    const std::string more = ", the longest record line allowed (--max-record-size)";
+    if (cfg.on_bad_input == bad_input_policy::stop)
+      return stop_at_line(why, more);
+    report(fmt::format("{}:{}: {}{} (sent to the dead-letter file)", file.string(),
+                       line_number_at(file, pos + cur), why, more));
+    skipping = true;
   }
 
   // Moves the too long line at `cur` to the dead letters a buffer at a time; returns false when the
@@ -464,7 +485,7 @@ void file_source::rewind(const std::optional<sequence_number>& after) {
                                d.file.string(), to_string(*after), size);
     if (!d.cfg.problems)
       throw error{errc::bad_input, message};
-    d.report(message, true);
+    d.report_stop(message, d.file.string(), "checkpoint beyond the end of the file");
     d.stopped = true;
     return;
   }
@@ -493,11 +514,8 @@ record_batch file_source::read(std::size_t max) {
         break; // wait for the rest of the line (follow), or the file is read
       // Finite input that ends inside a line: a writer may still be at work, or the file was cut.
       // Stop before it (everything before is processed); a rerun takes it once it is whole.
-      d.report(fmt::format("{}:{}: the file ends in the middle of a line (is a writer still at "
-                           "work?); stopped before it",
-                           d.file.string(), line_number_at(d.file, d.pos + d.cur)),
-               true);
-      d.stopped = true;
+      d.stop_at_line("the file ends in the middle of a line",
+                     " (is a writer still at work?); stopped before it");
       break;
     }
     const std::string_view line{d.buf.data() + d.cur, end - d.cur};
@@ -520,14 +538,17 @@ record_batch file_source::read(std::size_t max) {
     if (d.cfg.on_bad_input == bad_input_policy::dead_letter) {
       d.write_dead(line.data(), line.size());
       d.end_dead_letter();
-      d.report(message + " (sent to the dead-letter file)", false);
+      d.report(message + " (sent to the dead-letter file)");
       d.cur = d.scan = next;
       continue;
     }
-    d.report(message, true);
-    d.stopped = true; // the shard ends before this line; a rerun resumes here
+    d.stop_at_line(parsed.error()); // the shard stops before this line; a rerun resumes here
   }
   return record_batch{std::move(xs)};
+}
+
+bool file_source::stopped() const {
+  return impl_->stopped;
 }
 
 bool file_source::at_end() const {

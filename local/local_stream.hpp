@@ -31,6 +31,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -120,9 +121,15 @@ public:
   /// Records `message`: a problem the source dealt with (a line sent to the dead-letter file).
   void report(std::string message);
 
-  /// Records `message`: a problem that stopped a shard (the run's input was bad); once, however often
-  /// a restarted shard stops there again.
-  void report_stop(std::string message);
+  /// Records `message`: a problem that stopped `shard` (the run's input was bad); once, however
+  /// often a restarted shard stops there again. `where` is the short form `stop_of` returns,
+  /// "FILE:LINE (reason)"; the message itself when empty.
+  void report_stop(const shard_id& shard, std::string message, std::string where = {});
+
+  /// Returns where `shard` stopped, "FILE:LINE (reason)" (for instance
+  /// "s/shard-00001.ndjson:17 (not a JSON object)"; "FILE (reason)" when no line is to blame), the
+  /// last stop reported for it; nothing when it did not stop.
+  std::optional<std::string> stop_of(const shard_id& shard) const;
 
   /// Returns everything reported so far.
   std::vector<std::string> all() const;
@@ -138,6 +145,7 @@ private:
   mutable std::mutex mtx_;
   std::vector<std::string> messages_;
   std::vector<std::string> stops_;
+  std::map<shard_id, std::string> stop_of_; // the last stop of each shard
   std::uint64_t dead_letters_ = 0;
 };
 
@@ -179,6 +187,11 @@ public:
   void rewind(const std::optional<sequence_number>& after) override;
   record_batch read(std::size_t max) override;
   bool at_end() const override;
+
+  /// Returns whether the shard stopped before the end of its file: at a bad line (stop policy), at
+  /// a line the file ends inside (finite input), or at a checkpoint beyond the end of the file. The
+  /// shard then must not checkpoint its end: a rerun resumes before the line that stopped it.
+  bool stopped() const override;
 
 private:
   struct impl;

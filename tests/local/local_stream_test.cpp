@@ -76,6 +76,7 @@ SCENARIO("a file source reads records with their byte offsets and replays after 
   auto b = src.read(100);
   CHECK(data_of(b) == std::vector<std::string>{"r2", "r3", "r4"});
   CHECK(src.at_end());
+  CHECK_FALSE(src.stopped()); // the end of the input: the shard may checkpoint it
   WHEN("it rewinds after the second record") {
     src.rewind(a[1].sequence);
     THEN("it continues with the third") {
@@ -134,8 +135,12 @@ SCENARIO("bad lines stop the shard or go to the dead-letter file", "[local]") {
     src.rewind(std::nullopt);
     CHECK(data_of(src.read(10)) == std::vector<std::string>{"before"});
     CHECK(src.at_end());
+    CHECK(src.stopped()); // not the end: the shard must not checkpoint its end
     REQUIRE(problems->all().size() == 1);
     CHECK_THAT(problems->all()[0], Catch::Contains("shard-00000.ndjson:2: not valid JSON"));
+    CHECK_THAT(problems->stop_of("shard-00000").value_or(""),
+               Catch::StartsWith(stream.shard_file(0).string() + ":2 (not valid JSON (")
+                 && Catch::EndsWith(")"));
   }
   GIVEN("the dead-letter policy") {
     local::file_source_config cfg;
@@ -150,6 +155,9 @@ SCENARIO("bad lines stop the shard or go to the dead-letter file", "[local]") {
     std::getline(dlq, moved);
     CHECK(moved == "{oops");
     CHECK(problems->dead_letters() == 1);
+    CHECK(src.at_end());
+    CHECK_FALSE(src.stopped());
+    CHECK_FALSE(problems->stop_of("shard-00000"));
   }
 }
 
@@ -199,8 +207,11 @@ SCENARIO("a finite source stops before a line that is not finished", "[local]") 
   src.rewind(std::nullopt);
   CHECK(data_of(src.read(10)) == std::vector<std::string>{"whole"});
   CHECK(src.at_end());
+  CHECK(src.stopped());
   REQUIRE(problems->all().size() == 1);
   CHECK_THAT(problems->all()[0], Catch::Contains(":2: the file ends in the middle of a line"));
+  CHECK(problems->stop_of("shard-00000")
+        == stream.shard_file(0).string() + ":2 (the file ends in the middle of a line)");
 }
 
 namespace {
@@ -313,9 +324,12 @@ SCENARIO("a line longer than the limit is bad input, moved aside piece by piece 
     src.rewind(std::nullopt);
     CHECK(data_of(src.read(10)) == std::vector<std::string>{"before"});
     CHECK(src.at_end());
+    CHECK(src.stopped());
     REQUIRE(problems->stops().size() == 1);
     CHECK_THAT(problems->stops()[0],
                Catch::Contains("shard-00000.ndjson:2: the line is longer than 100 bytes"));
+    CHECK(problems->stop_of("shard-00000")
+          == stream.shard_file(0).string() + ":2 (the line is longer than 100 bytes)");
   }
   GIVEN("the dead-letter policy") {
     cfg.on_bad_input = local::bad_input_policy::dead_letter;
@@ -375,9 +389,12 @@ SCENARIO("a checkpoint beyond the end of the file stops the shard as bad input",
   CHECK_NOTHROW(src.rewind(far));
   CHECK(src.read(10).empty());
   CHECK(src.at_end());
+  CHECK(src.stopped());
   REQUIRE(problems->stops().size() == 1);
   CHECK_THAT(problems->stops()[0],
              Catch::Contains("the checkpoint (byte 1000) lies beyond the end"));
+  CHECK(problems->stop_of("shard-00000")
+        == stream.shard_file(0).string() + " (checkpoint beyond the end of the file)");
 }
 
 SCENARIO("dead letters of a shard id with slashes stay in the dead-letter directory", "[local]") {
@@ -412,4 +429,22 @@ SCENARIO("a record line longer than a read chunk is read whole, and replayed aft
   CHECK(a[0].data == big);
   src.rewind(a[0].sequence);
   CHECK(data_of(src.read(10)) == std::vector<std::string>{"after"});
+}
+
+SCENARIO("input problems remember where each shard stopped last, and each stop once", "[local]") {
+  local::input_problems p;
+  p.report("s/shard-00000.ndjson:3: not a JSON object (sent to the dead-letter file)");
+  p.report_stop("shard-00001", "s/shard-00001.ndjson:17: not a JSON object",
+                "s/shard-00001.ndjson:17 (not a JSON object)");
+  p.report_stop("shard-00001", "s/shard-00001.ndjson:17: not a JSON object",
+                "s/shard-00001.ndjson:17 (not a JSON object)"); // restarted, stopped there again
+  p.report_stop("shard-00002", "s/shard-00002.ndjson: something");
+  CHECK(p.stop_of("shard-00001") == std::string{"s/shard-00001.ndjson:17 (not a JSON object)"});
+  CHECK(p.stop_of("shard-00002") == std::string{"s/shard-00002.ndjson: something"});
+  CHECK_FALSE(p.stop_of("shard-00000"));
+  CHECK(p.stops().size() == 2);
+  CHECK(p.all().size() == 3);
+  p.report_stop("shard-00001", "s/shard-00001.ndjson:20: not valid UTF-8",
+                "s/shard-00001.ndjson:20 (not valid UTF-8)");
+  CHECK(p.stop_of("shard-00001") == std::string{"s/shard-00001.ndjson:20 (not valid UTF-8)"});
 }
