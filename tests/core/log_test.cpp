@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <fcntl.h>
@@ -48,4 +49,37 @@ SCENARIO("the default sink writes one stderr line per call with a UTC timestamp 
   CHECK(first.substr(23, 2) == "Z ");
   CHECK(first.substr(25) == "error shardflow mld-server: session-3 failed");
   CHECK(second.substr(25) == "info shardflow mld-server: second");
+}
+
+SCENARIO("a line about one shard names it in the json field shard, other lines have no shard",
+         "[core][log]") {
+  using namespace std::chrono;
+  const auto at = system_clock::time_point{seconds{1'796'162'043} + milliseconds{120}};
+  CHECK(split_shard("shard-00001: flushed").shard == "shard-00001");
+  CHECK(split_shard("shard-00001: flushed").text == "flushed");
+  CHECK(split_shard("shardId-000000000001: a: b").shard == "shardId-000000000001");
+  CHECK(split_shard("shardId-000000000001: a: b").text == "a: b");
+  CHECK(split_shard("the runtime ended: x").shard.empty());
+  CHECK(split_shard("fatal: x").shard.empty());
+  CHECK(split_shard("shard-: x").shard.empty());
+  CHECK(split_shard("shard-1x: x").shard.empty());
+  CHECK(split_shard("no colon").text == "no colon");
+  CHECK(log_json_line(at, log_level::warning, "shard-00002: cannot \"save\"\n")
+        == R"({"time":"2026-12-01T21:54:03.120Z","level":"warning","shard":"shard-00002",)"
+           R"("message":"cannot \"save\"\n"})");
+  CHECK(log_json_line(at, log_level::info, "put: 2 records")
+        == R"({"time":"2026-12-01T21:54:03.120Z","level":"info","message":"put: 2 records"})");
+  CHECK(json_escape(std::string_view{"a\x01\\", 3}) == "a\\u0001\\\\");
+}
+
+SCENARIO("at_least drops the lines below its level", "[core][log]") {
+  std::vector<std::string> seen;
+  auto sink = at_least(log_level::warning, [&seen](log_level level, std::string_view x) {
+    seen.push_back(std::string{to_string(level)} + " " + std::string{x});
+  });
+  sink(log_level::debug, "a");
+  sink(log_level::info, "b");
+  sink(log_level::warning, "c");
+  sink(log_level::error, "d");
+  CHECK(seen == std::vector<std::string>{"warning c", "error d"});
 }
