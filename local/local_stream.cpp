@@ -383,6 +383,33 @@ struct file_source::impl {
     reread = len > cur;
   }
 
+  // Returns whether a line starts at `offset`: the file's start, or just after a newline.
+  bool at_line_start(std::uint64_t offset) {
+    if (offset == 0)
+      return true;
+    char before = 0;
+    for (;;) {
+      const auto n = ::pread(fd, &before, 1, static_cast<off_t>(offset - 1));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        fail_io("cannot read", file);
+      return n == 1 && before == '\n';
+    }
+  }
+
+  // The shard cannot resume at its checkpoint (`problem`): it stays stopped there, or the rewind
+  // throws when there is no one to report to.
+  void refuse_checkpoint(const std::string& problem, const std::string& why) {
+    const auto message = fmt::format("{}: {}: was the stream truncated or replaced? The shard "
+                                     "stays stopped at its checkpoint",
+                                     file.string(), problem);
+    if (!cfg.problems)
+      throw error{errc::bad_input, message};
+    report_stop(message, file.string(), why);
+    stopped = true;
+  }
+
   void seek(std::uint64_t offset) {
     if (::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0)
       fail_io("cannot seek in", file);
@@ -476,23 +503,21 @@ void file_source::rewind(const std::optional<sequence_number>& after) {
     d.seek(0);
     return;
   }
-  auto offset = after->base.to_uint64();
+  // The checkpoint is the end of the last durable record's line: the next one starts there. (A
+  // checkpoint of the start of that line, as written before, replays it: at-least-once.)
+  const auto offset = after->base.to_uint64();
   const auto size = size_of(d.fd, d.file);
-  if (!offset || *offset >= size) {
-    auto message = fmt::format("{}: the checkpoint (byte {}) lies beyond the end of the file ({} "
-                               "bytes): was the stream truncated or replaced? The shard stays "
-                               "stopped at its checkpoint",
-                               d.file.string(), to_string(*after), size);
-    if (!d.cfg.problems)
-      throw error{errc::bad_input, message};
-    d.report_stop(message, d.file.string(), "checkpoint beyond the end of the file");
-    d.stopped = true;
-    return;
-  }
+  if (!offset || *offset > size)
+    return d.refuse_checkpoint(fmt::format("the checkpoint (byte {}) lies beyond the end of the "
+                                           "file ({} bytes)",
+                                           to_string(*after), size),
+                               "checkpoint beyond the end of the file");
+  if (!d.at_line_start(*offset))
+    return d.refuse_checkpoint(fmt::format("the checkpoint (byte {}) is not at the start of a "
+                                           "line (line {})",
+                                           *offset, line_number_at(d.file, *offset)),
+                               "checkpoint inside a line");
   d.seek(*offset);
-  // Skip the checkpointed record itself (the unterminated last line when there is no newline).
-  const auto end = d.line_end();
-  d.cur = d.scan = end != std::string_view::npos ? end + 1 : d.len;
 }
 
 record_batch file_source::read(std::size_t max) {
@@ -528,7 +553,7 @@ record_batch file_source::read(std::size_t max) {
     stream_record x;
     const auto parsed = parse_line(line, x);
     if (parsed) {
-      x.sequence.base = sequence_base{offset};
+      x.sequence.base = sequence_base{d.pos + next}; // the next line starts there
       xs.push_back(std::move(x));
       d.cur = d.scan = next;
       continue;

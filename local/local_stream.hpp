@@ -12,8 +12,12 @@
 //
 //     {"k":"user-17","t":1700000000000,"d":"{\"user\":17,\"action\":\"buy\"}"}
 //
-// A record's sequence number is the byte offset of its line in the shard file, so any shard can be
-// replayed from a checkpoint by seeking there. Records are routed to shards as Kinesis routes them:
+// A record's sequence number is the byte offset just after its line in the shard file (its newline
+// included): where the next line starts. A shard's checkpoint is thus the number of bytes it has
+// done: a replay seeks straight there, and the lag, file size - checkpoint, is 0 once everything is
+// durable. A checkpoint written by shardflow before issue 12 (the start offset of the last durable
+// record) is at the start of a line too: resuming there replays that one record (at-least-once,
+// never a loss). Records are routed to shards as Kinesis routes them:
 // the MD5 of the partition key, read as a 128-bit number, falls into one of N equal ranges of the
 // hash-key space (the first 64 bits decide; ranges meet at multiples of 2^128 / N).
 //
@@ -172,13 +176,14 @@ struct file_source_config {
   std::shared_ptr<input_problems> problems;
 };
 
-/// Reads the records of one shard file; replays from a checkpoint by seeking to its byte offset.
+/// Reads the records of one shard file; replays from a checkpoint by seeking to its byte offset (the
+/// end of the checkpointed record's line; see the file comment).
 /// Its buffer stays below twice `max_line_bytes` plus two read chunks (of 1 MiB), and each byte is
 /// scanned for the end of its line once.
 /// A file found shorter than what was already read throws shardflow::error (errc::bad_input, also
 /// reported to `problems`), so the shard stops without checkpointing past the new end; a checkpoint
-/// beyond the end of the file stops the shard at that checkpoint (reported to `problems`; thrown
-/// when there is no `problems`).
+/// beyond the end of the file, or one not at the start of a line, stops the shard at that checkpoint
+/// (reported to `problems`; thrown when there is no `problems`).
 class file_source final : public record_source {
 public:
   file_source(std::filesystem::path file, shard_id shard, file_source_config cfg);
@@ -198,7 +203,8 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-/// Returns the 1-based line number of the byte at `offset` in `file` (for error messages).
+/// Returns the 1-based line number of the byte at `offset` in `file` (for error messages). For a
+/// checkpoint (the end of a record's line) it is the number of the line after that record.
 std::uint64_t line_number_at(const std::filesystem::path& file, std::uint64_t offset);
 
 } // namespace shardflow::local

@@ -72,7 +72,8 @@ SCENARIO("a file source reads records with their byte offsets and replays after 
   auto a = src.read(2);
   REQUIRE(a.size() == 2);
   CHECK(data_of(a) == std::vector<std::string>{"r0", "r1"});
-  CHECK(a[0].sequence.base == sequence_base{0});
+  const auto first_line = slurp(stream.shard_file(0)).find('\n') + 1;
+  CHECK(a[0].sequence.base == sequence_base{first_line}); // where the second line starts
   auto b = src.read(100);
   CHECK(data_of(b) == std::vector<std::string>{"r2", "r3", "r4"});
   CHECK(src.at_end());
@@ -447,4 +448,80 @@ SCENARIO("input problems remember where each shard stopped last, and each stop o
   p.report_stop("shard-00001", "s/shard-00001.ndjson:20: not valid UTF-8",
                 "s/shard-00001.ndjson:20 (not valid UTF-8)");
   CHECK(p.stop_of("shard-00001") == std::string{"s/shard-00001.ndjson:20 (not valid UTF-8)"});
+}
+
+SCENARIO("a checkpoint is the end of its record's line: after the whole file it is the file's size",
+         "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", "r0") << "\n" << line_of("k", "r1") << line_of("k", "r2"); // an empty line
+  }
+  const auto size = fs::file_size(stream.shard_file(0));
+  auto problems = std::make_shared<local::input_problems>();
+  local::file_source_config cfg;
+  cfg.problems = problems;
+  local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+  src.rewind(std::nullopt);
+  auto all = src.read(10);
+  REQUIRE(all.size() == 3);
+  CHECK(all[0].sequence.base == sequence_base{line_of("k", "r0").size()});
+  CHECK(all[2].sequence.base == sequence_base{size}); // lag = size - checkpoint = 0
+  CHECK(src.at_end());
+  WHEN("it resumes at that checkpoint") {
+    src.rewind(all[2].sequence);
+    THEN("nothing comes again, and the shard ended (it did not stop)") {
+      CHECK(src.read(10).empty());
+      CHECK(src.at_end());
+      CHECK_FALSE(src.stopped());
+      CHECK(problems->all().empty());
+    }
+  }
+  WHEN("it resumes at a checkpoint written before, the start of the last durable line") {
+    sequence_number old;
+    old.base = sequence_base{line_of("k", "r0").size() + 1};
+    src.rewind(old);
+    THEN("that one record comes again: at-least-once, never a loss") {
+      CHECK(data_of(src.read(10)) == std::vector<std::string>{"r1", "r2"});
+    }
+  }
+  WHEN("a checkpoint lies inside a line (the file was replaced by another)") {
+    sequence_number inside;
+    inside.base = sequence_base{3};
+    src.rewind(inside);
+    THEN("the shard stops at it, as bad input") {
+      CHECK(src.read(10).empty());
+      CHECK(src.stopped());
+      REQUIRE(problems->stops().size() == 1);
+      CHECK_THAT(problems->stops()[0],
+                 Catch::Contains("the checkpoint (byte 3) is not at the start of a line (line 1)"));
+      CHECK(problems->stop_of("shard-00000")
+            == stream.shard_file(0).string() + " (checkpoint inside a line)");
+    }
+  }
+}
+
+SCENARIO("a following source resumed at its checkpoint takes the lines written after it",
+         "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", "r0");
+  }
+  local::file_source_config cfg;
+  cfg.follow = true;
+  local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+  src.rewind(std::nullopt);
+  auto a = src.read(10);
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].sequence.base == sequence_base{fs::file_size(stream.shard_file(0))});
+  src.rewind(a[0].sequence);
+  CHECK(src.read(10).empty());
+  {
+    std::ofstream out{stream.shard_file(0), std::ios::app};
+    out << line_of("k", "r1");
+  }
+  CHECK(data_of(src.read(10)) == std::vector<std::string>{"r1"});
 }
