@@ -82,7 +82,10 @@ void feed(feeder_ptr self) {
   if (st.source->at_end()) {
     if (!st.end_sent) {
       st.end_sent = true;
-      self->send(st.shard, end_atom::value);
+      if (st.source->stopped())
+        self->send(st.shard, stopped_atom::value); // not an end: the shard must not record one
+      else
+        self->send(st.shard, end_atom::value);
     }
     return;
   }

@@ -14,6 +14,7 @@
 //       |<--(records, batch <= credit)--| credit -= batch size  <--(push, batch)--| waits while
 //       |--(acked, position)----------->| source.release(position) --ok-->|  over push_limit
 //       |<--(end)-----------------------| once the source is at its end    |
+//       |<--(stopped)-------------------| ... or stopped before it (stopped())
 //
 // Backpressure: the shard holds at most its credit of records it has not processed, counted in
 // records and in payload bytes (a batch is cut where the byte credit ends, one record at least), and

@@ -18,6 +18,9 @@
 //                         (count_children_atom)                 -> child_counts
 //   shard                 (records_atom, record_batch)          from its feeder
 //                         (end_atom)                            from its feeder: input ended
+//                         (stopped_atom)                        from its feeder: the source stopped
+//                                                                  before its end (stopped()):
+//                                                                  checkpoint, but not the end
 //                         (flush_atom, flush_mode)              -> ok_atom
 //                         (shutdown_atom, shutdown_reason)      -> optional<seq number>: the last
 //                                                                  acknowledged position, once the
@@ -86,6 +89,7 @@ using save_atom = caf::atom_constant<caf::atom("save")>;
 using load_atom = caf::atom_constant<caf::atom("load")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using poll_atom = caf::atom_constant<caf::atom("poll")>;
+using stopped_atom = caf::atom_constant<caf::atom("stopped")>;
 
 // -- message types -------------------------------------------------------------------------------
 

@@ -276,6 +276,9 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
     [self](start_atom) { return on_start(self); },
     [self](records_atom, const record_batch& batch) { on_records(self, batch); },
     [self](end_atom) { stop(self, shutdown_reason::terminate, caf::exit_reason::normal); },
+    // The source stopped before its end: what is durable is checkpointed, the end is not, and the
+    // shard ends normally (not restarted: its source would stop at the same place again).
+    [self](stopped_atom) { stop(self, shutdown_reason::requested, caf::exit_reason::normal); },
     [self](tick_atom, std::uint64_t gen) { on_tick(self, gen); },
     [self](retry_atom, std::uint64_t ticket) { apply(self, self->state.outbox.retry(ticket)); },
     [self](flush_atom, flush_mode mode) -> caf::result<caf::ok_atom> {

@@ -12,6 +12,9 @@
 //   tick(gen) --> processor.heartbeat --> checkpoint? --> sink;  watchdog check
 //   end       --> processor.shutdown(terminate) --> final checkpoint, then the end marker (an
 //                 empty checkpoint) --> both acked --> quit(normal)
+//   stopped   --> (the source is at_end and stopped(): it stopped before its end, e.g. at a bad
+//                 line) processor.shutdown(requested) --> final checkpoint, NO end marker --> acked
+//                 --> quit(normal); outcome `stopped`, so a rerun resumes after that checkpoint
 //   exit(user_shutdown) from the supervisor
 //             --> processor.shutdown(requested) --> final checkpoint --> acked --> quit(shutdown)
 //

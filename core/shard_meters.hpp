@@ -21,8 +21,8 @@ enum class shard_outcome : std::uint8_t {
   running,
   /// Its records ended and it checkpointed at its last record (a finite source, or `end`).
   ended,
-  /// It was stopped (stop_shard, shutdown): final flush and checkpoint, but its records may not
-  /// have ended.
+  /// It was stopped (stop_shard, shutdown, or its source stopped before its end: record_source::
+  /// stopped()): final flush and checkpoint, but its records may not have ended (no end marker).
   stopped,
   /// Its supervision group exceeded its restart intensity: it gave up, records may be left.
   gave_up,

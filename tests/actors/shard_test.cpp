@@ -569,3 +569,42 @@ SCENARIO_METHOD(fixture, "a position beyond 64 bits is metered as no_position",
   CHECK(meters->acked_end);
   CHECK(meters->outcome == shard_outcome::ended);
 }
+
+namespace {
+
+// A finite source that stops (at a bad line, say) after its records: at_end and stopped.
+struct stopping_source final : record_source {
+  generator_source gen;
+  explicit stopping_source(std::string id, std::uint64_t n) : gen(std::move(id), n) {
+  }
+  void rewind(const std::optional<sequence_number>& after) override {
+    gen.rewind(after);
+  }
+  record_batch read(std::size_t max) override {
+    return gen.read(max);
+  }
+  bool at_end() const override {
+    return gen.at_end();
+  }
+  bool stopped() const override {
+    return gen.at_end();
+  }
+};
+
+} // namespace
+
+SCENARIO_METHOD(fixture, "a source that stopped before its end: checkpointed, not ended, stopped",
+                "[actors][shard]") {
+  auto g = group("p", 0, true);
+  g.source = [] { return std::make_shared<stopping_source>("p", 120); };
+  g.shard.meters = std::make_shared<shard_meters>();
+  auto meters = g.shard.meters;
+  start(g);
+  CHECK(is_dead(root));       // a finite job still ends
+  CHECK(stored("p") == 119u); // what is durable is checkpointed ...
+  REQUIRE(store->peek("p"));
+  CHECK_FALSE(store->peek("p")->ended); // ... but not the end: a rerun resumes there
+  CHECK(meters->outcome.load() == shard_outcome::stopped);
+  CHECK_FALSE(meters->acked_end.load());
+  CHECK(script->durable_data.size() == 120);
+}
