@@ -30,6 +30,7 @@
 #include <shardflow/actors/runtime.hpp>
 #include <shardflow/core/error.hpp>
 #include <shardflow/local/local_stream.hpp>
+#include <shardflow/local/shard_claim.hpp>
 #include <shardflow/stores/sqlite_checkpoint_store.hpp>
 
 namespace fs = std::filesystem;
@@ -494,6 +495,9 @@ int report(const run_config& cfg, const run_plan& plan, job& j, const runtime_ou
 
 int run_job(const run_config& cfg) {
   const auto plan = make_plan(cfg);
+  // One owner per shard: claimed before anything starts, held until the run ends (an OS lock: a
+  // run killed with -9 leaves nothing behind).
+  const auto claims = local::shard_claims::claim(plan.stream, plan.shards);
   json_output json{plan.json};
   stop_on_signals("run");
   job j{cfg, plan};
