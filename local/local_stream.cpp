@@ -301,14 +301,29 @@ std::uint64_t line_number_at(const fs::path& file, std::uint64_t offset) {
   return line;
 }
 
+namespace {
+
+// Where a dead letter came from and where its copy went (a line of the context file).
+struct dead_letter {
+  std::uint64_t offset = 0; // of the line in the shard file
+  std::uint64_t line = 0;   // its number there
+  std::string reason;
+  std::uint64_t at = 0;    // the offset of its copy in the dead-letter file
+  std::uint64_t bytes = 0; // copied so far (its newline not counted)
+};
+
+} // namespace
+
 struct file_source::impl {
   fs::path file;
   shard_id shard;
   file_source_config cfg;
   int fd = -1;
-  std::optional<dead_letter_file> dead; // opened at the first dead letter
-  std::uint64_t pos = 0;                // file offset of buf[0]
-  std::string buf;                      // buf[0, len) holds file bytes from `pos`
+  std::optional<dead_letter_file> dead;         // opened at the first dead letter
+  std::optional<dead_letter_file> dead_context; // ... and where each came from
+  dead_letter letter;                           // the one being written
+  std::uint64_t pos = 0;                        // file offset of buf[0]
+  std::string buf;                              // buf[0, len) holds file bytes from `pos`
   std::size_t len = 0;
   std::size_t cur = 0;   // start of the next line in buf
   std::size_t scan = 0;  // buf[cur, scan) holds no newline: the search goes on from here
@@ -434,15 +449,35 @@ struct file_source::impl {
     }
   }
 
-  void write_dead(const char* data, std::size_t size) {
-    if (!dead)
+  // Starts the dead letter of the line at `cur` (line number `line`), set aside for `reason`.
+  void begin_dead_letter(std::uint64_t line, std::string reason) {
+    if (!dead) {
       dead.emplace(cfg.dead_letter_dir, shard);
-    dead->write({data, size});
+      dead_context.emplace(cfg.dead_letter_dir, shard + ".context");
+    }
+    dead->write({}); // opens the file: the copy starts at its size
+    letter = dead_letter{pos + cur, line, std::move(reason), fs::file_size(dead->path()), 0};
   }
 
+  void write_dead(const char* data, std::size_t size) {
+    dead->write({data, size});
+    letter.bytes += size;
+  }
+
+  // Ends the dead letter: its newline, then its context line, each synced (the copy first, so that
+  // a context always names a whole copy).
   void end_dead_letter() {
-    write_dead("\n", 1);
+    dead->write("\n");
     dead->sync();
+    std::string ctx = "{\"file\":";
+    append_json_string(ctx, file.string());
+    ctx += fmt::format(",\"offset\":{},\"line\":{},\"reason\":", letter.offset, letter.line);
+    append_json_string(ctx, letter.reason);
+    ctx += fmt::format(",\"bytes\":{},\"copy\":", letter.bytes);
+    append_json_string(ctx, dead->path().filename().string());
+    ctx += fmt::format(",\"at\":{}}}\n", letter.at);
+    dead_context->write(ctx);
+    dead_context->sync();
     if (cfg.problems)
       cfg.problems->count_dead_letter();
   }
@@ -453,8 +488,10 @@ struct file_source::impl {
     const std::string more = ", the longest record line allowed (--max-record-size)";
     if (cfg.on_bad_input == bad_input_policy::stop)
       return stop_at_line(why, more);
-    report(fmt::format("{}:{}: {}{} (sent to the dead-letter file)", file.string(),
-                       line_number_at(file, pos + cur), why, more));
+    const auto line = line_number_at(file, pos + cur);
+    report(
+      fmt::format("{}:{}: {}{} (sent to the dead-letter file)", file.string(), line, why, more));
+    begin_dead_letter(line, why);
     skipping = true;
   }
 
@@ -558,12 +595,13 @@ record_batch file_source::read(std::size_t max) {
       d.cur = d.scan = next;
       continue;
     }
-    auto message = fmt::format("{}:{}: {}", d.file.string(), line_number_at(d.file, offset),
-                               parsed.error());
     if (d.cfg.on_bad_input == bad_input_policy::dead_letter) {
+      const auto number = line_number_at(d.file, offset);
+      d.begin_dead_letter(number, parsed.error());
       d.write_dead(line.data(), line.size());
       d.end_dead_letter();
-      d.report(message + " (sent to the dead-letter file)");
+      d.report(fmt::format("{}:{}: {} (sent to the dead-letter file)", d.file.string(), number,
+                           parsed.error()));
       d.cur = d.scan = next;
       continue;
     }

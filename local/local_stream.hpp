@@ -170,7 +170,16 @@ struct file_source_config {
   /// The longest record line (bytes, without its newline); a longer one is bad input (under
   /// dead_letter it is copied to the dead-letter file piece by piece, never held whole).
   std::size_t max_line_bytes = std::size_t{16} << 20;
-  /// Where dead letters go: `<dead_letter_dir>/<file_name_of(shard)>.ndjson`.
+  /// Where dead letters go: `<dead_letter_dir>/<file_name_of(shard)>.ndjson` gets each bad line
+  /// byte for byte as it was in the shard file (so a fixed copy can be appended to that shard file
+  /// again), and `<file_name_of(shard)>.context.ndjson` one JSON object a line, in the same order,
+  /// saying where it came from and why:
+  ///     {"file":"s/shard-00000.ndjson","offset":812,"line":7,"reason":"not a JSON object",
+  ///      "bytes":41,"copy":"shard-00000.ndjson","at":0}
+  /// (`offset` and `line` in the shard file, `bytes` the length of the line without its newline,
+  /// `at` where its copy starts in the file `copy`). The copy is synced before its context line:
+  /// after a crash a copy may lack its context (and comes again, the checkpoint did not pass it),
+  /// never the reverse.
   std::filesystem::path dead_letter_dir;
   /// Where problems are reported.
   std::shared_ptr<input_problems> problems;

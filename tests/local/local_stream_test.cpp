@@ -31,6 +31,12 @@ stream_record rec(const std::string& key, const std::string& data) {
   return x;
 }
 
+std::string line_of(const std::string& key, const std::string& data) {
+  std::string out;
+  append_line(out, rec(key, data));
+  return out;
+}
+
 std::vector<std::string> data_of(const record_batch& b) {
   std::vector<std::string> result;
   for (auto& x : b)
@@ -156,6 +162,12 @@ SCENARIO("bad lines stop the shard or go to the dead-letter file", "[local]") {
     std::getline(dlq, moved);
     CHECK(moved == "{oops");
     CHECK(problems->dead_letters() == 1);
+    const auto offset = line_of("k", "before").size();
+    CHECK_THAT(slurp(dir.path / "dlq" / "shard-00000.context.ndjson"),
+               Catch::StartsWith("{\"file\":\"" + stream.shard_file(0).string()
+                                 + "\",\"offset\":" + std::to_string(offset)
+                                 + ",\"line\":2,\"reason\":\"not valid JSON (")
+                 && Catch::EndsWith(")\",\"bytes\":5,\"copy\":\"shard-00000.ndjson\",\"at\":0}\n"));
     CHECK(src.at_end());
     CHECK_FALSE(src.stopped());
     CHECK_FALSE(problems->stop_of("shard-00000"));
@@ -214,16 +226,6 @@ SCENARIO("a finite source stops before a line that is not finished", "[local]") 
   CHECK(problems->stop_of("shard-00000")
         == stream.shard_file(0).string() + ":2 (the file ends in the middle of a line)");
 }
-
-namespace {
-
-std::string line_of(const std::string& key, const std::string& data) {
-  std::string out;
-  append_line(out, rec(key, data));
-  return out;
-}
-
-} // namespace
 
 SCENARIO("a writer cuts the fragment a dead writer left before it appends", "[local]") {
   temp_dir dir;
@@ -343,6 +345,11 @@ SCENARIO("a line longer than the limit is bad input, moved aside piece by piece 
         got.push_back(d);
     CHECK(got == std::vector<std::string>{"before", "after"});
     CHECK(slurp(dir.path / "dlq" / "shard-00000.ndjson") == huge + "\n");
+    CHECK(slurp(dir.path / "dlq" / "shard-00000.context.ndjson")
+          == "{\"file\":\"" + stream.shard_file(0).string()
+               + "\",\"offset\":" + std::to_string(line_of("k", "before").size())
+               + ",\"line\":2,\"reason\":\"the line is longer than 100 bytes\",\"bytes\":"
+               + std::to_string(huge.size()) + ",\"copy\":\"shard-00000.ndjson\",\"at\":0}\n");
     CHECK(problems->dead_letters() == 1);
     CHECK(problems->stops().empty());
   }
@@ -524,4 +531,38 @@ SCENARIO("a following source resumed at its checkpoint takes the lines written a
     out << line_of("k", "r1");
   }
   CHECK(data_of(src.read(10)) == std::vector<std::string>{"r1"});
+}
+
+SCENARIO("each dead letter has a context line naming its file, offset, line, reason and copy",
+         "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 1);
+  const std::string bad1 = "[1,2]";
+  const std::string bad2 = "{\"k\":\"k\",\"t\":\"soon\",\"d\":\"x\"}"; // quotes in the reason
+  {
+    std::ofstream out{stream.shard_file(0)};
+    out << line_of("k", "r0") << bad1 << "\n" << line_of("k", "r1") << bad2 << "\n";
+  }
+  local::file_source_config cfg;
+  cfg.on_bad_input = local::bad_input_policy::dead_letter;
+  cfg.dead_letter_dir = dir.path / "dlq";
+  cfg.problems = std::make_shared<local::input_problems>();
+  local::file_source src{stream.shard_file(0), "shard-00000", cfg};
+  src.rewind(std::nullopt);
+  CHECK(data_of(src.read(10)) == std::vector<std::string>{"r0", "r1"});
+  // The copies, byte for byte, one a line.
+  CHECK(slurp(dir.path / "dlq" / "shard-00000.ndjson") == bad1 + "\n" + bad2 + "\n");
+  const auto file = stream.shard_file(0).string();
+  const auto at1 = line_of("k", "r0").size();
+  const auto at2 = at1 + bad1.size() + 1 + line_of("k", "r1").size();
+  std::string expected;
+  expected += "{\"file\":\"" + file + "\",\"offset\":" + std::to_string(at1)
+              + ",\"line\":2,\"reason\":\"not a JSON object\",\"bytes\":5,"
+                "\"copy\":\"shard-00000.ndjson\",\"at\":0}\n";
+  expected += "{\"file\":\"" + file + "\",\"offset\":" + std::to_string(at2)
+              + ",\"line\":4,\"reason\":\"\\\"t\\\" (the arrival time) is not an integer\","
+                "\"bytes\":"
+              + std::to_string(bad2.size()) + ",\"copy\":\"shard-00000.ndjson\",\"at\":"
+              + std::to_string(bad1.size() + 1) + "}\n";
+  CHECK(slurp(dir.path / "dlq" / "shard-00000.context.ndjson") == expected);
 }
