@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # build.sh - set up, build and run shardflow on Debian 12. Run as root on a fresh machine (or with sudo).
 #
-#   ./build.sh run     install the Debian packages, build (release), run the main job: generate a
-#                      local stream (build/demo) and process it with `shardflow run`
+#   ./build.sh run     install the Debian packages, build the shardflow binary (release; only it and
+#                      the libraries it links), run the main job: generate a local stream (build/demo)
+#                      and process it with `shardflow run`
+#   ./build.sh install PREFIX
+#                      install the packages, build (release), install into PREFIX: bin/shardflow, the
+#                      headers, libraries, CMake package, pkg-config files, man page, LICENSE, CHANGELOG
 #   ./build.sh test    install, build with AddressSanitizer + UBSan, run the whole test suite, then
 #                      build the fuzz harnesses with clang and run each for a short smoke
 #   ./build.sh fuzz [NAME] [SECONDS]
@@ -12,7 +16,7 @@
 #   ./build.sh deps    only install the Debian packages
 #
 # Build trees: build/release, build/sanitize and build/fuzz (clang). Extra arguments after `run` go to
-# `shardflow run`.
+# `shardflow run`. The binary of `run` is build/release/apps/shardflow/shardflow.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,14 +45,28 @@ install_deps() {
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-configure_and_build() { # dir, cmake args... (builds $targets, default all)
+configure_and_build() { # dir, cmake args... (builds $targets, a space-separated list, default all)
   local dir="$1"; shift
-  local launcher=()
+  local launcher=() target_args=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  [ -z "${targets:-}" ] || read -r -a target_args <<< "--target ${targets}"
   log "configuring $dir"
   cmake -S "$here" -B "$here/$dir" -G Ninja "${launcher[@]}" "$@" >/dev/null
   log "building ${targets:-everything} in $dir"
-  cmake --build "$here/$dir" ${targets:+--target "$targets"} -j "$jobs"
+  cmake --build "$here/$dir" "${target_args[@]}" -j "$jobs"
+}
+
+install_to() { # prefix: what `cmake --install` installs (the binary, its libraries, the man page)
+  local prefix
+  prefix="$(mkdir -p "$1" && cd "$1" && pwd)"
+  targets="shardflow man" configure_and_build build/release -DCMAKE_BUILD_TYPE=Release
+  log "installing to $prefix"
+  cmake --install "$here/build/release" --prefix "$prefix" >/dev/null
+  log "installed $prefix/bin/shardflow (man page: man -l $prefix/share/man/man1/shardflow.1)"
+  case ":$PATH:" in
+    *":$prefix/bin:"*) ;;
+    *) log "to put it on PATH: export PATH=\"$prefix/bin:\$PATH\" (in ~/.profile to keep it)" ;;
+  esac
 }
 
 fuzz_packages=(clang libclang-rt-14-dev)
@@ -64,13 +82,18 @@ cmd="${1:-}"
 case "$cmd" in
   run)
     install_deps
-    configure_and_build build/release -DCMAKE_BUILD_TYPE=Release
+    targets=shardflow configure_and_build build/release -DCMAKE_BUILD_TYPE=Release
     demo="$here/build/demo"
     rm -rf "$demo"
     log "generating a local stream: 4 shards, 1,000,000 records ($demo/stream)"
     "$here/build/release/apps/shardflow/shardflow" generate "$demo/stream" --shards 4 --records 1000000
     log "running: shardflow run $demo/stream --flusher file:$demo/out $*"
     "$here/build/release/apps/shardflow/shardflow" run "$demo/stream" --flusher "file:$demo/out" "$@"
+    ;;
+  install)
+    [ $# -eq 1 ] || { echo "usage: ./build.sh install PREFIX (e.g. ~/.local or /usr/local)" >&2; exit 2; }
+    install_deps
+    install_to "$1"
     ;;
   test)
     packages+=("${fuzz_packages[@]}")
@@ -103,7 +126,7 @@ case "$cmd" in
     install_deps
     ;;
   *)
-    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || [ "$cmd" = "-h" ] || [ "$cmd" = "--help" ] || exit 2
     ;;
 esac
