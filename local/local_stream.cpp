@@ -84,13 +84,44 @@ bool stream_dir::exists(const fs::path& dir) {
   return fs::is_regular_file(dir / meta_name, ec);
 }
 
-stream_dir stream_dir::open(const fs::path& dir) {
-  std::ifstream in{dir / meta_name};
-  if (!in)
+namespace {
+
+// Returns the text of the meta file of `dir`: no such file is bad input (no stream there), one
+// that cannot be read (an unreadable directory) an I/O error.
+std::string read_meta(const fs::path& dir) {
+  const auto file = dir / meta_name;
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
     throw error{errc::bad_input,
                 fmt::format("{} is not a local stream (no {} file); create one with "
                             "`shardflow put --shards N` or `shardflow generate`",
                             dir.string(), meta_name)};
+  if (fd < 0)
+    fail_io("cannot open the stream's meta file", file);
+  std::string text; // a few bytes; more than 4 KiB is no meta file of ours anyway
+  char chunk[512];
+  for (;;) {
+    const auto n = ::read(fd, chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      const int why = errno;
+      ::close(fd);
+      errno = why;
+      fail_io("cannot read the stream's meta file", file);
+    }
+    if (n == 0 || text.size() > 4096)
+      break;
+    text.append(chunk, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
+} // namespace
+
+stream_dir stream_dir::open(const fs::path& dir) {
+  std::istringstream in{read_meta(dir)};
   std::string magic;
   std::getline(in, magic);
   std::string word;
@@ -514,6 +545,23 @@ struct file_source::impl {
   }
 };
 
+namespace {
+
+// Says that the shard file `file` is missing, and how many shards its stream should have.
+std::string missing_shard_file(const fs::path& file) {
+  auto message = fmt::format("{}: no such file", file.string());
+  try {
+    const auto stream = stream_dir::open(file.parent_path());
+    message += fmt::format("; the stream's {} says {} shard{}", meta_name, stream.shards(),
+                           stream.shards() == 1 ? "" : "s");
+  } catch (const error&) {
+    // no stream around it to compare with: the file alone is named
+  }
+  return message;
+}
+
+} // namespace
+
 file_source::file_source(fs::path file, shard_id shard, file_source_config cfg)
   : impl_(std::make_unique<impl>()) {
   impl_->file = std::move(file);
@@ -521,8 +569,7 @@ file_source::file_source(fs::path file, shard_id shard, file_source_config cfg)
   impl_->cfg = std::move(cfg);
   impl_->fd = ::open(impl_->file.c_str(), O_RDONLY | O_CLOEXEC);
   if (impl_->fd < 0 && errno == ENOENT)
-    throw error{errc::bad_input,
-                fmt::format("cannot open {}: {}", impl_->file.string(), std::strerror(errno))};
+    throw error{errc::bad_input, missing_shard_file(impl_->file)};
   if (impl_->fd < 0)
     fail_io("cannot open", impl_->file);
 }

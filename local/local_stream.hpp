@@ -58,7 +58,8 @@ std::string shard_name(std::size_t i);
 class stream_dir {
 public:
   /// Opens the stream at `dir`.
-  /// @throws shardflow::error (errc::bad_input) when `dir` is not a local stream.
+  /// @throws shardflow::error (errc::bad_input) when `dir` is not a local stream; errc::io_failed
+  ///   when its meta file cannot be read (an unreadable directory, for instance).
   static stream_dir open(const std::filesystem::path& dir);
 
   /// Creates a stream of `shards` shards at `dir`, or opens it when it exists with that many.
@@ -195,6 +196,10 @@ struct file_source_config {
 /// (reported to `problems`; thrown when there is no `problems`).
 class file_source final : public record_source {
 public:
+  /// Opens `file`, the file of `shard`.
+  /// @throws shardflow::error (errc::bad_input) when there is no such file, naming it and the
+  ///   shard count of its stream ("s/shard-00002.ndjson: no such file; the stream's
+  ///   shardflow-stream says 4 shards"); errc::io_failed when it cannot be opened.
   file_source(std::filesystem::path file, shard_id shard, file_source_config cfg);
   ~file_source() override;
 

@@ -7,6 +7,7 @@
 #include <map>
 
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 
@@ -565,4 +566,84 @@ SCENARIO("each dead letter has a context line naming its file, offset, line, rea
               + std::to_string(bad2.size()) + ",\"copy\":\"shard-00000.ndjson\",\"at\":"
               + std::to_string(bad1.size() + 1) + "}\n";
   CHECK(slurp(dir.path / "dlq" / "shard-00000.context.ndjson") == expected);
+}
+
+SCENARIO("a missing shard file is bad input naming the file and the stream's shard count",
+         "[local]") {
+  temp_dir dir;
+  auto stream = local::stream_dir::create(dir.path / "s", 4);
+  fs::remove(stream.shard_file(2));
+  try {
+    local::file_source src{stream.shard_file(2), "shard-00002", {}};
+    FAIL("a source of a missing file was made");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::bad_input);
+    CHECK(std::string{e.what()}
+          == stream.shard_file(2).string()
+               + ": no such file; the stream's shardflow-stream says 4 shards");
+  }
+}
+
+namespace {
+
+// Returns the code stream_dir::open(dir) fails with, or "none"; for a user without rights on
+// `dir`: a child process that drops root's rights when the test runs as root.
+std::string open_code_without_rights(const fs::path& dir) {
+  const auto code_of_open = [&] {
+    try {
+      local::stream_dir::open(dir);
+    } catch (const error& e) {
+      return std::string{to_string(e.code())};
+    }
+    return std::string{"none"};
+  };
+  fs::permissions(dir, fs::perms::none);
+  if (::geteuid() != 0) {
+    auto code = code_of_open();
+    fs::permissions(dir, fs::perms::owner_all);
+    return code;
+  }
+  int out[2];
+  REQUIRE(::pipe(out) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(out[0]);
+    const auto code = ::setgid(65534) == 0 && ::setuid(65534) == 0 ? code_of_open() : "setuid";
+    static_cast<void>(::write(out[1], code.data(), code.size()));
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  std::string code;
+  char buf[64];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof(buf))) != 0;) // until the child's end closes it
+    if (n > 0)
+      code.append(buf, static_cast<std::size_t>(n));
+    else if (errno != EINTR)
+      break;
+  ::close(out[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    continue;
+  fs::permissions(dir, fs::perms::owner_all);
+  return code;
+}
+
+} // namespace
+
+SCENARIO("a stream directory that cannot be read is an I/O error, not bad input", "[local]") {
+  temp_dir dir;
+  local::stream_dir::create(dir.path / "s", 2);
+  CHECK(open_code_without_rights(dir.path / "s") == to_string(errc::io_failed));
+  try {
+    fs::create_directory(dir.path / "odd");
+    fs::create_symlink("shardflow-stream", dir.path / "odd" / "shardflow-stream"); // a loop
+    local::stream_dir::open(dir.path / "odd");
+    FAIL("a stream whose meta file cannot be opened was opened");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::io_failed);
+    CHECK_THAT(e.what(), Catch::Contains("cannot open the stream's meta file")
+                           && Catch::Contains("odd/shardflow-stream"));
+  }
+  CHECK(local::stream_dir::open(dir.path / "s").shards() == 2); // readable again
 }
