@@ -305,6 +305,8 @@ void look_for_group(front_actor* self, const shard_id& id, int tries) {
       [](caf::error&) {}); // the root is gone: its down message settles every shard
 }
 
+void end_if_done(front_actor* self);
+
 void on_member_down(front_actor* self, const shard_id& id, role r, const caf::down_msg& msg) {
   auto i = self->state.entries.find(id);
   if (i == self->state.entries.end())
@@ -327,6 +329,11 @@ void on_member_down(front_actor* self, const shard_id& id, role r, const caf::do
     return;
   }
   e.failure = msg.reason;
+  if (!self->state.cfg.restart_groups) { // nothing starts it again: it gave up, the others go on
+    give_up(self, id, e, e.failure);
+    end_if_done(self);
+    return;
+  }
   self->delayed_send(self, std::chrono::milliseconds(100), retry_atom::value, id, 0);
 }
 
@@ -458,8 +465,11 @@ caf::result<caf::ok_atom> start_shard(front_actor* self, shard_group_config& cfg
   fresh.entry->finite = cfg.finite;
   fresh.row = runtime_registry::row{id, meters, {}};
   enlist(self, id, std::move(fresh));
+  auto spec = shard_group(std::move(cfg));
+  if (!st.cfg.restart_groups)
+    spec.restart = restart_type::temporary; // a group that gave up is final (OTP's temporary)
   auto rp = self->make_response_promise<caf::ok_atom>();
-  self->request(st.reg->root, caf::infinite, start_child_atom::value, shard_group(std::move(cfg)))
+  self->request(st.reg->root, caf::infinite, start_child_atom::value, std::move(spec))
     .then(
       [=](caf::actor& group) mutable {
         auto i = self->state.entries.find(id);

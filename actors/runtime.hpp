@@ -24,7 +24,9 @@
 // feeder and the shard; see actors/shard.hpp). A crashed shard is restarted by its group from its
 // last durable checkpoint; its feeder replays what the checkpoint does not cover. A group that
 // exceeds its restart intensity gives up (an abnormal exit) and is restarted by the root, which
-// counts against the root's intensity; beyond that the runtime ends with the root's reason.
+// counts against the root's intensity; beyond that the runtime ends with the root's reason. With
+// `runtime_config::restart_groups` false, a group that gave up is not restarted: that shard alone
+// gave up, and the others go on.
 //
 // Outcomes: each shard's life ends `ended` (its records ended and it checkpointed its end),
 // `stopped` (stop_shard or shutdown: final flush and checkpoint) or `gave_up` (its group exited
@@ -110,14 +112,20 @@ namespace shardflow {
 
 /// Configuration of a runtime's root supervisor.
 struct runtime_config {
-  /// Group restarts the root allows within `period` before it gives up. A group that gave up (its
-  /// own `shard_group_config::intensity` spent) is an abnormal exit, so the root starts it again
-  /// and counts that here: with groups whose backoff spaces their give-ups wider than `period`
-  /// apart, the root never gives up and such a shard is retried for ever. Set 0 to make a group's
-  /// give-up final: the runtime then ends at the first one, the other shards stopped gracefully
-  /// (what `shardflow run` does).
+  /// Group restarts the root allows within `period` before it gives up (only with
+  /// `restart_groups`). A group that gave up (its own `shard_group_config::intensity` spent) is an
+  /// abnormal exit, so the root starts it again and counts that here: with groups whose backoff
+  /// spaces their give-ups wider than `period` apart, the root never gives up and such a shard is
+  /// retried for ever. Set 0 to end the whole runtime at the first give-up, the other shards
+  /// stopped gracefully.
   int intensity = 100;
   std::chrono::seconds period{10};
+  /// Whether the root restarts a shard group that gave up. False makes each group a temporary
+  /// child of the root, as in OTP: a group that gave up is final and isolated. It is not started
+  /// again, its shard's outcome is `gave_up` with the reason at once, the other shards go on, and a
+  /// finite runtime ends once every shard has ended, stopped or given up (`clean()` is then false,
+  /// and `shutdown()` names the shard). What `shardflow run` uses.
+  bool restart_groups = true;
   /// Whether every shard is finite: the runtime then ends by itself once all shards have ended.
   bool finite = false;
   /// The checkpoint sink; when invalid, the runtime creates one over a `memory_checkpoint_store`.

@@ -95,6 +95,16 @@ struct shard_config {
 caf::actor spawn_shard(caf::event_based_actor* sup, shard_config cfg, caf::actor feeder,
                        caf::actor sink);
 
+/// Returns the default restart backoff of a shard (see `shard_group_config::backoff`).
+inline backoff_spec default_shard_backoff() {
+  backoff_spec result;
+  result.min = std::chrono::milliseconds(100);
+  result.max = std::chrono::seconds(1);
+  result.random_factor = 0.2;
+  result.reset_after = std::chrono::seconds(10); // a shard up for a whole period starts again fast
+  return result;
+}
+
 /// Configuration of a per-shard group: feeder plus shard under a rest_for_one supervisor (child ids
 /// `feeder_child_id` and `shard_child_id`).
 struct shard_group_config {
@@ -111,8 +121,13 @@ struct shard_group_config {
   /// the failure).
   int intensity = 10;
   std::chrono::seconds period{10};
-  /// Optional backoff between restarts of the shard.
-  backoff_spec backoff;
+  /// Backoff between restarts of the shard; by default `default_shard_backoff()`: 100 ms doubling
+  /// to 1 s, with 20% jitter. The cap keeps the default intensity meaningful: 10 restarts wait at
+  /// most 0.1 + 0.2 + 0.4 + 0.8 + 6 x 1 = 7.5 s (9 s with jitter), so a shard that always fails
+  /// still gives up within the default 10 s period instead of being retried for ever. A larger
+  /// `backoff.max` needs a longer `period` (at least intensity x 1.2 x max). `backoff_spec{}`
+  /// restarts at once.
+  backoff_spec backoff = default_shard_backoff();
   /// How long a shard may take for its final flush and checkpoint when stopped.
   std::chrono::milliseconds shutdown_timeout{5000};
   /// How long a starting shard may take to load its checkpoint and attach (a store that syncs to

@@ -117,6 +117,7 @@ SCENARIO_METHOD(shardflow::testing::deterministic_fixture,
     g.sink = sink;
     g.finite = true;
     g.intensity = 1000;
+    g.backoff = {};                       // restarts at once: the test does not wait out a backoff
     g.report = [](const std::string&) {}; // 600 crashes are expected here
     groups.push_back(shard_group(std::move(g)));
   }

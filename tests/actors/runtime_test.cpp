@@ -101,6 +101,7 @@ shard_group_config group(const std::string& id, bool finite, bool failing = fals
   g.shard.batch.checkpoint_interval = 10ms;
   g.finite = finite;
   g.intensity = 1;
+  g.backoff = {}; // restarts at once: the test does not wait out a backoff
   g.report = [](const std::string&) {};
   return g;
 }
@@ -613,4 +614,49 @@ TEST_CASE("a sealed finite runtime whose last running shard is stopped ends") {
   CHECK(out.clean());
   REQUIRE(out.shards.size() == 2);
   CHECK(out.shards[1].outcome == shard_outcome::stopped);
+}
+
+TEST_CASE("front actor: without restart_groups a group that gives up is final and the others "
+          "finish") {
+  testing::deterministic_fixture f;
+  auto rcfg = quiet(true);
+  rcfg.restart_groups = false;
+  auto store = std::make_shared<memory_checkpoint_store>();
+  rcfg.sink = spawn_checkpoint_sink(f.sys, store);
+  auto front = spawn_runtime(f.sys, rcfg);
+  REQUIRE(front);
+  auto plan = std::make_shared<flusher_plan>();
+  plan->gate_open = false; // the healthy shard holds its records until the other has given up
+  auto healthy = group("healthy", true);
+  healthy.shard.make_flusher = [plan](const shard_id&) {
+    return std::make_unique<test_flusher>(plan);
+  };
+  healthy.shard.heartbeat_interval = 10ms;
+  for (auto& g : {group("doomed", true, true), healthy})
+    REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g)->value);
+  for (auto id : {"healthy", "doomed"})
+    REQUIRE(
+      ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{id}, records(0, 10))->value);
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, end_atom::value, shard_id{"doomed"})->value);
+  auto refused = [&](const char* id) {
+    return code_of(ask_late<shard_stats>(f, *front, stats_atom::value, shard_id{id})->err);
+  };
+  REQUIRE(advance_until(f, [&] { return refused("doomed") == errc::shard_ended; }));
+  CHECK(refused("healthy") == errc::none); // still running, its records still held
+  plan->gate_open = true;
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, end_atom::value, shard_id{"healthy"})->value);
+  auto out = ask_late<runtime_outcome>(f, *front, await_atom::value);
+  REQUIRE(advance_until(f, [&] { return out->done(); }));
+  REQUIRE(out->value);
+  CHECK(out->value->ended);
+  CHECK_FALSE(out->value->clean());
+  REQUIRE(out->value->shards.size() == 2);
+  CHECK(out->value->shards[0].id == "doomed");
+  CHECK(out->value->shards[0].outcome == shard_outcome::gave_up);
+  CHECK_THAT(out->value->shards[0].reason, Catch::Contains("this flusher always fails"));
+  CHECK(out->value->shards[1].outcome == shard_outcome::ended);
+  REQUIRE(store->peek("healthy"));
+  CHECK(store->peek("healthy")->ended); // all its records, and its end
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(rcfg.sink, caf::exit_reason::user_shutdown);
 }

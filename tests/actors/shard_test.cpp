@@ -109,6 +109,7 @@ struct fixture : deterministic_fixture {
     g.finite = finite;
     g.sink = sink;
     g.intensity = 100;
+    g.backoff = {}; // restarts at once: the test does not wait out a backoff
     auto log = rewinds;
     g.source = [id, records, log, finite] {
       struct logging_source final : record_source {
@@ -607,4 +608,16 @@ SCENARIO_METHOD(fixture, "a source that stopped before its end: checkpointed, no
   CHECK(meters->outcome.load() == shard_outcome::stopped);
   CHECK_FALSE(meters->acked_end.load());
   CHECK(script->durable_data.size() == 120);
+}
+
+TEST_CASE("a group restarts its shard with backoff by default, which still trips the intensity "
+          "within the period") {
+  shard_group_config g;
+  CHECK(g.backoff.min == 100ms);
+  std::chrono::nanoseconds waited{0};
+  for (int n = 0; n < g.intensity; ++n) // the longest waits: every jitter draw at its top
+    waited += backoff_delay(g.backoff, static_cast<unsigned>(n), 0.999999);
+  CHECK(waited < g.period);
+  CHECK(backoff_delay(g.backoff, 0, 0.0) == 100ms);
+  CHECK(backoff_delay(g.backoff, 40, 0.0) == 1s);
 }
