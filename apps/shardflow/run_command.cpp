@@ -1,6 +1,7 @@
-// apps/shardflow/run_command.cpp - `shardflow run`, in five parts: the plan (options checked and
+// apps/shardflow/run_command.cpp - `shardflow run`, in four parts: the plan (options checked and
 // converted), the job (an actor system, a runtime, one shard group per shard file), the progress
-// line, the metrics server, and the verdict (exit code and summary from the runtime's outcome).
+// line, and the verdict (exit code and summary from the runtime's outcome). The HTTP endpoints are
+// in status_server.cpp.
 #include "apps/shardflow/run_command.hpp"
 
 #include <cerrno>
@@ -17,7 +18,7 @@
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
 #include <fmt/format.h>
-#include <httplib.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "apps/shardflow/exit_codes.hpp"
@@ -26,6 +27,7 @@
 #include "apps/shardflow/options.hpp"
 #include "apps/shardflow/run_report.hpp"
 #include "apps/shardflow/signals.hpp"
+#include "apps/shardflow/status_server.hpp"
 #include <shardflow/actors/checkpoint_sink.hpp>
 #include <shardflow/actors/runtime.hpp>
 #include <shardflow/core/error.hpp>
@@ -288,42 +290,6 @@ private:
   std::vector<shard_view> views_;
 };
 
-// -- the metrics server: Prometheus text at /metrics, on a thread of its own -----------------------
-
-class metrics_server {
-public:
-  metrics_server(const listen_address& at, std::function<std::string()> body) {
-    if (at.port == 0)
-      return;
-    http_ = std::make_unique<httplib::Server>();
-    http_->Get("/metrics", [body](const httplib::Request&, httplib::Response& res) {
-      res.set_content(body(), "text/plain; version=0.0.4");
-    });
-    if (!http_->bind_to_port(at.host, at.port))
-      throw error{errc::io_failed,
-                  fmt::format("--metrics: cannot listen on {}:{}", at.host, at.port)};
-    thread_ = std::thread{[this] { http_->listen_after_bind(); }};
-  }
-
-  ~metrics_server() {
-    stop();
-  }
-
-  metrics_server(const metrics_server&) = delete;
-  metrics_server& operator=(const metrics_server&) = delete;
-
-  void stop() {
-    if (!thread_.joinable())
-      return;
-    http_->stop();
-    thread_.join();
-  }
-
-private:
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
-};
-
 // -- progress: a live line on a terminal, a log line every 5 s otherwise ---------------------------
 
 class progress_printer {
@@ -352,7 +318,9 @@ public:
     const auto dt = std::chrono::duration<double>(now - last_tick_).count();
     const auto total = std::chrono::duration<double>(now - start_).count();
     if (tty_) {
-      fmt::print(stderr, "\r\033[K{}", progress_line(views, totals, before_, dt, total));
+      // Cut to the terminal's width, never wrapped: a wrapped line would not be overwritten.
+      fmt::print(stderr, "\r\033[K{}",
+                 cut_to_columns(progress_line(views, totals, before_, dt, total), columns()));
       std::fflush(stderr);
     } else if (log_lines_ && now - last_log_ >= std::chrono::seconds(5)) {
       fmt::print(stderr, "shardflow: {}\n", progress_line(views, totals, before_, dt, total));
@@ -364,6 +332,15 @@ public:
   }
 
 private:
+  // The width of the terminal on stderr less one (the last column would wrap on some terminals); 0
+  // (no limit) when stderr is not a terminal.
+  static std::size_t columns() {
+    struct winsize ws {};
+    if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_col < 2)
+      return 0;
+    return ws.ws_col - 1u;
+  }
+
   bool tty_;
   bool log_lines_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
@@ -501,12 +478,17 @@ int run_job(const run_config& cfg) {
   json_output json{plan.json};
   stop_on_signals("run");
   job j{cfg, plan};
-  metrics_server metrics{plan.metrics, [&j] { return prometheus_text(j.views()); }};
+  status_server status{plan.metrics,
+                       [&j] {
+                         j.refresh();
+                         return j.views();
+                       },
+                       SHARDFLOW_VERSION};
   progress_printer progress{cfg.progress};
   bool stopped = false;
   const auto out = wait_for_end(j, progress, stopped);
   const auto seconds = progress.seconds();
-  metrics.stop();
+  status.stop();
   if (progress.tty())
     fmt::print(stderr, "\n");
   return report(cfg, plan, j, out, seconds, stopped, json);
@@ -591,7 +573,8 @@ void add_report_options(CLI::App* cmd, run_config* cfg) {
     ->default_str("-");
   cmd->add_option(
     "--metrics", cfg->metrics,
-    "serve Prometheus metrics on HOST:PORT at /metrics (loopback unless --allow-remote)");
+    "serve HTTP on HOST:PORT (loopback unless --allow-remote): Prometheus metrics at /metrics, "
+    "/healthz (alive), /readyz (every shard started, none gave up)");
   cmd->add_flag("--allow-remote", cfg->allow_remote, "allow a non-loopback --metrics address");
   cmd->add_option("--progress", cfg->progress, "auto | tty (a live line) | log | off")
     ->check(CLI::IsMember({"auto", "tty", "log", "off"}))

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "apps/shardflow/cli_log.hpp"
 #include <shardflow/flushers/record_line.hpp>
 
 namespace shardflow::cli {
@@ -48,6 +49,7 @@ void shard_view::update(const shard_meters& m, std::chrono::steady_clock::time_p
   checkpoint = cp;
   ended = m.acked_end.load(std::memory_order_relaxed);
   restart_count = m.restarts.load(std::memory_order_relaxed);
+  generation = m.generation.load(std::memory_order_relaxed);
   outcome = m.outcome.load(std::memory_order_relaxed);
 }
 
@@ -200,6 +202,42 @@ std::string prometheus_text(const std::vector<shard_view>& shards) {
     }
   }
   return out;
+}
+
+std::string build_info_text(const std::string& version) {
+  std::string out = "# HELP shardflow_build_info The shardflow build: its version.\n"
+                    "# TYPE shardflow_build_info gauge\n"
+                    "shardflow_build_info{version=";
+  append_json_string(out, version); // a Prometheus label value is escaped as a JSON string is
+  out += "} 1\n";
+  return out;
+}
+
+readiness readiness_of(const std::vector<shard_view>& shards) {
+  std::size_t started = 0;
+  for (auto& s : shards) {
+    if (s.outcome == shard_outcome::gave_up)
+      return {false, fmt::format("not ready: shard {} gave up after its restarts", s.id)};
+    if (s.generation > 0)
+      ++started;
+  }
+  if (started < shards.size())
+    return {false, fmt::format("not ready: {} of {} shards started", started, shards.size())};
+  return {true, fmt::format("ready: {} started", plural(shards.size(), "shard"))};
+}
+
+std::string cut_to_columns(const std::string& line, std::size_t columns) {
+  if (columns == 0)
+    return line;
+  std::size_t seen = 0;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(line[i]);
+    if ((byte & 0xC0) == 0x80) // a continuation byte: part of the character before
+      continue;
+    if (seen++ == columns)
+      return line.substr(0, i);
+  }
+  return line;
 }
 
 } // namespace shardflow::cli

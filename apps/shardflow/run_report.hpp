@@ -27,6 +27,7 @@ struct shard_view {
   std::optional<std::uint64_t> checkpoint; // byte offset of the last checkpointed record
   bool ended = false;                      // checkpointed at its end
   std::uint64_t restart_count = 0;         // incarnations after the first, in this run
+  std::uint64_t generation = 0;            // the incarnation running now; 0: not started yet
   shard_outcome outcome = shard_outcome::running;
   std::chrono::steady_clock::time_point last_checkpoint_change;
 
@@ -78,5 +79,21 @@ std::string summary_json(const std::vector<shard_view>& shards, double seconds, 
 
 /// Returns the Prometheus text exposition of the shards.
 std::string prometheus_text(const std::vector<shard_view>& shards);
+
+/// Returns the `shardflow_build_info{version="..."} 1` metric (with its HELP and TYPE lines).
+std::string build_info_text(const std::string& version);
+
+/// Whether a run is ready (/readyz), and a short line saying why or why not.
+struct readiness {
+  bool ready = false;
+  std::string why;
+};
+
+/// Ready once every shard started (an incarnation ran) and none gave up.
+readiness readiness_of(const std::vector<shard_view>& shards);
+
+/// Returns `line` cut to at most `columns` characters (UTF-8 code points, each one column wide as
+/// every character of a progress line is); `columns` 0 leaves it whole.
+std::string cut_to_columns(const std::string& line, std::size_t columns);
 
 } // namespace shardflow::cli

@@ -67,3 +67,49 @@ SCENARIO("the JSON summary gives each shard's outcome", "[apps][run_report]") {
   CHECK_THAT(prom, Catch::Contains("shardflow_restarts_total{shard=\"shard-00001\"} 10"));
   CHECK_THAT(prom, Catch::Contains("shardflow_checkpoint_offset_bytes{shard=\"shard-00000\"} 10"));
 }
+
+SCENARIO("a run is ready once every shard started and none gave up", "[apps][run_report]") {
+  shard_meters a;
+  shard_meters b;
+  auto va = view_of("shard-00000", 20);
+  auto vb = view_of("shard-00001", 30);
+  const auto now = std::chrono::steady_clock::now();
+  auto both = [&] {
+    va.update(a, now);
+    vb.update(b, now);
+    return readiness_of({va, vb});
+  };
+  auto r = both();
+  CHECK_FALSE(r.ready);
+  CHECK(r.why == "not ready: 0 of 2 shards started");
+  a.generation = 1;
+  r = both();
+  CHECK_FALSE(r.ready);
+  CHECK(r.why == "not ready: 1 of 2 shards started");
+  b.generation = 3;
+  r = both();
+  CHECK(r.ready);
+  CHECK(r.why == "ready: 2 shards started");
+  b.outcome = shard_outcome::gave_up;
+  r = both();
+  CHECK_FALSE(r.ready);
+  CHECK(r.why == "not ready: shard shard-00001 gave up after its restarts");
+  CHECK(readiness_of({va}).why == "ready: 1 shard started");
+}
+
+SCENARIO("the build info metric names the version", "[apps][run_report]") {
+  CHECK_THAT(build_info_text("1.2.3"),
+             Catch::Contains("# TYPE shardflow_build_info gauge\n"
+                             "shardflow_build_info{version=\"1.2.3\"} 1\n"));
+}
+
+SCENARIO("a progress line is cut to the terminal's width, by characters", "[apps][run_report]") {
+  CHECK(cut_to_columns("abcdef", 4) == "abcd");
+  CHECK(cut_to_columns("abcdef", 6) == "abcdef");
+  CHECK(cut_to_columns("abcdef", 0) == "abcdef");
+  // Each mark is three bytes and one column: a cut never splits one.
+  const std::string marks = "ab\u2581\u2582\u2583c";
+  CHECK(cut_to_columns(marks, 3) == "ab\u2581");
+  CHECK(cut_to_columns(marks, 5) == "ab\u2581\u2582\u2583");
+  CHECK(cut_to_columns(marks, 6) == marks);
+}
