@@ -487,7 +487,12 @@ struct file_source::impl {
       dead_context.emplace(cfg.dead_letter_dir, shard + ".context");
     }
     dead->write({}); // opens the file: the copy starts at its size
-    letter = dead_letter{pos + cur, line, std::move(reason), fs::file_size(dead->path()), 0};
+    std::error_code ec;
+    const auto at = fs::file_size(dead->path(), ec);
+    if (ec)
+      throw error{errc::io_failed, fmt::format("cannot stat the dead-letter file {}: {}",
+                                               dead->path().string(), ec.message())};
+    letter = dead_letter{pos + cur, line, std::move(reason), at, 0};
   }
 
   void write_dead(const char* data, std::size_t size) {
