@@ -59,7 +59,8 @@ configure_and_build() { # dir, cmake args... (builds $targets, a space-separated
 install_to() { # prefix: what `cmake --install` installs (the binary, its libraries, the man page)
   local prefix
   prefix="$(mkdir -p "$1" && cd "$1" && pwd)"
-  targets="shardflow man" configure_and_build build/release -DCMAKE_BUILD_TYPE=Release
+  targets="shardflow man" configure_and_build build/release -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_INSTALL_PREFIX="$prefix" # GNUInstallDirs' lib/ vs lib/<multiarch>/ for /usr follows it
   log "installing to $prefix"
   cmake --install "$here/build/release" --prefix "$prefix" >/dev/null
   log "installed $prefix/bin/shardflow (man page: man -l $prefix/share/man/man1/shardflow.1)"

@@ -8,6 +8,7 @@
 #               tests/install/consumer with find_package(shardflow COMPONENTS core flushers);
 # pkg_config    every shardflow*.pc resolves, then builds and runs the same consumer with nothing but
 #               `pkg-config --cflags --libs shardflow` (core + flushers), and checks the version;
+#               then consumer/actors_main.cpp with `pkg-config ... shardflow-actors` (CAF);
 # man_page      share/man/man1/shardflow.1 is a man page that names every subcommand and the version.
 set -euo pipefail
 build="${1:?usage: $0 build-dir [find_package|pkg_config|man_page]}"
@@ -53,6 +54,11 @@ check_pkg_config() {
     > "$work/pc_build.log" 2>&1 || { cat "$work/pc_build.log" >&2; fail "pkg-config consumer"; }
   "$work/pc_consumer"
   echo "ok: pkg-config consumer (${flags[*]})"
+  read -r -a flags <<< "$(pkg-config --cflags --libs shardflow-actors)"
+  c++ -std=c++17 -o "$work/pc_actors" "$here/consumer/actors_main.cpp" "${flags[@]}" \
+    > "$work/pc_actors.log" 2>&1 || { cat "$work/pc_actors.log" >&2; fail "pkg-config actors consumer"; }
+  "$work/pc_actors"
+  echo "ok: pkg-config actors consumer (${flags[*]})"
 }
 
 check_man_page() {
