@@ -230,10 +230,10 @@ public:
     sys_ = std::make_unique<caf::actor_system>(*sys_cfg_);
     runtime_config rcfg;
     rcfg.finite = !cfg.follow;
-    // A shard whose group gave up (its --intensity spent) ends the run: the root does not start it
-    // again (that would make --intensity meaningless), and stops the others gracefully.
-    rcfg.intensity = 0;
-    rcfg.period = std::chrono::duration_cast<std::chrono::seconds>(plan.period);
+    // A shard whose group gave up (its --intensity spent) is final and isolated: the root does not
+    // start it again (that would make --intensity meaningless) and the other shards finish their
+    // work; the run then fails naming it.
+    rcfg.restart_groups = false;
     rcfg.sink = spawn_checkpoint_sink(*sys_, store, true);
     auto rt = runtime::start(*sys_, rcfg);
     if (!rt)
