@@ -37,7 +37,9 @@ endif()
 
 # Each subcommand's help as roff: one .SS per subcommand, no filling, every line behind \& so that
 # none is read as a request (a leading . or ') or as a help2man section ([...]), backslashes as \e.
-set(include "[SUBCOMMANDS]\n")
+string(CONCAT include "[DESCRIPTION]\n"
+  "Every subcommand has options of its own: `${program_name} SUBCOMMAND --help` prints them, and "
+  "the section SUBCOMMANDS below repeats each one's help.\n[SUBCOMMANDS]\n")
 foreach(sub IN LISTS subcommands)
   string(STRIP "${sub}" sub)
   help_of(text ${sub})
