@@ -1,29 +1,118 @@
 // apps/shardflow/main.cpp - the `shardflow` command: parses the command line and runs a subcommand.
 //
-// Exit codes: apps/shardflow/exit_codes.hpp (printed by --help).
-#include <CLI/CLI.hpp>
+// Options come from the command line (before or after the subcommand for the global ones), the
+// environment (SHARDFLOW_BATCH_SIZE for --batch-size), a TOML file (--config FILE) or their
+// defaults, in this order of precedence (apps/shardflow/config.hpp). A mistyped subcommand or option
+// is a usage error that says which one was meant. Exit codes: apps/shardflow/exit_codes.hpp
+// (printed by --help).
+#include <string>
+#include <vector>
 
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "apps/shardflow/cli_log.hpp"
+#include "apps/shardflow/config.hpp"
 #include "apps/shardflow/exit_codes.hpp"
 #include "apps/shardflow/mld_command.hpp"
+#include "apps/shardflow/options.hpp"
 #include "apps/shardflow/run_command.hpp"
 #include "apps/shardflow/stream_commands.hpp"
+
+namespace {
+
+using namespace shardflow::cli;
+
+// Names the environment variables of `sub`'s options and the program of its log lines once the
+// command line enters `sub` (and so for its subcommands).
+void on_entering(CLI::App& sub, const std::string& program) {
+  sub.preparse_callback([&sub, program](std::size_t) {
+    name_env_vars(sub);
+    set_cli_program(program);
+  });
+  for (auto* child : sub.get_subcommands([](CLI::App*) { return true; }))
+    on_entering(*child, program + " " + child->get_name());
+}
+
+// The subcommand the command line reached last: the one whose options it was given.
+const CLI::App* deepest(const CLI::App& app) {
+  const CLI::App* at = &app;
+  while (!at->get_subcommands().empty())
+    at = at->get_subcommands().front();
+  return at;
+}
+
+// The long option names `at` accepts (its own and, by fallthrough, its parents').
+std::vector<std::string> option_names(const CLI::App* at) {
+  std::vector<std::string> out;
+  for (; at != nullptr; at = at->get_parent())
+    for (const auto* op : at->get_options())
+      for (const auto& name : op->get_lnames())
+        out.push_back(name);
+  return out;
+}
+
+// The message of a usage error, with what a mistyped word could have meant.
+std::string usage_message(const CLI::App& app, const CLI::ParseError& e) {
+  const auto rest = app.remaining(true);
+  if (rest.empty())
+    return e.what();
+  const auto* at = deepest(app);
+  const auto& word = rest.front();
+  if (word.size() > 1 && word[0] == '-') {
+    const auto start = word.find_first_not_of('-');
+    const auto end = word.find('=');
+    const auto name = word.substr(start, end == std::string::npos ? end : end - start);
+    const auto guess = closest(name, option_names(at));
+    return guess.empty() ? fmt::format("unknown option {}", word)
+                         : fmt::format("unknown option {} (did you mean --{}?)", word, guess);
+  }
+  std::vector<std::string> subs;
+  for (const auto* sub : at->get_subcommands({}))
+    subs.push_back(sub->get_name());
+  if (subs.empty())
+    return e.what();
+  const auto guess = closest(word, subs);
+  return guess.empty() ? fmt::format("unknown subcommand \"{}\"", word)
+                       : fmt::format("unknown subcommand \"{}\" (did you mean {}?)", word, guess);
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"shardflow - process sharded record streams with flushers, checkpoints and "
                "supervised shard actors"};
   app.require_subcommand(1);
-  app.footer(shardflow::cli::exit_code_help);
-  app.set_config("--config", "", "read options from a TOML file ([run] section for run options)");
-  int exit_code = shardflow::cli::exit_ok;
-  shardflow::cli::add_put_command(app, exit_code);
-  shardflow::cli::add_generate_command(app, exit_code);
-  shardflow::cli::add_run_command(app, exit_code);
-  shardflow::cli::add_mld_commands(app, exit_code);
+  app.fallthrough(); // global options after the subcommand too
+  app.footer(exit_code_help);
+  app.set_version_flag("--version", "shardflow " SHARDFLOW_VERSION);
+  app
+    .set_config("--config", "",
+                "read options from a TOML file: top-level keys for the global options, a table "
+                "per subcommand ([run], [mld-server]); unknown keys are errors")
+    ->type_name("FILE");
+  app.config_formatter(std::make_shared<strict_toml_config>(app));
+  add_log_options(app);
+  name_env_vars(app);
+  int exit_code = exit_ok;
+  add_put_command(app, exit_code);
+  add_generate_command(app, exit_code);
+  add_run_command(app, exit_code);
+  add_mld_commands(app, exit_code);
+  for (auto* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    on_entering(*sub, "shardflow " + sub->get_name());
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e) == 0 ? exit_ok : exit_usage;
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e) == 0 ? exit_ok : exit_usage;
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e) == 0 ? exit_ok : exit_usage;
   } catch (const CLI::ParseError& e) {
-    const auto rc = app.exit(e);
-    return rc == 0 ? shardflow::cli::exit_ok : shardflow::cli::exit_usage;
+    fmt::print(stderr, "shardflow: {}\nRun with --help for more information.\n",
+               usage_message(app, e));
+    return exit_usage;
   }
   return exit_code;
 }

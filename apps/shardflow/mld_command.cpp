@@ -12,10 +12,12 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "apps/shardflow/cli_log.hpp"
 #include "apps/shardflow/exit_codes.hpp"
 #include "apps/shardflow/flusher_choice.hpp"
 #include "apps/shardflow/guarded.hpp"
 #include "apps/shardflow/options.hpp"
+#include "apps/shardflow/partition_key.hpp"
 #include "apps/shardflow/signals.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/flushers/base64.hpp>
@@ -82,6 +84,7 @@ mld::worker_config worker_config_of(const mld_options& o, bool stdio) {
       "--flusher stdout cannot be used by `shardflow mld`: standard output carries the protocol "
       "(use file:DIR, or mld-server)");
   mld::worker_config cfg;
+  cfg.log = cli_log();
   flusher_settings flushing;
   flushing.batch_records = o.batch_size;
   cfg.make_flusher = make_flusher_factory(*spec, flushing);
@@ -116,11 +119,10 @@ int run_stdio_worker(const mld_options& o) {
   mld::worker w{io, cfg};
   const int rc = w.run();
   const auto& s = w.stats();
-  fmt::print(stderr,
-             "shardflow mld: session ended: {} records, {} aggregates ({} corrupt), {} poison, {} "
-             "checkpoints ({} errors), {} ignored lines, {} dead letters\n",
-             s.records, s.aggregates, s.corrupt_aggregates, s.poison, s.checkpoints,
-             s.checkpoint_errors, s.ignored_lines, s.dead_letters);
+  say(log_level::info, "session ended: {}, {} ({} corrupt), {} poison, {} ({}), {}, {}",
+      plural(s.records, "record"), plural(s.aggregates, "aggregate"), s.corrupt_aggregates,
+      s.poison, plural(s.checkpoints, "checkpoint"), plural(s.checkpoint_errors, "error"),
+      plural(s.ignored_lines, "ignored line"), plural(s.dead_letters, "dead letter"));
   return rc == 0 ? exit_ok : exit_failed;
 }
 
@@ -144,17 +146,17 @@ void server_limits_of(const mld_options& o, mld::server_config& cfg) {
 
 int run_server(const mld_options& o) {
   mld::server_config cfg;
+  cfg.log = cli_log();
   cfg.worker = worker_config_of(o, false);
   server_limits_of(o, cfg);
   ignore_sigpipe();
   stop_on_signals("mld-server");
   mld::server srv{cfg};
   if (cfg.unix_path.empty())
-    fmt::print(stderr, "shardflow mld-server: listening on {}:{}\n",
-               cfg.host.find(':') == std::string::npos ? cfg.host : "[" + cfg.host + "]",
-               srv.port());
+    say(log_level::info, "listening on {}:{}",
+        cfg.host.find(':') == std::string::npos ? cfg.host : "[" + cfg.host + "]", srv.port());
   else
-    fmt::print(stderr, "shardflow mld-server: listening on unix:{}\n", cfg.unix_path);
+    say(log_level::info, "listening on unix:{}", cfg.unix_path);
   if (!o.port_file.empty()) {
     std::ofstream out{o.port_file + ".tmp"};
     out << srv.port() << "\n";
@@ -162,8 +164,8 @@ int run_server(const mld_options& o) {
     std::filesystem::rename(o.port_file + ".tmp", o.port_file);
   }
   srv.serve(stop_requested());
-  fmt::print(stderr, "shardflow mld-server: stopped after {} sessions ({} failed)\n",
-             srv.stats().sessions.load(), srv.stats().failed.load());
+  say(log_level::info, "stopped after {} ({} failed)",
+      plural(srv.stats().sessions.load(), "session"), srv.stats().failed.load());
   return exit_ok;
 }
 
@@ -245,30 +247,27 @@ int run_kpl_agg(const kpl_agg_options& o) {
     std::cout << base64::encode(agg.build(m)) << '\n';
     ++aggregates;
   };
+  std::uint64_t number = 0;
   while (std::getline(std::cin, line)) {
+    ++number;
     if (!line.empty() && line.back() == '\r')
       line.pop_back();
     if (line.empty())
       continue;
-    auto key = line;
-    if (!o.key_field.empty()) {
-      // A light-weight lookup: "field":"value" in an NDJSON line.
-      const auto needle = "\"" + o.key_field + "\":\"";
-      auto at = line.find(needle);
-      if (at != std::string::npos) {
-        auto start = at + needle.size();
-        key = line.substr(start, line.find('"', start) - start);
-      }
-    }
-    agg.add(key, line);
+    auto key = o.key_field.empty() ? result<std::string>{line}
+                                   : partition_key_of(line, o.key_field);
+    if (!key)
+      throw error{errc::bad_input, fmt::format("<stdin>:{}: {} (after {} packed)", number,
+                                               key.error(), plural(records, "line"))};
+    agg.add(*key, line);
     ++records;
     if (agg.size() >= o.per_aggregate)
       emit();
   }
   emit();
   std::cout.flush();
-  fmt::print(stderr, "kpl-agg: {} records in {} aggregates ({} magic), base64, one per line\n",
-             records, aggregates, o.magic);
+  say(log_level::info, "{} in {} ({} magic), base64, one per line", plural(records, "record"),
+      plural(aggregates, "aggregate"), o.magic);
   return exit_ok;
 }
 
@@ -278,9 +277,15 @@ void add_worker_options(CLI::App* cmd, mld_options* o) {
   cmd->add_option("--batch-size", o->batch_size, "the flusher's capacity in records")
     ->check(CLI::Range(1, 1 << 24))
     ->capture_default_str();
-  cmd->add_option("--flush-interval", o->flush_interval, "flush at least this often")
+  cmd
+    ->add_option("--flush-interval", o->flush_interval,
+                 std::string{"flush at least this often"} + duration_help)
+    ->type_name("DURATION")
     ->capture_default_str();
-  cmd->add_option("--checkpoint-interval", o->checkpoint_interval, "checkpoint at most this often")
+  cmd
+    ->add_option("--checkpoint-interval", o->checkpoint_interval,
+                 std::string{"checkpoint at most this often"} + duration_help)
+    ->type_name("DURATION")
     ->capture_default_str();
   cmd
     ->add_option("--checkpoint-retries", o->checkpoint_retries,
@@ -288,7 +293,9 @@ void add_worker_options(CLI::App* cmd, mld_options* o) {
     ->capture_default_str();
   cmd
     ->add_option("--checkpoint-backoff", o->checkpoint_backoff,
-                 "first retry delay (doubles with jitter, capped at 30s)")
+                 std::string{"first retry delay (doubles with jitter, capped at 30s)"}
+                   + duration_help)
+    ->type_name("DURATION")
     ->capture_default_str();
   cmd->add_flag("--no-erlmld-magic", o->no_erlmld_magic,
                 "do not unpack erlmld's aggregate magics (00/01 89 9A C2)");
@@ -374,7 +381,9 @@ void add_server_command(CLI::App& app, int& exit_code) {
     ->capture_default_str();
   srv
     ->add_option("--handshake-timeout", so->handshake_timeout,
-                 "close a connection that sends no initialize within this (0: never)")
+                 std::string{"close a connection that sends no initialize within this (0: never)"}
+                   + duration_help)
+    ->type_name("DURATION")
     ->capture_default_str();
   srv->add_option("--port-file", so->port_file, "write the port here once listening (0 for unix:)");
   srv->callback(
@@ -389,9 +398,9 @@ void add_connect_command(CLI::App& app, int& exit_code) {
     "Bridge stdin/stdout to an mld-server (put this in the daemon's executableName)");
   conn->add_option("address", *target, "HOST:PORT or unix:PATH of the mld-server")->required();
   conn->callback([target, &exit_code] {
-    auto at = parse_listen_address("mld-connect", *target, false);
+    auto at = parse_listen_address("address", *target, false);
     if (!at) {
-      fmt::print(stderr, "shardflow {}\n", at.error());
+      say(log_level::error, at.error());
       exit_code = exit_usage;
       return;
     }
@@ -399,7 +408,7 @@ void add_connect_command(CLI::App& app, int& exit_code) {
     // group must not cut the session short, and a closed socket must not kill us with SIGPIPE.
     ignore_sigpipe();
     ignore_stop_signals();
-    const auto log = mld::stderr_log("shardflow mld-connect");
+    const auto log = cli_log();
     const int rc = at->unix_path.empty() ? mld::connect_stdio(at->host, at->port, log)
                                          : mld::connect_stdio_unix(at->unix_path, log);
     exit_code = rc == 0 ? exit_ok : exit_failed;

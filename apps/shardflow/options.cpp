@@ -163,4 +163,39 @@ result<listen_address> parse_listen_address(const std::string& option, const std
   return out;
 }
 
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  // Optimal string alignment: three rows of the Levenshtein table, and a swap of neighbours.
+  std::vector<std::size_t> before(b.size() + 1);
+  std::vector<std::size_t> last(b.size() + 1);
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    last[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      row[j] = std::min({last[j] + 1, row[j - 1] + 1, last[j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        row[j] = std::min(row[j], before[j - 2] + 1);
+    }
+    before.swap(last);
+    last.swap(row);
+  }
+  return last[b.size()];
+}
+
+std::string closest(std::string_view word, const std::vector<std::string>& candidates) {
+  const auto limit = std::min<std::size_t>(3, std::max<std::size_t>(1, word.size() / 3));
+  std::string best;
+  auto best_distance = limit + 1;
+  for (const auto& c : candidates) {
+    const auto d = edit_distance(word, c);
+    if (d < best_distance) {
+      best = c;
+      best_distance = d;
+    }
+  }
+  return best;
+}
+
 } // namespace shardflow::cli

@@ -10,11 +10,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <shardflow/core/result.hpp>
 
 namespace shardflow::cli {
+
+/// The help text every duration option ends with: a bare number means seconds.
+inline constexpr const char* duration_help = " (250ms, 5s, 2m, 1h; a bare number is seconds)";
 
 /// Parses "0", "250ms", "5s", "2m", "1h" (a bare number means seconds) given to `option`.
 /// @returns the duration, or why `text` is none of these (naming `option`).
@@ -57,5 +61,13 @@ bool is_loopback_host(const std::string& host);
 /// Parses "unix:PATH" or "HOST:PORT" (port 0 allowed when `allow_port_zero`) given to `option`.
 result<listen_address> parse_listen_address(const std::string& option, const std::string& text,
                                             bool allow_port_zero);
+
+/// Returns the edit distance of `a` and `b` (insertions, deletions, substitutions, and swaps of two
+/// neighbours, each counting 1).
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
+/// Returns the candidate closest to `word` when it is close enough to be a typo of it (at most a
+/// third of `word`'s length away, at least 1, at most 3), the first of equals; else "".
+std::string closest(std::string_view word, const std::vector<std::string>& candidates);
 
 } // namespace shardflow::cli

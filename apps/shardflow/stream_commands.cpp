@@ -14,8 +14,10 @@
 #include <simdjson.h>
 #include <unistd.h>
 
+#include "apps/shardflow/cli_log.hpp"
 #include "apps/shardflow/exit_codes.hpp"
 #include "apps/shardflow/guarded.hpp"
+#include "apps/shardflow/partition_key.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/core/result.hpp>
 #include <shardflow/local/local_stream.hpp>
@@ -37,29 +39,6 @@ struct put_config {
   std::string format = "ndjson";
   std::string key_field;
 };
-
-// Returns the partition key of an NDJSON line: the value of `field` (a string, or the JSON text of
-// any other value), or the whole line when no field is given. Sets `why` when the line is not a JSON
-// object.
-std::string key_of(const std::string& line, const std::string& field, std::string& why) {
-  thread_local simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (parser.parse(line).get(doc) != simdjson::SUCCESS || !doc.is_object()) {
-    why = "not a JSON object";
-    return {};
-  }
-  if (field.empty())
-    return line;
-  simdjson::dom::element v;
-  if (doc[field].get(v) != simdjson::SUCCESS) {
-    why = fmt::format("no field \"{}\" for the partition key", field);
-    return {};
-  }
-  std::string_view s;
-  if (v.get_string().get(s) == simdjson::SUCCESS)
-    return std::string{s};
-  return simdjson::minify(v);
-}
 
 // Reads the lines of a file or of standard input ("-"), without their newline (and a '\r' before
 // it). A file that cannot be opened because it is not there is bad input (a wrong argument); any
@@ -134,7 +113,6 @@ private:
 // Makes the record of one input line; returns why it cannot be one.
 status record_of(const put_config& cfg, std::string& line, stream_record& x) {
   x.arrival_ms = now_ms();
-  std::string why;
   if (cfg.format == "text") {
     // The line is the partition key too, and a record line holds keys as JSON strings.
     if (!simdjson::validate_utf8(line.data(), line.size()))
@@ -142,9 +120,10 @@ status record_of(const put_config& cfg, std::string& line, stream_record& x) {
                   "be text)");
     x.partition_key = line;
   } else {
-    x.partition_key = key_of(line, cfg.key_field, why);
-    if (!why.empty())
-      return fail(why);
+    auto key = partition_key_of(line, cfg.key_field);
+    if (!key)
+      return fail(key.error());
+    x.partition_key = std::move(*key);
   }
   x.data = std::move(line);
   return {};
@@ -178,15 +157,16 @@ int run_put(const put_config& cfg) {
       stream_record x;
       if (auto ok = record_of(cfg, line, x); !ok) {
         writer.flush(); // the lines before it are in
-        throw error{errc::bad_input, fmt::format("{}:{}: {} (the {} lines before it were appended)",
-                                                 in.name(), number, ok.error(), total)};
+        throw error{errc::bad_input, fmt::format("{}:{}: {} (after {} appended)", in.name(), number,
+                                                 ok.error(), plural(total, "line"))};
       }
       writer.append(x);
       ++total;
     }
   }
   writer.flush();
-  fmt::print(stderr, "put: {} records into {} ({} shards)\n", total, cfg.stream, stream.shards());
+  say(log_level::info, "{} into {} ({})", plural(total, "record"), cfg.stream,
+      plural(stream.shards(), "shard"));
   return exit_ok;
 }
 
@@ -220,17 +200,21 @@ int run_generate(const generate_config& cfg) {
       auto now = std::chrono::steady_clock::now();
       if (now - last_report >= std::chrono::seconds(1)) {
         last_report = now;
-        fmt::print(stderr,
-                   tty ? "\rgenerate: {:.0f}% ({} of {} records)"
-                       : "generate: {:.0f}% ({} of {} records)\n",
-                   100.0 * i / cfg.records, i, cfg.records);
+        if (tty)
+          fmt::print(stderr, "\rgenerate: {:.0f}% ({} of {} records)", 100.0 * i / cfg.records, i,
+                     cfg.records);
+        else
+          say(log_level::info, "{:.0f}% ({} of {} records)", 100.0 * i / cfg.records, i,
+              cfg.records);
       }
     }
   }
   writer.flush();
   const auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  fmt::print(stderr, "{}generate: {} records of ~{} bytes into {} ({} shards) in {:.2f} s\n",
-             tty ? "\r" : "", cfg.records, cfg.data_bytes, cfg.stream, cfg.shards, secs);
+  if (tty)
+    fmt::print(stderr, "\r\033[K"); // the progress line gives way to the summary
+  say(log_level::info, "{} of ~{} bytes into {} ({}) in {:.2f} s", plural(cfg.records, "record"),
+      cfg.data_bytes, cfg.stream, plural(cfg.shards, "shard"), secs);
   return exit_ok;
 }
 

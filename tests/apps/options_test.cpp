@@ -1,5 +1,8 @@
 #include "apps/shardflow/options.hpp"
 
+#include <string>
+#include <vector>
+
 #include <catch2/catch.hpp>
 
 using namespace shardflow::cli;
@@ -87,4 +90,18 @@ SCENARIO("a listen address is a unix socket path or HOST:PORT", "[apps][options]
   CHECK(parse_listen_address("--listen", "h:0", true));
   CHECK_THAT(parse_listen_address("--listen", "unix:", false).error(),
              Catch::Contains("names no socket path"));
+}
+
+SCENARIO("a mistyped word finds the name it was meant to be", "[apps][options]") {
+  CHECK(edit_distance("", "") == 0u);
+  CHECK(edit_distance("rn", "run") == 1u);
+  CHECK(edit_distance("batch-sise", "batch-size") == 1u);
+  CHECK(edit_distance("follwo", "follow") == 1u); // a swap of neighbours
+  CHECK(edit_distance("kitten", "sitting") == 3u);
+  const std::vector<std::string> commands{"put", "generate", "run", "mld", "mld-server"};
+  CHECK(closest("rn", commands) == "run");
+  CHECK(closest("generat", commands) == "generate");
+  CHECK(closest("mld-sever", commands) == "mld-server");
+  CHECK(closest("xyzzy", commands).empty());
+  CHECK(closest("batch-sise", {"batch-size", "flush-interval"}) == "batch-size");
 }

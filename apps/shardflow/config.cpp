@@ -1,0 +1,232 @@
+#include "apps/shardflow/config.hpp"
+
+#include <cctype>
+#include <cstdlib>
+#include <istream>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "apps/shardflow/options.hpp"
+
+namespace shardflow::cli {
+
+namespace {
+
+// What a config value of an option must be.
+enum class value_kind { flag, list, integer, unsigned_integer, number, text };
+
+// Where a key of the file is: its file and line, and the subcommands' table it is in.
+struct key_place {
+  const std::string& file;
+  std::size_t line;
+  std::string section; // "" for the top level, else "run", "mld.properties"
+  std::string key;
+
+  std::string where() const {
+    return section.empty() ? fmt::format("\"{}\" at the top level", key)
+                           : fmt::format("\"{}\" in [{}]", key, section);
+  }
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw CLI::ConfigError(fmt::format("{}:{}: {} {}", file, line, where(), what));
+  }
+};
+
+bool configurable_option(const CLI::App& app, const CLI::Option* op) {
+  return op->nonpositional() && op != app.get_help_ptr() && op != app.get_help_all_ptr()
+         && op != app.get_config_ptr() && op != app.get_version_ptr();
+}
+
+const CLI::Option* option_named(const CLI::App& app, const std::string& key) {
+  for (const auto* op : app.get_options())
+    if (configurable_option(app, op) && op->check_lname(key))
+      return op;
+  return nullptr;
+}
+
+// The long names of `app`'s options and the names of its subcommands: what a key could have meant.
+std::vector<std::string> names_in(const CLI::App& app) {
+  std::vector<std::string> out;
+  for (const auto* op : app.get_options())
+    if (configurable_option(app, op))
+      for (const auto& name : op->get_lnames())
+        out.push_back(name);
+  for (const auto* sub : app.get_subcommands({}))
+    out.push_back(sub->get_name());
+  return out;
+}
+
+value_kind kind_of(const CLI::Option& op) {
+  if (op.get_expected_min() == 0)
+    return value_kind::flag;
+  if (op.get_items_expected_max() > 1)
+    return value_kind::list;
+  const auto type = op.get_type_name();
+  const auto base = type.substr(0, type.find(':'));
+  if (base == "INT")
+    return value_kind::integer;
+  if (base == "UINT")
+    return value_kind::unsigned_integer;
+  if (base == "FLOAT")
+    return value_kind::number;
+  return value_kind::text;
+}
+
+const char* toml_type_of(const toml::node& v) {
+  switch (v.type()) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a floating-point number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    default:
+      return "a date or time";
+  }
+}
+
+// The text of one scalar value for an option of `kind` (not flag, not list).
+std::string scalar_of(const key_place& at, value_kind kind, const toml::node& v) {
+  if (kind == value_kind::text && v.is_string())
+    return v.as_string()->get();
+  if (kind == value_kind::number && v.is_floating_point())
+    return fmt::format("{}", v.as_floating_point()->get());
+  if (v.is_integer()) {
+    const auto n = v.as_integer()->get();
+    if (kind == value_kind::unsigned_integer && n < 0)
+      at.fail(fmt::format("must be an integer of 0 or more, not {}", n));
+    return std::to_string(n);
+  }
+  const char* wanted = kind == value_kind::text     ? "a string"
+                       : kind == value_kind::number ? "a number"
+                                                    : "an integer";
+  at.fail(fmt::format("must be {}, not {}", wanted, toml_type_of(v)));
+}
+
+std::vector<std::string> inputs_of(const key_place& at, const CLI::Option& op,
+                                   const toml::node& v) {
+  const auto kind = kind_of(op);
+  if (kind == value_kind::flag) {
+    if (!v.is_boolean())
+      at.fail(fmt::format("is a flag: it must be true or false, not {}", toml_type_of(v)));
+    return {v.as_boolean()->get() ? "true" : "false"};
+  }
+  if (kind != value_kind::list)
+    return {scalar_of(at, kind, v)};
+  std::vector<std::string> out;
+  if (!v.is_array())
+    return {scalar_of(at, value_kind::text, v)};
+  for (const auto& x : *v.as_array())
+    out.push_back(scalar_of(at, value_kind::text, x));
+  return out;
+}
+
+// Whether the environment sets `op` (it then takes precedence over the file; CLI11 ignores an
+// empty variable, and so does this).
+bool set_in_environment(const CLI::Option& op) {
+  const auto name = op.get_envname();
+  if (name.empty())
+    return false;
+  const char* value = std::getenv(name.c_str());
+  return value != nullptr && *value != '\0';
+}
+
+struct reader {
+  const std::string& file;
+  std::vector<CLI::ConfigItem> items;
+
+  // Reads the keys of `table`, the part of the file for `app` (whose values are wanted when the
+  // command line runs `app`).
+  void read(const CLI::App& app, const toml::table& table, const std::vector<std::string>& parents,
+            bool wanted) {
+    for (const auto& [k, v] : table) {
+      const std::string key{k.str()};
+      key_place at{file, k.source().begin.line, fmt::format("{}", fmt::join(parents, ".")), key};
+      if (const auto* op = option_named(app, key)) {
+        auto inputs = inputs_of(at, *op, v);
+        if (wanted && !set_in_environment(*op))
+          items.push_back(CLI::ConfigItem{parents, key, std::move(inputs)});
+        continue;
+      }
+      const auto* sub = find_subcommand(app, key);
+      if (sub == nullptr || !v.is_table())
+        at.fail(why_unknown(app, key, sub != nullptr, at.section));
+      auto path = parents;
+      path.push_back(key);
+      read(*sub, *v.as_table(), path, wanted && sub->parsed());
+    }
+  }
+
+  // Why `key` is not a key of `app`'s table, with the name it could have meant.
+  static std::string why_unknown(const CLI::App& app, const std::string& key, bool subcommand,
+                                 const std::string& section) {
+    if (subcommand)
+      return fmt::format("is a subcommand: write its options in [{}{}]",
+                         section.empty() ? "" : section + ".", key);
+    for (const auto* sub : app.get_subcommands({}))
+      if (option_named(*sub, key) != nullptr)
+        return fmt::format(
+          "is not an option of this command; it is one of {0}: write it in [{1}{0}]",
+          sub->get_name(), section.empty() ? "" : section + ".");
+    const auto guess = closest(key, names_in(app));
+    return guess.empty()
+             ? std::string{"is not an option of this command"}
+             : fmt::format("is not an option of this command (did you mean {}?)", guess);
+  }
+
+  static const CLI::App* find_subcommand(const CLI::App& app, const std::string& name) {
+    for (const auto* sub : app.get_subcommands({}))
+      if (sub->get_name() == name)
+        return sub;
+    return nullptr;
+  }
+};
+
+} // namespace
+
+std::string env_var_of(const std::string& long_name) {
+  std::string out = "SHARDFLOW_";
+  for (const char c : long_name)
+    out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+void name_env_vars(CLI::App& app) {
+  for (auto* op : app.get_options())
+    if (configurable_option(app, op) && !op->get_lnames().empty())
+      op->envname(env_var_of(op->get_lnames().front()));
+}
+
+std::vector<CLI::ConfigItem> read_toml_config(const CLI::App& app, std::istream& in,
+                                              const std::string& file) {
+  toml::table table;
+  try {
+    table = toml::parse(in, file);
+  } catch (const toml::parse_error& e) {
+    throw CLI::ConfigError(fmt::format("{}:{}:{}: not valid TOML: {}", file, e.source().begin.line,
+                                       e.source().begin.column, e.description()));
+  }
+  reader r{file, {}};
+  r.read(app, table, {}, true);
+  return std::move(r.items);
+}
+
+std::string strict_toml_config::to_config(const CLI::App*, bool, bool, std::string) const {
+  return {};
+}
+
+std::vector<CLI::ConfigItem> strict_toml_config::from_config(std::istream& in) const {
+  const auto* op = app_->get_config_ptr();
+  const auto file = op != nullptr && op->count() > 0 ? op->as<std::string>()
+                                                     : std::string{"config"};
+  return read_toml_config(*app_, in, file);
+}
+
+} // namespace shardflow::cli

@@ -1,0 +1,60 @@
+// apps/shardflow/config.hpp - the command's TOML config file (--config FILE), read strictly, and
+// its environment variables (SHARDFLOW_BATCH_SIZE for --batch-size, ...).
+//
+// The file holds the top-level options as top-level keys and each subcommand's options in a table
+// named after it: [run] for run, [mld-server], [mld.properties]. Keys are the long option names
+// without the dashes; a flag takes true or false, a list option an array, a number option an
+// integer, any other option a string (or an integer: `flush-interval = 5` is "5", five seconds).
+// Anything else is an error naming the file, the line and the key, exit 2: a key no option has, a
+// table no subcommand has, a value of the wrong type, a TOML syntax error. Positional arguments
+// (the stream directory) are not options and cannot be set in the file.
+//
+// `strict_toml_config` is CLI11's config reader for the app (App::config_formatter). It checks the
+// whole file, then hands CLI11 the values of the top level and of the subcommands given on the
+// command line. Precedence: a flag on the command line, then the environment, then the file, then
+// the default: CLI11 takes a file's value only for an option the command line did not set, and this
+// reader leaves out the values of options whose variable is set in the environment, which CLI11
+// reads after the file.
+//
+// `name_env_vars` gives every named option of an app its variable: SHARDFLOW_ and the long name in
+// upper case, dashes as underscores. main.cpp calls it for the top level at once and for a
+// subcommand when the command line enters it, so the variables of commands not run are not read.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace shardflow::cli {
+
+/// Returns the environment variable of the option named `long_name`: "batch-size" ->
+/// "SHARDFLOW_BATCH_SIZE".
+std::string env_var_of(const std::string& long_name);
+
+/// Sets the environment variable of each named option of `app` (not of its subcommands), except
+/// --help and --config.
+void name_env_vars(CLI::App& app);
+
+/// Reads the TOML text `in` of file `file` for `app` (see the file comment); returns the items for
+/// CLI11, or throws CLI::ConfigError whose message names the file, line and key.
+std::vector<CLI::ConfigItem> read_toml_config(const CLI::App& app, std::istream& in,
+                                              const std::string& file);
+
+/// CLI11's config reader for `app`: `read_toml_config` of the file given to --config.
+class strict_toml_config final : public CLI::Config {
+public:
+  explicit strict_toml_config(const CLI::App& app) : app_(&app) {
+  }
+
+  /// Not supported (shardflow writes no config files): returns an empty string.
+  std::string to_config(const CLI::App*, bool, bool, std::string) const override;
+
+  std::vector<CLI::ConfigItem> from_config(std::istream& in) const override;
+
+private:
+  const CLI::App* app_;
+};
+
+} // namespace shardflow::cli
