@@ -1,4 +1,4 @@
-# cmake/shardflow_man.cmake - writes the man page of the shardflow command from its --help (cmake -P).
+# cmake/shardflow_man.cmake - writes the man page of the shardflow command from its --help (-P).
 #
 #   cmake -DHELP2MAN=... -DPROGRAM=path/to/shardflow -DVERSION=0.12.0 -DDESCRIPTION="..."
 #         -DLICENSE=Apache-2.0 -DOUTPUT=shardflow.1 -P shardflow_man.cmake

@@ -10,7 +10,7 @@
 #   installs to (the file is written at install time), so the paths in it are absolute.
 #
 # shardflow_add_man_page(TARGET NAME DESCRIPTION)
-#   a target `man` (in ALL, so the install always has it) that runs help2man on TARGET's --help and on
+#   a target `man` (in ALL, so an install always has it) that runs help2man on TARGET's --help and
 #   every subcommand's --help (cmake/shardflow_man.cmake) into NAME.1, installed to share/man/man1.
 #   Without help2man there is no man page and a status line says so.
 include_guard(GLOBAL)
