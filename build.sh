@@ -97,7 +97,7 @@ case "$cmd" in
     install_to "$1"
     ;;
   test)
-    packages+=("${fuzz_packages[@]}")
+    packages+=("${fuzz_packages[@]}" man-db) # man-db: tests/install reads the man page with man -l
     install_deps
     configure_and_build build/sanitize -DCMAKE_BUILD_TYPE=Debug -DSHARDFLOW_SANITIZERS=address,undefined
     log "running the test suite"

@@ -64,6 +64,7 @@ check_pkg_config() {
 check_man_page() {
   local page="$prefix/share/man/man1/shardflow.1"
   test -f "$page" || fail "no share/man/man1/shardflow.1"
+  command -v man > /dev/null || fail "no man command to read the page with (Debian: man-db)"
   MANWIDTH=100 man -l "$page" > "$work/man.txt" 2> "$work/man.err" || fail "man -l failed"
   local sub
   for sub in put generate run mld mld-server mld-connect kpl-agg; do
