@@ -45,14 +45,22 @@ function(shardflow_add_pkgconfig name)
     string(JOIN " " PC_LIBS "-L\${libdir}" ${arg_LIBS})
   endif()
   string(JOIN " " PC_CFLAGS "-I\${includedir}" ${arg_CFLAGS})
-  # Two steps: now everything but the prefix, at install time the prefix installed to.
+  # Two steps: now everything but the prefix; at install time the prefix installed to, written
+  # straight into the destination (a file in the build tree would be shared by concurrent installs
+  # into different prefixes, as the tests/install checks are when ctest runs them in parallel).
   set(SHARDFLOW_PC_PREFIX "@SHARDFLOW_PC_PREFIX@")
   set(stage ${PROJECT_BINARY_DIR}/pkgconfig/${name}.pc.in)
-  set(out ${PROJECT_BINARY_DIR}/pkgconfig/${name}.pc)
   configure_file(${PROJECT_SOURCE_DIR}/cmake/shardflow.pc.in ${stage} @ONLY)
-  install(CODE "set(SHARDFLOW_PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
-    configure_file(\"${stage}\" \"${out}\" @ONLY)")
-  install(FILES ${out} DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+  install(CODE "
+    set(SHARDFLOW_PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
+    set(_pc_dir \"${CMAKE_INSTALL_LIBDIR}/pkgconfig\")
+    if(NOT IS_ABSOLUTE \"\${_pc_dir}\")
+      set(_pc_dir \"\${CMAKE_INSTALL_PREFIX}/\${_pc_dir}\")
+    endif()
+    set(_pc \"\$ENV{DESTDIR}\${_pc_dir}/${name}.pc\")
+    message(STATUS \"Installing: \${_pc}\")
+    configure_file(\"${stage}\" \"\${_pc}\" @ONLY)
+    list(APPEND CMAKE_INSTALL_MANIFEST_FILES \"\${_pc}\")")
 endfunction()
 
 # The link flags of an imported library that ships no .pc file (CAF): -L DIR -lNAME, without the -L
