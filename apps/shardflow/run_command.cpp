@@ -259,6 +259,7 @@ public:
       views_[k].input_bytes = fs::file_size(plan_.stream.shard_file(plan_.shards[k]), ec);
       if (auto m = rt_->meters(views_[k].id))
         views_[k].update(*m, now);
+      views_[k].stopped_at = problems_->stop_of(views_[k].id);
     }
   }
 

@@ -96,27 +96,46 @@ std::string progress_line(const std::vector<shard_view>& shards, const run_total
     human_bytes(double(now.lag_bytes)), now.ended, shards.size(), now.restarts);
 }
 
+std::string state_of(const shard_view& s) {
+  if (s.ended)
+    return "ended";
+  if (s.stopped_at)
+    return "stopped at " + *s.stopped_at;
+  switch (s.outcome) {
+    case shard_outcome::gave_up:
+      return "gave up";
+    case shard_outcome::stopped:
+      return "stopped";
+    default:
+      return to_string(s.outcome);
+  }
+}
+
 std::string summary_table(const std::vector<shard_view>& shards, double seconds, bool stopped,
                           std::uint64_t dead_letters) {
-  std::string out = fmt::format("\n{:<14} {:>12} {:>12} {:>9} {:>16} {:>12} {:>8}\n", "shard",
-                                "records", "bytes", "flushes", "checkpoint", "lag", "restarts");
+  std::string out = fmt::format("\n{:<14} {:>12} {:>12} {:>9} {:>16} {:>12} {:>8}  {}\n", "shard",
+                                "records", "bytes", "flushes", "checkpoint", "lag", "restarts",
+                                "state");
+  std::size_t stops = 0;
   for (auto& s : shards) {
-    out += fmt::format("{:<14} {:>12} {:>12} {:>9} {:>16} {:>12} {:>8}\n", s.id,
+    out += fmt::format("{:<14} {:>12} {:>12} {:>9} {:>16} {:>12} {:>8}  {}\n", s.id,
                        s.meter->records.load(), human_bytes(double(s.meter->bytes.load())),
                        s.meter->flushes.load(),
-                       s.ended ? std::string{"end"}
-                               : (s.checkpoint ? std::to_string(*s.checkpoint) : std::string{"-"}),
-                       human_bytes(double(s.lag_bytes())), s.restarts());
+                       s.checkpoint ? std::to_string(*s.checkpoint) : std::string{"-"},
+                       human_bytes(double(s.lag_bytes())), s.restarts(), state_of(s));
+    stops += !s.ended && s.stopped_at ? 1 : 0;
   }
   const auto t = totals_of(shards);
   const double avg_flush_ms = t.flushes ? t.flush_nanos / 1e6 / t.flushes : 0;
   out += fmt::format(
-    "\n{} records ({}) in {:.2f} s: {}/s, {:.1f} MiB/s; {} flushes (avg {:.2f} ms); "
-    "{} restarts; {} of {} shards at their end{}{}\n",
-    t.records, human_bytes(double(t.bytes)), seconds,
+    "\n{} ({}) in {:.2f} s: {}/s, {:.1f} MiB/s; {} (avg {:.2f} ms); {}; {} of {} at their "
+    "end{}{}{}\n",
+    plural(t.records, "record"), human_bytes(double(t.bytes)), seconds,
     human_count(seconds > 0 ? t.records / seconds : 0),
-    seconds > 0 ? t.bytes / seconds / (1 << 20) : 0.0, t.flushes, avg_flush_ms, t.restarts, t.ended,
-    shards.size(), dead_letters ? fmt::format("; {} dead letters", dead_letters) : std::string{},
+    seconds > 0 ? t.bytes / seconds / (1 << 20) : 0.0, plural(t.flushes, "flush", "flushes"),
+    avg_flush_ms, plural(t.restarts, "restart"), t.ended, plural(shards.size(), "shard"),
+    stops ? fmt::format("; {} stopped at bad input", stops) : std::string{},
+    dead_letters ? fmt::format("; {}", plural(dead_letters, "dead letter")) : std::string{},
     stopped ? "; stopped on a signal, every shard checkpointed" : "");
   return out;
 }
@@ -131,12 +150,14 @@ std::string summary_json(const std::vector<shard_view>& shards, double seconds, 
   for (std::size_t i = 0; i < shards.size(); ++i) {
     auto& s = shards[i];
     out += fmt::format("{}{{\"id\":{},\"records\":{},\"bytes\":{},\"flushes\":{},\"checkpoint\":{},"
-                       "\"ended\":{},\"outcome\":\"{}\",\"lag_bytes\":{},\"restarts\":{}}}",
+                       "\"ended\":{},\"outcome\":\"{}\",\"stopped_at\":{},\"lag_bytes\":{},"
+                       "\"restarts\":{}}}",
                        i ? "," : "", json_string(s.id), s.meter->records.load(),
                        s.meter->bytes.load(), s.meter->flushes.load(),
                        s.checkpoint ? std::to_string(*s.checkpoint) : std::string{"null"},
-                       s.ended ? "true" : "false", to_string(s.outcome), s.lag_bytes(),
-                       s.restarts());
+                       s.ended ? "true" : "false", to_string(s.outcome),
+                       s.stopped_at && !s.ended ? json_string(*s.stopped_at) : std::string{"null"},
+                       s.lag_bytes(), s.restarts());
   }
   out += "],\"problems\":[";
   for (std::size_t i = 0; i < problems.size(); ++i)

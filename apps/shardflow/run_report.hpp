@@ -29,6 +29,7 @@ struct shard_view {
   std::uint64_t restart_count = 0;         // incarnations after the first, in this run
   std::uint64_t generation = 0;            // the incarnation running now; 0: not started yet
   shard_outcome outcome = shard_outcome::running;
+  std::optional<std::string> stopped_at; // "FILE:LINE (reason)" of the input that stopped it
   std::chrono::steady_clock::time_point last_checkpoint_change;
 
   /// Restarts in this run.
@@ -68,6 +69,10 @@ run_totals totals_of(const std::vector<shard_view>& shards);
 std::string progress_line(const std::vector<shard_view>& shards, const run_totals& now,
                           const run_totals& before, double seconds_since_before,
                           double seconds_total);
+
+/// Returns what a shard's life came to, for the table: "ended", "stopped at FILE:LINE (reason)",
+/// "stopped", "gave up" or "running".
+std::string state_of(const shard_view& shard);
 
 /// Returns the summary table printed at the end.
 std::string summary_table(const std::vector<shard_view>& shards, double seconds, bool stopped,

@@ -60,8 +60,9 @@ SCENARIO("the JSON summary gives each shard's outcome", "[apps][run_report]") {
   const auto json = summary_json({va, vb}, 1.5, 1, {"shard shard-00001 gave up"}, 0);
   CHECK_THAT(json, Catch::Contains(R"("id":"shard-00000","records":0,"bytes":0,"flushes":0,)"
                                    R"("checkpoint":10,"ended":true,"outcome":"ended")"));
-  CHECK_THAT(json, Catch::Contains(R"("checkpoint":null,"ended":false,"outcome":"gave_up",)"
-                                   R"("lag_bytes":30,"restarts":10)"));
+  CHECK_THAT(json, Catch::Contains(
+                     R"("checkpoint":null,"ended":false,"outcome":"gave_up","stopped_at":null,)"
+                     R"("lag_bytes":30,"restarts":10)"));
   CHECK_THAT(json, Catch::Contains(R"("exit_code":1)"));
   const auto prom = prometheus_text({va, vb});
   CHECK_THAT(prom, Catch::Contains("shardflow_restarts_total{shard=\"shard-00001\"} 10"));
@@ -112,4 +113,34 @@ SCENARIO("a progress line is cut to the terminal's width, by characters", "[apps
   CHECK(cut_to_columns(marks, 3) == "ab\u2581");
   CHECK(cut_to_columns(marks, 5) == "ab\u2581\u2582\u2583");
   CHECK(cut_to_columns(marks, 6) == marks);
+}
+
+SCENARIO("a shard stopped at bad input is reported where it stopped, not as ended",
+         "[apps][run_report]") {
+  shard_meters a;
+  a.acked_position = 10;
+  a.acked_end = true;
+  a.outcome = shard_outcome::ended;
+  shard_meters b;
+  b.acked_position = 5;
+  b.outcome = shard_outcome::stopped;
+  auto va = view_of("shard-00000", 10);
+  auto vb = view_of("shard-00001", 30);
+  const auto now = std::chrono::steady_clock::now();
+  va.update(a, now);
+  vb.update(b, now);
+  vb.stopped_at = "s/shard-00001.ndjson:17 (not a JSON object)";
+  CHECK(state_of(va) == "ended");
+  CHECK(state_of(vb) == "stopped at s/shard-00001.ndjson:17 (not a JSON object)");
+  const auto table = summary_table({va, vb}, 1.0, false, 1);
+  CHECK_THAT(table, Catch::Contains("stopped at s/shard-00001.ndjson:17 (not a JSON object)\n"));
+  CHECK_THAT(table, Catch::Contains("0 records (0 B)") && Catch::Contains("0 flushes")
+                      && Catch::Contains("0 restarts; 1 of 2 shards at their end; 1 stopped at "
+                                         "bad input; 1 dead letter\n"));
+  const auto json = summary_json({va, vb}, 1.0, 3, {}, 0);
+  CHECK_THAT(json,
+             Catch::Contains(R"("ended":false,"outcome":"stopped",)"
+                             R"x("stopped_at":"s/shard-00001.ndjson:17 (not a JSON object)",)x"
+                             R"("lag_bytes":25)"));
+  CHECK_THAT(json, Catch::Contains(R"("outcome":"ended","stopped_at":null,"lag_bytes":0)"));
 }
