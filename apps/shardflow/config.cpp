@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <istream>
+#include <map>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -141,6 +142,7 @@ bool set_in_environment(const CLI::Option& op) {
 struct reader {
   const std::string& file;
   std::vector<CLI::ConfigItem> items;
+  std::map<std::string, std::string> origins; // "--batch-size" -> "FILE:LINE"
 
   // Reads the keys of `table`, the part of the file for `app` (whose values are wanted when the
   // command line runs `app`).
@@ -151,8 +153,11 @@ struct reader {
       key_place at{file, k.source().begin.line, fmt::format("{}", fmt::join(parents, ".")), key};
       if (const auto* op = option_named(app, key)) {
         auto inputs = inputs_of(at, *op, v);
-        if (wanted && !set_in_environment(*op))
+        // CLI11 takes a file's value only for an option the command line did not set.
+        if (wanted && op->count() == 0 && !set_in_environment(*op)) {
           items.push_back(CLI::ConfigItem{parents, key, std::move(inputs)});
+          origins["--" + key] = fmt::format("{}:{}", file, at.line);
+        }
         continue;
       }
       const auto* sub = find_subcommand(app, key);
@@ -205,7 +210,8 @@ void name_env_vars(CLI::App& app) {
 }
 
 std::vector<CLI::ConfigItem> read_toml_config(const CLI::App& app, std::istream& in,
-                                              const std::string& file) {
+                                              const std::string& file,
+                                              std::map<std::string, std::string>* origins) {
   toml::table table;
   try {
     table = toml::parse(in, file);
@@ -213,8 +219,10 @@ std::vector<CLI::ConfigItem> read_toml_config(const CLI::App& app, std::istream&
     throw CLI::ConfigError(fmt::format("{}:{}:{}: not valid TOML: {}", file, e.source().begin.line,
                                        e.source().begin.column, e.description()));
   }
-  reader r{file, {}};
+  reader r{file, {}, {}};
   r.read(app, table, {}, true);
+  if (origins != nullptr)
+    origins->insert(r.origins.begin(), r.origins.end());
   return std::move(r.items);
 }
 
@@ -226,7 +234,15 @@ std::vector<CLI::ConfigItem> strict_toml_config::from_config(std::istream& in) c
   const auto* op = app_->get_config_ptr();
   const auto file = op != nullptr && op->count() > 0 ? op->as<std::string>()
                                                      : std::string{"config"};
-  return read_toml_config(*app_, in, file);
+  return read_toml_config(*app_, in, file, &origins_);
+}
+
+std::string strict_toml_config::located(const std::string& message) const {
+  const auto end = message.find(':');
+  if (end == std::string::npos)
+    return message;
+  const auto i = origins_.find(message.substr(0, end));
+  return i == origins_.end() ? message : i->second + ": " + message;
 }
 
 } // namespace shardflow::cli

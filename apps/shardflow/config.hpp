@@ -22,6 +22,7 @@
 #pragma once
 
 #include <iosfwd>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -38,9 +39,11 @@ std::string env_var_of(const std::string& long_name);
 void name_env_vars(CLI::App& app);
 
 /// Reads the TOML text `in` of file `file` for `app` (see the file comment); returns the items for
-/// CLI11, or throws CLI::ConfigError whose message names the file, line and key.
-std::vector<CLI::ConfigItem> read_toml_config(const CLI::App& app, std::istream& in,
-                                              const std::string& file);
+/// CLI11, or throws CLI::ConfigError whose message names the file, line and key. Adds to `origins`
+/// (when given) where each item's value is: "--batch-size" -> "FILE:LINE".
+std::vector<CLI::ConfigItem>
+read_toml_config(const CLI::App& app, std::istream& in, const std::string& file,
+                 std::map<std::string, std::string>* origins = nullptr);
 
 /// CLI11's config reader for `app`: `read_toml_config` of the file given to --config.
 class strict_toml_config final : public CLI::Config {
@@ -53,8 +56,13 @@ public:
 
   std::vector<CLI::ConfigItem> from_config(std::istream& in) const override;
 
+  /// Returns CLI11's `message` about an option's value ("--batch-size: Value 0 not in range ..."),
+  /// after the file and line of the value when it came from the file.
+  std::string located(const std::string& message) const;
+
 private:
   const CLI::App* app_;
+  mutable std::map<std::string, std::string> origins_; // filled while CLI11 reads the file
 };
 
 } // namespace shardflow::cli

@@ -91,7 +91,8 @@ int main(int argc, char** argv) {
                 "read options from a TOML file: top-level keys for the global options, a table "
                 "per subcommand ([run], [mld-server]); unknown keys are errors")
     ->type_name("FILE");
-  app.config_formatter(std::make_shared<strict_toml_config>(app));
+  const auto config = std::make_shared<strict_toml_config>(app);
+  app.config_formatter(config);
   add_log_options(app);
   name_env_vars(app);
   int exit_code = exit_ok;
@@ -111,7 +112,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? exit_ok : exit_usage;
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "shardflow: {}\nRun with --help for more information.\n",
-               usage_message(app, e));
+               config->located(usage_message(app, e)));
     return exit_usage;
   }
   return exit_code;

@@ -129,6 +129,22 @@ SCENARIO("an unknown key, a wrong type or a syntax error names the file, line an
              Catch::Contains(":2: \"stream\" in [run] is not an option"));
 }
 
+SCENARIO("a value the option refuses is located in the file", "[apps][config]") {
+  fixture f;
+  auto config = std::make_shared<strict_toml_config>(f.app);
+  f.app.config_formatter(config);
+  auto path = f.file("[run]\n\nbatch-size = 0\n");
+  std::string message;
+  try {
+    f.parse({"run", "s", "--config", path});
+  } catch (const CLI::ValidationError& e) {
+    message = e.what();
+  }
+  CHECK_THAT(message, Catch::StartsWith("--batch-size: "));
+  CHECK_THAT(config->located(message), Catch::StartsWith(path + ":3: --batch-size: "));
+  CHECK(config->located("--intensity: x") == "--intensity: x");
+}
+
 SCENARIO("the command line beats the environment, which beats the file, which beats the default",
          "[apps][config]") {
   GIVEN("a file with batch-size 500 and flush-interval 5s") {

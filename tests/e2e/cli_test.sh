@@ -43,6 +43,18 @@ set +e
 "$SHARDFLOW" --log-level loud put "$WORK/p" < /dev/null > /dev/null 2>&1; rc=$?
 set -e
 check "an unknown level is a usage error" test $rc -eq 2
+"$SHARDFLOW" --log-format json mld < /dev/null > /dev/null 2> "$WORK/err"
+check "the mld worker's lines are json too" \
+  grep -qE '^\{"time":"[^"]+","level":"info","message":"session ended: 0 records, ' "$WORK/err"
+set +e
+"$SHARDFLOW" mld-connect nonsense > /dev/null 2> "$WORK/err"; rc=$?
+set -e
+check "mld-connect refuses a bad address (exit 2)" test $rc -eq 2
+check "... in a log line naming the address" \
+  grep -qE "$stamp error shardflow mld-connect: address: \"nonsense\" is neither" "$WORK/err"
+"$SHARDFLOW" mld --help > "$WORK/help"
+check "a duration option's help says that a bare number is seconds" \
+  grep -q "a bare number is seconds" "$WORK/help"
 
 # kpl-agg --key: the same key with or without a space after the colon (the aggregate's first
 # bytes: the magic f3899ac2, then the partition key table's one entry "17": 0a 02 31 37).

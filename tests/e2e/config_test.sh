@@ -29,6 +29,8 @@ usage_error "a wrong type" \
 usage_error "a run option at the top level" \
   "$WORK/c.toml:1: \"batch-size\" at the top level is not an option of this command; it is one of run: write it in [run]" \
   'batch-size = 500\n' --config "$WORK/c.toml" run "$WORK/s" --flusher null
+usage_error "a value the option refuses" "$WORK/c.toml:2: --batch-size: " \
+  '[run]\nbatch-size = 0\n' --config "$WORK/c.toml" run "$WORK/s" --flusher null
 
 # Precedence, seen through put's --format: a line of text is bad input (3) as ndjson, fine as text.
 put_text() { # expected exit code, description, put arguments...
