@@ -55,10 +55,14 @@ std::size_t fitting(const record_batch& batch, std::int64_t budget) {
   return n;
 }
 
+bool halted(const feeder_state& st) {
+  return st.cfg.halt && st.cfg.halt->load(std::memory_order_relaxed);
+}
+
 void feed(feeder_ptr self) {
   auto& st = self->state;
-  if (!st.shard)
-    return;
+  if (!st.shard || halted(st))
+    return; // a stop is under way: nothing more leaves for the shard
   while (st.credit > 0 && st.credit_bytes > 0) {
     const auto max = static_cast<std::size_t>(std::min<std::uint64_t>(st.credit, st.cfg.max_batch));
     auto batch = std::move(st.leftover);

@@ -24,8 +24,10 @@
 // nothing.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <memory>
 
 #include <caf/actor.hpp>
 #include <caf/event_based_actor.hpp>
@@ -33,6 +35,10 @@
 #include <shardflow/core/record_source.hpp>
 
 namespace shardflow {
+
+/// A stop that must take effect at once, before it reaches the shard through its supervisor: set
+/// by the runtime (shutdown, stop_shard) and read by the feeder and every shard incarnation.
+using halt_flag = std::shared_ptr<std::atomic<bool>>;
 
 /// Tunables of a feeder.
 struct feeder_config {
@@ -44,6 +50,9 @@ struct feeder_config {
   std::size_t push_limit = 100'000;
   /// ... or more payload bytes (keys and data) than this.
   std::size_t push_limit_bytes = std::size_t{256} << 20;
+  /// Once true, the feeder reads and sends nothing more (a stop is under way); null: never.
+  /// `shard_group` passes the shard's `shard_config::halt`.
+  halt_flag halt;
 };
 
 /// Spawns a feeder from `self` (a supervisor's start function) over a source made by `make`.

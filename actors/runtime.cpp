@@ -1,6 +1,7 @@
 #include <shardflow/actors/runtime.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <map>
 #include <optional>
@@ -108,6 +109,8 @@ struct shard_entry {
   caf::actor feeder;
   caf::actor shard;
   std::shared_ptr<shard_meters> meters;
+  /// Set when a stop of the shard begins (the shard's `shard_config::halt`).
+  halt_flag halt;
   bool finite = false;
   bool stop_requested = false;
   /// The last abnormal exit of the shard's group while no newer group has been seen.
@@ -401,6 +404,8 @@ caf::error complete(front_actor* self, shard_group_config& cfg,
       log(log_level::warning, fmt::format("{}: {}", id, what));
     };
   cfg.shard.meters = meters;
+  cfg.shard.halt = std::make_shared<std::atomic<bool>>(false);
+  cfg.feeder.halt = cfg.shard.halt;
   if (!cfg.shard.log)
     cfg.shard.log = self->state.cfg.log;
   return {};
@@ -462,6 +467,7 @@ caf::result<caf::ok_atom> start_shard(front_actor* self, shard_group_config& cfg
   earlier_shard fresh;
   fresh.entry.emplace();
   fresh.entry->meters = meters;
+  fresh.entry->halt = cfg.shard.halt;
   fresh.entry->finite = cfg.finite;
   fresh.row = runtime_registry::row{id, meters, {}};
   enlist(self, id, std::move(fresh));
@@ -551,11 +557,30 @@ void end_if_done(front_actor* self) {
   self->send_exit(st.reg->root, caf::exit_reason::user_shutdown);
 }
 
+// Stops the shard's feeding at once: the stop itself reaches it later, through its supervisor.
+void halt(shard_entry& e) {
+  if (e.halt)
+    e.halt->store(true, std::memory_order_relaxed);
+}
+
+// Shuts the tree down (ordered, final checkpoints included), every shard's feeding stopped first.
+void shut_down(front_actor* self) {
+  auto& st = self->state;
+  if (st.root_down || st.shutting_down)
+    return;
+  st.shutting_down = true;
+  for (auto& [id, e] : st.entries)
+    halt(e);
+  self->send_exit(st.reg->root, caf::exit_reason::user_shutdown);
+}
+
 caf::result<caf::ok_atom> stop_shard(front_actor* self, const shard_id& id) {
   if (auto err = refuse(self, id))
     return err;
   auto& root = self->state.reg->root;
-  self->state.entries[id].stop_requested = true;
+  auto& e = self->state.entries[id];
+  e.stop_requested = true;
+  halt(e);
   auto rp = self->make_response_promise<caf::ok_atom>();
   auto fail = [=](caf::error& err) mutable {
     if (code_of(err) == errc::not_found) // the group ended by itself meanwhile
@@ -611,10 +636,7 @@ void on_exit(front_actor* self, const caf::error& reason) {
   auto& st = self->state;
   if (!st.root_down) {
     st.exiting = reason;
-    if (!st.shutting_down) {
-      st.shutting_down = true;
-      self->send_exit(st.reg->root, caf::exit_reason::user_shutdown);
-    }
+    shut_down(self);
     return; // on_root_down calls again
   }
   if (st.reg->own_sink)
@@ -644,10 +666,7 @@ caf::behavior front(front_actor* self, runtime_config cfg, std::shared_ptr<runti
     },
     [self](await_atom) { return await_end(self); },
     [self](shutdown_atom) {
-      if (!self->state.root_down && !self->state.shutting_down) {
-        self->state.shutting_down = true;
-        self->send_exit(self->state.reg->root, caf::exit_reason::user_shutdown);
-      }
+      shut_down(self);
       return await_end(self);
     },
     [self](retry_atom, const shard_id& id, int tries) { look_for_group(self, id, tries); },

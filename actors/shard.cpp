@@ -199,8 +199,8 @@ caf::result<caf::ok_atom> on_start(shard_ptr self) {
 
 void on_records(shard_ptr self, const record_batch& batch) {
   auto& st = self->state;
-  if (!st.proc || st.stopping)
-    return; // after a stop began: the next incarnation reads these again
+  if (!st.proc || st.stopping || (st.cfg.halt && st.cfg.halt->load(std::memory_order_relaxed)))
+    return; // after a stop began: dropped, not checkpointed, so a rerun reads these again
   st.received += batch.size();
   if (auto* m = st.cfg.meters.get())
     m->records_received.fetch_add(batch.size(), std::memory_order_relaxed);
@@ -313,6 +313,8 @@ caf::actor spawn_shard(caf::event_based_actor* sup, shard_config cfg, caf::actor
 child_spec shard_group(shard_group_config cfg) {
   child_spec feeder_spec;
   feeder_spec.id = feeder_child_id;
+  if (!cfg.feeder.halt)
+    cfg.feeder.halt = cfg.shard.halt;
   feeder_spec.start = [source = cfg.source, fcfg = cfg.feeder](start_context& ctx) {
     return caf::expected<caf::actor>{spawn_feeder(ctx.self, source, fcfg)};
   };

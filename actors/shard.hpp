@@ -86,6 +86,11 @@ struct shard_config {
   /// start, records received, each acknowledged checkpoint, and the outcome (`ended` once its end
   /// is checkpointed, `stopped` after a stop). Shared by all incarnations; null: none.
   std::shared_ptr<shard_meters> meters;
+  /// Set (by the runtime) when a stop of this shard begins, before the stop reaches the shard
+  /// through its supervisor: from then on the feeder sends nothing and the shard drops the record
+  /// batches it has not added yet (not checkpointed: a rerun replays them), so at most the batch
+  /// in progress is added after a stop. Shared by the feeder and every incarnation; null: none.
+  halt_flag halt;
   /// Where the shard's log lines go (a failed checkpoint save and its retry); empty:
   /// `stderr_log("shardflow")` (core/log.hpp). A runtime passes its own sink.
   log_sink log;

@@ -13,6 +13,7 @@
 #include <caf/all.hpp>
 
 #include "tests/support/deterministic_fixture.hpp"
+#include "tests/support/generator_source.hpp"
 
 #include <shardflow/actors/checkpoint_sink.hpp>
 #include <shardflow/actors/runtime.hpp>
@@ -657,6 +658,110 @@ TEST_CASE("front actor: without restart_groups a group that gives up is final an
   CHECK(out->value->shards[1].outcome == shard_outcome::ended);
   REQUIRE(store->peek("healthy"));
   CHECK(store->peek("healthy")->ended); // all its records, and its end
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(rcfg.sink, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+// Counts the records added; once `stop_at` are in, asks the runtime to shut down (as a signal
+// would, while the shards are busy) and notes how many records each shard had added by then.
+struct stop_probe {
+  caf::actor front;
+  std::uint64_t stop_at = 0;
+  std::uint64_t added = 0;
+  std::optional<std::uint64_t> added_at_stop;
+  const std::vector<std::shared_ptr<stop_probe>>* all = nullptr; // every shard's probe
+};
+
+class probing_flusher final : public flusher {
+public:
+  explicit probing_flusher(std::shared_ptr<stop_probe> p) : p_(std::move(p)) {
+    // nop
+  }
+
+  add_result add(const stream_record&, flush_token t) override {
+    if (++p_->added == p_->stop_at) {
+      for (auto& p : *p_->all)
+        p->added_at_stop = p->added;
+      caf::anon_send(p_->front, shutdown_atom::value);
+    }
+    pending_.push_back(t);
+    return add_result::added;
+  }
+
+  std::vector<flush_token> flush(flush_mode) override {
+    return std::exchange(pending_, {});
+  }
+
+  std::vector<flush_token> heartbeat() override {
+    return {};
+  }
+
+private:
+  std::shared_ptr<stop_probe> p_;
+  std::vector<flush_token> pending_;
+};
+
+} // namespace
+
+// Drains the deterministic scheduler round robin, one message per actor per turn (its run() lets
+// an actor drain its whole mailbox first), as actors on other threads interleave: so a stop request
+// is seen while a shard's mailbox is still full. Returns whether it drained within `max_steps`.
+bool run_round_robin(caf::scheduler::test_coordinator& sched, std::size_t max_steps) {
+  for (std::size_t i = 0; i < max_steps; ++i) {
+    if (!sched.try_run_once())
+      return true;
+    if (sched.jobs.size() > 1) // a job with more to do is back in front: its turn is over
+      std::rotate(sched.jobs.begin(), sched.jobs.begin() + 1, sched.jobs.end());
+  }
+  return sched.jobs.empty();
+}
+
+TEST_CASE("front actor: a stop stops feeding at once: at most one batch per shard is added after "
+          "it") {
+  testing::deterministic_fixture f;
+  auto rcfg = quiet(false);
+  auto store = std::make_shared<memory_checkpoint_store>();
+  rcfg.sink = spawn_checkpoint_sink(f.sys, store);
+  auto front = spawn_runtime(f.sys, rcfg);
+  REQUIRE(front);
+  std::vector<std::shared_ptr<stop_probe>> probes;
+  for (auto id : {"s0", "s1"}) {
+    auto probe = std::make_shared<stop_probe>();
+    probe->front = *front;
+    probe->stop_at = id == std::string{"s0"} ? 5'000 : 1'000'000; // s0 asks for the stop
+    probe->all = &probes;
+    probes.push_back(probe);
+    auto g = group(id, false);
+    g.shard.make_flusher = [probe](const shard_id&) {
+      return std::make_unique<probing_flusher>(probe);
+    };
+    g.shard.credit = 10'000; // 20 batches of 500 may wait in the shard's mailbox
+    g.feeder.max_batch = 500;
+    g.source = testing::generator(id, 1'000'000);
+    f.sys.spawn(
+      [](caf::event_based_actor* self, caf::actor dst, shard_group_config cfg) {
+        self->request(dst, caf::infinite, start_child_atom::value, std::move(cfg))
+          .then([](caf::ok_atom) {}, [](caf::error&) {});
+      },
+      *front, g);
+  }
+  // Until the stop has ended the runtime (the sources never end by themselves).
+  REQUIRE(run_round_robin(f.sched, 1'000'000));
+  for (auto& p : probes) {
+    REQUIRE(p->added_at_stop);
+    CHECK(*p->added_at_stop > 0);               // both were busy
+    CHECK(p->added - *p->added_at_stop <= 500); // the rest of the batch in progress, at most
+  }
+  for (std::size_t i = 0; i < 2; ++i) {
+    auto row = store->peek(i == 0 ? "s0" : "s1");
+    REQUIRE(row);
+    REQUIRE(row->position);
+    CHECK_FALSE(row->ended);
+    // The final checkpoint is the last record added: nothing dropped was checkpointed.
+    CHECK(*row->position->base.to_uint64() + 1 == probes[i]->added);
+  }
   caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(rcfg.sink, caf::exit_reason::user_shutdown);
 }
