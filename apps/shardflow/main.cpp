@@ -5,6 +5,7 @@
 // defaults, in this order of precedence (apps/shardflow/config.hpp). A mistyped subcommand or option
 // is a usage error that says which one was meant. Exit codes: apps/shardflow/exit_codes.hpp
 // (printed by --help).
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,28 @@ std::string usage_message(const CLI::App& app, const CLI::ParseError& e) {
                        : fmt::format("unknown subcommand \"{}\" (did you mean {}?)", word, guess);
 }
 
+// CLI11's `message` about an option's value ("--batch-size: Value abc ..."), naming the environment
+// variable the value came from: the option's variable is set and the command line does not give it.
+std::string env_located(const CLI::App& app, const std::string& message,
+                        const std::vector<std::string>& args) {
+  const auto end = message.find(':');
+  if (message.rfind("--", 0) != 0 || end == std::string::npos)
+    return message;
+  const auto flag = message.substr(0, end);
+  for (const auto& a : args)
+    if (a == flag || a.rfind(flag + "=", 0) == 0)
+      return message;
+  for (const CLI::App* at = deepest(app); at != nullptr; at = at->get_parent())
+    for (const auto* op : at->get_options())
+      if (op->check_lname(flag.substr(2)) && !op->get_envname().empty()) {
+        const char* value = std::getenv(op->get_envname().c_str());
+        return value == nullptr || *value == '\0' ? message
+                                                  : fmt::format("{} (from the environment: {}={})",
+                                                                message, op->get_envname(), value);
+      }
+  return message;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -112,7 +135,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? exit_ok : exit_usage;
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "shardflow: {}\nRun with --help for more information.\n",
-               config->located(usage_message(app, e)));
+               config->located(env_located(app, usage_message(app, e), {argv + 1, argv + argc})));
     return exit_usage;
   }
   return exit_code;

@@ -3,43 +3,18 @@
 #include "apps/shardflow/cli_log.hpp"
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
-#include <fcntl.h>
-#include <unistd.h>
 
-#include "tests/support/temp_dir.hpp"
+#include "tests/support/captured_stderr.hpp"
 
 using namespace shardflow;
 using namespace shardflow::cli;
 
 namespace {
-
-// Runs `body` with standard error redirected to a file; returns the lines written.
-template <class F>
-std::vector<std::string> stderr_lines_of(F body) {
-  testing::temp_dir dir;
-  std::filesystem::create_directories(dir.path);
-  const auto path = dir.path / "stderr";
-  const int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  REQUIRE(file >= 0);
-  const int saved = ::dup(STDERR_FILENO);
-  ::dup2(file, STDERR_FILENO);
-  body();
-  ::dup2(saved, STDERR_FILENO);
-  ::close(saved);
-  ::close(file);
-  std::ifstream in{path};
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);)
-    out.push_back(line);
-  return out;
-}
 
 void parse(CLI::App& app, std::vector<std::string> args) {
   std::reverse(args.begin(), args.end());
@@ -54,7 +29,7 @@ SCENARIO("--log-level and --log-format choose what cli_log and say write", "[app
     CLI::App app;
     add_log_options(app);
     parse(app, {});
-    auto lines = stderr_lines_of([] {
+    auto lines = testing::stderr_lines_of([] {
       say(log_level::debug, "hidden");
       say(log_level::info, "put: {}", plural(2, "record"));
     });
@@ -67,7 +42,7 @@ SCENARIO("--log-level and --log-format choose what cli_log and say write", "[app
     add_log_options(app);
     parse(app, {"--log-level", "warning", "--log-format", "json"});
     set_cli_program("shardflow run");
-    auto lines = stderr_lines_of([] {
+    auto lines = testing::stderr_lines_of([] {
       say(log_level::info, "hidden");
       cli_log()(log_level::error, "shard-00003: gave up");
     });

@@ -2,16 +2,12 @@
 #include <shardflow/core/log.hpp>
 
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
-#include <fcntl.h>
-#include <unistd.h>
 
-#include "tests/support/temp_dir.hpp"
+#include "tests/support/captured_stderr.hpp"
 
 using namespace shardflow;
 
@@ -24,24 +20,14 @@ SCENARIO("the default sink writes one stderr line per call with a UTC timestamp 
   CHECK(std::string{to_string(log_level::debug)} == "debug");
   CHECK(std::string{to_string(log_level::info)} == "info");
   CHECK(std::string{to_string(log_level::error)} == "error");
-  testing::temp_dir dir;
-  std::filesystem::create_directories(dir.path);
-  const auto path = dir.path / "stderr";
-  const int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  REQUIRE(file >= 0);
-  const int saved = ::dup(STDERR_FILENO);
-  ::dup2(file, STDERR_FILENO);
   const auto sink = stderr_log("shardflow mld-server");
-  sink(log_level::error, "session-3 failed");
-  sink(log_level::info, "second");
-  ::dup2(saved, STDERR_FILENO);
-  ::close(saved);
-  ::close(file);
-  std::ifstream in{path};
-  std::string first;
-  std::string second;
-  std::getline(in, first);
-  std::getline(in, second);
+  const auto lines = testing::stderr_lines_of([&sink] {
+    sink(log_level::error, "session-3 failed");
+    sink(log_level::info, "second");
+  });
+  REQUIRE(lines.size() == 2);
+  const auto& first = lines[0];
+  const auto& second = lines[1];
   CHECK(first.size()
         == std::string{"2026-12-01T21:54:03.120Z "}.size()
              + std::string{"error shardflow mld-server: session-3 failed"}.size());
@@ -82,4 +68,17 @@ SCENARIO("at_least drops the lines below its level", "[core][log]") {
   sink(log_level::warning, "c");
   sink(log_level::error, "d");
   CHECK(seen == std::vector<std::string>{"warning c", "error d"});
+}
+
+SCENARIO("the json sink writes one object a line on stderr", "[core][log]") {
+  const auto sink = stderr_json_log();
+  const auto lines = testing::stderr_lines_of([&sink] {
+    sink(log_level::error, "shard-00004: gave up");
+    sink(log_level::debug, "two\nlines");
+  });
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].rfind("{\"time\":\"", 0) == 0);
+  CHECK_THAT(lines[0],
+             Catch::EndsWith(R"(Z","level":"error","shard":"shard-00004","message":"gave up"})"));
+  CHECK_THAT(lines[1], Catch::EndsWith(R"(Z","level":"debug","message":"two\nlines"})"));
 }

@@ -27,6 +27,12 @@ mistyped "a mistyped global option" "unknown option --log-levl (did you mean --l
   put "$WORK/s" --log-levl debug
 mistyped "a mistyped nested subcommand" 'unknown subcommand "propertes" (did you mean properties?)' \
   mld propertes
+set +e
+SHARDFLOW_BATCH_SIZE=lots "$SHARDFLOW" run "$WORK/s" > /dev/null 2> "$WORK/err"; rc=$?
+set -e
+check "a bad value from the environment: exit 2" test $rc -eq 2
+check "... naming the variable" grep -qF "(from the environment: SHARDFLOW_BATCH_SIZE=lots)" "$WORK/err" \
+  || cat "$WORK/err"
 
 # Log lines: a timestamp and a level; plurals; --log-level drops; json is one object a line.
 stamp='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z'
