@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "apps/shardflow/cli_log.hpp"
 #include "apps/shardflow/exit_codes.hpp"
 #include "apps/shardflow/flusher_choice.hpp"
 #include "apps/shardflow/guarded.hpp"
@@ -62,6 +64,7 @@ struct run_config {
   std::string period = "60s";
   std::string backoff_min = "100ms";
   std::string backoff_max = "4s";
+  std::string stop_timeout = "30s";
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
   bool follow = false;
   std::string bad_input = "stop";
@@ -86,6 +89,8 @@ struct run_plan {
   std::chrono::milliseconds heartbeat{};
   std::chrono::milliseconds period{};
   backoff_spec backoff;
+  std::chrono::milliseconds stop_timeout{};
+  std::string stop_text;
   local::bad_input_policy on_bad_input = local::bad_input_policy::stop;
   fs::path dead_letter;
   std::size_t max_line_bytes = 0;
@@ -138,6 +143,8 @@ void plan_timing(const run_config& cfg, run_plan& p) {
   p.batch.checkpoint_interval = duration_option("--checkpoint-interval", cfg.checkpoint_interval);
   p.batch.watchdog_timeout = duration_option("--watchdog", cfg.watchdog);
   p.heartbeat = duration_option("--heartbeat-interval", cfg.heartbeat_interval);
+  p.stop_timeout = duration_option("--stop-timeout", cfg.stop_timeout);
+  p.stop_text = cfg.stop_timeout;
   p.period = duration_option("--period", cfg.period);
   if (p.period < std::chrono::seconds(1))
     usage("--period must be at least 1s");
@@ -235,6 +242,7 @@ public:
     // work; the run then fails naming it.
     rcfg.restart_groups = false;
     rcfg.sink = spawn_checkpoint_sink(*sys_, store, true);
+    rcfg.log = cli_log();
     auto rt = runtime::start(*sys_, rcfg);
     if (!rt)
       throw error{errc::start_failed, sys_->render(rt.error())};
@@ -324,7 +332,7 @@ public:
                  cut_to_columns(progress_line(views, totals, before_, dt, total), columns()));
       std::fflush(stderr);
     } else if (log_lines_ && now - last_log_ >= std::chrono::seconds(5)) {
-      fmt::print(stderr, "shardflow: {}\n", progress_line(views, totals, before_, dt, total));
+      say(log_level::info, progress_line(views, totals, before_, dt, total));
       last_log_ = now;
     }
     before_ = totals;
@@ -351,19 +359,41 @@ private:
 };
 
 // Waits for the runtime to end, printing progress; the first signal shuts it down gracefully.
-runtime_outcome wait_for_end(job& j, progress_printer& progress, bool& stopped) {
+// The graceful stop after the first signal: every shard stops feeding, flushes and checkpoints. One
+// that takes longer than --stop-timeout (0: no limit) ends the process at once, as a second signal
+// does (exit 130; a rerun resumes from the checkpoints).
+runtime_outcome stop_gracefully(job& j, const run_plan& plan, const progress_printer& progress) {
+  if (progress.tty())
+    fmt::print(stderr, "\n");
+  say(log_level::info,
+      "stopping: every shard flushes and checkpoints ({}a second signal stops "
+      "at once)",
+      plan.stop_timeout.count() > 0 ? fmt::format("at most --stop-timeout {}; ", plan.stop_text)
+                                    : std::string{});
+  auto done = std::async(std::launch::async, [&j] { return j.rt().shutdown(); });
+  if (plan.stop_timeout.count() > 0
+      && done.wait_for(plan.stop_timeout) == std::future_status::timeout) {
+    say(log_level::error,
+        "the stop took longer than --stop-timeout {}: stopping at once; a rerun "
+        "resumes from the checkpoints",
+        plan.stop_text);
+    std::fflush(stderr);
+    ::_exit(exit_interrupted); // as a second signal: the shards are not waited for
+  }
+  done.get();
+  return j.rt().await(std::chrono::seconds(0));
+}
+
+// Waits for the runtime to end, printing progress; the first signal stops it gracefully.
+runtime_outcome wait_for_end(job& j, const run_plan& plan, progress_printer& progress,
+                             bool& stopped) {
   for (;;) {
     auto out = j.rt().await(std::chrono::milliseconds(200));
     if (out)
       return out;
     if (stop_requested().load()) {
       stopped = true;
-      fmt::print(stderr,
-                 "{}shardflow: stopping: every shard flushes and checkpoints (a second "
-                 "signal stops at once)\n",
-                 progress.tty() ? "\n" : "");
-      j.rt().shutdown();
-      return j.rt().await(std::chrono::seconds(0));
+      return stop_gracefully(j, plan, progress);
     }
     progress.tick(j);
   }
@@ -376,7 +406,7 @@ struct verdict {
   std::vector<std::string> problems;
 
   void failed(std::string why) {
-    fmt::print(stderr, "shardflow run: failed: {}\n", why);
+    say(log_level::error, "failed: {}", why);
     problems.push_back(std::move(why));
     code = exit_failed;
   }
@@ -408,13 +438,13 @@ verdict judge(const runtime_outcome& out, const local::input_problems& problems,
   if (stops.empty())
     return v;
   for (auto& p : stops)
-    fmt::print(stderr, "shardflow run: bad input: {}\n", p);
-  fmt::print(stderr,
-             "shardflow run: the shards above stopped at their bad input (everything before it is "
-             "checkpointed); fix it and rerun{}\n",
-             plan.on_bad_input == local::bad_input_policy::stop
-               ? ", or rerun with --bad-input dead-letter for malformed lines"
-               : "");
+    say(log_level::error, "bad input: {}", p);
+  say(log_level::error,
+      "the shards above stopped at their bad input (everything before it is checkpointed); fix it "
+      "and rerun{}",
+      plan.on_bad_input == local::bad_input_policy::stop
+        ? ", or rerun with --bad-input dead-letter for malformed lines"
+        : "");
   v.code = v.code == exit_ok ? exit_bad_input : v.code;
   return v;
 }
@@ -465,7 +495,7 @@ int report(const run_config& cfg, const run_plan& plan, job& j, const runtime_ou
   const auto dead = j.problems().dead_letters();
   fmt::print(stderr, "{}", summary_table(views, seconds, stopped, dead));
   if (auto failed = json.write(summary_json(views, seconds, v.code, v.problems, dead))) {
-    fmt::print(stderr, "shardflow run: failed: {}\n", *failed);
+    say(log_level::error, "failed: {}", *failed);
     return v.code == exit_ok ? exit_failed : v.code;
   }
   return v.code;
@@ -487,7 +517,7 @@ int run_job(const run_config& cfg) {
                        SHARDFLOW_VERSION};
   progress_printer progress{cfg.progress};
   bool stopped = false;
-  const auto out = wait_for_end(j, progress, stopped);
+  const auto out = wait_for_end(j, plan, progress, stopped);
   const auto seconds = progress.seconds();
   status.stop();
   if (progress.tty())
@@ -540,6 +570,11 @@ void add_restart_options(CLI::App* cmd, run_config* cfg) {
   cmd->add_option("--backoff-min", cfg->backoff_min, "first delay before restarting a shard")
     ->capture_default_str();
   cmd->add_option("--backoff-max", cfg->backoff_max, "longest delay before restarting a shard")
+    ->capture_default_str();
+  cmd
+    ->add_option("--stop-timeout", cfg->stop_timeout,
+                 "after a signal, stop at once (exit 130) if the graceful stop takes longer (0: "
+                 "no limit)")
     ->capture_default_str();
   cmd->add_option("--threads", cfg->threads, "CAF worker threads (default: the cores)")
     ->check(CLI::Range(1, 1024))

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# --stop-timeout bounds the graceful stop: a run whose flusher cannot finish (stdout into a pipe
+# nobody reads, so its writes block for ever; detached, so only its own thread is stuck) stops at
+# once after the timeout, as a second signal does: exit 130, saying so; a rerun resumes from the
+# checkpoints.
+source "$(dirname "$0")/lib.sh"
+
+# Bytes waiting in the pipe $1 (FIONREAD on a read end of it; opening it does not block: bash holds
+# it open for reading and writing).
+pipe_bytes() {
+  python3 -c 'import fcntl, os, struct, sys, termios
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
+print(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0])' "$1"
+}
+
+"$SHARDFLOW" generate "$WORK/s" --shards 2 --records 4000 2> /dev/null
+mkfifo "$WORK/pipe"
+exec 3<> "$WORK/pipe"
+"$SHARDFLOW" run "$WORK/s" --follow --flusher stdout --detached yes --progress off --stop-timeout 1s \
+  > "$WORK/pipe" 2> "$WORK/err" & pid=$!
+# Wait (at most 30 s, while the run lives) until the pipe is full (64 KiB): the flusher is stuck.
+full=0
+for _ in $(seq 1 1500); do
+  [ "$(pipe_bytes "$WORK/pipe")" -ge 65536 ] && { full=1; break; }
+  kill -0 $pid 2> /dev/null || break
+  sleep 0.02
+done
+set +e
+check "the flusher filled the pipe" test $full -eq 1
+kill -INT $pid
+# The stop cannot finish; the timeout must end the run (waited for at most 30 s, then killed).
+for _ in $(seq 1 1500); do
+  kill -0 $pid 2> /dev/null || break
+  sleep 0.02
+done
+kill -0 $pid 2> /dev/null && { echo "  still running: killing it"; kill -KILL $pid; }
+wait $pid
+rc=$?
+exec 3<&-
+check "a stop that takes longer than --stop-timeout ends at once with exit 130" test $rc -eq 130
+check "... saying so" grep -q "the stop took longer than --stop-timeout 1s: stopping at once" "$WORK/err"
+check "... after saying the stop is bounded" grep -q "at most --stop-timeout 1s" "$WORK/err"
+"$SHARDFLOW" run "$WORK/s" --flusher "file:$WORK/out" --progress off > /dev/null 2> "$WORK/rerun.err"
+rc=$?
+[ $rc -eq 0 ] || cat "$WORK/rerun.err"
+check "a rerun resumes and finishes" test $rc -eq 0
+"$SHARDFLOW" run "$WORK/s" --stop-timeout soon --progress off > /dev/null 2> "$WORK/bad.err"
+check "a bad --stop-timeout is a usage error (2)" test $? -eq 2
+set -e
+finish
