@@ -431,9 +431,9 @@ verdict judge(const runtime_outcome& out, const local::input_problems& problems,
     v.failed(text_of(out.reason));
   const auto stops = problems.stops();
   if (v.code == exit_ok && finite && !stopped && !unfinished.empty() && stops.empty())
-    v.failed(fmt::format("{} of {} shards did not finish ({}{}): see the messages above, fix the "
-                         "cause and rerun (they resume from their checkpoints)",
-                         unfinished.size(), out.shards.size(), unfinished.front(),
+    v.failed(fmt::format("{} of {} did not finish ({}{}): see the messages above, fix the cause "
+                         "and rerun (a shard resumes from its checkpoint)",
+                         unfinished.size(), plural(out.shards.size(), "shard"), unfinished.front(),
                          unfinished.size() > 1 ? ", ..." : ""));
   if (stops.empty())
     return v;

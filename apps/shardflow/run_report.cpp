@@ -90,10 +90,10 @@ std::string progress_line(const std::vector<shard_view>& shards, const run_total
       worst = std::max(worst, s.lag_bytes());
     lag = fmt::format("max {}", human_bytes(double(worst)));
   }
-  return fmt::format(
-    "[{:6.1f}s] {} records  {}/s  {:.1f} MiB/s  lag {} ({})  done {}/{}  restarts {}",
-    total_seconds, human_count(double(now.records)), human_count(rate), mbs, lag,
-    human_bytes(double(now.lag_bytes)), now.ended, shards.size(), now.restarts);
+  return fmt::format("[{:6.1f}s] {} {}  {}/s  {:.1f} MiB/s  lag {} ({})  done {}/{}  restarts {}",
+                     total_seconds, human_count(double(now.records)),
+                     now.records == 1 ? "record" : "records", human_count(rate), mbs, lag,
+                     human_bytes(double(now.lag_bytes)), now.ended, shards.size(), now.restarts);
 }
 
 std::string state_of(const shard_view& s) {

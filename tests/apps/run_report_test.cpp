@@ -144,3 +144,13 @@ SCENARIO("a shard stopped at bad input is reported where it stopped, not as ende
                              R"("lag_bytes":25)"));
   CHECK_THAT(json, Catch::Contains(R"("outcome":"ended","stopped_at":null,"lag_bytes":0)"));
 }
+
+SCENARIO("the progress line counts in words that agree with the number", "[apps][run_report]") {
+  auto v = view_of("shard-00000", 10);
+  v.meter->records = 1;
+  run_totals now = totals_of({v});
+  CHECK_THAT(progress_line({v}, now, run_totals{}, 1.0, 1.0), Catch::Contains("] 1 record  "));
+  v.meter->records = 2;
+  now = totals_of({v});
+  CHECK_THAT(progress_line({v}, now, run_totals{}, 1.0, 1.0), Catch::Contains("] 2 records  "));
+}
