@@ -60,13 +60,13 @@ std::string owner_of(int fd) {
   return result;
 }
 
-[[noreturn]] void owned(const stream_dir& stream, std::size_t shard, int fd) {
+[[noreturn]] void owned(const stream_dir& stream, std::size_t shard, const std::string& owner) {
   throw error{errc::shard_owned,
               fmt::format("{} of the stream {} is owned by another run: {} is locked by {}; stop "
                           "that run first, or run on other shards (--shards); the lock goes "
                           "with its process, so a rerun after it ended takes over at once",
                           shard_name(shard), stream.dir().string(),
-                          claim_file(stream, shard).string(), owner_of(fd))};
+                          claim_file(stream, shard).string(), owner)};
 }
 
 [[noreturn]] void claim_failed(const std::string& what, const fs::path& file) {
@@ -85,16 +85,10 @@ int lock_one(const stream_dir& stream, std::size_t shard, const std::string& own
     continue;
   if (rc != 0) {
     const int why = errno;
-    if (why == EWOULDBLOCK) {
-      struct closer {
-        int fd;
-        ~closer() {
-          ::close(fd);
-        }
-      } guard{fd};
-      owned(stream, shard, fd);
-    }
+    const auto owner_now = why == EWOULDBLOCK ? owner_of(fd) : std::string{};
     ::close(fd);
+    if (why == EWOULDBLOCK)
+      owned(stream, shard, owner_now);
     errno = why;
     claim_failed("lock", file);
   }
