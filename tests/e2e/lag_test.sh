@@ -5,6 +5,16 @@
 # rerun takes nothing twice. Dead letters keep their context beside the raw line.
 source "$(dirname "$0")/lib.sh"
 
+# Checks that each shard of stream $1 is checkpointed at its file's size in the database ($2: when).
+check_checkpoints_are_sizes() {
+  local f shard
+  for f in "$1"/shard-*.ndjson; do
+    shard=$(basename "$f" .ndjson)
+    check "$shard's checkpoint is its file's size $2" \
+      test "$(checkpoint_of "$1/checkpoints.db" "$shard")" = "$(stat -c %s "$f")"
+  done
+}
+
 "$SHARDFLOW" generate "$WORK/s" --shards 2 --records 1000 2> /dev/null
 
 # -- a finite run: every checkpoint is the size of its shard file -----------------------------------
@@ -13,11 +23,7 @@ set +e
 rc=$?
 set -e
 check "the run exits 0" test $rc -eq 0
-for f in "$WORK"/s/shard-*.ndjson; do
-  shard=$(basename "$f" .ndjson)
-  check "$shard's checkpoint is its file's size (lag 0)" \
-    test "$(checkpoint_of "$WORK/s/checkpoints.db" "$shard")" = "$(stat -c %s "$f")"
-done
+check_checkpoints_are_sizes "$WORK/s" "(lag 0)"
 "$SHARDFLOW" run "$WORK/s" --flusher "file:$WORK/out" --progress off > /dev/null 2>&1
 check "a rerun takes nothing twice" test "$(cat "$WORK"/out/*.ndjson | wc -l)" -eq 1000
 
@@ -66,11 +72,7 @@ wait $pid
 rc=$?
 set -e
 check "the follower stops gracefully (0)" test $rc -eq 0
-for f in "$WORK"/f/shard-*.ndjson; do
-  shard=$(basename "$f" .ndjson)
-  check "$shard's checkpoint in the database is its file's size" \
-    test "$(checkpoint_of "$WORK/f/checkpoints.db" "$shard")" = "$(stat -c %s "$f")"
-done
+check_checkpoints_are_sizes "$WORK/f" "after following"
 
 # -- dead letters: the raw line as it was, and its context beside it --------------------------------
 printf '{"k":"a","d":"one"}\n[1,2]\n{"k":"a","d":"two"}\n' > "$WORK/lines"
