@@ -29,6 +29,7 @@ struct feeder_state {
   std::int64_t credit_bytes = 0;
   record_batch leftover; // read from the source, not yet sent: it did not fit the byte credit
   bool end_sent = false;
+  bool idle_sent = false; // the shard was told that the source has nothing now
   bool poll_pending = false;
   struct waiting_push {
     caf::response_promise rp;
@@ -55,6 +56,16 @@ std::size_t fitting(const record_batch& batch, std::int64_t budget) {
   return n;
 }
 
+// Tells the shard once that the source has nothing now (its watchdog then knows it is idle); said
+// again only after records went out.
+void tell_idle(feeder_ptr self) {
+  auto& st = self->state;
+  if (st.idle_sent || st.source->at_end())
+    return;
+  st.idle_sent = true;
+  self->send(st.shard, idle_atom::value);
+}
+
 bool halted(const feeder_state& st) {
   return st.cfg.halt && st.cfg.halt->load(std::memory_order_relaxed);
 }
@@ -69,8 +80,11 @@ void feed(feeder_ptr self) {
     st.leftover = {};
     if (batch.empty())
       batch = st.source->read(max);
-    if (batch.empty())
+    if (batch.empty()) {
+      tell_idle(self); // credit left and nothing to read: the shard waits, it is not stuck
       break;
+    }
+    st.idle_sent = false;
     const auto n = fitting(batch, st.credit_bytes);
     if (n < batch.size() || n > max) {
       const auto sent = std::min(n, max);
@@ -176,6 +190,7 @@ void attach(feeder_ptr self, const std::optional<sequence_number>& after) {
   st.credit_bytes = 0;
   st.leftover = {};
   st.end_sent = false;
+  st.idle_sent = false;
   st.source->rewind(after);
 }
 

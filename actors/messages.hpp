@@ -18,6 +18,9 @@
 //                         (count_children_atom)                 -> child_counts
 //   shard                 (records_atom, record_batch)          from its feeder
 //                         (end_atom)                            from its feeder: input ended
+//                         (idle_atom)                           from its feeder: the source has
+//                                                                  nothing now (credit left); once
+//                                                                  until records come again
 //                         (stopped_atom)                        from its feeder: the source stopped
 //                                                                  before its end (stopped()):
 //                                                                  checkpoint, but not the end
@@ -90,6 +93,7 @@ using load_atom = caf::atom_constant<caf::atom("load")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using poll_atom = caf::atom_constant<caf::atom("poll")>;
 using stopped_atom = caf::atom_constant<caf::atom("stopped")>;
+using idle_atom = caf::atom_constant<caf::atom("idle")>;
 
 // -- message types -------------------------------------------------------------------------------
 

@@ -216,9 +216,9 @@ void on_tick(shard_ptr self, std::uint64_t gen) {
   const auto now = self->clock().now();
   submit(self, st.proc->heartbeat(now));
   if (st.proc->watchdog_expired(now)) {
-    self->quit(
-      make_error(errc::watchdog_timeout, fmt::format("shard {}: no records for {} ms", st.cfg.id,
-                                                     st.cfg.batch.watchdog_timeout.count())));
+    self->quit(make_error(errc::watchdog_timeout,
+                          fmt::format("shard {}: no progress for {} ms with records to process",
+                                      st.cfg.id, st.cfg.batch.watchdog_timeout.count())));
     return;
   }
   schedule_tick(self);
@@ -280,6 +280,10 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
     // shard ends normally (not restarted: its source would stop at the same place again).
     [self](stopped_atom) { stop(self, shutdown_reason::requested, caf::exit_reason::normal); },
     [self](tick_atom, std::uint64_t gen) { on_tick(self, gen); },
+    [self](idle_atom) {
+      if (self->state.proc && !self->state.stopping)
+        self->state.proc->idle(self->clock().now());
+    },
     [self](retry_atom, std::uint64_t ticket) { apply(self, self->state.outbox.retry(ticket)); },
     [self](flush_atom, flush_mode mode) -> caf::result<caf::ok_atom> {
       auto& st = self->state;

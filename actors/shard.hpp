@@ -9,7 +9,10 @@
 //               heartbeat ticks
 //
 //   records   --> processor.process --> checkpoint? --> sink;  demand as many records again
-//   tick(gen) --> processor.heartbeat --> checkpoint? --> sink;  watchdog check
+//   tick(gen) --> processor.heartbeat --> checkpoint? --> sink;  watchdog check (it fires only
+//                 when records are available and make no progress: see batch_processor)
+//   idle      --> (from the feeder: the source has nothing now) processor.idle: a shard waiting
+//                 for input is quiet, not stuck
 //   end       --> processor.shutdown(terminate) --> final checkpoint, then the end marker (an
 //                 empty checkpoint) --> both acked --> quit(normal)
 //   stopped   --> (the source is at_end and stopped(): it stopped before its end, e.g. at a bad

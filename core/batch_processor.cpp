@@ -71,6 +71,7 @@ auto batch_processor::guarded(const char* operation, F&& body) {
 std::optional<checkpoint> batch_processor::process(const record_batch& batch, time_point now) {
   return guarded("process", [&] {
     last_activity_ = now;
+    idle_ = idle_ && batch.empty();
     tracker_.hold(batch);
     // The common case inline: the flusher takes the record (or ignores it) at the first offer.
     for (const auto& x : batch) {
@@ -93,7 +94,7 @@ std::optional<checkpoint> batch_processor::heartbeat(time_point now) {
   return guarded("heartbeat", [&] {
     auto tokens = call_flusher("heartbeat", [this] { return flusher_->heartbeat(); });
     if (!tokens.empty()) {
-      note_durable(tokens);
+      note_durable(tokens, now);
       ++stats_.heartbeat_flushes;
       last_flush_ = now;
     }
@@ -130,8 +131,16 @@ std::optional<checkpoint> batch_processor::shutdown(shutdown_reason reason, time
   return result;
 }
 
+void batch_processor::idle(time_point now) noexcept {
+  if (!idle_ && tracker_.outstanding() == 0)
+    last_activity_ = now; // caught up with nothing held: the wait starts now
+  idle_ = true;
+}
+
 bool batch_processor::watchdog_expired(time_point now) const noexcept {
-  return cfg_.watchdog_timeout.count() > 0 && now - last_activity_ >= cfg_.watchdog_timeout;
+  if (cfg_.watchdog_timeout.count() <= 0 || (idle_ && tracker_.outstanding() == 0))
+    return false; // disabled, or waiting for input with nothing held: quiet, not stuck
+  return now - last_activity_ >= cfg_.watchdog_timeout;
 }
 
 batch_stats batch_processor::stats() const {
@@ -161,7 +170,7 @@ add_result batch_processor::add_after_full(const stream_record& x, flush_token t
 void batch_processor::flush_now(flush_mode mode, time_point now) {
   auto tokens = call_flusher(mode == flush_mode::full ? "flush(full)" : "flush(partial)",
                              [&] { return flusher_->flush(mode); });
-  note_durable(tokens);
+  note_durable(tokens, now);
   ++stats_.flushes;
   last_flush_ = now;
   if (mode == flush_mode::full && tracker_.outstanding() != 0)
@@ -171,10 +180,12 @@ void batch_processor::flush_now(flush_mode mode, time_point now) {
                             tracker_.outstanding())};
 }
 
-void batch_processor::note_durable(const std::vector<flush_token>& tokens) {
+void batch_processor::note_durable(const std::vector<flush_token>& tokens, time_point now) {
   for (auto token : tokens)
     tracker_.complete(token);
   stats_.flushed += tokens.size();
+  if (!tokens.empty())
+    last_activity_ = now; // records made durable: progress
 }
 
 std::optional<checkpoint> batch_processor::checkpoint_if_due(time_point now, bool forced) {

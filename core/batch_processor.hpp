@@ -43,8 +43,11 @@
 //   a balanced tree of every token since the last checkpoint; tokens are counters, and the processor
 //   shares each `record_batch` instead of copying a sequence number per record.
 // - The watchdog is a question (`watchdog_expired(now)`), not a timer: the owner asks it on its
-//   ticks and ends the shard with errc::watchdog_timeout. Only `process` calls (records or empty
-//   batches from the source) count as activity; the owner's own heartbeats do not.
+//   ticks and ends the shard with errc::watchdog_timeout. It measures a shard that is stuck, not
+//   one that is quiet: progress is a `process` call (records or empty batches from the source) or
+//   tokens coming back (records made durable); the owner's own heartbeats are not progress. After
+//   `idle(now)` (the source has nothing now) the shard waits for input, which never expires while
+//   the flusher holds no record; records it holds that make no progress for the timeout do.
 #pragma once
 
 #include <chrono>
@@ -67,7 +70,8 @@ struct batch_config {
   /// Checkpoint at most this often; 0 checkpoints after every call that moves the checkpoint.
   std::chrono::milliseconds checkpoint_interval{5000};
 
-  /// After this long without `process` calls, `watchdog_expired` turns true; 0 disables it.
+  /// After this long without progress while records are available (see `watchdog_expired`),
+  /// `watchdog_expired` turns true; 0 disables it.
   std::chrono::milliseconds watchdog_timeout{0};
 
   /// Allow checkpoints at user records inside a KPL aggregate (erlmld's
@@ -149,7 +153,12 @@ public:
   /// @throws shardflow::error; the processor is failed afterwards.
   std::optional<checkpoint> shutdown(shutdown_reason reason, time_point now);
 
-  /// Returns whether the watchdog timeout has passed without a `process` call.
+  /// Says that the source has nothing now (the shard caught up with its input): until records
+  /// come again, time spent waiting does not count for the watchdog while no record is held.
+  void idle(time_point now) noexcept;
+
+  /// Returns whether the watchdog timeout has passed without progress (a `process` call or tokens
+  /// back) while the shard had work: always, unless it is `idle` with no record held.
   bool watchdog_expired(time_point now) const noexcept;
 
   /// Returns the counters.
@@ -172,7 +181,7 @@ private:
   // After the flusher answered `full` for `x`: flushes and offers it again (see the diagram).
   add_result add_after_full(const stream_record& x, flush_token token, time_point now);
   void flush_now(flush_mode mode, time_point now);
-  void note_durable(const std::vector<flush_token>& tokens);
+  void note_durable(const std::vector<flush_token>& tokens, time_point now);
   std::optional<checkpoint> checkpoint_if_due(time_point now, bool forced);
 
   shard_id id_;
@@ -181,7 +190,8 @@ private:
   checkpoint_tracker tracker_;
   time_point last_flush_;
   time_point last_checkpoint_;
-  time_point last_activity_;
+  time_point last_activity_; // the last progress (watchdog)
+  bool idle_ = false;        // the source had nothing at the last look (watchdog)
   batch_stats stats_;
   std::string stopped_; // why the processor no longer accepts calls; empty while running
 };

@@ -21,6 +21,7 @@ using testing::sized_source;
 struct received {
   std::vector<record_batch> batches;
   bool ended = false;
+  int idles = 0; // times the feeder said its source has nothing now
   caf::actor feeder;
 
   std::size_t bytes() const {
@@ -74,6 +75,7 @@ struct fixture : testing::deterministic_fixture {
       return {
         [out](records_atom, const record_batch& b) { out->batches.push_back(b); },
         [out](end_atom) { out->ended = true; },
+        [out](idle_atom) { ++out->idles; },
         [self, out](acked_atom, const sequence_number& upto) {
           // Forward a durable checkpoint, as a shard does once its sink acknowledged it.
           self->send(out->feeder, acked_atom::value, upto);
@@ -224,6 +226,25 @@ SCENARIO_METHOD(fixture,
   run();
   CHECK(sequences(*out) == std::vector<std::uint64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
   CHECK(out->ended);
+}
+
+SCENARIO_METHOD(fixture,
+                "the feeder says once that its source has nothing now, again after records",
+                "[actors][feeder]") {
+  auto buffer = std::make_shared<replay_buffer>();
+  auto out = std::make_shared<received>();
+  start(
+    out, [buffer] { return buffer; }, 1000, 1'000'000);
+  CHECK(out->idles == 1); // caught up with credit left: the shard is idle, not stuck
+  advance(1s);
+  CHECK(out->idles == 1); // said once, not on every look
+  CHECK(ask<caf::ok_atom>(out->feeder, push_atom::value, make_batch(0, 5)).value);
+  CHECK(out->records() == 5);
+  CHECK(out->idles == 2); // records went out, then nothing again
+  anon_send(out->feeder, end_atom::value);
+  run();
+  CHECK(out->ended);
+  CHECK(out->idles == 2); // an end is not idleness
 }
 
 SCENARIO_METHOD(fixture, "a producer waits while the replay buffer is over its push limit",

@@ -127,6 +127,24 @@ SCENARIO_METHOD(fixture, "the watchdog fires only after a whole timeout without 
   }
 }
 
+SCENARIO_METHOD(fixture,
+                "the watchdog: a shard waiting for input is idle, one holding records "
+                "that make no progress is stuck",
+                "[actors][batch_processor]") {
+  cfg.watchdog_timeout = 200ms;
+  script->only_heartbeat = true; // records become durable only when the test says so
+  auto& p = make();
+  p.idle(t0 + 10ms); // the source has nothing now: waiting for input is not being stuck
+  CHECK_FALSE(p.watchdog_expired(t0 + 1h));
+  p.process(records(0, 2), t0 + 1h); // records arrive and the flusher holds them
+  p.idle(t0 + 1h);                   // nothing more comes, but two records are not durable
+  CHECK_FALSE(p.watchdog_expired(t0 + 1h + 199ms));
+  CHECK(p.watchdog_expired(t0 + 1h + 200ms)); // records available, no progress: stuck
+  script->next_heartbeat_all = true;
+  p.heartbeat(t0 + 1h + 250ms); // tokens came back: progress, and nothing is held any more
+  CHECK_FALSE(p.watchdog_expired(t0 + 2h));
+}
+
 SCENARIO_METHOD(fixture, "a full flusher is flushed and offered the same record again",
                 "[actors][batch_processor]") {
   script->capacity = 2;
