@@ -27,15 +27,14 @@ finish() {
 # The data of every record line in the given files, one per line (the output of a run).
 data_of() { cat "$@" | sed -e 's/^.*"d":"//' -e 's/"}$//' ; }
 
-# Lines of the input shard file that a checkpoint at byte offset $2 covers (the line at the offset
-# included).
+# Lines of the input shard file that a checkpoint at byte offset $2 covers: the lines before the
+# offset (a checkpoint is the offset just after its record's line).
 covered_lines() { # file offset
-  local n
-  n=$(head -c "$2" "$1" | wc -l)
-  head -n $((n + 1)) "$1"
+  head -c "$2" "$1"
 }
 
-# The checkpoint offset of shard $2 in database $1 (empty when none).
+# The checkpoint of shard $2 in database $1 (the byte offset after its last durable line; empty
+# when none).
 checkpoint_of() { sqlite3 "$1" "select sequence from checkpoints where shard = '$2'"; }
 
 # Every line of stdin must occur in the files $@ (as whole lines).

@@ -23,7 +23,7 @@ check "no record is in the output twice" \
   test "$(cat "$WORK"/out/*.ndjson | sort | uniq -d | wc -l)" -eq 0
 for f in "$WORK"/s/shard-*.ndjson; do
   shard=$(basename "$f" .ndjson)
-  last=$(( $(stat -c %s "$f") - $(tail -n 1 "$f" | wc -c) ))
+  last=$(stat -c %s "$f") # the offset after the last line: lag 0
   check "$shard is checkpointed at its last record ($last)" \
     test "$(checkpoint_of "$WORK/s/checkpoints.db" "$shard")" = "$last"
 done
@@ -50,7 +50,7 @@ for attempt in 1 2 3 4 5; do
   kill $pid 2> /dev/null || true; wait $pid 2> /dev/null || true
 done
 check "the metrics endpoint answers" test $up -eq 1
-last_offset() { echo $(( $(stat -c %s "$1") - $(tail -n 1 "$1" | wc -c) )); }
+last_offset() { stat -c %s "$1"; } # a checkpoint is the offset after its record's line
 caught_up() {
   curl -sf "http://127.0.0.1:$port/metrics" > "$WORK/metrics.txt" || return 1
   for f in "$WORK"/m/shard-*.ndjson; do
