@@ -553,7 +553,8 @@ void add_input_options(CLI::App* cmd, run_config* cfg) {
     ->capture_default_str();
   cmd
     ->add_option("--watchdog", cfg->watchdog,
-                 "restart a shard that gets no records for this long (0: off)")
+                 "restart a shard whose records make no progress for this long; one waiting for "
+                 "input is idle, not stuck (0: off)")
     ->capture_default_str();
 }
 

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# --watchdog with --follow: a shard waiting at the end of its followed file is idle, not stuck, so
+# the watchdog does not restart it: on a quiet stream the restarts stay 0 over several watchdog
+# periods; a record appended later still flows.
+source "$(dirname "$0")/lib.sh"
+
+"$SHARDFLOW" generate "$WORK/s" --shards 2 --records 20 2> /dev/null
+for attempt in 1 2 3 4 5; do
+  port=$((20000 + RANDOM % 40000))
+  "$SHARDFLOW" run "$WORK/s" --follow --watchdog 1s --flusher "file:$WORK/out" --progress off \
+    --checkpoint-interval 0 --metrics "127.0.0.1:$port" > /dev/null 2> "$WORK/err" & pid=$!
+  up=0
+  for _ in $(seq 1 250); do
+    curl -sf "http://127.0.0.1:$port/healthz" > /dev/null 2>&1 && { up=1; break; }
+    kill -0 $pid 2> /dev/null || break
+    sleep 0.02
+  done
+  [ $up -eq 1 ] && break
+  kill $pid 2> /dev/null; wait $pid 2> /dev/null
+done
+set +e
+check "the run serves its metrics" test $up -eq 1
+# Wait (at most 30 s, while the run lives) until every shard's checkpoint has stood still for 4 s:
+# four watchdog periods without a record.
+quiet=0
+for _ in $(seq 1 1500); do
+  curl -sf "http://127.0.0.1:$port/metrics" > "$WORK/metrics"
+  n=$(awk '/^shardflow_checkpoint_age_seconds\{/ && $2 >= 4 { n++ } END { print n + 0 }' "$WORK/metrics")
+  [ "$n" -eq 2 ] && { quiet=1; break; }
+  kill -0 $pid 2> /dev/null || break
+  sleep 0.05
+done
+check "the shards stayed quiet for four watchdog periods" test $quiet -eq 1
+check "... and none was restarted" \
+  test "$(grep -c '^shardflow_restarts_total{.*} 0$' "$WORK/metrics")" -eq 2
+check "... nor did the watchdog fire" test "$(grep -c watchdog "$WORK/err")" -eq 0
+echo '{"k":"late","d":"late-record"}' >> "$WORK/s/shard-00000.ndjson"
+for _ in $(seq 1 1500); do
+  grep -q late-record "$WORK"/out/shard-00000-*.ndjson && break
+  kill -0 $pid 2> /dev/null || break
+  sleep 0.02
+done
+check "a record appended later still flows" grep -q late-record "$WORK"/out/shard-00000-*.ndjson
+kill -TERM $pid
+wait $pid
+check "the run stops gracefully (exit 0)" test $? -eq 0
+set -e
+finish
