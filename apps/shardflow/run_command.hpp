@@ -4,8 +4,10 @@
 // checkpoints in SQLite, a live progress line, a summary, optional Prometheus metrics. Stdout carries
 // the data alone (--flusher stdout): the progress line and the summary table go to stderr, the JSON
 // summary to the file --json names (or to stdout with `--json -`, unless the flusher is stdout).
-// SIGINT or SIGTERM stops gracefully (every shard flushes fully and checkpoints); a second signal
-// stops at once.
+// The shards are claimed first (local/shard_claim.hpp: a second run on one of them exits 4). SIGINT
+// or SIGTERM stops gracefully (every shard stops feeding, flushes what it holds and checkpoints); a
+// second signal, or a graceful stop longer than --stop-timeout, stops at once (exit 130). A shard
+// that gives up is isolated: the others finish, then the run exits 1 naming it.
 #pragma once
 
 namespace CLI {

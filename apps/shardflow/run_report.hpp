@@ -1,5 +1,7 @@
 // apps/shardflow/run_report.hpp - what `shardflow run` tells its user: a live progress line (or a
-// log line every few seconds), a summary table, a JSON summary and Prometheus metrics.
+// log line every few seconds), a summary table, a JSON summary, Prometheus metrics and readiness.
+// Each shard's state says what its life came to: ended (its end checkpointed), stopped at
+// FILE:LINE (reason) (bad or incomplete input), stopped (a signal), gave up.
 //
 // The report reads only host-side data: each shard's flusher meter (flushers/metered_flusher.hpp)
 // and the runtime's meters of the shard (core/shard_meters.hpp: acknowledged checkpoint, restarts,
