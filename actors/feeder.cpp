@@ -158,6 +158,13 @@ void fail_pushes(feeder_ptr self, const caf::error& why) {
   st.end_waiters.clear();
 }
 
+// The source threw (the feeder's handlers only throw from it): says so, answers the waiting pushes.
+void source_failed(feeder_ptr self, const caf::error& why) {
+  if (self->state.cfg.on_source_error)
+    self->state.cfg.on_source_error(why);
+  fail_pushes(self, why);
+}
+
 // The feeder ends with its supervisor, on an abnormal exit, and on an exception; each time it answers
 // the pushes still waiting first.
 void install_handlers(feeder_ptr self, const caf::actor& sup) {
@@ -177,7 +184,7 @@ void install_handlers(feeder_ptr self, const caf::actor& sup) {
   self->set_exception_handler(
     [self](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
       auto why = error_from(eptr);
-      fail_pushes(self, why);
+      source_failed(self, why);
       return why;
     });
 }
@@ -215,18 +222,44 @@ caf::result<caf::ok_atom> push(feeder_ptr self, record_batch& batch) {
   return rp;
 }
 
+// A feeder whose source could not be made answers its start handshake with the source's error and
+// ends with it, so its supervisor reports that error (not a feeder that vanished).
+caf::behavior broken_feeder(feeder_ptr self, caf::error why) {
+  return {
+    [self, why](start_atom) -> caf::result<caf::ok_atom> {
+      self->quit(why);
+      return why;
+    },
+  };
+}
+
 caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, feeder_config cfg) {
   install_handlers(self, sup);
   auto& st = self->state;
   st.cfg = cfg;
-  st.source = make();
+  try {
+    st.source = make();
+  } catch (...) {
+    auto why = error_from(std::current_exception());
+    source_failed(self, why);
+    return broken_feeder(self, std::move(why));
+  }
+  if (!st.source)
+    return broken_feeder(self, make_error(errc::start_failed, "the source factory made no source"));
   st.buffer = dynamic_cast<replay_buffer*>(st.source.get());
   if (st.buffer != nullptr)
     st.last_pushed = st.buffer->last(); // a buffer may outlive a feeder (runtime.cpp)
   return {
     [](start_atom) { return caf::ok_atom::value; },
-    [self](attach_atom, const std::optional<sequence_number>& after) {
-      attach(self, after);
+    [self](attach_atom, const std::optional<sequence_number>& after) -> caf::result<caf::ok_atom> {
+      try {
+        attach(self, after);
+      } catch (...) { // the source cannot rewind: the shard fails to start with its error
+        auto why = error_from(std::current_exception());
+        source_failed(self, why);
+        self->quit(why);
+        return why;
+      }
       return caf::ok_atom::value;
     },
     [self](demand_atom, std::uint64_t n, std::uint64_t bytes) {

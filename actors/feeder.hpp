@@ -27,9 +27,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 
 #include <caf/actor.hpp>
+#include <caf/error.hpp>
 #include <caf/event_based_actor.hpp>
 
 #include <shardflow/core/record_source.hpp>
@@ -50,6 +52,9 @@ struct feeder_config {
   std::size_t push_limit = 100'000;
   /// ... or more payload bytes (keys and data) than this.
   std::size_t push_limit_bytes = std::size_t{256} << 20;
+  /// Told when the source throws (its factory, rewind, read or release), before the feeder ends
+  /// with that error; may be empty. The runtime uses it to fail a start with the source's error.
+  std::function<void(const caf::error&)> on_source_error;
   /// Once true, the feeder reads and sends nothing more (a stop is under way); null: never.
   /// `shard_group` passes the shard's `shard_config::halt`.
   halt_flag halt;

@@ -451,6 +451,30 @@ void enlist(front_actor* self, const shard_id& id, earlier_shard x) {
   }
 }
 
+// Why a shard's source factory threw, if it did (written by the feeder, read by the front actor
+// once the start has failed: the failure reaches it through the tree's messages).
+struct source_failure {
+  errc code = errc::none;
+  std::string text;
+};
+
+// Makes the shard's feeder keep what its source threw, so that a failed start reports the source's
+// own error. The first one counts: a later incarnation's does not change a start's answer.
+std::shared_ptr<source_failure> watch_source(shard_group_config& cfg) {
+  auto out = std::make_shared<source_failure>();
+  auto flag = std::make_shared<std::atomic<bool>>(false);
+  cfg.feeder.on_source_error
+    = [out, flag, next = std::move(cfg.feeder.on_source_error)](const caf::error& why) {
+        if (!flag->exchange(true)) {
+          const auto code = code_of(why);
+          *out = {code != errc::none ? code : errc::start_failed, text_of(why)};
+        }
+        if (next)
+          next(why);
+      };
+  return out;
+}
+
 caf::result<caf::ok_atom> start_shard(front_actor* self, shard_group_config& cfg) {
   auto& st = self->state;
   const auto id = cfg.shard.id;
@@ -471,6 +495,7 @@ caf::result<caf::ok_atom> start_shard(front_actor* self, shard_group_config& cfg
   fresh.entry->finite = cfg.finite;
   fresh.row = runtime_registry::row{id, meters, {}};
   enlist(self, id, std::move(fresh));
+  auto source_failure = watch_source(cfg);
   auto spec = shard_group(std::move(cfg));
   if (!st.cfg.restart_groups)
     spec.restart = restart_type::temporary; // a group that gave up is final (OTP's temporary)
@@ -486,7 +511,10 @@ caf::result<caf::ok_atom> start_shard(front_actor* self, shard_group_config& cfg
         rp.deliver(caf::ok_atom::value);
       },
       [=](caf::error& err) mutable {
-        auto why = translate(self, id, std::move(err));
+        auto why = source_failure->code != errc::none
+                     ? make_error(source_failure->code, fmt::format("shard {} cannot start: {}", id,
+                                                                    source_failure->text))
+                     : translate(self, id, std::move(err));
         delist(self, id);
         enlist(self, id, std::move(*earlier));
         rp.deliver(std::move(why));

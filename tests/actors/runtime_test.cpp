@@ -765,3 +765,71 @@ TEST_CASE("front actor: a stop stops feeding at once: at most one batch per shar
   caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(rcfg.sink, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("front actor: a shard whose source cannot be made fails to start with the source's own "
+          "error") {
+  testing::deterministic_fixture f;
+  auto front = spawn_runtime(f.sys, quiet(true));
+  REQUIRE(front);
+  auto g = group("shard-00002", true);
+  g.source = []() -> std::shared_ptr<record_source> {
+    throw error{errc::io_failed, "cannot open in/shard-00002.jsonl: No such file or directory"};
+  };
+  auto started = ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g);
+  REQUIRE(started->done());
+  REQUIRE(started->err);
+  CHECK(code_of(started->err) == errc::io_failed);
+  CHECK_THAT(text_of(started->err), Catch::Contains("shard-00002")
+                                      && Catch::Contains("cannot open in/shard-00002.jsonl: No "
+                                                         "such file or directory"));
+  CHECK_THAT(text_of(started->err), !Catch::Contains("request_receiver_down"));
+  // The runtime goes on: another shard starts.
+  CHECK(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, group("other", true))->value);
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a shard whose source cannot be made fails to start with the source's error, threaded") {
+  threaded_system ts;
+  auto rt = runtime::start(ts.sys, quiet(false));
+  REQUIRE(rt);
+  for (int i = 0; i < 20; ++i) { // the feeder's death races its start handshake: try it often
+    auto g = group("shard-00002", false);
+    g.source = []() -> std::shared_ptr<record_source> {
+      throw error{errc::io_failed, "cannot open in/shard-00002.jsonl: No such file or directory"};
+    };
+    auto err = (*rt)->start_shard(g);
+    REQUIRE(err);
+    CHECK(code_of(err) == errc::io_failed);
+    CHECK(text_of(err)
+          == "shard shard-00002 cannot start: cannot open in/shard-00002.jsonl: No such file or "
+             "directory");
+  }
+  CHECK_FALSE((*rt)->shutdown());
+}
+
+TEST_CASE(
+  "front actor: a shard whose source cannot rewind fails to start with the source's error") {
+  testing::deterministic_fixture f;
+  auto front = spawn_runtime(f.sys, quiet(true));
+  REQUIRE(front);
+  struct unreadable final : record_source {
+    void rewind(const std::optional<sequence_number>&) override {
+      throw error{errc::io_failed, "cannot open in/shard-00003.jsonl: No such file or directory"};
+    }
+    record_batch read(std::size_t) override {
+      return {};
+    }
+    bool at_end() const override {
+      return false;
+    }
+  };
+  auto g = group("shard-00003", true);
+  g.source = [] { return std::make_shared<unreadable>(); };
+  auto started = ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g);
+  REQUIRE(started->err);
+  CHECK(code_of(started->err) == errc::io_failed);
+  CHECK(text_of(started->err)
+        == "shard shard-00003 cannot start: cannot open in/shard-00003.jsonl: No such file or "
+           "directory");
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
