@@ -2,7 +2,9 @@
 //
 // A command's body runs inside `guarded`: a CLI::ValidationError (a bad option value found while
 // planning) is a usage error (2); a shardflow::error exits with `exit_code_of` its code; any other
-// exception is a failure (1). The message goes to stderr as "shardflow COMMAND: what". `checked`
+// exception is a failure (1). A usage error goes to stderr as "shardflow COMMAND: what", plain like
+// CLI11's own; a failure is an error line of the command's log (apps/shardflow/cli_log.hpp: with a
+// time and a level, or a JSON object under --log-format json). `checked`
 // takes the value of a parse result (apps/shardflow/options.hpp) or makes its reason a usage error.
 #pragma once
 
@@ -14,6 +16,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "apps/shardflow/cli_log.hpp"
 #include "apps/shardflow/exit_codes.hpp"
 #include "apps/shardflow/options.hpp"
 #include <shardflow/core/error.hpp>
@@ -41,6 +44,13 @@ inline std::chrono::milliseconds duration_option(const std::string& option,
   return checked(parse_duration(option, text));
 }
 
+/// Adds the duration option `name` (parsed later by `duration_option`): its help ends with the
+/// units (a bare number is seconds), its type reads DURATION.
+inline CLI::Option* add_duration(CLI::App* cmd, const char* name, std::string& value,
+                                 const std::string& help) {
+  return cmd->add_option(name, value, help + duration_help)->type_name("DURATION");
+}
+
 /// Runs `body` (returning an exit code) and maps what it throws to an exit code; see the file
 /// comment.
 template <class F>
@@ -51,10 +61,10 @@ int guarded(const char* command, F&& body) {
     fmt::print(stderr, "shardflow {}: {}\n", command, e.what());
     return exit_usage;
   } catch (const error& e) {
-    fmt::print(stderr, "shardflow {}: {}\n", command, e.what());
+    say(log_level::error, e.what());
     return exit_code_of(e);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "shardflow {}: {}\n", command, e.what());
+    say(log_level::error, e.what());
     return exit_failed;
   }
 }

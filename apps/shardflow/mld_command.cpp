@@ -277,25 +277,17 @@ void add_worker_options(CLI::App* cmd, mld_options* o) {
   cmd->add_option("--batch-size", o->batch_size, "the flusher's capacity in records")
     ->check(CLI::Range(1, 1 << 24))
     ->capture_default_str();
-  cmd
-    ->add_option("--flush-interval", o->flush_interval,
-                 std::string{"flush at least this often"} + duration_help)
-    ->type_name("DURATION")
+  add_duration(cmd, "--flush-interval", o->flush_interval, "flush at least this often")
     ->capture_default_str();
-  cmd
-    ->add_option("--checkpoint-interval", o->checkpoint_interval,
-                 std::string{"checkpoint at most this often"} + duration_help)
-    ->type_name("DURATION")
+  add_duration(cmd, "--checkpoint-interval", o->checkpoint_interval,
+               "checkpoint at most this often")
     ->capture_default_str();
   cmd
     ->add_option("--checkpoint-retries", o->checkpoint_retries,
                  "attempts for throttled checkpoints while handling processRecords")
     ->capture_default_str();
-  cmd
-    ->add_option("--checkpoint-backoff", o->checkpoint_backoff,
-                 std::string{"first retry delay (doubles with jitter, capped at 30s)"}
-                   + duration_help)
-    ->type_name("DURATION")
+  add_duration(cmd, "--checkpoint-backoff", o->checkpoint_backoff,
+               "first retry delay (doubles with jitter, capped at 30s)")
     ->capture_default_str();
   cmd->add_flag("--no-erlmld-magic", o->no_erlmld_magic,
                 "do not unpack erlmld's aggregate magics (00/01 89 9A C2)");
@@ -379,11 +371,8 @@ void add_server_command(CLI::App& app, int& exit_code) {
                  "sessions served at once; further connections are closed at once")
     ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
     ->capture_default_str();
-  srv
-    ->add_option("--handshake-timeout", so->handshake_timeout,
-                 std::string{"close a connection that sends no initialize within this (0: never)"}
-                   + duration_help)
-    ->type_name("DURATION")
+  add_duration(srv, "--handshake-timeout", so->handshake_timeout,
+               "close a connection that sends no initialize within this (0: never)")
     ->capture_default_str();
   srv->add_option("--port-file", so->port_file, "write the port here once listening (0 for unix:)");
   srv->callback(

@@ -542,19 +542,17 @@ void add_input_options(CLI::App* cmd, run_config* cfg) {
   cmd->add_option("--batch-size", cfg->batch_size, "records per flusher batch")
     ->check(CLI::Range(1, 1 << 24))
     ->capture_default_str();
-  cmd->add_option("--flush-interval", cfg->flush_interval, "flush at least this often")
+  add_duration(cmd, "--flush-interval", cfg->flush_interval, "flush at least this often")
     ->capture_default_str();
-  cmd
-    ->add_option("--checkpoint-interval", cfg->checkpoint_interval, "checkpoint at most this often")
+  add_duration(cmd, "--checkpoint-interval", cfg->checkpoint_interval,
+               "checkpoint at most this often")
     ->capture_default_str();
-  cmd
-    ->add_option("--heartbeat-interval", cfg->heartbeat_interval,
-                 "how often quiet shards flush and checkpoint")
+  add_duration(cmd, "--heartbeat-interval", cfg->heartbeat_interval,
+               "how often quiet shards flush and checkpoint")
     ->capture_default_str();
-  cmd
-    ->add_option("--watchdog", cfg->watchdog,
-                 "restart a shard whose records make no progress for this long; one waiting for "
-                 "input is idle, not stuck (0: off)")
+  add_duration(cmd, "--watchdog", cfg->watchdog,
+               "restart a shard whose records make no progress for this long; one waiting for "
+               "input is idle, not stuck (0: off)")
     ->capture_default_str();
 }
 
@@ -562,20 +560,19 @@ void add_input_options(CLI::App* cmd, run_config* cfg) {
 void add_restart_options(CLI::App* cmd, run_config* cfg) {
   cmd->add_option("--roll-size", cfg->roll_size, "file flusher: new file after this many bytes")
     ->capture_default_str();
-  cmd->add_option("--roll-age", cfg->roll_age, "file flusher: new file after this long")
+  add_duration(cmd, "--roll-age", cfg->roll_age, "file flusher: new file after this long")
     ->capture_default_str();
   cmd->add_option("--intensity", cfg->intensity, "restarts allowed per period before giving up")
     ->check(CLI::Range(0, 1'000'000))
     ->capture_default_str();
-  cmd->add_option("--period", cfg->period, "the restart intensity window")->capture_default_str();
-  cmd->add_option("--backoff-min", cfg->backoff_min, "first delay before restarting a shard")
+  add_duration(cmd, "--period", cfg->period, "the restart intensity window")->capture_default_str();
+  add_duration(cmd, "--backoff-min", cfg->backoff_min, "first delay before restarting a shard")
     ->capture_default_str();
-  cmd->add_option("--backoff-max", cfg->backoff_max, "longest delay before restarting a shard")
+  add_duration(cmd, "--backoff-max", cfg->backoff_max, "longest delay before restarting a shard")
     ->capture_default_str();
-  cmd
-    ->add_option("--stop-timeout", cfg->stop_timeout,
-                 "after a signal, stop at once (exit 130) if the graceful stop takes longer (0: "
-                 "no limit)")
+  add_duration(cmd, "--stop-timeout", cfg->stop_timeout,
+               "after a signal, stop at once (exit 130) if the graceful stop takes longer (0: "
+               "no limit)")
     ->capture_default_str();
   cmd->add_option("--threads", cfg->threads, "CAF worker threads (default: the cores)")
     ->check(CLI::Range(1, 1024))
