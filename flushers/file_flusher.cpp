@@ -75,7 +75,7 @@ std::uint64_t cut_partial_line(int fd, std::uint64_t size, const fs::path& file)
   return end;
 }
 
-file_flusher::file_flusher(const shard_id& id, file_flusher_config cfg)
+file_sink::file_sink(const shard_id& id, file_flusher_config cfg)
   : id_(id), name_(file_name_of(id)), cfg_(std::move(cfg)) {
   std::error_code ec;
   fs::create_directories(cfg_.dir, ec);
@@ -96,21 +96,19 @@ file_flusher::file_flusher(const shard_id& id, file_flusher_config cfg)
       }
     }
   }
-  buffer_.reserve(cfg_.batch_records * 160);
-  tokens_.reserve(cfg_.batch_records);
   open_first(newest);
 }
 
-file_flusher::~file_flusher() {
+file_sink::~file_sink() {
   if (fd_ >= 0)
     ::close(fd_); // releases the lock
 }
 
-fs::path file_flusher::path_of(unsigned index) const {
+fs::path file_sink::path_of(unsigned index) const {
   return cfg_.dir / fmt::format("{}-{:06}.ndjson", name_, index);
 }
 
-int file_flusher::try_lock(unsigned index, bool create) {
+int file_sink::try_lock(unsigned index, bool create) {
   const auto path = path_of(index);
   const int flags = O_RDWR | O_APPEND | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
   const int fd = ::open(path.c_str(), flags, 0644);
@@ -130,7 +128,7 @@ int file_flusher::try_lock(unsigned index, bool create) {
   return -1; // a live writer holds it
 }
 
-void file_flusher::repair(unsigned index) {
+void file_sink::repair(unsigned index) {
   // Two incarnations that died together leave a torn line in each of their files, not only in the
   // newest. The lock comes first: a size read without it may be a live writer's half-done write,
   // completed and synced by the time the lock is free (a writer that rolls or ends releases it).
@@ -150,7 +148,7 @@ void file_flusher::repair(unsigned index) {
   ::close(fd);
 }
 
-void file_flusher::open_first(unsigned newest) {
+void file_sink::open_first(unsigned newest) {
   if (newest > 0) {
     if (const int fd = try_lock(newest, false); fd >= 0) {
       adopt(fd, newest, false);
@@ -161,7 +159,7 @@ void file_flusher::open_first(unsigned newest) {
   roll();
 }
 
-void file_flusher::roll() {
+void file_sink::roll() {
   // Bounded: every failed attempt means another writer took that index (at most one per writer).
   for (unsigned next = index_ + 1, tries = 0; tries < 100'000; ++next, ++tries) {
     if (const int fd = try_lock(next, true); fd >= 0) {
@@ -174,7 +172,7 @@ void file_flusher::roll() {
                                            id_, cfg_.dir.string())};
 }
 
-void file_flusher::adopt(int fd, unsigned index, bool created) {
+void file_sink::adopt(int fd, unsigned index, bool created) {
   if (fd_ >= 0)
     ::close(fd_);
   fd_ = fd;
@@ -196,18 +194,14 @@ void file_flusher::adopt(int fd, unsigned index, bool created) {
   opened_ = std::chrono::system_clock::now();
 }
 
-add_result file_flusher::add(const stream_record& x, flush_token token) {
-  if (tokens_.size() >= cfg_.batch_records)
-    return add_result::full;
-  append_line(buffer_, x);
-  tokens_.push_back(token);
-  return add_result::added;
+void file_sink::append(std::string& batch, const stream_record& x) {
+  append_line(batch, x);
 }
 
-std::vector<flush_token> file_flusher::flush(flush_mode) {
-  if (tokens_.empty())
-    return {};
-  if (!write_all(fd_, buffer_.data(), buffer_.size())) {
+void file_sink::write(const std::string& batch, std::size_t) {
+  if (batch.empty())
+    return;
+  if (!write_all(fd_, batch.data(), batch.size())) {
     const int saved = errno;
     // Cut what part of the batch got out (the lock makes size_ exact), so the file ends in a whole
     // line whatever comes next.
@@ -218,16 +212,42 @@ std::vector<flush_token> file_flusher::flush(flush_mode) {
   }
   if (cfg_.sync && ::fdatasync(fd_) != 0)
     fail("cannot sync", path_);
-  size_ += buffer_.size();
-  buffer_.clear();
-  std::vector<flush_token> result;
-  result.reserve(cfg_.batch_records);
-  result.swap(tokens_);
+  size_ += batch.size();
   const bool too_big = cfg_.roll_bytes > 0 && size_ >= cfg_.roll_bytes;
   const bool too_old = cfg_.roll_age.count() > 0
                        && std::chrono::system_clock::now() - opened_ >= cfg_.roll_age;
   if (too_big || too_old)
     roll();
+}
+
+// -- file_flusher --------------------------------------------------------------------------------
+
+file_flusher::file_flusher(const shard_id& id, file_flusher_config cfg)
+  : batch_records_(cfg.batch_records), sink_(id, std::move(cfg)) {
+  buffer_.reserve(batch_records_ * 160);
+  tokens_.reserve(batch_records_);
+}
+
+file_flusher::~file_flusher() {
+  // nop
+}
+
+add_result file_flusher::add(const stream_record& x, flush_token token) {
+  if (tokens_.size() >= batch_records_)
+    return add_result::full;
+  sink_.append(buffer_, x);
+  tokens_.push_back(token);
+  return add_result::added;
+}
+
+std::vector<flush_token> file_flusher::flush(flush_mode) {
+  if (tokens_.empty())
+    return {};
+  sink_.write(buffer_, tokens_.size());
+  buffer_.clear();
+  std::vector<flush_token> result;
+  result.reserve(batch_records_);
+  result.swap(tokens_);
   return result;
 }
 
@@ -236,6 +256,13 @@ std::vector<flush_token> file_flusher::heartbeat() {
 }
 
 flusher_factory file_flusher::factory(file_flusher_config cfg) {
+  if (cfg.pool) {
+    auto pool = cfg.pool;
+    pooled_flusher_config p{cfg.batch_records, cfg.max_in_flight};
+    cfg.pool.reset(); // the sinks need no reference to the pool
+    auto sinks = [cfg](const shard_id& id) { return std::make_unique<file_sink>(id, cfg); };
+    return pooled_flusher::factory(std::move(pool), std::move(sinks), p);
+  }
   return [cfg](const shard_id& id) { return std::make_unique<file_flusher>(id, cfg); };
 }
 

@@ -24,8 +24,11 @@
 // (at-least-once: duplicates are possible after the last checkpoint, losses are not), and never
 // touches a file another live writer owns, in this process or another.
 //
-// The flusher blocks on the disk for the sync: run its shard detached (actors/shard.hpp) or accept
-// that one CAF worker waits per flush.
+// The writing is `file_sink` (a batch_sink, flushers/io_pool.hpp). `file_flusher` writes on the
+// caller's thread: it blocks on the disk for the sync, so its shard runs detached (actors/shard.hpp)
+// or one CAF worker waits per flush. With `file_flusher_config::pool` set, the factory makes pooled
+// flushers instead: the shard formats the lines, a thread of the shared I/O pool writes and syncs
+// them, and the tokens come back from a later heartbeat or flush; no shard needs a thread.
 #pragma once
 
 #include <chrono>
@@ -34,7 +37,10 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
 #include <shardflow/core/flusher.hpp>
+#include <shardflow/flushers/io_pool.hpp>
 
 namespace shardflow {
 
@@ -62,28 +68,34 @@ struct file_flusher_config {
   std::chrono::seconds roll_age{0};
   /// Sync the file before returning tokens (turn off only for benchmarks of the write path).
   bool sync = true;
+  /// When set, `file_flusher::factory` makes pooled flushers writing on this pool's threads.
+  std::shared_ptr<io_pool> pool;
+  /// Pooled: sealed batches a shard may have waiting or being written.
+  std::size_t max_in_flight = pooled_flusher_config{}.max_in_flight;
 };
 
-/// Appends a shard's records to rolling files; see the file comment.
-class file_flusher final : public flusher {
+/// The writing half of the file flusher: formats record lines; writes and syncs a batch with one
+/// write, rolling files as configured. See the file comment.
+class file_sink final : public batch_sink {
 public:
   /// Opens and locks the newest file of shard `id` in `cfg.dir` and continues it, or starts the next
   /// one when a live writer holds it.
   /// @throws shardflow::error (errc::io_failed) when the directory or file cannot be opened.
-  file_flusher(const shard_id& id, file_flusher_config cfg);
-  ~file_flusher() override;
+  file_sink(const shard_id& id, file_flusher_config cfg);
+  ~file_sink() override;
 
-  add_result add(const stream_record& x, flush_token token) override;
-  std::vector<flush_token> flush(flush_mode mode) override;
-  std::vector<flush_token> heartbeat() override;
+  file_sink(const file_sink&) = delete;
+  file_sink& operator=(const file_sink&) = delete;
+
+  void append(std::string& batch, const stream_record& x) override;
+  /// @throws shardflow::error (errc::io_failed) when the write or the sync fails (the file is cut
+  ///         back to its last whole batch).
+  void write(const std::string& batch, std::size_t records) override;
 
   /// Returns the file being written.
   const std::filesystem::path& current_file() const noexcept {
     return path_;
   }
-
-  /// Returns a factory making a file flusher per shard.
-  static flusher_factory factory(file_flusher_config cfg);
 
 private:
   std::filesystem::path path_of(unsigned index) const;
@@ -96,13 +108,39 @@ private:
   shard_id id_;
   std::string name_; // file_name_of(id_)
   file_flusher_config cfg_;
-  std::string buffer_;
-  std::vector<flush_token> tokens_;
   std::filesystem::path path_;
   unsigned index_ = 1;
   int fd_ = -1;
   std::uint64_t size_ = 0;
   std::chrono::system_clock::time_point opened_;
+};
+
+/// Appends a shard's records to rolling files on the caller's thread; see the file comment.
+class file_flusher final : public flusher {
+public:
+  /// Opens the shard's file as `file_sink` does.
+  /// @throws shardflow::error (errc::io_failed) when the directory or file cannot be opened.
+  file_flusher(const shard_id& id, file_flusher_config cfg);
+  ~file_flusher() override;
+
+  add_result add(const stream_record& x, flush_token token) override;
+  std::vector<flush_token> flush(flush_mode mode) override;
+  std::vector<flush_token> heartbeat() override;
+
+  /// Returns the file being written.
+  const std::filesystem::path& current_file() const noexcept {
+    return sink_.current_file();
+  }
+
+  /// Returns a factory making a file flusher per shard, or a pooled flusher around a `file_sink`
+  /// when `cfg.pool` is set.
+  static flusher_factory factory(file_flusher_config cfg);
+
+private:
+  std::size_t batch_records_;
+  file_sink sink_;
+  std::string buffer_;
+  std::vector<flush_token> tokens_;
 };
 
 /// Writes records to standard output as record lines; a flush writes the batch in one go.

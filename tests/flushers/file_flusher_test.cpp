@@ -1,5 +1,6 @@
 #include <shardflow/flushers/file_flusher.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <filesystem>
@@ -16,13 +17,17 @@
 
 #include "tests/support/file_size_limit.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/thrown_code.hpp"
 
 #include <shardflow/core/error.hpp>
+#include <shardflow/flushers/conformance.hpp>
+#include <shardflow/flushers/io_pool.hpp>
 #include <shardflow/flushers/record_line.hpp>
 
 using namespace shardflow;
 using shardflow::testing::slurp;
 using shardflow::testing::temp_dir;
+using shardflow::testing::thrown_code;
 namespace fs = std::filesystem;
 
 namespace {
@@ -347,4 +352,59 @@ SCENARIO("flushers starting while a writer writes large batches and rolls never 
   for (int i = 0; i < batches * 100; ++i)
     missing += seen.count("data " + std::to_string(i) + std::string(1000, 'x')) == 0;
   CHECK(missing == 0);
+}
+
+SCENARIO("with an I/O pool the file flusher writes on the pool's threads, tokens come back later",
+         "[flushers][file_flusher][io_pool]") {
+  temp_dir dir;
+  file_flusher_config cfg;
+  cfg.dir = dir.path / "out";
+  cfg.batch_records = 2;
+  cfg.pool = std::make_shared<io_pool>(io_pool_config{2});
+  auto make = file_flusher::factory(cfg);
+  auto f = make("shard-1");
+  REQUIRE(dynamic_cast<pooled_flusher*>(f.get()) != nullptr);
+  std::vector<stream_record> records;
+  for (int i = 1; i <= 5; ++i)
+    records.push_back(rec(i));
+  std::vector<flush_token> got;
+  for (int i = 0; i < 5; ++i) {
+    auto r = f->add(records[static_cast<std::size_t>(i)], static_cast<flush_token>(i));
+    if (r == add_result::full) {
+      auto t = f->flush(flush_mode::partial);
+      got.insert(got.end(), t.begin(), t.end());
+      r = f->add(records[static_cast<std::size_t>(i)], static_cast<flush_token>(i));
+    }
+    REQUIRE(r == add_result::added);
+  }
+  auto rest = f->flush(flush_mode::full);
+  got.insert(got.end(), rest.begin(), rest.end());
+  std::sort(got.begin(), got.end());
+  CHECK(got == std::vector<flush_token>{0, 1, 2, 3, 4});
+  std::string want;
+  for (auto& x : records)
+    append_line(want, x);
+  CHECK(slurp(cfg.dir / "shard-1-000001.ndjson") == want);
+  REQUIRE_NOTHROW(require_flusher_contract(make));
+}
+
+SCENARIO("with an I/O pool a failed write fails the shard and the file ends in a whole line",
+         "[flushers][file_flusher][io_pool]") {
+  temp_dir dir;
+  file_flusher_config cfg;
+  cfg.dir = dir.path / "out";
+  cfg.batch_records = 1000;
+  cfg.pool = std::make_shared<io_pool>(io_pool_config{1});
+  auto f = file_flusher::factory(cfg)("s");
+  std::vector<stream_record> records;
+  for (int i = 0; i < 100; ++i)
+    records.push_back(rec(i));
+  for (std::size_t i = 0; i < records.size(); ++i)
+    REQUIRE(f->add(records[i], i) == add_result::added);
+  {
+    testing::file_size_limit limit{100}; // the disk fills up during the write
+    CHECK(thrown_code([&] { f->flush(flush_mode::full); }) == errc::io_failed);
+  }
+  CHECK_THROWS_WITH(f->heartbeat(), Catch::Contains("cannot write"));
+  CHECK(slurp(cfg.dir / "s-000001.ndjson").empty());
 }
