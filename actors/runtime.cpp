@@ -161,6 +161,32 @@ void settle(shard_entry& e, shard_outcome x) {
   e.meters->outcome.compare_exchange_strong(expected, x, std::memory_order_relaxed);
 }
 
+// A line of the root about its groups: "child ID failed: code: ..." reads "ID: failed (code): ...",
+// without the words that repeat the shard (see tidy_reason).
+std::string root_line(const std::string& what) {
+  constexpr std::string_view child = "child ";
+  auto text = what;
+  if (text.compare(0, child.size(), child) == 0) {
+    auto end = text.find(' ', child.size());
+    auto id = text.substr(child.size(), end - child.size());
+    text = tidy_reason(text.substr(child.size()), id);
+    auto code_at = text.find(" failed: ");
+    if (code_at != std::string::npos) {
+      auto rest = text.substr(code_at + 9);
+      auto colon = rest.find(": ");
+      if (colon != std::string::npos && rest.find(' ') > colon)
+        text = fmt::format("{}: failed ({}): {}", text.substr(0, code_at), rest.substr(0, colon),
+                           rest.substr(colon + 2));
+    }
+    return text;
+  }
+  text = tidy_reason(std::move(text), shard_id{});
+  constexpr std::string_view giving_up = "giving up: ";
+  if (text.compare(0, giving_up.size(), giving_up) == 0)
+    return "the runtime gives up: " + text.substr(giving_up.size());
+  return text;
+}
+
 void give_up(front_actor* self, const shard_id& id, shard_entry& e, const caf::error& why) {
   if (ended_at_end(
         e)) { // a later incarnation checkpointed the end: whatever failed before, it ended
@@ -168,7 +194,7 @@ void give_up(front_actor* self, const shard_id& id, shard_entry& e, const caf::e
     settle(e, shard_outcome::ended);
     return;
   }
-  auto text = text_of(why);
+  auto text = tidy_reason(text_of(why), id);
   e.meters->outcome.store(shard_outcome::gave_up, std::memory_order_relaxed);
   std::lock_guard<std::mutex> guard{self->state.reg->mtx};
   for (auto& r : self->state.reg->rows)
@@ -362,7 +388,7 @@ void on_root_down(front_actor* self, const caf::error& reason) {
     st.reg->reason = reason;
   }
   if (!clean_reason(reason) && st.cfg.log)
-    st.cfg.log(log_level::error, fmt::format("the runtime ended: {}", text_of(reason)));
+    st.cfg.log(log_level::error, fmt::format("the runtime ended: {}", root_line(text_of(reason))));
   auto outcome = st.reg->snapshot();
   for (auto& rp : st.waiters)
     rp.deliver(outcome);
@@ -401,7 +427,7 @@ caf::error complete(front_actor* self, shard_group_config& cfg,
   }
   if (!cfg.report)
     cfg.report = [log = self->state.cfg.log, id = cfg.shard.id](const std::string& what) {
-      log(log_level::warning, fmt::format("{}: {}", id, what));
+      log(log_level::warning, group_report_line(id, what));
     };
   cfg.shard.meters = meters;
   cfg.shard.halt = std::make_shared<std::atomic<bool>>(false);
@@ -714,7 +740,9 @@ caf::expected<caf::actor> spawn_front(caf::actor_system& sys, runtime_config cfg
   flags.period = cfg.period;
   flags.shutdown_mode = cfg.finite ? auto_shutdown::all_significant : auto_shutdown::never;
   flags.start_timeout = cfg.start_timeout;
-  flags.report = [log = cfg.log](const std::string& what) { log(log_level::warning, what); };
+  flags.report = [log = cfg.log](const std::string& what) {
+    log(log_level::warning, root_line(what));
+  };
   std::vector<child_spec> children;
   if (cfg.finite)
     children.push_back(intake_child());

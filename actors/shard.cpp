@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <memory>
 #include <optional>
+#include <string_view>
+#include <vector>
 
 #include <caf/all.hpp>
 #include <fmt/format.h>
@@ -108,8 +110,9 @@ void on_save_failed(shard_ptr self, caf::error& err) {
   auto next = st.outbox.failed(self->clock().now());
   if (next)
     st.cfg.log(log_level::warning,
-               fmt::format("shard {}: checkpoint save failed ({}); retry {} in {} ms", st.cfg.id,
-                           self->system().render(err), next->attempt, next->delay.count()));
+               fmt::format("{}: checkpoint save failed ({}: {}); retry {} in {} ms", st.cfg.id,
+                           to_string(code_of(err)), text_of(err), next->attempt,
+                           next->delay.count()));
   apply(self, std::move(next));
 }
 
@@ -314,6 +317,63 @@ caf::actor spawn_shard(caf::event_based_actor* sup, shard_config cfg, caf::actor
   return sup->spawn(shard_impl, std::move(cfg), sup_hdl, std::move(feeder), std::move(sink));
 }
 
+namespace {
+
+void erase_all(std::string& text, std::string_view what) {
+  for (auto i = text.find(what); i != std::string::npos; i = text.find(what, i))
+    text.erase(i, what.size());
+}
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+
+// "code: text" (the supervisor's rendering of a shardflow error) -> "(code): text".
+std::string coded(const std::string& what) {
+  auto colon = what.find(": ");
+  auto code = what.substr(0, colon);
+  if (code.empty() || code.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos)
+    return ": " + what;
+  if (colon == std::string::npos)
+    return " (" + code + ")";
+  return " (" + code + ")" + what.substr(colon);
+}
+
+} // namespace
+
+std::string tidy_reason(std::string text, const shard_id& id) {
+  erase_all(text, "shardflow: ");
+  erase_all(text, "restart limit reached: ");
+  erase_all(text, "child shard: "); // the group's shard: the line names it already
+  std::vector<std::string> ids{id};
+  // "(last: child X: ..." names group X (a root's line): "(last: X: ...", X not named again inside.
+  constexpr std::string_view last_child = "(last: child ";
+  for (auto i = text.find(last_child); i != std::string::npos; i = text.find(last_child, i)) {
+    const auto start = i + last_child.size();
+    if (auto end = text.find(": ", start); end != std::string::npos)
+      ids.push_back(text.substr(start, end - start));
+    text.erase(i + 7, 6);
+  }
+  for (auto& x : ids)
+    if (!x.empty())
+      erase_all(text, fmt::format("shard {}: ", x));
+  return text;
+}
+
+std::string group_report_line(const shard_id& id, const std::string& what) {
+  auto text = tidy_reason(what, id);
+  constexpr std::string_view shard_failed = "child shard failed: ";
+  constexpr std::string_view feeder_failed = "child feeder failed: ";
+  constexpr std::string_view giving_up = "giving up: ";
+  if (starts_with(text, shard_failed))
+    return fmt::format("{}: failed{}", id, coded(text.substr(shard_failed.size())));
+  if (starts_with(text, feeder_failed))
+    return fmt::format("{}: its feeder failed{}", id, coded(text.substr(feeder_failed.size())));
+  if (starts_with(text, giving_up))
+    return fmt::format("{}: gave up: {}", id, text.substr(giving_up.size()));
+  return fmt::format("{}: {}", id, text);
+}
+
 child_spec shard_group(shard_group_config cfg) {
   child_spec feeder_spec;
   feeder_spec.id = feeder_child_id;
@@ -344,7 +404,7 @@ child_spec shard_group(shard_group_config cfg) {
   flags.report = cfg.report
                    ? cfg.report
                    : [log = stderr_log("shardflow"), id = cfg.shard.id](const std::string& what) {
-                       log(log_level::warning, fmt::format("{}: {}", id, what));
+                       log(log_level::warning, group_report_line(id, what));
                      };
   auto result
     = supervisor_child(cfg.shard.id, flags, {std::move(feeder_spec), std::move(shard_spec)},

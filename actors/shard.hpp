@@ -154,6 +154,19 @@ inline constexpr char feeder_child_id[] = "feeder";
 /// feeder restart restarts the shard, a shard restart leaves the feeder running).
 inline constexpr char shard_child_id[] = "shard";
 
+/// Returns `text` (a shard group's report or exit reason about shard `id`) without the words that
+/// repeat what the line already says: the shard's name ("shard ID: "), the group's own child
+/// ("child shard: "), "shardflow: " and "restart limit reached: " inside, e.g. "more than 10 restarts
+/// in 10 s (last: flusher_failed: the flusher failed in flush(full): ...)".
+std::string tidy_reason(std::string text, const shard_id& id);
+
+/// Returns the log line of report `what` of shard `id`'s group: the shard named once, first
+/// ("ID: ", as core/log.hpp's split_shard reads it), each code once, e.g. "shard-00001: failed
+/// (flusher_failed): the flusher failed in flush(full): ...", "shard-00001: its feeder failed
+/// (io_failed): ...", "shard-00001: gave up: more than 10 restarts in 10 s (last: ...)". The
+/// default report and the runtime's use it.
+std::string group_report_line(const shard_id& id, const std::string& what);
+
 /// Returns the child spec of the group of one shard, id = the shard id; its children are
 /// `feeder_child_id` and `shard_child_id`, in that order. Under a parent supervisor
 /// with auto_shutdown all_significant, a finite group is significant and transient.

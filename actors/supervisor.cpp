@@ -69,9 +69,16 @@ exit_kind classify(const caf::error& reason) {
   return exit_kind::abnormal;
 }
 
+// A shardflow error reads "code: text" (the log line has the one "shardflow" prefix); others as CAF
+// renders them.
 std::string describe(sup_ptr self, const caf::error& reason) {
   if (!reason)
     return "normal";
+  if (auto code = code_of(reason); code != errc::none) {
+    auto text = text_of(reason);
+    return text.empty() ? std::string{to_string(code)}
+                        : fmt::format("{}: {}", to_string(code), text);
+  }
   auto text = self->system().render(reason);
   return text.empty() ? caf::to_string(reason) : text;
 }

@@ -236,7 +236,21 @@ TEST_CASE("front actor: await answers gave_up with the reason for a shard that k
       return x.first == level && x.second.find(what) != std::string::npos;
     });
   };
-  CHECK(logged(log_level::warning, "doomed: child shard failed"));
+  // One line per event, the shard named once, each code once, no library prefix inside.
+  CHECK(logged(log_level::warning, "doomed: failed (flusher_failed): the flusher failed in "
+                                   "flush(full): this flusher always fails"));
+  CHECK(logged(log_level::warning, "doomed: gave up: more than 1 restarts in 10 s (last: "
+                                   "flusher_failed: the flusher failed in flush(full): this "
+                                   "flusher always fails)"));
+  CHECK(out->value->shards[0].reason
+        == "more than 1 restarts in 10 s (last: flusher_failed: the flusher failed in flush(full): "
+           "this flusher always fails)");
+  for (auto& [level, line] : *lines) {
+    INFO(line);
+    CHECK(line.find("shardflow:") == std::string::npos);
+    CHECK(line.find("shard doomed") == std::string::npos);
+    CHECK(line.find("child shard") == std::string::npos);
+  }
   CHECK(logged(log_level::error, "the runtime ended"));
   auto late = ask_late<shard_stats>(f, *front, stats_atom::value, shard_id{"doomed"});
   CHECK(code_of(late->err) == errc::runtime_ended);

@@ -418,7 +418,9 @@ SCENARIO_METHOD(fixture,
   auto s = stats("r");
   CHECK(s.sink_failures == 1);
   REQUIRE(lines->size() == 1); // through the shard's sink, not printed by the library
-  CHECK_THAT(lines->front(), Catch::Contains("shard r: checkpoint save failed"));
+  CHECK(lines->front()
+        == "r: checkpoint save failed (checkpoint_failed: injected sink failure); retry 1 in 100 "
+           "ms");
   CHECK_THAT(lines->front(), Catch::Contains("retry 1 in 100 ms"));
   CHECK(s.acked == 0);
   CHECK_FALSE(s.last_acked);
@@ -638,4 +640,18 @@ TEST_CASE("a group restarts its shard with backoff by default, which still trips
   CHECK(waited < g.period);
   CHECK(backoff_delay(g.backoff, 0, 0.0) == 100ms);
   CHECK(backoff_delay(g.backoff, 40, 0.0) == 1s);
+}
+
+TEST_CASE("a shard group's report lines name the shard once and each code once") {
+  CHECK(group_report_line("s-1",
+                          "child shard failed: flusher_failed: shard s-1: the flusher failed "
+                          "in add: disk full")
+        == "s-1: failed (flusher_failed): the flusher failed in add: disk full");
+  CHECK(group_report_line("s-1", "child feeder failed: io_failed: cannot read in/s-1: EIO")
+        == "s-1: its feeder failed (io_failed): cannot read in/s-1: EIO");
+  CHECK(group_report_line("s-1", "giving up: restart limit reached: more than 2 restarts in 10 s "
+                                 "(last: child shard: watchdog_timeout: shard s-1: no progress)")
+        == "s-1: gave up: more than 2 restarts in 10 s (last: watchdog_timeout: no progress)");
+  CHECK(group_report_line("s-1", "child shard failed: system_error(runtime_error)")
+        == "s-1: failed: system_error(runtime_error)");
 }
