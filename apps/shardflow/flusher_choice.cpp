@@ -1,6 +1,7 @@
 #include "apps/shardflow/flusher_choice.hpp"
 
 #include <filesystem>
+#include <memory>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -23,6 +24,8 @@ flusher_factory make_flusher_factory(const flusher_spec& spec, const flusher_set
   f.batch_records = settings.batch_records;
   f.roll_bytes = settings.roll_bytes;
   f.roll_age = settings.roll_age;
+  if (settings.io_threads > 0)
+    f.pool = std::make_shared<io_pool>(io_pool_config{settings.io_threads});
   std::error_code ec;
   fs::create_directories(f.dir, ec);
   if (ec || ::access(f.dir.c_str(), W_OK) != 0)

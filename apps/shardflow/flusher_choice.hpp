@@ -4,6 +4,8 @@
 // `null` and `stdout` take the batch size; `file:DIR` takes the batch size and the roll limits. The
 // file flusher's directory is created and checked for writing here, before any shard starts, so an
 // unusable output fails once with a clear message (errc::io_failed) rather than in every shard.
+// With `io_threads` set, the file flusher writes on one I/O pool shared by the command's shards
+// (flushers/io_pool.hpp).
 #pragma once
 
 #include <chrono>
@@ -24,6 +26,9 @@ struct flusher_settings {
   std::uint64_t roll_bytes = file_flusher_config{}.roll_bytes;
   /// file: a new file after this long (0: never).
   std::chrono::seconds roll_age = file_flusher_config{}.roll_age;
+  /// file: threads of one I/O pool that write and sync the batches of every shard, which then need
+  /// no thread of their own (0: each flusher writes on its shard's thread, e.g. detached shards).
+  std::size_t io_threads = 0;
 };
 
 /// Returns the factory for `spec` (a parsed --flusher).

@@ -75,6 +75,7 @@ struct run_config {
   bool allow_remote = false;
   std::string progress = "auto";
   std::string detached = "auto";
+  std::size_t io_threads = 4;
 };
 
 // The values of a run_config, checked and converted.
@@ -133,8 +134,10 @@ void plan_io(const run_config& cfg, run_plan& p) {
     usage(fmt::format("--max-record-size: \"{}\" is not a size from 1 to 4G (use 64k, 16M)",
                       cfg.max_record_size));
   p.max_line_bytes = static_cast<std::size_t>(max_line);
-  p.detached = cfg.detached == "yes"
-               || (cfg.detached == "auto" && p.flusher.name == "file" && p.shards.size() <= 64);
+  // A blocking flusher writes on the I/O pool, so no shard needs a thread of its own; a detached
+  // shard's flusher writes on that thread.
+  p.detached = cfg.detached == "yes";
+  p.flushing.io_threads = p.detached ? 0 : cfg.io_threads;
 }
 
 // Intervals, restarts and backoff.
@@ -577,13 +580,19 @@ void add_restart_options(CLI::App* cmd, run_config* cfg) {
   cmd->add_option("--threads", cfg->threads, "CAF worker threads (default: the cores)")
     ->check(CLI::Range(1, 1024))
     ->capture_default_str();
+  cmd
+    ->add_option("--io-threads", cfg->io_threads,
+                 "file flusher: threads writing and syncing the batches of all shards")
+    ->check(CLI::Range(1, 1024))
+    ->capture_default_str();
 }
 
 // Input policy and reporting.
 void add_report_options(CLI::App* cmd, run_config* cfg) {
   cmd
     ->add_option("--detached", cfg->detached,
-                 "run shards on threads of their own: auto (file flusher, <= 64 shards), yes, no")
+                 "run shards on threads of their own (their flushers write there, not on the I/O "
+                 "pool): yes, no (auto: no)")
     ->check(CLI::IsMember({"auto", "yes", "no"}))
     ->capture_default_str();
   cmd->add_flag("--follow", cfg->follow, "keep reading as the shard files grow (stop with Ctrl-C)");
