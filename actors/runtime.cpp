@@ -800,9 +800,13 @@ caf::error runtime::start_shard(shard_group_config cfg) {
 
 caf::error runtime::push(const shard_id& id, record_batch batch) {
   // Straight to the feeder the front actor named last (a batch is a shared slice: copies are cheap).
-  if (auto i = feeders_.find(id); i != feeders_.end() && !finished_) {
+  auto i = feeders_.find(id);
+  if (i != feeders_.end()
+      && i->second.meters->outcome.load(std::memory_order_relaxed) != shard_outcome::running)
+    feeders_.erase(i); // its feeder may outlive it a moment: the front actor answers shard_ended
+  else if (i != feeders_.end() && !finished_) {
     caf::error err;
-    self_->request(i->second, caf::infinite, push_atom::value, batch)
+    self_->request(i->second.feeder, caf::infinite, push_atom::value, batch)
       .receive([](caf::ok_atom) {}, [&](caf::error& x) { err = std::move(x); });
     if (!err)
       return {};
@@ -815,7 +819,8 @@ caf::error runtime::push(const shard_id& id, record_batch batch) {
   if (!r)
     return r.error();
   if (auto feeder = call<caf::actor>(push_atom::value, id))
-    feeders_[id] = std::move(*feeder);
+    if (auto m = reg_->find(id))
+      feeders_[id] = {std::move(*feeder), std::move(m)};
   return {};
 }
 

@@ -256,8 +256,13 @@ private:
   caf::expected<T> call(Ts&&... xs);
 
   caf::scoped_actor self_;
-  /// The feeder of each pushed shard, as the front actor last named it.
-  std::map<shard_id, caf::actor> feeders_;
+  /// The feeder of each pushed shard, as the front actor last named it, and the shard's meters (a
+  /// shard that ended or was stopped takes its pushes through the front actor, which refuses them).
+  struct pushed_shard {
+    caf::actor feeder;
+    std::shared_ptr<const shard_meters> meters;
+  };
+  std::map<shard_id, pushed_shard> feeders_;
   caf::actor front_;
   caf::actor root_;
   caf::actor sink_;
