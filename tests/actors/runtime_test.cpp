@@ -687,7 +687,29 @@ struct stop_probe {
   std::uint64_t stop_at = 0;
   std::uint64_t added = 0;
   std::optional<std::uint64_t> added_at_stop;
+  std::uint64_t read = 0; // records the feeder read from the source
+  std::optional<std::uint64_t> read_at_stop;
   const std::vector<std::shared_ptr<stop_probe>>* all = nullptr; // every shard's probe
+};
+
+// A generator source that counts what its feeder reads.
+struct counted_source final : record_source {
+  testing::generator_source gen;
+  std::shared_ptr<stop_probe> probe;
+  counted_source(std::string id, std::shared_ptr<stop_probe> p)
+    : gen(std::move(id), 1'000'000), probe(std::move(p)) {
+  }
+  void rewind(const std::optional<sequence_number>& after) override {
+    gen.rewind(after);
+  }
+  record_batch read(std::size_t max) override {
+    auto batch = gen.read(max);
+    probe->read += batch.size();
+    return batch;
+  }
+  bool at_end() const override {
+    return gen.at_end();
+  }
 };
 
 class probing_flusher final : public flusher {
@@ -698,8 +720,10 @@ public:
 
   add_result add(const stream_record&, flush_token t) override {
     if (++p_->added == p_->stop_at) {
-      for (auto& p : *p_->all)
+      for (auto& p : *p_->all) {
         p->added_at_stop = p->added;
+        p->read_at_stop = p->read;
+      }
       caf::anon_send(p_->front, shutdown_atom::value);
     }
     pending_.push_back(t);
@@ -755,7 +779,7 @@ TEST_CASE("front actor: a stop stops feeding at once: at most one batch per shar
     };
     g.shard.credit = 10'000; // 20 batches of 500 may wait in the shard's mailbox
     g.feeder.max_batch = 500;
-    g.source = testing::generator(id, 1'000'000);
+    g.source = [id, probe] { return std::make_shared<counted_source>(id, probe); };
     f.sys.spawn(
       [](caf::event_based_actor* self, caf::actor dst, shard_group_config cfg) {
         self->request(dst, caf::infinite, start_child_atom::value, std::move(cfg))
@@ -769,6 +793,7 @@ TEST_CASE("front actor: a stop stops feeding at once: at most one batch per shar
     REQUIRE(p->added_at_stop);
     CHECK(*p->added_at_stop > 0);               // both were busy
     CHECK(p->added - *p->added_at_stop <= 500); // the rest of the batch in progress, at most
+    CHECK(p->read - *p->read_at_stop <= 500);   // and the feeder stopped reading
   }
   for (std::size_t i = 0; i < 2; ++i) {
     auto row = store->peek(i == 0 ? "s0" : "s1");
