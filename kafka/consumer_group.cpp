@@ -1,0 +1,295 @@
+// kafka/consumer_group.cpp - see consumer_group.hpp.
+#include <shardflow/kafka/consumer_group.hpp>
+
+#include <utility>
+
+#include <caf/actor_system.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+#include <fmt/format.h>
+
+#include <shardflow/actors/checkpoint_sink.hpp>
+#include <shardflow/core/error.hpp>
+
+namespace shardflow {
+
+namespace {
+
+class rebalance final : public RdKafka::RebalanceCb {
+public:
+  explicit rebalance(kafka_consumer_group* group) : group_(group) {
+    // nop
+  }
+
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& parts) override {
+    try {
+      if (err == RdKafka::ERR__ASSIGN_PARTITIONS)
+        group_->on_assign(parts);
+      else if (err == RdKafka::ERR__REVOKE_PARTITIONS)
+        group_->on_revoke(parts);
+    } catch (const std::exception& e) { // never through librdkafka's C frames
+      group_->on_error(e.what(), true);
+    }
+    if (err != RdKafka::ERR__ASSIGN_PARTITIONS && err != RdKafka::ERR__REVOKE_PARTITIONS) {
+      group_->on_error(fmt::format("rebalance failed: {}", RdKafka::err2str(err)), false);
+      consumer->unassign();
+    }
+  }
+
+private:
+  kafka_consumer_group* group_;
+};
+
+class events final : public RdKafka::EventCb {
+public:
+  explicit events(kafka_consumer_group* group) : group_(group) {
+    // nop
+  }
+
+  void event_cb(RdKafka::Event& e) override {
+    if (e.type() == RdKafka::Event::EVENT_ERROR)
+      group_->on_error(fmt::format("{}: {}", RdKafka::err2str(e.err()), e.str()), e.fatal());
+  }
+
+private:
+  kafka_consumer_group* group_;
+};
+
+/// Consumer errors that no retry can cure: the job ends.
+bool fatal_consumer_error(RdKafka::ErrorCode err) {
+  switch (err) {
+    case RdKafka::ERR__FATAL:
+    case RdKafka::ERR_UNKNOWN_TOPIC_OR_PART:
+    case RdKafka::ERR__UNKNOWN_TOPIC:
+    case RdKafka::ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RdKafka::ERR_GROUP_AUTHORIZATION_FAILED:
+    case RdKafka::ERR__AUTHENTICATION:
+    case RdKafka::ERR__INVALID_ARG:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::unique_ptr<RdKafka::Conf> consumer_conf(const kafka_source_config& cfg) {
+  auto conf = make_kafka_conf(cfg.properties, "consumer");
+  const char* what = "consumer";
+  set_kafka_property(*conf, "bootstrap.servers", cfg.brokers, what);
+  set_kafka_property(*conf, "group.id", cfg.group, what);
+  if (cfg.properties.count("partition.assignment.strategy") == 0)
+    set_kafka_property(*conf, "partition.assignment.strategy", cfg.assignor, what);
+  // What at-least-once rests on: offsets are committed by the offset store only.
+  set_kafka_property(*conf, "enable.auto.commit", "false", what);
+  set_kafka_property(*conf, "enable.auto.offset.store", "false", what);
+  return conf;
+}
+
+} // namespace
+
+shard_id kafka_shard_id(const std::string& topic, std::int32_t partition) {
+  return fmt::format("{}-{}", topic, partition);
+}
+
+kafka_consumer_group::kafka_consumer_group(runtime& rt, kafka_source_config cfg,
+                                           shard_group_config shard)
+  : rt_(rt), cfg_(std::move(cfg)), shard_(std::move(shard)) {
+  if (!cfg_.log)
+    cfg_.log = stderr_log("shardflow");
+}
+
+std::unique_ptr<kafka_consumer_group>
+kafka_consumer_group::start(runtime& rt, kafka_source_config cfg, shard_group_config shard) {
+  if (cfg.topics.empty() || cfg.group.empty() || cfg.brokers.empty())
+    throw error{errc::bad_input, "kafka source: brokers, topics and group are required"};
+  std::unique_ptr<kafka_consumer_group> g{
+    new kafka_consumer_group(rt, std::move(cfg), std::move(shard))};
+  auto conf = consumer_conf(g->cfg_);
+  g->rebalance_cb_ = std::make_unique<rebalance>(g.get());
+  g->event_cb_ = std::make_unique<events>(g.get());
+  std::string why;
+  if (conf->set("rebalance_cb", g->rebalance_cb_.get(), why) != RdKafka::Conf::CONF_OK
+      || conf->set("event_cb", g->event_cb_.get(), why) != RdKafka::Conf::CONF_OK)
+    throw error{errc::io_failed, fmt::format("kafka consumer: {}", why)};
+  g->consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), why));
+  if (!g->consumer_)
+    throw error{errc::io_failed, fmt::format("kafka consumer cannot be made: {}", why)};
+  g->store_ = std::make_shared<kafka_offset_store>(g->consumer_.get());
+  g->sink_ = spawn_checkpoint_sink(rt.front().home_system(), g->store_, true);
+  if (auto err = g->consumer_->subscribe(g->cfg_.topics); err != RdKafka::ERR_NO_ERROR) {
+    g->consumer_->close();
+    caf::anon_send_exit(g->sink_, caf::exit_reason::user_shutdown);
+    throw error{errc::io_failed,
+                fmt::format("kafka consumer cannot subscribe to {}: {}",
+                            fmt::join(g->cfg_.topics, ","), RdKafka::err2str(err))};
+  }
+  g->poller_ = std::thread{[p = g.get()] { p->poll_loop(); }};
+  return g;
+}
+
+kafka_consumer_group::~kafka_consumer_group() {
+  stop();
+  if (sink_)
+    caf::anon_send_exit(sink_, caf::exit_reason::user_shutdown);
+}
+
+void kafka_consumer_group::stop() {
+  stopping_ = true;
+  if (poller_.joinable())
+    poller_.join();
+}
+
+std::string kafka_consumer_group::failure() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return failure_;
+}
+
+std::vector<shard_id> kafka_consumer_group::assigned() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::vector<shard_id> result;
+  for (const auto& kv : parts_)
+    result.push_back(kv.first);
+  return result;
+}
+
+std::size_t kafka_consumer_group::paused() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::size_t n = 0;
+  for (const auto& kv : parts_)
+    n += kv.second->paused.load() ? 1 : 0;
+  return n;
+}
+
+void kafka_consumer_group::on_error(const std::string& what, bool fatal) {
+  if (!fatal) {
+    cfg_.log(log_level::warning, fmt::format("kafka consumer of group {}: {}", cfg_.group, what));
+    return;
+  }
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (failure_.empty())
+    failure_ = fmt::format("kafka consumer of group {}: {}", cfg_.group, what);
+  stopping_ = true;
+}
+
+void kafka_consumer_group::poll_loop() {
+  while (!stopping_.load()) {
+    std::unique_ptr<RdKafka::Message> m{
+      consumer_->consume(static_cast<int>(cfg_.poll_interval.count()))};
+    if (m && m->err() == RdKafka::ERR_NO_ERROR) {
+      // Never expected (every partition's queue is its own): a record here would be lost.
+      on_error(fmt::format("a record of {}-{} at offset {} reached the consumer's queue",
+                           m->topic_name(), m->partition(), m->offset()),
+               true);
+    } else if (m && m->err() != RdKafka::ERR__TIMED_OUT
+               && m->err() != RdKafka::ERR__PARTITION_EOF) {
+      auto topic = m->topic_name();
+      on_error(topic.empty() ? m->errstr() : fmt::format("topic {}: {}", topic, m->errstr()),
+               fatal_consumer_error(m->err()));
+    }
+    check_backpressure();
+  }
+  stop_all();
+  consumer_->close(); // its revoke finds no shard left: they were stopped and committed above
+  store_->detach();
+  finished_ = true;
+}
+
+void kafka_consumer_group::check_backpressure() {
+  std::vector<std::shared_ptr<kafka_partition>> parts;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (const auto& kv : parts_)
+      parts.push_back(kv.second);
+  }
+  for (auto& p : parts) {
+    auto act = backpressure(p->queued(), p->paused.load(), cfg_.pause_above, cfg_.resume_below);
+    if (act == pause_action::none)
+      continue;
+    std::unique_ptr<RdKafka::TopicPartition> tp{
+      RdKafka::TopicPartition::create(p->topic(), p->partition())};
+    std::vector<RdKafka::TopicPartition*> v{tp.get()};
+    auto err = act == pause_action::pause ? consumer_->pause(v) : consumer_->resume(v);
+    if (err == RdKafka::ERR_NO_ERROR)
+      p->paused = act == pause_action::pause;
+  }
+}
+
+void kafka_consumer_group::on_assign(std::vector<RdKafka::TopicPartition*>& parts) {
+  ++assignments_;
+  auto err = consumer_->committed(parts, static_cast<int>(cfg_.committed_timeout.count()));
+  if (err != RdKafka::ERR_NO_ERROR) {
+    // Without the committed offsets, assign() still starts each partition at its committed
+    // offset (OFFSET_INVALID), but the shards cannot know it: treat as a transient error.
+    cfg_.log(log_level::warning, fmt::format("kafka consumer of group {}: fetching committed "
+                                             "offsets failed: {}",
+                                             cfg_.group, RdKafka::err2str(err)));
+    for (auto* tp : parts)
+      tp->set_offset(RdKafka::Topic::OFFSET_INVALID);
+  }
+  // Each partition's queue is taken (unforwarded) before assign() starts fetching: a message
+  // fetched before would land on the consumer's own queue instead.
+  std::vector<std::shared_ptr<kafka_partition>> fresh;
+  for (auto* tp : parts) {
+    std::optional<std::int64_t> committed;
+    if (tp->offset() >= 0)
+      committed = tp->offset();
+    auto id = kafka_shard_id(tp->topic(), tp->partition());
+    fresh.push_back(std::make_shared<kafka_partition>(consumer_.get(), id, tp->topic(),
+                                                      tp->partition(), committed));
+    store_->enlist(id, tp->topic(), tp->partition(), committed);
+  }
+  if (auto err = consumer_->assign(parts); err != RdKafka::ERR_NO_ERROR)
+    on_error(fmt::format("assign failed: {}", RdKafka::err2str(err)), true);
+  for (auto& part : fresh)
+    start_partition(part);
+}
+
+void kafka_consumer_group::start_partition(const std::shared_ptr<kafka_partition>& part) {
+  const auto& id = part->id();
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    parts_[id] = part;
+  }
+  auto g = shard_;
+  g.shard.id = id;
+  g.source = [part] { return std::make_shared<kafka_partition_source>(part); };
+  g.sink = sink_;
+  g.finite = false;
+  if (auto err = rt_.start_shard(std::move(g)))
+    on_error(fmt::format("shard {} cannot start: {}", id, to_string(err)), true);
+}
+
+void kafka_consumer_group::on_revoke(std::vector<RdKafka::TopicPartition*>& parts) {
+  auto lost = consumer_->assignment_lost();
+  for (auto* tp : parts)
+    stop_partition(kafka_shard_id(tp->topic(), tp->partition()), lost);
+  consumer_->unassign();
+}
+
+void kafka_consumer_group::stop_partition(const shard_id& id, bool lost) {
+  std::shared_ptr<kafka_partition> part;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = parts_.find(id);
+    if (i == parts_.end())
+      return;
+    part = i->second;
+    parts_.erase(i);
+  }
+  if (lost)
+    store_->delist(id); // nothing of a lost assignment may be committed
+  else
+    store_->revoking(id);
+  if (auto err = rt_.stop_shard(id))
+    cfg_.log(log_level::warning,
+             fmt::format("kafka shard {} did not stop cleanly: {}", id, to_string(err)));
+  store_->delist(id);
+  part->close_queue();
+}
+
+void kafka_consumer_group::stop_all() {
+  for (const auto& id : assigned())
+    stop_partition(id, false);
+}
+
+} // namespace shardflow

@@ -1,0 +1,158 @@
+// kafka/consumer_group.hpp - a Kafka consumer group as a source of shards: every partition the
+// group assigns to this member becomes a shard group under a host's runtime.
+//
+// One consumer (librdkafka's KafkaConsumer, manual commits only: `enable.auto.commit` and
+// `enable.auto.offset.store` are forced off) and one poll thread per group member:
+//
+//     start --> subscribe(topics) --> poll thread: consume(poll_interval) serves rebalances and
+//               errors; between polls, backpressure (pause / resume per partition)
+//     assign(parts)  --> committed(parts); assign(parts) at those offsets (none: auto.offset.reset);
+//                        per partition: its own queue (kafka/partition_source.hpp), enlisted in the
+//                        offset store, and a shard `TOPIC-PARTITION` started on the runtime from the
+//                        host's `shard_group_config` (same shard actor, batch processor and flusher
+//                        as every source; sequence number = offset)
+//     revoke(parts)  --> per partition, before the callback returns: marked revoking, the shard
+//                        stopped gracefully (final flush, checkpoint, commit), delisted, its queue
+//                        released; then unassign()
+//     lost(parts)    --> (assignment_lost) delisted FIRST, then stopped: nothing is committed
+//     stop()         --> every shard stopped gracefully and committed while the group is stable,
+//                        then close() (the consumer leaves the group) and the poll thread ends
+//
+// Checkpoints go to a detached checkpoint sink over a `kafka_offset_store` (kafka/offset_store.hpp):
+// a checkpoint at offset o commits o + 1, only once o is durable with everything before it; a shard
+// of an old assignment never commits. Use an eager assignor (`range`, `roundrobin`; the default is
+// `range`): librdkafka 2.0.2 loses the assignment under `cooperative-sticky` when commits are in
+// flight (its issue #4059). A fatal consumer error (librdkafka's fatal errors, an unknown topic, an
+// authorization failure) ends consuming: the poll thread stops every shard gracefully, closes the
+// consumer and `failure()` says why. Transient errors (a broker down) are logged and ridden out.
+//
+// Threading: while the group runs, its poll thread calls the runtime's blocking facade
+// (start_shard, stop_shard), so the host must not call those on the same runtime meanwhile; it may
+// read meters and the group's accessors from any thread. Call `stop()` before shutting the runtime
+// down.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/actor.hpp>
+
+#include <shardflow/actors/runtime.hpp>
+#include <shardflow/actors/shard.hpp>
+#include <shardflow/core/log.hpp>
+#include <shardflow/kafka/offset_store.hpp>
+#include <shardflow/kafka/partition_source.hpp>
+#include <shardflow/kafka/properties.hpp>
+
+namespace shardflow {
+
+/// Configuration of one member of a consumer group.
+struct kafka_source_config {
+  /// bootstrap.servers: HOST:PORT[,...].
+  std::string brokers;
+  /// The topics to subscribe to.
+  std::vector<std::string> topics;
+  /// group.id.
+  std::string group;
+  /// librdkafka properties (`-X`), applied before the ones the source sets itself.
+  kafka_properties properties;
+  /// partition.assignment.strategy unless `properties` sets it: an eager one.
+  std::string assignor = "range";
+  /// How long one poll of the consumer waits for a rebalance or an error.
+  std::chrono::milliseconds poll_interval{100};
+  /// Pause a partition whose queue holds more messages than this (its shard is behind) ...
+  std::size_t pause_above = 50'000;
+  /// ... and resume it once the queue is down to this.
+  std::size_t resume_below = 10'000;
+  /// How long fetching committed offsets may take at an assignment.
+  std::chrono::milliseconds committed_timeout{10'000};
+  /// Where the group logs (rebalances, transient errors); empty: `stderr_log("shardflow")`.
+  log_sink log;
+};
+
+/// Returns the shard id of partition `partition` of `topic`: "topic-partition".
+shard_id kafka_shard_id(const std::string& topic, std::int32_t partition);
+
+/// One member of a consumer group feeding shards; see the file comment.
+class kafka_consumer_group {
+public:
+  /// Creates the consumer and starts the poll thread; shards are made from `shard` (its id, source,
+  /// sink and finite are set per partition).
+  /// @throws shardflow::error: errc::bad_input for a bad property or an empty topic list or group,
+  ///         errc::io_failed when librdkafka refuses to make the consumer or to subscribe.
+  static std::unique_ptr<kafka_consumer_group> start(runtime& rt, kafka_source_config cfg,
+                                                     shard_group_config shard);
+
+  /// Stops (see `stop`).
+  ~kafka_consumer_group();
+
+  /// Stops every shard gracefully (flush, checkpoint, commit), leaves the group and ends the poll
+  /// thread. Idempotent.
+  void stop();
+
+  /// Returns why consuming ended by itself (a fatal error), or empty.
+  std::string failure() const;
+
+  /// Returns whether the poll thread has ended (after `stop` or a fatal error).
+  bool finished() const noexcept {
+    return finished_.load();
+  }
+
+  /// Returns the shards of the partitions assigned now.
+  std::vector<shard_id> assigned() const;
+
+  /// Returns the number of assignments received (rebalances that gave this member partitions).
+  std::uint64_t assignments() const noexcept {
+    return assignments_.load();
+  }
+
+  /// Returns the offset store (what was committed).
+  const std::shared_ptr<kafka_offset_store>& store() const noexcept {
+    return store_;
+  }
+
+  /// Returns the partitions paused now for backpressure.
+  std::size_t paused() const;
+
+  // -- called from librdkafka's callbacks on the poll thread (internal) --------------------------
+
+  void on_assign(std::vector<RdKafka::TopicPartition*>& parts);
+  void on_revoke(std::vector<RdKafka::TopicPartition*>& parts);
+  void on_error(const std::string& what, bool fatal);
+
+private:
+  kafka_consumer_group(runtime& rt, kafka_source_config cfg, shard_group_config shard);
+
+  void poll_loop();
+  void check_backpressure();
+  void start_partition(const std::shared_ptr<kafka_partition>& part);
+  void stop_partition(const shard_id& id, bool lost);
+  void stop_all();
+
+  runtime& rt_;
+  kafka_source_config cfg_;
+  shard_group_config shard_;
+  std::unique_ptr<RdKafka::RebalanceCb> rebalance_cb_;
+  std::unique_ptr<RdKafka::EventCb> event_cb_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::shared_ptr<kafka_offset_store> store_;
+  caf::actor sink_;
+  mutable std::mutex mtx_; // guards parts_ and failure_
+  std::map<shard_id, std::shared_ptr<kafka_partition>> parts_;
+  std::string failure_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<std::uint64_t> assignments_{0};
+  std::thread poller_;
+};
+
+} // namespace shardflow

@@ -1,0 +1,122 @@
+// kafka/offset_store.cpp - see offset_store.hpp.
+#include <shardflow/kafka/offset_store.hpp>
+
+#include <memory>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <shardflow/core/error.hpp>
+
+namespace shardflow {
+
+namespace {
+
+[[noreturn]] void throw_stale(const shard_id& id, const std::string& why) {
+  throw error{errc::stale_generation,
+              fmt::format("kafka offsets of shard {}: {}: not committed", id, why)};
+}
+
+} // namespace
+
+kafka_offset_store::kafka_offset_store(RdKafka::KafkaConsumer* consumer) : consumer_(consumer) {
+  // nop
+}
+
+void kafka_offset_store::enlist(const shard_id& id, const std::string& topic,
+                                std::int32_t partition, std::optional<std::int64_t> committed) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  rows_[id] = row{topic, partition, committed, ++next_generation_, false};
+}
+
+void kafka_offset_store::revoking(const shard_id& id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto i = rows_.find(id); i != rows_.end())
+    i->second.revoking = true;
+}
+
+void kafka_offset_store::delist(const shard_id& id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  rows_.erase(id);
+}
+
+void kafka_offset_store::detach() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  rows_.clear();
+  consumer_ = nullptr;
+}
+
+std::optional<std::int64_t> kafka_offset_store::committed(const shard_id& id) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto i = rows_.find(id); i != rows_.end())
+    return i->second.committed;
+  return std::nullopt;
+}
+
+std::uint64_t kafka_offset_store::commits() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return commits_;
+}
+
+stored_checkpoint kafka_offset_store::load(const shard_id& id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = rows_.find(id);
+  if (i == rows_.end())
+    throw error{errc::checkpoint_failed,
+                fmt::format("kafka offsets of shard {}: the partition is not assigned here", id)};
+  stored_checkpoint result;
+  result.generation = i->second.generation = ++next_generation_;
+  if (auto c = i->second.committed; c && *c > 0) {
+    sequence_number pos;
+    pos.base = sequence_base{static_cast<std::uint64_t>(*c - 1)};
+    result.position = pos;
+  }
+  return result;
+}
+
+void kafka_offset_store::save(const shard_id& id, std::uint64_t generation, const checkpoint& cp) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = rows_.find(id);
+  if (i == rows_.end() || consumer_ == nullptr)
+    throw_stale(id, "the partition is no longer assigned here");
+  if (generation < i->second.generation)
+    throw_stale(id,
+                fmt::format("incarnation {} is older than {}", generation, i->second.generation));
+  if (!cp.position)
+    return; // an end marker: a partition has no end
+  auto offset = cp.position->base.to_uint64();
+  if (!offset || *offset >= static_cast<std::uint64_t>(INT64_MAX))
+    throw error{errc::checkpoint_failed,
+                fmt::format("kafka offsets of shard {}: checkpoint {} is not an offset", id,
+                            to_string(cp))};
+  commit(id, i->second, static_cast<std::int64_t>(*offset) + 1);
+}
+
+void kafka_offset_store::commit(const shard_id& id, row& r, std::int64_t offset) {
+  std::unique_ptr<RdKafka::TopicPartition> tp{
+    RdKafka::TopicPartition::create(r.topic, r.partition, offset)};
+  std::vector<RdKafka::TopicPartition*> offsets{tp.get()};
+  auto err = consumer_->commitSync(offsets);
+  if (err == RdKafka::ERR_NO_ERROR)
+    err = tp->err();
+  switch (err) {
+    case RdKafka::ERR_NO_ERROR:
+      r.committed = offset;
+      ++commits_;
+      return;
+    case RdKafka::ERR_ILLEGAL_GENERATION:
+    case RdKafka::ERR_UNKNOWN_MEMBER_ID:
+    case RdKafka::ERR_FENCED_INSTANCE_ID:
+      throw_stale(id, RdKafka::err2str(err));
+    case RdKafka::ERR_REBALANCE_IN_PROGRESS:
+      if (r.revoking)
+        throw_stale(id, RdKafka::err2str(err));
+      [[fallthrough]];
+    default:
+      throw error{errc::checkpoint_failed,
+                  fmt::format("kafka offsets of shard {}: commit of offset {} failed: {}", id,
+                              offset, RdKafka::err2str(err))};
+  }
+}
+
+} // namespace shardflow

@@ -1,0 +1,128 @@
+// kafka/partition_source.cpp - see partition_source.hpp.
+#include <shardflow/kafka/partition_source.hpp>
+
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <shardflow/core/error.hpp>
+
+namespace shardflow {
+
+namespace {
+
+/// Seeks wait this long for the fetcher to move.
+constexpr int seek_timeout_ms = 10'000;
+
+stream_record record_of(const rd_kafka_message_t& m) {
+  stream_record x;
+  if (m.key != nullptr)
+    x.partition_key.assign(static_cast<const char*>(m.key), m.key_len);
+  if (m.payload != nullptr)
+    x.data.assign(static_cast<const char*>(m.payload), m.len);
+  x.sequence.base = sequence_base{static_cast<std::uint64_t>(m.offset)};
+  rd_kafka_timestamp_type_t type;
+  auto ts = rd_kafka_message_timestamp(&m, &type);
+  if (type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts >= 0)
+    x.arrival_ms = ts;
+  return x;
+}
+
+} // namespace
+
+kafka_partition::kafka_partition(RdKafka::KafkaConsumer* consumer, shard_id id, std::string topic,
+                                 std::int32_t partition, std::optional<std::int64_t> start)
+  : consumer_(consumer),
+    id_(std::move(id)),
+    topic_(std::move(topic)),
+    partition_(partition),
+    start_(start) {
+  queue_ = rd_kafka_queue_get_partition(consumer->c_ptr(), topic_.c_str(), partition_);
+  if (queue_ == nullptr)
+    throw error{errc::io_failed,
+                fmt::format("kafka partition {}: librdkafka has no queue for it", id_)};
+  rd_kafka_queue_forward(queue_, nullptr);
+}
+
+kafka_partition::~kafka_partition() {
+  close_queue();
+}
+
+void kafka_partition::close_queue() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (queue_ != nullptr) {
+    rd_kafka_queue_destroy(queue_);
+    queue_ = nullptr;
+  }
+}
+
+std::size_t kafka_partition::queued() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return queue_ != nullptr ? rd_kafka_queue_length(queue_) : 0;
+}
+
+void kafka_partition::rewind(const std::optional<sequence_number>& after) {
+  std::optional<std::int64_t> target;
+  if (after) {
+    auto o = after->base.to_uint64();
+    if (!o)
+      throw error{errc::bad_sequence_number,
+                  fmt::format("kafka partition {}: checkpoint {} is not an offset", id_,
+                              to_string(*after))};
+    target = static_cast<std::int64_t>(*o) + 1;
+  } else {
+    target = start_ ? start_ : origin_;
+  }
+  if (!target)
+    return; // nothing read yet and no commit: the assignment's own start
+  if (next_ == target || (!next_ && start_ == target)) {
+    next_ = target;
+    return;
+  }
+  seek(*target);
+}
+
+void kafka_partition::seek(std::int64_t offset) {
+  std::unique_ptr<RdKafka::TopicPartition> tp{
+    RdKafka::TopicPartition::create(topic_, partition_, offset)};
+  auto err = consumer_->seek(*tp, seek_timeout_ms);
+  if (err != RdKafka::ERR_NO_ERROR)
+    throw error{errc::io_failed, fmt::format("kafka partition {}: seek to offset {} failed: {}",
+                                             id_, offset, RdKafka::err2str(err))};
+  next_ = offset;
+}
+
+record_batch kafka_partition::read(std::size_t max) {
+  std::vector<stream_record> out;
+  std::lock_guard<std::mutex> guard{mtx_};
+  while (queue_ != nullptr && out.size() < max) {
+    rd_kafka_message_t* m = rd_kafka_consume_queue(queue_, 0);
+    if (m == nullptr)
+      break;
+    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> guard_m{
+      m, rd_kafka_message_destroy};
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL)
+      throw error{errc::io_failed,
+                  fmt::format("kafka partition {}: {}", id_, rd_kafka_message_errstr(m))};
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      continue; // end of partition, or a transient error librdkafka retries itself
+    if (next_ && m->offset < *next_)
+      continue; // fetched before a seek back
+    if (!origin_)
+      origin_ = m->offset;
+    next_ = m->offset + 1;
+    out.push_back(record_of(*m));
+  }
+  return record_batch{std::move(out)};
+}
+
+pause_action backpressure(std::size_t queued, bool paused, std::size_t pause_above,
+                          std::size_t resume_below) noexcept {
+  if (!paused && queued > pause_above)
+    return pause_action::pause;
+  if (paused && queued <= resume_below)
+    return pause_action::resume;
+  return pause_action::none;
+}
+
+} // namespace shardflow

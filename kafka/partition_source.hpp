@@ -1,0 +1,131 @@
+// kafka/partition_source.hpp - one assigned Kafka partition as a shard's record source.
+//
+// The consumer group (kafka/consumer_group.hpp) makes a `kafka_partition` when the group assigns a
+// partition: the partition's own queue of fetched messages (librdkafka's partition queue, forwarded
+// nowhere), and where the assignment starts (the committed offset, or `auto.offset.reset` when
+// there is none). Each feeder incarnation of the partition's shard reads through a fresh
+// `kafka_partition_source` over the same `kafka_partition`, so what one incarnation read is known
+// to the next:
+//
+//     rewind(after)  --> seek to after + 1, or to where the assignment started (its committed
+//                        offset, else the first offset read); no seek when the queue is there
+//                        already (the first attach of an assignment)
+//     read(max)      --> up to max messages taken from the partition queue without waiting; the
+//                        sequence number is the offset, key and value are the record's key and data,
+//                        the message timestamp its arrival time; messages below the position (left
+//                        in the queue from before a seek) are dropped
+//     at_end         --> never: a partition has no end
+//
+// Backpressure: the poll thread (not the source) pauses the partition while its queue holds more
+// than the group's `pause_above` messages, i.e. while the shard holds its credit and does not read,
+// and resumes it below `resume_below` (see `backpressure`). librdkafka's own prefetch limits
+// (`queued.min.messages`, `queued.max.messages.kbytes`) bound it before that.
+//
+// Threading: one feeder reads at a time; the poll thread closes the queue (after the shard has
+// stopped) and reads its length, so the queue handle is guarded by a mutex.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+
+#include <shardflow/core/record_source.hpp>
+
+namespace shardflow {
+
+/// One assigned partition, shared by the poll thread and the feeders of its shard.
+class kafka_partition {
+public:
+  /// Takes partition `partition` of `topic` from `consumer`'s assignment into a queue of its own;
+  /// `start` is its committed offset, if any.
+  kafka_partition(RdKafka::KafkaConsumer* consumer, shard_id id, std::string topic,
+                  std::int32_t partition, std::optional<std::int64_t> start);
+
+  /// Destroys the queue (if `close_queue` did not).
+  ~kafka_partition();
+
+  kafka_partition(const kafka_partition&) = delete;
+  kafka_partition& operator=(const kafka_partition&) = delete;
+
+  /// Returns the shard id ("topic-partition").
+  const shard_id& id() const noexcept {
+    return id_;
+  }
+
+  const std::string& topic() const noexcept {
+    return topic_;
+  }
+
+  std::int32_t partition() const noexcept {
+    return partition_;
+  }
+
+  /// Releases the queue: reads return nothing from now on. Call before the consumer is closed.
+  void close_queue();
+
+  /// Returns the number of messages waiting in the queue.
+  std::size_t queued() const;
+
+  /// Whether the poll thread paused the partition (for backpressure).
+  std::atomic<bool> paused{false};
+
+  /// Positions the next read after `after`; see the file comment.
+  void rewind(const std::optional<sequence_number>& after);
+
+  /// Returns up to `max` records without waiting.
+  record_batch read(std::size_t max);
+
+private:
+  void seek(std::int64_t offset);
+
+  RdKafka::KafkaConsumer* consumer_;
+  shard_id id_;
+  std::string topic_;
+  std::int32_t partition_;
+  std::optional<std::int64_t> start_;
+  std::optional<std::int64_t> origin_; // the first offset read in this assignment
+  std::optional<std::int64_t> next_;   // the offset the next record must have at least
+  mutable std::mutex mtx_;
+  rd_kafka_queue_t* queue_ = nullptr;
+};
+
+/// A feeder incarnation's view of a `kafka_partition`.
+class kafka_partition_source final : public record_source {
+public:
+  explicit kafka_partition_source(std::shared_ptr<kafka_partition> part) : part_(std::move(part)) {
+    // nop
+  }
+
+  void rewind(const std::optional<sequence_number>& after) override {
+    part_->rewind(after);
+  }
+
+  record_batch read(std::size_t max) override {
+    return part_->read(max);
+  }
+
+  bool at_end() const override {
+    return false;
+  }
+
+private:
+  std::shared_ptr<kafka_partition> part_;
+};
+
+/// What the poll thread does about one partition's pause state.
+enum class pause_action { none, pause, resume };
+
+/// Returns whether to pause a partition holding `queued` messages (`paused` now): pause above
+/// `pause_above`, resume at or below `resume_below`.
+pause_action backpressure(std::size_t queued, bool paused, std::size_t pause_above,
+                          std::size_t resume_below) noexcept;
+
+} // namespace shardflow
