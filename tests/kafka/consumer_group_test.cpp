@@ -253,3 +253,41 @@ TEST_CASE("a flusher crash replays its partition from the checkpoint, nothing lo
   CHECK(offs.size() == static_cast<std::size_t>(hw[1]));
   rt->shutdown();
 }
+
+TEST_CASE("two members split the partitions and a leaving one hands its partitions over") {
+  mock_kafka mock;
+  mock.create_topic("events", 4);
+  mock.produce("events", 0, 4000);
+  threaded_system ts;
+  auto rt_a = make_runtime(ts.sys);
+  auto rt_b = make_runtime(ts.sys);
+  auto out = std::make_shared<seen>();
+  auto a = kafka_consumer_group::start(*rt_a, source(mock, "g-two"),
+                                       shard_template(seen_factory(out)));
+  REQUIRE(wait_for([&] { return a->assigned().size() == 4; }, 30s));
+  auto b = kafka_consumer_group::start(*rt_b, source(mock, "g-two"),
+                                       shard_template(seen_factory(out)));
+  REQUIRE(wait_for(
+    [&] {
+      auto x = a->assigned();
+      auto y = b->assigned();
+      std::set<shard_id> all(x.begin(), x.end());
+      all.insert(y.begin(), y.end());
+      return !x.empty() && !y.empty() && x.size() + y.size() == 4 && all.size() == 4;
+    },
+    40s));
+  CHECK(b->assignments() >= 1);
+  mock.produce("events", 4000, 4000);
+  a->stop(); // leaves the group: b gets every partition
+  CHECK(a->failure().empty());
+  REQUIRE(wait_for([&] { return b->assigned().size() == 4; }, 40s));
+  auto hw = mock.high_watermarks("events", 4);
+  REQUIRE(all_committed(*b, hw, 30s));
+  b->stop();
+  CHECK(b->failure().empty());
+  CHECK(mock.committed("g-two", "events", 4) == hw);
+  std::lock_guard<std::mutex> guard{out->mtx};
+  require_every_record(out->data, 8000); // duplicates allowed: the mock refuses commits meanwhile
+  rt_a->shutdown();
+  rt_b->shutdown();
+}
