@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "apps/shardflow/guarded.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/flushers/null_flusher.hpp>
 
@@ -14,11 +15,39 @@ namespace fs = std::filesystem;
 
 namespace shardflow::cli {
 
+namespace {
+
+flusher_factory postgres_factory(const flusher_spec& spec, const flusher_settings& settings) {
+  postgres::postgres_flusher_config cfg;
+  cfg.conninfo = spec.argument;
+  cfg.table = settings.postgres_table;
+  cfg.stream = settings.stream;
+  cfg.batch_records = settings.batch_records;
+  cfg.create_table = settings.postgres_create_table;
+  cfg.mode = settings.postgres_mode == "plain"              ? postgres::write_mode::plain
+             : settings.postgres_mode == "effectively-once" ? postgres::write_mode::effectively_once
+                                                            : postgres::write_mode::automatic;
+  try {
+    cfg = postgres::prepare_table(cfg);
+  } catch (const error& e) {
+    if (e.code() == errc::bad_input)
+      usage(e.what()); // a bad connection string or table name: the command line is wrong
+    throw;
+  }
+  const auto threads = settings.io_threads > 0 ? settings.io_threads : io_pool_config{}.threads;
+  return postgres::postgres_flusher_factory(cfg,
+                                            std::make_shared<io_pool>(io_pool_config{threads}));
+}
+
+} // namespace
+
 flusher_factory make_flusher_factory(const flusher_spec& spec, const flusher_settings& settings) {
   if (spec.name == "null")
     return null_flusher::factory(settings.batch_records);
   if (spec.name == "stdout")
     return stdout_flusher::factory(settings.batch_records);
+  if (spec.name == "postgres")
+    return postgres_factory(spec, settings);
   file_flusher_config f;
   f.dir = spec.argument;
   f.batch_records = settings.batch_records;

@@ -5,7 +5,9 @@
 // file flusher's directory is created and checked for writing here, before any shard starts, so an
 // unusable output fails once with a clear message (errc::io_failed) rather than in every shard.
 // With `io_threads` set, the file flusher writes on one I/O pool shared by the command's shards
-// (flushers/io_pool.hpp).
+// (flushers/io_pool.hpp). `postgres:CONNINFO` checks (or creates) its table here, once: a server that
+// cannot be reached or refuses us, a missing table or column is errc::io_failed before any shard
+// starts; a connection string libpq cannot parse is a usage error.
 #pragma once
 
 #include <chrono>
@@ -15,6 +17,7 @@
 #include "apps/shardflow/options.hpp"
 #include <shardflow/core/flusher.hpp>
 #include <shardflow/flushers/file_flusher.hpp>
+#include <shardflow/postgres/postgres_flusher.hpp>
 
 namespace shardflow::cli {
 
@@ -29,11 +32,17 @@ struct flusher_settings {
   /// file: threads of one I/O pool that write and sync the batches of every shard, which then need
   /// no thread of their own (0: each flusher writes on its shard's thread, e.g. detached shards).
   std::size_t io_threads = 0;
+  /// postgres: the target table, whether to create it, how to write (auto, plain,
+  /// effectively-once), and the stream column's value.
+  std::string postgres_table = postgres::postgres_flusher_config{}.table;
+  bool postgres_create_table = false;
+  std::string postgres_mode = "auto";
+  std::string stream = "stream";
 };
 
 /// Returns the factory for `spec` (a parsed --flusher).
 /// @throws shardflow::error (errc::io_failed) when the file flusher's directory cannot be created
-///         or written.
+///         or written, or PostgreSQL or its table cannot be used.
 flusher_factory make_flusher_factory(const flusher_spec& spec, const flusher_settings& settings);
 
 } // namespace shardflow::cli

@@ -71,7 +71,14 @@ result<flusher_spec> parse_flusher(const std::string& text) {
       return fail("flusher file needs a directory: --flusher file:DIR");
     return out;
   }
-  return fail(fmt::format("unknown flusher \"{}\": choose null, stdout or file:DIR", out.name));
+  if (out.name == "postgres") {
+    if (out.argument.empty())
+      return fail("flusher postgres needs a connection string: --flusher postgres:CONNINFO "
+                  "(e.g. postgres:host=/run/postgresql dbname=app, or postgres:postgresql://...)");
+    return out;
+  }
+  return fail(fmt::format(
+    "unknown flusher \"{}\": choose null, stdout or file:DIR, or postgres:CONNINFO", out.name));
 }
 
 result<std::vector<std::size_t>> parse_shard_list(const std::string& text, std::size_t shards) {

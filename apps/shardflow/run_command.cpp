@@ -76,6 +76,9 @@ struct run_config {
   std::string progress = "auto";
   std::string detached = "auto";
   std::size_t io_threads = 4;
+  std::string pg_table = postgres::postgres_flusher_config{}.table;
+  bool pg_create_table = false;
+  std::string pg_mode = "auto";
 };
 
 // The values of a run_config, checked and converted.
@@ -125,6 +128,10 @@ void plan_io(const run_config& cfg, run_plan& p) {
                     : cfg.stream_name;
   if (p.stream_name.empty())
     p.stream_name = "stream";
+  p.flushing.stream = p.stream_name;
+  p.flushing.postgres_table = cfg.pg_table;
+  p.flushing.postgres_create_table = cfg.pg_create_table;
+  p.flushing.postgres_mode = cfg.pg_mode;
   p.on_bad_input = cfg.bad_input == "dead-letter" ? local::bad_input_policy::dead_letter
                                                   : local::bad_input_policy::stop;
   p.dead_letter = cfg.dead_letter.empty() ? fs::path{cfg.stream} / "dead-letter"
@@ -535,7 +542,8 @@ namespace {
 // The stream, the flusher and the intervals.
 void add_input_options(CLI::App* cmd, run_config* cfg) {
   cmd->add_option("stream", cfg->stream, "the stream directory")->required();
-  cmd->add_option("--flusher", cfg->flusher, "null | stdout | file:DIR (default: file:STREAM.out)");
+  cmd->add_option("--flusher", cfg->flusher,
+                  "null | stdout | file:DIR | postgres:CONNINFO (default: file:STREAM.out)");
   cmd->add_option("--checkpoints", cfg->checkpoints,
                   "SQLite checkpoint database (default: STREAM/checkpoints.db)");
   cmd->add_option("--stream-name", cfg->stream_name,
@@ -582,8 +590,18 @@ void add_restart_options(CLI::App* cmd, run_config* cfg) {
     ->capture_default_str();
   cmd
     ->add_option("--io-threads", cfg->io_threads,
-                 "file flusher: threads writing and syncing the batches of all shards")
+                 "file and postgres flushers: threads writing the batches of all shards")
     ->check(CLI::Range(1, 1024))
+    ->capture_default_str();
+  cmd->add_option("--pg-table", cfg->pg_table, "postgres flusher: the table ([SCHEMA.]NAME)")
+    ->capture_default_str();
+  cmd->add_flag("--pg-create-table", cfg->pg_create_table,
+                "postgres flusher: create the table (with its key) if it does not exist");
+  cmd
+    ->add_option("--pg-mode", cfg->pg_mode,
+                 "postgres flusher: effectively-once (staging table, ON CONFLICT DO NOTHING; "
+                 "needs the key), plain (COPY), auto (effectively-once when the table has the key)")
+    ->check(CLI::IsMember({"auto", "plain", "effectively-once"}))
     ->capture_default_str();
 }
 
