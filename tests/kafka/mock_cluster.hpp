@@ -111,6 +111,37 @@ public:
     return out;
   }
 
+  /// Returns the values of the first `count` records of `topic` (all its `partitions`, read from
+  /// the beginning by a consumer in assign mode), or fewer when `limit` passed first.
+  std::vector<std::string> read(const std::string& topic, int partitions, std::size_t count,
+                                std::chrono::milliseconds limit) {
+    std::unique_ptr<RdKafka::Conf> conf{RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL)};
+    std::string why;
+    conf->set("bootstrap.servers", bootstraps_, why);
+    conf->set("group.id", "reader", why);
+    std::unique_ptr<RdKafka::KafkaConsumer> c{RdKafka::KafkaConsumer::create(conf.get(), why)};
+    std::vector<RdKafka::TopicPartition*> tps;
+    for (int p = 0; p < partitions; ++p)
+      tps.push_back(RdKafka::TopicPartition::create(topic, p, RdKafka::Topic::OFFSET_BEGINNING));
+    c->assign(tps);
+    for (auto* tp : tps)
+      delete tp;
+    std::vector<std::string> out;
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (out.size() < count && std::chrono::steady_clock::now() < until) {
+      std::unique_ptr<RdKafka::Message> m{c->consume(100)};
+      if (m->err() == RdKafka::ERR_NO_ERROR)
+        out.emplace_back(static_cast<const char*>(m->payload()), m->len());
+    }
+    c->close();
+    return out;
+  }
+
+  /// Returns the mock cluster (to inject failures).
+  rd_kafka_mock_cluster_t* cluster() const noexcept {
+    return cluster_;
+  }
+
 private:
   std::unique_ptr<RdKafka::Producer> producer_;
   rd_kafka_mock_cluster_t* cluster_ = nullptr;

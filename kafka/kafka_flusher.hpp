@@ -1,0 +1,86 @@
+// kafka/kafka_flusher.hpp - the Kafka flusher: a shard's records produced to a topic, each token
+// returned only from its record's successful delivery report.
+//
+// Each flusher (one per shard incarnation) owns a producer with `acks=all` and
+// `enable.idempotence=true` (forced after the user's properties), so a record is durable on every
+// in-sync replica when its report comes back, and librdkafka's retries neither reorder nor
+// duplicate it. The flusher is asynchronous, the project's first: `add` hands the record to
+// librdkafka (key = the record's partition key, value = its data; partitioned by the producer's
+// partitioner) and returns at once; `heartbeat` and `flush(partial)` serve delivery reports without
+// waiting and return the tokens of the records delivered since; only `flush(full)` (a stopping
+// shard) waits, up to `flush_timeout`, for everything outstanding. So the shard never blocks on the
+// network, and a checkpoint passes a record only after the broker acknowledged it.
+//
+//     add(x, token) --> produce(copy of x)  --> full when `max_outstanding` are in flight
+//     delivery report ok      --> token ready, returned by the next heartbeat or flush
+//     delivery report failed  --> (after librdkafka's retries, `message.timeout.ms`) the next call
+//                                 throws errc::io_failed naming the topic and the reason: the shard
+//                                 fails and its restart replays from the checkpoint
+//
+// The destructor purges what is still queued without waiting (those records are after the last
+// checkpoint and come again to the next incarnation).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include <shardflow/core/flusher.hpp>
+#include <shardflow/kafka/properties.hpp>
+
+namespace shardflow {
+
+/// Options of the Kafka flusher.
+struct kafka_flusher_config {
+  /// bootstrap.servers of the output cluster.
+  std::string brokers;
+  /// The topic every record goes to.
+  std::string topic;
+  /// librdkafka producer properties (`-X`), applied before `acks` and `enable.idempotence`.
+  kafka_properties properties;
+  /// Records in flight at most; `add` answers `full` beyond it.
+  std::size_t max_outstanding = 10'000;
+  /// How long `flush(full)` waits for the outstanding delivery reports.
+  std::chrono::milliseconds flush_timeout{30'000};
+};
+
+/// Produces a shard's records to a Kafka topic; see the file comment.
+class kafka_flusher final : public flusher {
+public:
+  /// Makes the producer of shard `id`.
+  /// @throws shardflow::error: errc::bad_input for a bad property, errc::io_failed when librdkafka
+  ///         cannot make the producer.
+  kafka_flusher(const shard_id& id, kafka_flusher_config cfg);
+  ~kafka_flusher() override;
+
+  add_result add(const stream_record& x, flush_token token) override;
+  std::vector<flush_token> flush(flush_mode mode) override;
+  std::vector<flush_token> heartbeat() override;
+
+  /// Returns the records produced and not yet reported.
+  std::size_t outstanding() const noexcept {
+    return outstanding_;
+  }
+
+  /// What the delivery reports leave for the flusher (internal).
+  struct reports;
+
+private:
+  std::vector<flush_token> collect();
+
+  shard_id id_;
+  kafka_flusher_config cfg_;
+  std::unique_ptr<reports> reports_;
+  std::unique_ptr<RdKafka::DeliveryReportCb> report_cb_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  std::size_t outstanding_ = 0;
+};
+
+/// Returns a factory of Kafka flushers with `cfg`.
+flusher_factory kafka_flusher_factory(kafka_flusher_config cfg);
+
+} // namespace shardflow
