@@ -43,6 +43,11 @@ std::string text_of(const caf::error& err) {
   return caf::to_string(err);
 }
 
+error error_of(const caf::error& err, errc fallback) {
+  const auto code = code_of(err);
+  return error{code == errc::none ? fallback : code, text_of(err)};
+}
+
 void configure(caf::actor_system_config& cfg) {
   cfg.add_error_category(category, [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
     std::string result = "shardflow: ";

@@ -159,6 +159,10 @@ caf::error error_from(std::exception_ptr eptr);
 /// Returns the message text of `err` (the context of a shardflow error, or CAF's rendering).
 std::string text_of(const caf::error& err);
 
+/// Returns `err` as the exception a host throws: a shardflow error keeps its code and text; any
+/// other error becomes `fallback` with its text (CAF's rendering).
+error error_of(const caf::error& err, errc fallback);
+
 /// Registers shardflow's error category on `cfg`, so CAF renders our errors with their text. Call it
 /// on the host's `actor_system_config` before the system starts.
 void configure(caf::actor_system_config& cfg);

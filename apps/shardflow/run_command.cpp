@@ -255,7 +255,7 @@ public:
     rcfg.log = cli_log();
     auto rt = runtime::start(*sys_, rcfg);
     if (!rt)
-      throw error{errc::start_failed, sys_->render(rt.error())};
+      throw error_of(rt.error(), errc::start_failed);
     rt_ = std::move(*rt);
     for (auto i : plan.shards)
       start_shard(cfg, i, flushers);
@@ -297,7 +297,7 @@ private:
       views_.push_back(v);
     }
     if (auto err = rt_->start_shard(std::move(g)))
-      throw error{errc::start_failed, sys_->render(err)};
+      throw error_of(err, errc::start_failed);
   }
 
   const run_plan& plan_;

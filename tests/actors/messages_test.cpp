@@ -102,3 +102,14 @@ SCENARIO_METHOD(testing::deterministic_fixture,
   CHECK(code_of(reason) == errc::watchdog_timeout);
   CHECK(text_of(reason) == "shard a: no records for 5 ms");
 }
+
+SCENARIO("error_of keeps a shardflow error's code and text, and gives others the fallback",
+         "[actors][messages]") {
+  auto ours = error_of(make_error(errc::bad_input, "s/shard-00002.ndjson: no such file"),
+                       errc::start_failed);
+  CHECK(ours.code() == errc::bad_input);
+  CHECK(std::string{ours.what()} == "s/shard-00002.ndjson: no such file");
+  auto theirs = error_of(caf::make_error(caf::sec::request_receiver_down), errc::start_failed);
+  CHECK(theirs.code() == errc::start_failed);
+  CHECK(!std::string{theirs.what()}.empty());
+}

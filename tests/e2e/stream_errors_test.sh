@@ -12,7 +12,8 @@ set +e
 "$SHARDFLOW" run "$WORK/s" --flusher null --progress off > /dev/null 2> "$WORK/missing.err"
 rc=$?
 set -e
-check "a missing shard file fails the run" test $rc -ne 0
+check "a missing shard file is bad input (exit 3)" test $rc -eq 3
+check "... not a start failure" bash -c "! grep -q start_failed \"$WORK/missing.err\""
 check "... naming the file and the stream's shard count" grep -qF \
   "$WORK/s/shard-00002.ndjson: no such file; the stream's shardflow-stream says 4 shards" \
   "$WORK/missing.err"
