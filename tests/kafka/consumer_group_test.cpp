@@ -21,6 +21,7 @@
 #include <shardflow/actors/messages.hpp>
 #include <shardflow/core/error.hpp>
 #include <shardflow/flushers/file_flusher.hpp>
+#include <shardflow/kafka/kafka_flusher.hpp>
 
 #include "tests/kafka/mock_cluster.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -111,6 +112,37 @@ shard_group_config shard_template(flusher_factory make) {
     g.report = [](const std::string&) {};
   return g;
 }
+
+/// A sink slower than Kafka: holds up to 100 records, and a full flush (what the processor does
+/// when the batch is full) blocks its detached shard until the gate opens (30 s at most).
+class gated_flusher final : public flusher {
+public:
+  explicit gated_flusher(std::shared_ptr<std::atomic<bool>> open) : open_(std::move(open)) {
+  }
+
+  add_result add(const stream_record&, flush_token token) override {
+    if (pending_.size() >= 100 && !open_->load())
+      return add_result::full;
+    pending_.push_back(token);
+    return add_result::added;
+  }
+
+  std::vector<flush_token> flush(flush_mode mode) override {
+    if (mode == flush_mode::full)
+      wait_for([this] { return open_->load(); }, 30s);
+    if (mode == flush_mode::full || open_->load())
+      return std::exchange(pending_, {});
+    return {};
+  }
+
+  std::vector<flush_token> heartbeat() override {
+    return flush(flush_mode::partial);
+  }
+
+private:
+  std::shared_ptr<std::atomic<bool>> open_;
+  std::vector<flush_token> pending_;
+};
 
 flusher_factory seen_factory(std::shared_ptr<seen> out) {
   return [out](const shard_id& id) { return std::make_unique<seen_flusher>(id, out); };
@@ -290,4 +322,53 @@ TEST_CASE("two members split the partitions and a leaving one hands its partitio
   require_every_record(out->data, 8000); // duplicates allowed: the mock refuses commits meanwhile
   rt_a->shutdown();
   rt_b->shutdown();
+}
+
+TEST_CASE("a partition whose shard holds its credit is paused, and resumed once it drains") {
+  mock_kafka mock;
+  mock.create_topic("events", 4);
+  mock.produce("events", 0, 8000);
+  auto hw = mock.high_watermarks("events", 4);
+  threaded_system ts;
+  auto rt = make_runtime(ts.sys);
+  auto open = std::make_shared<std::atomic<bool>>(false);
+  auto tpl
+    = shard_template([open](const shard_id&) { return std::make_unique<gated_flusher>(open); });
+  tpl.shard.credit = 100;
+  tpl.shard.detached = true;
+  tpl.feeder.max_batch = 50;
+  auto k = source(mock, "g-pause");
+  k.pause_above = 300;
+  k.resume_below = 50;
+  auto g = kafka_consumer_group::start(*rt, k, tpl);
+  REQUIRE(wait_for([&] { return g->paused() == 4; }, 30s));
+  open->store(true);
+  REQUIRE(all_committed(*g, hw, 30s));
+  CHECK(wait_for([&] { return g->paused() == 0; }, 10s));
+  g->stop();
+  CHECK(mock.committed("g-pause", "events", 4) == hw);
+  rt->shutdown();
+}
+
+TEST_CASE("a group consumed into the kafka flusher: the output topic holds every record") {
+  mock_kafka mock;
+  mock.create_topic("events", 4);
+  mock.create_topic("copy", 2);
+  mock.produce("events", 0, 4000);
+  auto hw = mock.high_watermarks("events", 4);
+  threaded_system ts;
+  auto rt = make_runtime(ts.sys);
+  kafka_flusher_config out;
+  out.brokers = mock.bootstraps();
+  out.topic = "copy";
+  out.properties = {{"log_level", "3"}};
+  auto g = kafka_consumer_group::start(*rt, source(mock, "g-copy"),
+                                       shard_template(kafka_flusher_factory(out)));
+  REQUIRE(all_committed(*g, hw, 30s));
+  g->stop();
+  CHECK(g->failure().empty());
+  auto got = mock.read("copy", 2, 4000, 30s);
+  std::multiset<std::string> values(got.begin(), got.end());
+  require_every_record(values, 4000);
+  rt->shutdown();
 }
