@@ -1,0 +1,85 @@
+// tests/kafka/offset_store_test.cpp - the group's committed offsets as a checkpoint store: a
+// checkpoint at o commits o + 1, and a shard of an old generation or assignment never commits
+// (a consumer in assign mode against librdkafka's mock cluster: no group join to wait for).
+#include <shardflow/kafka/offset_store.hpp>
+
+#include <memory>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include <shardflow/core/error.hpp>
+
+#include "tests/kafka/mock_cluster.hpp"
+
+using namespace shardflow;
+using shardflow::testing::mock_kafka;
+
+namespace {
+
+checkpoint at(std::uint64_t offset) {
+  sequence_number s;
+  s.base = sequence_base{offset};
+  return checkpoint{s};
+}
+
+errc code_of_save(kafka_offset_store& store, std::uint64_t gen, std::uint64_t offset) {
+  try {
+    store.save("t-0", gen, at(offset));
+  } catch (const error& e) {
+    return e.code();
+  }
+  return errc::none;
+}
+
+std::unique_ptr<RdKafka::KafkaConsumer> consumer(const mock_kafka& mock) {
+  std::unique_ptr<RdKafka::Conf> conf{RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL)};
+  std::string why;
+  conf->set("bootstrap.servers", mock.bootstraps(), why);
+  conf->set("group.id", "g-store", why);
+  conf->set("enable.auto.commit", "false", why);
+  return std::unique_ptr<RdKafka::KafkaConsumer>{RdKafka::KafkaConsumer::create(conf.get(), why)};
+}
+
+} // namespace
+
+TEST_CASE("a checkpoint at offset o commits o + 1, and load gives it back as o") {
+  mock_kafka mock;
+  mock.create_topic("t", 1);
+  auto c = consumer(mock);
+  kafka_offset_store store{c.get()};
+  store.enlist("t-0", "t", 0, std::nullopt);
+  auto a = store.load("t-0");
+  CHECK(!a.position);
+  store.save("t-0", a.generation, at(9));
+  CHECK(store.committed("t-0") == 10);
+  CHECK(mock.committed("g-store", "t", 1).at(0) == 10);
+  store.save("t-0", a.generation, checkpoint{}); // an end marker commits nothing
+  CHECK(store.commits() == 1);
+  auto b = store.load("t-0");
+  REQUIRE(b.position);
+  CHECK(b.position->base.to_uint64() == 9u);
+  c->close();
+}
+
+TEST_CASE("an older incarnation, a revoked partition and an earlier assignment never commit") {
+  mock_kafka mock;
+  mock.create_topic("t", 1);
+  auto c = consumer(mock);
+  kafka_offset_store store{c.get()};
+  store.enlist("t-0", "t", 0, 5);
+  auto a = store.load("t-0");
+  CHECK(a.position->base.to_uint64() == 4u);
+  auto b = store.load("t-0");
+  CHECK(b.generation > a.generation);
+  CHECK(code_of_save(store, a.generation, 20) == errc::stale_generation);
+  CHECK(code_of_save(store, b.generation, 19) == errc::none);
+  store.delist("t-0");
+  CHECK(code_of_save(store, b.generation, 30) == errc::stale_generation);
+  store.enlist("t-0", "t", 0, 20); // assigned again: b belongs to the earlier assignment
+  CHECK(code_of_save(store, b.generation, 30) == errc::stale_generation);
+  store.detach();
+  CHECK(code_of_save(store, b.generation + 10, 30) == errc::stale_generation);
+  CHECK(mock.committed("g-store", "t", 1).at(0) == 20);
+  c->close();
+}
