@@ -56,10 +56,10 @@ configure_and_build() { # dir, cmake args... (builds $targets, a space-separated
   cmake --build "$here/$dir" "${target_args[@]}" -j "$jobs"
 }
 
-install_to() { # prefix: what `cmake --install` installs (the binary, its libraries, the man page)
+install_to() { # prefix: what `cmake --install` installs (every library, the binary, the man page)
   local prefix
   prefix="$(mkdir -p "$1" && cd "$1" && pwd)"
-  targets="shardflow man" configure_and_build build/release -DCMAKE_BUILD_TYPE=Release \
+  targets=shardflow_installables configure_and_build build/release -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_INSTALL_PREFIX="$prefix" # GNUInstallDirs' lib/ vs lib/<multiarch>/ for /usr follows it
   log "installing to $prefix"
   cmake --install "$here/build/release" --prefix "$prefix" >/dev/null

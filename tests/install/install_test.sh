@@ -5,7 +5,8 @@
 #   install_test.sh BUILD-DIR [find_package|pkg_config|man_page]   (default: all three)
 #
 # find_package  the layout (binary, headers, CMake package, LICENSE), then configures, builds and runs
-#               tests/install/consumer with find_package(shardflow COMPONENTS core flushers);
+#               tests/install/consumer with find_package(shardflow COMPONENTS core flushers), and
+#               configures tests/install/all_components (every component, each target defined);
 # pkg_config    every shardflow*.pc resolves, then builds and runs the same consumer with nothing but
 #               `pkg-config --cflags --libs shardflow` (core + flushers), and checks the version;
 #               then consumer/actors_main.cpp with `pkg-config ... shardflow-actors` (CAF);
@@ -36,6 +37,9 @@ check_find_package() {
   cmake --build "$work/build" > "$work/build.log"
   "$work/build/consumer"
   echo "ok: find_package consumer"
+  cmake -S "$here/all_components" -B "$work/all" -DCMAKE_PREFIX_PATH="$prefix" > "$work/all.log" 2>&1 \
+    || { cat "$work/all.log" >&2; fail "find_package(shardflow) with every component"; }
+  echo "ok: find_package(shardflow) with every component"
 }
 
 check_pkg_config() {
@@ -43,7 +47,7 @@ check_pkg_config() {
   export PKG_CONFIG_PATH="$libdir/pkgconfig"
   local pc
   for pc in shardflow shardflow-core shardflow-flushers shardflow-actors shardflow-kcl \
-            shardflow-local shardflow-stores; do
+            shardflow-local shardflow-stores shardflow-postgres shardflow-kafka; do
     pkg-config --exists --print-errors "$pc" || fail "pkg-config cannot resolve $pc"
   done
   [ "$(pkg-config --modversion shardflow)" = "$version" ] || fail "shardflow.pc version is not $version"
