@@ -26,6 +26,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libcaf-dev libfmt-dev catch2 libcli11-dev libtomlplusplus-dev help2man libsimdjson-dev libssl-dev libsqlite3-dev
   libcpp-httplib-dev sqlite3 libprotobuf-dev protobuf-compiler zlib1g-dev
+  librdkafka-dev libpq-dev
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -97,7 +98,9 @@ case "$cmd" in
     install_to "$1"
     ;;
   test)
-    packages+=("${fuzz_packages[@]}" man-db) # man-db: tests/install reads the man page with man -l
+    # man-db: tests/install reads the man page with man -l; postgresql: the postgres tests start a
+    # server of their own (initdb, pg_ctl)
+    packages+=("${fuzz_packages[@]}" man-db postgresql)
     install_deps
     configure_and_build build/sanitize -DCMAKE_BUILD_TYPE=Debug -DSHARDFLOW_SANITIZERS=address,undefined
     log "running the test suite"
