@@ -8,10 +8,18 @@ namespace shardflow::postgres {
 
 namespace {
 
-// libpq's messages end in a newline; ours do not.
+// libpq's messages end in a newline and may span lines; ours are one line.
 std::string trimmed(const char* text) {
-  std::string s = text != nullptr ? text : "";
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+  std::string s;
+  for (const char* p = text != nullptr ? text : ""; *p != '\0'; ++p) {
+    if (*p == '\n' || *p == '\t') {
+      if (!s.empty() && s.back() != ' ')
+        s.push_back(' ');
+    } else {
+      s.push_back(*p);
+    }
+  }
+  while (!s.empty() && s.back() == ' ')
     s.pop_back();
   return s;
 }

@@ -221,7 +221,7 @@ void postgres_sink::append(std::string& batch, const stream_record& x) {
   append_copy_row(batch, prefix_, x);
 }
 
-void postgres_sink::write(const std::string& batch, std::size_t) {
+void postgres_sink::write(const std::string& batch, std::size_t records) {
   if (batch.empty())
     return;
   const auto deadline = std::chrono::steady_clock::now() + cfg_.retry_for;
@@ -235,10 +235,19 @@ void postgres_sink::write(const std::string& batch, std::size_t) {
         throw error{errc::io_failed,
                     fmt::format("postgres table {}, shard {}: {}{}", cfg_.table, id_, e.what(),
                                 e.transient() ? " (gave up retrying)" : "")};
+      retrying(e, records, backoff);
     }
     std::this_thread::sleep_for(backoff); // a pool thread: only this shard's batch waits
     backoff = std::min(backoff * 2, cfg_.backoff_max);
   }
+}
+
+void postgres_sink::retrying(const pg_failure& e, std::size_t records,
+                             std::chrono::milliseconds backoff) {
+  if (cfg_.log)
+    cfg_.log(log_level::warning,
+             fmt::format("{}: postgres: {}; writing the batch of {} records again in {} ms", id_,
+                         e.what(), records, backoff.count()));
 }
 
 void postgres_sink::write_once(const std::string& batch) {

@@ -39,11 +39,13 @@
 #include <string>
 
 #include <shardflow/core/flusher.hpp>
+#include <shardflow/core/log.hpp>
 #include <shardflow/flushers/io_pool.hpp>
 
 namespace shardflow::postgres {
 
 class pg_connections;
+class pg_failure;
 
 /// How batches land in the table.
 enum class write_mode : std::uint8_t {
@@ -79,6 +81,8 @@ struct postgres_flusher_config {
   std::chrono::milliseconds backoff_max{2000};
   /// Give up on a batch (errc::io_failed) after retrying it this long.
   std::chrono::milliseconds retry_for{60000};
+  /// Where the retries are told (a warning each, `SHARD: postgres: ...`); none when empty.
+  log_sink log;
 };
 
 /// Checks (or creates) the table and picks the write mode; returns `cfg` with `mode` decided.
@@ -98,6 +102,8 @@ public:
   void write(const std::string& batch, std::size_t records) override;
 
 private:
+  void retrying(const pg_failure& e, std::size_t records, std::chrono::milliseconds backoff);
+
   void write_once(const std::string& batch);
 
   shard_id id_;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "apps/shardflow/cli_log.hpp"
 #include "apps/shardflow/guarded.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/flushers/null_flusher.hpp>
@@ -24,6 +25,7 @@ flusher_factory postgres_factory(const flusher_spec& spec, const flusher_setting
   cfg.stream = settings.stream;
   cfg.batch_records = settings.batch_records;
   cfg.create_table = settings.postgres_create_table;
+  cfg.log = cli_log();
   cfg.mode = settings.postgres_mode == "plain"              ? postgres::write_mode::plain
              : settings.postgres_mode == "effectively-once" ? postgres::write_mode::effectively_once
                                                             : postgres::write_mode::automatic;

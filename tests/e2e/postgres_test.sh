@@ -2,7 +2,8 @@
 # shardflow run STREAM --flusher postgres:CONNINFO against a real PostgreSQL 15 started here (initdb
 # + pg_ctl in a temporary directory, 127.0.0.1 and a free port, as user postgres under root,
 # stopped by its PID): every record lands once; kill -9 mid-run and a rerun still leave every record
-# exactly once (effectively-once mode); a bad connection string (exit 2), a wrong password and a
+# exactly once (effectively-once mode); the server restarted under a running job is ridden out;
+# a bad connection string (exit 2), a wrong password and a
 # missing table (exit 1) fail before any shard starts, with clear messages, nothing checkpointed.
 source "$(dirname "$0")/lib.sh"
 
@@ -23,15 +24,22 @@ if [ "$(id -u)" = 0 ]; then chown postgres "$PGDIR"; as=(runuser -u postgres --)
 echo secret > "$PGDIR/pw"
 "${as[@]}" "$PG_BIN/initdb" -D "$PGDIR/data" -U shardflow --auth=scram-sha-256 \
   --pwfile="$PGDIR/pw" -N -E UTF8 --locale=C > "$PGDIR/initdb.log" 2>&1
-for attempt in 1 2 3 4 5; do
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  if "${as[@]}" "$PG_BIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 30 \
-       -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$PGDIR" \
-       start > /dev/null; then
-    pg_pid=$(head -1 "$PGDIR/data/postmaster.pid"); break
-  fi
-done
-[ -n "$pg_pid" ] || { echo "FAILED: PostgreSQL did not start"; cat "$PGDIR/server.log"; exit 1; }
+start_pg() { # on $port when set, else on a free port
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if [ -z "${port:-}" ] || [ "$attempt" -gt 1 ]; then
+      port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    fi
+    if "${as[@]}" "$PG_BIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 30 \
+         -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$PGDIR" \
+         start > /dev/null; then
+      pg_pid=$(head -1 "$PGDIR/data/postmaster.pid"); return 0
+    fi
+  done
+  echo "FAILED: PostgreSQL did not start"; cat "$PGDIR/server.log"; exit 1
+}
+port=""
+start_pg
 conn="host=127.0.0.1 port=$port user=shardflow password=secret dbname=postgres"
 sql() { PGPASSWORD=secret psql -h 127.0.0.1 -p "$port" -U shardflow -d postgres -At -c "$1"; }
 
@@ -88,7 +96,50 @@ set -e
 check "the rerun ends with exit 0 ($code)" test $code -eq 0
 check "after kill -9 and a rerun every record is in the table exactly once" exactly_once t_kill
 
-# 3. Failures before the first record: exit codes, clear messages, nothing checkpointed.
+# 3. The server restarted under a running job: records that arrive while it is down are retried on
+# new connections and land once it is back; the job rides it out (no restart, exit 0 on SIGTERM).
+fresh r
+"$SHARDFLOW" generate "$WORK/more" --shards $shards --records 20000 2> /dev/null
+"$SHARDFLOW" run "$WORK/r" --follow --flusher "postgres:$conn" --pg-create-table \
+  --pg-table t_restart "${run_args[@]}" > "$WORK/r.out" 2> "$WORK/r.err" & pid=$!
+rows_are() { # table count: waits (at most 60 s) until the table has that many rows
+  local rows=0
+  for _ in $(seq 1 3000); do
+    rows=$(sql "select count(*) from $1" 2> /dev/null || echo 0)
+    [ "$rows" != "$2" ] || return 0
+    sleep 0.02
+  done
+  echo "  $1 has $rows rows, not $2"; return 1
+}
+check "the running job wrote every record" rows_are t_restart $records
+old_port=$port
+stop_pg
+for i in $(seq 0 $((shards - 1))); do # records arrive while the server is down
+  f=$(printf 'shard-%05d.ndjson' "$i")
+  cat "$WORK/more/$f" >> "$WORK/r/$f"
+done
+retried() { # waits (at most 60 s) for the flusher's retry warning
+  for _ in $(seq 1 3000); do
+    grep -q "writing the batch of .* records again" "$WORK/r.err" && return 0
+    sleep 0.02
+  done
+  return 1
+}
+check "the flusher retries while the server is down" retried
+start_pg
+check "the server came back on its port" test "$port" = "$old_port"
+check "the records that arrived meanwhile land once it is back" rows_are t_restart $((records + 20000))
+kill -TERM $pid
+set +e
+wait $pid
+code=$?
+set -e
+check "the job rode out the restart: exit 0 on SIGTERM ($code)" test $code -eq 0
+check "no shard restarted" grep -q "; 0 restarts;" "$WORK/r.err"
+check "every record is in the table once" \
+  test "$(sql "select count(distinct (shard, sequence)) from t_restart")" = $((records + 20000))
+
+# 4. Failures before the first record: exit codes, clear messages, nothing checkpointed.
 fresh c
 set +e
 "$SHARDFLOW" run "$WORK/c" --flusher "postgres:host=127.0.0.1 port" --progress off \
