@@ -157,10 +157,11 @@ def run_scenario(args, work, procs):
     first, done = wait_for_output(daemon, out, worker, lines, args.limit)
     wait_for_checkpoints(daemon, app, last, last_sub, args.limit)
     t3 = time.monotonic()
+    rate = (f"{len(lines) / (done - first):.0f} records/s" if done - first >= 1
+            else "under 1 s: no rate")
     print(f"KCL {gen}: first record out {first - t2:.1f} s after the daemon started, all "
-          f"{len(lines)} out {done - first:.1f} s later ({len(lines) / max(done - first, 0.001):.0f} "
-          f"records/s, polled every {peers.POLL} s); every lease checkpointed at its last record "
-          f"{t3 - t2:.1f} s after the start")
+          f"{len(lines)} out {done - first:.1f} s later ({rate}; output polled every {peers.POLL} "
+          f"s); every lease checkpointed at its last record {t3 - t2:.1f} s after the start")
     status = daemon.stop(grace_s=40)
     print(f"daemon stopped by SIGTERM: exit {status} after {time.monotonic() - t3:.1f} s")
     if not checkpoints_reached(app, last, last_sub):
@@ -179,8 +180,11 @@ def parse():
     p.add_argument("--capture", help="record every worker session under tap.py into this directory")
     p.add_argument("--limit", type=int, default=240, help="seconds for every checkpoint to land")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
-    p.add_argument("worker_args", nargs="*", help="after --: more options of shardflow mld")
-    return p.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:cut])
+    args.worker_args = argv[cut + 1:]  # after --: more options of shardflow mld
+    return args
 
 
 def main():
