@@ -1,5 +1,6 @@
 #include "apps/shardflow/flusher_choice.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <system_error>
@@ -11,6 +12,7 @@
 #include "apps/shardflow/guarded.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/flushers/null_flusher.hpp>
+#include <shardflow/kafka/kafka_flusher.hpp>
 
 namespace fs = std::filesystem;
 
@@ -41,6 +43,19 @@ flusher_factory postgres_factory(const flusher_spec& spec, const flusher_setting
                                             std::make_shared<io_pool>(io_pool_config{threads}));
 }
 
+// kafka:BROKERS/TOPIC (checked by parse_flusher); the producer is made per shard, so a bad -X
+// property is checked here, once, by making one.
+flusher_factory kafka_factory(const flusher_spec& spec, const flusher_settings& settings) {
+  kafka_flusher_config cfg;
+  const auto slash = spec.argument.rfind('/');
+  cfg.brokers = spec.argument.substr(0, slash);
+  cfg.topic = spec.argument.substr(slash + 1);
+  cfg.properties = settings.kafka_properties;
+  cfg.max_outstanding = std::max<std::size_t>(settings.batch_records, 1);
+  kafka_flusher probe{"--flusher", cfg};
+  return kafka_flusher_factory(cfg);
+}
+
 } // namespace
 
 flusher_factory make_flusher_factory(const flusher_spec& spec, const flusher_settings& settings) {
@@ -50,6 +65,8 @@ flusher_factory make_flusher_factory(const flusher_spec& spec, const flusher_set
     return stdout_flusher::factory(settings.batch_records);
   if (spec.name == "postgres")
     return postgres_factory(spec, settings);
+  if (spec.name == "kafka")
+    return kafka_factory(spec, settings);
   file_flusher_config f;
   f.dir = spec.argument;
   f.batch_records = settings.batch_records;

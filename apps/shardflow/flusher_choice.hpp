@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "apps/shardflow/options.hpp"
 #include <shardflow/core/flusher.hpp>
@@ -38,6 +40,8 @@ struct flusher_settings {
   bool postgres_create_table = false;
   std::string postgres_mode = "auto";
   std::string stream = "stream";
+  /// kafka: librdkafka producer properties (`-X`).
+  std::map<std::string, std::string> kafka_properties;
 };
 
 /// Returns the factory for `spec` (a parsed --flusher).

@@ -15,6 +15,7 @@
 #include "apps/shardflow/cli_log.hpp"
 #include "apps/shardflow/config.hpp"
 #include "apps/shardflow/exit_codes.hpp"
+#include "apps/shardflow/kafka_command.hpp"
 #include "apps/shardflow/mld_command.hpp"
 #include "apps/shardflow/options.hpp"
 #include "apps/shardflow/run_command.hpp"
@@ -123,6 +124,7 @@ int main(int argc, char** argv) {
   add_generate_command(app, exit_code);
   add_run_command(app, exit_code);
   add_mld_commands(app, exit_code);
+  add_kafka_commands(app, exit_code);
   for (auto* sub : app.get_subcommands([](CLI::App*) { return true; }))
     on_entering(*sub, "shardflow " + sub->get_name());
   try {

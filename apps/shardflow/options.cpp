@@ -77,8 +77,15 @@ result<flusher_spec> parse_flusher(const std::string& text) {
                   "(e.g. postgres:host=/run/postgresql dbname=app, or postgres:postgresql://...)");
     return out;
   }
-  return fail(fmt::format(
-    "unknown flusher \"{}\": choose null, stdout or file:DIR, or postgres:CONNINFO", out.name));
+  if (out.name == "kafka") {
+    auto slash = out.argument.rfind('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == out.argument.size())
+      return fail("flusher kafka needs brokers and a topic: --flusher kafka:HOST:PORT[,...]/TOPIC");
+    return out;
+  }
+  return fail(fmt::format("unknown flusher \"{}\": choose null, stdout or file:DIR, "
+                          "postgres:CONNINFO or kafka:BROKERS/TOPIC",
+                          out.name));
 }
 
 result<std::vector<std::size_t>> parse_shard_list(const std::string& text, std::size_t shards) {

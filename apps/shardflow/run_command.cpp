@@ -45,27 +45,14 @@ namespace {
 
 // -- the plan: the options, checked and converted --------------------------------------------------
 
-struct run_config {
+struct run_config : job_options {
   std::string stream;
   std::string flusher = "file";
   std::string checkpoints;
   std::string stream_name;
   std::string shards = "all";
-  std::size_t batch_size = 1000;
-  std::string flush_interval = "1s";
-  std::string checkpoint_interval = "1s";
-  std::string heartbeat_interval = "1s";
-  std::string watchdog = "0";
   std::string roll_size = "0";
   std::string roll_age = "0";
-  int intensity = 10;
-  // A short outage (ENOSPC, EACCES) is waited out for about 25 s (10 restarts, 100 ms doubling to
-  // 4 s, with jitter); a shard failing for longer gives up, so a job never retries for ever.
-  std::string period = "60s";
-  std::string backoff_min = "100ms";
-  std::string backoff_max = "4s";
-  std::string stop_timeout = "30s";
-  std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
   bool follow = false;
   std::string bad_input = "stop";
   std::string dead_letter;
@@ -543,50 +530,22 @@ namespace {
 void add_input_options(CLI::App* cmd, run_config* cfg) {
   cmd->add_option("stream", cfg->stream, "the stream directory")->required();
   cmd->add_option("--flusher", cfg->flusher,
-                  "null | stdout | file:DIR | postgres:CONNINFO (default: file:STREAM.out)");
+                  "null | stdout | file:DIR | postgres:CONNINFO | kafka:BROKERS/TOPIC (default: "
+                  "file:STREAM.out)");
   cmd->add_option("--checkpoints", cfg->checkpoints,
                   "SQLite checkpoint database (default: STREAM/checkpoints.db)");
   cmd->add_option("--stream-name", cfg->stream_name,
                   "the stream's name in the checkpoint database (default: the directory's name)");
   cmd->add_option("--shards", cfg->shards, "shards to run: all, or a list like 0,2,5-7")
     ->capture_default_str();
-  cmd->add_option("--batch-size", cfg->batch_size, "records per flusher batch")
-    ->check(CLI::Range(1, 1 << 24))
-    ->capture_default_str();
-  add_duration(cmd, "--flush-interval", cfg->flush_interval, "flush at least this often")
-    ->capture_default_str();
-  add_duration(cmd, "--checkpoint-interval", cfg->checkpoint_interval,
-               "checkpoint at most this often")
-    ->capture_default_str();
-  add_duration(cmd, "--heartbeat-interval", cfg->heartbeat_interval,
-               "how often quiet shards flush and checkpoint")
-    ->capture_default_str();
-  add_duration(cmd, "--watchdog", cfg->watchdog,
-               "restart a shard whose records make no progress for this long; one waiting for "
-               "input is idle, not stuck (0: off)")
-    ->capture_default_str();
+  add_job_options(cmd, cfg);
 }
 
-// File rolling, restarts, threads.
+// File rolling, the flushers' threads.
 void add_restart_options(CLI::App* cmd, run_config* cfg) {
   cmd->add_option("--roll-size", cfg->roll_size, "file flusher: new file after this many bytes")
     ->capture_default_str();
   add_duration(cmd, "--roll-age", cfg->roll_age, "file flusher: new file after this long")
-    ->capture_default_str();
-  cmd->add_option("--intensity", cfg->intensity, "restarts allowed per period before giving up")
-    ->check(CLI::Range(0, 1'000'000))
-    ->capture_default_str();
-  add_duration(cmd, "--period", cfg->period, "the restart intensity window")->capture_default_str();
-  add_duration(cmd, "--backoff-min", cfg->backoff_min, "first delay before restarting a shard")
-    ->capture_default_str();
-  add_duration(cmd, "--backoff-max", cfg->backoff_max, "longest delay before restarting a shard")
-    ->capture_default_str();
-  add_duration(cmd, "--stop-timeout", cfg->stop_timeout,
-               "after a signal, stop at once (exit 130) if the graceful stop takes longer (0: "
-               "no limit)")
-    ->capture_default_str();
-  cmd->add_option("--threads", cfg->threads, "CAF worker threads (default: the cores)")
-    ->check(CLI::Range(1, 1024))
     ->capture_default_str();
   cmd
     ->add_option("--io-threads", cfg->io_threads,
@@ -643,6 +602,40 @@ void add_report_options(CLI::App* cmd, run_config* cfg) {
 }
 
 } // namespace
+
+void add_job_options(CLI::App* cmd, job_options* opts) {
+  cmd->add_option("--batch-size", opts->batch_size, "records per flusher batch")
+    ->check(CLI::Range(1, 1 << 24))
+    ->capture_default_str();
+  add_duration(cmd, "--flush-interval", opts->flush_interval, "flush at least this often")
+    ->capture_default_str();
+  add_duration(cmd, "--checkpoint-interval", opts->checkpoint_interval,
+               "checkpoint at most this often")
+    ->capture_default_str();
+  add_duration(cmd, "--heartbeat-interval", opts->heartbeat_interval,
+               "how often quiet shards flush and checkpoint")
+    ->capture_default_str();
+  add_duration(cmd, "--watchdog", opts->watchdog,
+               "restart a shard whose records make no progress for this long; one waiting for "
+               "input is idle, not stuck (0: off)")
+    ->capture_default_str();
+  cmd->add_option("--intensity", opts->intensity, "restarts allowed per period before giving up")
+    ->check(CLI::Range(0, 1'000'000))
+    ->capture_default_str();
+  add_duration(cmd, "--period", opts->period, "the restart intensity window")
+    ->capture_default_str();
+  add_duration(cmd, "--backoff-min", opts->backoff_min, "first delay before restarting a shard")
+    ->capture_default_str();
+  add_duration(cmd, "--backoff-max", opts->backoff_max, "longest delay before restarting a shard")
+    ->capture_default_str();
+  add_duration(cmd, "--stop-timeout", opts->stop_timeout,
+               "after a signal, stop at once (exit 130) if the graceful stop takes longer (0: "
+               "no limit)")
+    ->capture_default_str();
+  cmd->add_option("--threads", opts->threads, "CAF worker threads (default: the cores)")
+    ->check(CLI::Range(1, 1024))
+    ->capture_default_str();
+}
 
 void add_run_command(CLI::App& app, int& exit_code) {
   auto cfg = std::make_shared<run_config>();

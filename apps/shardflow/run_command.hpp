@@ -10,11 +10,37 @@
 // that gives up is isolated: the others finish, then the run exits 1 naming it.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <thread>
+
 namespace CLI {
 class App;
 } // namespace CLI
 
 namespace shardflow::cli {
+
+/// The options of a job that `run` and `kafka run` share: batches, intervals, restarts, the stop,
+/// threads (each parsed later with the one parser of its kind).
+struct job_options {
+  std::size_t batch_size = 1000;
+  std::string flush_interval = "1s";
+  std::string checkpoint_interval = "1s";
+  std::string heartbeat_interval = "1s";
+  std::string watchdog = "0";
+  int intensity = 10;
+  // A short outage (ENOSPC, EACCES) is waited out for about 25 s (10 restarts, 100 ms doubling to
+  // 4 s, with jitter); a shard failing for longer gives up, so a job never retries for ever.
+  std::string period = "60s";
+  std::string backoff_min = "100ms";
+  std::string backoff_max = "4s";
+  std::string stop_timeout = "30s";
+  std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
+};
+
+/// Registers the options of `job_options` on `cmd`.
+void add_job_options(CLI::App* cmd, job_options* opts);
 
 /// Registers `run` on `app`.
 void add_run_command(CLI::App& app, int& exit_code);

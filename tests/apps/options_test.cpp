@@ -30,7 +30,7 @@ SCENARIO("durations, sizes, flusher specs, shard lists and addresses parse or ar
   CHECK(parse_flusher("null"));
   CHECK_FALSE(parse_flusher("file"));
   CHECK_FALSE(parse_flusher("null:x"));
-  CHECK_THAT(parse_flusher("kafka").error(), Catch::Contains("unknown flusher"));
+  CHECK_THAT(parse_flusher("kinesis").error(), Catch::Contains("unknown flusher"));
   auto shards = parse_shard_list("all", 3);
   REQUIRE(shards);
   CHECK(*shards == std::vector<std::size_t>{0, 1, 2});

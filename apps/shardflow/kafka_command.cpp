@@ -1,0 +1,348 @@
+// apps/shardflow/kafka_command.cpp - see kafka_command.hpp: the plan (options checked), the job (an
+// actor system, a runtime, one consumer-group member), the verdict; then `kafka put`.
+#include "apps/shardflow/kafka_command.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include "apps/shardflow/cli_log.hpp"
+#include "apps/shardflow/exit_codes.hpp"
+#include "apps/shardflow/flusher_choice.hpp"
+#include "apps/shardflow/guarded.hpp"
+#include "apps/shardflow/options.hpp"
+#include "apps/shardflow/partition_key.hpp"
+#include "apps/shardflow/signals.hpp"
+#include <shardflow/actors/messages.hpp>
+#include <shardflow/actors/runtime.hpp>
+#include <shardflow/core/error.hpp>
+#include <shardflow/kafka/consumer_group.hpp>
+#include <shardflow/kafka/properties.hpp>
+
+namespace shardflow::cli {
+
+namespace {
+
+// -- the plan --------------------------------------------------------------------------------------
+
+// The -X properties, each checked by librdkafka now (a bad one is a usage error).
+kafka_properties properties_of(const std::vector<std::string>& texts) {
+  kafka_properties out;
+  try {
+    for (const auto& t : texts)
+      parse_kafka_property(t, out);
+    make_kafka_conf(out, "-X");
+  } catch (const error& e) {
+    usage(fmt::format("-X: {}", e.what()));
+  }
+  return out;
+}
+
+std::vector<std::string> topics_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in{text};
+  for (std::string t; std::getline(in, t, ',');)
+    if (!t.empty())
+      out.push_back(t);
+  if (out.empty())
+    usage("--topic: name at least one topic (T or T1,T2)");
+  return out;
+}
+
+// The shard template: run's batches, intervals and restarts.
+shard_group_config shards_of(const kafka_run_config& cfg, flusher_factory flushers) {
+  shard_group_config g;
+  g.shard.make_flusher = std::move(flushers);
+  g.shard.batch.flush_interval = duration_option("--flush-interval", cfg.flush_interval);
+  g.shard.batch.checkpoint_interval = duration_option("--checkpoint-interval",
+                                                      cfg.checkpoint_interval);
+  g.shard.batch.watchdog_timeout = duration_option("--watchdog", cfg.watchdog);
+  g.shard.heartbeat_interval = duration_option("--heartbeat-interval", cfg.heartbeat_interval);
+  const auto period = duration_option("--period", cfg.period);
+  if (period < std::chrono::seconds(1))
+    usage("--period must be at least 1s");
+  g.intensity = cfg.intensity;
+  g.period = std::chrono::duration_cast<std::chrono::seconds>(period);
+  g.backoff.min = duration_option("--backoff-min", cfg.backoff_min);
+  g.backoff.max = duration_option("--backoff-max", cfg.backoff_max);
+  return g;
+}
+
+kafka_source_config source_of(const kafka_run_config& cfg, kafka_properties props) {
+  kafka_source_config k;
+  k.brokers = cfg.brokers;
+  k.topics = topics_of(cfg.topics);
+  k.group = cfg.group;
+  k.properties = std::move(props);
+  k.assignor = cfg.assignor;
+  k.log = cli_log();
+  return k;
+}
+
+// -- the job ---------------------------------------------------------------------------------------
+
+std::unique_ptr<caf::actor_system_config> system_config_of(const kafka_run_config& cfg) {
+  auto sys_cfg = std::make_unique<caf::actor_system_config>();
+  configure(*sys_cfg);
+  sys_cfg->set("scheduler.max-threads", cfg.threads);
+  sys_cfg->set("logger.console-verbosity", caf::atom("quiet"));
+  sys_cfg->set("logger.file-verbosity", caf::atom("quiet"));
+  return sys_cfg;
+}
+
+// The first shard that gave up, with its id, or "".
+std::string gave_up(const runtime& rt) {
+  for (const auto& id : rt.shards())
+    if (auto m = rt.meters(id); m && m->outcome.load() == shard_outcome::gave_up)
+      return id;
+  return {};
+}
+
+std::uint64_t records_of(const runtime& rt) {
+  std::uint64_t n = 0;
+  for (const auto& id : rt.shards())
+    if (auto m = rt.meters(id))
+      n += m->records_received.load();
+  return n;
+}
+
+// The committed offsets of the partitions this member last held, as JSON members.
+std::string committed_json(const kafka_consumer_group& g, const runtime& rt) {
+  std::string out;
+  for (const auto& id : rt.shards()) {
+    auto c = g.store()->committed(id);
+    auto m = rt.meters(id);
+    if (!m || m->acked_position.load() == shard_meters::no_position)
+      continue;
+    out += fmt::format("{}\"{}\":{}", out.empty() ? "" : ",", id,
+                       c ? *c : static_cast<std::int64_t>(m->acked_position.load() + 1));
+  }
+  return out;
+}
+
+int verdict(const kafka_run_config& cfg, const std::string& failure, const std::string& gave,
+            std::uint64_t records, const std::string& committed) {
+  int code = exit_ok;
+  std::string problem;
+  if (!failure.empty())
+    problem = failure;
+  else if (!gave.empty())
+    problem = fmt::format("shard {} gave up after its restarts; fix the cause and rerun (it "
+                          "resumes at its committed offset)",
+                          gave);
+  if (!problem.empty()) {
+    say(log_level::error, "failed: {}", problem);
+    code = exit_failed;
+  }
+  say(log_level::info, "kafka run: {} received; committed offsets: {}", plural(records, "record"),
+      committed.empty() ? "none" : committed);
+  if (cfg.json.empty())
+    return code;
+  auto text = fmt::format("{{\"records\":{},\"committed\":{{{}}},\"exit_code\":{}}}\n", records,
+                          committed, code);
+  auto* out = cfg.json == "-" ? stdout : std::fopen(cfg.json.c_str(), "w");
+  if (out == nullptr || std::fputs(text.c_str(), out) < 0 || std::fflush(out) != 0) {
+    say(log_level::error, "failed: cannot write the JSON summary to {}", cfg.json);
+    code = code == exit_ok ? exit_failed : code;
+  }
+  if (out != nullptr && out != stdout)
+    std::fclose(out);
+  return code;
+}
+
+} // namespace
+
+int kafka_run(const kafka_run_config& cfg, const std::function<bool()>& stop) {
+  auto props = properties_of(cfg.properties);
+  auto spec = parse_flusher(cfg.flusher);
+  if (!spec)
+    usage("--flusher: " + spec.error());
+  flusher_settings fs;
+  fs.batch_records = cfg.batch_size;
+  fs.kafka_properties = props;
+  fs.stream = cfg.group;
+  auto tpl = shards_of(cfg, make_flusher_factory(*spec, fs));
+  auto src = source_of(cfg, std::move(props));
+  const auto stop_timeout = duration_option("--stop-timeout", cfg.stop_timeout);
+  auto sys_cfg = system_config_of(cfg);
+  caf::actor_system sys{*sys_cfg};
+  runtime_config rc;
+  rc.restart_groups = false; // a shard that gave up ends the job (see verdict)
+  rc.log = cli_log();
+  auto rt = runtime::start(sys, rc);
+  if (!rt)
+    throw error{errc::start_failed,
+                fmt::format("the runtime cannot start: {}", to_string(rt.error()))};
+  auto group = kafka_consumer_group::start(**rt, std::move(src), std::move(tpl));
+  std::string gave;
+  while (!stop() && !group->finished() && (gave = gave_up(**rt)).empty())
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  say(log_level::info, "stopping: every shard flushes, checkpoints and commits, then the consumer "
+                       "leaves the group");
+  auto done = std::async(std::launch::async, [&] { group->stop(); });
+  if (stop_timeout.count() > 0 && done.wait_for(stop_timeout) == std::future_status::timeout) {
+    say(log_level::error,
+        "the stop took longer than --stop-timeout {}: stopping at once; a "
+        "rerun resumes at the committed offsets",
+        cfg.stop_timeout);
+    std::fflush(stderr);
+    ::_exit(exit_interrupted);
+  }
+  done.get();
+  auto code = verdict(cfg, group->failure(), gave, records_of(**rt), committed_json(*group, **rt));
+  (*rt)->shutdown();
+  return code;
+}
+
+// -- kafka put -------------------------------------------------------------------------------------
+
+namespace {
+
+struct put_reports final : RdKafka::DeliveryReportCb {
+  std::size_t delivered = 0;
+  std::string failure;
+
+  void dr_cb(RdKafka::Message& m) override {
+    if (m.err() == RdKafka::ERR_NO_ERROR)
+      ++delivered;
+    else if (failure.empty())
+      failure = m.errstr();
+  }
+};
+
+void produce_line(RdKafka::Producer& p, const std::string& topic, const std::string& line,
+                  const std::string& key) {
+  for (int attempt = 0;; ++attempt) {
+    auto err = p.produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                         const_cast<char*>(line.data()), line.size(),
+                         key.empty() ? nullptr : key.data(), key.size(), 0, nullptr);
+    if (err == RdKafka::ERR_NO_ERROR)
+      return;
+    if (err != RdKafka::ERR__QUEUE_FULL || attempt >= 600)
+      throw error{errc::io_failed,
+                  fmt::format("producing to {} failed: {}", topic, RdKafka::err2str(err))};
+    p.poll(100);
+  }
+}
+
+} // namespace
+
+std::size_t kafka_put_lines(const kafka_put_config& cfg, std::istream& in,
+                            const std::string& name) {
+  auto conf = make_kafka_conf(properties_of(cfg.properties), "producer");
+  set_kafka_property(*conf, "bootstrap.servers", cfg.brokers, "producer");
+  set_kafka_property(*conf, "acks", "all", "producer");
+  set_kafka_property(*conf, "enable.idempotence", "true", "producer");
+  put_reports reports;
+  std::string why;
+  conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(&reports), why);
+  std::unique_ptr<RdKafka::Producer> p{RdKafka::Producer::create(conf.get(), why)};
+  if (!p)
+    throw error{errc::io_failed, fmt::format("kafka producer cannot be made: {}", why)};
+  std::size_t n = 0;
+  std::size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    std::string key;
+    if (!cfg.key.empty()) {
+      auto k = partition_key_of(line, cfg.key);
+      if (!k)
+        throw error{errc::bad_input, fmt::format("{}:{}: {}", name, line_no, k.error())};
+      key = std::move(*k);
+    }
+    produce_line(*p, cfg.topic, line, key);
+    ++n;
+    p->poll(0);
+  }
+  auto err = p->flush(60'000);
+  if (!reports.failure.empty() || err != RdKafka::ERR_NO_ERROR || reports.delivered != n)
+    throw error{errc::io_failed,
+                fmt::format("{}: {} of {} delivered to {}: {}", name, reports.delivered, n,
+                            cfg.topic,
+                            reports.failure.empty() ? RdKafka::err2str(err) : reports.failure)};
+  return n;
+}
+
+namespace {
+
+int kafka_put(const kafka_put_config& cfg) {
+  std::size_t n = 0;
+  if (cfg.files.empty()) {
+    n = kafka_put_lines(cfg, std::cin, "stdin");
+  } else {
+    for (const auto& f : cfg.files) {
+      std::ifstream in{f};
+      if (!in)
+        throw error{errc::io_failed, fmt::format("cannot read {}", f)};
+      n += kafka_put_lines(cfg, in, f);
+    }
+  }
+  say(log_level::info, "put {} to {}", plural(n, "record"), cfg.topic);
+  return exit_ok;
+}
+
+void add_run(CLI::App* kafka, int& exit_code) {
+  auto cfg = std::make_shared<kafka_run_config>();
+  auto* cmd = kafka->add_subcommand(
+    "run", "Consume topics as a consumer group: each assigned partition a supervised shard, "
+           "offsets committed once durable");
+  cmd->add_option("--brokers", cfg->brokers, "bootstrap brokers HOST:PORT[,...]")->required();
+  cmd->add_option("--topic", cfg->topics, "the topics, T[,T...]")->required();
+  cmd->add_option("--group", cfg->group, "the consumer group id")->required();
+  cmd
+    ->add_option("--flusher", cfg->flusher,
+                 "null | stdout | file:DIR | postgres:CONNINFO | kafka:BROKERS/TOPIC")
+    ->required();
+  cmd->add_option("-X", cfg->properties, "a librdkafka property key=value (repeatable)")
+    ->type_name("KEY=VALUE");
+  cmd->add_option("--assignor", cfg->assignor, "an eager assignor: range or roundrobin")
+    ->check(CLI::IsMember({"range", "roundrobin"}))
+    ->capture_default_str();
+  cmd->add_option("--json", cfg->json, "write a JSON summary to FILE (- or no FILE: stdout)")
+    ->type_name("FILE")
+    ->expected(0, 1)
+    ->default_str("-");
+  add_job_options(cmd, cfg.get());
+  cmd->callback([cfg, &exit_code] {
+    exit_code = guarded("kafka run", [&] {
+      stop_on_signals("kafka run");
+      return kafka_run(*cfg, [] { return stop_requested().load(); });
+    });
+  });
+}
+
+void add_put(CLI::App* kafka, int& exit_code) {
+  auto cfg = std::make_shared<kafka_put_config>();
+  auto* cmd = kafka->add_subcommand(
+    "put", "Produce each line of FILEs (or stdin) as a record, acks=all, idempotent");
+  cmd->add_option("--brokers", cfg->brokers, "bootstrap brokers HOST:PORT[,...]")->required();
+  cmd->add_option("--topic", cfg->topic, "the topic")->required();
+  cmd->add_option("--key", cfg->key, "key NDJSON lines by this top-level field");
+  cmd->add_option("-X", cfg->properties, "a librdkafka property key=value (repeatable)")
+    ->type_name("KEY=VALUE");
+  cmd->add_option("files", cfg->files, "input files (default: stdin)");
+  cmd->callback(
+    [cfg, &exit_code] { exit_code = guarded("kafka put", [&] { return kafka_put(*cfg); }); });
+}
+
+} // namespace
+
+void add_kafka_commands(CLI::App& app, int& exit_code) {
+  auto* kafka = app.add_subcommand("kafka", "Kafka topics: consume as a group, produce lines");
+  kafka->require_subcommand(1);
+  add_run(kafka, exit_code);
+  add_put(kafka, exit_code);
+}
+
+} // namespace shardflow::cli
