@@ -372,3 +372,20 @@ TEST_CASE("a group consumed into the kafka flusher: the output topic holds every
   require_every_record(values, 4000);
   rt->shutdown();
 }
+
+TEST_CASE("an unknown topic ends consuming with a clear message and commits nothing") {
+  mock_kafka mock;
+  threaded_system ts;
+  auto rt = make_runtime(ts.sys);
+  auto out = std::make_shared<seen>();
+  auto k = source(mock, "g-missing");
+  k.topics = {"missing"};
+  rd_kafka_mock_topic_set_error(mock.cluster(), "missing", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+  auto g = kafka_consumer_group::start(*rt, k, shard_template(seen_factory(out)));
+  REQUIRE(wait_for([&] { return g->finished(); }, 30s));
+  INFO(g->failure());
+  CHECK(g->failure().find("missing") != std::string::npos);
+  CHECK(g->store()->commits() == 0);
+  g->stop();
+  rt->shutdown();
+}

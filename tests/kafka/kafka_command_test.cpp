@@ -165,3 +165,13 @@ TEST_CASE("the kafka: flusher choice produces to the topic") {
   CHECK(f->flush(flush_mode::full) == std::vector<flush_token>{7});
   CHECK(mock.read("out", 1, 1, 10s) == std::vector<std::string>{"hello"});
 }
+
+TEST_CASE("kafka run on an unknown topic exits 1 naming it") {
+  mock_kafka mock;
+  rd_kafka_mock_topic_set_error(mock.cluster(), "missing", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+  auto cfg = run_config(mock, "null");
+  cfg.topics = "missing";
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  CHECK(kafka_run(cfg, [&] { return std::chrono::steady_clock::now() > deadline; }) == exit_failed);
+  CHECK(std::chrono::steady_clock::now() < deadline); // ended by the error, not by the stop
+}
