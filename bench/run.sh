@@ -37,6 +37,9 @@ if [ -n "$subject" ] && [ -n "$baseline" ]; then
     "$subject" "$baseline" >> "$log"
 fi
 
+step "pool: 1,000 shards writing files, the I/O pool vs. a thread per shard (--detached yes)"
+"$here/pool_bench.sh" "$build/apps/shardflow/shardflow" 1000000 3 | tee -a "$log" >&2
+
 step "run: shardflow run (file flusher, batch 1,000) vs. write + fdatasync per 1,000 lines"
 work="$(mktemp -d "${TMPDIR:-/tmp}/shardflow-bench.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
