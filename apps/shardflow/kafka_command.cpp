@@ -305,7 +305,8 @@ void add_run(CLI::App* kafka, int& exit_code) {
                  "null | stdout | file:DIR | postgres:CONNINFO | kafka:BROKERS/TOPIC")
     ->required();
   cmd->add_option("-X", cfg->properties, "a librdkafka property key=value (repeatable)")
-    ->type_name("KEY=VALUE");
+    ->type_name("KEY=VALUE")
+    ->allow_extra_args(false); // one value each: -X a=1 FILE leaves FILE alone
   cmd->add_option("--assignor", cfg->assignor, "an eager assignor: range or roundrobin")
     ->check(CLI::IsMember({"range", "roundrobin"}))
     ->capture_default_str();
@@ -330,7 +331,8 @@ void add_put(CLI::App* kafka, int& exit_code) {
   cmd->add_option("--topic", cfg->topic, "the topic")->required();
   cmd->add_option("--key", cfg->key, "key NDJSON lines by this top-level field");
   cmd->add_option("-X", cfg->properties, "a librdkafka property key=value (repeatable)")
-    ->type_name("KEY=VALUE");
+    ->type_name("KEY=VALUE")
+    ->allow_extra_args(false); // one value each: -X a=1 FILE leaves FILE alone
   cmd->add_option("files", cfg->files, "input files (default: stdin)");
   cmd->callback(
     [cfg, &exit_code] { exit_code = guarded("kafka put", [&] { return kafka_put(*cfg); }); });
