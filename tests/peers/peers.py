@@ -110,6 +110,19 @@ class Processes:
             pass
         return proc.returncode
 
+    def kill_alone(self, proc):
+        """SIGKILL of the PID only (not its group), waited for."""
+        proc.kill()
+        proc.wait(timeout=30)
+
+    def group_alive(self, proc):
+        """Whether any process is left in the group of proc (its children)."""
+        try:
+            os.killpg(proc.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
     def close(self):
         for proc in reversed(self.procs):
             self.stop(proc, grace_s=10)

@@ -5,6 +5,12 @@ runs it inside `unshare -n`). Scenarios:
   control  the official Node worker (aws-kcl) as the executable; plain records.
   happy    `shardflow mld --flusher file:DIR` as the executable; plain or KPL-aggregated records
            (packed by `shardflow kpl-agg`, de-aggregated by the daemon).
+  crash    the worker fails after --crash-after records (checkpointing every batch): the daemon must
+           exit non-zero; restarted with a sound worker it resumes at the stored checkpoints.
+  kill9    the daemon is SIGKILLed once a quarter of the records are out: its workers must end at
+           EOF; restarted, it resumes at the stored checkpoints.
+  (crash and kill9 also check that a record is delivered twice only after the checkpoint stored
+  when the first daemon ended; plain records only.)
 Each puts the records into a 4-shard stream on kinesis-local, starts the daemon and passes when
 every lease's checkpoint in the lease table is its shard's last record and every record put is in
 the worker's output, then stops the daemon gracefully (SIGTERM) within a limit. --capture DIR runs
@@ -40,7 +46,8 @@ def record_lines(tag, count):
 def put_plain(lines):
     placed = peers.put_records(STREAM, [(f"pk-{i}", l.encode()) for i, l in enumerate(lines)])
     last = peers.last_per_shard(placed)
-    return {shard: placed[i][1] for shard, i in last.items()}, {shard: 0 for shard in last}
+    where = {line: placed[i] for i, line in enumerate(lines)}
+    return {shard: placed[i][1] for shard, i in last.items()}, {shard: 0 for shard in last}, where
 
 
 def put_kpl(lines, shardflow):
@@ -65,7 +72,7 @@ def put_kpl(lines, shardflow):
         raise peers.Failed(f"{len(wrong)} aggregates landed outside the shard of their records")
     last = peers.last_per_shard(placed)
     return ({shard: placed[i][1] for shard, i in last.items()},
-            {shard: sizes[i] - 1 for shard, i in last.items()})
+            {shard: sizes[i] - 1 for shard, i in last.items()}, None)
 
 
 def checkpoints_reached(app, last, last_sub):
@@ -88,15 +95,17 @@ def output_lines(out, worker):
 
 
 def wait_for_output(daemon, out, worker, lines, limit_s):
-    """Waits until every record is in the output: (when the first was, when the last was)."""
+    """Waits until every record is in the output: (when the first record came out, when the last
+    did); a restarted daemon's first is the first record past what was out before it started."""
     expected, first = set(lines), []
+    before = len(output_lines(out, worker))  # a restarted daemon's workers add to these
 
     def probe():
         if not daemon.alive():
             raise peers.Failed(f"the daemon exited ({daemon.proc.returncode}):\n"
                                f"{daemon.log()[-3000:]}")
         found = output_lines(out, worker)
-        if found and not first:
+        if len(found) > before and not first:
             first.append(time.monotonic())
         return expected <= set(found)
     try:
@@ -108,11 +117,12 @@ def wait_for_output(daemon, out, worker, lines, limit_s):
     return first[0], time.monotonic()
 
 
-def executable(args, out):
+def executable(args, out, more=()):
     if args.scenario == "control":
         cmd = ["node", os.path.join(HERE, "node_worker.js")]
     else:
         cmd = [os.path.abspath(args.shardflow), "mld", "--flusher", f"file:{out}"] + args.worker_args
+        cmd += list(more)
     if args.capture:
         cmd = [sys.executable, os.path.join(HERE, "tap.py"), args.capture, "--"] + cmd
     if any(" " in part for part in cmd):
@@ -133,44 +143,130 @@ def wait_for_checkpoints(daemon, app, last, last_sub, limit_s):
         raise
 
 
-def run_scenario(args, work, procs):
-    gen, app = args.kcl, f"peers-{args.scenario}-kcl{args.kcl}"
-    out = os.path.join(work, "out")
-    os.makedirs(out)
+def prepare(args, work, procs):
+    """The emulators, the stream, the tables and the records put: the run's state."""
+    run = argparse.Namespace(gen=args.kcl, app=f"peers-{args.scenario}-kcl{args.kcl}",
+                             out=os.path.join(work, "out"), work=work)
+    os.makedirs(run.out)
     modules = os.path.join(args.cache, "npm", "node_modules")
-    os.environ.update(PEERS_OUT=out, PEERS_AWS_KCL=os.path.join(modules, "aws-kcl"))
+    os.environ.update(PEERS_OUT=run.out, PEERS_AWS_KCL=os.path.join(modules, "aws-kcl"))
     t0 = time.monotonic()
     peers.start_emulators(procs, modules, SHARDS, STREAM)
-    if gen == 3:
-        peers.create_kcl3_lease_table(app)
-        peers.create_kcl3_side_tables(app)
-    lines = record_lines(f"{args.scenario}{gen}{'k' if args.kpl else 'p'}", args.records)
+    if run.gen == 3:
+        peers.create_kcl3_lease_table(run.app)
+        peers.create_kcl3_side_tables(run.app)
+    run.lines = record_lines(f"{args.scenario}{run.gen}{'k' if args.kpl else 'p'}", args.records)
     t1 = time.monotonic()
-    last, last_sub = put_kpl(lines, args.shardflow) if args.kpl else put_plain(lines)
-    t2 = time.monotonic()
-    print(f"emulators up in {t1 - t0:.1f} s; {len(lines)} records put to {len(last)} shards in "
-          f"{t2 - t1:.1f} s")
-    props = os.path.join(work, "daemon.properties")
-    properties(props, args.shardflow, gen, app, STREAM, executable(args, out), "worker-a")
-    daemon = Daemon(procs, args.cache, gen, props, "daemon-a")
-    worker = "node" if args.scenario == "control" else "shardflow"
-    first, done = wait_for_output(daemon, out, worker, lines, args.limit)
-    wait_for_checkpoints(daemon, app, last, last_sub, args.limit)
+    run.last, run.last_sub, run.where = (put_kpl(run.lines, args.shardflow) if args.kpl
+                                         else put_plain(run.lines))
+    print(f"emulators up in {t1 - t0:.1f} s; {len(run.lines)} records put to {len(run.last)} "
+          f"shards in {time.monotonic() - t1:.1f} s")
+    run.worker = "node" if args.scenario == "control" else "shardflow"
+    return run
+
+
+def start_daemon(args, procs, run, name, more=(), extra=None):
+    props = os.path.join(run.work, f"{name}.properties")
+    properties(props, args.shardflow, run.gen, run.app, STREAM, executable(args, run.out, more),
+               "worker-a", extra)
+    return Daemon(procs, args.cache, run.gen, props, name)
+
+
+def finish(args, run, daemon, started):
+    """Waits for every record and every last checkpoint, then stops the daemon gracefully."""
+    first, done = wait_for_output(daemon, run.out, run.worker, run.lines, args.limit)
+    wait_for_checkpoints(daemon, run.app, run.last, run.last_sub, args.limit)
     t3 = time.monotonic()
-    rate = (f"{len(lines) / (done - first):.0f} records/s" if done - first >= 1
+    rate = (f"{len(run.lines) / (done - first):.0f} records/s" if done - first >= 1
             else "under 1 s: no rate")
-    print(f"KCL {gen}: first record out {first - t2:.1f} s after the daemon started, all "
-          f"{len(lines)} out {done - first:.1f} s later ({rate}; output polled every {peers.POLL} "
-          f"s); every lease checkpointed at its last record {t3 - t2:.1f} s after the start")
+    print(f"KCL {run.gen}: first record out {first - started:.1f} s after the daemon started, all "
+          f"{len(run.lines)} out {done - first:.1f} s later ({rate}; output polled every "
+          f"{peers.POLL} s); every lease checkpointed at its last record {t3 - started:.1f} s "
+          f"after the start")
     status = daemon.stop(grace_s=40)
     print(f"daemon stopped by SIGTERM: exit {status} after {time.monotonic() - t3:.1f} s")
-    if not checkpoints_reached(app, last, last_sub):
+    if not checkpoints_reached(run.app, run.last, run.last_sub):
         raise peers.Failed("a checkpoint moved during the graceful shutdown")
+
+
+def happy(args, procs, run):
+    started = time.monotonic()
+    finish(args, run, start_daemon(args, procs, run, "daemon-a"), started)
+
+
+def stored_checkpoints(app):
+    """{shard: checkpointed sequence number (0 for TRIM_HORIZON)} from the lease table."""
+    table = peers.leases(app)
+    return {k: int(v["checkpoint"]) if v["checkpoint"].isdigit() else 0 for k, v in table.items()}
+
+
+def only_duplicates_after(run, stored):
+    """Nothing lost, and a record is in the output twice only when it is after its shard's
+    checkpoint stored when the first daemon ended (the replay starts there)."""
+    seen = {}
+    for line in output_lines(run.out, run.worker):
+        seen[line] = seen.get(line, 0) + 1
+    twice = [line for line, n in seen.items() if n > 1]
+    early = [l for l in twice if run.where[l][1] <= stored.get(run.where[l][0], 0)]
+    if early:
+        raise peers.Failed(f"{len(early)} records at or before their stored checkpoint were "
+                           f"delivered again, e.g. {early[0][:24]} in {run.where[early[0]][0]}")
+    print(f"{len(twice)} records delivered twice, all after the checkpoint stored at the failure")
+
+
+def crash(args, procs, run):
+    """The worker fails (--crash-after): the daemon exits; restarted, it resumes at the checkpoint."""
+    first = start_daemon(args, procs, run, "daemon-crash", ["--crash-after", str(args.crash_after),
+                                                           "--checkpoint-interval", "0"])
+    status = first.wait_exit(args.limit)
+    stored = stored_checkpoints(run.app)
+    print(f"the worker crashed after {args.crash_after} records: the daemon exited {status}; "
+          f"stored checkpoints: {sum(1 for v in stored.values() if v)} of {len(stored)} shards")
+    if status == 0:
+        raise peers.Failed("the daemon exited 0 after its worker failed")
+    started = time.monotonic()
+    finish(args, run, start_daemon(args, procs, run, "daemon-after-crash"), started)
+    only_duplicates_after(run, stored)
+
+
+def kill9(args, procs, run):
+    """kill -9 of the daemon mid-stream: its workers end at EOF; restarted, it resumes."""
+    slow = {"maxRecords": "100"}  # 50 batches a shard: the kill lands mid-stream
+    first = start_daemon(args, procs, run, "daemon-killed", ["--checkpoint-interval", "0"], slow)
+    quarter = len(run.lines) // 4
+
+    def some_out():
+        if not first.alive():
+            raise peers.Failed(f"the daemon exited ({first.proc.returncode}) before the kill")
+        return len(output_lines(run.out, run.worker)) >= quarter
+    peers.wait_for(f"{quarter} records in the output", args.limit, some_out)
+    procs.kill_alone(first.proc)
+    n = len(set(output_lines(run.out, run.worker)))
+    peers.wait_for("the workers to end at EOF after the daemon's kill", 30,
+                   lambda: not procs.group_alive(first.proc))
+    stored = stored_checkpoints(run.app)
+    print(f"daemon killed (SIGKILL) with {n} of {len(run.lines)} records out; its workers ended")
+    if n >= len(run.lines):
+        raise peers.Failed("the kill came after the last record: not mid-stream")
+    started = time.monotonic()
+    finish(args, run, start_daemon(args, procs, run, "daemon-restarted", [], slow), started)
+    only_duplicates_after(run, stored)
+
+
+SCENARIOS = {"control": happy, "happy": happy, "crash": crash, "kill9": kill9}
+
+
+def run_scenario(args, work, procs):
+    if args.kpl and args.scenario in ("crash", "kill9"):
+        raise peers.SetupError(f"{args.scenario} runs plain records only")
+    SCENARIOS[args.scenario](args, procs, prepare(args, work, procs))
 
 
 def parse():
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=["control", "happy"])
+    p.add_argument("scenario", choices=["control", "happy", "crash", "kill9"])
+    p.add_argument("--crash-after", type=int,
+                   help="crash: records a worker takes before its fault (default: half a shard's)")
     p.add_argument("--kcl", type=int, choices=[2, 3], default=3)
     p.add_argument("--kpl", action="store_true")
     p.add_argument("--records", type=int, default=20000)
@@ -184,6 +280,8 @@ def parse():
     cut = argv.index("--") if "--" in argv else len(argv)
     args = p.parse_args(argv[:cut])
     args.worker_args = argv[cut + 1:]  # after --: more options of shardflow mld
+    if args.crash_after is None:
+        args.crash_after = max(1, args.records // (2 * SHARDS))
     return args
 
 
