@@ -304,7 +304,10 @@ void add_run(CLI::App* kafka, int& exit_code) {
     ->add_option("--flusher", cfg->flusher,
                  "null | stdout | file:DIR | postgres:CONNINFO | kafka:BROKERS/TOPIC")
     ->required();
-  cmd->add_option("-X", cfg->properties, "a librdkafka property key=value (repeatable)")
+  cmd
+    ->add_option(
+      "-X,--property", cfg->properties,
+      "a librdkafka property key=value (repeatable; in the config file: property = [...])")
     ->type_name("KEY=VALUE")
     ->allow_extra_args(false); // one value each: -X a=1 FILE leaves FILE alone
   cmd->add_option("--assignor", cfg->assignor, "an eager assignor: range or roundrobin")
@@ -330,7 +333,10 @@ void add_put(CLI::App* kafka, int& exit_code) {
   cmd->add_option("--brokers", cfg->brokers, "bootstrap brokers HOST:PORT[,...]")->required();
   cmd->add_option("--topic", cfg->topic, "the topic")->required();
   cmd->add_option("--key", cfg->key, "key NDJSON lines by this top-level field");
-  cmd->add_option("-X", cfg->properties, "a librdkafka property key=value (repeatable)")
+  cmd
+    ->add_option(
+      "-X,--property", cfg->properties,
+      "a librdkafka property key=value (repeatable; in the config file: property = [...])")
     ->type_name("KEY=VALUE")
     ->allow_extra_args(false); // one value each: -X a=1 FILE leaves FILE alone
   cmd->add_option("files", cfg->files, "input files (default: stdin)");

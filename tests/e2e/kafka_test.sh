@@ -83,5 +83,14 @@ rc=0
 check "a bad -X property is a usage error (2)" test $rc -eq 2
 check "... naming it" grep -q "no.such.property" "$WORK/bad.err"
 
+printf '[kafka.run]\ngroup = "g-toml"\nproperty = ["session.timeout.ms=6000", "nokey"]\n' \
+  > "$WORK/kafka.toml"
+rc=0
+"$SHARDFLOW" --config "$WORK/kafka.toml" kafka run --brokers "$brokers" --topic events \
+  --flusher null 2> "$WORK/toml.err" || rc=$?
+check "librdkafka properties come from the config file too ([kafka.run] property)" \
+  grep -q "property 'nokey' is not key=value" "$WORK/toml.err"
+check "... a bad one is a usage error (2)" test $rc -eq 2
+
 [ "$failures" -eq 0 ] || { echo "--- run.err"; tail -20 "$WORK/run.err"; }
 finish
