@@ -13,8 +13,10 @@ MOCK="${2:?usage: $0 path/to/shardflow path/to/kafka_mock_serve}"
 "$MOCK" events:4 > "$WORK/mock.out" 2> "$WORK/mock.err" &
 mock_pid=$!
 run_pid=
+read_pid=
 cleanup() {
   [ -z "$run_pid" ] || kill -KILL "$run_pid" 2> /dev/null || true
+  [ -z "$read_pid" ] || kill -KILL "$read_pid" 2> /dev/null || true
   kill -TERM "$mock_pid" 2> /dev/null || true
   wait "$mock_pid" 2> /dev/null || true
   [ "${KEEP:-}" = 1 ] || rm -rf "$WORK"
@@ -76,6 +78,28 @@ check "the rerun exits 0" test $rc -eq 0
 check "the rerun resumes at the committed offsets: each record once" test "$(lines_out)" -eq 2500
 check "... and every record" test "$(data_of "$WORK"/out/*.ndjson | sort -u | wc -l)" -eq 2500
 check "the rerun committed everything" test "$(committed_sum "$WORK/summary2.json")" -eq 2500
+
+# The Kafka flusher through the binary: events -> topic copy (group g-copy), then copy -> files.
+copied() { cat "$WORK"/copy-out/*.ndjson 2> /dev/null | wc -l; }
+rc=0
+"$SHARDFLOW" kafka run --brokers "$brokers" --topic events --group g-copy \
+  --flusher "kafka:$brokers/copy" --flush-interval 100ms --checkpoint-interval 100ms \
+  --heartbeat-interval 100ms --json "$WORK/copy1.json" "${X[@]}" 2>> "$WORK/run.err" &
+run_pid=$!
+"$SHARDFLOW" kafka run --brokers "$brokers" --topic copy --group g-read \
+  --flusher "file:$WORK/copy-out" --flush-interval 100ms --checkpoint-interval 100ms \
+  --heartbeat-interval 100ms "${X[@]}" 2>> "$WORK/run.err" &
+read_pid=$!
+await '[ "$(copied)" -ge 2500 ]' 600 || true
+kill -TERM "$run_pid" "$read_pid"
+wait "$run_pid" || rc=$?
+wait "$read_pid" || rc=$?
+run_pid=
+read_pid=
+check "kafka:BROKERS/TOPIC: the output topic holds every record" \
+  test "$(data_of "$WORK"/copy-out/*.ndjson | sort -u | wc -l)" -eq 2500
+check "... and both jobs stop with exit 0" test $rc -eq 0
+check "... having produced every record" test "$(committed_sum "$WORK/copy1.json")" -eq 2500
 
 rc=0
 "$SHARDFLOW" kafka run --brokers "$brokers" --topic events --group g-bad --flusher null \
