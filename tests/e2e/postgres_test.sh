@@ -17,7 +17,9 @@ stop_pg() {
   kill -KILL "$pg_pid" 2>/dev/null || true
   pg_pid=""
 }
-trap 'stop_pg; rm -rf "$PGDIR"; [ "${KEEP:-}" = 1 ] || rm -rf "$WORK"' EXIT
+pid="" # the shardflow run in the background, if any
+trap '[ -z "$pid" ] || kill -9 "$pid" 2> /dev/null; stop_pg; rm -rf "$PGDIR"; [ "${KEEP:-}" = 1 ] || rm -rf "$WORK"' EXIT
+trap 'exit 1' INT TERM HUP PIPE # a signal still stops the server (through the EXIT trap)
 
 as=()
 if [ "$(id -u)" = 0 ]; then chown postgres "$PGDIR"; as=(runuser -u postgres --); fi
