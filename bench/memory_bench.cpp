@@ -9,8 +9,9 @@
 //   8 MiB; the subject is the runtime's default credit (records and bytes), the baseline the same
 //   run with credit counted in records only (as before byte credit). One process each (`slow-large`,
 //   `slow-large-records-only`): peak RSS is per process.
-// Prints ROW lines for bench/run.sh. Not a test, but a run whose shards do not start or do not all
-// checkpoint at their last record prints why and no figure, and the bench exits 1.
+// Prints ROW lines for bench/run.sh. Not a test, but a run whose shards do not start, do not stop or
+// end cleanly, or do not all checkpoint at their last record prints why and no figure (a
+// `FAILED<TAB>row<TAB>why` line), and the bench exits 1.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -65,6 +66,12 @@ bool idle_shards(std::size_t shards) {
   caf::actor_system_config cfg;
   caf::actor_system sys{system_config(cfg)};
   auto rt = runtime::start(sys, {});
+  if (!rt) {
+    std::fprintf(stderr, "memory-idle: the runtime did not start: %s; no figure\n",
+                 sys.render(rt.error()).c_str());
+    std::printf("FAILED\tmemory-idle\tthe runtime did not start\n");
+    return false;
+  }
   const auto before = rss_kib();
   const auto start = bench_clock::now();
   for (std::size_t i = 0; i < shards; ++i) {
@@ -75,6 +82,7 @@ bool idle_shards(std::size_t shards) {
     if (auto err = (*rt)->start_shard(std::move(g))) {
       std::fprintf(stderr, "memory-idle: shard %zu did not start: %s; no figure\n", i,
                    sys.render(err).c_str());
+      std::printf("FAILED\tmemory-idle\tshard %zu did not start\n", i);
       return false;
     }
   }
@@ -84,8 +92,13 @@ bool idle_shards(std::size_t shards) {
   std::printf("memory-idle: %zu idle shards: RSS %.1f -> %.1f MiB, %.2f KiB per shard (started in "
               "%.2f s)\n",
               shards, before / 1024, after / 1024, per, secs);
+  if (auto err = (*rt)->shutdown()) {
+    std::fprintf(stderr, "memory-idle: the idle shards did not stop cleanly: %s; no figure\n",
+                 sys.render(err).c_str());
+    std::printf("FAILED\tmemory-idle\tthe idle shards did not stop cleanly\n");
+    return false;
+  }
   std::printf("ROW\tmemory-idle\t%.2f\t-\tKiB/shard (target <= 16)\t-\n", per);
-  (*rt)->shutdown();
   return true;
 }
 
@@ -135,33 +148,27 @@ struct slow_sink_config {
   bool byte_credit = true; // false: the shards' credit counts records only
 };
 
-// Returns false (after saying why) when a shard did not start or did not checkpoint at its last
-// record: then it prints no figure.
-bool slow_sink(const slow_sink_config& c) {
-  // Measure the source's own cost per record first, then make the flusher 10x slower.
+// Returns what the flusher spends per record: 10x the source's own cost per record, measured.
+std::chrono::nanoseconds flusher_cost_of(const slow_sink_config& c, double& source_ns) {
   const std::uint64_t probe_records = std::max<std::uint64_t>(1000, 10'000'000 / c.record_bytes);
   testing::sized_source probe{probe_records, c.record_bytes, "k"};
   const auto t0 = bench_clock::now();
   while (!probe.at_end())
     probe.read(500);
-  const auto source_ns = std::chrono::duration<double, std::nano>(bench_clock::now() - t0).count()
-                         / static_cast<double>(probe_records);
-  const auto flusher_cost = std::chrono::nanoseconds(static_cast<long>(10 * source_ns));
-  caf::actor_system_config cfg;
-  caf::actor_system sys{system_config(cfg)};
-  auto store = std::make_shared<memory_checkpoint_store>();
-  runtime_config rcfg;
-  rcfg.finite = true;
-  rcfg.sink = spawn_checkpoint_sink(sys, store);
-  auto rt = runtime::start(sys, rcfg);
-  auto done = std::make_shared<std::atomic<std::uint64_t>>(0);
+  source_ns = std::chrono::duration<double, std::nano>(bench_clock::now() - t0).count()
+              / static_cast<double>(probe_records);
+  return std::chrono::nanoseconds(static_cast<long>(10 * source_ns));
+}
+
+// Starts the run's shards; returns false (after saying why) when one did not start.
+bool start_slow_shards(runtime& rt, const slow_sink_config& c, std::chrono::nanoseconds cost,
+                       const std::shared_ptr<std::atomic<std::uint64_t>>& done) {
   const auto per_shard = c.records / c.shards;
-  const auto start = bench_clock::now();
   for (std::size_t i = 0; i < c.shards; ++i) {
     shard_group_config g;
     g.shard.id = "slow-" + std::to_string(i);
-    g.shard.make_flusher = [flusher_cost, done, max = c.flusher_bytes](const shard_id&) {
-      return std::make_unique<slow_flusher>(flusher_cost, done, max);
+    g.shard.make_flusher = [cost, done, max = c.flusher_bytes](const shard_id&) {
+      return std::make_unique<slow_flusher>(cost, done, max);
     };
     g.shard.batch.checkpoint_interval = std::chrono::milliseconds(100);
     if (!c.byte_credit)
@@ -170,13 +177,40 @@ bool slow_sink(const slow_sink_config& c) {
       return std::make_shared<testing::sized_source>(per_shard, bytes, "k");
     };
     g.finite = true;
-    if (auto err = (*rt)->start_shard(std::move(g))) {
+    if (auto err = rt.start_shard(std::move(g))) {
       std::fprintf(stderr, "%s: shard %zu did not start: %s; no figure\n", c.row, i,
-                   sys.render(err).c_str());
+                   to_string(err).c_str());
+      std::printf("FAILED\t%s\tshard %zu did not start\n", c.row, i);
       return false;
     }
   }
-  (*rt)->await(std::chrono::hours(1));
+  return true;
+}
+
+// Returns false (after saying why) when a shard did not start, the run did not end cleanly, or a
+// shard did not checkpoint at its last record: then it prints no figure.
+bool slow_sink(const slow_sink_config& c) {
+  double source_ns = 0;
+  const auto flusher_cost = flusher_cost_of(c, source_ns);
+  caf::actor_system_config cfg;
+  caf::actor_system sys{system_config(cfg)};
+  auto store = std::make_shared<memory_checkpoint_store>();
+  runtime_config rcfg;
+  rcfg.finite = true;
+  rcfg.sink = spawn_checkpoint_sink(sys, store);
+  auto rt = runtime::start(sys, rcfg);
+  if (!rt) {
+    std::fprintf(stderr, "%s: the runtime did not start: %s; no figure\n", c.row,
+                 sys.render(rt.error()).c_str());
+    std::printf("FAILED\t%s\tthe runtime did not start\n", c.row);
+    return false;
+  }
+  auto done = std::make_shared<std::atomic<std::uint64_t>>(0);
+  const auto per_shard = c.records / c.shards;
+  const auto start = bench_clock::now();
+  if (!start_slow_shards(**rt, c, flusher_cost, done))
+    return false;
+  const auto outcome = (*rt)->await(std::chrono::hours(1));
   const auto secs = std::chrono::duration<double>(bench_clock::now() - start).count();
   std::size_t at_end = 0;
   for (std::size_t i = 0; i < c.shards; ++i) {
@@ -184,7 +218,6 @@ bool slow_sink(const slow_sink_config& c) {
     at_end += row && row->ended && row->position
               && *row->position->base.to_uint64() == per_shard - 1;
   }
-  const bool ok = at_end == c.shards && done->load() >= per_shard * c.shards;
   std::printf(
     "%s: %zu shards, %llu records of %zu bytes, credit %s, source %.0f ns/record, flusher "
     "%lld ns/record: %.1f s, peak RSS %.1f MiB, %llu records durable, %zu/%zu shards "
@@ -193,11 +226,14 @@ bool slow_sink(const slow_sink_config& c) {
     c.byte_credit ? "in records and bytes" : "in records only", source_ns,
     static_cast<long long>(flusher_cost.count()), secs, peak_rss_mib(),
     static_cast<unsigned long long>(done->load()), at_end, c.shards);
-  if (!ok) {
+  if (!outcome.clean() || at_end != c.shards || done->load() < per_shard * c.shards) {
     std::fprintf(stderr,
-                 "%s: RECORDS MISSING (%zu of %zu shards checkpointed at their last record): "
-                 "no figure\n",
-                 c.row, at_end, c.shards);
+                 "%s: the run %s, %zu of %zu shards checkpointed at their last record; no "
+                 "figure\n",
+                 c.row, outcome.clean() ? "ended cleanly" : "did NOT end cleanly", at_end,
+                 c.shards);
+    std::printf("FAILED\t%s\t%zu of %zu shards checkpointed at their last record%s\n", c.row,
+                at_end, c.shards, outcome.clean() ? "" : ", not clean");
     return false;
   }
   std::printf("FIGURE\t%s\t%.1f\n", c.row, peak_rss_mib());

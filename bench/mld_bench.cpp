@@ -9,8 +9,9 @@
 //             per batch (answered in memory) and the status line;
 // - baseline: simdjson parsing the same lines and touching every record's fields, nothing else.
 // Prints the median of several runs, the spread, and the ratio. Not a test, but every worker run
-// must end cleanly and checkpoint at the last record; otherwise the bench prints why and no figure,
-// and exits 1.
+// must end cleanly and checkpoint once per processRecords line, the last at the last record, and
+// the baseline must read every record; otherwise the bench prints why and no figure (a
+// `FAILED<TAB>row<TAB>why` line), and exits 1.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -56,6 +57,7 @@ public:
     if (line.rfind("{\"action\":\"checkpoint\"", 0) == 0) {
       replies_.push_back(line.substr(0, line.size() - 1) + ",\"error\":null}");
       last_checkpoint_ = line;
+      ++checkpoints_;
     }
     return true;
   }
@@ -65,12 +67,18 @@ public:
     return last_checkpoint_;
   }
 
+  /// How many checkpoint requests the worker wrote.
+  std::size_t checkpoints() const noexcept {
+    return checkpoints_;
+  }
+
 private:
   const std::vector<std::string>& lines_;
   std::size_t next_ = 0;
   std::deque<std::string> replies_;
   std::string current_;
   std::string last_checkpoint_;
+  std::size_t checkpoints_ = 0;
 };
 
 // `user_bytes` 0: plain records of 100 bytes; otherwise aggregates of 10 user records of that size.
@@ -121,9 +129,17 @@ std::string last_sequence(std::size_t batches) {
   return std::string{"4959033827149025660855969253836157109592157598"} + digits;
 }
 
-// Returns the seconds the worker took, or prints why it failed (it did not end cleanly or did not
-// checkpoint at the last record) and exits 1: a failed run has no figure.
-double run_worker(const std::vector<std::string>& lines, const std::string& last, const char* row) {
+// Prints why a side failed (on stderr, and a `FAILED<TAB>row<TAB>why` line) and exits 1: a failed
+// run has no figure.
+[[noreturn]] void fail(const char* row, const std::string& why) {
+  std::fprintf(stderr, "mld_bench: %s: %s; no figure\n", row, why.c_str());
+  std::printf("FAILED\t%s\t%s\n", row, why.c_str());
+  std::exit(1);
+}
+
+// Returns the seconds the worker took; fails the bench when the worker did not end cleanly, did
+// not checkpoint once per processRecords line or not last at the last record.
+double run_worker(const std::vector<std::string>& lines, std::size_t batches, const char* row) {
   memory_io io{lines};
   mld::worker_config cfg;
   cfg.make_flusher = null_flusher::factory(1000);
@@ -134,36 +150,43 @@ double run_worker(const std::vector<std::string>& lines, const std::string& last
   const auto start = bench_clock::now();
   const auto rc = w.run();
   const auto secs = std::chrono::duration<double>(bench_clock::now() - start).count();
-  const bool at_last = io.last_checkpoint().find("\"" + last + "\"") != std::string::npos;
-  if (rc != 0 || !at_last) {
-    std::fprintf(stderr, "mld_bench: %s: the worker %s; no figure\n", row,
-                 rc != 0 ? "failed" : "did not checkpoint at the last record");
-    std::exit(1);
-  }
+  if (rc != 0)
+    fail(row, "the worker failed (exit code " + std::to_string(rc) + ")");
+  if (io.last_checkpoint().find("\"" + last_sequence(batches) + "\"") == std::string::npos)
+    fail(row, "the worker did not checkpoint at the last record");
+  if (io.checkpoints() != batches)
+    fail(row, "the worker checkpointed " + std::to_string(io.checkpoints()) + " times for "
+                + std::to_string(batches) + " processRecords lines");
   return secs;
 }
 
-double run_parse_only(const std::vector<std::string>& lines) {
+// Returns the seconds simdjson took to parse the lines and touch each record's fields; fails the
+// bench unless it read every record (500 per processRecords line).
+double run_parse_only(const std::vector<std::string>& lines, std::size_t batches, const char* row) {
   simdjson::dom::parser parser;
   std::size_t touched = 0;
+  std::size_t records = 0;
   const auto start = bench_clock::now();
   for (auto& l : lines) {
     simdjson::dom::element doc;
     if (parser.parse(l).get(doc))
       continue;
-    simdjson::dom::array records;
-    if (doc["records"].get(records))
+    simdjson::dom::array xs;
+    if (doc["records"].get(xs))
       continue;
-    for (auto r : records) {
+    for (auto r : xs) {
       std::string_view data;
       std::string_view seq;
-      if (!r["data"].get(data) && !r["sequenceNumber"].get(seq))
+      if (!r["data"].get(data) && !r["sequenceNumber"].get(seq)) {
         touched += data.size() + seq.size();
+        ++records;
+      }
     }
   }
   const auto secs = std::chrono::duration<double>(bench_clock::now() - start).count();
-  if (touched == 0)
-    std::puts("nothing parsed?");
+  if (records != batches * 500 || touched == 0)
+    fail(row, "the parse-only baseline read " + std::to_string(records) + " of "
+                + std::to_string(batches * 500) + " records");
   return secs;
 }
 
@@ -199,8 +222,8 @@ int main(int argc, char** argv) {
     std::vector<double> w;
     std::vector<double> p;
     for (int i = 0; i < runs; ++i) {
-      w.push_back(bytes / run_worker(lines, last_sequence(in.batches), in.row) / 1e6);
-      p.push_back(bytes / run_parse_only(lines) / 1e6);
+      w.push_back(bytes / run_worker(lines, in.batches, in.row) / 1e6);
+      p.push_back(bytes / run_parse_only(lines, in.batches, in.row) / 1e6);
     }
     auto [wmin, wmax] = std::minmax_element(w.begin(), w.end());
     auto [pmin, pmax] = std::minmax_element(p.begin(), p.end());

@@ -12,9 +12,10 @@
 //
 // Both end with a final flush and a checkpoint at the last record (shard end), timed.
 //
-// Prints the median of several runs of each, their spread, and the ratio. Not a test, but both
-// sides must checkpoint at the last record in every run; otherwise the bench prints why and no
-// figure, and exits 1.
+// Prints the median of several runs of each, their spread, and the ratio. Not a test, but in every
+// run both sides must make every record durable, checkpoint once per flush of 1,000 records (2,000
+// checkpoints) and last at the last record; otherwise the bench prints why and no figure (a
+// `FAILED<TAB>processor<TAB>why` line), and exits 1.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -56,10 +57,16 @@ public:
     return maybe_checkpoint();
   }
 
+  /// Returns how many records were made durable (moved into the ordered map).
+  std::uint64_t durable() const noexcept {
+    return durable_;
+  }
+
 private:
   void flush() {
     for (auto& token : pending_)
       checkpointable_.emplace(token.first, std::move(token.second));
+    durable_ += pending_.size();
     pending_.clear();
   }
 
@@ -76,6 +83,7 @@ private:
 
   std::uint64_t count_ = 0;
   std::uint64_t next_ = 0;
+  std::uint64_t durable_ = 0;
   std::vector<std::pair<std::uint64_t, sequence_number>> pending_;
   std::map<std::uint64_t, sequence_number> checkpointable_;
 };
@@ -84,6 +92,7 @@ struct figures {
   double seconds;
   std::size_t checkpoints;
   std::string last;
+  std::uint64_t durable; // records the flusher made durable
 };
 
 figures run_subject(const std::vector<record_batch>& batches) {
@@ -104,7 +113,9 @@ figures run_subject(const std::vector<record_batch>& batches) {
   const auto stop = bench_clock::now();
   const auto& lc = p.stats().last_checkpoint;
   last = lc ? to_string(*lc) : std::string{"none"};
-  return {std::chrono::duration<double>(stop - start).count(), checkpoints, last};
+  const auto stats = p.stats();
+  const auto durable = stats.outstanding == 0 ? stats.flushed : 0; // none may be left outstanding
+  return {std::chrono::duration<double>(stop - start).count(), checkpoints, last, durable};
 }
 
 figures run_baseline(const std::vector<record_batch>& batches) {
@@ -125,7 +136,7 @@ figures run_baseline(const std::vector<record_batch>& batches) {
   }
   const auto stop = bench_clock::now();
   return {std::chrono::duration<double>(stop - start).count(), checkpoints,
-          last ? to_string(*last) : std::string{"none"}};
+          last ? to_string(*last) : std::string{"none"}, p.durable()};
 }
 
 struct summary {
@@ -137,6 +148,23 @@ struct summary {
 summary summarize(std::vector<double> xs) {
   std::sort(xs.begin(), xs.end());
   return {xs[xs.size() / 2], xs.front(), xs.back()};
+}
+
+// Returns why side `who` did not do its job (every record durable, one checkpoint per flush, the
+// last at the last record `want`), or nothing.
+std::string check(const figures& f, const std::string& want, const char* who) {
+  constexpr std::size_t checkpoints = record_count / flusher_capacity;
+  std::string why;
+  if (f.durable != record_count)
+    why += " the " + std::string{who} + " made " + std::to_string(f.durable) + " of "
+           + std::to_string(record_count) + " records durable";
+  if (f.checkpoints != checkpoints)
+    why += " the " + std::string{who} + " checkpointed " + std::to_string(f.checkpoints)
+           + " times, not " + std::to_string(checkpoints);
+  if (f.last != want)
+    why += " the " + std::string{who} + "'s last checkpoint is " + f.last + ", not the last record "
+           + want;
+  return why;
 }
 
 } // namespace
@@ -153,11 +181,10 @@ int main(int argc, char** argv) {
   for (int i = 0; i < runs; ++i) {
     subject = run_subject(batches);
     baseline = run_baseline(batches);
-    if (subject.last != want || baseline.last != want) {
-      std::fprintf(stderr,
-                   "processor_bench: run %d: the last checkpoint is %s (subject) and %s "
-                   "(baseline), not the last record %s; no figure\n",
-                   i + 1, subject.last.c_str(), baseline.last.c_str(), want.c_str());
+    if (auto why = check(subject, want, "subject") + check(baseline, want, "baseline");
+        !why.empty()) {
+      std::fprintf(stderr, "processor_bench: run %d:%s; no figure\n", i + 1, why.c_str());
+      std::printf("FAILED\tprocessor\trun %d:%s\n", i + 1, why.c_str());
       return 1;
     }
     subject_rates.push_back(record_count / subject.seconds);
