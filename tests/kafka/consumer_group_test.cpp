@@ -389,3 +389,40 @@ TEST_CASE("an unknown topic ends consuming with a clear message and commits noth
   g->stop();
   rt->shutdown();
 }
+
+TEST_CASE("a failed kafka delivery restarts the shard, which replays from the checkpoint") {
+  mock_kafka mock;
+  mock_kafka sink{1}; // the output cluster, taken down for a while
+  mock.create_topic("events", 4);
+  sink.create_topic("copy", 1);
+  mock.produce("events", 0, 2000);
+  auto hw = mock.high_watermarks("events", 4);
+  threaded_system ts;
+  auto rt = make_runtime(ts.sys);
+  kafka_flusher_config out;
+  out.brokers = sink.bootstraps();
+  out.topic = "copy";
+  out.properties = {{"log_level", "0"}, {"message.timeout.ms", "2000"}};
+  rd_kafka_mock_broker_set_down(sink.cluster(), 1);
+  auto tpl = shard_template(kafka_flusher_factory(out));
+  tpl.backoff = backoff_spec{}; // restart at once
+  tpl.intensity = 1000;
+  auto g = kafka_consumer_group::start(*rt, source(mock, "g-fail"), tpl);
+  REQUIRE(wait_for(
+    [&] {
+      for (const auto& id : rt->shards())
+        if (auto m = rt->meters(id); m && m->restarts.load() > 0)
+          return true;
+      return false;
+    },
+    30s));
+  for (int p = 0; p < 4; ++p) // nothing undelivered was committed
+    CHECK(g->store()->committed(kafka_shard_id("events", p)).value_or(0) == 0);
+  rd_kafka_mock_broker_set_up(sink.cluster(), 1);
+  REQUIRE(all_committed(*g, hw, 60s));
+  g->stop();
+  auto got = sink.read("copy", 1, 2000, 30s);
+  std::multiset<std::string> values(got.begin(), got.end());
+  require_every_record(values, 2000);
+  rt->shutdown();
+}
