@@ -1,5 +1,5 @@
 // apps/shardflow/flusher_choice.hpp - the one place where a command turns --flusher into a flusher
-// factory (`run`, `mld` and `mld-server` share it).
+// factory (`run`, `mld`, `mld-server` and `kafka run` share it).
 //
 // `null` and `stdout` take the batch size; `file:DIR` takes the batch size and the roll limits. The
 // file flusher's directory is created and checked for writing here, before any shard starts, so an
@@ -7,7 +7,9 @@
 // With `io_threads` set, the file flusher writes on one I/O pool shared by the command's shards
 // (flushers/io_pool.hpp). `postgres:CONNINFO` checks (or creates) its table here, once: a server that
 // cannot be reached or refuses us, a missing table or column is errc::io_failed before any shard
-// starts; a connection string libpq cannot parse is a usage error.
+// starts; a connection string libpq cannot parse is a usage error. `kafka:BROKERS/TOPIC` makes one
+// producer with `kafka_properties` (-X) here, so a property librdkafka refuses fails before any
+// shard starts (errc::bad_input).
 #pragma once
 
 #include <chrono>

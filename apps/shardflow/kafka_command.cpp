@@ -2,6 +2,7 @@
 // actor system, a runtime, one consumer-group member), the verdict; then `kafka put`.
 #include "apps/shardflow/kafka_command.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -145,8 +146,11 @@ int verdict(const kafka_run_config& cfg, const std::string& failure, const std::
     say(log_level::error, "failed: {}", problem);
     code = exit_failed;
   }
+  auto readable = committed; // "events-0":499,... -> events-0=499, ...
+  readable.erase(std::remove(readable.begin(), readable.end(), '"'), readable.end());
+  std::replace(readable.begin(), readable.end(), ':', '=');
   say(log_level::info, "kafka run: {} received; committed offsets: {}", plural(records, "record"),
-      committed.empty() ? "none" : committed);
+      readable.empty() ? "none" : readable);
   if (cfg.json.empty())
     return code;
   auto text = fmt::format("{{\"records\":{},\"committed\":{{{}}},\"exit_code\":{}}}\n", records,
