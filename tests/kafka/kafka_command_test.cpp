@@ -139,7 +139,7 @@ TEST_CASE("kafka run refuses a bad -X property as a usage error naming it") {
   CHECK_THROWS_AS(kafka_run(cfg, [] { return true; }), CLI::ValidationError);
 }
 
-TEST_CASE("--flusher kafka:BROKERS/TOPIC names brokers and a topic") {
+TEST_CASE("the kafka: flusher spec names brokers and a topic") {
   auto ok = parse_flusher("kafka:127.0.0.1:9092,127.0.0.1:9093/out");
   REQUIRE(ok);
   CHECK(ok->name == "kafka");
