@@ -18,7 +18,7 @@ stop_pg() {
   pg_pid=""
 }
 pid="" # the shardflow run in the background, if any
-trap '[ -z "$pid" ] || kill -9 "$pid" 2> /dev/null; stop_pg; rm -rf "$PGDIR"; [ "${KEEP:-}" = 1 ] || rm -rf "$WORK"' EXIT
+trap '{ [ -z "$pid" ] || kill -9 "$pid" 2> /dev/null || true; }; stop_pg; rm -rf "$PGDIR"; [ "${KEEP:-}" = 1 ] || rm -rf "$WORK"' EXIT
 trap 'exit 1' INT TERM HUP PIPE # a signal still stops the server (through the EXIT trap)
 
 as=()
