@@ -75,28 +75,87 @@ std::uint64_t cut_partial_line(int fd, std::uint64_t size, const fs::path& file)
   return end;
 }
 
-file_sink::file_sink(const shard_id& id, file_flusher_config cfg)
+namespace {
+
+// The index of `<name>-<digits>.ndjson` (fewer than 10 digits), or 0 with `name` empty.
+unsigned index_of(const std::string& file, std::string& name) {
+  name.clear();
+  constexpr std::string_view ext = ".ndjson";
+  const auto dash = file.rfind('-');
+  if (dash == std::string::npos || file.size() < dash + 1 + ext.size()
+      || file.compare(file.size() - ext.size(), ext.size(), ext) != 0)
+    return 0;
+  auto digits = file.substr(dash + 1, file.size() - dash - 1 - ext.size());
+  if (digits.empty() || digits.size() >= 10
+      || digits.find_first_not_of("0123456789") != std::string::npos)
+    return 0;
+  name = file.substr(0, dash);
+  return static_cast<unsigned>(std::stoul(digits));
+}
+
+} // namespace
+
+file_listing::file_listing(fs::path dir, std::chrono::steady_clock::duration max_age)
+  : dir_(std::move(dir)), max_age_(max_age) {
+  // nop
+}
+
+std::optional<std::vector<unsigned>> file_listing::take(const std::string& name) {
+  std::lock_guard<std::mutex> guard{mu_};
+  if (listings_ == 0) {
+    ++listings_;
+    listed_at_ = std::chrono::steady_clock::now();
+    std::error_code ec;
+    std::string shard;
+    for (auto& entry : fs::directory_iterator(dir_, ec))
+      if (auto index = index_of(entry.path().filename().string(), shard); index > 0)
+        files_[shard].push_back(index);
+  }
+  if (!taken_.insert(name).second || std::chrono::steady_clock::now() - listed_at_ > max_age_)
+    return std::nullopt;
+  std::vector<unsigned> result;
+  if (auto i = files_.find(name); i != files_.end()) {
+    result = std::move(i->second);
+    files_.erase(i);
+  }
+  return result;
+}
+
+std::size_t file_listing::listings() const {
+  std::lock_guard<std::mutex> guard{mu_};
+  return listings_;
+}
+
+file_sink::file_sink(const shard_id& id, file_flusher_config cfg, file_listing* listing)
   : id_(id), name_(file_name_of(id)), cfg_(std::move(cfg)) {
   std::error_code ec;
   fs::create_directories(cfg_.dir, ec);
   if (ec)
     throw error{errc::io_failed, fmt::format("cannot create the output directory {}: {}",
                                              cfg_.dir.string(), ec.message())};
+  auto listed = listing != nullptr ? listing->take(name_) : std::nullopt;
+  auto indexes = listed ? std::move(*listed) : own_files();
   unsigned newest = 0;
-  const auto prefix = name_ + "-";
-  for (auto& entry : fs::directory_iterator(cfg_.dir, ec)) {
-    auto name = entry.path().filename().string();
-    if (name.rfind(prefix, 0) == 0 && entry.path().extension() == ".ndjson") {
-      auto digits = name.substr(prefix.size(), name.size() - prefix.size() - 7);
-      if (!digits.empty() && digits.size() < 10
-          && digits.find_first_not_of("0123456789") == std::string::npos) {
-        const auto index = static_cast<unsigned>(std::stoul(digits));
-        newest = std::max(newest, index);
-        repair(index);
-      }
-    }
+  for (auto index : indexes)
+    newest = std::max(newest, index);
+  if (listed) {
+    // Files made since the listing (by another writer of this shard) follow the newest one.
+    for (unsigned tries = 0; tries < 100'000 && fs::exists(path_of(newest + 1), ec); ++tries)
+      indexes.push_back(++newest);
   }
+  for (auto index : indexes)
+    repair(index);
   open_first(newest);
+}
+
+std::vector<unsigned> file_sink::own_files() const {
+  std::vector<unsigned> result;
+  std::error_code ec;
+  std::string shard;
+  for (auto& entry : fs::directory_iterator(cfg_.dir, ec))
+    if (auto index = index_of(entry.path().filename().string(), shard); index > 0 && shard == name_)
+      result.push_back(index);
+  return result;
 }
 
 file_sink::~file_sink() {
@@ -222,8 +281,8 @@ void file_sink::write(const std::string& batch, std::size_t) {
 
 // -- file_flusher --------------------------------------------------------------------------------
 
-file_flusher::file_flusher(const shard_id& id, file_flusher_config cfg)
-  : batch_records_(cfg.batch_records), sink_(id, std::move(cfg)) {
+file_flusher::file_flusher(const shard_id& id, file_flusher_config cfg, file_listing* listing)
+  : batch_records_(cfg.batch_records), sink_(id, std::move(cfg), listing) {
   buffer_.reserve(batch_records_ * 160);
   tokens_.reserve(batch_records_);
 }
@@ -256,14 +315,19 @@ std::vector<flush_token> file_flusher::heartbeat() {
 }
 
 flusher_factory file_flusher::factory(file_flusher_config cfg) {
+  auto listing = std::make_shared<file_listing>(cfg.dir);
   if (cfg.pool) {
     auto pool = cfg.pool;
     pooled_flusher_config p{cfg.batch_records, cfg.max_in_flight};
     cfg.pool.reset(); // the sinks need no reference to the pool
-    auto sinks = [cfg](const shard_id& id) { return std::make_unique<file_sink>(id, cfg); };
+    auto sinks = [cfg, listing](const shard_id& id) {
+      return std::make_unique<file_sink>(id, cfg, listing.get());
+    };
     return pooled_flusher::factory(std::move(pool), std::move(sinks), p);
   }
-  return [cfg](const shard_id& id) { return std::make_unique<file_flusher>(id, cfg); };
+  return [cfg, listing](const shard_id& id) {
+    return std::make_unique<file_flusher>(id, cfg, listing.get());
+  };
 }
 
 // -- stdout_flusher ------------------------------------------------------------------------------

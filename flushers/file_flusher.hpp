@@ -37,7 +37,11 @@
 #include <string>
 #include <vector>
 
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
 
 #include <shardflow/core/flusher.hpp>
 #include <shardflow/flushers/io_pool.hpp>
@@ -74,14 +78,42 @@ struct file_flusher_config {
   std::size_t max_in_flight = pooled_flusher_config{}.max_in_flight;
 };
 
+/// The output files of every shard in a directory, listed once: `file_flusher::factory` shares one
+/// among its flushers, so that N shards starting together read the directory once, not N times
+/// (each listing reads every entry: quadratic in the shards). A listing older than `max_age` is
+/// not used; each shard takes its part once (a restarted incarnation lists the directory itself).
+/// Thread-safe.
+class file_listing {
+public:
+  explicit file_listing(std::filesystem::path dir,
+                        std::chrono::steady_clock::duration max_age = std::chrono::seconds(60));
+
+  /// Returns the indexes of the files of the shard named `name` (`file_name_of`) in the listing,
+  /// made at the first call; nothing when this name was taken before or the listing is too old.
+  std::optional<std::vector<unsigned>> take(const std::string& name);
+
+  /// Returns how often the directory was read.
+  std::size_t listings() const;
+
+private:
+  std::filesystem::path dir_;
+  std::chrono::steady_clock::duration max_age_;
+  mutable std::mutex mu_;
+  std::size_t listings_ = 0;
+  std::chrono::steady_clock::time_point listed_at_;
+  std::map<std::string, std::vector<unsigned>> files_;
+  std::set<std::string> taken_;
+};
+
 /// The writing half of the file flusher: formats record lines; writes and syncs a batch with one
 /// write, rolling files as configured. See the file comment.
 class file_sink final : public batch_sink {
 public:
   /// Opens and locks the newest file of shard `id` in `cfg.dir` and continues it, or starts the next
-  /// one when a live writer holds it.
+  /// one when a live writer holds it. The shard's files come from `listing` when it has them (and
+  /// files made since, which follow the newest), else from reading the directory.
   /// @throws shardflow::error (errc::io_failed) when the directory or file cannot be opened.
-  file_sink(const shard_id& id, file_flusher_config cfg);
+  file_sink(const shard_id& id, file_flusher_config cfg, file_listing* listing = nullptr);
   ~file_sink() override;
 
   file_sink(const file_sink&) = delete;
@@ -99,6 +131,7 @@ public:
 
 private:
   std::filesystem::path path_of(unsigned index) const;
+  std::vector<unsigned> own_files() const;
   int try_lock(unsigned index, bool create);
   void repair(unsigned index);
   void open_first(unsigned newest);
@@ -120,7 +153,7 @@ class file_flusher final : public flusher {
 public:
   /// Opens the shard's file as `file_sink` does.
   /// @throws shardflow::error (errc::io_failed) when the directory or file cannot be opened.
-  file_flusher(const shard_id& id, file_flusher_config cfg);
+  file_flusher(const shard_id& id, file_flusher_config cfg, file_listing* listing = nullptr);
   ~file_flusher() override;
 
   add_result add(const stream_record& x, flush_token token) override;

@@ -408,3 +408,39 @@ SCENARIO("with an I/O pool a failed write fails the shard and the file ends in a
   CHECK_THROWS_WITH(f->heartbeat(), Catch::Contains("cannot write"));
   CHECK(slurp(cfg.dir / "s-000001.ndjson").empty());
 }
+
+SCENARIO("a file listing reads the directory once and gives each shard its files once",
+         "[flushers][file_flusher]") {
+  temp_dir dir;
+  fs::create_directories(dir.path);
+  for (auto name : {"a-000001.ndjson", "a-000002.ndjson", "b-000001.ndjson", "a-b-000003.ndjson",
+                    "a-x.ndjson", "junk.txt"})
+    std::ofstream{dir.path / name} << "";
+  file_listing listing{dir.path};
+  auto a = listing.take("a");
+  REQUIRE(a);
+  std::sort(a->begin(), a->end());
+  CHECK(*a == std::vector<unsigned>{1, 2});
+  CHECK(listing.take("a-b") == std::vector<unsigned>{3});
+  CHECK(listing.take("c") == std::vector<unsigned>{});
+  CHECK_FALSE(listing.take("a")); // taken: a restarted incarnation lists the directory itself
+  CHECK(listing.listings() == 1);
+  file_listing stale{dir.path, std::chrono::seconds(-1)};
+  CHECK_FALSE(stale.take("b")); // too old
+}
+
+SCENARIO("a flusher opened from a listing finds the files made since and cuts their torn lines",
+         "[flushers][file_flusher]") {
+  temp_dir dir;
+  file_flusher_config cfg;
+  cfg.dir = dir.path;
+  fs::create_directories(dir.path);
+  std::ofstream{dir.path / "x-000001.ndjson"} << "{\"k\":\"a\",\"d\":\"1\"}\n";
+  file_listing listing{dir.path};
+  CHECK(listing.take("other") == std::vector<unsigned>{}); // the listing is made now
+  std::ofstream{dir.path / "x-000002.ndjson"} << "{\"k\":\"a\",\"d\":\"2\"}\n{\"k\":\"a\",\"d";
+  file_flusher f{"x", cfg, &listing};
+  CHECK(f.current_file().filename() == "x-000002.ndjson");
+  CHECK(slurp(dir.path / "x-000002.ndjson") == "{\"k\":\"a\",\"d\":\"2\"}\n");
+  CHECK(listing.listings() == 1);
+}
