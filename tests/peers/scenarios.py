@@ -9,6 +9,8 @@ runs it inside `unshare -n`). Scenarios:
            exit non-zero; restarted with a sound worker it resumes at the stored checkpoints.
   kill9    the daemon is SIGKILLed once a quarter of the records are out: its workers must end at
            EOF; restarted, it resumes at the stored checkpoints.
+  reshard  SplitShard of one shard once every record is out, then as many again: the parent must
+           end (its lease at SHARD_END), its two children get the new records and name it.
   (crash and kill9 also check that a record is delivered twice only after the checkpoint stored
   when the first daemon ended; plain records only.)
 Each puts the records into a 4-shard stream on kinesis-local, starts the daemon and passes when
@@ -122,7 +124,10 @@ def executable(args, out, more=()):
         cmd = ["node", os.path.join(HERE, "node_worker.js")]
     else:
         cmd = [os.path.abspath(args.shardflow), "mld", "--flusher", f"file:{out}"] + args.worker_args
-        cmd += list(more)
+        more = list(more)
+        for i in range(0, len(more), 2):  # option-value pairs; the command line's own win
+            if more[i] not in args.worker_args:
+                cmd += more[i:i + 2]
     if args.capture:
         cmd = [sys.executable, os.path.join(HERE, "tap.py"), args.capture, "--"] + cmd
     if any(" " in part for part in cmd):
@@ -172,13 +177,13 @@ def start_daemon(args, procs, run, name, more=(), extra=None):
     return Daemon(procs, args.cache, run.gen, props, name)
 
 
-def finish(args, run, daemon, started):
+def finish(args, run, daemon, started, rated=True):
     """Waits for every record and every last checkpoint, then stops the daemon gracefully."""
     first, done = wait_for_output(daemon, run.out, run.worker, run.lines, args.limit)
     wait_for_checkpoints(daemon, run.app, run.last, run.last_sub, args.limit)
     t3 = time.monotonic()
-    rate = (f"{len(run.lines) / (done - first):.0f} records/s" if done - first >= 1
-            else "under 1 s: no rate")
+    rate = (f"{len(run.lines) / (done - first):.0f} records/s" if done - first >= 1 and rated
+            else "no rate: under 1 s" if rated else "no rate: a restart or a split in between")
     print(f"KCL {run.gen}: first record out {first - started:.1f} s after the daemon started, all "
           f"{len(run.lines)} out {done - first:.1f} s later ({rate}; output polled every "
           f"{peers.POLL} s); every lease checkpointed at its last record {t3 - started:.1f} s "
@@ -225,7 +230,7 @@ def crash(args, procs, run):
     if status == 0:
         raise peers.Failed("the daemon exited 0 after its worker failed")
     started = time.monotonic()
-    finish(args, run, start_daemon(args, procs, run, "daemon-after-crash"), started)
+    finish(args, run, start_daemon(args, procs, run, "daemon-after-crash"), started, False)
     only_duplicates_after(run, stored)
 
 
@@ -249,22 +254,56 @@ def kill9(args, procs, run):
     if n >= len(run.lines):
         raise peers.Failed("the kill came after the last record: not mid-stream")
     started = time.monotonic()
-    finish(args, run, start_daemon(args, procs, run, "daemon-restarted", [], slow), started)
+    finish(args, run, start_daemon(args, procs, run, "daemon-restarted", [], slow), started, False)
     only_duplicates_after(run, stored)
 
 
-SCENARIOS = {"control": happy, "happy": happy, "crash": crash, "kill9": kill9}
+def split_parent(run):
+    """Splits shardId-000000000000 at the middle of its hash range; waits for the stream."""
+    parent, low, high = next(s for s in peers.shards_of(STREAM) if s[0].endswith("0000"))
+    peers.kinesis("SplitShard", {"StreamName": STREAM, "ShardToSplit": parent,
+                                 "NewStartingHashKey": str((low + high) // 2)})
+    peers.wait_for("the stream to be ACTIVE after the split", 60, lambda: peers.stream_active(STREAM))
+    return parent
+
+
+def reshard(args, procs, run):
+    """SplitShard mid-stream: the parent ends (shardEnded, checkpoint SHARD_END), its children
+    (leases naming it as parent) get the rest, nothing is lost."""
+    daemon = start_daemon(args, procs, run, "daemon-a", ["--checkpoint-interval", "0"])
+    started = time.monotonic()
+    wait_for_output(daemon, run.out, run.worker, run.lines, args.limit)
+    parent = split_parent(run)
+    more = record_lines(f"after-split{run.gen}", args.records // 2)
+    last, _, where = put_plain(more)
+    if not set(last) - set(run.last):
+        raise peers.Failed(f"records after the split went to {sorted(last)}: no child of {parent}")
+    run.lines += more
+    run.where.update(where)
+    run.last.update({s: seq for s, seq in last.items() if s != parent})
+    run.last_sub.update({s: 0 for s in last})
+    run.last[parent] = "SHARD_END"
+    finish(args, run, daemon, started, False)
+    table = peers.leases(run.app)
+    children = sorted(k for k, v in table.items() if parent in str(v.get("parentShardId", "")))
+    if len(children) != 2:
+        raise peers.Failed(f"{len(children)} leases name {parent} as their parent, not 2: {table}")
+    print(f"{parent} ended at SHARD_END; its children {children} name it as their parent and "
+          f"hold the records put to its range after the split")
+
+
+SCENARIOS = {"control": happy, "happy": happy, "crash": crash, "kill9": kill9, "reshard": reshard}
 
 
 def run_scenario(args, work, procs):
-    if args.kpl and args.scenario in ("crash", "kill9"):
+    if args.kpl and args.scenario in ("crash", "kill9", "reshard"):
         raise peers.SetupError(f"{args.scenario} runs plain records only")
     SCENARIOS[args.scenario](args, procs, prepare(args, work, procs))
 
 
 def parse():
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=["control", "happy", "crash", "kill9"])
+    p.add_argument("scenario", choices=list(SCENARIOS))
     p.add_argument("--crash-after", type=int,
                    help="crash: records a worker takes before its fault (default: half a shard's)")
     p.add_argument("--kcl", type=int, choices=[2, 3], default=3)
