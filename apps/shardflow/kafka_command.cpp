@@ -63,20 +63,8 @@ std::vector<std::string> topics_of(const std::string& text) {
 
 // The shard template: run's batches, intervals and restarts.
 shard_group_config shards_of(const kafka_run_config& cfg, flusher_factory flushers) {
-  shard_group_config g;
+  auto g = plan_job_shards(cfg);
   g.shard.make_flusher = std::move(flushers);
-  g.shard.batch.flush_interval = duration_option("--flush-interval", cfg.flush_interval);
-  g.shard.batch.checkpoint_interval = duration_option("--checkpoint-interval",
-                                                      cfg.checkpoint_interval);
-  g.shard.batch.watchdog_timeout = duration_option("--watchdog", cfg.watchdog);
-  g.shard.heartbeat_interval = duration_option("--heartbeat-interval", cfg.heartbeat_interval);
-  const auto period = duration_option("--period", cfg.period);
-  if (period < std::chrono::seconds(1))
-    usage("--period must be at least 1s");
-  g.intensity = cfg.intensity;
-  g.period = std::chrono::duration_cast<std::chrono::seconds>(period);
-  g.backoff.min = duration_option("--backoff-min", cfg.backoff_min);
-  g.backoff.max = duration_option("--backoff-max", cfg.backoff_max);
   return g;
 }
 

@@ -76,10 +76,7 @@ struct run_plan {
   flusher_settings flushing;
   fs::path checkpoints;
   std::string stream_name;
-  batch_config batch;
-  std::chrono::milliseconds heartbeat{};
-  std::chrono::milliseconds period{};
-  backoff_spec backoff;
+  shard_group_config shards_template; // batches, intervals, restarts (plan_job_shards)
   std::chrono::milliseconds stop_timeout{};
   std::string stop_text;
   local::bad_input_policy on_bad_input = local::bad_input_policy::stop;
@@ -134,28 +131,11 @@ void plan_io(const run_config& cfg, run_plan& p) {
   p.flushing.io_threads = p.detached ? 0 : cfg.io_threads;
 }
 
-// Intervals, restarts and backoff.
+// The stop's limit.
 void plan_timing(const run_config& cfg, run_plan& p) {
-  p.batch.flush_interval = duration_option("--flush-interval", cfg.flush_interval);
-  p.batch.checkpoint_interval = duration_option("--checkpoint-interval", cfg.checkpoint_interval);
-  p.batch.watchdog_timeout = duration_option("--watchdog", cfg.watchdog);
-  p.heartbeat = duration_option("--heartbeat-interval", cfg.heartbeat_interval);
+  p.shards_template = plan_job_shards(cfg);
   p.stop_timeout = duration_option("--stop-timeout", cfg.stop_timeout);
   p.stop_text = cfg.stop_timeout;
-  p.period = duration_option("--period", cfg.period);
-  if (p.period < std::chrono::seconds(1))
-    usage("--period must be at least 1s");
-  p.backoff.min = duration_option("--backoff-min", cfg.backoff_min);
-  p.backoff.max = duration_option("--backoff-max", cfg.backoff_max);
-  // Restarts at least `max` (and up to 1.2 max, with jitter) apart must fit `intensity` times into
-  // the period, or a shard that keeps failing would be restarted for ever and the run never end.
-  if (cfg.intensity > 0 && p.backoff.min.count() > 0
-      && p.backoff.max * 12 / 10 * cfg.intensity >= p.period)
-    usage(
-      fmt::format("--backoff-max {} with --intensity {} and --period {}: {} restarts cannot fit "
-                  "into the period, so a shard that keeps failing would never give up; lower "
-                  "--backoff-max or raise --period",
-                  cfg.backoff_max, cfg.intensity, cfg.period, cfg.intensity));
 }
 
 // Where the JSON summary and the metrics go.
@@ -198,16 +178,11 @@ std::unique_ptr<caf::actor_system_config> system_config_of(const run_config& cfg
 shard_group_config group_of(const run_config& cfg, const run_plan& plan, std::size_t index,
                             const shard_id& id, flusher_factory flushers,
                             const std::shared_ptr<local::input_problems>& problems) {
-  shard_group_config g;
+  auto g = plan.shards_template;
   g.shard.id = id;
   g.shard.make_flusher = std::move(flushers);
-  g.shard.batch = plan.batch;
-  g.shard.heartbeat_interval = plan.heartbeat;
   g.shard.detached = plan.detached;
   g.finite = !cfg.follow;
-  g.intensity = cfg.intensity;
-  g.period = std::chrono::duration_cast<std::chrono::seconds>(plan.period);
-  g.backoff = plan.backoff;
   local::file_source_config src;
   src.follow = cfg.follow;
   src.on_bad_input = plan.on_bad_input;
@@ -602,6 +577,39 @@ void add_report_options(CLI::App* cmd, run_config* cfg) {
 }
 
 } // namespace
+
+shard_group_config plan_job_shards(const job_options& opts) {
+  shard_group_config g;
+  g.shard.batch.flush_interval = duration_option("--flush-interval", opts.flush_interval);
+  g.shard.batch.checkpoint_interval = duration_option("--checkpoint-interval",
+                                                      opts.checkpoint_interval);
+  g.shard.batch.watchdog_timeout = duration_option("--watchdog", opts.watchdog);
+  g.shard.heartbeat_interval = duration_option("--heartbeat-interval", opts.heartbeat_interval);
+  // Records wait up to the flush interval to become durable, so a watchdog no longer than it would
+  // take a healthy shard for a stuck one.
+  if (g.shard.batch.watchdog_timeout.count() > 0
+      && g.shard.batch.watchdog_timeout <= g.shard.batch.flush_interval)
+    usage(fmt::format("--watchdog {} must be longer than --flush-interval {}: records wait up to "
+                      "the flush interval to become durable, so a healthy shard would look stuck",
+                      opts.watchdog, opts.flush_interval));
+  const auto period = duration_option("--period", opts.period);
+  if (period < std::chrono::seconds(1))
+    usage("--period must be at least 1s");
+  g.intensity = opts.intensity;
+  g.period = std::chrono::duration_cast<std::chrono::seconds>(period);
+  g.backoff.min = duration_option("--backoff-min", opts.backoff_min);
+  g.backoff.max = duration_option("--backoff-max", opts.backoff_max);
+  // Restarts at least `max` (and up to 1.2 max, with jitter) apart must fit `intensity` times into
+  // the period, or a shard that keeps failing would be restarted for ever and the job never end.
+  if (opts.intensity > 0 && g.backoff.min.count() > 0
+      && g.backoff.max * 12 / 10 * opts.intensity >= period)
+    usage(
+      fmt::format("--backoff-max {} with --intensity {} and --period {}: {} restarts cannot fit "
+                  "into the period, so a shard that keeps failing would never give up; lower "
+                  "--backoff-max or raise --period",
+                  opts.backoff_max, opts.intensity, opts.period, opts.intensity));
+  return g;
+}
 
 void add_job_options(CLI::App* cmd, job_options* opts) {
   cmd->add_option("--batch-size", opts->batch_size, "records per flusher batch")

@@ -15,6 +15,8 @@
 #include <string>
 #include <thread>
 
+#include <shardflow/actors/shard.hpp>
+
 namespace CLI {
 class App;
 } // namespace CLI
@@ -38,6 +40,11 @@ struct job_options {
   std::string stop_timeout = "30s";
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
 };
+
+/// Returns a shard group's batches, intervals, restarts and backoff from `opts`, checked: a usage
+/// error names the option (a period under 1 s, restarts that cannot fit into the period, a watchdog
+/// no longer than the flush interval).
+shard_group_config plan_job_shards(const job_options& opts);
 
 /// Registers the options of `job_options` on `cmd`.
 void add_job_options(CLI::App* cmd, job_options* opts);

@@ -5,10 +5,21 @@
 source "$(dirname "$0")/lib.sh"
 
 "$SHARDFLOW" generate "$WORK/s" --shards 2 --records 20 2> /dev/null
+# A watchdog no longer than the flush interval would take a healthy shard holding its records until
+# the next flush for a stuck one: refused, naming both options.
+set +e
+"$SHARDFLOW" run "$WORK/s" --follow --watchdog 1s --flush-interval 1s --flusher null \
+  --progress off > /dev/null 2> "$WORK/usage.err"
+rc=$?
+check "a watchdog not longer than the flush interval is a usage error" test $rc -eq 2
+check "... naming both options" grep -q -- "--watchdog 1s must be longer than --flush-interval 1s" \
+  "$WORK/usage.err"
+set -e
 for attempt in 1 2 3 4 5; do
   port=$((20000 + RANDOM % 40000))
-  "$SHARDFLOW" run "$WORK/s" --follow --watchdog 1s --flusher "file:$WORK/out" --progress off \
-    --checkpoint-interval 0 --metrics "127.0.0.1:$port" > /dev/null 2> "$WORK/err" & pid=$!
+  "$SHARDFLOW" run "$WORK/s" --follow --watchdog 1s --flush-interval 200ms --progress off \
+    --flusher "file:$WORK/out" --checkpoint-interval 0 --metrics "127.0.0.1:$port" > /dev/null \
+    2> "$WORK/err" & pid=$!
   up=0
   for _ in $(seq 1 250); do
     curl -sf "http://127.0.0.1:$port/healthz" > /dev/null 2>&1 && { up=1; break; }
