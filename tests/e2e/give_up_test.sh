@@ -31,19 +31,9 @@ check "... and their ends are checkpointed" \
 # Under --follow the run goes on without the shard that gave up; /readyz says why it is not ready.
 "$SHARDFLOW" generate "$WORK/f" --shards 3 --records 300 2> /dev/null
 mkdir -p "$WORK/fout"; mkfifo "$WORK/fout/shard-00001-000001.ndjson"
-for attempt in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 40000))
-  "$SHARDFLOW" run "$WORK/f" --follow --flusher "file:$WORK/fout" "${restarts[@]}" --progress off \
-    --checkpoint-interval 0 --metrics "127.0.0.1:$port" > /dev/null 2> "$WORK/follow.err" & pid=$!
-  up=0
-  for _ in $(seq 1 250); do
-    curl -sf "http://127.0.0.1:$port/healthz" > /dev/null 2>&1 && { up=1; break; }
-    kill -0 $pid 2> /dev/null || break
-    sleep 0.02
-  done
-  [ $up -eq 1 ] && break
-  kill $pid 2> /dev/null; wait $pid 2> /dev/null
-done
+up=0
+serve_run "$WORK/follow.err" "$WORK/f" --follow --flusher "file:$WORK/fout" "${restarts[@]}" \
+  --progress off --checkpoint-interval 0 && up=1
 # Wait (at most 30 s, while the run lives) until /readyz says the shard gave up.
 code=0
 for _ in $(seq 1 1500); do

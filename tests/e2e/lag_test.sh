@@ -30,19 +30,10 @@ check "a rerun takes nothing twice" test "$(cat "$WORK"/out/*.ndjson | wc -l)" -
 # -- following: lag 0 on /metrics, and again after a put -------------------------------------------
 "$SHARDFLOW" generate "$WORK/f" --shards 2 --records 1000 2> /dev/null
 pid=
-for attempt in 1 2 3 4 5; do # a port taken by someone else is retried on another
-  port=$((20000 + RANDOM % 40000))
-  "$SHARDFLOW" run "$WORK/f" --flusher null --follow --progress off --checkpoint-interval 0 \
-    --flush-interval 100ms --metrics "127.0.0.1:$port" > /dev/null 2> "$WORK/follow.err" & pid=$!
-  up=0
-  for _ in $(seq 1 250); do
-    curl -sf "http://127.0.0.1:$port/metrics" > "$WORK/metrics.txt" 2> /dev/null && { up=1; break; }
-    kill -0 $pid 2> /dev/null || break
-    sleep 0.02
-  done
-  [ $up -eq 1 ] && break
-  kill $pid 2> /dev/null || true; wait $pid 2> /dev/null || true
-done
+up=0
+serve_run "$WORK/follow.err" "$WORK/f" --flusher null --follow --progress off \
+  --checkpoint-interval 0 --flush-interval 100ms && up=1
+curl -sf "http://127.0.0.1:$port/metrics" > "$WORK/metrics.txt" || up=0
 check "the metrics endpoint answers" test $up -eq 1
 lag_zero() { # every shard at lag 0, its checkpoint the size of its file
   curl -sf "http://127.0.0.1:$port/metrics" > "$WORK/metrics.txt" || return 1

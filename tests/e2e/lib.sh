@@ -24,6 +24,28 @@ finish() {
   echo "all checks passed"
 }
 
+# Starts `shardflow run ARGS... --metrics 127.0.0.1:PORT` in the background, its stderr into FILE,
+# and waits (at most 5 s a try, while it lives) until it answers /healthz; a port taken by someone
+# else is retried on another (5 tries, loopback only). Sets $port and $pid; returns 1 when no try
+# answered.
+serve_run() { # file, run arguments...
+  local err="$1" attempt
+  shift
+  for attempt in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 40000))
+    "$SHARDFLOW" run "$@" --metrics "127.0.0.1:$port" > /dev/null 2> "$err" &
+    pid=$!
+    for _ in $(seq 1 250); do
+      curl -sf "http://127.0.0.1:$port/healthz" > /dev/null 2>&1 && return 0
+      kill -0 $pid 2> /dev/null || break
+      sleep 0.02
+    done
+    kill $pid 2> /dev/null || true
+    wait $pid 2> /dev/null || true
+  done
+  return 1
+}
+
 # The data of every record line in the given files, one per line (the output of a run).
 data_of() { cat "$@" | sed -e 's/^.*"d":"//' -e 's/"}$//' ; }
 

@@ -7,19 +7,10 @@ source "$(dirname "$0")/lib.sh"
 version=$(sed -n 's/^project(shardflow VERSION \([0-9.]*\).*/\1/p' "$(dirname "$0")/../../CMakeLists.txt")
 "$SHARDFLOW" generate "$WORK/m" --shards 3 --records 3000 2> /dev/null
 # Loopback only; a port taken by someone else is retried on another.
-for attempt in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 40000))
-  "$SHARDFLOW" run "$WORK/m" --flusher null --follow --progress off --checkpoint-interval 0 \
-    --metrics "127.0.0.1:$port" > /dev/null 2> "$WORK/run.err" & pid=$!
-  up=0
-  for _ in $(seq 1 250); do
-    curl -sf "http://127.0.0.1:$port/healthz" > "$WORK/healthz" 2> /dev/null && { up=1; break; }
-    kill -0 $pid 2> /dev/null || break
-    sleep 0.02
-  done
-  [ $up -eq 1 ] && break
-  kill $pid 2> /dev/null || true; wait $pid 2> /dev/null || true
-done
+up=0
+serve_run "$WORK/run.err" "$WORK/m" --flusher null --follow --progress off \
+  --checkpoint-interval 0 && up=1
+curl -sf "http://127.0.0.1:$port/healthz" > "$WORK/healthz" || true
 url="http://127.0.0.1:$port"
 set +e
 check "/healthz answers 200 ok" grep -qx ok "$WORK/healthz"

@@ -36,19 +36,10 @@ check "a rerun writes nothing" test "$(cat "$WORK"/out/*.ndjson | wc -l)" -eq 30
 # record), the offsets on /metrics are the checkpoints in the database. Loopback only; a port taken
 # by someone else is retried on another.
 "$SHARDFLOW" generate "$WORK/m" --shards 2 --records 2000 2> /dev/null
-for attempt in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 40000))
-  "$SHARDFLOW" run "$WORK/m" --flusher null --follow --progress off --checkpoint-interval 0 \
-    --metrics "127.0.0.1:$port" > /dev/null 2> "$WORK/metrics.err" & pid=$!
-  up=0
-  for _ in $(seq 1 250); do
-    curl -sf "http://127.0.0.1:$port/metrics" > "$WORK/metrics.txt" 2> /dev/null && { up=1; break; }
-    kill -0 $pid 2> /dev/null || break
-    sleep 0.02
-  done
-  [ $up -eq 1 ] && break
-  kill $pid 2> /dev/null || true; wait $pid 2> /dev/null || true
-done
+up=0
+serve_run "$WORK/metrics.err" "$WORK/m" --flusher null --follow --progress off \
+  --checkpoint-interval 0 && up=1
+curl -sf "http://127.0.0.1:$port/metrics" > "$WORK/metrics.txt" || up=0
 check "the metrics endpoint answers" test $up -eq 1
 last_offset() { stat -c %s "$1"; } # a checkpoint is the offset after its record's line
 caught_up() {

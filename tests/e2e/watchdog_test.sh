@@ -15,20 +15,9 @@ check "a watchdog not longer than the flush interval is a usage error" test $rc 
 check "... naming both options" grep -q -- "--watchdog 1s must be longer than --flush-interval 1s" \
   "$WORK/usage.err"
 set -e
-for attempt in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 40000))
-  "$SHARDFLOW" run "$WORK/s" --follow --watchdog 1s --flush-interval 200ms --progress off \
-    --flusher "file:$WORK/out" --checkpoint-interval 0 --metrics "127.0.0.1:$port" > /dev/null \
-    2> "$WORK/err" & pid=$!
-  up=0
-  for _ in $(seq 1 250); do
-    curl -sf "http://127.0.0.1:$port/healthz" > /dev/null 2>&1 && { up=1; break; }
-    kill -0 $pid 2> /dev/null || break
-    sleep 0.02
-  done
-  [ $up -eq 1 ] && break
-  kill $pid 2> /dev/null; wait $pid 2> /dev/null
-done
+up=0
+serve_run "$WORK/err" "$WORK/s" --follow --watchdog 1s --flush-interval 200ms --progress off \
+  --flusher "file:$WORK/out" --checkpoint-interval 0 && up=1
 set +e
 check "the run serves its metrics" test $up -eq 1
 # Wait (at most 30 s, while the run lives) until every shard's checkpoint has stood still for 4 s:
