@@ -81,15 +81,6 @@ kafka_source_config source_of(const kafka_run_config& cfg, kafka_properties prop
 
 // -- the job ---------------------------------------------------------------------------------------
 
-std::unique_ptr<caf::actor_system_config> system_config_of(const kafka_run_config& cfg) {
-  auto sys_cfg = std::make_unique<caf::actor_system_config>();
-  configure(*sys_cfg);
-  sys_cfg->set("scheduler.max-threads", cfg.threads);
-  sys_cfg->set("logger.console-verbosity", caf::atom("quiet"));
-  sys_cfg->set("logger.file-verbosity", caf::atom("quiet"));
-  return sys_cfg;
-}
-
 // The first shard that gave up, with its id, or "".
 std::string gave_up(const runtime& rt) {
   for (const auto& id : rt.shards())

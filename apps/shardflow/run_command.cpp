@@ -164,15 +164,6 @@ run_plan make_plan(const run_config& cfg) {
 
 // -- the job: an actor system, a runtime, one shard group per shard file ---------------------------
 
-std::unique_ptr<caf::actor_system_config> system_config_of(const run_config& cfg) {
-  auto sys_cfg = std::make_unique<caf::actor_system_config>();
-  configure(*sys_cfg);
-  sys_cfg->set("scheduler.max-threads", cfg.threads);
-  sys_cfg->set("logger.console-verbosity", caf::atom("quiet"));
-  sys_cfg->set("logger.file-verbosity", caf::atom("quiet"));
-  return sys_cfg;
-}
-
 // The group of the shard file `index`. Credit, feeder batches and polling keep the library's
 // defaults (shard_config, feeder_config).
 shard_group_config group_of(const run_config& cfg, const run_plan& plan, std::size_t index,
@@ -577,6 +568,15 @@ void add_report_options(CLI::App* cmd, run_config* cfg) {
 }
 
 } // namespace
+
+std::unique_ptr<caf::actor_system_config> system_config_of(const job_options& opts) {
+  auto sys_cfg = std::make_unique<caf::actor_system_config>();
+  configure(*sys_cfg);
+  sys_cfg->set("scheduler.max-threads", opts.threads);
+  sys_cfg->set("logger.console-verbosity", caf::atom("quiet"));
+  sys_cfg->set("logger.file-verbosity", caf::atom("quiet"));
+  return sys_cfg;
+}
 
 shard_group_config plan_job_shards(const job_options& opts) {
   shard_group_config g;

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -20,6 +21,10 @@
 namespace CLI {
 class App;
 } // namespace CLI
+
+namespace caf {
+class actor_system_config;
+} // namespace caf
 
 namespace shardflow::cli {
 
@@ -45,6 +50,10 @@ struct job_options {
 /// error names the option (a period under 1 s, restarts that cannot fit into the period, a watchdog
 /// no longer than the flush interval).
 shard_group_config plan_job_shards(const job_options& opts);
+
+/// Returns the configuration of a job's actor system: shardflow's error category, `opts.threads`
+/// scheduler threads, CAF's own logger quiet (the command logs through cli_log).
+std::unique_ptr<caf::actor_system_config> system_config_of(const job_options& opts);
 
 /// Registers the options of `job_options` on `cmd`.
 void add_job_options(CLI::App* cmd, job_options* opts);
