@@ -12,10 +12,14 @@
 #   ./build.sh fuzz [NAME] [SECONDS]
 #                      build the fuzz harnesses (clang) and run NAME (default: all) for SECONDS
 #                      (default 600) each, keeping the corpus in build/fuzz/corpus/NAME
+#   ./build.sh peers   install (also Java 17, Maven, Node and npm), build with sanitizers and run the
+#                      peers stage: the real KCL MultiLangDaemon on local emulators, in a loopback-only
+#                      network namespace (ctest -L peers; downloads pinned jars and npm packages into
+#                      $SHARDFLOW_PEERS_CACHE once; about 12 minutes on 2 cores)
 #   ./build.sh bench   install, build (release), run every benchmark
 #   ./build.sh deps    only install the Debian packages
 #
-# Build trees: build/release, build/sanitize and build/fuzz (clang). Extra arguments after `run` go to
+# Build trees: build/release, build/sanitize, build/peers and build/fuzz (clang). Extra arguments after `run` go to
 # `shardflow run`. The binary of `run` is build/release/apps/shardflow/shardflow.
 set -euo pipefail
 
@@ -119,6 +123,15 @@ case "$cmd" in
     (cd "$here/build/fuzz" && SHARDFLOW_FUZZ_CORPUS_ROOT="$here/build/fuzz/corpus" \
       ctest --output-on-failure -V -L fuzz ${name:+-R "^fuzz_${name}\$"})
     ;;
+  peers)
+    packages+=(openjdk-17-jdk-headless maven nodejs npm python3 util-linux iproute2)
+    install_deps
+    # A tree of its own, so that the option does not add the stage to `./build.sh test`.
+    targets=shardflow configure_and_build build/peers -DCMAKE_BUILD_TYPE=Debug \
+      -DSHARDFLOW_SANITIZERS=address,undefined -DSHARDFLOW_PEER_TESTS=ON
+    log "peers stage: the real KCL MultiLangDaemon (3.1.3 and 2.7.2) on kinesis-local and dynalite"
+    (cd "$here/build/peers" && ctest --output-on-failure -L peers)
+    ;;
   bench)
     packages+=(gnuplot-nox bc bsdextrautils)
     install_deps
@@ -130,7 +143,7 @@ case "$cmd" in
     install_deps
     ;;
   *)
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     [ -z "$cmd" ] || [ "$cmd" = "-h" ] || [ "$cmd" = "--help" ] || exit 2
     ;;
 esac
