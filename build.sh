@@ -124,7 +124,13 @@ case "$cmd" in
       ctest --output-on-failure -V -L fuzz ${name:+-R "^fuzz_${name}\$"})
     ;;
   peers)
-    packages+=(openjdk-17-jdk-headless maven nodejs npm python3 util-linux iproute2)
+    # Java, Maven, Node and npm as Debian packages only where the command is missing (a machine may
+    # have them from elsewhere: Debian's npm conflicts with a newer Node).
+    packages+=(python3 util-linux iproute2)
+    command -v java > /dev/null || packages+=(openjdk-17-jdk-headless)
+    command -v mvn > /dev/null || packages+=(maven)
+    command -v node > /dev/null || packages+=(nodejs)
+    command -v npm > /dev/null || packages+=(npm)
     install_deps
     # A tree of its own, so that the option does not add the stage to `./build.sh test`.
     targets=shardflow configure_and_build build/peers -DCMAKE_BUILD_TYPE=Debug \
