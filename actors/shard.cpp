@@ -33,6 +33,7 @@ struct shard_state {
   std::uint64_t tick_gen = 0;
   // stopping
   bool stopping = false;
+  bool dropped = false; // a batch came after the halt and was dropped: the input did not end here
   caf::error quit_reason;
   std::vector<caf::response_promise> stop_waiters;
 };
@@ -202,8 +203,10 @@ caf::result<caf::ok_atom> on_start(shard_ptr self) {
 
 void on_records(shard_ptr self, const record_batch& batch) {
   auto& st = self->state;
-  if (!st.proc || st.stopping || (st.cfg.halt && st.cfg.halt->load(std::memory_order_relaxed)))
+  if (!st.proc || st.stopping || (st.cfg.halt && st.cfg.halt->load(std::memory_order_relaxed))) {
+    st.dropped = true;
     return; // after a stop began: dropped, not checkpointed, so a rerun reads these again
+  }
   st.received += batch.size();
   if (auto* m = st.cfg.meters.get())
     m->records_received.fetch_add(batch.size(), std::memory_order_relaxed);
@@ -278,7 +281,12 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
   return {
     [self](start_atom) { return on_start(self); },
     [self](records_atom, const record_batch& batch) { on_records(self, batch); },
-    [self](end_atom) { stop(self, shutdown_reason::terminate, caf::exit_reason::normal); },
+    // The end of the input; when a halt dropped batches before it, the shard did not get there: it
+    // stops without the end marker, as a stopped source does.
+    [self](end_atom) {
+      stop(self, self->state.dropped ? shutdown_reason::requested : shutdown_reason::terminate,
+           caf::exit_reason::normal);
+    },
     // The source stopped before its end: what is durable is checkpointed, the end is not, and the
     // shard ends normally (not restarted: its source would stop at the same place again).
     [self](stopped_atom) { stop(self, shutdown_reason::requested, caf::exit_reason::normal); },

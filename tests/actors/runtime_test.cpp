@@ -696,8 +696,8 @@ struct stop_probe {
 struct counted_source final : record_source {
   testing::generator_source gen;
   std::shared_ptr<stop_probe> probe;
-  counted_source(std::string id, std::shared_ptr<stop_probe> p)
-    : gen(std::move(id), 1'000'000), probe(std::move(p)) {
+  counted_source(std::string id, std::shared_ptr<stop_probe> p, std::uint64_t n = 1'000'000)
+    : gen(std::move(id), n), probe(std::move(p)) {
   }
   void rewind(const std::optional<sequence_number>& after) override {
     gen.rewind(after);
@@ -803,6 +803,44 @@ TEST_CASE("front actor: a stop stops feeding at once: at most one batch per shar
     // The final checkpoint is the last record added: nothing dropped was checkpointed.
     CHECK(*row->position->base.to_uint64() + 1 == probes[i]->added);
   }
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(rcfg.sink, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("front actor: a stop that drops the last batches of a finite shard does not record its "
+          "end") {
+  testing::deterministic_fixture f;
+  auto rcfg = quiet(true);
+  auto store = std::make_shared<memory_checkpoint_store>();
+  rcfg.sink = spawn_checkpoint_sink(f.sys, store);
+  auto front = spawn_runtime(f.sys, rcfg);
+  REQUIRE(front);
+  std::vector<std::shared_ptr<stop_probe>> probes{std::make_shared<stop_probe>()};
+  auto probe = probes.front();
+  probe->front = *front;
+  probe->stop_at = 1'000; // while the rest of the file and its end wait in the shard's mailbox
+  probe->all = &probes;
+  auto g = group("s0", true);
+  g.shard.make_flusher = [probe](const shard_id&) {
+    return std::make_unique<probing_flusher>(probe);
+  };
+  g.shard.credit = 10'000; // the whole source (6,000 records) and its end are sent at once
+  g.feeder.max_batch = 500;
+  g.source = [probe] { return std::make_shared<counted_source>("s0", probe, 6'000); };
+  f.sys.spawn(
+    [](caf::event_based_actor* self, caf::actor dst, shard_group_config cfg) {
+      self->request(dst, caf::infinite, start_child_atom::value, std::move(cfg))
+        .then([](caf::ok_atom) {}, [](caf::error&) {});
+    },
+    *front, g);
+  REQUIRE(run_round_robin(f.sched, 1'000'000));
+  REQUIRE(probe->added_at_stop);
+  CHECK(probe->added < 6'000); // the stop dropped batches ...
+  auto row = store->peek("s0");
+  REQUIRE(row);
+  CHECK_FALSE(row->ended); // ... so the shard did not reach its end: no end marker
+  REQUIRE(row->position);
+  CHECK(*row->position->base.to_uint64() + 1 == probe->added);
   caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(rcfg.sink, caf::exit_reason::user_shutdown);
 }
