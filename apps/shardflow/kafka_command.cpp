@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <future>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -157,7 +156,8 @@ int kafka_run(const kafka_run_config& cfg, const std::function<bool()>& stop) {
   fs.stream = cfg.group;
   auto tpl = shards_of(cfg, make_flusher_factory(*spec, fs));
   auto src = source_of(cfg, std::move(props));
-  const auto stop_timeout = duration_option("--stop-timeout", cfg.stop_timeout);
+  stop_deadline deadline{duration_option("--stop-timeout", cfg.stop_timeout), cfg.stop_timeout,
+                         "resumes at the committed offsets"};
   auto sys_cfg = system_config_of(cfg);
   caf::actor_system sys{*sys_cfg};
   runtime_config rc;
@@ -173,16 +173,8 @@ int kafka_run(const kafka_run_config& cfg, const std::function<bool()>& stop) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   say(log_level::info, "stopping: every shard flushes, checkpoints and commits, then the consumer "
                        "leaves the group");
-  auto done = std::async(std::launch::async, [&] { group->stop(); });
-  if (stop_timeout.count() > 0 && done.wait_for(stop_timeout) == std::future_status::timeout) {
-    say(log_level::error,
-        "the stop took longer than --stop-timeout {}: stopping at once; a "
-        "rerun resumes at the committed offsets",
-        cfg.stop_timeout);
-    std::fflush(stderr);
-    ::_exit(exit_interrupted);
-  }
-  done.get();
+  deadline.arm(); // the stop also follows a give-up or the group's end, not only a signal
+  group->stop();
   auto code = verdict(cfg, group->failure(), gave, records_of(**rt), committed_json(*group, **rt));
   (*rt)->shutdown();
   return code;

@@ -10,7 +10,6 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -127,7 +126,10 @@ void plan_io(const run_config& cfg, run_plan& p) {
   p.max_line_bytes = static_cast<std::size_t>(max_line);
   // A blocking flusher writes on the I/O pool, so no shard needs a thread of its own; a detached
   // shard's flusher writes on that thread.
-  p.detached = cfg.detached == "yes";
+  // The stdout flusher writes where it is called: its shards get threads of their own (up to 64 of
+  // them), so a reader that stops reading blocks those, never the actor system's threads.
+  p.detached = cfg.detached == "yes"
+               || (cfg.detached == "auto" && p.flusher.name == "stdout" && p.shards.size() <= 64);
   p.flushing.io_threads = p.detached ? 0 : cfg.io_threads;
 }
 
@@ -211,7 +213,8 @@ public:
       throw error_of(rt.error(), errc::start_failed);
     rt_ = std::move(*rt);
     for (auto i : plan.shards)
-      start_shard(cfg, i, flushers);
+      if (!stop_requested().load()) // a stop during the start starts no more shards
+        start_shard(cfg, i, flushers);
   }
 
   runtime& rt() noexcept {
@@ -322,9 +325,8 @@ private:
 };
 
 // Waits for the runtime to end, printing progress; the first signal shuts it down gracefully.
-// The graceful stop after the first signal: every shard stops feeding, flushes and checkpoints. One
-// that takes longer than --stop-timeout (0: no limit) ends the process at once, as a second signal
-// does (exit 130; a rerun resumes from the checkpoints).
+// The graceful stop after the first signal: every shard stops feeding, flushes and checkpoints (the
+// stop_deadline of run_job bounds it by --stop-timeout).
 runtime_outcome stop_gracefully(job& j, const run_plan& plan, const progress_printer& progress) {
   if (progress.tty())
     fmt::print(stderr, "\n");
@@ -333,17 +335,7 @@ runtime_outcome stop_gracefully(job& j, const run_plan& plan, const progress_pri
       "at once)",
       plan.stop_timeout.count() > 0 ? fmt::format("at most --stop-timeout {}; ", plan.stop_text)
                                     : std::string{});
-  auto done = std::async(std::launch::async, [&j] { return j.rt().shutdown(); });
-  if (plan.stop_timeout.count() > 0
-      && done.wait_for(plan.stop_timeout) == std::future_status::timeout) {
-    say(log_level::error,
-        "the stop took longer than --stop-timeout {}: stopping at once; a rerun "
-        "resumes from the checkpoints",
-        plan.stop_text);
-    std::fflush(stderr);
-    ::_exit(exit_interrupted); // as a second signal: the shards are not waited for
-  }
-  done.get();
+  j.rt().shutdown();
   return j.rt().await(std::chrono::seconds(0));
 }
 
@@ -471,6 +463,7 @@ int run_job(const run_config& cfg) {
   const auto claims = local::shard_claims::claim(plan.stream, plan.shards);
   json_output json{plan.json};
   stop_on_signals("run");
+  const stop_deadline deadline{plan.stop_timeout, plan.stop_text, "resumes from the checkpoints"};
   job j{cfg, plan};
   status_server status{plan.metrics,
                        [&j] {
@@ -533,9 +526,10 @@ void add_restart_options(CLI::App* cmd, run_config* cfg) {
 // Input policy and reporting.
 void add_report_options(CLI::App* cmd, run_config* cfg) {
   cmd
-    ->add_option("--detached", cfg->detached,
-                 "run shards on threads of their own (their flushers write there, not on the I/O "
-                 "pool): yes, no (auto: no)")
+    ->add_option(
+      "--detached", cfg->detached,
+      "run shards on threads of their own (their flushers write there, not on the I/O "
+      "pool): yes, no (auto: yes for the stdout flusher with at most 64 shards, else no)")
     ->check(CLI::IsMember({"auto", "yes", "no"}))
     ->capture_default_str();
   cmd->add_flag("--follow", cfg->follow, "keep reading as the shard files grow (stop with Ctrl-C)");

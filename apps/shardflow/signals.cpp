@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include "apps/shardflow/cli_log.hpp"
 #include "apps/shardflow/exit_codes.hpp"
 
 namespace shardflow::cli {
@@ -59,6 +60,46 @@ const std::atomic<bool>& stop_requested() noexcept {
 
 int stop_signals_seen() noexcept {
   return signals_seen.load();
+}
+
+stop_deadline::stop_deadline(std::chrono::milliseconds limit, std::string text,
+                             std::string resumes) {
+  if (limit.count() > 0)
+    thread_ = std::thread{[this, limit, text = std::move(text), resumes = std::move(resumes)] {
+      watch(limit, text, resumes);
+    }};
+}
+
+stop_deadline::~stop_deadline() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    done_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable())
+    thread_.join();
+}
+
+void stop_deadline::arm() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    armed_ = true;
+  }
+  cv_.notify_all();
+}
+
+void stop_deadline::watch(std::chrono::milliseconds limit, const std::string& text,
+                          const std::string& resumes) {
+  std::unique_lock<std::mutex> lock{mtx_};
+  // A signal handler cannot notify: the flag is looked at every 50 ms.
+  while (!done_ && !armed_ && !stop_requested().load())
+    cv_.wait_for(lock, std::chrono::milliseconds(50));
+  if (cv_.wait_for(lock, limit, [this] { return done_; }))
+    return;
+  say(log_level::error, "the stop took longer than --stop-timeout {}: stopping at once; a rerun {}",
+      text, resumes);
+  std::fflush(stderr);
+  ::_exit(exit_interrupted); // as a second signal: the shards are not waited for
 }
 
 } // namespace shardflow::cli

@@ -15,6 +15,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
 
 namespace shardflow::cli {
 
@@ -33,5 +38,32 @@ const std::atomic<bool>& stop_requested() noexcept;
 
 /// How many stop signals arrived.
 int stop_signals_seen() noexcept;
+
+/// Bounds a graceful stop: once armed (by `arm`, or by itself when `stop_requested()` turns true), a
+/// thread of its own waits `limit` (0: no limit) and then ends the process as a second signal does:
+/// exit 130, after logging "the stop took longer than --stop-timeout TEXT: stopping at once; a rerun
+/// RESUMES". Destroying it (the stop finished) ends the wait. It watches from its own thread, so a
+/// main thread that is blocked (a shard start waiting for actors that a stuck flusher holds) cannot
+/// postpone it.
+class stop_deadline {
+public:
+  stop_deadline(std::chrono::milliseconds limit, std::string text, std::string resumes);
+  ~stop_deadline();
+
+  stop_deadline(const stop_deadline&) = delete;
+  stop_deadline& operator=(const stop_deadline&) = delete;
+
+  /// Starts the countdown now (once; later calls do nothing).
+  void arm();
+
+private:
+  void watch(std::chrono::milliseconds limit, const std::string& text, const std::string& resumes);
+
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool armed_ = false;
+  bool done_ = false;
+  std::thread thread_;
+};
 
 } // namespace shardflow::cli

@@ -41,6 +41,33 @@ exec 3<&-
 check "a stop that takes longer than --stop-timeout ends at once with exit 130" test $rc -eq 130
 check "... saying so" grep -q "the stop took longer than --stop-timeout 1s: stopping at once" "$WORK/err"
 check "... after saying the stop is bounded" grep -q "at most --stop-timeout 1s" "$WORK/err"
+# The same with the shards on the actor system's threads (--detached no, more shards than threads):
+# every thread blocks in the flusher, so the main thread may be stuck starting shards; the deadline
+# runs from the signal on a thread of its own all the same.
+"$SHARDFLOW" generate "$WORK/k" --shards 8 --records 400000 2> /dev/null
+mkfifo "$WORK/pipe2"
+exec 4<> "$WORK/pipe2"
+"$SHARDFLOW" run "$WORK/k" --flusher stdout --detached no --threads 2 --progress off \
+  --stop-timeout 1s > "$WORK/pipe2" 2> "$WORK/err2" & pid=$!
+full=0
+for _ in $(seq 1 1500); do
+  pipe_full "$WORK/pipe2" && { full=1; break; }
+  kill -0 $pid 2> /dev/null || break
+  sleep 0.02
+done
+check "the flusher on an actor thread filled the pipe" test $full -eq 1
+kill -TERM $pid
+for _ in $(seq 1 1500); do
+  kill -0 $pid 2> /dev/null || break
+  sleep 0.02
+done
+kill -0 $pid 2> /dev/null && { echo "  still running: killing it"; kill -KILL $pid; }
+wait $pid
+rc=$?
+exec 4<&-
+check "... the first signal's stop is bounded by --stop-timeout: exit 130" test $rc -eq 130
+check "... saying so" grep -q "the stop took longer than --stop-timeout 1s: stopping at once" \
+  "$WORK/err2"
 "$SHARDFLOW" run "$WORK/s" --flusher "file:$WORK/out" --progress off > /dev/null 2> "$WORK/rerun.err"
 rc=$?
 [ $rc -eq 0 ] || cat "$WORK/rerun.err"
