@@ -758,6 +758,25 @@ bool run_round_robin(caf::scheduler::test_coordinator& sched, std::size_t max_st
   return sched.jobs.empty();
 }
 
+// Starts shard `id` on `front`: a probing flusher, credit for 20 batches of 500 in its mailbox, a
+// counted source of `records` records.
+void start_probed(testing::deterministic_fixture& f, const caf::actor& front, const std::string& id,
+                  bool finite, std::shared_ptr<stop_probe> probe, std::uint64_t records) {
+  auto g = group(id, finite);
+  g.shard.make_flusher = [probe](const shard_id&) {
+    return std::make_unique<probing_flusher>(probe);
+  };
+  g.shard.credit = 10'000;
+  g.feeder.max_batch = 500;
+  g.source = [id, probe, records] { return std::make_shared<counted_source>(id, probe, records); };
+  f.sys.spawn(
+    [](caf::event_based_actor* self, caf::actor dst, shard_group_config cfg) {
+      self->request(dst, caf::infinite, start_child_atom::value, std::move(cfg))
+        .then([](caf::ok_atom) {}, [](caf::error&) {});
+    },
+    front, g);
+}
+
 TEST_CASE("front actor: a stop stops feeding at once: at most one batch per shard is added after "
           "it") {
   testing::deterministic_fixture f;
@@ -773,19 +792,7 @@ TEST_CASE("front actor: a stop stops feeding at once: at most one batch per shar
     probe->stop_at = id == std::string{"s0"} ? 5'000 : 1'000'000; // s0 asks for the stop
     probe->all = &probes;
     probes.push_back(probe);
-    auto g = group(id, false);
-    g.shard.make_flusher = [probe](const shard_id&) {
-      return std::make_unique<probing_flusher>(probe);
-    };
-    g.shard.credit = 10'000; // 20 batches of 500 may wait in the shard's mailbox
-    g.feeder.max_batch = 500;
-    g.source = [id, probe] { return std::make_shared<counted_source>(id, probe); };
-    f.sys.spawn(
-      [](caf::event_based_actor* self, caf::actor dst, shard_group_config cfg) {
-        self->request(dst, caf::infinite, start_child_atom::value, std::move(cfg))
-          .then([](caf::ok_atom) {}, [](caf::error&) {});
-      },
-      *front, g);
+    start_probed(f, *front, id, false, probe, 1'000'000); // 20 batches may wait in its mailbox
   }
   // Until the stop has ended the runtime (the sources never end by themselves).
   REQUIRE(run_round_robin(f.sched, 1'000'000));
@@ -820,19 +827,7 @@ TEST_CASE("front actor: a stop that drops the last batches of a finite shard doe
   probe->front = *front;
   probe->stop_at = 1'000; // while the rest of the file and its end wait in the shard's mailbox
   probe->all = &probes;
-  auto g = group("s0", true);
-  g.shard.make_flusher = [probe](const shard_id&) {
-    return std::make_unique<probing_flusher>(probe);
-  };
-  g.shard.credit = 10'000; // the whole source (6,000 records) and its end are sent at once
-  g.feeder.max_batch = 500;
-  g.source = [probe] { return std::make_shared<counted_source>("s0", probe, 6'000); };
-  f.sys.spawn(
-    [](caf::event_based_actor* self, caf::actor dst, shard_group_config cfg) {
-      self->request(dst, caf::infinite, start_child_atom::value, std::move(cfg))
-        .then([](caf::ok_atom) {}, [](caf::error&) {});
-    },
-    *front, g);
+  start_probed(f, *front, "s0", true, probe, 6'000); // all of it and its end are sent at once
   REQUIRE(run_round_robin(f.sched, 1'000'000));
   REQUIRE(probe->added_at_stop);
   CHECK(probe->added < 6'000); // the stop dropped batches ...

@@ -14,29 +14,36 @@ waiting = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
 sys.exit(0 if waiting >= fcntl.fcntl(fd, 1032) else 1)' "$1"
 }
 
+# Waits (at most 30 s, while process $2 lives) until pipe $1 is full; returns whether it is.
+wait_full() { # pipe pid
+  for _ in $(seq 1 1500); do
+    pipe_full "$1" && return 0
+    kill -0 "$2" 2> /dev/null || return 1
+    sleep 0.02
+  done
+  return 1
+}
+
+# Waits (at most 30 s) for process $1 to end, kills it after that; its exit code in $rc.
+wait_end() { # pid
+  for _ in $(seq 1 1500); do
+    kill -0 "$1" 2> /dev/null || break
+    sleep 0.02
+  done
+  kill -0 "$1" 2> /dev/null && { echo "  still running: killing it"; kill -KILL "$1"; }
+  wait "$1"
+  rc=$?
+}
+
 "$SHARDFLOW" generate "$WORK/s" --shards 2 --records 4000 2> /dev/null
 mkfifo "$WORK/pipe"
 exec 3<> "$WORK/pipe"
 "$SHARDFLOW" run "$WORK/s" --follow --flusher stdout --detached yes --progress off --stop-timeout 1s \
   > "$WORK/pipe" 2> "$WORK/err" & pid=$!
-# Wait (at most 30 s, while the run lives) until the pipe is full: the flusher is stuck.
-full=0
-for _ in $(seq 1 1500); do
-  pipe_full "$WORK/pipe" && { full=1; break; }
-  kill -0 $pid 2> /dev/null || break
-  sleep 0.02
-done
 set +e
-check "the flusher filled the pipe" test $full -eq 1
+check "the flusher filled the pipe" wait_full "$WORK/pipe" $pid # it is stuck
 kill -INT $pid
-# The stop cannot finish; the timeout must end the run (waited for at most 30 s, then killed).
-for _ in $(seq 1 1500); do
-  kill -0 $pid 2> /dev/null || break
-  sleep 0.02
-done
-kill -0 $pid 2> /dev/null && { echo "  still running: killing it"; kill -KILL $pid; }
-wait $pid
-rc=$?
+wait_end $pid # the stop cannot finish; the timeout must end the run
 exec 3<&-
 check "a stop that takes longer than --stop-timeout ends at once with exit 130" test $rc -eq 130
 check "... saying so" grep -q "the stop took longer than --stop-timeout 1s: stopping at once" "$WORK/err"
@@ -49,21 +56,9 @@ mkfifo "$WORK/pipe2"
 exec 4<> "$WORK/pipe2"
 "$SHARDFLOW" run "$WORK/k" --flusher stdout --detached no --threads 2 --progress off \
   --stop-timeout 1s > "$WORK/pipe2" 2> "$WORK/err2" & pid=$!
-full=0
-for _ in $(seq 1 1500); do
-  pipe_full "$WORK/pipe2" && { full=1; break; }
-  kill -0 $pid 2> /dev/null || break
-  sleep 0.02
-done
-check "the flusher on an actor thread filled the pipe" test $full -eq 1
+check "the flusher on an actor thread filled the pipe" wait_full "$WORK/pipe2" $pid
 kill -TERM $pid
-for _ in $(seq 1 1500); do
-  kill -0 $pid 2> /dev/null || break
-  sleep 0.02
-done
-kill -0 $pid 2> /dev/null && { echo "  still running: killing it"; kill -KILL $pid; }
-wait $pid
-rc=$?
+wait_end $pid
 exec 4<&-
 check "... the first signal's stop is bounded by --stop-timeout: exit 130" test $rc -eq 130
 check "... saying so" grep -q "the stop took longer than --stop-timeout 1s: stopping at once" \
