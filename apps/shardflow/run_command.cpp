@@ -464,6 +464,8 @@ int run_job(const run_config& cfg) {
   json_output json{plan.json};
   stop_on_signals("run");
   const stop_deadline deadline{plan.stop_timeout, plan.stop_text, "resumes from the checkpoints"};
+  // The clock starts before the shards do: they work while the others are still starting.
+  progress_printer progress{cfg.progress};
   job j{cfg, plan};
   status_server status{plan.metrics,
                        [&j] {
@@ -471,7 +473,6 @@ int run_job(const run_config& cfg) {
                          return j.views();
                        },
                        SHARDFLOW_VERSION};
-  progress_printer progress{cfg.progress};
   bool stopped = false;
   const auto out = wait_for_end(j, plan, progress, stopped);
   const auto seconds = progress.seconds();
