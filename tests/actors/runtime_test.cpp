@@ -14,6 +14,7 @@
 
 #include "tests/support/deterministic_fixture.hpp"
 #include "tests/support/generator_source.hpp"
+#include "tests/support/threaded_system.hpp"
 
 #include <shardflow/actors/checkpoint_sink.hpp>
 #include <shardflow/actors/runtime.hpp>
@@ -77,21 +78,7 @@ private:
   std::vector<flush_token> pending_;
 };
 
-struct threaded_system {
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-
-  threaded_system() : sys(init(cfg)) {
-    // nop
-  }
-
-  static caf::actor_system_config& init(caf::actor_system_config& x) {
-    x.set("scheduler.max-threads", 2);
-    x.set("logger.console-verbosity", caf::atom("quiet"));
-    configure(x);
-    return x;
-  }
-};
+using testing::threaded_system;
 
 shard_group_config group(const std::string& id, bool finite, bool failing = false) {
   shard_group_config g;

@@ -25,6 +25,7 @@
 
 #include "tests/kafka/mock_cluster.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/threaded_system.hpp"
 
 using namespace shardflow;
 using shardflow::testing::group_properties;
@@ -77,20 +78,7 @@ private:
   std::vector<flush_token> pending_;
 };
 
-struct threaded_system {
-  caf::actor_system_config cfg;
-  caf::actor_system sys;
-
-  threaded_system() : sys(init(cfg)) {
-  }
-
-  static caf::actor_system_config& init(caf::actor_system_config& x) {
-    x.set("scheduler.max-threads", 2);
-    x.set("logger.console-verbosity", caf::atom("quiet"));
-    configure(x);
-    return x;
-  }
-};
+using testing::threaded_system;
 
 std::unique_ptr<runtime> make_runtime(caf::actor_system& sys) {
   runtime_config rc;
