@@ -18,7 +18,7 @@ mistyped() { # description, expected message, arguments...
   "$SHARDFLOW" "$@" > /dev/null 2> "$WORK/err" < /dev/null; local rc=$?
   set -e
   check "$what: exit 2" test $rc -eq 2
-  check "$what: $message" grep -qF "$message" "$WORK/err" || cat "$WORK/err"
+  check "$what: $message" grep -qF -- "$message" "$WORK/err" || cat "$WORK/err"
 }
 mistyped "a mistyped subcommand" 'unknown subcommand "rn" (did you mean run?)' rn "$WORK/s"
 mistyped "a mistyped option" "unknown option --batch-sise (did you mean --batch-size?)" \
@@ -27,6 +27,12 @@ mistyped "a mistyped global option" "unknown option --log-levl (did you mean --l
   put "$WORK/s" --log-levl debug
 mistyped "a mistyped nested subcommand" 'unknown subcommand "propertes" (did you mean properties?)' \
   mld propertes
+mistyped "mld properties for no known daemon" "--kcl: 4 not in {1,2,3}" mld properties --kcl 4
+mistyped "mld properties at a timestamp it is not given" \
+  "--initial-position AT_TIMESTAMP needs --initial-position-timestamp" \
+  mld properties --initial-position AT_TIMESTAMP
+mistyped "mld properties with a stream ARN for KCL 1" "KCL 1.x has no streamArn" \
+  mld properties --kcl 1 --stream-arn arn:aws:kinesis:us-east-1:123456789012:stream/s
 set +e
 SHARDFLOW_BATCH_SIZE=lots "$SHARDFLOW" run "$WORK/s" > /dev/null 2> "$WORK/err"; rc=$?
 set -e
