@@ -276,9 +276,14 @@ void kafka_consumer_group::stop_partition(const shard_id& id, bool lost) {
     part = i->second;
     parts_.erase(i);
   }
-  if (lost)
+  if (lost) {
     store_->delist(id); // nothing of a lost assignment may be committed
-  else
+    cfg_.log(log_level::warning,
+             fmt::format("kafka shard {}: assignment lost (this member was evicted from group {}): "
+                         "its pending records are dropped uncommitted; the partition's next owner "
+                         "resumes at the committed offset",
+                         id, cfg_.group));
+  } else
     store_->revoking(id);
   if (auto err = rt_.stop_shard(id))
     cfg_.log(log_level::warning,
