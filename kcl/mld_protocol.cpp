@@ -231,6 +231,8 @@ const char* type_name(element v) {
       return "a boolean";
     case simdjson::dom::element_type::NULL_VALUE:
       return "null";
+    case simdjson::dom::element_type::OBJECT:
+      return "an object";
     default:
       return "a number";
   }
@@ -326,10 +328,14 @@ status message_parser::parse(std::string_view line, message& out, bool padded) {
   }
   if (!doc.is_object())
     return fail(fmt::format("not a JSON object ({})", type_name(doc)));
-  auto action = nullable_string(doc, "action");
-  if (!action)
+  // A missing or non-string action names nothing to answer: out.action stays empty (ignorable).
+  element action;
+  std::string_view action_text;
+  if (doc["action"].get(action) != simdjson::SUCCESS || action.is_null())
     return fail("no action");
-  out.action = *action;
+  if (action.get_string().get(action_text) != simdjson::SUCCESS)
+    return fail(fmt::format("an action that is not a string ({})", type_name(action)));
+  out.action = std::string{action_text};
   out.what = kind_of(out.action);
   using k = message::kind;
   switch (out.what) {

@@ -25,6 +25,9 @@
 //   or without a sequenceNumber       `raw` holds its JSON text
 //   processRecords without records    an error naming the action
 //   `"error":""` in a reply           no error, like null; a non-string error is its JSON text
+//   no `action`, or one that is not   "no action" / "an action that is not a string (a number)",
+//   a string                          with `out.action` empty: nothing to answer, the caller may log
+//                                     and ignore the line
 #pragma once
 
 #include <cstdint>

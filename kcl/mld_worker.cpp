@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -251,6 +252,7 @@ struct worker::impl {
   phase at = phase::fresh;
   bool lease_gone = false; // after ShutdownException: never checkpoint again
   std::uint64_t lines = 0; // input lines read
+  std::map<std::string, std::uint64_t> ignored_kinds; // ignored lines by problem (see ignore)
   std::optional<dead_letter_batch> dead_letters;
   std::mt19937_64 rng{std::random_device{}()};
   // Reused by decode: the indexes of the records that may be aggregates, their data, what they hold.
@@ -300,6 +302,26 @@ struct worker::impl {
     }
   }
 
+  // Counts a line that names no action and logs it: the first of each kind of problem ("no
+  // action", "not JSON", ...), then the 10th, the 100th, ..., so a peer that sends nothing else
+  // cannot flood the log.
+  void ignore(std::string_view line, const std::string& why) {
+    ++stats.ignored_lines;
+    auto kind = why.substr(0, why.find_first_of(":("));
+    while (!kind.empty() && kind.back() == ' ')
+      kind.pop_back();
+    const auto n = ++ignored_kinds[kind];
+    auto tens = n;
+    while (tens % 10 == 0)
+      tens /= 10;
+    if (tens != 1)
+      return;
+    log(log_level::warning,
+        fmt::format("ignoring input line {}, which is {}{}: {:.80}", lines, why,
+                    n == 1 ? std::string{} : fmt::format(" ({} such lines so far)", n),
+                    std::string{line}));
+  }
+
   // Reads the next message, skipping blank lines and undecodable lines that name no action (a line
   // that names one fails the session); nothing at end of input.
   std::optional<message> next() {
@@ -315,9 +337,7 @@ struct worker::impl {
         if (!m.action.empty())
           breach(fmt::format("input line {}: a {} message that cannot be decoded: {}", lines,
                              m.action, parsed.error()));
-        ++stats.ignored_lines;
-        log(log_level::warning, fmt::format("ignoring input line {}, which is {}: {:.80}", lines,
-                                            parsed.error(), std::string{*line}));
+        ignore(*line, parsed.error());
         continue;
       }
       return m;

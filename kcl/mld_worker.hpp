@@ -15,8 +15,10 @@
 //   shutdownRequested  flush fully, checkpoint at the last durable record; status
 //   leaseLost, shutdown ZOMBIE / LEASE_LOST
 //                      no flush, no checkpoint; status
-//   any other action   status (forward compatible); undecodable lines that name no action are
-//                      logged and ignored
+//   any other action   status (forward compatible)
+//   no action          (missing, null or not a string; or a line that is not JSON and names none)
+//                      nothing to answer: ignored and counted; logged the first time for each kind
+//                      of problem, then the 10th, 100th, ... time
 //
 // A line whose action is recognised gets its status, or the session fails (run() returns 1: the
 // daemon restarts the lease from its last checkpoint): never a silent drop that leaves the daemon

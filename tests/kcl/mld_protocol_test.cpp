@@ -44,6 +44,23 @@ SCENARIO("daemon messages of every generation decode", "[kcl][mld]") {
   CHECK(parser.parse(R"({"x":1})", m).error() == "no action");
 }
 
+SCENARIO("a line whose action is missing or not a string names nothing to answer", "[kcl][mld]") {
+  message_parser parser;
+  message m;
+  const std::vector<std::pair<std::string, std::string>> lines = {
+    {R"({"x":1})", "no action"},
+    {R"({"action":null,"records":[]})", "no action"},
+    {R"({"action":7})", "an action that is not a string (a number)"},
+    {R"({"action":{"name":"processRecords"}})", "an action that is not a string (an object)"},
+    {R"({"action":["status"]})", "an action that is not a string (an array)"},
+    {R"({"action":true})", "an action that is not a string (a boolean)"},
+  };
+  for (const auto& [line, why] : lines) {
+    CHECK(parser.parse(line, m).error() == why);
+    CHECK(m.action.empty()); // the caller may ignore it: there is nothing it could acknowledge
+  }
+}
+
 SCENARIO("worker messages carry exactly the keys the daemon knows", "[kcl][mld]") {
   CHECK(status_line("processRecords") == R"({"action":"status","responseFor":"processRecords"})");
   CHECK(checkpoint_line(true, std::string{"42"}, 3u)

@@ -185,6 +185,39 @@ SCENARIO("a processRecords line that cannot be decoded fails the session unanswe
   CHECK(s.script->added_data.empty());
 }
 
+SCENARIO("lines without a string action are ignored unanswered, logged once per kind and then "
+         "rarely",
+         "[kcl][mld]") {
+  session s;
+  std::deque<std::string> lines = {initialize_line};
+  for (int i = 0; i < 25; ++i)
+    lines.push_back(R"({"action":7,"records":[]})");
+  lines.push_back(R"({"records":[]})");
+  lines.push_back(batch_of({record("aGk=", 1)}));
+  lines.push_back(R"({"action":"shardEnded"})");
+  CHECK(s.run(lines) == 0);
+  CHECK(s.stats.ignored_lines == 26);
+  // Nothing answered for them: the initialize's status, then the batch's checkpoint and status.
+  CHECK(s.daemon.from_worker
+        == std::vector<std::string>{
+          status_for("initialize"),
+          R"({"action":"checkpoint","sequenceNumber":"1001","subSequenceNumber":0})",
+          status_for("processRecords"), null_checkpoint, status_for("shardEnded")});
+  CHECK(s.script->added_data == std::vector<std::string>{"hi"});
+  const auto count = [&](const std::string& part) {
+    return std::count_if(s.logs.begin(), s.logs.end(), [&](const std::string& l) {
+      return l.find(part) != std::string::npos;
+    });
+  };
+  // The first of a kind, then the 10th, 100th, ... (25 lines: logged twice).
+  CHECK(count("an action that is not a string (a number)") == 2);
+  CHECK(s.logged(mld::log_level::warning, "ignoring input line 2, which is an action that is not "
+                                          "a string (a number): {\"action\":7"));
+  CHECK(s.logged("ignoring input line 11, which is an action that is not a string (a number) (10 "
+                 "such lines so far)"));
+  CHECK(count("which is no action") == 1); // a kind of its own
+}
+
 SCENARIO("a record without a usable sequence number fails the session", "[kcl][mld]") {
   session s;
   WHEN("the number is not decimal") {
