@@ -48,8 +48,12 @@ public:
   }
 
   void event_cb(RdKafka::Event& e) override {
-    if (e.type() == RdKafka::Event::EVENT_ERROR)
-      group_->on_error(fmt::format("{}: {}", RdKafka::err2str(e.err()), e.str()), e.fatal());
+    if (e.type() != RdKafka::Event::EVENT_ERROR)
+      return;
+    auto what = fmt::format("{}: {}", RdKafka::err2str(e.err()), e.str());
+    if (e.err() == RdKafka::ERR__ALL_BROKERS_DOWN)
+      group_->on_all_brokers_down(what);
+    group_->on_error(what, e.fatal());
   }
 
 private:
@@ -96,6 +100,8 @@ kafka_consumer_group::kafka_consumer_group(runtime& rt, kafka_source_config cfg,
   : rt_(rt), cfg_(std::move(cfg)), shard_(std::move(shard)) {
   if (!cfg_.log)
     cfg_.log = stderr_log("shardflow");
+  down_since_ = std::chrono::steady_clock::now(); // not reached yet
+  down_reason_ = "no broker has answered yet";
 }
 
 std::unique_ptr<kafka_consumer_group>
@@ -187,11 +193,49 @@ void kafka_consumer_group::poll_loop() {
                fatal_consumer_error(m->err()));
     }
     check_backpressure();
+    check_reachable();
   }
   stop_all();
   consumer_->close(); // its revoke finds no shard left: they were stopped and committed above
   store_->detach();
   finished_ = true;
+}
+
+void kafka_consumer_group::on_all_brokers_down(const std::string& what) {
+  if (!down_since_)
+    down_since_ = std::chrono::steady_clock::now();
+  down_reason_ = what;
+}
+
+void kafka_consumer_group::check_reachable() {
+  using clock = std::chrono::steady_clock;
+  if (!down_since_ || cfg_.connect_timeout.count() <= 0 || stopping_.load())
+    return;
+  auto now = clock::now();
+  if (now - last_probe_ < cfg_.probe_interval)
+    return;
+  last_probe_ = now;
+  RdKafka::Metadata* md = nullptr;
+  auto err = consumer_->metadata(false, nullptr, &md, static_cast<int>(cfg_.probe_interval.count()));
+  delete md;
+  if (err == RdKafka::ERR_NO_ERROR) {
+    if (reached_)
+      cfg_.log(log_level::info, fmt::format("kafka consumer of group {}: the cluster at {} "
+                                            "answers again",
+                                            cfg_.group, cfg_.brokers));
+    reached_ = true;
+    down_since_.reset();
+    return;
+  }
+  auto out = std::chrono::duration<double>(clock::now() - *down_since_);
+  if (out < cfg_.connect_timeout)
+    return;
+  on_error(fmt::format("the cluster at {} {} for {:.1f} s, longer than the connect timeout "
+                       "({:.1f} s); last error: {}",
+                       cfg_.brokers, reached_ ? "has had every broker down" : "was not reached",
+                       out.count(), std::chrono::duration<double>(cfg_.connect_timeout).count(),
+                       down_reason_),
+           true);
 }
 
 void kafka_consumer_group::check_backpressure() {

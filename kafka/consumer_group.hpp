@@ -24,7 +24,10 @@
 // `range`): librdkafka 2.0.2 loses the assignment under `cooperative-sticky` when commits are in
 // flight (its issue #4059). A fatal consumer error (librdkafka's fatal errors, an unknown topic, an
 // authorization failure) ends consuming: the poll thread stops every shard gracefully, closes the
-// consumer and `failure()` says why. Transient errors (a broker down) are logged and ridden out.
+// consumer and `failure()` says why. Transient errors (a broker down) are logged and ridden out,
+// but a cluster out of reach for longer than `connect_timeout` (never reached since the start, or
+// every broker down since librdkafka said so; the poll thread then asks for metadata once per
+// `probe_interval` until an answer comes) is a failure too.
 //
 // Threading: while the group runs, its poll thread calls the runtime's blocking facade
 // (start_shard, stop_shard), so the host must not call those on the same runtime meanwhile; it may
@@ -75,6 +78,13 @@ struct kafka_source_config {
   std::size_t resume_below = 10'000;
   /// How long fetching committed offsets may take at an assignment.
   std::chrono::milliseconds committed_timeout{10'000};
+  /// How long the cluster may stay out of reach (never reached since the start, or every broker
+  /// down) before consuming ends with a failure; zero: retry for ever. A broker restart shorter
+  /// than this is ridden out.
+  std::chrono::milliseconds connect_timeout{30'000};
+  /// While the cluster is out of reach, how often the poll thread asks it for metadata (each ask
+  /// waits up to this long).
+  std::chrono::milliseconds probe_interval{1'000};
   /// Where the group logs (rebalances, transient errors); empty: `stderr_log("shardflow")`.
   log_sink log;
 };
@@ -128,12 +138,14 @@ public:
   void on_assign(std::vector<RdKafka::TopicPartition*>& parts);
   void on_revoke(std::vector<RdKafka::TopicPartition*>& parts);
   void on_error(const std::string& what, bool fatal);
+  void on_all_brokers_down(const std::string& what);
 
 private:
   kafka_consumer_group(runtime& rt, kafka_source_config cfg, shard_group_config shard);
 
   void poll_loop();
   void check_backpressure();
+  void check_reachable();
   void start_partition(const std::shared_ptr<kafka_partition>& part);
   void stop_partition(const shard_id& id, bool lost);
   void stop_all();
@@ -149,6 +161,12 @@ private:
   mutable std::mutex mtx_; // guards parts_ and failure_
   std::map<shard_id, std::shared_ptr<kafka_partition>> parts_;
   std::string failure_;
+  // Poll thread only: since when the cluster is out of reach (set at the start: not reached yet),
+  // why, whether it was ever reached, and when it was last asked.
+  std::optional<std::chrono::steady_clock::time_point> down_since_;
+  std::string down_reason_;
+  bool reached_ = false;
+  std::chrono::steady_clock::time_point last_probe_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> finished_{false};
   std::atomic<std::uint64_t> assignments_{0};

@@ -74,6 +74,7 @@ kafka_source_config source_of(const kafka_run_config& cfg, kafka_properties prop
   k.group = cfg.group;
   k.properties = std::move(props);
   k.assignor = cfg.assignor;
+  k.connect_timeout = duration_option("--connect-timeout", cfg.connect_timeout);
   k.log = cli_log();
   return k;
 }
@@ -287,6 +288,10 @@ void add_run(CLI::App* kafka, int& exit_code) {
     ->allow_extra_args(false); // one value each: -X a=1 FILE leaves FILE alone
   cmd->add_option("--assignor", cfg->assignor, "an eager assignor: range or roundrobin")
     ->check(CLI::IsMember({"range", "roundrobin"}))
+    ->capture_default_str();
+  add_duration(cmd, "--connect-timeout", cfg->connect_timeout,
+               "how long the cluster may be out of reach (never reached since the start, or "
+               "every broker down) before the job fails with exit 1; 0: wait for ever")
     ->capture_default_str();
   cmd->add_option("--json", cfg->json, "write a JSON summary to FILE (- or no FILE: stdout)")
     ->type_name("FILE")

@@ -9,7 +9,9 @@
 // a kafka: flusher alike). It runs until SIGINT or SIGTERM: every shard flushes, checkpoints and
 // commits, then the consumer leaves the group (exit 0); a second signal or a stop longer than
 // --stop-timeout ends it at once (exit 130; a rerun resumes at the committed offsets). A fatal
-// consumer error or a shard that gives up ends the job with exit 1 and the reason.
+// consumer error, a shard that gives up, or a cluster out of reach for longer than
+// --connect-timeout (default 30 s: never reached since the start, or every broker down; a broker
+// restart shorter than that is ridden out) ends the job with exit 1 and the reason.
 //
 // `kafka put --brokers ... --topic T [--key FIELD] [FILE...]` produces each line of the files (or
 // of stdin) as one record, with acks=all and idempotence on; `--key FIELD` keys NDJSON lines by that
@@ -41,6 +43,7 @@ struct kafka_run_config : job_options {
   std::string flusher;
   std::vector<std::string> properties; // key=value
   std::string assignor = "range";
+  std::string connect_timeout = "30s"; // 0: retry an unreachable cluster for ever
   std::string json; // empty: none; "-": stdout
 };
 

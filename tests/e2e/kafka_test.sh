@@ -3,7 +3,8 @@
 # against librdkafka's mock cluster served by a process of its own (tests/kafka/mock_serve.cpp; the
 # mock listens on loopback). Lines put are all in the output; the JSON summary's committed offsets
 # add up to every record; a clean stop and a rerun after more puts writes each record exactly once
-# (the stop commits while the group is stable); a bad -X property is a usage error naming it.
+# (the stop commits while the group is stable); a bad -X property is a usage error naming it; an
+# unreachable cluster fails the job (exit 1) after --connect-timeout.
 #
 #   kafka_test.sh path/to/shardflow path/to/kafka_mock_serve
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -106,6 +107,16 @@ rc=0
   -X no.such.property=1 2> "$WORK/bad.err" || rc=$?
 check "a bad -X property is a usage error (2)" test $rc -eq 2
 check "... naming it" grep -q "no.such.property" "$WORK/bad.err"
+
+# A cluster that never answers (a loopback port nothing listens on) is retried
+# until --connect-timeout, then the job fails with exit 1 naming the brokers and the bound.
+closed_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+rc=0
+timeout 60 "$SHARDFLOW" kafka run --brokers "127.0.0.1:$closed_port" --topic events --group g-none \
+  --flusher null --connect-timeout 2s 2> "$WORK/none.err" || rc=$?
+check "an unreachable cluster fails the job after --connect-timeout (1)" test $rc -eq 1
+check "... naming the brokers and the bound" \
+  grep -q "127.0.0.1:$closed_port was not reached for .* connect timeout (2.0 s)" "$WORK/none.err"
 
 printf '[kafka.run]\ngroup = "g-toml"\nproperty = ["session.timeout.ms=6000", "nokey"]\n' \
   > "$WORK/kafka.toml"

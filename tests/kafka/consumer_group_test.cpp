@@ -414,3 +414,76 @@ TEST_CASE("a failed kafka delivery restarts the shard, which replays from the ch
   require_every_record(values, 2000);
   rt->shutdown();
 }
+
+namespace {
+
+/// A log sink that keeps every line, for waits on what the group said.
+struct kept_log {
+  std::mutex mtx;
+  std::vector<std::string> lines;
+
+  bool has(const std::string& text) {
+    std::lock_guard<std::mutex> guard{mtx};
+    return std::any_of(lines.begin(), lines.end(),
+                       [&](const std::string& x) { return x.find(text) != std::string::npos; });
+  }
+};
+
+log_sink keep_into(const std::shared_ptr<kept_log>& out) {
+  return [out](log_level, std::string_view line) {
+    std::lock_guard<std::mutex> guard{out->mtx};
+    out->lines.emplace_back(line);
+  };
+}
+
+} // namespace
+
+TEST_CASE("a cluster out of reach for less than the connect timeout is ridden out") {
+  mock_kafka mock{1};
+  mock.create_topic("events", 4);
+  mock.produce("events", 0, 1000);
+  threaded_system ts;
+  auto rt = make_runtime(ts.sys);
+  auto out = std::make_shared<seen>();
+  auto said = std::make_shared<kept_log>();
+  auto k = source(mock, "g-down");
+  k.connect_timeout = 30s;
+  k.probe_interval = 200ms;
+  k.log = keep_into(said);
+  auto g = kafka_consumer_group::start(*rt, k, shard_template(seen_factory(out)));
+  REQUIRE(all_committed(*g, mock.high_watermarks("events", 4), 60s));
+  rd_kafka_mock_broker_set_down(mock.cluster(), 1);
+  REQUIRE(wait_for([&] { return said->has("All broker connections are down"); }, 30s));
+  rd_kafka_mock_broker_set_up(mock.cluster(), 1);
+  REQUIRE(wait_for([&] { return said->has("answers again"); }, 30s));
+  mock.produce("events", 1000, 1000);
+  REQUIRE(all_committed(*g, mock.high_watermarks("events", 4), 60s));
+  CHECK(g->failure().empty());
+  CHECK_FALSE(g->finished());
+  g->stop();
+  std::lock_guard<std::mutex> guard{out->mtx};
+  require_every_record(out->data, 2000);
+  rt->shutdown();
+}
+
+TEST_CASE("a cluster out of reach for longer than the connect timeout ends consuming naming it") {
+  mock_kafka mock{1};
+  mock.create_topic("events", 4);
+  mock.produce("events", 0, 1000);
+  auto hw = mock.high_watermarks("events", 4);
+  threaded_system ts;
+  auto rt = make_runtime(ts.sys);
+  auto out = std::make_shared<seen>();
+  auto k = source(mock, "g-gone");
+  k.connect_timeout = 2s;
+  k.probe_interval = 200ms;
+  auto g = kafka_consumer_group::start(*rt, k, shard_template(seen_factory(out)));
+  REQUIRE(all_committed(*g, hw, 60s));
+  rd_kafka_mock_broker_set_down(mock.cluster(), 1);
+  REQUIRE(wait_for([&] { return g->finished(); }, 60s));
+  INFO(g->failure());
+  CHECK(g->failure().find("every broker down") != std::string::npos);
+  CHECK(g->failure().find("connect timeout (2.0 s)") != std::string::npos);
+  g->stop();
+  rt->shutdown();
+}

@@ -175,3 +175,21 @@ TEST_CASE("kafka run on an unknown topic exits 1 naming it") {
   CHECK(kafka_run(cfg, [&] { return std::chrono::steady_clock::now() > deadline; }) == exit_failed);
   CHECK(std::chrono::steady_clock::now() < deadline); // ended by the error, not by the stop
 }
+
+TEST_CASE("kafka run on a cluster it never reaches exits 1 after --connect-timeout") {
+  mock_kafka mock{1};
+  mock.create_topic("events", 4);
+  rd_kafka_mock_broker_set_down(mock.cluster(), 1);
+  auto cfg = run_config(mock, "null");
+  cfg.connect_timeout = "1s";
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  CHECK(kafka_run(cfg, [&] { return std::chrono::steady_clock::now() > deadline; }) == exit_failed);
+  CHECK(std::chrono::steady_clock::now() < deadline); // ended by the timeout, not by the stop
+}
+
+TEST_CASE("kafka run: a bad --connect-timeout is a usage error") {
+  mock_kafka mock;
+  auto cfg = run_config(mock, "null");
+  cfg.connect_timeout = "soon";
+  CHECK_THROWS_AS(kafka_run(cfg, [] { return true; }), CLI::ValidationError);
+}
