@@ -5,6 +5,7 @@
 #include <memory>
 #include <system_error>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -57,6 +58,32 @@ flusher_factory kafka_factory(const flusher_spec& spec, const flusher_settings& 
 }
 
 } // namespace
+
+void add_flusher_options(CLI::App* cmd, flusher_options* opts) {
+  cmd->add_option("--roll-size", opts->roll_size, "file flusher: new file after this many bytes")
+    ->capture_default_str();
+  add_duration(cmd, "--roll-age", opts->roll_age, "file flusher: new file after this long")
+    ->capture_default_str();
+  cmd->add_option("--pg-table", opts->pg_table, "postgres flusher: the table ([SCHEMA.]NAME)")
+    ->capture_default_str();
+  cmd->add_flag("--pg-create-table", opts->pg_create_table,
+                "postgres flusher: create the table (with its key) if it does not exist");
+  cmd
+    ->add_option("--pg-mode", opts->pg_mode,
+                 "postgres flusher: effectively-once (staging table, ON CONFLICT DO NOTHING; "
+                 "needs the key), plain (COPY), auto (effectively-once when the table has the key)")
+    ->check(CLI::IsMember({"auto", "plain", "effectively-once"}))
+    ->capture_default_str();
+}
+
+void apply_flusher_options(const flusher_options& opts, flusher_settings& settings) {
+  settings.roll_bytes = checked(parse_size("--roll-size", opts.roll_size));
+  settings.roll_age = std::chrono::duration_cast<std::chrono::seconds>(
+    duration_option("--roll-age", opts.roll_age));
+  settings.postgres_table = opts.pg_table;
+  settings.postgres_create_table = opts.pg_create_table;
+  settings.postgres_mode = opts.pg_mode;
+}
 
 flusher_factory make_flusher_factory(const flusher_spec& spec, const flusher_settings& settings) {
   if (spec.name == "null")

@@ -1,5 +1,6 @@
 // apps/shardflow/flusher_choice.hpp - the one place where a command turns --flusher into a flusher
-// factory (`run`, `mld`, `mld-server` and `kafka run` share it).
+// factory (`run`, `mld`, `mld-server` and `kafka run` share it), and the flusher options that go
+// with it.
 //
 // `null` and `stdout` take the batch size; `file:DIR` takes the batch size and the roll limits. The
 // file flusher's directory is created and checked for writing here, before any shard starts, so an
@@ -23,6 +24,10 @@
 #include <shardflow/flushers/file_flusher.hpp>
 #include <shardflow/postgres/postgres_flusher.hpp>
 
+namespace CLI {
+class App;
+} // namespace CLI
+
 namespace shardflow::cli {
 
 /// What the flushers of a command are made with; defaults are the file flusher's.
@@ -45,6 +50,23 @@ struct flusher_settings {
   /// kafka: librdkafka producer properties (`-X`).
   std::map<std::string, std::string> kafka_properties;
 };
+
+/// The options about flushers that every command writing through them offers besides --flusher
+/// (`run`, `mld`, `mld-server`): file rolling and the PostgreSQL table and mode, as given.
+struct flusher_options {
+  std::string roll_size = "0";
+  std::string roll_age = "0";
+  std::string pg_table = postgres::postgres_flusher_config{}.table;
+  bool pg_create_table = false;
+  std::string pg_mode = "auto";
+};
+
+/// Registers --roll-size, --roll-age, --pg-table, --pg-create-table and --pg-mode on `cmd`.
+void add_flusher_options(CLI::App* cmd, flusher_options* opts);
+
+/// Sets the roll limits and the PostgreSQL fields of `settings` from `opts`.
+/// @throws CLI::ValidationError (a usage error) naming an option whose value is not valid.
+void apply_flusher_options(const flusher_options& opts, flusher_settings& settings);
 
 /// Returns the factory for `spec` (a parsed --flusher).
 /// @throws shardflow::error (errc::io_failed) when the file flusher's directory cannot be created

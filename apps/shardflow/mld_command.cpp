@@ -32,7 +32,9 @@ namespace shardflow::cli {
 namespace {
 
 struct mld_options {
-  std::string flusher = "null";
+  std::string flusher; // required: no default that drops the records
+  flusher_options flushing;
+  std::string stream_name = flusher_settings{}.stream;
   std::size_t batch_size = 1000;
   std::string flush_interval = "1s";
   std::string checkpoint_interval = "10s";
@@ -77,6 +79,10 @@ std::size_t size_or_throw(const std::string& option, const std::string& text) {
 }
 
 mld::worker_config worker_config_of(const mld_options& o, bool stdio) {
+  if (o.flusher.empty())
+    usage(
+      "--flusher is required: where the records go (file:DIR, postgres:CONNINFO, "
+      "kafka:BROKERS/TOPIC; or null, which writes nothing and still checkpoints every record)");
   auto spec = parse_flusher(o.flusher);
   if (!spec)
     usage("--flusher: " + spec.error());
@@ -84,10 +90,16 @@ mld::worker_config worker_config_of(const mld_options& o, bool stdio) {
     usage(
       "--flusher stdout cannot be used by `shardflow mld`: standard output carries the protocol "
       "(use file:DIR, or mld-server)");
+  if (spec->name == "null")
+    say(log_level::warning,
+        "--flusher null: nothing is written; every record is acknowledged and checkpointed as "
+        "if it were durable");
   mld::worker_config cfg;
   cfg.log = cli_log();
   flusher_settings flushing;
   flushing.batch_records = o.batch_size;
+  flushing.stream = o.stream_name;
+  apply_flusher_options(o.flushing, flushing);
   cfg.make_flusher = make_flusher_factory(*spec, flushing);
   if (o.crash_after > 0) {
     auto left = std::make_shared<std::atomic<std::uint64_t>>(o.crash_after);
@@ -220,7 +232,12 @@ int run_kpl_agg(const kpl_agg_options& o) {
 }
 
 void add_worker_options(CLI::App* cmd, mld_options* o) {
-  cmd->add_option("--flusher", o->flusher, "null | file:DIR (mld-server: also stdout)")
+  cmd
+    ->add_option("--flusher", o->flusher,
+                 "where the records go (required): file:DIR | postgres:CONNINFO | "
+                 "kafka:BROKERS/TOPIC | null (writes nothing) | stdout (mld-server only)");
+  add_flusher_options(cmd, &o->flushing);
+  cmd->add_option("--stream-name", o->stream_name, "postgres flusher: the stream column's value")
     ->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "the flusher's capacity in records")
     ->check(CLI::Range(1, 1 << 24))

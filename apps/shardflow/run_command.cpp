@@ -50,8 +50,6 @@ struct run_config : job_options {
   std::string checkpoints;
   std::string stream_name;
   std::string shards = "all";
-  std::string roll_size = "0";
-  std::string roll_age = "0";
   bool follow = false;
   std::string bad_input = "stop";
   std::string dead_letter;
@@ -62,9 +60,7 @@ struct run_config : job_options {
   std::string progress = "auto";
   std::string detached = "auto";
   std::size_t io_threads = 4;
-  std::string pg_table = postgres::postgres_flusher_config{}.table;
-  bool pg_create_table = false;
-  std::string pg_mode = "auto";
+  flusher_options flushing; // rolling, the postgres table
 };
 
 // The values of a run_config, checked and converted.
@@ -101,9 +97,7 @@ void plan_io(const run_config& cfg, run_plan& p) {
     usage("--flusher: " + spec.error());
   p.flusher = std::move(*spec);
   p.flushing.batch_records = cfg.batch_size;
-  p.flushing.roll_bytes = checked(parse_size("--roll-size", cfg.roll_size));
-  p.flushing.roll_age
-    = std::chrono::duration_cast<std::chrono::seconds>(duration_option("--roll-age", cfg.roll_age));
+  apply_flusher_options(cfg.flushing, p.flushing);
   p.checkpoints = cfg.checkpoints.empty() ? fs::path{cfg.stream} / "checkpoints.db"
                                           : fs::path{cfg.checkpoints};
   p.stream_name = cfg.stream_name.empty()
@@ -112,9 +106,6 @@ void plan_io(const run_config& cfg, run_plan& p) {
   if (p.stream_name.empty())
     p.stream_name = "stream";
   p.flushing.stream = p.stream_name;
-  p.flushing.postgres_table = cfg.pg_table;
-  p.flushing.postgres_create_table = cfg.pg_create_table;
-  p.flushing.postgres_mode = cfg.pg_mode;
   p.on_bad_input = cfg.bad_input == "dead-letter" ? local::bad_input_policy::dead_letter
                                                   : local::bad_input_policy::stop;
   p.dead_letter = cfg.dead_letter.empty() ? fs::path{cfg.stream} / "dead-letter"
@@ -503,24 +494,11 @@ void add_input_options(CLI::App* cmd, run_config* cfg) {
 
 // File rolling, the flushers' threads.
 void add_restart_options(CLI::App* cmd, run_config* cfg) {
-  cmd->add_option("--roll-size", cfg->roll_size, "file flusher: new file after this many bytes")
-    ->capture_default_str();
-  add_duration(cmd, "--roll-age", cfg->roll_age, "file flusher: new file after this long")
-    ->capture_default_str();
+  add_flusher_options(cmd, &cfg->flushing);
   cmd
     ->add_option("--io-threads", cfg->io_threads,
                  "file and postgres flushers: threads writing the batches of all shards")
     ->check(CLI::Range(1, 1024))
-    ->capture_default_str();
-  cmd->add_option("--pg-table", cfg->pg_table, "postgres flusher: the table ([SCHEMA.]NAME)")
-    ->capture_default_str();
-  cmd->add_flag("--pg-create-table", cfg->pg_create_table,
-                "postgres flusher: create the table (with its key) if it does not exist");
-  cmd
-    ->add_option("--pg-mode", cfg->pg_mode,
-                 "postgres flusher: effectively-once (staging table, ON CONFLICT DO NOTHING; "
-                 "needs the key), plain (COPY), auto (effectively-once when the table has the key)")
-    ->check(CLI::IsMember({"auto", "plain", "effectively-once"}))
     ->capture_default_str();
 }
 

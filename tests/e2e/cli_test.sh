@@ -27,6 +27,8 @@ mistyped "a mistyped global option" "unknown option --log-levl (did you mean --l
   put "$WORK/s" --log-levl debug
 mistyped "a mistyped nested subcommand" 'unknown subcommand "propertes" (did you mean properties?)' \
   mld propertes
+mistyped "mld without a flusher" "--flusher is required: where the records go" mld
+mistyped "mld-server without a flusher" "--flusher is required" mld-server --listen 127.0.0.1:0
 mistyped "mld properties for no known daemon" "--kcl: 4 not in {1,2,3}" mld properties --kcl 4
 mistyped "mld properties at a timestamp it is not given" \
   "--initial-position AT_TIMESTAMP needs --initial-position-timestamp" \
@@ -55,9 +57,11 @@ set +e
 "$SHARDFLOW" --log-level loud put "$WORK/p" < /dev/null > /dev/null 2>&1; rc=$?
 set -e
 check "an unknown level is a usage error" test $rc -eq 2
-"$SHARDFLOW" --log-format json mld < /dev/null > /dev/null 2> "$WORK/err"
+"$SHARDFLOW" --log-format json mld --flusher null < /dev/null > /dev/null 2> "$WORK/err"
 check "the mld worker's lines are json too" \
   grep -qE '^\{"time":"[^"]+","level":"info","message":"session ended: 0 records, ' "$WORK/err"
+check "mld --flusher null warns that nothing is written" \
+  grep -qE '"level":"warning","message":"--flusher null: nothing is written' "$WORK/err"
 set +e
 "$SHARDFLOW" mld-connect nonsense > /dev/null 2> "$WORK/err"; rc=$?
 set -e

@@ -41,7 +41,7 @@ check "--help documents the exit codes" grep -q "3 bad input" "$WORK/help"
 
 # mld-server shares run's signal policy: a second signal exits at once with 130. Both are sent while
 # the server is stopped, so they arrive one after the other whatever the first one starts.
-"$SHARDFLOW" mld-server --listen 127.0.0.1:0 --port-file "$WORK/port" 2> "$WORK/server.err" &
+"$SHARDFLOW" mld-server --flusher null --listen 127.0.0.1:0 --port-file "$WORK/port" 2> "$WORK/server.err" &
 pid=$!
 for _ in $(seq 1 500); do [ -s "$WORK/port" ] && break; sleep 0.02; done
 check "mld-server came up" test -s "$WORK/port"

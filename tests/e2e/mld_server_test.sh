@@ -44,12 +44,12 @@ session_via() {
 # -- who may connect --------------------------------------------------------------------------------
 for addr in 0.0.0.0:0 10.1.2.3:7400 '[::]:0' '[::ffff:10.0.0.1]:0' example.com:7400; do
   rc=0
-  "$SHARDFLOW" mld-server --listen "$addr" 2>"$WORK/err" || rc=$?
+  "$SHARDFLOW" mld-server --flusher null --listen "$addr" 2>"$WORK/err" || rc=$?
   check "--listen $addr is refused without --allow-remote (exit 2)" test $rc -eq 2
   check "... and the message names --allow-remote" grep -q -- "--allow-remote" "$WORK/err"
 done
 rc=0
-"$SHARDFLOW" mld-server --allow-remote --listen 192.0.2.1:0 2>"$WORK/err" || rc=$?
+"$SHARDFLOW" mld-server --flusher null --allow-remote --listen 192.0.2.1:0 2>"$WORK/err" || rc=$?
 check "--allow-remote lets a non-loopback address through (binding it then fails here: exit 1)" \
   test $rc -eq 1
 check "... at bind time" grep -q "cannot listen on 192.0.2.1" "$WORK/err"
@@ -57,7 +57,7 @@ check "... at bind time" grep -q "cannot listen on 192.0.2.1" "$WORK/err"
 loopbacks=(127.0.0.2:0 localhost:0)
 if grep -q ' lo$' /proc/net/if_inet6 2>/dev/null; then loopbacks+=('[::1]:0'); fi
 for addr in "${loopbacks[@]}"; do
-  start_server "$WORK/port" --listen "$addr"
+  start_server "$WORK/port" --flusher null --listen "$addr"
   host=${addr%:0}
   out=$(session_via "$host:$(cat "$WORK/port")") && rc=0 || rc=$?
   check "a loopback address ($addr) serves a session" test "$out" = "$statuses"
@@ -68,38 +68,38 @@ done
 
 # -- a Unix socket ----------------------------------------------------------------------------------
 sock="$WORK/mld.sock"
-start_server "$WORK/port" --listen "unix:$sock"
+start_server "$WORK/port" --flusher null --listen "unix:$sock"
 check "the socket exists" test -S "$sock"
 check "the socket is mode 0600" test "$(stat -c %a "$sock")" = 600
 out=$(session_via "unix:$sock") && rc=0 || rc=$?
 check "a session over unix:PATH works" test "$out" = "$statuses"
 check "... and mld-connect exits 0" test $rc -eq 0
 rc=0
-"$SHARDFLOW" mld-server --listen "unix:$sock" 2>"$WORK/err" || rc=$?
+"$SHARDFLOW" mld-server --flusher null --listen "unix:$sock" 2>"$WORK/err" || rc=$?
 check "a second server on the live socket is refused (exit 1)" test $rc -eq 1
 check "... saying why" grep -q "another server is listening" "$WORK/err"
 stop_server TERM && rc=0 || rc=$?
 check "the server stops with 0" test $rc -eq 0
 check "the socket file is removed at exit" test ! -e "$sock"
 
-start_server "$WORK/port" --listen "unix:$sock"
+start_server "$WORK/port" --flusher null --listen "unix:$sock"
 stop_server KILL || true
 check "a killed server leaves its socket file" test -S "$sock"
-start_server "$WORK/port" --listen "unix:$sock"
+start_server "$WORK/port" --flusher null --listen "unix:$sock"
 out=$(session_via "unix:$sock") && rc=0 || rc=$?
 check "a new server replaces the stale socket file and serves" test "$out" = "$statuses"
 stop_server TERM || true
 
 : >"$WORK/file"
 rc=0
-"$SHARDFLOW" mld-server --listen "unix:$WORK/file" 2>"$WORK/err" || rc=$?
+"$SHARDFLOW" mld-server --flusher null --listen "unix:$WORK/file" 2>"$WORK/err" || rc=$?
 check "a path that is not a socket is refused (exit 1) and left alone" test $rc -eq 1 -a -f "$WORK/file"
 
 # -- the handshake timeout and the connection cap ---------------------------------------------------
 threads_of() { ls "/proc/$1/task" | wc -l; }
 more_threads_than() { [ "$(threads_of "$1")" -gt "$2" ]; }
 
-start_server "$WORK/port" --listen 127.0.0.1:0 --handshake-timeout 300ms
+start_server "$WORK/port" --flusher null --listen 127.0.0.1:0 --handshake-timeout 300ms
 port=$(cat "$WORK/port")
 started=$(date +%s%N) # before the connection: a slow fork of date must not shorten the time seen
 exec {idle}<>"/dev/tcp/127.0.0.1/$port"
@@ -112,7 +112,7 @@ check "... after at least the timeout, well within 30 s (${elapsed_ms} ms)" \
   test $elapsed_ms -ge 300 -a $elapsed_ms -lt 30000
 stop_server TERM || true
 
-start_server "$WORK/port" --listen 127.0.0.1:0 --max-connections 1 --handshake-timeout 0
+start_server "$WORK/port" --flusher null --listen 127.0.0.1:0 --max-connections 1 --handshake-timeout 0
 port=$(cat "$WORK/port")
 base=$(threads_of "$server_pid")
 exec {idle}<>"/dev/tcp/127.0.0.1/$port"
@@ -192,7 +192,7 @@ check "... and every record is in the output (a, b, c)" has_all a b c
 stop_server TERM || true
 
 # -- mld-connect when the server dies mid-session ---------------------------------------------------
-start_server "$WORK/port" --listen 127.0.0.1:0
+start_server "$WORK/port" --flusher null --listen 127.0.0.1:0
 mkfifo "$WORK/in"
 : >"$WORK/connect.err"
 timeout -s KILL 60 "$SHARDFLOW" mld-connect "127.0.0.1:$(cat "$WORK/port")" <"$WORK/in" \
@@ -222,7 +222,7 @@ if [ -z "$cg" ]; then
 else
   rm -f "$WORK/port"
   bash -c 'echo $$ > "$1/cgroup.procs" && exec "$2" mld-server --listen 127.0.0.1:0 --port-file "$3" \
-             --handshake-timeout 0' _ "$cg" "$SHARDFLOW" "$WORK/port" 2>>"$WORK/server.err" &
+             --handshake-timeout 0 --flusher null' _ "$cg" "$SHARDFLOW" "$WORK/port" 2>>"$WORK/server.err" &
   server_pid=$!
   wait_for test -s "$WORK/port"
   port=$(cat "$WORK/port")
