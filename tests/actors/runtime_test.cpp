@@ -94,6 +94,17 @@ shard_group_config group(const std::string& id, bool finite, bool failing = fals
   return g;
 }
 
+// A group whose flushers all follow `plan` (and count themselves in plan->made).
+shard_group_config group(const std::string& id, bool finite,
+                         const std::shared_ptr<flusher_plan>& plan) {
+  auto g = group(id, finite);
+  g.shard.make_flusher = [plan](const shard_id&) {
+    ++plan->made;
+    return std::make_unique<test_flusher>(plan);
+  };
+  return g;
+}
+
 record_batch records(std::uint64_t first, std::uint64_t n) {
   std::vector<stream_record> xs(n);
   for (std::uint64_t i = 0; i < n; ++i) {
@@ -169,8 +180,7 @@ TEST_CASE("front actor: a push over the limit is answered once the shard has cau
   REQUIRE(front);
   auto plan = std::make_shared<flusher_plan>();
   plan->gate_open = false;
-  auto g = group("s", false);
-  g.shard.make_flusher = [plan](const shard_id&) { return std::make_unique<test_flusher>(plan); };
+  auto g = group("s", false, plan);
   g.shard.heartbeat_interval = 10ms;
   g.shard.batch.checkpoint_interval = 0ms;
   g.feeder.push_limit = 10;
@@ -253,12 +263,8 @@ TEST_CASE("front actor: pushes reach the new feeder after the shard's group rest
   REQUIRE(front);
   auto plan = std::make_shared<flusher_plan>();
   plan->fail_once_on = "record 15";
-  auto g = group("s", true);
+  auto g = group("s", true, plan);
   g.intensity = 0; // the first crash ends the group; the root starts a new one (a new feeder)
-  g.shard.make_flusher = [plan](const shard_id&) {
-    ++plan->made;
-    return std::make_unique<test_flusher>(plan);
-  };
   REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g)->value);
   std::uint64_t next = 0;
   for (int tries = 0; next < 100 && tries < 1000; ++tries) {
@@ -415,12 +421,8 @@ TEST_CASE("front actor: a group restarted just before a clean shutdown is stoppe
   REQUIRE(front);
   auto plan = std::make_shared<flusher_plan>();
   plan->fail_once_on = "record 3";
-  auto g = group("s", false);
+  auto g = group("s", false, plan);
   g.intensity = 0; // the crash ends the group; the root starts a new one at once
-  g.shard.make_flusher = [plan](const shard_id&) {
-    ++plan->made;
-    return std::make_unique<test_flusher>(plan);
-  };
   REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g)->value);
   REQUIRE(ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(0, 5))->value);
   REQUIRE(advance_until(
@@ -548,12 +550,9 @@ TEST_CASE("pushes through the facade reach the feeder of a restarted group") {
   REQUIRE(rt);
   auto plan = std::make_shared<flusher_plan>();
   plan->fail_once_on = "record 15";
-  auto g = group("s", true);
+  auto g = group("s", true, plan);
   g.intensity = 0; // the first crash ends the group; the root starts a new one (a new feeder)
   g.shard.batch.checkpoint_interval = 0ms;
-  g.shard.make_flusher = [plan](const shard_id&) {
-    return std::make_unique<test_flusher>(plan); // one thread at a time: the shard's
-  };
   REQUIRE_FALSE((*rt)->start_shard(g));
   auto m = (*rt)->meters("s");
   std::uint64_t next = 0;
@@ -582,12 +581,8 @@ TEST_CASE(
   REQUIRE(front);
   auto plan = std::make_shared<flusher_plan>();
   plan->fail_full_once = true;
-  auto g = group("s", true);
+  auto g = group("s", true, plan);
   g.intensity = 0; // the crash ends the group; the root (intensity 100) starts a new one at once
-  g.shard.make_flusher = [plan](const shard_id&) {
-    ++plan->made;
-    return std::make_unique<test_flusher>(plan);
-  };
   REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g)->value);
   REQUIRE(ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(0, 5))->value);
   REQUIRE(ask_late<caf::ok_atom>(f, *front, end_atom::value, shard_id{"s"})->value);
@@ -631,10 +626,7 @@ TEST_CASE("front actor: without restart_groups a group that gives up is final an
   REQUIRE(front);
   auto plan = std::make_shared<flusher_plan>();
   plan->gate_open = false; // the healthy shard holds its records until the other has given up
-  auto healthy = group("healthy", true);
-  healthy.shard.make_flusher = [plan](const shard_id&) {
-    return std::make_unique<test_flusher>(plan);
-  };
+  auto healthy = group("healthy", true, plan);
   healthy.shard.heartbeat_interval = 10ms;
   for (auto& g : {group("doomed", true, true), healthy})
     REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g)->value);

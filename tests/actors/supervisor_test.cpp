@@ -68,6 +68,14 @@ child_spec worker(std::string id, std::shared_ptr<test_log> log,
   return spec;
 }
 
+supervisor_flags flags(strategy how, int intensity = 1, std::chrono::seconds period = 5s) {
+  supervisor_flags f;
+  f.how = how;
+  f.intensity = intensity;
+  f.period = period;
+  return f;
+}
+
 struct fixture : deterministic_fixture {
   std::shared_ptr<test_log> log = std::make_shared<test_log>();
 
@@ -107,18 +115,25 @@ struct fixture : deterministic_fixture {
   bool alive(const caf::actor& hdl) {
     return !is_dead(hdl);
   }
+
+  // Starts a supervisor of one child "a" with `shutdown`, shuts the supervisor down and returns the
+  // reason the child died with.
+  caf::error shut_down_one(shutdown_spec shutdown) {
+    auto a = worker("a", log);
+    a.shutdown = shutdown;
+    auto sup = start_sup(flags(strategy::one_for_one), {a});
+    auto hdl = child(sup, "a");
+    caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+    run();
+    caf::error reason;
+    REQUIRE(is_dead(hdl, &reason));
+    CHECK(is_dead(sup));
+    return reason;
+  }
 };
 
 caf::error crash() {
   return make_error(errc::flusher_failed, "boom");
-}
-
-supervisor_flags flags(strategy how, int intensity = 1, std::chrono::seconds period = 5s) {
-  supervisor_flags f;
-  f.how = how;
-  f.intensity = intensity;
-  f.period = period;
-  return f;
 }
 
 } // namespace
@@ -172,16 +187,7 @@ SCENARIO_METHOD(fixture, "a start_child error is returned and no spec is stored"
 // 5. sup_stop_infinity
 SCENARIO_METHOD(fixture, "children with shutdown infinity are stopped with shutdown",
                 "[actors][supervisor]") {
-  auto a = worker("a", log);
-  a.shutdown = shutdown_spec::infinity();
-  auto sup = start_sup(flags(strategy::one_for_one), {a});
-  auto hdl = child(sup, "a");
-  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
-  run();
-  caf::error reason;
-  REQUIRE(is_dead(hdl, &reason));
-  CHECK(reason == caf::exit_reason::user_shutdown);
-  CHECK(is_dead(sup));
+  CHECK(shut_down_one(shutdown_spec::infinity()) == caf::exit_reason::user_shutdown);
 }
 
 // 6. sup_stop_timeout and 24. child_unlink (waiting on a monitor never hangs)
@@ -210,15 +216,7 @@ SCENARIO_METHOD(fixture, "a child still alive after its shutdown timeout is kill
 
 // 7. sup_stop_brutal_kill
 SCENARIO_METHOD(fixture, "a brutal_kill child dies with kill", "[actors][supervisor]") {
-  auto a = worker("a", log);
-  a.shutdown = shutdown_spec::brutal_kill();
-  auto sup = start_sup(flags(strategy::one_for_one), {a});
-  auto hdl = child(sup, "a");
-  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
-  run();
-  caf::error reason;
-  REQUIRE(is_dead(hdl, &reason));
-  CHECK(reason == caf::exit_reason::kill);
+  CHECK(shut_down_one(shutdown_spec::brutal_kill()) == caf::exit_reason::kill);
   CHECK(log->stopped.empty()); // a kill cannot be trapped
 }
 
