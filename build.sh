@@ -7,19 +7,22 @@
 #   ./build.sh install PREFIX
 #                      install the packages, build (release), install into PREFIX: bin/shardflow, the
 #                      headers, libraries, CMake package, pkg-config files, man page, LICENSE, CHANGELOG
-#   ./build.sh test    install, build with AddressSanitizer + UBSan, run the whole test suite, then
-#                      build the fuzz harnesses with clang and run each for a short smoke
+#   ./build.sh test    install, build with AddressSanitizer + UBSan, run the whole test suite: the
+#                      unit, actor and end-to-end tests, then the peers stage (real peers, below),
+#                      then the fuzz harnesses (clang) for a short smoke each. Every stage runs; the
+#                      summary names each one's outcome. Exit 0 all passed, 1 a test failed, 3 no test
+#                      failed but a peer could not be set up (a download, Java, unshare -n)
 #   ./build.sh fuzz [NAME] [SECONDS]
 #                      build the fuzz harnesses (clang) and run NAME (default: all) for SECONDS
 #                      (default 600) each, keeping the corpus in build/fuzz/corpus/NAME
-#   ./build.sh peers   install (also Java 17, Maven, Node and npm), build with sanitizers and run the
-#                      peers stage: the real KCL MultiLangDaemon on local emulators, in a loopback-only
-#                      network namespace (ctest -L peers; downloads pinned jars and npm packages into
-#                      $SHARDFLOW_PEERS_CACHE once; about 12 minutes on 2 cores)
+#   ./build.sh peers   only the peers stage of `test`: the real KCL MultiLangDaemon on local emulators
+#                      and a real Kafka broker, each in a loopback-only network namespace (ctest -L
+#                      peers; installs Java 17, Maven, Node and npm where missing; downloads pinned
+#                      jars and npm packages into $SHARDFLOW_PEERS_CACHE once)
 #   ./build.sh bench   install, build (release), run every benchmark
 #   ./build.sh deps    only install the Debian packages
 #
-# Build trees: build/release, build/sanitize, build/peers and build/fuzz (clang). Extra arguments after `run` go to
+# Build trees: build/release, build/sanitize (also the peers stage) and build/fuzz (clang). Extra arguments after `run` go to
 # `shardflow run`. The binary of `run` is build/release/apps/shardflow/shardflow.
 set -euo pipefail
 
@@ -77,6 +80,40 @@ install_to() { # prefix: what `cmake --install` installs (every library, the bin
 
 fuzz_packages=(clang libclang-rt-14-dev)
 
+# The peers stage's tools. Java, Maven, Node and npm as Debian packages only where the command is
+# missing (a machine may have them from elsewhere: Debian's npm conflicts with a newer Node).
+add_peer_packages() {
+  packages+=(python3 util-linux iproute2 curl)
+  command -v java > /dev/null || packages+=(openjdk-17-jdk-headless)
+  command -v mvn > /dev/null || packages+=(maven)
+  command -v node > /dev/null || packages+=(nodejs)
+  command -v npm > /dev/null || packages+=(npm)
+}
+
+build_sanitize() {
+  configure_and_build build/sanitize -DCMAKE_BUILD_TYPE=Debug -DSHARDFLOW_SANITIZERS=address,undefined \
+    -DSHARDFLOW_PEER_TESTS=ON
+}
+
+# The peers stage on build/sanitize, under a hard limit of its own: its set-up first (exit 2 of a
+# set-up test is a peer that could not be set up, told apart from a failed assertion), then every
+# scenario. Prints the outcome; returns 0 passed, 1 a test failed, 3 set-up failed.
+run_peers() {
+  local limit="${SHARDFLOW_PEERS_STAGE_LIMIT:-1200}" status=0
+  log "peers stage (limit $limit s): set-up"
+  (cd "$here/build/sanitize" && timeout --kill-after=30 "$limit" ctest --output-on-failure -L peers -R setup) ||
+    status=$?
+  if [ "$status" -ne 0 ]; then
+    log "peers stage: PEER SET-UP FAILED (status $status): no scenario ran; see the set-up output above"
+    return 3
+  fi
+  log "peers stage: the scenarios"
+  (cd "$here/build/sanitize" && timeout --kill-after=30 "$limit" ctest --output-on-failure -L peers -E setup -j "$jobs") ||
+    status=$?
+  [ "$status" -ne 124 ] || log "peers stage: FAILED: it passed its $limit s limit"
+  [ "$status" -eq 0 ] || return 1
+}
+
 build_fuzz() { # seconds per harness
   targets=fuzz_all configure_and_build build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_COMPILER=clang++ -DSHARDFLOW_FUZZ=ON -DSHARDFLOW_SANITIZERS=address,undefined \
@@ -105,13 +142,24 @@ case "$cmd" in
     # man-db: tests/install reads the man page with man -l; postgresql: the postgres tests start a
     # server of their own (initdb, pg_ctl)
     packages+=("${fuzz_packages[@]}" man-db postgresql)
+    add_peer_packages
     install_deps
-    configure_and_build build/sanitize -DCMAKE_BUILD_TYPE=Debug -DSHARDFLOW_SANITIZERS=address,undefined
-    log "running the test suite"
-    (cd "$here/build/sanitize" && ctest --output-on-failure -j "$jobs")
-    build_fuzz 25
-    log "fuzz smoke: every harness replays its regressions, then fuzzes 25 s (ASan + UBSan)"
-    (cd "$here/build/fuzz" && ctest --output-on-failure -L fuzz -j "$jobs")
+    build_sanitize
+    started=$SECONDS
+    log "running the test suite (every test but the peers stage)"
+    suite=passed peers=passed fuzz=passed
+    (cd "$here/build/sanitize" && ctest --output-on-failure -LE peers -j "$jobs") || suite=FAILED
+    suite_s=$((SECONDS - started))
+    peers_status=0
+    run_peers || peers_status=$?
+    case $peers_status in 0) ;; 3) peers="SET-UP FAILED" ;; *) peers=FAILED ;; esac
+    peers_s=$((SECONDS - started - suite_s))
+    { build_fuzz 25 && log "fuzz smoke: every harness replays its regressions, then fuzzes 25 s (ASan + UBSan)" &&
+      (cd "$here/build/fuzz" && ctest --output-on-failure -L fuzz -j "$jobs"); } || fuzz=FAILED
+    fuzz_s=$((SECONDS - started - suite_s - peers_s))
+    log "summary: suite $suite (${suite_s} s), peers stage $peers (${peers_s} s), fuzz smoke $fuzz (${fuzz_s} s)"
+    [ "$suite" = passed ] && [ "$fuzz" = passed ] && [ "$peers" != FAILED ] || exit 1
+    [ "$peers" = passed ] || exit 3
     ;;
   fuzz)
     packages+=("${fuzz_packages[@]}")
@@ -124,19 +172,10 @@ case "$cmd" in
       ctest --output-on-failure -V -L fuzz ${name:+-R "^fuzz_${name}\$"})
     ;;
   peers)
-    # Java, Maven, Node and npm as Debian packages only where the command is missing (a machine may
-    # have them from elsewhere: Debian's npm conflicts with a newer Node).
-    packages+=(python3 util-linux iproute2)
-    command -v java > /dev/null || packages+=(openjdk-17-jdk-headless)
-    command -v mvn > /dev/null || packages+=(maven)
-    command -v node > /dev/null || packages+=(nodejs)
-    command -v npm > /dev/null || packages+=(npm)
+    add_peer_packages
     install_deps
-    # A tree of its own, so that the option does not add the stage to `./build.sh test`.
-    targets=shardflow configure_and_build build/peers -DCMAKE_BUILD_TYPE=Debug \
-      -DSHARDFLOW_SANITIZERS=address,undefined -DSHARDFLOW_PEER_TESTS=ON
-    log "peers stage: the real KCL MultiLangDaemon (3.1.3 and 2.7.2) on kinesis-local and dynalite"
-    (cd "$here/build/peers" && ctest --output-on-failure -L peers)
+    targets=shardflow build_sanitize
+    run_peers || exit $?
     ;;
   bench)
     packages+=(gnuplot-nox bc bsdextrautils)
