@@ -240,6 +240,26 @@ private:
 
 } // namespace
 
+std::size_t checkpoint_error_kind(std::string_view name) {
+  for (std::size_t i = 0; i + 1 < checkpoint_error_kinds.size(); ++i)
+    if (name == checkpoint_error_kinds[i])
+      return i;
+  return checkpoint_error_kinds.size() - 1;
+}
+
+std::shared_ptr<shard_meter> worker_meters::of(const std::string& shard) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  auto& m = shards_[shard];
+  if (!m)
+    m = std::make_shared<shard_meter>();
+  return m;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<shard_meter>>> worker_meters::all() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return {shards_.begin(), shards_.end()};
+}
+
 struct worker::impl {
   line_io& io;
   worker_config cfg;
@@ -252,6 +272,7 @@ struct worker::impl {
   phase at = phase::fresh;
   bool lease_gone = false; // after ShutdownException: never checkpoint again
   std::uint64_t lines = 0; // input lines read
+  std::shared_ptr<shard_meter> meter; // set at initialize when cfg.meters is
   std::map<std::string, std::uint64_t> ignored_kinds; // ignored lines by problem (see ignore)
   std::optional<dead_letter_batch> dead_letters;
   std::mt19937_64 rng{std::random_device{}()};
@@ -397,10 +418,15 @@ struct worker::impl {
       const auto reply = await_reply(seq, sub_text);
       if (!reply.error) {
         ++stats.checkpoints;
+        if (meter)
+          meter->checkpoints.fetch_add(1, std::memory_order_relaxed);
         return checkpoint_outcome::done;
       }
       ++stats.checkpoint_errors;
       const auto& err = *reply.error;
+      if (meter)
+        meter->checkpoint_errors[checkpoint_error_kind(err)].fetch_add(1,
+                                                                       std::memory_order_relaxed);
       if (err == "ShutdownException") {
         log(log_level::warning,
             "checkpoint refused with ShutdownException: the lease is gone; no more checkpoints");
@@ -449,9 +475,14 @@ struct worker::impl {
     guarded([&] {
       if (cfg.on_initialize)
         cfg.on_initialize();
+      auto made = cfg.make_flusher(shard);
+      if (cfg.meters) {
+        meter = cfg.meters->of(shard);
+        meter->sessions.fetch_add(1, std::memory_order_relaxed);
+        made = std::make_unique<metered_flusher>(std::move(made), meter->flushing);
+      }
       proc = std::make_unique<batch_processor>(
-        shard, std::make_unique<poison_filter>(cfg.make_flusher(shard), &poison), cfg.batch,
-        cfg.now());
+        shard, std::make_unique<poison_filter>(std::move(made), &poison), cfg.batch, cfg.now());
     });
     at = phase::active;
     log(log_level::info, fmt::format("initialized at {} (protocol {})",
@@ -591,6 +622,8 @@ struct worker::impl {
     if (at != phase::active)
       breach(
         fmt::format("processRecords {}: its records would be acknowledged unprocessed", where(at)));
+    if (meter && m.millis_behind_latest)
+      meter->millis_behind_latest.store(*m.millis_behind_latest, std::memory_order_relaxed);
     // After a ShutdownException the records are still processed (at least once), only never
     // checkpointed: the lease's next owner starts from its last checkpoint.
     const auto now = cfg.now();

@@ -57,20 +57,27 @@
 // protocol short), as `shardflow mld` does.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <unordered_set>
 
 #include <shardflow/core/batch_processor.hpp>
 #include <shardflow/core/flusher_decorator.hpp>
 #include <shardflow/core/log.hpp>
+#include <shardflow/flushers/metered_flusher.hpp>
 #include <shardflow/kcl/kpl.hpp>
 
 namespace shardflow::mld {
@@ -172,6 +179,44 @@ using shardflow::log_line;
 using shardflow::log_sink;
 using shardflow::stderr_log;
 
+/// The kinds of checkpoint errors a shard's meter counts apart (the last: any other).
+inline constexpr std::array<const char*, 5> checkpoint_error_kinds = {
+  "ThrottlingException", "KinesisClientLibDependencyException", "ShutdownException",
+  "InvalidStateException", "other"};
+
+/// Returns the index in `checkpoint_error_kinds` of the daemon's error `name`.
+std::size_t checkpoint_error_kind(std::string_view name);
+
+/// Counters of one shard over every session that served it in this process, for a metrics
+/// endpoint: written by the session's thread, read from any thread (relaxed atomics, each exact on
+/// its own, not a consistent snapshot together).
+struct shard_meter {
+  /// What its flushers were given and made durable (a replay after a restart counts again).
+  std::shared_ptr<flusher_meter> flushing = std::make_shared<flusher_meter>();
+  /// Sessions that initialized for the shard (more than one: the daemon restarted its worker).
+  std::atomic<std::uint64_t> sessions{0};
+  /// Checkpoints the daemon confirmed.
+  std::atomic<std::uint64_t> checkpoints{0};
+  /// Checkpoint replies with an error, by `checkpoint_error_kinds`.
+  std::array<std::atomic<std::uint64_t>, checkpoint_error_kinds.size()> checkpoint_errors{};
+  /// The last processRecords' millisBehindLatest; -1 before any carried one.
+  std::atomic<std::int64_t> millis_behind_latest{-1};
+};
+
+/// The meters of every shard a process serves, by shard id; thread-safe.
+class worker_meters {
+public:
+  /// Returns the meter of `shard`, made on first use.
+  std::shared_ptr<shard_meter> of(const std::string& shard);
+
+  /// Returns every shard's meter, by shard id.
+  std::vector<std::pair<std::string, std::shared_ptr<shard_meter>>> all() const;
+
+private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<shard_meter>> shards_;
+};
+
 /// Options of the worker.
 struct worker_config {
   /// Makes the flusher of the session's shard when the daemon sends initialize.
@@ -196,6 +241,8 @@ struct worker_config {
   /// Called when initialize arrives, before the flusher is made (a server lifts its pre-handshake
   /// limits then).
   std::function<void()> on_initialize;
+  /// When set, the session counts into its shard's meter there (the flusher is metered too).
+  std::shared_ptr<worker_meters> meters;
   /// Injected for tests: how to wait, what time it is.
   std::function<void(std::chrono::milliseconds)> sleep;
   std::function<std::chrono::steady_clock::time_point()> now;

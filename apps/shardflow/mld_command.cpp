@@ -6,6 +6,7 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -16,10 +17,12 @@
 #include "apps/shardflow/exit_codes.hpp"
 #include "apps/shardflow/flusher_choice.hpp"
 #include "apps/shardflow/guarded.hpp"
+#include "apps/shardflow/mld_metrics.hpp"
 #include "apps/shardflow/mld_properties.hpp"
 #include "apps/shardflow/options.hpp"
 #include "apps/shardflow/partition_key.hpp"
 #include "apps/shardflow/signals.hpp"
+#include "apps/shardflow/status_server.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/flushers/base64.hpp>
 #include <shardflow/kcl/kpl.hpp>
@@ -52,6 +55,7 @@ struct mld_options {
   bool allow_remote = false;
   std::size_t max_connections = mld::server_config{}.max_connections;
   std::string handshake_timeout = "30s";
+  std::string metrics; // HOST:PORT; empty: none
 };
 
 // For testing recovery: the flusher fails once, after `after` records in all (across restarts).
@@ -122,6 +126,13 @@ mld::worker_config worker_config_of(const mld_options& o, bool stdio) {
 
 int run_stdio_worker(const mld_options& o) {
   auto cfg = worker_config_of(o, true);
+  cfg.meters = std::make_shared<mld::worker_meters>();
+  std::optional<status_server> status;
+  if (!o.metrics.empty())
+    status.emplace(
+      metrics_address_of(o.metrics, o.allow_remote),
+      [m = cfg.meters] { return mld_prometheus_text(*m, nullptr); },
+      [m = cfg.meters] { return mld_worker_readiness(*m); }, SHARDFLOW_VERSION);
   // The daemon ends a child by closing its stdin; a signal to the whole process group must not cut
   // the protocol short, and a vanished daemon must not kill us with SIGPIPE.
   ignore_sigpipe();
@@ -162,9 +173,19 @@ int run_server(const mld_options& o) {
   cfg.log = cli_log();
   cfg.worker = worker_config_of(o, false);
   server_limits_of(o, cfg);
+  cfg.worker.meters = std::make_shared<mld::worker_meters>();
+  const auto metrics_at = o.metrics.empty() ? listen_address{}
+                                            : metrics_address_of(o.metrics, o.allow_remote);
   ignore_sigpipe();
   stop_on_signals("mld-server");
   mld::server srv{cfg};
+  status_server status{
+    metrics_at, [m = cfg.worker.meters, &srv] { return mld_prometheus_text(*m, &srv.stats()); },
+    [&srv] {
+      return readiness{true, fmt::format("listening; {} active",
+                                         plural(srv.stats().active.load(), "session"))};
+    },
+    SHARDFLOW_VERSION};
   if (cfg.unix_path.empty())
     say(log_level::info, "listening on {}:{}",
         cfg.host.find(':') == std::string::npos ? cfg.host : "[" + cfg.host + "]", srv.port());
@@ -239,6 +260,11 @@ void add_worker_options(CLI::App* cmd, mld_options* o) {
   add_flusher_options(cmd, &o->flushing);
   cmd->add_option("--stream-name", o->stream_name, "postgres flusher: the stream column's value")
     ->capture_default_str();
+  cmd->add_option("--metrics", o->metrics,
+                  "serve HTTP on HOST:PORT (loopback unless --allow-remote): Prometheus metrics at "
+                  "/metrics, /healthz, /readyz (mld: one worker's; mld-server: every shard's)");
+  cmd->add_flag("--allow-remote", o->allow_remote,
+                "allow a non-loopback --metrics (and mld-server --listen) address");
   cmd->add_option("--batch-size", o->batch_size, "the flusher's capacity in records")
     ->check(CLI::Range(1, 1 << 24))
     ->capture_default_str();
@@ -354,8 +380,6 @@ void add_server_command(CLI::App& app, int& exit_code) {
     ->add_option("--listen", so->listen,
                  "HOST:PORT (port 0: any free port) or unix:PATH (a socket only this user can use)")
     ->capture_default_str();
-  srv->add_flag("--allow-remote", so->allow_remote,
-                "allow a non-loopback --listen address (clients are not authenticated)");
   srv
     ->add_option("--max-connections", so->max_connections,
                  "sessions served at once; further connections are closed at once")

@@ -139,12 +139,7 @@ void plan_reports(const run_config& cfg, run_plan& p) {
           "write it to a file with --json FILE");
   if (cfg.metrics.empty())
     return;
-  p.metrics = checked(parse_host_port("--metrics", cfg.metrics));
-  if (!is_loopback_host(p.metrics.host) && !cfg.allow_remote)
-    usage(fmt::format("--metrics {}: not a loopback address; the metrics are served to whoever "
-                      "connects: use 127.0.0.1 or ::1, or pass --allow-remote if a firewall "
-                      "restricts who can reach it",
-                      cfg.metrics));
+  p.metrics = metrics_address_of(cfg.metrics, cfg.allow_remote);
 }
 
 run_plan make_plan(const run_config& cfg) {

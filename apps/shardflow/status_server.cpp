@@ -5,24 +5,42 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include "apps/shardflow/guarded.hpp"
 #include <shardflow/core/error.hpp>
 
 namespace shardflow::cli {
 
+listen_address metrics_address_of(const std::string& text, bool allow_remote) {
+  auto at = checked(parse_host_port("--metrics", text));
+  if (!is_loopback_host(at.host) && !allow_remote)
+    usage(fmt::format("--metrics {}: not a loopback address; the metrics are served to whoever "
+                      "connects: use 127.0.0.1 or ::1, or pass --allow-remote if a firewall "
+                      "restricts who can reach it",
+                      text));
+  return at;
+}
+
 status_server::status_server(const listen_address& at,
-                             std::function<std::vector<shard_view>()> views, std::string version) {
+                             std::function<std::vector<shard_view>()> views, std::string version)
+  : status_server(
+      at, [views] { return prometheus_text(views()); },
+      [views] { return readiness_of(views()); }, std::move(version)) {
+  // nop
+}
+
+status_server::status_server(const listen_address& at, std::function<std::string()> metrics,
+                             std::function<readiness()> ready, std::string version) {
   if (at.port == 0)
     return;
   http_ = std::make_unique<httplib::Server>();
-  http_->Get("/metrics", [views, version](const httplib::Request&, httplib::Response& res) {
-    res.set_content(prometheus_text(views()) + build_info_text(version),
-                    "text/plain; version=0.0.4");
+  http_->Get("/metrics", [metrics, version](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics() + build_info_text(version), "text/plain; version=0.0.4");
   });
   http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
-  http_->Get("/readyz", [views](const httplib::Request&, httplib::Response& res) {
-    const auto r = readiness_of(views());
+  http_->Get("/readyz", [ready](const httplib::Request&, httplib::Response& res) {
+    const auto r = ready();
     res.status = r.ready ? 200 : 503;
     res.set_content(r.why + "\n", "text/plain");
   });

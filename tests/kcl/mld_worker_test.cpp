@@ -218,6 +218,38 @@ SCENARIO("lines without a string action are ignored unanswered, logged once per 
   CHECK(count("which is no action") == 1); // a kind of its own
 }
 
+SCENARIO("a shard's meter counts its sessions, records, checkpoints, errors by kind and lag",
+         "[kcl][mld]") {
+  auto meters = std::make_shared<mld::worker_meters>();
+  const std::string batch = R"({"action":"processRecords","millisBehindLatest":42,"records":[)"
+                            + record("aGk=", 1) + "," + record("!!", 2) + "]}";
+  const std::string at_1002 = R"({"action":"checkpoint","sequenceNumber":"1002","subSequenceNumber":0)";
+  const std::string at_end = R"({"action":"checkpoint","sequenceNumber":null,"subSequenceNumber":null)";
+  for (int run = 0; run < 2; ++run) {
+    session s;
+    s.cfg.meters = meters;
+    s.daemon.echo = false;
+    CHECK(s.run({initialize_line, batch, at_1002 + R"(,"error":"ThrottlingException"})",
+                 at_1002 + R"(,"error":"Mystery"})", R"({"action":"shardEnded"})",
+                 at_end + R"(,"error":null})"})
+          == 0);
+  }
+  const auto all = meters->all();
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].first == "shardId-1");
+  const auto& m = *all[0].second;
+  CHECK(m.sessions == 2);
+  CHECK(m.flushing->records == 2); // the poison record reaches no flusher
+  CHECK(m.flushing->bytes == 4);
+  CHECK(m.flushing->flushes >= 2);
+  CHECK(m.checkpoints == 2); // the shard ends
+  CHECK(m.checkpoint_errors[mld::checkpoint_error_kind("ThrottlingException")] == 2);
+  CHECK(m.checkpoint_errors[mld::checkpoint_error_kind("Mystery")] == 2);
+  CHECK(mld::checkpoint_error_kind("Mystery") == mld::checkpoint_error_kinds.size() - 1);
+  CHECK(m.checkpoint_errors[mld::checkpoint_error_kind("ShutdownException")] == 0);
+  CHECK(m.millis_behind_latest == 42);
+}
+
 SCENARIO("a record without a usable sequence number fails the session", "[kcl][mld]") {
   session s;
   WHEN("the number is not decimal") {
