@@ -16,6 +16,17 @@ check() { # description, command...
   fi
 }
 
+# Polls the command every 10 ms until it succeeds, for up to 30 s (then says so, and fails).
+wait_for() { # command...
+  local i
+  for i in $(seq 3000); do
+    "$@" && return 0
+    sleep 0.01
+  done
+  echo "  timed out waiting for: $*"
+  return 1
+}
+
 finish() {
   if [ "$failures" -gt 0 ]; then
     echo "$failures check(s) failed"

@@ -9,14 +9,6 @@ source "$(dirname "$0")/lib.sh"
 server_pid=
 cleanup_server() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; }
 trap 'cleanup_server; [ "${KEEP:-}" = 1 ] || rm -rf "$WORK"' EXIT
-wait_for() { # command...: polls it for up to 20 s
-  local i
-  for i in $(seq 1000); do
-    "$@" && return 0
-    sleep 0.02
-  done
-  return 1
-}
 
 start_server() { # mld-server options...; sets port (metrics) and server_port
   local attempt

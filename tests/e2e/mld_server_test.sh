@@ -12,16 +12,6 @@ recs='{"action":"processRecords","records":[{"data":"YQ==","partitionKey":"k","s
 statuses='{"action":"status","responseFor":"initialize"}
 {"action":"status","responseFor":"processRecords"}'
 
-wait_for() { # command...: polls it for up to 30 s
-  local i
-  for i in $(seq 3000); do
-    "$@" && return 0
-    sleep 0.01
-  done
-  echo "  timed out waiting for: $*"
-  return 1
-}
-
 server_pid=
 start_server() { # port-file, mld-server options...
   rm -f "$1"
