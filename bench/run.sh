@@ -22,7 +22,8 @@ log="$out/raw.txt"
 
 # Every row the table must have; one that no benchmark printed is FAILED.
 expected=(processor actors-64 actors-1k actors-1k-start actors-10k actors-10k-start mld mld-kpl
-          mld-kpl-100 memory-idle memory-slow-sink memory-slow-sink-large run)
+          mld-kpl-100 memory-idle memory-slow-sink memory-slow-sink-large run
+          kafka-consume kafka-produce kafka-slow-sink)
 if [ -x "$here/pool_bench.sh" ]; then expected+=(file-1000-shards-pool); fi
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -53,6 +54,11 @@ if [ -n "$subject" ] && [ -n "$baseline" ]; then
   printf 'ROW\tmemory-slow-sink-large\t%s\t%s\tMiB peak RSS, 8 shards of 256 KiB records (lower is better)\t-\n' \
     "$subject" "$baseline" >> "$log"
 fi
+
+step "kafka: consume through shard actors vs. a plain consumer loop; the Kafka flusher vs. plain producers; a slow sink (librdkafka's mock cluster)"
+bench kafka_bench "$build/bench/kafka_bench" consume 3
+bench kafka_bench "$build/bench/kafka_bench" produce 5
+bench kafka_bench "$build/bench/kafka_bench" slow-sink
 
 step "pool: 1,000 shards writing files, the I/O pool vs. a thread per shard (--detached yes)"
 bench pool_bench "$here/pool_bench.sh" "$build/apps/shardflow/shardflow" 1000000 3

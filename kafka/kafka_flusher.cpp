@@ -68,8 +68,10 @@ kafka_flusher::~kafka_flusher() {
 }
 
 add_result kafka_flusher::add(const stream_record& x, flush_token token) {
-  if (outstanding_ >= cfg_.max_outstanding)
+  if (outstanding_ >= cfg_.max_outstanding) {
+    full_ = true;
     return add_result::full;
+  }
   auto* opaque = reinterpret_cast<void*>(static_cast<std::uintptr_t>(token));
   for (int attempt = 0;; ++attempt) {
     auto err = producer_->produce(cfg_.topic, RdKafka::Topic::PARTITION_UA,
@@ -78,8 +80,10 @@ add_result kafka_flusher::add(const stream_record& x, flush_token token) {
                                   opaque);
     if (err == RdKafka::ERR_NO_ERROR)
       break;
-    if (err == RdKafka::ERR__QUEUE_FULL && outstanding_ > 0)
-      return add_result::full; // librdkafka's own queue is full: a flush makes room
+    if (err == RdKafka::ERR__QUEUE_FULL && outstanding_ > 0) {
+      full_ = true; // librdkafka's own queue is full: a flush makes room
+      return add_result::full;
+    }
     if (err != RdKafka::ERR__QUEUE_FULL || attempt >= 100)
       throw error{errc::io_failed, fmt::format("kafka flusher of shard {}: producing to {} "
                                                "failed: {}",
@@ -87,6 +91,7 @@ add_result kafka_flusher::add(const stream_record& x, flush_token token) {
     producer_->poll(10);
   }
   ++outstanding_;
+  full_ = false;
   return add_result::added;
 }
 
@@ -101,6 +106,17 @@ std::vector<flush_token> kafka_flusher::collect() {
 }
 
 std::vector<flush_token> kafka_flusher::flush(flush_mode mode) {
+  if (mode == flush_mode::partial && full_) {
+    // Full: wait for the first reports (at most flush_timeout), not for all of them, which the
+    // processor's next step (flush(full)) would do, draining the pipe each max_outstanding.
+    auto result = collect();
+    auto until = std::chrono::steady_clock::now() + cfg_.flush_timeout;
+    while (result.empty() && outstanding_ > 0 && std::chrono::steady_clock::now() < until) {
+      producer_->poll(10);
+      result = collect();
+    }
+    return result;
+  }
   if (mode == flush_mode::partial || outstanding_ == 0)
     return collect();
   auto err = producer_->flush(static_cast<int>(cfg_.flush_timeout.count()));

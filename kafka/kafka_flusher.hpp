@@ -5,11 +5,13 @@
 // `enable.idempotence=true` (forced after the user's properties), so a record is durable on every
 // in-sync replica when its report comes back, and librdkafka's retries neither reorder nor
 // duplicate it. The flusher is asynchronous, the project's first: `add` hands the record to
-// librdkafka (key = the record's partition key, value = its data; partitioned by the producer's
-// partitioner) and returns at once; `heartbeat` and `flush(partial)` serve delivery reports without
-// waiting and return the tokens of the records delivered since; only `flush(full)` (a stopping
-// shard) waits, up to `flush_timeout`, for everything outstanding. So the shard never blocks on the
-// network, and a checkpoint passes a record only after the broker acknowledged it.
+// librdkafka (key = the record's partition key, value = its data;
+// partitioned by the producer's partitioner) and returns at once; `heartbeat` and `flush(partial)`
+// serve delivery reports without waiting and return the tokens of the records delivered since;
+// only `flush(full)` (a stopping shard) waits, up to `flush_timeout`, for everything outstanding.
+// So the shard does not block on the network, except at the in-flight cap: after `add` answered
+// `full`, `flush(partial)` waits for the first delivery reports (not for all: the pipe stays full).
+// A checkpoint passes a record only after the broker acknowledged it.
 //
 //     add(x, token) --> produce(copy of x)  --> full when `max_outstanding` are in flight
 //     delivery report ok      --> token ready, returned by the next heartbeat or flush
@@ -78,6 +80,7 @@ private:
   std::unique_ptr<RdKafka::DeliveryReportCb> report_cb_;
   std::unique_ptr<RdKafka::Producer> producer_;
   std::size_t outstanding_ = 0;
+  bool full_ = false; // the last add answered full
 };
 
 /// Returns a factory of Kafka flushers with `cfg`.
