@@ -25,6 +25,7 @@ expected=(processor actors-64 actors-1k actors-1k-start actors-10k actors-10k-st
           mld-kpl-100 memory-idle memory-slow-sink memory-slow-sink-large run
           kafka-consume kafka-produce kafka-slow-sink)
 if [ -x "$here/pool_bench.sh" ]; then expected+=(file-1000-shards-pool); fi
+expected+=(mld-node-500 mld-node-10k) # FAILED "skipped: ..." without node or aws-kcl
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # bench NAME COMMAND...: runs one benchmark into the log; a non-zero exit is noted, not fatal.
@@ -43,6 +44,9 @@ step "actors: 1 source -> 1/64/1,024/10,000 shard actors vs. the direct loop"
 bench actors_bench "$build/bench/actors_bench" 4000000 3
 step "mld: the worker path vs. JSON parsing alone"
 bench mld_bench "$build/bench/mld_bench" 5
+step "mld-node: shardflow mld vs. the Node worker (aws-kcl from the peers cache), over pipes"
+bench mld_node_bench "$build/bench/mld_node_bench" "$build/apps/shardflow/shardflow" \
+  "${SHARDFLOW_PEERS_CACHE:-/var/cache/shardflow-peers}/npm/node_modules/aws-kcl" 3
 step "memory: idle shards, and a slow sink"
 bench memory_bench "$build/bench/memory_bench" all 10000000
 step "memory: a slow sink with 256 KiB records, credit in bytes vs. in records only"
