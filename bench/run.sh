@@ -26,6 +26,10 @@ expected=(processor actors-64 actors-1k actors-1k-start actors-10k actors-10k-st
           kafka-consume kafka-produce kafka-slow-sink)
 if [ -x "$here/pool_bench.sh" ]; then expected+=(file-1000-shards-pool); fi
 expected+=(mld-node-500 mld-node-10k) # FAILED "skipped: ..." without node or aws-kcl
+# The postgres rows need PostgreSQL 15's binaries (pg_bench.sh says so and prints none without them).
+if [ -x /usr/lib/postgresql/15/bin/initdb ] && command -v psql > /dev/null && command -v sqlite3 > /dev/null; then
+  expected+=(pg-copy pg-effectively-once)
+fi
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # bench NAME COMMAND...: runs one benchmark into the log; a non-zero exit is noted, not fatal.
@@ -66,6 +70,9 @@ bench kafka_bench "$build/bench/kafka_bench" slow-sink
 
 step "pool: 1,000 shards writing files, the I/O pool vs. a thread per shard (--detached yes)"
 bench pool_bench "$here/pool_bench.sh" "$build/apps/shardflow/shardflow" 1000000 3
+
+step "postgres: the PostgreSQL flusher (64 shards, batches of 1,000) vs. psql's \\copy; effectively-once vs. plain"
+bench pg_bench "$here/pg_bench.sh" "$build/apps/shardflow/shardflow" 1000000 3
 
 step "run: shardflow run (file flusher, batch 1,000) vs. write + fdatasync per 1,000 lines"
 work="$(mktemp -d "${TMPDIR:-/tmp}/shardflow-bench.XXXXXX")"

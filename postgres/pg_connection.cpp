@@ -126,16 +126,18 @@ std::vector<std::vector<std::string>> pg_connection::query(const std::string& sq
   return rows;
 }
 
-void pg_connection::copy_in(const std::string& sql, const std::string& data) {
+void pg_connection::copy_in(const std::string& sql, const std::vector<const std::string*>& data) {
   auto* res = PQexec(conn_, sql.c_str());
   if (res == nullptr || PQresultStatus(res) != PGRES_COPY_IN)
     fail(res, "COPY");
   PQclear(res);
   constexpr std::size_t chunk = 1 << 20;
-  for (std::size_t at = 0; at < data.size(); at += chunk) {
-    const auto n = std::min(chunk, data.size() - at);
-    if (PQputCopyData(conn_, data.data() + at, static_cast<int>(n)) != 1)
-      fail(nullptr, "COPY");
+  for (const auto* piece : data) {
+    for (std::size_t at = 0; at < piece->size(); at += chunk) {
+      const auto n = std::min(chunk, piece->size() - at);
+      if (PQputCopyData(conn_, piece->data() + at, static_cast<int>(n)) != 1)
+        fail(nullptr, "COPY");
+    }
   }
   if (PQputCopyEnd(conn_, nullptr) != 1)
     fail(nullptr, "COPY");

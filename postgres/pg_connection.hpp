@@ -70,9 +70,9 @@ public:
   std::vector<std::vector<std::string>> query(const std::string& sql,
                                               const std::vector<std::string>& params = {});
 
-  /// Runs `COPY ... FROM STDIN` statement `sql` and sends `data` (COPY text format).
+  /// Runs `COPY ... FROM STDIN` statement `sql` and sends the pieces of `data` one after the other.
   /// @throws pg_failure
-  void copy_in(const std::string& sql, const std::string& data);
+  void copy_in(const std::string& sql, const std::vector<const std::string*>& data);
 
   /// Returns the name of the database connected to.
   std::string database() const;

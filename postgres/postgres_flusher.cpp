@@ -1,12 +1,10 @@
 #include <shardflow/postgres/postgres_flusher.hpp>
 
 #include <algorithm>
-#include <ctime>
 #include <thread>
 #include <utility>
 
 #include <fmt/format.h>
-#include <simdjson.h>
 
 #include <shardflow/core/error.hpp>
 #include <shardflow/postgres/pg_connection.hpp>
@@ -15,19 +13,40 @@ namespace shardflow::postgres {
 
 namespace {
 
-constexpr const char* columns
-  = "stream, shard, sequence, sub_sequence, partition_key, arrival, data, data_raw";
-constexpr const char* key_columns = "stream, shard, sequence, sub_sequence";
-
-// The columns every target table needs, with the types `--create-table` gives them.
-constexpr std::pair<const char*, const char*> column_types[] = {
-  {"stream", "text"},         {"shard", "text"},         {"sequence", "numeric"},
-  {"sub_sequence", "bigint"}, {"partition_key", "text"}, {"arrival", "timestamp with time zone"},
-  {"data", "jsonb"},          {"data_raw", "bytea"},
-};
+constexpr column_role key_roles[] = {column_role::stream, column_role::shard,
+                                     column_role::sequence, column_role::sub_sequence};
 
 [[noreturn]] void fail(const std::string& table, const std::string& what) {
   throw error{errc::io_failed, fmt::format("postgres table {}: {}", table, what)};
+}
+
+[[noreturn]] void bad(const std::string& what) {
+  throw error{errc::bad_input, what};
+}
+
+const column* find(const std::vector<column>& columns, column_role role) {
+  auto it = std::find_if(columns.begin(), columns.end(),
+                         [&](const column& c) { return c.role == role; });
+  return it == columns.end() ? nullptr : &*it;
+}
+
+// The key columns' names, in key order; empty when a key role is not among the columns.
+std::vector<std::string> key_names(const std::vector<column>& columns) {
+  std::vector<std::string> out;
+  for (auto role : key_roles) {
+    const auto* c = find(columns, role);
+    if (c == nullptr)
+      return {};
+    out.push_back(c->name);
+  }
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (auto& n : names)
+    out += (out.empty() ? "" : ", ") + n;
+  return out;
 }
 
 void check_table_name(const std::string& table) {
@@ -38,99 +57,105 @@ void check_table_name(const std::string& table) {
                               || (c >= '0' && c <= '9') || c == '_' || c == '.';
                      });
   if (!ok)
-    throw error{errc::bad_input,
-                fmt::format("postgres table \"{}\": use NAME or SCHEMA.NAME of letters, digits and "
-                            "'_'",
-                            table)};
+    bad(fmt::format("postgres table \"{}\": use NAME or SCHEMA.NAME of letters, digits and '_'",
+                    table));
 }
 
-std::string create_sql(const std::string& table) {
-  std::string sql = "CREATE TABLE IF NOT EXISTS " + table + " (";
-  for (auto& [name, type] : column_types)
-    sql += fmt::format("{} {}{}, ", name, type,
-                       std::string_view{name} == "arrival" || std::string_view{name} == "data"
-                           || std::string_view{name} == "data_raw"
-                         ? ""
-                         : " NOT NULL");
-  return sql + "PRIMARY KEY (" + key_columns + "))";
+// The choices that contradict each other, before anything is connected.
+void check_choices(const postgres_flusher_config& cfg) {
+  if (cfg.columns.empty())
+    bad("--pg-columns: no column");
+  const bool data = find(cfg.columns, column_role::data) != nullptr;
+  const bool raw = find(cfg.columns, column_role::data_raw) != nullptr;
+  if (cfg.data != data_type::jsonb && raw)
+    bad(fmt::format("--pg-columns: data_raw holds the payloads that are not JSON under --pg-data "
+                    "jsonb only (--pg-data is {}: every payload goes to data)",
+                    to_string(cfg.data)));
+  if (cfg.data == data_type::jsonb && data != raw)
+    bad("--pg-columns: under --pg-data jsonb, data (the JSON payloads, jsonb) and data_raw (the "
+        "others, bytea) go together, or a payload would be lost; or use --pg-data bytea or text");
+  if (cfg.mode == write_mode::effectively_once && key_names(cfg.columns).empty())
+    bad("--pg-mode effectively-once: --pg-columns needs stream, shard, sequence and "
+        "sub_sequence (the key)");
 }
 
-// Says which required columns are missing or of another type; empty when none.
-std::string column_problems(pg_connection& conn, const std::string& table) {
+std::string create_sql(const postgres_flusher_config& cfg) {
+  std::string sql = "CREATE TABLE IF NOT EXISTS " + cfg.table + " (";
+  bool first = true;
+  for (auto& c : cfg.columns) {
+    const bool nullable = c.role == column_role::arrival || c.role == column_role::data
+                          || c.role == column_role::data_raw;
+    sql += fmt::format("{}{} {}{}", first ? "" : ", ", c.name, sql_type(c.role, cfg.data),
+                       nullable ? "" : " NOT NULL");
+    first = false;
+  }
+  if (auto key = key_names(cfg.columns); !key.empty())
+    sql += ", PRIMARY KEY (" + joined(key) + ")";
+  return sql + ")";
+}
+
+bool same_type(const std::string& have, const char* want) {
+  return have == want
+         || (std::string_view{want} == "text" && have.rfind("character varying", 0) == 0);
+}
+
+// Says which columns are missing or of another type; empty when none.
+std::string column_problems(pg_connection& conn, const postgres_flusher_config& cfg) {
   auto rows = conn.query("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
                          "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
-                         {table});
+                         {cfg.table});
   std::string problems;
-  for (auto& [name, type] : column_types) {
-    auto it = std::find_if(rows.begin(), rows.end(), [&](auto& r) { return r[0] == name; });
-    const bool typed = std::string_view{name} == "data" || std::string_view{name} == "data_raw";
+  for (auto& c : cfg.columns) {
+    const char* type = sql_type(c.role, cfg.data);
+    auto it = std::find_if(rows.begin(), rows.end(), [&](auto& r) { return r[0] == c.name; });
     if (it == rows.end())
-      problems += fmt::format("{}no column {} ({})", problems.empty() ? "" : "; ", name, type);
-    else if (typed && (*it)[1] != type)
-      problems += fmt::format("{}column {} is {}, not {}", problems.empty() ? "" : "; ", name,
+      problems += fmt::format("{}no column {} ({}, for {})", problems.empty() ? "" : "; ", c.name,
+                              type, to_string(c.role));
+    else if (!same_type((*it)[1], type))
+      problems += fmt::format("{}column {} is {}, not {}", problems.empty() ? "" : "; ", c.name,
                               (*it)[1], type);
   }
   return problems;
 }
 
-// Returns whether the table has a unique index on exactly the four key columns.
-bool has_key(pg_connection& conn, const std::string& table) {
+// Returns whether the table has a unique index on exactly the key columns.
+bool has_key(pg_connection& conn, const postgres_flusher_config& cfg) {
+  auto key = key_names(cfg.columns);
+  if (key.empty())
+    return false;
+  std::sort(key.begin(), key.end());
+  std::string names;
+  for (auto& k : key)
+    names += (names.empty() ? "" : ",") + k;
   auto rows = conn.query(
     "SELECT 1 FROM pg_index i WHERE i.indrelid = $1::regclass AND i.indisunique AND "
-    "i.indnkeyatts = 4 AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM "
-    "pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) "
-    "= ARRAY['sequence', 'shard', 'stream', 'sub_sequence']",
-    {table});
+    "i.indnkeyatts = 4 AND (SELECT string_agg(a.attname::text, ',' ORDER BY a.attname::text) "
+    "FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = $2",
+    {cfg.table, names});
   return !rows.empty();
 }
 
 void check_table(pg_connection& conn, postgres_flusher_config& cfg) {
   if (cfg.create_table)
-    conn.exec(create_sql(cfg.table));
+    conn.exec(create_sql(cfg));
   if (conn.query("SELECT to_regclass($1)", {cfg.table}).at(0).at(0).empty())
     fail(cfg.table, fmt::format("does not exist in database {} (create it with --pg-create-table)",
                                 conn.database()));
-  if (auto problems = column_problems(conn, cfg.table); !problems.empty())
-    fail(cfg.table, problems);
+  if (auto problems = column_problems(conn, cfg); !problems.empty())
+    fail(cfg.table, problems + " (--pg-columns and --pg-data say what is written)");
   if (conn.query("SELECT has_table_privilege($1, 'INSERT')", {cfg.table}).at(0).at(0) != "t")
     fail(cfg.table, "this user may not insert into it");
-  const bool key = has_key(conn, cfg.table);
+  const bool key = has_key(conn, cfg);
   if (cfg.mode == write_mode::effectively_once && !key)
-    fail(cfg.table, fmt::format("effectively-once needs a unique key on ({})", key_columns));
+    fail(cfg.table, fmt::format("effectively-once needs a unique key on ({})",
+                                joined(key_names(cfg.columns))));
   if (cfg.mode == write_mode::automatic)
     cfg.mode = key ? write_mode::effectively_once : write_mode::plain;
 }
 
-void append_arrival(std::string& out, std::int64_t ms) {
-  auto secs = ms / 1000;
-  auto frac = ms % 1000;
-  if (frac < 0) {
-    frac += 1000;
-    secs -= 1;
-  }
-  const auto t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}+00",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 frac);
-}
-
-// Whether jsonb takes `data`: valid UTF-8 JSON without a \u0000 (which jsonb refuses).
-bool is_json(const std::string& data) {
-  if (data.empty() || data.find("\\u0000") != std::string::npos)
-    return false;
-  thread_local simdjson::dom::parser parser; // scratch only: nothing is kept between calls
-  return parser.parse(data).error() == simdjson::SUCCESS;
-}
-
-void append_hex(std::string& out, const std::string& data) {
-  static constexpr char hex[] = "0123456789abcdef";
-  out += "\\\\x"; // bytea's \x, its backslash escaped for COPY
-  for (unsigned char c : data) {
-    out.push_back(hex[c >> 4]);
-    out.push_back(hex[c & 0xF]);
-  }
+std::string copy_sql(const std::string& table, const postgres_flusher_config& cfg) {
+  return fmt::format("COPY {} ({}) FROM STDIN{}", table, column_list(cfg.columns),
+                     cfg.format == copy_format::binary ? " (FORMAT binary)" : "");
 }
 
 } // namespace
@@ -146,52 +171,9 @@ const char* to_string(write_mode mode) noexcept {
   }
 }
 
-void append_copy_text(std::string& out, std::string_view text) {
-  for (char c : text) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        out.push_back(c);
-    }
-  }
-}
-
-void append_copy_row(std::string& out, const std::string& prefix, const stream_record& x) {
-  out += prefix;
-  out += x.sequence.base.to_string();
-  const auto& s = x.sequence;
-  fmt::format_to(std::back_inserter(out), "\t{}\t",
-                 s.user_total > 0 ? s.user_sub : s.sub.value_or(0));
-  append_copy_text(out, x.partition_key);
-  out.push_back('\t');
-  if (x.arrival_ms)
-    append_arrival(out, *x.arrival_ms);
-  else
-    out += "\\N";
-  if (is_json(x.data)) {
-    out.push_back('\t');
-    append_copy_text(out, x.data);
-    out += "\t\\N\n";
-  } else {
-    out += "\t\\N\t";
-    append_hex(out, x.data);
-    out.push_back('\n');
-  }
-}
-
 postgres_flusher_config prepare_table(postgres_flusher_config cfg) {
   check_table_name(cfg.table);
+  check_choices(cfg);
   try {
     check_conninfo(cfg.conninfo);
   } catch (const pg_failure& e) {
@@ -209,16 +191,18 @@ postgres_flusher_config prepare_table(postgres_flusher_config cfg) {
 // -- postgres_sink -------------------------------------------------------------------------------
 
 postgres_sink::postgres_sink(shard_id id, const postgres_flusher_config& cfg,
-                             std::shared_ptr<pg_connections> conns)
-  : id_(std::move(id)), cfg_(cfg), conns_(std::move(conns)) {
-  append_copy_text(prefix_, cfg_.stream);
-  prefix_.push_back('\t');
-  append_copy_text(prefix_, id_);
-  prefix_.push_back('\t');
+                             std::shared_ptr<pg_connections> conns,
+                             std::shared_ptr<group_commit> group)
+  : id_(std::move(id)),
+    cfg_(cfg),
+    rows_(cfg.columns, cfg.data, cfg.format, cfg.stream, id_),
+    conns_(std::move(conns)),
+    group_(std::move(group)) {
+  // nop
 }
 
 void postgres_sink::append(std::string& batch, const stream_record& x) {
-  append_copy_row(batch, prefix_, x);
+  rows_.append(batch, x);
 }
 
 void postgres_sink::write(const std::string& batch, std::size_t records) {
@@ -226,9 +210,12 @@ void postgres_sink::write(const std::string& batch, std::size_t records) {
     return;
   const auto deadline = std::chrono::steady_clock::now() + cfg_.retry_for;
   auto backoff = cfg_.backoff_min;
-  for (;;) {
+  for (bool grouped = true;; grouped = false) {
     try {
-      write_once(batch);
+      if (grouped && !group_->write(batch))
+        continue; // its group failed: alone now, so only the shard whose row is refused fails
+      if (!grouped)
+        write_rows(*conns_, cfg_, {&batch});
       return;
     } catch (const pg_failure& e) {
       if (!e.transient() || std::chrono::steady_clock::now() + backoff > deadline)
@@ -250,34 +237,47 @@ void postgres_sink::retrying(const pg_failure& e, std::size_t records,
                          e.what(), records, backoff.count()));
 }
 
-void postgres_sink::write_once(const std::string& batch) {
-  auto conn = conns_->take(); // a connection that failed is dropped, not given back
-  if (cfg_.mode == write_mode::effectively_once) {
+void write_rows(pg_connections& conns, const postgres_flusher_config& cfg,
+                const std::vector<const std::string*>& batches) {
+  std::vector<const std::string*> data;
+  data.reserve(batches.size() + 2);
+  data.push_back(&copy_header(cfg.format));
+  data.insert(data.end(), batches.begin(), batches.end());
+  data.push_back(&copy_trailer(cfg.format));
+  auto conn = conns.take(); // a connection that failed is dropped, not given back
+  if (cfg.mode == write_mode::effectively_once) {
     conn->exec("BEGIN");
-    conn->copy_in(fmt::format("COPY shardflow_stage ({}) FROM STDIN", columns), batch);
-    conn->exec(
-      fmt::format("INSERT INTO {0} ({1}) SELECT {1} FROM shardflow_stage ON CONFLICT ({2}) "
-                  "DO NOTHING",
-                  cfg_.table, columns, key_columns));
+    conn->copy_in(copy_sql("shardflow_stage", cfg), data);
+    conn->exec(fmt::format("INSERT INTO {0} ({1}) SELECT {1} FROM shardflow_stage ON CONFLICT "
+                           "({2}) DO NOTHING",
+                           cfg.table, column_list(cfg.columns), joined(key_names(cfg.columns))));
     conn->exec("COMMIT");
   } else {
-    conn->copy_in(fmt::format("COPY {} ({}) FROM STDIN", cfg_.table, columns), batch);
+    conn->copy_in(copy_sql(cfg.table, cfg), data);
   }
-  conns_->give_back(std::move(conn));
+  conns.give_back(std::move(conn));
 }
 
 flusher_factory postgres_flusher_factory(postgres_flusher_config cfg,
                                          std::shared_ptr<io_pool> pool) {
-  auto on_connect = [staged = cfg.mode == write_mode::effectively_once](pg_connection& conn) {
-    if (!staged)
+  auto on_connect = [cfg](pg_connection& conn) {
+    if (cfg.mode != write_mode::effectively_once)
       return;
-    conn.exec("CREATE TEMPORARY TABLE IF NOT EXISTS shardflow_stage (stream text, shard text, "
-              "sequence numeric, sub_sequence bigint, partition_key text, arrival timestamptz, "
-              "data jsonb, data_raw bytea) ON COMMIT DELETE ROWS");
+    std::string columns;
+    for (auto& c : cfg.columns)
+      columns += fmt::format("{}{} {}", columns.empty() ? "" : ", ", c.name,
+                             sql_type(c.role, cfg.data));
+    conn.exec("CREATE TEMPORARY TABLE IF NOT EXISTS shardflow_stage (" + columns
+              + ") ON COMMIT DELETE ROWS");
   };
   auto conns = std::make_shared<pg_connections>(cfg.conninfo, on_connect);
-  auto sinks = [cfg, conns](const shard_id& id) {
-    return std::make_unique<postgres_sink>(id, cfg, conns);
+  auto group = std::make_shared<group_commit>(
+    [cfg, conns](const std::vector<const std::string*>& batches) {
+      write_rows(*conns, cfg, batches);
+    },
+    cfg.group);
+  auto sinks = [cfg, conns, group](const shard_id& id) {
+    return std::make_unique<postgres_sink>(id, cfg, conns, group);
   };
   return pooled_flusher::factory(std::move(pool), std::move(sinks),
                                  pooled_flusher_config{cfg.batch_records, cfg.max_in_flight});

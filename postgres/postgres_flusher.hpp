@@ -1,17 +1,14 @@
-// postgres/postgres_flusher.hpp - writes each shard's records into a PostgreSQL table, one
-// transaction per batch, tokens back once it has committed.
+// postgres/postgres_flusher.hpp - writes each shard's records into a PostgreSQL table, in
+// transactions of one or more whole batches, tokens back once the transaction has committed.
 //
-// The table has these columns (other columns may exist and are left to their defaults):
-//
-//     stream text, shard text, sequence numeric, sub_sequence bigint    -- the record's key
-//     partition_key text, arrival timestamptz (NULL when unknown),
-//     data jsonb (the payload when it parses as JSON, else NULL), data_raw bytea (else NULL)
-//
-// `sub_sequence` is the record's place in its aggregate (user_sub) for a KPL user record, the
-// daemon's sub-sequence number otherwise (0 when absent). `prepare_table` runs once before any shard
-// starts: it connects, creates the table with primary key (stream, shard, sequence, sub_sequence)
-// when `create_table` is set, and otherwise checks that the table and its columns exist; every
-// problem is a clear error there, before the first record. It then picks the mode:
+// The columns written are `columns` (copy_rows.hpp: by default stream, shard, sequence,
+// sub_sequence, partition_key, arrival, data jsonb for JSON payloads and data_raw bytea for the
+// others; --pg-columns picks and renames them, --pg-data makes data bytea or text); other columns
+// of the table keep their defaults. `prepare_table` runs once before any shard starts: it checks
+// the choices against each other (errc::bad_input), connects, creates the table (with primary key
+// (stream, shard, sequence, sub_sequence) when those four are among the columns) when
+// `create_table` is set, and otherwise checks that the table exists and has every column with its
+// type; every problem is a clear error there, before the first record. It then picks the mode:
 //
 //   effectively_once (when the table has a unique key on exactly the four key columns):
 //       BEGIN; COPY stage FROM STDIN; INSERT INTO table SELECT ... FROM stage
@@ -21,13 +18,18 @@
 //   plain (no such key): COPY table FROM STDIN (one statement, one transaction). A replay after a
 //     crash adds the replayed rows again (at-least-once).
 //
-// Writing: a `postgres_sink` per shard (flushers/io_pool.hpp: rows formatted in COPY text format on
-// the shard's thread, written on an I/O pool thread) borrows a connection from a shared set for each
-// batch. A transient failure (connection lost or refused, server shutting down or starting, see
-// pg_connection.hpp) drops the connection and writes the whole batch again on a new one, with backoff
-// from `backoff_min` doubling to `backoff_max`, for at most `retry_for`: a batch whose COMMIT got no
-// answer is written again too (in effectively-once mode that adds nothing; in plain mode it may add
-// the batch twice). Any other failure (authentication, permissions, a missing table or column, a
+// COPY reads binary rows by default (`format`; text on request); bench/pg_bench.sh measures both.
+//
+// Writing: a `postgres_sink` per shard (flushers/io_pool.hpp: rows formatted on the shard's thread,
+// written on an I/O pool thread) hands each batch to the run's `group_commit` (group_commit.hpp):
+// the batches of shards that wait at the same time share one transaction (one WAL flush), on one of
+// `group.writers` connections from a shared set. A transient failure (connection lost or refused,
+// server shutting down or starting, see pg_connection.hpp) drops the connection and writes the
+// whole batch again, alone, on a new one, with backoff from `backoff_min` doubling to
+// `backoff_max`, for at most `retry_for`: a batch whose COMMIT got no answer is written again too
+// (in effectively-once mode that adds nothing; in plain mode it may add the batch twice). A batch
+// whose shared transaction failed is written again alone at once, so a row the table refuses fails
+// only its own shard. Any other failure (authentication, permissions, a missing table or column, a
 // row the table refuses), or retrying for longer than `retry_for`, throws errc::io_failed with the
 // server's message: the shard fails and its restart replays from the checkpoint.
 #pragma once
@@ -37,10 +39,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <shardflow/core/flusher.hpp>
 #include <shardflow/core/log.hpp>
 #include <shardflow/flushers/io_pool.hpp>
+#include <shardflow/postgres/copy_rows.hpp>
+#include <shardflow/postgres/group_commit.hpp>
 
 namespace shardflow::postgres {
 
@@ -66,6 +71,12 @@ struct postgres_flusher_config {
   std::string conninfo;
   /// The target table, `name` or `schema.name` (letters, digits, '_').
   std::string table = "shardflow_records";
+  /// The columns written, in order (copy_rows.hpp); any other column keeps its default.
+  std::vector<column> columns = default_columns();
+  /// The type of the `data` column.
+  data_type data = data_type::jsonb;
+  /// How COPY reads the rows.
+  copy_format format = copy_format::binary;
   /// The value of the `stream` column.
   std::string stream = "stream";
   /// Records per batch (one transaction each).
@@ -74,8 +85,14 @@ struct postgres_flusher_config {
   bool create_table = false;
   /// How to write; `prepare_table` turns `automatic` into the mode it picked.
   write_mode mode = write_mode::automatic;
-  /// Sealed batches a shard may have waiting or being written.
-  std::size_t max_in_flight = pooled_flusher_config{}.max_in_flight;
+  /// Transactions written at once and batches (of any shards) per transaction.
+  group_commit_config group;
+  /// Sealed batches a shard may have waiting or being written (more than the pool's default: a
+  /// shard whose batches wait for a commit blocks its actor thread only beyond this many).
+  std::size_t max_in_flight = 8;
+  /// Threads of the I/O pool `postgres_flusher_factory` is given (flusher_choice makes it): each
+  /// waits for the commit of its batch's group, so they bound how many batches a group takes.
+  std::size_t pool_threads = 64;
   /// Backoff between attempts of one batch after a transient failure.
   std::chrono::milliseconds backoff_min{100};
   std::chrono::milliseconds backoff_max{2000};
@@ -95,8 +112,9 @@ postgres_flusher_config prepare_table(postgres_flusher_config cfg);
 class postgres_sink final : public batch_sink {
 public:
   /// `cfg` must come from `prepare_table`; `conns` is shared by every shard of the run.
+  /// `group` writes the batches of concurrent shards in one transaction (group_commit.hpp).
   postgres_sink(shard_id id, const postgres_flusher_config& cfg,
-                std::shared_ptr<pg_connections> conns);
+                std::shared_ptr<pg_connections> conns, std::shared_ptr<group_commit> group);
 
   void append(std::string& batch, const stream_record& x) override;
   void write(const std::string& batch, std::size_t records) override;
@@ -104,24 +122,21 @@ public:
 private:
   void retrying(const pg_failure& e, std::size_t records, std::chrono::milliseconds backoff);
 
-  void write_once(const std::string& batch);
-
   shard_id id_;
-  std::string prefix_; // the stream and shard columns, escaped, each followed by a tab
   const postgres_flusher_config cfg_;
+  copy_rows rows_;
   std::shared_ptr<pg_connections> conns_;
+  std::shared_ptr<group_commit> group_;
 };
+
+/// Writes `batches` (COPY rows of `cfg`'s format) in one transaction on a connection of `conns`
+/// (one that fails is dropped). @throws pg_failure
+void write_rows(pg_connections& conns, const postgres_flusher_config& cfg,
+                const std::vector<const std::string*>& batches);
 
 /// Returns a factory of pooled flushers writing to PostgreSQL on `pool`'s threads. `cfg` must come
 /// from `prepare_table`.
 flusher_factory postgres_flusher_factory(postgres_flusher_config cfg,
                                          std::shared_ptr<io_pool> pool);
-
-/// Appends `text` to `out` escaped for COPY's text format (backslash, tab, newline, CR).
-void append_copy_text(std::string& out, std::string_view text);
-
-/// Appends the COPY text row of record `x` (columns as in the file comment, after `prefix`, the
-/// escaped stream and shard columns with their tabs) to `out`.
-void append_copy_row(std::string& out, const std::string& prefix, const stream_record& x);
 
 } // namespace shardflow::postgres

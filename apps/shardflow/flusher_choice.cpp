@@ -32,16 +32,24 @@ flusher_factory postgres_factory(const flusher_spec& spec, const flusher_setting
   cfg.mode = settings.postgres_mode == "plain"              ? postgres::write_mode::plain
              : settings.postgres_mode == "effectively-once" ? postgres::write_mode::effectively_once
                                                             : postgres::write_mode::automatic;
+  cfg.data = settings.postgres_data == "bytea"  ? postgres::data_type::bytea
+             : settings.postgres_data == "text" ? postgres::data_type::text
+                                                : postgres::data_type::jsonb;
+  cfg.format = settings.postgres_copy == "text" ? postgres::copy_format::text
+                                                : postgres::copy_format::binary;
   try {
+    cfg.columns = postgres::parse_columns(settings.postgres_columns);
     cfg = postgres::prepare_table(cfg);
   } catch (const error& e) {
     if (e.code() == errc::bad_input)
       usage(e.what()); // a bad connection string or table name: the command line is wrong
     throw;
   }
-  const auto threads = settings.io_threads > 0 ? settings.io_threads : io_pool_config{}.threads;
-  return postgres::postgres_flusher_factory(cfg,
-                                            std::make_shared<io_pool>(io_pool_config{threads}));
+  // --io-threads: transactions written at once; the pool's threads only wait for their group.
+  if (settings.io_threads > 0)
+    cfg.group.writers = settings.io_threads;
+  return postgres::postgres_flusher_factory(
+    cfg, std::make_shared<io_pool>(io_pool_config{cfg.pool_threads}));
 }
 
 // kafka:BROKERS/TOPIC (checked by parse_flusher); the producer is made per shard, so a bad -X
@@ -74,6 +82,21 @@ void add_flusher_options(CLI::App* cmd, flusher_options* opts) {
                  "needs the key), plain (COPY), auto (effectively-once when the table has the key)")
     ->check(CLI::IsMember({"auto", "plain", "effectively-once"}))
     ->capture_default_str();
+  cmd
+    ->add_option("--pg-columns", opts->pg_columns,
+                 "postgres flusher: the columns written, in order, as ROLE or ROLE=NAME (roles: "
+                 "stream, shard, sequence, sub_sequence, partition_key, arrival, data, data_raw)")
+    ->capture_default_str();
+  cmd
+    ->add_option("--pg-data", opts->pg_data,
+                 "postgres flusher: the data column's type: jsonb (JSON payloads; the others go "
+                 "to data_raw, bytea), bytea or text (every payload)")
+    ->check(CLI::IsMember({"jsonb", "bytea", "text"}))
+    ->capture_default_str();
+  cmd
+    ->add_option("--pg-copy", opts->pg_copy, "postgres flusher: COPY's format: binary or text")
+    ->check(CLI::IsMember({"binary", "text"}))
+    ->capture_default_str();
 }
 
 void apply_flusher_options(const flusher_options& opts, flusher_settings& settings) {
@@ -83,6 +106,9 @@ void apply_flusher_options(const flusher_options& opts, flusher_settings& settin
   settings.postgres_table = opts.pg_table;
   settings.postgres_create_table = opts.pg_create_table;
   settings.postgres_mode = opts.pg_mode;
+  settings.postgres_columns = opts.pg_columns;
+  settings.postgres_data = opts.pg_data;
+  settings.postgres_copy = opts.pg_copy;
 }
 
 flusher_factory make_flusher_factory(const flusher_spec& spec, const flusher_settings& settings) {

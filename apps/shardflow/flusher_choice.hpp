@@ -42,26 +42,35 @@ struct flusher_settings {
   /// no thread of their own (0: each flusher writes on its shard's thread, e.g. detached shards).
   std::size_t io_threads = 0;
   /// postgres: the target table, whether to create it, how to write (auto, plain,
-  /// effectively-once), and the stream column's value.
+  /// effectively-once), the columns (--pg-columns), the data column's type (jsonb, bytea, text),
+  /// COPY's format (binary, text), and the stream column's value.
   std::string postgres_table = postgres::postgres_flusher_config{}.table;
   bool postgres_create_table = false;
   std::string postgres_mode = "auto";
+  std::string postgres_columns = postgres::default_columns_text();
+  std::string postgres_data = "jsonb";
+  std::string postgres_copy = "binary";
   std::string stream = "stream";
   /// kafka: librdkafka producer properties (`-X`).
   std::map<std::string, std::string> kafka_properties;
 };
 
 /// The options about flushers that every command writing through them offers besides --flusher
-/// (`run`, `mld`, `mld-server`): file rolling and the PostgreSQL table and mode, as given.
+/// (`run`, `mld`, `mld-server`): file rolling and the PostgreSQL table, mode, columns, data type
+/// and COPY format, as given.
 struct flusher_options {
   std::string roll_size = "0";
   std::string roll_age = "0";
   std::string pg_table = postgres::postgres_flusher_config{}.table;
   bool pg_create_table = false;
   std::string pg_mode = "auto";
+  std::string pg_columns = postgres::default_columns_text();
+  std::string pg_data = "jsonb";
+  std::string pg_copy = "binary";
 };
 
-/// Registers --roll-size, --roll-age, --pg-table, --pg-create-table and --pg-mode on `cmd`.
+/// Registers --roll-size, --roll-age, --pg-table, --pg-create-table, --pg-mode, --pg-columns,
+/// --pg-data and --pg-copy on `cmd`.
 void add_flusher_options(CLI::App* cmd, flusher_options* opts);
 
 /// Sets the roll limits and the PostgreSQL fields of `settings` from `opts`.

@@ -492,7 +492,8 @@ void add_restart_options(CLI::App* cmd, run_config* cfg) {
   add_flusher_options(cmd, &cfg->flushing);
   cmd
     ->add_option("--io-threads", cfg->io_threads,
-                 "file and postgres flushers: threads writing the batches of all shards")
+                 "file flusher: threads writing the batches of all shards; postgres flusher: "
+                 "transactions written at once")
     ->check(CLI::Range(1, 1024))
     ->capture_default_str();
 }

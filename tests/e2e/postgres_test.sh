@@ -3,8 +3,9 @@
 # + pg_ctl in a temporary directory, 127.0.0.1 and a free port, as user postgres under root,
 # stopped by its PID): every record lands once; kill -9 mid-run and a rerun still leave every record
 # exactly once (effectively-once mode); the server restarted under a running job is ridden out;
-# a bad connection string (exit 2), a wrong password and a
-# missing table (exit 1) fail before any shard starts, with clear messages, nothing checkpointed.
+# a bad connection string (exit 2), a wrong password, a missing table and a column mismatch
+# (exit 1) fail before any shard starts, with clear messages, nothing checkpointed; --pg-columns
+# renames and picks the columns written.
 source "$(dirname "$0")/lib.sh"
 
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -171,5 +172,37 @@ check "it names the table and --pg-create-table" \
   grep -q "no_such_table: does not exist in database postgres (create it with --pg-create-table)" "$WORK/c.err"
 check "nothing is checkpointed after a missing table" nothing_checkpointed c
 check "no table was created" test "$(sql "select to_regclass('no_such_table') is null")" = t
+
+# 5. --pg-columns: a table whose columns do not match fails before the first record (exit 1);
+# a list that names no role exits 2; the columns named are the ones written.
+sql "create table t_cols (stream text, shard text, seq bigint, body bytea)" > /dev/null
+set +e
+"$SHARDFLOW" run "$WORK/c" --flusher "postgres:$conn" --pg-table t_cols \
+  --pg-columns stream,shard,sequence=seq,data=body --pg-data bytea --progress off \
+  > /dev/null 2> "$WORK/c.err"
+code=$?
+set -e
+check "a column mismatch exits 1 ($code)" test $code -eq 1
+check "it names the column and both types" grep -q "column seq is bigint, not numeric" "$WORK/c.err"
+check "nothing is checkpointed after a column mismatch" nothing_checkpointed c
+set +e
+"$SHARDFLOW" run "$WORK/c" --flusher "postgres:$conn" --pg-columns stream,sequnce --progress off \
+  > /dev/null 2> "$WORK/c.err"
+code=$?
+set -e
+check "a --pg-columns without such a role exits 2 ($code)" test $code -eq 2
+check "it names the unknown role" grep -q 'no column role "sequnce"' "$WORK/c.err"
+sql "alter table t_cols alter column seq type numeric" > /dev/null
+fresh d
+set +e
+"$SHARDFLOW" run "$WORK/d" --flusher "postgres:$conn" --pg-table t_cols \
+  --pg-columns stream,shard,sequence=seq,data=body --pg-data bytea --pg-copy text "${run_args[@]}" \
+  > /dev/null 2> "$WORK/d.err"
+code=$?
+set -e
+check "a run into the renamed columns ends with exit 0 ($code)" test $code -eq 0
+check "every record is in the renamed columns, data as bytea" test \
+  "$(sql "select count(*), count(distinct convert_from(body, 'UTF8')::jsonb->>'id') from t_cols")" \
+  = "$records|$records"
 
 finish

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include <catch2/catch.hpp>
 
+#include "tests/postgres/commit_cutter.hpp"
 #include "tests/postgres/pg_server.hpp"
 #include "tests/support/thrown_code.hpp"
 
@@ -16,6 +18,7 @@
 using namespace shardflow;
 using namespace shardflow::postgres;
 using namespace std::chrono_literals;
+using shardflow::testing::commit_cutter;
 using shardflow::testing::pg_server;
 using shardflow::testing::thrown_code;
 
@@ -35,6 +38,7 @@ std::string sql1(const std::string& sql) {
 
 void exec(const std::string& sql) {
   pg_connection conn{server().conninfo()};
+  conn.exec("SET client_min_messages = warning"); // no NOTICE for DROP TABLE IF EXISTS
   conn.exec(sql);
 }
 
@@ -128,7 +132,12 @@ SCENARIO("prepare_table says clearly what is wrong before the first record", "[p
 }
 
 SCENARIO("the postgres flusher writes each batch in one transaction, JSON as jsonb", "[postgres]") {
-  auto cfg = prepare_table(config_for("t_rows"));
+  const auto format = GENERATE(copy_format::binary, copy_format::text);
+  INFO("COPY format " << to_string(format));
+  exec("DROP TABLE IF EXISTS t_rows");
+  auto cfg = config_for("t_rows");
+  cfg.format = format;
+  cfg = prepare_table(cfg);
   auto pool = std::make_shared<io_pool>(io_pool_config{2});
   auto f = postgres_flusher_factory(cfg, pool)("shard-7");
   auto xs = records(1, 7);
@@ -209,4 +218,93 @@ SCENARIO("a server restart mid-run is ridden out: the batch is written again, on
   std::sort(got.begin(), got.end());
   CHECK(got == iota(9));
   CHECK(sql1("SELECT count(*) FROM t_restart") == "9");
+}
+
+SCENARIO("--pg-columns and --pg-data: the columns named, in their order, data as bytea or text",
+         "[postgres]") {
+  const auto format = GENERATE(copy_format::binary, copy_format::text);
+  INFO("COPY format " << to_string(format));
+  auto pool = std::make_shared<io_pool>(io_pool_config{2});
+  exec("DROP TABLE IF EXISTS t_cols_b, t_cols_t");
+  auto cfg = config_for("t_cols_b");
+  cfg.format = format;
+  cfg.columns = parse_columns("sequence=seq,data=payload,shard=src");
+  cfg.data = data_type::bytea;
+  cfg = prepare_table(cfg);
+  CHECK(cfg.mode == write_mode::plain); // no key columns: no key, plain
+  auto xs = records(1, 4);
+  xs[2].data = std::string{"\0\xff\t", 3};
+  CHECK(run_all(*postgres_flusher_factory(cfg, pool)("s-1"), xs) == iota(4));
+  CHECK(sql1("SELECT string_agg(seq::text || ':' || src, ',' ORDER BY seq) FROM t_cols_b")
+        == "1:s-1,2:s-1,3:s-1,4:s-1");
+  CHECK(sql1("SELECT encode(payload, 'hex') FROM t_cols_b WHERE seq = 3") == "00ff09");
+  CHECK(sql1("SELECT convert_from(payload, 'UTF8') FROM t_cols_b WHERE seq = 1") == "{\"n\": 1}");
+  auto text = config_for("t_cols_t");
+  text.format = format;
+  text.columns = parse_columns("stream,shard,sequence,sub_sequence,data");
+  text.data = data_type::text;
+  text = prepare_table(text);
+  CHECK(text.mode == write_mode::effectively_once);
+  CHECK(run_all(*postgres_flusher_factory(text, pool)("s"), records(1, 5)) == iota(5));
+  CHECK(run_all(*postgres_flusher_factory(text, pool)("s"), records(3, 5)) == iota(5));
+  CHECK(sql1("SELECT count(*) || ' ' || max(data) FROM t_cols_t") == "7 {\"n\": 7}");
+}
+
+SCENARIO("a column the table lacks or types otherwise is a clear error before the first record",
+         "[postgres]") {
+  exec("CREATE TABLE t_mismatch (stream text, shard text, seq bigint, data bytea)");
+  auto cfg = config_for("t_mismatch", false);
+  cfg.columns = parse_columns("stream,shard,sequence=seq,data,partition_key");
+  cfg.data = data_type::text;
+  CHECK(thrown_code([&] { prepare_table(cfg); }) == errc::io_failed);
+  CHECK_THROWS_WITH(prepare_table(cfg), Catch::Contains("column seq is bigint, not numeric")
+                                          && Catch::Contains("column data is bytea, not text")
+                                          && Catch::Contains("no column partition_key (text")
+                                          && Catch::Contains("--pg-columns"));
+  // Choices that contradict each other are usage errors, before any connection.
+  auto raw = config_for("t_mismatch", false);
+  raw.conninfo = "host=127.0.0.1 port=1"; // never reached
+  raw.columns = parse_columns("data");
+  CHECK_THROWS_WITH(prepare_table(raw),
+                    Catch::Contains("data_raw") && Catch::Contains("go together"));
+  raw.columns = parse_columns("data,data_raw");
+  raw.data = data_type::bytea;
+  CHECK(thrown_code([&] { prepare_table(raw); }) == errc::bad_input);
+  raw.columns = parse_columns("stream,sequence");
+  raw.data = data_type::jsonb;
+  raw.mode = write_mode::effectively_once;
+  CHECK_THROWS_WITH(prepare_table(raw), Catch::Contains("needs stream, shard, sequence and "
+                                                        "sub_sequence"));
+}
+
+SCENARIO("a COMMIT whose answer is lost: the batch is written again, and adds no row twice",
+         "[postgres]") {
+  auto cfg = prepare_table(config_for("t_lost_commit"));
+  REQUIRE(cfg.mode == write_mode::effectively_once);
+  commit_cutter cutter{server().port()};
+  cfg.conninfo = fmt::format("host=127.0.0.1 port={} user=shardflow password=secret "
+                             "dbname=postgres sslmode=disable connect_timeout=5",
+                             cutter.port());
+  std::vector<std::string> warnings;
+  std::mutex mu;
+  cfg.log = [&](log_level, std::string_view line) {
+    std::lock_guard<std::mutex> guard{mu};
+    warnings.emplace_back(line);
+  };
+  auto pool = std::make_shared<io_pool>(io_pool_config{1});
+  auto f = postgres_flusher_factory(cfg, pool)("s");
+  auto xs = records(1, 6);
+  for (std::size_t i = 0; i < 3; ++i)
+    REQUIRE(f->add(xs[i], i) == add_result::added);
+  CHECK(f->flush(flush_mode::full).size() == 3); // connected through the proxy, nothing cut
+  cutter.arm();
+  for (std::size_t i = 3; i < 6; ++i)
+    REQUIRE(f->add(xs[i], i) == add_result::added);
+  auto t = f->flush(flush_mode::full);
+  CHECK(t == std::vector<flush_token>{3, 4, 5});
+  CHECK(cutter.cuts() == 1);
+  CHECK(sql1("SELECT count(*) || ' ' || count(DISTINCT sequence) FROM t_lost_commit") == "6 6");
+  std::lock_guard<std::mutex> guard{mu};
+  REQUIRE(warnings.size() == 1);
+  CHECK_THAT(warnings[0], Catch::Contains("writing the batch of 3 records again"));
 }
