@@ -12,33 +12,40 @@ import signal
 import subprocess
 import time
 
-from peers import DAEMON_MAIN, Failed
+from peers import DAEMON_MAIN, DYNAMO, KINESIS, Failed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def properties(path, shardflow, gen, app, stream, executable, worker_id, extra=None):
-    """Writes the properties file for KCL generation gen (2 or 3): what `shardflow mld properties`
-    prints for the stream, the application and the executable, as is, then the keys of this stage
-    (the emulators' endpoints, polling, short intervals), which Java's Properties lets override."""
-    base = subprocess.run([shardflow, "mld", "properties", "--stream", stream, "--app", app,
-                           "--executable", executable], capture_output=True, check=True).stdout
+    """Writes the properties file for KCL generation gen (2 or 3): what `shardflow mld properties
+    --kcl GEN` prints for the stream, the application, the executable and the emulators'
+    endpoints, as is (so the stage proves that file works on each generation), then the keys of
+    this stage only (the worker id, polling, short intervals), which Java's Properties lets
+    override."""
+    base = subprocess.run([shardflow, "mld", "properties", "--kcl", str(gen), "--stream", stream,
+                           "--app", app, "--executable", executable,
+                           "--kinesis-endpoint", KINESIS, "--dynamodb-endpoint", DYNAMO],
+                          capture_output=True, check=True).stdout
     keys = {
         "workerId": worker_id,
-        "kinesisEndpoint": "http://127.0.0.1:4568",
-        "dynamoDBEndpoint": "http://127.0.0.1:4569",
-        "metricsLevel": "NONE",
         "retrievalMode": "POLLING",
-        "idleTimeBetweenReadsInMillis": "200",
-        "maxRecords": "1000",
+        # Every scenario of a run polls one kinesis-local (a single Node process, the stage's
+        # bottleneck: about 400 PutRecords entries a second on 2 cores): an idle shard is read once
+        # a second; a scenario that needs many small batches (kill9) reads faster on its own.
+        "idleTimeBetweenReadsInMillis": "1000",
+        "maxRecords": "2000",
         "failoverTimeMillis": "3000",
-        "shardSyncIntervalMillis": "2000",
+        "shardSyncIntervalMillis": "10000",
         "parentShardPollIntervalMillis": "1000",
         "taskBackoffTimeMillis": "200",
-        "shutdownGraceMillis": "20000",
+        # A graceful shutdown of a healthy run takes about a second. KCL 3.1.3 also sends the
+        # shutdown notification for a lease whose shard already ended (the reshard's parent, its
+        # consumer gone), which never completes: its daemon waits out this grace (it was 20 s).
+        "shutdownGraceMillis": "5000",
     }
     if gen == 3:
-        keys.update({"disableWorkerMetrics": "true", "leaseAssignmentIntervalMillis": "2000",
+        keys.update({"disableWorkerMetrics": "true", "leaseAssignmentIntervalMillis": "1000",
                      "gracefulLeaseHandoffTimeoutMillis": "5000"})
     keys.update(extra or {})
     with open(path, "wb") as out:
@@ -49,12 +56,12 @@ def properties(path, shardflow, gen, app, stream, executable, worker_id, extra=N
 class Daemon:
     """One daemon process (KCL 2.7.2 or 3.1.3) started through `procs`."""
 
-    def __init__(self, procs, cache, gen, props, name):
+    def __init__(self, procs, cache, gen, props, name, env=None):
         jars = os.path.join(cache, f"kcl{gen}-jars")
         if not os.path.isdir(jars):
             raise Failed(f"no {jars}: run tests/peers/setup.sh")
         env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIDLOCAL", AWS_SECRET_ACCESS_KEY="local",
-                   AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
+                   AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", **(env or {}))
         argv = ["java", "-Xmx384m", "-Daws.cborEnabled=false", "-Dfile.encoding=UTF-8",
                 f"-Dlogback.configurationFile={HERE}/logback.xml", "-cp", f"{jars}/*",
                 DAEMON_MAIN, "--properties-file", props]

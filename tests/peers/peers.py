@@ -57,7 +57,7 @@ def aws_call(endpoint, target, body, content_type):
     }
     req = urllib.request.Request(endpoint, data=data, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=90) as resp:
             return json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as err:
         raise Failed(f"{target} -> HTTP {err.code}: {err.read()[:400]!r}") from None
@@ -129,19 +129,23 @@ class Processes:
         self.procs = []
 
 
-def start_emulators(procs, modules, shards, stream):
-    """dynalite on 4569, kinesis-local on 4568 with `stream` of `shards` shards, both answering."""
+def start_emulators(procs, modules, shards, streams):
+    """dynalite on 4569, kinesis-local on 4568 with each of `streams` of `shards` shards, all
+    answering (one pair of emulators serves every scenario of a run: each has its own
+    application, so its own lease tables)."""
     procs.start("dynalite", ["node", f"{modules}/dynalite/cli.js", "--host", "127.0.0.1", "--port",
                              "4569", "--createTableMs", "50", "--updateTableMs", "50",
                              "--deleteTableMs", "50"])
     env = dict(os.environ, KINESIS_MOCK_PLAIN_PORT="4568", KINESIS_MOCK_TLS_PORT="4566",
                KINESIS_MOCK_CERT_PATH=f"{modules}/kinesis-local/server.json",
-               INITIALIZE_STREAMS=f"{stream}:{shards}", CREATE_STREAM_DURATION="50ms",
+               INITIALIZE_STREAMS=",".join(f"{s}:{shards}" for s in streams),
+               CREATE_STREAM_DURATION="50ms", SPLIT_SHARD_DURATION="50ms",
                LOG_LEVEL="WARN")
     procs.start("kinesis-local", ["node", f"{modules}/kinesis-local/main.js"], env=env)
     try:
         wait_for("dynalite to answer", 30, lambda: reachable(lambda: dynamo("ListTables", {})))
-        wait_for(f"stream {stream} to be ACTIVE", 60, lambda: stream_active(stream))
+        for stream in streams:
+            wait_for(f"stream {stream} to be ACTIVE", 60, lambda: stream_active(stream))
     except Failed as err:
         raise SetupError(str(err)) from None
 
@@ -230,9 +234,14 @@ def shard_for(shards, partition_key):
 def put_batch(stream, batch):
     """PutRecords of [(index, partition key, data)], retrying failed entries: [(index, shard, seq)]."""
     placed = []
-    for _ in range(20):
-        reply = kinesis("PutRecords", {"StreamName": stream, "Records": [
-            {"PartitionKey": k, "Data": base64.b64encode(d).decode()} for _, k, d in batch]})
+    for attempt in range(20):
+        try:
+            reply = kinesis("PutRecords", {"StreamName": stream, "Records": [
+                {"PartitionKey": k, "Data": base64.b64encode(d).decode()} for _, k, d in batch]})
+        except OSError as err:  # an overloaded kinesis-local drops the connection: try again
+            if attempt >= 3:
+                raise Failed(f"PutRecords to {stream} failed {attempt + 1} times: {err}") from None
+            continue
         retry = []
         for entry, result in zip(batch, reply["Records"]):
             if "SequenceNumber" in result:
@@ -245,11 +254,14 @@ def put_batch(stream, batch):
     raise Failed(f"PutRecords kept failing {len(batch)} records")
 
 
-def put_records(stream, entries, parallel=2):
-    """Puts [(partition key, data bytes)], 500 a call, `parallel` calls at a time (kinesis-local
-    takes about a second a call): [(shard, sequence number)] of each entry, in the entries' order."""
+def put_records(stream, entries, parallel=2, per_call=500):
+    """Puts [(partition key, data bytes)], per_call a call, `parallel` calls at a time
+    (kinesis-local takes about a second for 500): [(shard, sequence number)] of each entry, in the
+    entries' order. Only one call at a time while a daemon reads the stream: kinesis-local 0.6.2
+    can make a call's records readable after a later call's, which a reader then never sees (a
+    kill9 run reading while two calls ran lost the 400 records of one call)."""
     indexed = [(i, k, d) for i, (k, d) in enumerate(entries)]
-    batches = [indexed[i:i + 500] for i in range(0, len(indexed), 500)]
+    batches = [indexed[i:i + per_call] for i in range(0, len(indexed), per_call)]
     placed = [None] * len(entries)
     with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
         for result in pool.map(lambda b: put_batch(stream, b), batches):

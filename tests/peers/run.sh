@@ -5,7 +5,7 @@
 # failure is exit 2, "peer set-up failed"), then runs scenarios.py SCENARIO in a new network
 # namespace with only the loopback interface up (`unshare -n`: the emulators bind every interface
 # and nothing outside 127.0.0.0/8 is reachable), under a wall-clock limit of $PEERS_LIMIT seconds
-# (default 600). Exit 0 passed, 1 an assertion failed (or the limit passed), 2 set-up failed.
+# (default 840). Exit 0 passed, 1 an assertion failed (or the limit passed), 2 set-up failed.
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,7 +20,7 @@ command -v ip > /dev/null || { echo "peer set-up failed: ip (iproute2) is not in
 # A stale aws-kcl daemon of another run would hold no port here: every run has its own namespace.
 unshare -n -- bash -c 'ip link set lo up || { echo "peer set-up failed: cannot bring lo up" >&2; exit 2; }
   exec timeout --signal=TERM --kill-after=30 "$0" python3 "$1"/scenarios.py "${@:2}"' \
-  "${PEERS_LIMIT:-600}" "$HERE" "$SCENARIO" --shardflow "$SHARDFLOW" "$@"
+  "${PEERS_LIMIT:-840}" "$HERE" "$SCENARIO" --shardflow "$SHARDFLOW" "$@"
 status=$?
-[ "$status" -eq 124 ] && { echo "FAILED: $SCENARIO passed the ${PEERS_LIMIT:-600} s limit" >&2; exit 1; }
+[ "$status" -eq 124 ] && { echo "FAILED: $SCENARIO passed the ${PEERS_LIMIT:-840} s limit" >&2; exit 1; }
 exit "$status"
