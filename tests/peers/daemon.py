@@ -1,8 +1,8 @@
 """tests/peers/daemon.py - the real KCL MultiLangDaemon of the peers stage: properties, start, limits.
 
-Contract: `properties()` writes the daemon's properties file for one run (endpoints of the emulators,
-polling retrieval, short lease and sync intervals so a run takes seconds; KCL 3 also without worker
-metrics, which would probe EC2). `Daemon` starts `java ... MultiLangDaemon` from the flat jar
+Contract: `properties()` writes the daemon's properties file for one run (`shardflow mld properties
+--kcl N` with the emulators' endpoints, then polling retrieval, short lease and sync intervals so a
+run takes seconds; KCL 3 also without worker metrics, which would probe EC2). `Daemon` starts `java ... MultiLangDaemon` from the flat jar
 directory of its generation, with local credentials and no EC2 metadata, logs to WORK/<name>.log and
 ends it by its PID; `wait_exit` bounds every run by a wall-clock limit.
 """
@@ -12,7 +12,7 @@ import signal
 import subprocess
 import time
 
-from peers import DAEMON_MAIN, DYNAMO, KINESIS, Failed
+from peers import DAEMON_MAIN, DYNAMO, KINESIS, Failed, SetupError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -23,10 +23,14 @@ def properties(path, shardflow, gen, app, stream, executable, worker_id, extra=N
     endpoints, as is (so the stage proves that file works on each generation), then the keys of
     this stage only (the worker id, polling, short intervals), which Java's Properties lets
     override."""
-    base = subprocess.run([shardflow, "mld", "properties", "--kcl", str(gen), "--stream", stream,
+    made = subprocess.run([shardflow, "mld", "properties", "--kcl", str(gen), "--stream", stream,
                            "--app", app, "--executable", executable,
                            "--kinesis-endpoint", KINESIS, "--dynamodb-endpoint", DYNAMO],
-                          capture_output=True, check=True).stdout
+                          capture_output=True)
+    if made.returncode != 0:
+        raise SetupError(f"shardflow mld properties exited {made.returncode}: "
+                         f"{made.stderr.decode(errors='replace').strip()}")
+    base = made.stdout
     keys = {
         "workerId": worker_id,
         "retrievalMode": "POLLING",

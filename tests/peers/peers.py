@@ -123,9 +123,20 @@ class Processes:
         except ProcessLookupError:
             return False
 
-    def close(self):
+    def close(self, grace_s=10):
+        """SIGTERM to every process at once, then up to grace_s in all for them to exit, then
+        SIGKILL of each PID and its group (bounded: run.sh's limit SIGKILLs the harness 30 s
+        after its SIGTERM, and a process left then would outlive the run)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        end = time.monotonic() + grace_s
         for proc in reversed(self.procs):
-            self.stop(proc, grace_s=10)
+            try:
+                proc.wait(timeout=max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            self.stop(proc, sig=signal.SIGKILL, grace_s=5)
         self.procs = []
 
 
@@ -133,7 +144,9 @@ def start_emulators(procs, modules, shards, streams):
     """dynalite on 4569, kinesis-local on 4568 with each of `streams` of `shards` shards, all
     answering (one pair of emulators serves every scenario of a run: each has its own
     application, so its own lease tables)."""
-    procs.start("dynalite", ["node", f"{modules}/dynalite/cli.js", "--host", "127.0.0.1", "--port",
+    guard = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dynalite_guard.js")
+    procs.start("dynalite", ["node", "--require", guard, f"{modules}/dynalite/cli.js", "--host",
+                             "127.0.0.1", "--port",
                              "4569", "--createTableMs", "50", "--updateTableMs", "50",
                              "--deleteTableMs", "50"])
     env = dict(os.environ, KINESIS_MOCK_PLAIN_PORT="4568", KINESIS_MOCK_TLS_PORT="4566",

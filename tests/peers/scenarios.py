@@ -299,7 +299,8 @@ def crash(args, procs, run):
     """The worker fails (--crash-after): the daemon exits; restarted, it resumes at the checkpoint."""
     crash_after = args.crash_after or max(1, args.records // (2 * SHARDS))
     first = start_daemon(args, procs, run, "daemon-crash", ["--crash-after", str(crash_after),
-                                                           "--checkpoint-interval", "0"])
+                                                           "--checkpoint-interval", "0"],
+                         {"maxRecords": "250"})  # batches checkpointed before the fault
     status = first.wait_exit(args.limit)
     stored = stored_checkpoints(run.app)
     run.say(f"the worker crashed after {crash_after} records: the daemon exited {status}; "
