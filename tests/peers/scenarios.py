@@ -581,12 +581,17 @@ def run_one(args, world, work, procs, name):
 
 
 def run_all(args, work, procs):
+    """Runs the scenarios on threads of their own. A signal (sys.exit in the main thread) must not
+    wait for them here: main's finally ends every process first, and the threads, whose daemons
+    are gone, then fail their waits and end."""
     world = World(args, procs, args.names)
+    pool = concurrent.futures.ThreadPoolExecutor(len(args.names))
     try:
-        with concurrent.futures.ThreadPoolExecutor(len(args.names)) as pool:
-            codes = list(pool.map(lambda n: run_one(args, world, work, procs, n), args.names))
+        futures = [pool.submit(run_one, args, world, work, procs, n) for n in args.names]
+        codes = [f.result() for f in futures]
     finally:
-        world.pool.shutdown(wait=True)
+        pool.shutdown(wait=False, cancel_futures=True)
+        world.pool.shutdown(wait=False, cancel_futures=True)
     return 2 if 2 in codes else 1 if 1 in codes else 0
 
 
