@@ -27,6 +27,10 @@ using shard_id = std::string;
 /// Identifies one record offered to a flusher. Opaque to flushers: they keep it and hand it back.
 using flush_token = std::uint64_t;
 
+/// A record's attributes: key/value pairs in the order the stream gave them (Kafka: its headers;
+/// a key may repeat, a value may be empty).
+using record_attributes = std::vector<std::pair<std::string, std::string>>;
+
 /// One record of a sharded stream.
 struct stream_record {
   /// The key the producer chose; it decided which shard the record went to.
@@ -43,6 +47,10 @@ struct stream_record {
 
   /// How far the record was behind the tip of the stream when it was read, in milliseconds, if known.
   std::optional<std::int64_t> behind_ms;
+
+  /// The record's attributes, shared and immutable (a copy of the record copies a pointer); null,
+  /// the default, when it has none, so that sources without attributes pay one empty pointer.
+  std::shared_ptr<const record_attributes> attributes;
 };
 
 /// Returns the bytes a record's key and data take: what credit and buffer limits count, besides

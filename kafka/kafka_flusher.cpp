@@ -41,6 +41,16 @@ private:
   kafka_flusher::reports* out_;
 };
 
+/// The record's attributes as Kafka headers (owned by the caller until a produce succeeds), or null.
+RdKafka::Headers* headers_of(const stream_record& x) {
+  if (!x.attributes || x.attributes->empty())
+    return nullptr;
+  auto* headers = RdKafka::Headers::create();
+  for (const auto& [key, value] : *x.attributes)
+    headers->add(key, value.data(), value.size());
+  return headers;
+}
+
 } // namespace
 
 kafka_flusher::kafka_flusher(const shard_id& id, kafka_flusher_config cfg)
@@ -74,12 +84,14 @@ add_result kafka_flusher::add(const stream_record& x, flush_token token) {
   }
   auto* opaque = reinterpret_cast<void*>(static_cast<std::uintptr_t>(token));
   for (int attempt = 0;; ++attempt) {
+    auto* headers = headers_of(x);
     auto err = producer_->produce(cfg_.topic, RdKafka::Topic::PARTITION_UA,
                                   RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(x.data.data()),
                                   x.data.size(), x.partition_key.data(), x.partition_key.size(), 0,
-                                  opaque);
+                                  headers, opaque);
     if (err == RdKafka::ERR_NO_ERROR)
-      break;
+      break; // librdkafka owns the headers now
+    delete headers;
     if (err == RdKafka::ERR__QUEUE_FULL && outstanding_ > 0) {
       full_ = true; // librdkafka's own queue is full: a flush makes room
       return add_result::full;

@@ -5,7 +5,7 @@
 // `enable.idempotence=true` (forced after the user's properties), so a record is durable on every
 // in-sync replica when its report comes back, and librdkafka's retries neither reorder nor
 // duplicate it. The flusher is asynchronous, the project's first: `add` hands the record to
-// librdkafka (key = the record's partition key, value = its data;
+// librdkafka (key = the record's partition key, value = its data, headers = its attributes;
 // partitioned by the producer's partitioner) and returns at once; `heartbeat` and `flush(partial)`
 // serve delivery reports without waiting and return the tokens of the records delivered since;
 // only `flush(full)` (a stopping shard) waits, up to `flush_timeout`, for everything outstanding.

@@ -25,6 +25,18 @@ stream_record record_of(const rd_kafka_message_t& m) {
   auto ts = rd_kafka_message_timestamp(&m, &type);
   if (type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts >= 0)
     x.arrival_ms = ts;
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(&m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR && headers != nullptr
+      && rd_kafka_header_cnt(headers) > 0) {
+    auto attrs = std::make_shared<record_attributes>();
+    const char* name = nullptr;
+    const void* value = nullptr;
+    std::size_t size = 0;
+    for (std::size_t i = 0; !rd_kafka_header_get_all(headers, i, &name, &value, &size); ++i)
+      attrs->emplace_back(name, value != nullptr ? std::string{static_cast<const char*>(value), size}
+                                                 : std::string{});
+    x.attributes = std::move(attrs);
+  }
   return x;
 }
 

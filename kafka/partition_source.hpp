@@ -12,7 +12,8 @@
 //                        already (the first attach of an assignment)
 //     read(max)      --> up to max messages taken from the partition queue without waiting; the
 //                        sequence number is the offset, key and value are the record's key and data,
-//                        the message timestamp its arrival time; messages below the position (left
+//                        the headers its attributes (in order; none: no attributes), the message
+//                        timestamp its arrival time; messages below the position (left
 //                        in the queue from before a seek) are dropped
 //     at_end         --> never: a partition has no end
 //

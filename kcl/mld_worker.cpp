@@ -605,7 +605,7 @@ struct worker::impl {
         // half of this loop's time.
         ys.push_back(stream_record{std::string{u.records[k].partition_key},
                                    std::string{u.records[k].data}, sequence, x.arrival_ms,
-                                   x.behind_ms});
+                                   x.behind_ms, x.attributes});
       }
     }
     // What stays for the next batch is capacity; not the views into this one, nor big buffers.

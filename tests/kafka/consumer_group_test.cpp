@@ -40,6 +40,9 @@ struct seen {
   std::mutex mtx;
   std::map<shard_id, std::vector<std::int64_t>> offsets;
   std::multiset<std::string> data;
+  /// The attributes of each record, by its data (none: an empty list; an empty list that is not
+  /// null reads {"empty", "list"}).
+  std::map<std::string, record_attributes> attributes;
   /// Shard and offset at which a flusher throws once (to crash its shard).
   std::string crash_shard;
   std::int64_t crash_at = -1;
@@ -60,6 +63,10 @@ public:
     }
     out_->offsets[id_].push_back(o);
     out_->data.insert(x.data);
+    auto& attrs = out_->attributes[x.data];
+    attrs = x.attributes ? *x.attributes : record_attributes{};
+    if (x.attributes && x.attributes->empty()) // none is null, never an empty list
+      attrs.emplace_back("empty", "list");
     pending_.push_back(token);
     return add_result::added;
   }
@@ -485,5 +492,100 @@ TEST_CASE("a cluster out of reach for longer than the connect timeout ends consu
   CHECK(g->failure().find("every broker down") != std::string::npos);
   CHECK(g->failure().find("connect timeout (2.0 s)") != std::string::npos);
   g->stop();
+  rt->shutdown();
+}
+
+namespace {
+
+// The headers record i gets: none for every tenth, else h=v<i>, an empty one, and a repeated key.
+record_attributes headers_for(int i) {
+  if (i % 10 == 0)
+    return {};
+  return {{"h", "v" + std::to_string(i)}, {"empty", ""}, {"twice", "1"}, {"twice", "2"}};
+}
+
+// Produces `count` records with headers_for(i), record i into partition i % partitions (each
+// partition gets records, so that each has a commit to wait for).
+void produce_with_headers(const mock_kafka& mock, const std::string& topic, int partitions,
+                          int count) {
+  std::unique_ptr<RdKafka::Conf> conf{RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL)};
+  std::string why;
+  conf->set("bootstrap.servers", mock.bootstraps(), why);
+  conf->set("log_level", "3", why);
+  std::unique_ptr<RdKafka::Producer> p{RdKafka::Producer::create(conf.get(), why)};
+  REQUIRE(p);
+  for (int i = 0; i < count; ++i) {
+    auto value = "rec-" + std::to_string(i);
+    RdKafka::Headers* headers = nullptr;
+    if (auto hs = headers_for(i); !hs.empty()) {
+      headers = RdKafka::Headers::create();
+      for (const auto& [k, v] : hs)
+        headers->add(k, v.data(), v.size());
+    }
+    REQUIRE(p->produce(topic, i % partitions, RdKafka::Producer::RK_MSG_COPY,
+                       value.data(), value.size(), nullptr, 0, 0, headers, nullptr)
+            == RdKafka::ERR_NO_ERROR);
+  }
+  REQUIRE(p->flush(30'000) == RdKafka::ERR_NO_ERROR);
+}
+
+// The headers of every record of `topic` (value -> headers), read from the beginning.
+std::map<std::string, record_attributes> read_headers(mock_kafka& mock, const std::string& topic,
+                                                      int partitions, std::size_t count) {
+  std::map<std::string, record_attributes> out;
+  mock.read_each(topic, partitions, count, 30s, [&](RdKafka::Message& m) {
+    auto& hs = out[std::string{static_cast<const char*>(m.payload()), m.len()}];
+    if (auto* h = m.headers())
+      for (const auto& x : h->get_all())
+        hs.emplace_back(x.key(), x.value() != nullptr
+                                   ? std::string{x.value_string(), x.value_size()}
+                                   : std::string{});
+  });
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("record headers are the records' attributes, and the kafka flusher produces them back") {
+  mock_kafka mock;
+  mock.create_topic("events", 2);
+  mock.create_topic("copy", 2);
+  produce_with_headers(mock, "events", 2, 200);
+  threaded_system ts;
+  auto rt = make_runtime(ts.sys);
+  kafka_flusher_config out;
+  out.brokers = mock.bootstraps();
+  out.topic = "copy";
+  out.properties = {{"log_level", "3"}};
+  auto g = kafka_consumer_group::start(*rt, source(mock, "g-headers"),
+                                       shard_template(kafka_flusher_factory(out)));
+  REQUIRE(all_committed(*g, mock.high_watermarks("events", 2), 60s));
+  g->stop();
+  auto got = read_headers(mock, "copy", 2, 200);
+  REQUIRE(got.size() == 200);
+  for (int i = 0; i < 200; ++i) {
+    INFO("record " << i);
+    CHECK(got["rec-" + std::to_string(i)] == headers_for(i));
+  }
+  rt->shutdown();
+}
+
+TEST_CASE("a kafka partition's records carry their headers as attributes, in order") {
+  mock_kafka mock;
+  mock.create_topic("events", 1);
+  produce_with_headers(mock, "events", 1, 20);
+  threaded_system ts;
+  auto rt = make_runtime(ts.sys);
+  auto out = std::make_shared<seen>();
+  auto g = kafka_consumer_group::start(*rt, source(mock, "g-attrs"),
+                                       shard_template(seen_factory(out)));
+  REQUIRE(all_committed(*g, mock.high_watermarks("events", 1), 60s));
+  g->stop();
+  std::lock_guard<std::mutex> guard{out->mtx};
+  REQUIRE(out->attributes.size() == 20);
+  for (int i = 0; i < 20; ++i) {
+    INFO("record " << i);
+    CHECK(out->attributes["rec-" + std::to_string(i)] == headers_for(i));
+  }
   rt->shutdown();
 }

@@ -111,10 +111,11 @@ public:
     return out;
   }
 
-  /// Returns the values of the first `count` records of `topic` (all its `partitions`, read from
-  /// the beginning by a consumer in assign mode), or fewer when `limit` passed first.
-  std::vector<std::string> read(const std::string& topic, int partitions, std::size_t count,
-                                std::chrono::milliseconds limit) {
+  /// Calls `take(message)` for the first `count` records of `topic` (all its `partitions`, read from
+  /// the beginning by a consumer in assign mode), or for fewer when `limit` passed first.
+  template <class F>
+  void read_each(const std::string& topic, int partitions, std::size_t count,
+                 std::chrono::milliseconds limit, F take) {
     std::unique_ptr<RdKafka::Conf> conf{RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL)};
     std::string why;
     conf->set("bootstrap.servers", bootstraps_, why);
@@ -126,14 +127,25 @@ public:
     c->assign(tps);
     for (auto* tp : tps)
       delete tp;
-    std::vector<std::string> out;
+    std::size_t n = 0;
     auto until = std::chrono::steady_clock::now() + limit;
-    while (out.size() < count && std::chrono::steady_clock::now() < until) {
+    while (n < count && std::chrono::steady_clock::now() < until) {
       std::unique_ptr<RdKafka::Message> m{c->consume(100)};
-      if (m->err() == RdKafka::ERR_NO_ERROR)
-        out.emplace_back(static_cast<const char*>(m->payload()), m->len());
+      if (m->err() == RdKafka::ERR_NO_ERROR) {
+        take(*m);
+        ++n;
+      }
     }
     c->close();
+  }
+
+  /// Returns the values of the first `count` records of `topic` (see `read_each`).
+  std::vector<std::string> read(const std::string& topic, int partitions, std::size_t count,
+                                std::chrono::milliseconds limit) {
+    std::vector<std::string> out;
+    read_each(topic, partitions, count, limit, [&](RdKafka::Message& m) {
+      out.emplace_back(static_cast<const char*>(m.payload()), m.len());
+    });
     return out;
   }
 
