@@ -73,17 +73,32 @@ std::optional<checkpoint> batch_processor::process(const record_batch& batch, ti
     last_activity_ = now;
     idle_ = idle_ && batch.empty();
     tracker_.hold(batch);
-    // The common case inline: the flusher takes the record (or ignores it) at the first offer.
-    for (const auto& x : batch) {
-      const auto token = tracker_.next_token();
-      auto result = call_flusher("add", [&] { return flusher_->add(x, token); });
+    // The flusher takes runs of records (one call per run, not per record); the record that ends
+    // a run (ignored, or full: flush and offer it again) is issued on its own.
+    const stream_record* xs = batch.begin();
+    const std::size_t n = batch.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      auto stop = add_result::added;
+      const auto first = tracker_.next_token();
+      const auto k = call_flusher(
+        "add", [&] { return flusher_->add_run(xs + i, n - i, first, stop); });
+      if (k > n - i || (k < n - i && stop == add_result::added))
+        throw error{errc::flusher_failed,
+                    fmt::format("the flusher's add_run took {} of {} records and answered {} "
+                                "for the next",
+                                k, n - i, stop == add_result::added ? "added" : "nothing")};
+      tracker_.issue_added(k);
+      i += k;
+      if (i == n)
+        break;
+      auto result = stop;
       if (result == add_result::full)
-        result = add_after_full(x, token, now);
+        result = add_after_full(xs[i], first + k, now);
       const bool ignored = result == add_result::ignored;
-      tracker_.issue(x.sequence, ignored);
-      ++stats_.records;
+      tracker_.issue(xs[i].sequence, ignored);
       stats_.ignored += ignored ? 1 : 0;
     }
+    stats_.records += n;
     if (tracker_.outstanding() > 0 && now - last_flush_ >= cfg_.flush_interval)
       flush_now(flush_mode::partial, now);
     return checkpoint_if_due(now, false);
@@ -181,8 +196,7 @@ void batch_processor::flush_now(flush_mode mode, time_point now) {
 }
 
 void batch_processor::note_durable(const std::vector<flush_token>& tokens, time_point now) {
-  for (auto token : tokens)
-    tracker_.complete(token);
+  tracker_.complete(tokens.data(), tokens.size());
   stats_.flushed += tokens.size();
   if (!tokens.empty())
     last_activity_ = now; // records made durable: progress

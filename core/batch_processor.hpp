@@ -36,6 +36,8 @@
 // - An ignored record counts as done at once and takes a token position of its own, so a run of
 //   ignored records does not hold the checkpoint back (erlmld numbers only added records, and never
 //   checkpoints at an ignored one).
+// - The flusher is offered runs of records (`flusher::add_run`, one virtual call per run instead of
+//   one per record), and tokens that come back in order complete the tracker's prefix in one pass.
 // - Contract violations are errors with clear messages instead of crashes or hangs: a token returned
 //   twice or never issued, `full` on an empty batch, records left after `flush(full)`, and any flusher
 //   exception.

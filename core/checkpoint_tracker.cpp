@@ -15,7 +15,8 @@ constexpr std::size_t initial_capacity = 16;
 } // namespace
 
 checkpoint_tracker::checkpoint_tracker(bool subsequence_checkpoints)
-  : ring_(initial_capacity),
+  : seq_(initial_capacity),
+    done_(initial_capacity),
     mask_(initial_capacity - 1),
     subsequence_checkpoints_(subsequence_checkpoints) {
   // nop
@@ -26,15 +27,22 @@ void checkpoint_tracker::hold(record_batch batch) {
     batches_.emplace_back(issued_, std::move(batch));
 }
 
-void checkpoint_tracker::make_room() {
+void checkpoint_tracker::make_room(std::size_t n) {
   settle();
-  if (issued_ - low_ < ring_.size())
+  if (issued_ - low_ + n <= seq_.size())
     return;
-  std::vector<entry> bigger(ring_.size() * 2);
-  const auto new_mask = bigger.size() - 1;
-  for (auto pos = low_; pos < issued_; ++pos)
-    bigger[pos & new_mask] = at(pos);
-  ring_.swap(bigger);
+  auto size = seq_.size() * 2;
+  while (issued_ - low_ + n > size)
+    size *= 2;
+  std::vector<std::uintptr_t> seqs(size);
+  std::vector<std::uint8_t> done(size);
+  const auto new_mask = size - 1;
+  for (auto pos = low_; pos < issued_; ++pos) {
+    seqs[pos & new_mask] = seq_[pos & mask_];
+    done[pos & new_mask] = done_[pos & mask_];
+  }
+  seq_.swap(seqs);
+  done_.swap(done);
   mask_ = new_mask;
 }
 
@@ -50,7 +58,7 @@ void checkpoint_tracker::reject(flush_token token) const {
 const sequence_number& checkpoint_tracker::take() noexcept {
   taken_ = candidate_;
   has_taken_ = true;
-  return *at(candidate_).seq;
+  return seq_at(candidate_);
 }
 
 void checkpoint_tracker::settle() noexcept {

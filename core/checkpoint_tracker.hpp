@@ -25,8 +25,10 @@
 // Plain class, single-threaded, no clock: owned by one batch processor.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <utility>
 #include <vector>
@@ -54,26 +56,61 @@ public:
   /// Registers the record at position `next_token()`; `done` is true for a record the flusher ignored.
   /// @pre `seq` lives in the batch last passed to `hold` (or outlives the tracker).
   void issue(const sequence_number& seq, bool done) {
-    if (issued_ - low_ == ring_.size())
-      make_room();
-    at(issued_) = entry{&seq, done};
+    if (issued_ - low_ == seq_.size())
+      make_room(1);
+    seq_[issued_ & mask_] = reinterpret_cast<std::uintptr_t>(&seq);
+    done_[issued_ & mask_] = static_cast<std::uint8_t>(has_address | (done ? done_flag : 0));
     if (!done)
       ++outstanding_;
     if (issued_++ == next_ && done)
       ++next_;
   }
 
+  /// Registers `n` records the flusher added at positions `next_token()`, ...: the run form of
+  /// `issue(x.sequence, false)`, with no address stored per record.
+  /// @pre they are the next `n` records, in order, of the batch last passed to `hold`, whose
+  ///      records all get their positions in order from the one `hold` saw (as the processor does).
+  void issue_added(std::size_t n) {
+    if (issued_ - low_ + n > seq_.size())
+      make_room(n);
+    // No address per record: a run's positions find their records through the batches held
+    // (seq_at). Only their flags are cleared (not done, no address), in at most two stretches.
+    for (std::size_t done = 0; done < n;) {
+      const auto at = static_cast<std::size_t>((issued_ + done) & mask_);
+      const auto stretch = std::min(n - done, done_.size() - at);
+      std::fill_n(done_.data() + at, stretch, std::uint8_t{0});
+      done += stretch;
+    }
+    issued_ += n;
+    outstanding_ += n;
+  }
+
   /// Marks the record of `token` as durable.
   /// @throws shardflow::error with errc::unknown_token for a token never issued, or
   ///         errc::duplicate_token for one already done.
   void complete(flush_token token) {
-    if (token >= issued_ || token < next_ || at(token).done)
+    if (token >= issued_ || token < next_ || (done_[token & mask_] & done_flag) != 0)
       reject(token);
-    at(token).done = true;
+    done_[token & mask_] |= done_flag;
     --outstanding_;
     if (token == next_)
-      while (next_ < issued_ && at(next_).done)
+      while (next_ < issued_ && (done_[next_ & mask_] & done_flag) != 0)
         ++next_;
+  }
+
+  /// Marks the records of `tokens[0..n)` as durable: `complete` for each, with a fast path for
+  /// tokens that continue the contiguous prefix in order (what a flusher usually returns).
+  /// @throws as `complete`; the tokens before the bad one are completed.
+  void complete(const flush_token* tokens, std::size_t n) {
+    // In order from next_ (never done itself; later ones may be: ignored records). The flags
+    // below next_ are never read again, so the prefix moves without writing them.
+    const auto in_order = complete_in_order(tokens, n);
+    outstanding_ -= in_order;
+    next_ += in_order;
+    while (next_ < issued_ && (done_[next_ & mask_] & done_flag) != 0)
+      ++next_;
+    for (auto i = in_order; i < n; ++i)
+      complete(tokens[i]);
   }
 
   /// Returns whether a checkpoint now would move past the last one taken.
@@ -99,7 +136,7 @@ public:
 
   /// Returns the ring capacity in entries.
   std::size_t capacity() const noexcept {
-    return ring_.size();
+    return seq_.size();
   }
 
   /// Returns how many record batches the tracker keeps alive.
@@ -108,24 +145,55 @@ public:
   }
 
 private:
-  struct entry {
-    const sequence_number* seq = nullptr;
-    bool done = false;
-  };
-
-  entry& at(std::uint64_t pos) noexcept {
-    return ring_[pos & mask_];
+  // How many of `tokens` are next_, next_ + 1, ... with their records issued and not done.
+  std::size_t complete_in_order(const flush_token* tokens, std::size_t n) const noexcept {
+    const auto limit = static_cast<std::size_t>(std::min<std::uint64_t>(n, issued_ - next_));
+    std::size_t i = 0;
+    // Eight at a time (branch-free, so the compiler vectorises it) while their flags are in one
+    // stretch of the ring.
+    while (i + 8 <= limit && ((next_ + i) & mask_) + 8 <= done_.size()) {
+      const auto base = next_ + i;
+      std::uint64_t differ = 0;
+      for (std::size_t j = 0; j < 8; ++j)
+        differ |= tokens[i + j] ^ (base + j);
+      std::uint64_t flags = 0;
+      std::memcpy(&flags, done_.data() + (base & mask_), sizeof flags);
+      if ((differ | (flags & 0x0101010101010101u)) != 0) // done_flag of each
+        break;
+      i += 8;
+    }
+    while (i < limit && tokens[i] == next_ + i && (done_[(next_ + i) & mask_] & done_flag) == 0)
+      ++i;
+    return i;
   }
 
   bool checkpointable(std::uint64_t pos) noexcept {
-    return subsequence_checkpoints_ || !at(pos).seq->is_sub_record();
+    return subsequence_checkpoints_ || !seq_at(pos).is_sub_record();
+  }
+
+  // The sequence number at `pos` (held: pos >= low_): its address, or for a run's position (0)
+  // the record in the batch that holds it, usually the last.
+  const sequence_number& seq_at(std::uint64_t pos) const noexcept {
+    if ((done_[pos & mask_] & has_address) != 0)
+      return *reinterpret_cast<const sequence_number*>(seq_[pos & mask_]);
+    auto i = batches_.size();
+    while (batches_[--i].first > pos) {
+      // nop
+    }
+    return batches_[i].second[static_cast<std::size_t>(pos - batches_[i].first)].sequence;
   }
 
   void settle() noexcept;
-  void make_room();
+  void make_room(std::size_t n = 1); // until `n` more positions fit
   [[noreturn]] void reject(flush_token token) const;
 
-  std::vector<entry> ring_;
+  // The ring, in two arrays indexed by position & mask_: each position's flags (done_flag: its
+  // record is done, read only from next_ on; has_address: seq_ holds the address of its sequence
+  // number, else it is a run's and found in the batches held, see seq_at) and that address.
+  static constexpr std::uint8_t done_flag = 1;
+  static constexpr std::uint8_t has_address = 2;
+  std::vector<std::uintptr_t> seq_;
+  std::vector<std::uint8_t> done_;
   std::uint64_t mask_;
   std::uint64_t low_ = 0;     // oldest position held: the candidate, or 0 before the first one
   std::uint64_t next_ = 0;    // first position that is not done

@@ -72,6 +72,7 @@
 // (`require_flusher_contract(factory)`); run it in your tests.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -115,6 +116,17 @@ public:
   /// Offers record `x` with `token`; see `add_result` for the outcomes.
   /// @throws any std::exception on failure; the shard then fails.
   virtual add_result add(const stream_record& x, flush_token token) = 0;
+
+  /// Offers the records `xs[0]`, ..., `xs[n - 1]` in order with the tokens `first`, `first + 1`,
+  /// ...: the same as calling `add` for each until one is not `added`. Returns how many were added
+  /// in a row (k <= n); when k < n, record k was answered `stop` (`ignored` or `full`, meaning what
+  /// they mean for `add`) and the records after it were not offered. The batch processor calls
+  /// this once per run of records instead of `add` per record; the default calls `add` for each.
+  /// Override it where a run can be taken at once (null_flusher appends its tokens): that saves a
+  /// virtual call and a result per record. A decorator does not forward it unless it says so (its
+  /// `add` would be bypassed), see core/flusher_decorator.hpp. @throws as `add`.
+  virtual std::size_t add_run(const stream_record* xs, std::size_t n, flush_token first,
+                              add_result& stop);
 
   /// Writes the current batch and returns the tokens of the records that are now durable, in any
   /// order, each at most once over the flusher's life. @post With `flush_mode::full`, every token

@@ -10,8 +10,10 @@
 // its own with nothing outstanding means the record can never fit); and it returns a token only
 // once its record is durable (usually: when the inner flusher returned it). It is called as the
 // inner flusher would be (one shard, one call at a time, not always on the same OS thread) and
-// destroys the inner flusher with itself. Check a decorator with flushers/conformance.hpp around a
-// flusher you trust (`null_flusher`).
+// destroys the inner flusher with itself. `add_run` is not forwarded: the base class's runs call the
+// decorator's own `add` per record, so a decorator that changes `add` stays correct; one that
+// forwards runs too (metered_flusher) overrides `add_run` and keeps both in step. Check a decorator
+// with flushers/conformance.hpp around a flusher you trust (`null_flusher`).
 #pragma once
 
 #include <memory>

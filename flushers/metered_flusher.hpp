@@ -42,6 +42,18 @@ public:
     return result;
   }
 
+  /// Forwards the run and counts the records the inner flusher added, once per run.
+  std::size_t add_run(const stream_record* xs, std::size_t n, flush_token first,
+                      add_result& stop) override {
+    const auto k = inner().add_run(xs, n, first, stop);
+    std::uint64_t bytes = 0;
+    for (std::size_t i = 0; i < k; ++i)
+      bytes += xs[i].data.size();
+    meter_->records.fetch_add(k, std::memory_order_relaxed);
+    meter_->bytes.fetch_add(bytes, std::memory_order_relaxed);
+    return k;
+  }
+
   std::vector<flush_token> flush(flush_mode mode) override {
     const auto start = std::chrono::steady_clock::now();
     auto tokens = inner().flush(mode);

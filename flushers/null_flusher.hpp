@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include <shardflow/core/flusher.hpp>
@@ -22,6 +24,10 @@ public:
 
   add_result add(const stream_record& x, flush_token token) override;
 
+  /// Takes as many records of the run as fit at once (their tokens appended), then `full`.
+  std::size_t add_run(const stream_record* xs, std::size_t n, flush_token first,
+                      add_result& stop) override;
+
   std::vector<flush_token> flush(flush_mode mode) override;
 
   std::vector<flush_token> heartbeat() override;
@@ -35,8 +41,25 @@ public:
   static flusher_factory factory(std::size_t capacity);
 
 private:
+  // Tokens are written once: a run's are not zeroed first (its default construction does nothing).
+  template <class T>
+  struct uninitialized : std::allocator<T> {
+    template <class U>
+    struct rebind {
+      using other = uninitialized<U>;
+    };
+    template <class U>
+    void construct(U*) noexcept {
+      // nop
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+  };
+
   std::size_t capacity_;
-  std::vector<flush_token> pending_;
+  std::vector<flush_token, uninitialized<flush_token>> pending_;
 };
 
 } // namespace shardflow
