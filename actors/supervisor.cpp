@@ -478,7 +478,8 @@ void supervisor_impl(sup_ptr self, supervisor_flags flags, std::vector<child_spe
   auto& st = self->state;
   st.flags = flags;
   st.plan = supervisor_plan{supervisor_plan_config{flags.how, flags.intensity, flags.period,
-                                                   flags.shutdown_mode, flags.seed}};
+                                                   flags.shutdown_mode, flags.seed,
+                                                   flags.parallel_start}};
   if (parent) {
     st.parent = parent.address();
     self->monitor(parent);

@@ -114,6 +114,11 @@ struct supervisor_flags {
   std::chrono::nanoseconds start_timeout = std::chrono::seconds(5);
   /// Seed of the backoff jitter.
   std::uint64_t seed = 0x5eed;
+  /// The static children's start handshakes overlap: each is spawned once the one before it is
+  /// spawned, not once it answered (core/supervisor_plan.hpp). For children that do not need each
+  /// other up to start, such as shard groups under a root; a child that needs its sibling running
+  /// (the feeder of a group) needs the default.
+  bool parallel_start = false;
   /// Told about abnormal child exits and about giving up (for logs); may be empty.
   std::function<void(const std::string&)> report;
 };

@@ -24,6 +24,7 @@ log="$out/raw.txt"
 expected=(processor actors-64 actors-1k actors-1k-start actors-10k actors-10k-start mld mld-kpl
           mld-kpl-100 memory-idle memory-slow-sink memory-slow-sink-large run
           kafka-consume kafka-produce kafka-slow-sink)
+expected+=(startup-10k) # actors_bench: parallel_start against one handshake at a time
 if [ -x "$here/pool_bench.sh" ]; then expected+=(file-1000-shards-pool); fi
 expected+=(mld-node-500 mld-node-10k) # FAILED "skipped: ..." without node or aws-kcl
 # The postgres rows need PostgreSQL 15's binaries (pg_bench.sh says so and prints none without them).

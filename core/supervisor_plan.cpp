@@ -177,6 +177,8 @@ bool supervisor_plan::exec(step& s) {
       timer(timer_kind::group_backoff, s.key, ++wait_token_, s.delay);
       return false;
     case step::kind::started_marker:
+      if (awaiting_ > 0)
+        return false; // a parallel start: answered in awaited_answered
       started_ = true;
       emit(action(plan_action::kind::started));
       return true;
@@ -243,6 +245,11 @@ void supervisor_plan::spawned(std::uint64_t key, bool handshake) {
     a.key = key;
     a.gen = c->gen;
     emit(std::move(a));
+    if (cfg_.parallel_start && steps_.front().why == purpose::initial) {
+      c->awaited = true; // the next child starts now; the answer comes to awaited_answered
+      ++awaiting_;
+      step_done();
+    }
     return;
   }
   on_started(*c);
@@ -267,8 +274,27 @@ void supervisor_plan::spawn_failed(std::uint64_t key, std::string why) {
 
 void supervisor_plan::handshake_ok(std::uint64_t key, std::uint64_t gen) {
   auto* c = entry(key);
-  if (c != nullptr && c->gen == gen && c->phase == child_phase::starting)
+  if (c != nullptr && c->gen == gen && c->phase == child_phase::starting) {
+    if (c->awaited)
+      return awaited_answered(*c, true);
     on_started(*c);
+  }
+}
+
+// The handshake of a child of a parallel start was answered (`up`), or the child ended cleanly
+// before its answer came; the start is over with the last one.
+void supervisor_plan::awaited_answered(plan_entry& c, bool up) {
+  c.awaited = false;
+  --awaiting_;
+  if (up) {
+    c.phase = child_phase::running;
+    schedule_backoff_reset(c);
+  }
+  if (awaiting_ == 0 && waiting_ && !steps_.empty()
+      && steps_.front().what == step::kind::started_marker) {
+    waiting_ = false;
+    run_steps();
+  }
 }
 
 void supervisor_plan::handshake_failed(std::uint64_t key, std::uint64_t gen, std::string why) {
@@ -298,6 +324,12 @@ void supervisor_plan::fail_start(plan_entry& c, const std::string& reason) {
     c.alive = false; // its down event is stale now
   }
   c.phase = child_phase::stopped;
+  if (c.awaited) { // a parallel start: the failure of one is the failure of the start
+    auto why = fmt::format("child {} failed to start: {}", name_of(c), reason);
+    start_error_ = why;
+    begin_shutdown(quit_reason::start_failed, why);
+    return;
+  }
   auto front = std::move(steps_.front());
   steps_.pop_front();
   waiting_ = false;
@@ -403,6 +435,18 @@ void supervisor_plan::begin_shutdown(quit_reason why, std::string text) {
         c->phase = child_phase::running;
     }
   }
+  // The answers a parallel start still awaits complete nothing now: those children are stopped
+  // below like the others.
+  if (awaiting_ > 0) {
+    for (auto& c : children_) {
+      if (!c.awaited)
+        continue;
+      c.awaited = false;
+      if (c.phase == child_phase::starting)
+        c.phase = child_phase::running;
+    }
+    awaiting_ = 0;
+  }
   for (auto& s : steps_)
     reply_error(s.token, errc::shutting_down, "the supervisor is shutting down");
   steps_.swap(kept);
@@ -436,6 +480,8 @@ void supervisor_plan::down(std::uint64_t key, std::uint64_t gen, child_exit how)
       // start failure. Its exit is handled once the sequence is over, like any other.
       c->phase = child_phase::stopped;
       pending_.push_back({c->key, c->gen, std::move(how)});
+      if (c->awaited)
+        return awaited_answered(*c, false);
       reply_ok(steps_.front().token, key);
       step_done();
       return;

@@ -124,6 +124,64 @@ SCENARIO("static children start one after another, each after its handshake",
   CHECK(d.plan.phase() == supervisor_phase::idle);
 }
 
+SCENARIO("with parallel_start the static children's handshakes overlap", "[core][supervisor_plan]") {
+  auto cfg = config(strategy::one_for_one, 1, auto_shutdown::all_significant);
+  cfg.parallel_start = true;
+  driver d{cfg};
+  for (const auto* id : {"a", "b", "c"})
+    d.plan.add_static(child(id, restart_type::transient, true));
+  d.plan.begin();
+  auto xs = d.take();
+  THEN("every child is spawned in list order before any answer, one handshake each") {
+    CHECK(d.spawned_ids == std::vector<std::string>{"a", "b", "c"});
+    CHECK(of_kind(xs, kind::handshake).size() == 3);
+    CHECK(of_kind(xs, kind::started).empty());
+    CHECK(d.plan.phase() == supervisor_phase::starting);
+  }
+  WHEN("the answers come in any order, one child ending before its own") {
+    d.ok("c");
+    d.down("b", exit_kind::normal); // a finite child done before its answer: started and ended
+    CHECK(of_kind(d.take(), kind::started).empty());
+    d.ok("a");
+    xs = d.take();
+    THEN("the start is over with the last one, and the early exit is handled after it") {
+      CHECK(of_kind(xs, kind::started).size() == 1);
+      CHECK(of_kind(xs, kind::quit).empty());
+      CHECK(d.plan.started());
+      CHECK(d.plan.find_id("a")->phase == child_phase::running);
+      CHECK(d.plan.find_id("b")->phase == child_phase::stopped);
+      CHECK(d.plan.find_id("c")->phase == child_phase::running);
+    }
+  }
+  WHEN("one answer is a failure") {
+    d.ok("a");
+    d.plan.handshake_failed(d.key("b"), d.gen("b"), "no checkpoint");
+    xs = d.take();
+    THEN("the start fails: b is killed, the others are stopped in reverse order") {
+      CHECK(d.plan.start_failed());
+      auto stops = of_kind(xs, kind::stop);
+      REQUIRE(stops.size() == 2);
+      CHECK(stops[0].key == d.key("b"));
+      CHECK(stops[0].kill);
+      CHECK(stops[1].key == d.key("c"));
+      CHECK(of_kind(xs, kind::started).empty());
+      AND_THEN("a late answer completes nothing, and the supervisor quits once they are down") {
+        d.ok("c");
+        CHECK(of_kind(d.take(), kind::started).empty());
+        d.down("c", exit_kind::shutdown);
+        xs = d.take();
+        REQUIRE(of_kind(xs, kind::stop).size() == 1);
+        CHECK(of_kind(xs, kind::stop)[0].key == d.key("a"));
+        d.down("a", exit_kind::shutdown);
+        xs = d.take();
+        REQUIRE(of_kind(xs, kind::quit).size() == 1);
+        CHECK(of_kind(xs, kind::quit)[0].why == quit_reason::start_failed);
+        CHECK(of_kind(xs, kind::started).empty());
+      }
+    }
+  }
+}
+
 SCENARIO("a static child that ends normally before its handshake answer is no start failure",
          "[core][supervisor_plan]") {
   driver d{config(strategy::one_for_one, 1, auto_shutdown::all_significant)};
