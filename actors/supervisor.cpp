@@ -479,7 +479,7 @@ void supervisor_impl(sup_ptr self, supervisor_flags flags, std::vector<child_spe
   st.flags = flags;
   st.plan = supervisor_plan{supervisor_plan_config{flags.how, flags.intensity, flags.period,
                                                    flags.shutdown_mode, flags.seed,
-                                                   flags.parallel_start}};
+                                                   flags.parallel_start, flags.start_window}};
   if (parent) {
     st.parent = parent.address();
     self->monitor(parent);

@@ -119,6 +119,8 @@ struct supervisor_flags {
   /// other up to start, such as shard groups under a root; a child that needs its sibling running
   /// (the feeder of a group) needs the default.
   bool parallel_start = false;
+  /// With parallel_start: at most this many handshakes outstanding at once (0: no limit).
+  std::size_t start_window = 0;
   /// Told about abnormal child exits and about giving up (for logs); may be empty.
   std::function<void(const std::string&)> report;
 };

@@ -257,6 +257,7 @@ run_result run_actors(const std::vector<record_batch>& pool, std::size_t per_sha
   f.shutdown_mode = auto_shutdown::all_significant;
   f.start_timeout = std::chrono::seconds(60);
   f.parallel_start = parallel_start; // only the startup-10k row's subject
+  f.start_window = 64;
   auto root = spawn_supervisor(sys, f, shard_groups(mine, shards, sink, ledger));
   if (!root)
     return {0, 0, 0, 0, "the root supervisor did not start: " + sys.render(root.error())};

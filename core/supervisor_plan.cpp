@@ -248,7 +248,10 @@ void supervisor_plan::spawned(std::uint64_t key, bool handshake) {
     if (cfg_.parallel_start && steps_.front().why == purpose::initial) {
       c->awaited = true; // the next child starts now; the answer comes to awaited_answered
       ++awaiting_;
-      step_done();
+      if (cfg_.start_window == 0 || awaiting_ < cfg_.start_window)
+        step_done();
+      else
+        held_ = true; // the next child waits for an answer
     }
     return;
   }
@@ -289,6 +292,11 @@ void supervisor_plan::awaited_answered(plan_entry& c, bool up) {
   if (up) {
     c.phase = child_phase::running;
     schedule_backoff_reset(c);
+  }
+  if (held_ && waiting_) { // a place in the window: the next child
+    held_ = false;
+    step_done();
+    return;
   }
   if (awaiting_ == 0 && waiting_ && !steps_.empty()
       && steps_.front().what == step::kind::started_marker) {
@@ -446,6 +454,7 @@ void supervisor_plan::begin_shutdown(quit_reason why, std::string text) {
         c.phase = child_phase::running;
     }
     awaiting_ = 0;
+    held_ = false;
   }
   for (auto& s : steps_)
     reply_error(s.token, errc::shutting_down, "the supervisor is shutting down");

@@ -17,6 +17,7 @@
 //     follows the last answer. A failed answer is a start failure as before: every child that is
 //     alive is stopped in reverse order. For children that do not need each other up to start
 //     (the shard groups under a root): 10,000 handshakes in a row were most of a big tree's start.
+//     `start_window` bounds the handshakes outstanding at once (all 10,000 at once were slower).
 //   - A child that ends normally (or with shutdown) while its handshake is outstanding has started
 //     and ended: not a start failure (a finite child with little to do).
 //   - Exits that arrive while steps run wait until the queue is empty (the phase is busy), so a
@@ -205,6 +206,9 @@ struct supervisor_plan_config {
   std::uint64_t seed = 0x5eed;
   /// The static children's handshakes overlap (see the file comment).
   bool parallel_start = false;
+  /// With parallel_start: at most this many handshakes outstanding at once (0: no limit); the
+  /// next child is spawned when one is answered.
+  std::size_t start_window = 0;
 };
 
 /// How a child exited, as the down event tells it.
@@ -384,6 +388,7 @@ private:
   std::size_t parallel_outstanding_ = 0;
   std::size_t alive_hint_ = 0;
   std::size_t awaiting_ = 0; // handshakes of a parallel start not answered yet
+  bool held_ = false;        // the front start step waits for a place in the start window
   time_point now_{};
   std::vector<plan_action> actions_;
 };

@@ -124,7 +124,8 @@ SCENARIO("static children start one after another, each after its handshake",
   CHECK(d.plan.phase() == supervisor_phase::idle);
 }
 
-SCENARIO("with parallel_start the static children's handshakes overlap", "[core][supervisor_plan]") {
+SCENARIO("with parallel_start the static children's handshakes overlap",
+         "[core][supervisor_plan]") {
   auto cfg = config(strategy::one_for_one, 1, auto_shutdown::all_significant);
   cfg.parallel_start = true;
   driver d{cfg};
@@ -180,6 +181,27 @@ SCENARIO("with parallel_start the static children's handshakes overlap", "[core]
       }
     }
   }
+}
+
+SCENARIO("a start window bounds the handshakes of a parallel start", "[core][supervisor_plan]") {
+  auto cfg = config(strategy::one_for_one);
+  cfg.parallel_start = true;
+  cfg.start_window = 2;
+  driver d{cfg};
+  for (const auto* id : {"a", "b", "c"})
+    d.plan.add_static(child(id));
+  d.plan.begin();
+  d.take();
+  CHECK(d.spawned_ids == std::vector<std::string>{"a", "b"}); // two outstanding: c waits
+  d.ok("b");
+  auto xs = d.take();
+  CHECK(d.spawned_ids == std::vector<std::string>{"a", "b", "c"});
+  CHECK(of_kind(xs, kind::started).empty());
+  d.ok("c");
+  CHECK(of_kind(d.take(), kind::started).empty());
+  d.ok("a");
+  CHECK(of_kind(d.take(), kind::started).size() == 1);
+  CHECK(d.plan.phase() == supervisor_phase::idle);
 }
 
 SCENARIO("a static child that ends normally before its handshake answer is no start failure",
