@@ -215,9 +215,11 @@ void postgres_sink::write(const std::string& batch, std::size_t records) {
       if (grouped && !group_->write(batch))
         continue; // its group failed: alone now, so only the shard whose row is refused fails
       if (!grouped)
-        write_rows(*conns_, cfg_, {&batch});
+        write_rows(*conns_, cfg_, {&batch}, true);
       return;
     } catch (const pg_failure& e) {
+      if (grouped && e.sqlstate() == "23505" && cfg_.mode == write_mode::effectively_once)
+        continue; // a replayed row is in the table: the staged write skips it
       if (!e.transient() || std::chrono::steady_clock::now() + backoff > deadline)
         throw error{errc::io_failed,
                     fmt::format("postgres table {}, shard {}: {}{}", cfg_.table, id_, e.what(),
@@ -238,14 +240,14 @@ void postgres_sink::retrying(const pg_failure& e, std::size_t records,
 }
 
 void write_rows(pg_connections& conns, const postgres_flusher_config& cfg,
-                const std::vector<const std::string*>& batches) {
+                const std::vector<const std::string*>& batches, bool staged) {
   std::vector<const std::string*> data;
   data.reserve(batches.size() + 2);
   data.push_back(&copy_header(cfg.format));
   data.insert(data.end(), batches.begin(), batches.end());
   data.push_back(&copy_trailer(cfg.format));
   auto conn = conns.take(); // a connection that failed is dropped, not given back
-  if (cfg.mode == write_mode::effectively_once) {
+  if (staged && cfg.mode == write_mode::effectively_once) {
     conn->exec("BEGIN");
     conn->copy_in(copy_sql("shardflow_stage", cfg), data);
     conn->exec(fmt::format("INSERT INTO {0} ({1}) SELECT {1} FROM shardflow_stage ON CONFLICT "
@@ -273,7 +275,7 @@ flusher_factory postgres_flusher_factory(postgres_flusher_config cfg,
   auto conns = std::make_shared<pg_connections>(cfg.conninfo, on_connect);
   auto group = std::make_shared<group_commit>(
     [cfg, conns](const std::vector<const std::string*>& batches) {
-      write_rows(*conns, cfg, batches);
+      write_rows(*conns, cfg, batches, false);
     },
     cfg.group);
   auto sinks = [cfg, conns, group](const shard_id& id) {

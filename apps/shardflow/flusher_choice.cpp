@@ -35,8 +35,8 @@ flusher_factory postgres_factory(const flusher_spec& spec, const flusher_setting
   cfg.data = settings.postgres_data == "bytea"  ? postgres::data_type::bytea
              : settings.postgres_data == "text" ? postgres::data_type::text
                                                 : postgres::data_type::jsonb;
-  cfg.format = settings.postgres_copy == "text" ? postgres::copy_format::text
-                                                : postgres::copy_format::binary;
+  cfg.format = settings.postgres_copy == "binary" ? postgres::copy_format::binary
+                                                  : postgres::copy_format::text;
   try {
     cfg.columns = postgres::parse_columns(settings.postgres_columns);
     cfg = postgres::prepare_table(cfg);
@@ -94,8 +94,8 @@ void add_flusher_options(CLI::App* cmd, flusher_options* opts) {
     ->check(CLI::IsMember({"jsonb", "bytea", "text"}))
     ->capture_default_str();
   cmd
-    ->add_option("--pg-copy", opts->pg_copy, "postgres flusher: COPY's format: binary or text")
-    ->check(CLI::IsMember({"binary", "text"}))
+    ->add_option("--pg-copy", opts->pg_copy, "postgres flusher: COPY's format: text or binary")
+    ->check(CLI::IsMember({"text", "binary"}))
     ->capture_default_str();
 }
 

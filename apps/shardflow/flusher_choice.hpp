@@ -49,7 +49,7 @@ struct flusher_settings {
   std::string postgres_mode = "auto";
   std::string postgres_columns = postgres::default_columns_text();
   std::string postgres_data = "jsonb";
-  std::string postgres_copy = "binary";
+  std::string postgres_copy = "text";
   std::string stream = "stream";
   /// kafka: librdkafka producer properties (`-X`).
   std::map<std::string, std::string> kafka_properties;
@@ -66,7 +66,7 @@ struct flusher_options {
   std::string pg_mode = "auto";
   std::string pg_columns = postgres::default_columns_text();
   std::string pg_data = "jsonb";
-  std::string pg_copy = "binary";
+  std::string pg_copy = "text";
 };
 
 /// Registers --roll-size, --roll-age, --pg-table, --pg-create-table, --pg-mode, --pg-columns,

@@ -162,7 +162,7 @@ sql "alter table t_cols alter column seq type numeric" > /dev/null
 fresh d
 set +e
 "$SHARDFLOW" run "$WORK/d" --flusher "postgres:$conn" --pg-table t_cols \
-  --pg-columns stream,shard,sequence=seq,data=body --pg-data bytea --pg-copy text "${run_args[@]}" \
+  --pg-columns stream,shard,sequence=seq,data=body --pg-data bytea --pg-copy binary "${run_args[@]}" \
   > /dev/null 2> "$WORK/d.err"
 code=$?
 set -e

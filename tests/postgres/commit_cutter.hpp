@@ -1,7 +1,9 @@
 // tests/postgres/commit_cutter.hpp - a TCP proxy in front of the test server that, once armed,
-// lets a COMMIT through to the server, waits for the server's answer, and then cuts both
+// lets the end of a transaction through to the server (a COMMIT, or the CopyDone message that ends
+// a COPY outside a transaction block), waits for the server's answer, and then cuts both
 // connections without passing the answer on: the client's commit has happened but its outcome is
-// unknown to it (the lost-COMMIT case). Everything else is relayed as it is.
+// unknown to it (the lost-COMMIT case). Everything else is relayed as it is. Text COPY only (its
+// data holds no NUL byte, so CopyDone's bytes cannot appear inside a row).
 //
 // Loopback only (127.0.0.1, a free port). One thread accepts, one relays each connection; every
 // wait is a poll with a 100 ms timeout that also checks `stop_`, and the destructor joins them all.
@@ -115,9 +117,11 @@ private:
           break;
         }
         const int to = i == 0 ? server : client;
+        const std::string_view chunk{buf, static_cast<std::size_t>(n)};
         const bool commit = i == 0 && armed_
-                            && std::string_view{buf, static_cast<std::size_t>(n)}.find("COMMIT")
-                                 != std::string_view::npos;
+                            && (chunk.find("COMMIT") != std::string_view::npos
+                                || chunk.find(std::string_view{"c\0\0\0\4", 5})
+                                     != std::string_view::npos);
         if (!send_all(to, buf, static_cast<std::size_t>(n))) {
           open = false;
           break;
