@@ -34,6 +34,9 @@ require_tools() {
   for tool in java mvn node npm curl unshare; do
     command -v "$tool" > /dev/null || fail "$tool is not installed"
   done
+  # Every scenario runs in a network namespace of its own: without the right to make one (root,
+  # or a container without CAP_SYS_ADMIN) none can run, which is a set-up failure, not a test's.
+  unshare -n true 2> /dev/null || fail "cannot make a network namespace (unshare -n): run as root"
   mkdir -p "$CACHE" || fail "cannot create the cache directory $CACHE (set SHARDFLOW_PEERS_CACHE)"
 }
 
