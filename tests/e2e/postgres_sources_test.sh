@@ -19,21 +19,11 @@ on_exit() {
 }
 source "$here/postgres_lib.sh"
 
-# Waits (at most $2 tenths of a second) until the command $1 succeeds.
-await() {
-  local i
-  for ((i = 0; i < $2; i++)); do
-    if eval "$1"; then return 0; fi
-    sleep 0.1
-  done
-  eval "$1"
-}
-
 # 1. Kafka: 2,000 records over 4 partitions into the default table (kafka run has no --pg-*
 # options: the table is made here, with the key, so the mode is effectively-once).
 "$MOCK" events:4 > "$WORK/mock.out" 2> "$WORK/mock.err" &
 mock_pid=$!
-await '[ -s "$WORK/mock.out" ]' 100
+wait_for test -s "$WORK/mock.out" || true
 brokers=$(sed -n 's/^bootstraps //p' "$WORK/mock.out")
 check "the mock cluster is up" test -n "$brokers"
 X=(-X session.timeout.ms=4000 -X heartbeat.interval.ms=500 -X auto.offset.reset=earliest
@@ -48,8 +38,8 @@ sql "create table shardflow_records (stream text, shard text, sequence numeric,
   --flusher "postgres:$conn" --flush-interval 100ms --checkpoint-interval 100ms \
   --heartbeat-interval 100ms "${X[@]}" 2> "$WORK/kafka.err" &
 run_pid=$!
-rows() { sql "select count(*) from shardflow_records" 2> /dev/null || echo 0; }
-await '[ "$(rows)" -ge 2000 ]' 600 || true
+all_rows() { [ "$(sql "select count(*) from shardflow_records" 2> /dev/null || echo 0)" -ge 2000 ]; }
+wait_for all_rows || wait_for all_rows || true # at most 60 s
 kill -TERM "$run_pid"
 rc=0
 wait "$run_pid" || rc=$?
