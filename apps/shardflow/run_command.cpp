@@ -4,6 +4,7 @@
 // in status_server.cpp.
 #include "apps/shardflow/run_command.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -179,11 +180,13 @@ shard_group_config group_of(const run_config& cfg, const run_plan& plan, std::si
 // runtime shuts down before its actor system.
 class job {
 public:
+  // The actor system and the runtime, and a view of every planned shard (none started yet: see
+  // start_shards), so that the status server can answer before the first shard starts.
   job(const run_config& cfg, const run_plan& plan)
-    : plan_(plan), problems_(std::make_shared<local::input_problems>()) {
+    : cfg_(cfg), plan_(plan), problems_(std::make_shared<local::input_problems>()) {
     // The store is opened first so a bad database fails before anything starts.
     auto store = std::make_shared<sqlite_checkpoint_store>(plan.checkpoints, plan.stream_name);
-    auto flushers = make_flusher_factory(plan.flusher, plan.flushing);
+    flushers_ = make_flusher_factory(plan.flusher, plan.flushing);
     sys_cfg_ = system_config_of(cfg);
     sys_ = std::make_unique<caf::actor_system>(*sys_cfg_);
     runtime_config rcfg;
@@ -198,9 +201,24 @@ public:
     if (!rt)
       throw error_of(rt.error(), errc::start_failed);
     rt_ = std::move(*rt);
-    for (auto i : plan.shards)
-      if (!stop_requested().load()) // a stop during the start starts no more shards
-        start_shard(cfg, i, flushers);
+    for (auto i : plan.shards) {
+      shard_view v;
+      v.id = local::shard_name(i);
+      v.meter = std::make_shared<flusher_meter>();
+      views_.push_back(std::move(v));
+    }
+  }
+
+  // Starts the planned shards one by one; a stop during the start starts no more: those keep
+  // their row, `not started`. Returns how many were left unstarted.
+  std::size_t start_shards() {
+    std::size_t k = 0;
+    for (; k < plan_.shards.size() && !stop_requested().load(); ++k)
+      start_shard(k);
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto rest = k; rest < views_.size(); ++rest)
+      views_[rest].not_started = true;
+    return views_.size() - k;
   }
 
   runtime& rt() noexcept {
@@ -229,21 +247,23 @@ public:
   }
 
 private:
-  void start_shard(const run_config& cfg, std::size_t index, const flusher_factory& flushers) {
+  // Starts the planned shard `k` (the k-th of plan.shards), metered into its view.
+  void start_shard(std::size_t k) {
     shard_view v;
-    v.id = local::shard_name(index);
-    v.meter = std::make_shared<flusher_meter>();
-    auto g = group_of(cfg, plan_, index, v.id, metered_flusher::wrap(flushers, v.meter), problems_);
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      views_.push_back(v);
+      v = views_[k];
     }
+    auto g = group_of(cfg_, plan_, plan_.shards[k], v.id, metered_flusher::wrap(flushers_, v.meter),
+                      problems_);
     if (auto err = rt_->start_shard(std::move(g)))
       throw error_of(err, errc::start_failed);
   }
 
+  const run_config& cfg_;
   const run_plan& plan_;
   std::shared_ptr<local::input_problems> problems_;
+  flusher_factory flushers_;
   std::unique_ptr<caf::actor_system_config> sys_cfg_;
   std::unique_ptr<caf::actor_system> sys_;
   std::unique_ptr<runtime> rt_;
@@ -325,16 +345,20 @@ runtime_outcome stop_gracefully(job& j, const run_plan& plan, const progress_pri
   return j.rt().await(std::chrono::seconds(0));
 }
 
-// Waits for the runtime to end, printing progress; the first signal stops it gracefully.
+// Waits for the runtime to end, printing progress; the first signal stops it gracefully. A signal
+// is looked at before the runtime's outcome: a stop during the start leaves the finite runtime
+// only the shards it started, which may all have ended by the time this waits.
 runtime_outcome wait_for_end(job& j, const run_plan& plan, progress_printer& progress,
                              bool& stopped) {
   for (;;) {
-    auto out = j.rt().await(std::chrono::milliseconds(200));
-    if (out)
-      return out;
     if (stop_requested().load()) {
       stopped = true;
       return stop_gracefully(j, plan, progress);
+    }
+    auto out = j.rt().await(std::chrono::milliseconds(200));
+    if (out) {
+      stopped = stop_requested().load();
+      return out;
     }
     progress.tick(j);
   }
@@ -355,11 +379,17 @@ struct verdict {
 
 // A shard that gave up, a runtime that failed, or (a finite run not stopped on a signal) a shard
 // that did not reach its end fails the run (1); else a shard stopped by bad input makes it 3.
-verdict judge(const runtime_outcome& out, const local::input_problems& problems,
-              const run_plan& plan, bool finite, bool stopped) {
+verdict judge(const runtime_outcome& out, const std::vector<shard_view>& views,
+              const local::input_problems& problems, const run_plan& plan, bool finite,
+              bool stopped) {
   verdict v;
   v.problems = problems.all();
   std::vector<shard_id> unfinished;
+  // A shard never started is not done: after a stop on a signal it is the rerun's (a graceful stop
+  // that checkpointed every started shard, exit 0); without one the run failed.
+  for (auto& view : views)
+    if (view.not_started)
+      unfinished.push_back(view.id);
   for (auto& s : out.shards) {
     if (s.outcome == shard_outcome::gave_up)
       v.failed(fmt::format("shard {} gave up after its restarts: {}; fix the cause and rerun (it "
@@ -374,17 +404,20 @@ verdict judge(const runtime_outcome& out, const local::input_problems& problems,
   if (v.code == exit_ok && finite && !stopped && !unfinished.empty() && stops.empty())
     v.failed(fmt::format("{} of {} did not finish ({}{}): see the messages above, fix the cause "
                          "and rerun (a shard resumes from its checkpoint)",
-                         unfinished.size(), plural(out.shards.size(), "shard"), unfinished.front(),
+                         unfinished.size(), plural(views.size(), "shard"), unfinished.front(),
                          unfinished.size() > 1 ? ", ..." : ""));
   if (stops.empty())
     return v;
   for (auto& p : stops)
     say(log_level::error, "bad input: {}", p);
+  const bool malformed = std::any_of(views.begin(), views.end(), [](const shard_view& s) {
+    return s.stopped_at && dead_letter_applies(*s.stopped_at);
+  });
   say(log_level::error,
       "the shards above stopped at their bad input (everything before it is checkpointed); fix it "
       "and rerun{}",
-      plan.on_bad_input == local::bad_input_policy::stop
-        ? ", or rerun with --bad-input dead-letter for malformed lines"
+      plan.on_bad_input == local::bad_input_policy::stop && malformed
+        ? ", or rerun with --bad-input dead-letter to move the malformed lines aside"
         : "");
   v.code = v.code == exit_ok ? exit_bad_input : v.code;
   return v;
@@ -432,10 +465,10 @@ int report(const run_config& cfg, const run_plan& plan, job& j, const runtime_ou
            double seconds, bool stopped, json_output& json) {
   j.refresh();
   const auto views = j.views();
-  auto v = judge(out, j.problems(), plan, !cfg.follow, stopped);
+  auto v = judge(out, views, j.problems(), plan, !cfg.follow, stopped);
   const auto dead = j.problems().dead_letters();
   fmt::print(stderr, "{}", summary_table(views, seconds, stopped, dead));
-  if (auto failed = json.write(summary_json(views, seconds, v.code, v.problems, dead))) {
+  if (auto failed = json.write(summary_json(views, seconds, v.code, v.problems, dead, stopped))) {
     say(log_level::error, "failed: {}", *failed);
     return v.code == exit_ok ? exit_failed : v.code;
   }
@@ -453,12 +486,15 @@ int run_job(const run_config& cfg) {
   // The clock starts before the shards do: they work while the others are still starting.
   progress_printer progress{cfg.progress};
   job j{cfg, plan};
+  // Up before the first shard starts (/healthz and a 503 /readyz during the start), and a busy
+  // port fails the run before any work.
   status_server status{plan.metrics,
                        [&j] {
                          j.refresh();
                          return j.views();
                        },
                        SHARDFLOW_VERSION};
+  j.start_shards();
   bool stopped = false;
   const auto out = wait_for_end(j, plan, progress, stopped);
   const auto seconds = progress.seconds();
@@ -542,6 +578,7 @@ std::unique_ptr<caf::actor_system_config> system_config_of(const job_options& op
   auto sys_cfg = std::make_unique<caf::actor_system_config>();
   configure(*sys_cfg);
   sys_cfg->set("scheduler.max-threads", opts.threads);
+  sys_cfg->set("scheduler.max-throughput", opts.max_throughput);
   sys_cfg->set("logger.console-verbosity", caf::atom("quiet"));
   sys_cfg->set("logger.file-verbosity", caf::atom("quiet"));
   return sys_cfg;

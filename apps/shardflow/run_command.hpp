@@ -44,6 +44,11 @@ struct job_options {
   std::string backoff_max = "4s";
   std::string stop_timeout = "30s";
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
+  // Messages an actor handles before its thread goes to the next one (CAF's
+  // scheduler.max-throughput, unbounded by default: a shard with a full mailbox then kept its
+  // thread, so with more shards than threads later shards, the runtime's front actor and a signal
+  // waited for earlier shards to finish).
+  std::size_t max_throughput = 100;
 };
 
 /// Returns a shard group's batches, intervals, restarts and backoff from `opts`, checked: a usage
@@ -52,7 +57,8 @@ struct job_options {
 shard_group_config plan_job_shards(const job_options& opts);
 
 /// Returns the configuration of a job's actor system: shardflow's error category, `opts.threads`
-/// scheduler threads, CAF's own logger quiet (the command logs through cli_log).
+/// scheduler threads taking turns after `opts.max_throughput` messages, CAF's own logger quiet (the
+/// command logs through cli_log).
 std::unique_ptr<caf::actor_system_config> system_config_of(const job_options& opts);
 
 /// Registers the options of `job_options` on `cmd`.

@@ -62,7 +62,8 @@ run_totals totals_of(const std::vector<shard_view>& shards) {
     t.flush_nanos += s.meter->flush_nanos.load(std::memory_order_relaxed);
     t.restarts += s.restarts();
     t.lag_bytes += s.lag_bytes();
-    t.ended += s.ended ? 1 : 0;
+    t.ended += s.at_end() ? 1 : 0;
+    t.not_started += s.not_started ? 1 : 0;
   }
   return t;
 }
@@ -77,7 +78,7 @@ std::string progress_line(const std::vector<shard_view>& shards, const run_total
     static const char* marks[] = {"\u2581", "\u2582", "\u2583", "\u2584",
                                   "\u2585", "\u2586", "\u2587", "\u2588"};
     for (auto& s : shards) {
-      if (s.ended) {
+      if (s.at_end()) {
         lag += "\u2713";
         continue;
       }
@@ -97,10 +98,12 @@ std::string progress_line(const std::vector<shard_view>& shards, const run_total
 }
 
 std::string state_of(const shard_view& s) {
-  if (s.ended)
-    return "ended";
+  if (s.not_started)
+    return "not started";
   if (s.stopped_at)
     return "stopped at " + *s.stopped_at;
+  if (s.ended)
+    return "ended";
   switch (s.outcome) {
     case shard_outcome::gave_up:
       return "gave up";
@@ -123,30 +126,37 @@ std::string summary_table(const std::vector<shard_view>& shards, double seconds,
                        s.meter->flushes.load(),
                        s.checkpoint ? std::to_string(*s.checkpoint) : std::string{"-"},
                        human_bytes(double(s.lag_bytes())), s.restarts(), state_of(s));
-    stops += !s.ended && s.stopped_at ? 1 : 0;
+    stops += s.stopped_at ? 1 : 0;
   }
   const auto t = totals_of(shards);
   const double avg_flush_ms = t.flushes ? t.flush_nanos / 1e6 / t.flushes : 0;
   out += fmt::format(
     "\n{} ({}) in {:.2f} s: {}/s, {:.1f} MiB/s; {} (avg {:.2f} ms); {}; {} of {} at their "
-    "end{}{}{}\n",
+    "end{}{}{}{}\n",
     plural(t.records, "record"), human_bytes(double(t.bytes)), seconds,
     human_count(seconds > 0 ? t.records / seconds : 0),
     seconds > 0 ? t.bytes / seconds / (1 << 20) : 0.0, plural(t.flushes, "flush", "flushes"),
     avg_flush_ms, plural(t.restarts, "restart"), t.ended, plural(shards.size(), "shard"),
     stops ? fmt::format("; {} stopped at bad input", stops) : std::string{},
+    t.not_started ? fmt::format("; {} not started", t.not_started) : std::string{},
     dead_letters ? fmt::format("; {}", plural(dead_letters, "dead letter")) : std::string{},
-    stopped ? "; stopped on a signal, every shard checkpointed" : "");
+    !stopped            ? ""
+    : t.not_started > 0 ? "; stopped on a signal, every started shard checkpointed (a rerun "
+                          "processes the rest)"
+                        : "; stopped on a signal, every shard checkpointed");
   return out;
 }
 
 std::string summary_json(const std::vector<shard_view>& shards, double seconds, int exit_code,
-                         const std::vector<std::string>& problems, std::uint64_t dead_letters) {
+                         const std::vector<std::string>& problems, std::uint64_t dead_letters,
+                         bool stopped) {
   const auto t = totals_of(shards);
   std::string out = fmt::format(
-    "{{\"exit_code\":{},\"seconds\":{:.3f},\"records\":{},\"bytes\":{},\"flushes\":{},"
-    "\"restarts\":{},\"dead_letters\":{},\"lag_bytes\":{},\"shards\":[",
-    exit_code, seconds, t.records, t.bytes, t.flushes, t.restarts, dead_letters, t.lag_bytes);
+    "{{\"exit_code\":{},\"stopped_on_signal\":{},\"seconds\":{:.3f},\"records\":{},\"bytes\":{},"
+    "\"flushes\":{},\"restarts\":{},\"dead_letters\":{},\"lag_bytes\":{},\"ended\":{},"
+    "\"not_started\":{},\"shards\":[",
+    exit_code, stopped ? "true" : "false", seconds, t.records, t.bytes, t.flushes, t.restarts,
+    dead_letters, t.lag_bytes, t.ended, t.not_started);
   for (std::size_t i = 0; i < shards.size(); ++i) {
     auto& s = shards[i];
     out += fmt::format("{}{{\"id\":{},\"records\":{},\"bytes\":{},\"flushes\":{},\"checkpoint\":{},"
@@ -155,8 +165,9 @@ std::string summary_json(const std::vector<shard_view>& shards, double seconds, 
                        i ? "," : "", json_string(s.id), s.meter->records.load(),
                        s.meter->bytes.load(), s.meter->flushes.load(),
                        s.checkpoint ? std::to_string(*s.checkpoint) : std::string{"null"},
-                       s.ended ? "true" : "false", to_string(s.outcome),
-                       s.stopped_at && !s.ended ? json_string(*s.stopped_at) : std::string{"null"},
+                       s.at_end() ? "true" : "false",
+                       s.not_started ? std::string{"not_started"} : to_string(s.outcome),
+                       s.stopped_at ? json_string(*s.stopped_at) : std::string{"null"},
                        s.lag_bytes(), s.restarts());
   }
   out += "],\"problems\":[";
@@ -245,6 +256,20 @@ readiness readiness_of(const std::vector<shard_view>& shards) {
   if (started < shards.size())
     return {false, fmt::format("not ready: {} of {} shards started", started, shards.size())};
   return {true, fmt::format("ready: {} started", plural(shards.size(), "shard"))};
+}
+
+bool dead_letter_applies(const std::string& where) {
+  // "FILE:LINE (reason)": a line is to blame; "FILE (reason)": the file as a whole. The reason may
+  // hold parentheses of its own, so the first " (" after ":DIGITS" is the one.
+  for (auto open = where.find(" ("); open != std::string::npos; open = where.find(" (", open + 1)) {
+    auto digits = open;
+    while (digits > 0 && where[digits - 1] >= '0' && where[digits - 1] <= '9')
+      --digits;
+    if (digits == open || digits == 0 || where[digits - 1] != ':')
+      continue;
+    return where.compare(open, std::string::npos, " (the file ends in the middle of a line)") != 0;
+  }
+  return false;
 }
 
 std::string cut_to_columns(const std::string& line, std::size_t columns) {

@@ -145,6 +145,63 @@ SCENARIO("a shard stopped at bad input is reported where it stopped, not as ende
   CHECK_THAT(json, Catch::Contains(R"("outcome":"ended","stopped_at":null,"lag_bytes":0)"));
 }
 
+SCENARIO("a shard stopped at a checkpoint beyond its truncated file is not ended, whatever an "
+         "earlier run's end marker says",
+         "[apps][run_report]") {
+  shard_meters m;
+  m.acked_position = 15138;
+  m.acked_end = true; // the end marker of the run before the file was truncated
+  m.outcome = shard_outcome::stopped;
+  auto v = view_of("shard-00000", 500);
+  v.update(m, std::chrono::steady_clock::now());
+  v.stopped_at = "m2/shard-00000.ndjson (checkpoint beyond the end of the file)";
+  CHECK_FALSE(v.at_end());
+  CHECK(state_of(v) == "stopped at m2/shard-00000.ndjson (checkpoint beyond the end of the file)");
+  const auto table = summary_table({v}, 1.0, false, 0);
+  CHECK_THAT(table, Catch::Contains("0 of 1 shard at their end; 1 stopped at bad input\n"));
+  const auto json = summary_json({v}, 1.0, 3, {}, 0);
+  CHECK_THAT(json, Catch::Contains(R"("ended":false,"outcome":"stopped","stopped_at":"m2/)"));
+  CHECK_THAT(json, Catch::Contains(R"("ended":0,"not_started":0,)"));
+}
+
+SCENARIO("--bad-input dead-letter is offered only for a malformed or over-long line",
+         "[apps][run_report]") {
+  CHECK(dead_letter_applies("s/shard-00001.ndjson:17 (not a JSON object)"));
+  CHECK(dead_letter_applies("s/x:y/shard-00001.ndjson:3 (longer than 16777216 bytes)"));
+  CHECK(dead_letter_applies("s/shard-00001.ndjson:11 (not valid JSON (improper structure))"));
+  CHECK_FALSE(dead_letter_applies("s/a (b):1/shard-00001.ndjson (truncated (x))"));
+  CHECK_FALSE(dead_letter_applies("s/shard-00001.ndjson:51 (the file ends in the middle of a line)"));
+  CHECK_FALSE(dead_letter_applies("s/shard-00001.ndjson (truncated or replaced while being read)"));
+  CHECK_FALSE(dead_letter_applies("s/shard-00001.ndjson (checkpoint beyond the end of the file)"));
+  CHECK_FALSE(dead_letter_applies("no reason at all"));
+}
+
+SCENARIO("a run stopped on a signal before it started every shard lists the unstarted ones",
+         "[apps][run_report]") {
+  shard_meters a;
+  a.acked_position = 10;
+  a.generation = 1;
+  a.outcome = shard_outcome::stopped;
+  auto va = view_of("shard-00000", 30);
+  va.update(a, std::chrono::steady_clock::now());
+  auto vb = view_of("shard-00001", 40);
+  vb.not_started = true;
+  CHECK(state_of(vb) == "not started");
+  CHECK(readiness_of({va, vb}).why == "not ready: 1 of 2 shards started");
+  const auto table = summary_table({va, vb}, 1.0, true, 0);
+  CHECK_THAT(table, Catch::Contains("not started\n"));
+  CHECK_THAT(table, Catch::Contains("0 of 2 shards at their end; 1 not started; stopped on a "
+                                    "signal, every started shard checkpointed (a rerun processes "
+                                    "the rest)\n"));
+  const auto json = summary_json({va, vb}, 1.0, 0, {}, 0, true);
+  CHECK_THAT(json, Catch::Contains(R"({"exit_code":0,"stopped_on_signal":true,)"));
+  CHECK_THAT(json, Catch::Contains(R"("lag_bytes":60,"ended":0,"not_started":1,)"));
+  CHECK_THAT(json, Catch::Contains(R"("ended":false,"outcome":"not_started","stopped_at":null,)"
+                                   R"("lag_bytes":40)"));
+  // Without a signal the table says nothing of one.
+  CHECK_THAT(summary_table({va}, 1.0, false, 0), !Catch::Contains("signal"));
+}
+
 SCENARIO("the progress line counts in words that agree with the number", "[apps][run_report]") {
   auto v = view_of("shard-00000", 10);
   v.meter->records = 1;

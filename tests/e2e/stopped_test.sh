@@ -54,5 +54,28 @@ check "... the JSON says stopped, not ended" \
 check "... no end marker" test "$(ended_of "$WORK/i/checkpoints.db" shard-00000)" -eq 0
 check "... every whole line before it processed" \
   test "$(cat "$WORK"/iout/*.ndjson | wc -l)" -eq 50
+
+# A checkpoint beyond the end of a truncated file (the store has the end marker of the run before):
+# exit 3, the shard stopped at its checkpoint, never "ended" nor "at their end", and no
+# --bad-input dead-letter hint (no line is malformed).
+"$SHARDFLOW" generate "$WORK/m" --shards 2 --records 200 2> /dev/null
+"$SHARDFLOW" run "$WORK/m" --flusher null --progress off 2> /dev/null
+truncate -s 500 "$WORK/m/shard-00000.ndjson"
+"$SHARDFLOW" run "$WORK/m" --flusher null --progress off --json "$WORK/msum.json" \
+  > /dev/null 2> "$WORK/merr"
+rc=$?
+check "a checkpoint beyond a truncated file makes the run exit 3" test $rc -eq 3
+check "... the table says stopped at the file, not ended" \
+  grep -q "^shard-00000 .* stopped at .*/m/shard-00000.ndjson (" "$WORK/merr"
+check "... the summary counts 1 of 2 at their end, 1 stopped at bad input" \
+  grep -q "1 of 2 shards at their end; 1 stopped at bad input" "$WORK/merr"
+check "... the JSON says not ended, stopped, where" \
+  test "$(shard_json "$WORK/msum.json" shard-00000 ended)" = false -a \
+  "$(shard_json "$WORK/msum.json" shard-00000 outcome)" = '"stopped"' -a \
+  "$(shard_json "$WORK/msum.json" shard-00000 stopped_at)" != null
+check "... no --bad-input dead-letter hint (no line is malformed)" \
+  bash -c '! grep -q -- "--bad-input dead-letter" "$1"' _ "$WORK/merr"
+check "the bad line's run does offer --bad-input dead-letter" \
+  grep -q -- "--bad-input dead-letter" "$WORK/err"
 set -e
 finish
