@@ -1,6 +1,8 @@
 #include <shardflow/kcl/mld_server.hpp>
 
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -224,23 +226,24 @@ struct server::impl {
   }
 
   // A connection beyond the cap: reset at once (a reset, not a close, so that its connector fails
-  // even when its daemon had ended its side already), logged at most once per interval.
+  // even when its daemon had ended its side already), logged at most once per interval. The line
+  // is written before the reset: whoever sees the reset finds it in the log.
   void refuse(int conn) {
     ++stats.refused; // counted first: whoever sees the close sees the count
+    ++refused_unlogged;
+    const auto now = std::chrono::steady_clock::now();
+    if (last_refusal_log == std::chrono::steady_clock::time_point{}
+        || now - last_refusal_log >= cfg.refusal_log_interval) {
+      cfg.log(log_level::warning,
+              fmt::format("{} sessions are open (the limit, --max-connections); closed {} new "
+                          "connection(s) since the last message",
+                          cfg.max_connections, refused_unlogged));
+      refused_unlogged = 0;
+      last_refusal_log = now;
+    }
     const linger reset{1, 0};
     ::setsockopt(conn, SOL_SOCKET, SO_LINGER, &reset, sizeof reset); // no effect on a Unix socket
     ::close(conn);
-    ++refused_unlogged;
-    const auto now = std::chrono::steady_clock::now();
-    if (last_refusal_log != std::chrono::steady_clock::time_point{}
-        && now - last_refusal_log < cfg.refusal_log_interval)
-      return;
-    cfg.log(log_level::warning,
-            fmt::format("{} sessions are open (the limit, --max-connections); closed {} new "
-                        "connection(s) since the last message",
-                        cfg.max_connections, refused_unlogged));
-    refused_unlogged = 0;
-    last_refusal_log = now;
   }
 
   void admit(int conn) {
@@ -333,8 +336,10 @@ namespace {
 // How one direction of a bridge ended.
 enum class copy_end : std::uint8_t { eof, read_failed, write_failed };
 
-// Copies `from` to `to` until `from` ends or a read or write fails; `read_errno` gets a read's errno.
-copy_end copy_until_end(int from, int to, int& read_errno) {
+// Copies `from` to `write` until `from` ends or a read or write fails; `read_errno` gets a read's
+// errno.
+template <class Write>
+copy_end copy_until_end(int from, Write&& write, int& read_errno) {
   char buf[1 << 16];
   for (;;) {
     const auto n = ::read(from, buf, sizeof buf);
@@ -346,25 +351,60 @@ copy_end copy_until_end(int from, int to, int& read_errno) {
       read_errno = errno;
       return copy_end::read_failed;
     }
-    if (!write_all(to, buf, static_cast<std::size_t>(n)))
+    if (!write(buf, static_cast<std::size_t>(n)))
       return copy_end::write_failed;
   }
 }
+
+// What the stdin-to-socket direction did, shared by both directions. A reset is reported once, to
+// whichever call on the socket comes first: when a write to the socket takes it, the read from it
+// sees a plain end, so the read must hear of the write's errno before it can say how the
+// connection ended.
+struct upstream {
+  std::mutex mtx;
+  std::condition_variable changed;
+  bool writing = false;     // a write to the socket is under way
+  bool stdin_ended = false; // our stdin ended (the daemon ended the session)
+  int write_errno = 0;      // of the write that failed, if one did
+};
+
+// How long the end of the connection waits for a write under way to fail or finish (a write that
+// took a reset returns at once; one blocked on a full socket ends when the server closes it).
+constexpr auto write_settle_limit = std::chrono::seconds{5};
 
 // Copies stdin to `fd` and `fd` to stdout until the server closes; see connect_stdio. A session
 // went well when our stdin ended first and the server then ended the connection cleanly: a server
 // that closed first died or failed the session, and one that reset the connection refused it (a
 // reset is the server's answer whenever the daemon's lines were already sent, so the order of the
-// two ends cannot make a refused connection look like a session that went well).
+// two ends cannot make a refused connection look like a session that went well). The reset is
+// seen whichever direction's call takes it: the read from the socket, or a write to it.
 int bridge(int fd, const std::string& where, const log_sink& log) {
   // Shared with the detached thread, which may outlive this function until the process exits.
-  auto stdin_ended = std::make_shared<std::atomic<bool>>(false);
+  auto up_state = std::make_shared<upstream>();
   std::thread up;
   try {
-    up = std::thread{[fd, stdin_ended] {
+    up = std::thread{[fd, st = up_state] {
       int unused = 0;
-      if (copy_until_end(STDIN_FILENO, fd, unused) == copy_end::eof)
-        stdin_ended->store(true);
+      const auto write = [fd, &st](const char* data, std::size_t size) {
+        {
+          std::lock_guard<std::mutex> guard{st->mtx};
+          st->writing = true;
+        }
+        const bool ok = write_all(fd, data, size);
+        const int why = errno;
+        {
+          std::lock_guard<std::mutex> guard{st->mtx};
+          st->writing = false;
+          if (!ok)
+            st->write_errno = why != 0 ? why : EPIPE;
+        }
+        st->changed.notify_all();
+        return ok;
+      };
+      if (copy_until_end(STDIN_FILENO, write, unused) == copy_end::eof) {
+        std::lock_guard<std::mutex> guard{st->mtx};
+        st->stdin_ended = true;
+      }
       ::shutdown(fd, SHUT_WR); // the daemon closed our stdin: tell the session
     }};
   } catch (const std::system_error& e) {
@@ -373,16 +413,25 @@ int bridge(int fd, const std::string& where, const log_sink& log) {
     return 1;
   }
   int read_errno = 0;
-  const auto down = copy_until_end(fd, STDOUT_FILENO, read_errno);
-  // The session ends only after our stdin did; before that, the server died or gave up on it.
-  const bool server_first = !stdin_ended->load();
+  const auto down = copy_until_end(
+    fd, [](const char* data, std::size_t size) { return write_all(STDOUT_FILENO, data, size); },
+    read_errno);
+  bool server_first = false;
+  if (down == copy_end::eof) {
+    std::unique_lock<std::mutex> lock{up_state->mtx};
+    up_state->changed.wait_for(lock, write_settle_limit, [&] { return !up_state->writing; });
+    if (up_state->write_errno == ECONNRESET)
+      read_errno = ECONNRESET; // the write took the reset that ended the connection
+    // The session ends only after our stdin did; before that, the server died or gave up on it.
+    server_first = !up_state->stdin_ended;
+  }
   ::close(STDIN_FILENO); // unblock the other direction if the session ended first
   up.detach();
   ::close(fd);
-  if (down == copy_end::read_failed) {
+  if (down == copy_end::read_failed || read_errno == ECONNRESET) {
     log(log_level::error,
         fmt::format("{} broke the connection ({}: a connection beyond its --max-connections is "
-                    "reset); exiting 1",
+                    "reset, and so is one closed with the daemon's lines unread); exiting 1",
                     where, std::strerror(read_errno)));
     return 1;
   }
