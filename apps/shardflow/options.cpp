@@ -56,6 +56,16 @@ result<std::uint64_t> parse_size(const std::string& option, const std::string& t
   return fail(fmt::format("{}: \"{}\" is not a size (use 1000, 64k, 256M, 1G)", option, text));
 }
 
+result<std::size_t> parse_record_size(const std::string& option, const std::string& text) {
+  auto n = parse_size(option, text);
+  if (!n)
+    return fail(n.error());
+  if (*n == 0 || *n > (std::uint64_t{1} << 32))
+    return fail(
+      fmt::format("{}: \"{}\" is not a size from 1 to 4G (use 64k, 16M)", option, text));
+  return static_cast<std::size_t>(*n);
+}
+
 result<flusher_spec> parse_flusher(const std::string& text) {
   auto colon = text.find(':');
   flusher_spec out;

@@ -29,6 +29,13 @@ result<std::chrono::milliseconds> parse_duration(const std::string& option,
 /// @returns the size, or why `text` is not one (naming `option`).
 result<std::uint64_t> parse_size(const std::string& option, const std::string& text);
 
+/// The default --max-record-size of `run` and `put` (one default: what put appends, run takes).
+constexpr const char* default_max_record_size = "16M";
+
+/// Parses --max-record-size `text` (`option` names it): a size from 1 byte to 4G.
+/// @returns the size, or why `text` is not one.
+result<std::size_t> parse_record_size(const std::string& option, const std::string& text);
+
 /// A flusher chosen on the command line: `null`, `stdout` or `file:DIR`.
 struct flusher_spec {
   std::string name;

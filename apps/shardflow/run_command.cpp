@@ -54,7 +54,7 @@ struct run_config : job_options {
   bool follow = false;
   std::string bad_input = "stop";
   std::string dead_letter;
-  std::string max_record_size = "16M";
+  std::string max_record_size = default_max_record_size;
   std::string json; // empty: no JSON summary; "-": stdout
   std::string metrics;
   bool allow_remote = false;
@@ -111,11 +111,7 @@ void plan_io(const run_config& cfg, run_plan& p) {
                                                   : local::bad_input_policy::stop;
   p.dead_letter = cfg.dead_letter.empty() ? fs::path{cfg.stream} / "dead-letter"
                                           : fs::path{cfg.dead_letter};
-  const auto max_line = checked(parse_size("--max-record-size", cfg.max_record_size));
-  if (max_line == 0 || max_line > (std::uint64_t{1} << 32))
-    usage(fmt::format("--max-record-size: \"{}\" is not a size from 1 to 4G (use 64k, 16M)",
-                      cfg.max_record_size));
-  p.max_line_bytes = static_cast<std::size_t>(max_line);
+  p.max_line_bytes = checked(parse_record_size("--max-record-size", cfg.max_record_size));
   // A blocking flusher writes on the I/O pool, so no shard needs a thread of its own; a detached
   // shard's flusher writes on that thread.
   // The stdout flusher writes where it is called: its shards get threads of their own (up to 64 of

@@ -17,6 +17,7 @@
 #include "apps/shardflow/cli_log.hpp"
 #include "apps/shardflow/exit_codes.hpp"
 #include "apps/shardflow/guarded.hpp"
+#include "apps/shardflow/options.hpp"
 #include "apps/shardflow/partition_key.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/core/result.hpp>
@@ -38,6 +39,7 @@ struct put_config {
   std::size_t shards = 0;
   std::string format = "ndjson";
   std::string key_field;
+  std::string max_record_size = default_max_record_size;
 };
 
 // Reads the lines of a file or of standard input ("-"), without their newline (and a '\r' before
@@ -129,6 +131,13 @@ status record_of(const put_config& cfg, std::string& line, stream_record& x) {
   return {};
 }
 
+// Why a line longer than --max-record-size is not a record.
+status too_long(std::size_t max_line, const std::string& option_text) {
+  return fail(fmt::format("the line is longer than {} bytes (--max-record-size {}; run refuses "
+                          "such a line too)",
+                          max_line, option_text));
+}
+
 local::stream_dir stream_for(const put_config& cfg) {
   auto stream = local::stream_dir::exists(cfg.stream) || cfg.shards == 0
                   ? local::stream_dir::open(cfg.stream)
@@ -140,6 +149,7 @@ local::stream_dir stream_for(const put_config& cfg) {
 }
 
 int run_put(const put_config& cfg) {
+  const auto max_line = checked(parse_record_size("--max-record-size", cfg.max_record_size));
   auto stream = stream_for(cfg);
   local::stream_writer writer{stream};
   std::vector<std::string> inputs = cfg.files;
@@ -155,7 +165,11 @@ int run_put(const put_config& cfg) {
       if (line.empty())
         continue;
       stream_record x;
-      if (auto ok = record_of(cfg, line, x); !ok) {
+      // A line `run` would refuse as bad input (its --max-record-size, the same default) is refused
+      // here, before it is written.
+      status ok = line.size() > max_line ? too_long(max_line, cfg.max_record_size)
+                                         : record_of(cfg, line, x);
+      if (!ok) {
         writer.flush(); // the lines before it are in
         throw error{errc::bad_input, fmt::format("{}:{}: {} (after {} appended)", in.name(), number,
                                                  ok.error(), plural(total, "line"))};
@@ -234,6 +248,11 @@ void add_put_command(CLI::App& app, int& exit_code) {
     ->capture_default_str();
   cmd->add_option("--key", cfg->key_field,
                   "NDJSON field whose value is the partition key (default: the whole line)");
+  cmd
+    ->add_option("--max-record-size", cfg->max_record_size,
+                 "longest record line: a longer one is refused (exit 3) before anything of it is "
+                 "written (run refuses it too, by the same default)")
+    ->capture_default_str();
   cmd->callback([cfg, &exit_code] { exit_code = guarded("put", [&] { return run_put(*cfg); }); });
 }
 

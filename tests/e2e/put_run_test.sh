@@ -65,4 +65,29 @@ for f in "$WORK"/m/shard-*.ndjson; do
   check "$(basename "$f" .ndjson): the database agrees with the metrics" \
     test "$(checkpoint_of "$WORK/m/checkpoints.db" "$(basename "$f" .ndjson)")" = "$(last_offset "$f")"
 done
+
+# put refuses a line that run would refuse (--max-record-size, the same 16M default): exit 3
+# naming the line, the lines before it appended, nothing of it written.
+python3 -c 'import sys
+sys.stdout.write("{\"user\":1}\n{\"user\":2,\"d\":\"" + "x" * (16 << 20) + "\"}\n{\"user\":3}\n")' \
+  > "$WORK/huge.ndjson"
+set +e
+"$SHARDFLOW" put "$WORK/h" "$WORK/huge.ndjson" --shards 2 --key user 2> "$WORK/herr"
+rc=$?
+set -e
+check "put refuses a line over the default --max-record-size (exit 3)" test $rc -eq 3
+check "... naming the line" grep -q "huge.ndjson:2: the line is longer than 16777216 bytes" "$WORK/herr"
+check "... the line before it appended, nothing of the long one" \
+  test "$(cat "$WORK"/h/shard-*.ndjson | wc -l)" -eq 1 -a "$(cat "$WORK"/h/shard-*.ndjson | wc -c)" -lt 1000
+check "... and what put took, run takes (exit 0)" \
+  "$SHARDFLOW" run "$WORK/h" --flusher null --progress off 2> /dev/null
+set +e
+"$SHARDFLOW" put "$WORK/h2" --shards 1 --max-record-size 8 <<< '{"user":123456}' 2> "$WORK/h2err"
+rc=$?
+set -e
+check "put --max-record-size 8 refuses a 15-byte line (exit 3)" test $rc -eq 3
+check "... and takes a size as run does (64k)" \
+  "$SHARDFLOW" put "$WORK/h3" --shards 1 --max-record-size 64k <<< '{"user":1}'
+check "a --max-record-size that is not a size is a usage error (2)" \
+  bash -c '"$1" put "$2" --shards 1 --max-record-size 0 <<< "{}" 2> /dev/null; test $? -eq 2' _ "$SHARDFLOW" "$WORK/h4"
 finish
