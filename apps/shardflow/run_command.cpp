@@ -85,6 +85,19 @@ struct run_plan {
 
 // The stream, its shards, the flusher and where checkpoints and dead letters go.
 void plan_io(const run_config& cfg, run_plan& p) {
+  // Say more than "not a local stream" where it is clear what is wrong (both are bad input, 3).
+  std::error_code ec;
+  const auto kind = fs::status(cfg.stream, ec).type();
+  if (kind == fs::file_type::not_found)
+    throw error{errc::bad_input,
+                fmt::format("{} does not exist; create a stream with `shardflow generate` or "
+                            "`shardflow put`",
+                            cfg.stream)};
+  if (kind != fs::file_type::directory && kind != fs::file_type::none
+      && kind != fs::file_type::unknown)
+    throw error{errc::bad_input,
+                fmt::format("{} is a file, not a directory: a local stream is a directory",
+                            cfg.stream)};
   p.stream = local::stream_dir::open(cfg.stream);
   auto shards = parse_shard_list(cfg.shards, p.stream.shards());
   if (!shards)
@@ -557,7 +570,8 @@ void add_report_options(CLI::App* cmd, run_config* cfg) {
                  "is stdout)")
     ->type_name("FILE")
     ->expected(0, 1)
-    ->default_str("-");
+    ->default_str("-") // what a bare --json means
+    ->option_text("[FILE] (default: off; a bare --json: stdout)");
   cmd->add_option(
     "--metrics", cfg->metrics,
     "serve HTTP on HOST:PORT (loopback unless --allow-remote): Prometheus metrics at /metrics, "

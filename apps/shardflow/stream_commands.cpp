@@ -260,7 +260,11 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   auto cfg = std::make_shared<generate_config>();
   auto* cmd = app.add_subcommand("generate",
                                  "Write a synthetic local stream (for demos and benchmarks)");
-  cmd->add_option("stream", cfg->stream, "the stream directory (created)")->required();
+  cmd
+    ->add_option("stream", cfg->stream,
+                 "the stream directory (created; on an existing stream with the same --shards the "
+                 "records are appended, and with the same --seed they are the same records again)")
+    ->required();
   cmd->add_option("--shards", cfg->shards, "number of shards")
     ->check(CLI::Range(1, 1 << 20))
     ->capture_default_str();

@@ -52,4 +52,17 @@ check "... saying so" grep -q "the checkpoint (byte $cp_before) is not at the st
   "$WORK/inside.err"
 check "... and the checkpoint stays" \
   test "$(checkpoint_of "$WORK/r/checkpoints.db" shard-00000)" = "$cp_before"
+
+# run on a path that is a file, or that does not exist: exit 3, saying which.
+echo x > "$WORK/afile"
+set +e
+"$SHARDFLOW" run "$WORK/afile" --flusher null --progress off 2> "$WORK/afile.err"
+rc_file=$?
+"$SHARDFLOW" run "$WORK/none" --flusher null --progress off 2> "$WORK/none.err"
+rc_none=$?
+set -e
+check "run on a file exits 3, saying it is a file" \
+  test $rc_file -eq 3 -a "$(grep -c "afile is a file, not a directory" "$WORK/afile.err")" -eq 1
+check "run on a missing path exits 3, saying it does not exist" \
+  test $rc_none -eq 3 -a "$(grep -c "none does not exist" "$WORK/none.err")" -eq 1
 finish
