@@ -43,11 +43,13 @@ private:
 
 class events final : public RdKafka::EventCb {
 public:
-  explicit events(kafka_consumer_group* group) : group_(group) {
+  events(kafka_consumer_group* group, log_sink log) : group_(group), log_(std::move(log)) {
     // nop
   }
 
   void event_cb(RdKafka::Event& e) override {
+    if (e.type() == RdKafka::Event::EVENT_LOG)
+      log_kafka_line(e, log_, "kafka consumer"); // from librdkafka's threads: log_ only
     if (e.type() != RdKafka::Event::EVENT_ERROR)
       return;
     auto what = fmt::format("{}: {}", RdKafka::err2str(e.err()), e.str());
@@ -58,6 +60,7 @@ public:
 
 private:
   kafka_consumer_group* group_;
+  log_sink log_;
 };
 
 /// Consumer errors that no retry can cure: the job ends.
@@ -112,7 +115,7 @@ kafka_consumer_group::start(runtime& rt, kafka_source_config cfg, shard_group_co
     new kafka_consumer_group(rt, std::move(cfg), std::move(shard))};
   auto conf = consumer_conf(g->cfg_);
   g->rebalance_cb_ = std::make_unique<rebalance>(g.get());
-  g->event_cb_ = std::make_unique<events>(g.get());
+  g->event_cb_ = std::make_unique<events>(g.get(), g->cfg_.log);
   std::string why;
   if (conf->set("rebalance_cb", g->rebalance_cb_.get(), why) != RdKafka::Conf::CONF_OK
       || conf->set("event_cb", g->event_cb_.get(), why) != RdKafka::Conf::CONF_OK)

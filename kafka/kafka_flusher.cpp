@@ -60,8 +60,11 @@ kafka_flusher::kafka_flusher(const shard_id& id, kafka_flusher_config cfg)
   set_kafka_property(*conf, "acks", "all", "kafka flusher");
   set_kafka_property(*conf, "enable.idempotence", "true", "kafka flusher");
   report_cb_ = std::make_unique<report_cb>(reports_.get());
+  event_log_ = std::make_unique<kafka_event_log>(fmt::format("{}: kafka flusher", id_), cfg_.log);
   std::string why;
-  if (conf->set("dr_cb", report_cb_.get(), why) != RdKafka::Conf::CONF_OK)
+  if (conf->set("dr_cb", report_cb_.get(), why) != RdKafka::Conf::CONF_OK
+      || conf->set("event_cb", static_cast<RdKafka::EventCb*>(event_log_.get()), why)
+           != RdKafka::Conf::CONF_OK)
     throw error{errc::io_failed, fmt::format("kafka flusher of shard {}: {}", id_, why)};
   producer_.reset(RdKafka::Producer::create(conf.get(), why));
   if (!producer_)

@@ -48,6 +48,8 @@ struct kafka_flusher_config {
   std::size_t max_outstanding = 10'000;
   /// How long `flush(full)` waits for the outstanding delivery reports.
   std::chrono::milliseconds flush_timeout{30'000};
+  /// Where the producer's librdkafka log lines and errors go; empty: `stderr_log("shardflow")`.
+  log_sink log;
 };
 
 /// Produces a shard's records to a Kafka topic; see the file comment.
@@ -78,6 +80,7 @@ private:
   kafka_flusher_config cfg_;
   std::unique_ptr<reports> reports_;
   std::unique_ptr<RdKafka::DeliveryReportCb> report_cb_;
+  std::unique_ptr<kafka_event_log> event_log_; // before producer_: it outlives it
   std::unique_ptr<RdKafka::Producer> producer_;
   std::size_t outstanding_ = 0;
   bool full_ = false; // the last add answered full

@@ -1,6 +1,8 @@
 // kafka/properties.cpp - see properties.hpp.
 #include <shardflow/kafka/properties.hpp>
 
+#include <utility>
+
 #include <fmt/format.h>
 
 #include <shardflow/core/error.hpp>
@@ -28,6 +30,43 @@ std::unique_ptr<RdKafka::Conf> make_kafka_conf(const kafka_properties& props,
   for (const auto& [key, value] : props)
     set_kafka_property(*conf, key, value, what);
   return conf;
+}
+
+log_level kafka_log_level(int severity) noexcept {
+  if (severity >= 0 && severity <= 3) // emerg, alert, crit, err
+    return log_level::error;
+  if (severity == 4)
+    return log_level::warning;
+  if (severity == 5 || severity == 6) // notice, info
+    return log_level::info;
+  return log_level::debug;
+}
+
+void log_kafka_line(const RdKafka::Event& e, const log_sink& log, std::string_view what) {
+  log(kafka_log_level(e.severity()), fmt::format("{}: librdkafka {}: {}", what, e.fac(), e.str()));
+}
+
+kafka_event_log::kafka_event_log(std::string what, log_sink log)
+  : what_(std::move(what)), log_(log ? std::move(log) : stderr_log("shardflow")) {
+  // nop
+}
+
+void kafka_event_log::event_cb(RdKafka::Event& e) {
+  if (e.type() == RdKafka::Event::EVENT_LOG) {
+    log_kafka_line(e, log_, what_);
+  } else if (e.type() == RdKafka::Event::EVENT_ERROR) {
+    auto text = fmt::format("{}: {}", RdKafka::err2str(e.err()), e.str());
+    // A transport error comes with librdkafka's FAIL log line saying the same: debug only.
+    log_(e.err() == RdKafka::ERR__TRANSPORT ? log_level::debug : log_level::warning,
+         fmt::format("{}: {}", what_, text));
+    std::lock_guard<std::mutex> guard{mtx_};
+    last_error_ = std::move(text);
+  }
+}
+
+std::string kafka_event_log::last_error() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return last_error_;
 }
 
 } // namespace shardflow

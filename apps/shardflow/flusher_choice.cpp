@@ -61,6 +61,7 @@ flusher_factory kafka_factory(const flusher_spec& spec, const flusher_settings& 
   cfg.topic = spec.argument.substr(slash + 1);
   cfg.properties = settings.kafka_properties;
   cfg.max_outstanding = std::max<std::size_t>(settings.batch_records, 1);
+  cfg.log = cli_log();
   kafka_flusher probe{"--flusher", cfg};
   return kafka_flusher_factory(cfg);
 }

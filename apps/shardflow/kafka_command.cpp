@@ -216,13 +216,24 @@ void produce_line(RdKafka::Producer& p, const std::string& topic, const std::str
 
 std::size_t kafka_put_lines(const kafka_put_config& cfg, std::istream& in,
                             const std::string& name) {
-  auto conf = make_kafka_conf(properties_of(cfg.properties), "producer");
+  auto props = properties_of(cfg.properties);
+  const auto bound = duration_option("--connect-timeout", cfg.connect_timeout);
+  auto conf = make_kafka_conf(props, "producer");
   set_kafka_property(*conf, "bootstrap.servers", cfg.brokers, "producer");
   set_kafka_property(*conf, "acks", "all", "producer");
   set_kafka_property(*conf, "enable.idempotence", "true", "producer");
+  // The delivery bound: -X message.timeout.ms (or its alias) if given, else --connect-timeout.
+  if (props.count("message.timeout.ms") == 0 && props.count("delivery.timeout.ms") == 0)
+    set_kafka_property(*conf, "message.timeout.ms", std::to_string(bound.count()),
+                       "producer (--connect-timeout)");
+  std::string timeout_ms;
+  conf->get("message.timeout.ms", timeout_ms);
+  const auto within = std::chrono::milliseconds{std::stoll(timeout_ms)};
   put_reports reports;
+  kafka_event_log events{"kafka producer", cli_log()}; // outlives the producer
   std::string why;
   conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(&reports), why);
+  conf->set("event_cb", static_cast<RdKafka::EventCb*>(&events), why);
   std::unique_ptr<RdKafka::Producer> p{RdKafka::Producer::create(conf.get(), why)};
   if (!p)
     throw error{errc::io_failed, fmt::format("kafka producer cannot be made: {}", why)};
@@ -241,12 +252,21 @@ std::size_t kafka_put_lines(const kafka_put_config& cfg, std::istream& in,
     ++n;
     p->poll(0);
   }
-  auto err = p->flush(60'000);
-  if (!reports.failure.empty() || err != RdKafka::ERR_NO_ERROR || reports.delivered != n)
+  // Each record is reported by `within` (librdkafka expires it then); a margin for the reports.
+  auto err = p->flush(within.count() == 0 ? -1 : static_cast<int>(within.count() + 10'000));
+  if (!reports.failure.empty() || err != RdKafka::ERR_NO_ERROR || reports.delivered != n) {
+    auto why_not = reports.failure.empty() ? RdKafka::err2str(err) : reports.failure;
+    if (auto last = events.last_error(); !last.empty())
+      why_not += "; librdkafka's last error: " + last;
     throw error{errc::io_failed,
-                fmt::format("{}: {} of {} delivered to {}: {}", name, reports.delivered, n,
-                            cfg.topic,
-                            reports.failure.empty() ? RdKafka::err2str(err) : reports.failure)};
+                fmt::format("{}: {} of {} delivered to {} (topic {}){}: {}", name,
+                            reports.delivered, n, cfg.brokers, cfg.topic,
+                            within.count() == 0
+                              ? std::string{}
+                              : fmt::format(" within {:g} s",
+                                            std::chrono::duration<double>(within).count()),
+                            why_not)};
+  }
   return n;
 }
 
@@ -319,6 +339,11 @@ void add_put(CLI::App* kafka, int& exit_code) {
       "a librdkafka property key=value (repeatable; in the config file: property = [...])")
     ->type_name("KEY=VALUE")
     ->allow_extra_args(false); // one value each: -X a=1 FILE leaves FILE alone
+  add_duration(cmd, "--connect-timeout", cfg->connect_timeout,
+               "how long a record may wait for its delivery (the cluster out of reach, every "
+               "broker down) before put fails with exit 1; librdkafka's message.timeout.ms, "
+               "unless -X sets that; 0: wait for ever")
+    ->capture_default_str();
   cmd->add_option("files", cfg->files, "input files (default: stdin)");
   cmd->callback(
     [cfg, &exit_code] { exit_code = guarded("kafka put", [&] { return kafka_put(*cfg); }); });

@@ -16,7 +16,13 @@
 // `kafka put --brokers ... --topic T [--key FIELD] [FILE...]` produces each line of the files (or
 // of stdin) as one record, with acks=all and idempotence on; `--key FIELD` keys NDJSON lines by that
 // top-level field as `shardflow put` does. Exit 0 once every record is acknowledged, 1 when a
-// delivery failed, 3 for a line without the key.
+// delivery failed or did not happen within --connect-timeout (default 30 s, librdkafka's
+// message.timeout.ms unless -X sets that: "0 of N delivered to BROKERS (topic T) within 30 s: ..."
+// with librdkafka's last error), 3 for a line without the key.
+//
+// librdkafka's own log lines (the consumer's, a kafka: flusher's producer's, put's producer's) go
+// through the command's log (cli_log.hpp: the --log-level and --log-format lines) at their mapped
+// level (kafka/properties.hpp's kafka_log_level), never as raw `%3|...|rdkafka` lines.
 //
 // The parts are callable in process (`kafka_run`, `kafka_put_lines`) so that tests drive them
 // against librdkafka's mock cluster, which lives inside one process.
@@ -54,6 +60,7 @@ struct kafka_put_config {
   std::string key;
   std::vector<std::string> files;
   std::vector<std::string> properties;
+  std::string connect_timeout = "30s"; // message.timeout.ms unless -X sets it; 0: for ever
 };
 
 /// Runs `kafka run` until `stop()` turns true (checked every 100 ms; the command passes the

@@ -4,7 +4,8 @@
 # mock listens on loopback). Lines put are all in the output; the JSON summary's committed offsets
 # add up to every record; a clean stop and a rerun after more puts writes each record exactly once
 # (the stop commits while the group is stable); a bad -X property is a usage error naming it; an
-# unreachable cluster fails the job (exit 1) after --connect-timeout.
+# unreachable cluster fails the job (exit 1) after --connect-timeout, and `kafka put` to it exits 1
+# within its --connect-timeout; librdkafka's lines are in shardflow's log format.
 #
 #   kafka_test.sh path/to/shardflow path/to/kafka_mock_serve
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -117,6 +118,28 @@ timeout 60 "$SHARDFLOW" kafka run --brokers "127.0.0.1:$closed_port" --topic eve
 check "an unreachable cluster fails the job after --connect-timeout (1)" test $rc -eq 1
 check "... naming the brokers and the bound" \
   grep -q "127.0.0.1:$closed_port was not reached for .* connect timeout (2.0 s)" "$WORK/none.err"
+
+ours='^[0-9-]{10}T[0-9:.]{12}Z' # core/log.hpp's text line: TIME LEVEL PROGRAM: MESSAGE
+check "... librdkafka's lines in shardflow's log format" \
+  grep -Eq "$ours (error|warning|info) shardflow kafka run: kafka consumer: librdkafka [A-Z]+: " \
+  "$WORK/none.err"
+check "... and none of its raw %N|...|rdkafka lines" bash -c "! grep -q '^%[0-9]|' '$WORK/none.err'"
+
+# kafka put to it: each record's delivery is bounded by --connect-timeout (librdkafka's 300 s
+# message.timeout.ms otherwise), exit 1 with what was delivered and librdkafka's last error.
+rc=0
+printf '{"user":1}\n{"user":2}\n' | timeout 60 "$SHARDFLOW" kafka put \
+  --brokers "127.0.0.1:$closed_port" --topic events --key user --connect-timeout 2s \
+  2> "$WORK/put-none.err" || rc=$?
+check "kafka put to an unreachable cluster exits 1 within --connect-timeout" test $rc -eq 1
+check "... saying 0 of 2 delivered within the bound, with the last error" \
+  grep -q "stdin: 0 of 2 delivered to 127.0.0.1:$closed_port (topic events) within 2 s: .*last \
+error: .*Connection refused" \
+  "$WORK/put-none.err"
+check "... librdkafka's lines in shardflow's log format" \
+  grep -Eq "$ours error shardflow kafka put: kafka producer: librdkafka FAIL: " \
+  "$WORK/put-none.err"
+check "... and none of its raw lines" bash -c "! grep -q '^%[0-9]|' '$WORK/put-none.err'"
 
 printf '[kafka.run]\ngroup = "g-toml"\nproperty = ["session.timeout.ms=6000", "nokey"]\n' \
   > "$WORK/kafka.toml"

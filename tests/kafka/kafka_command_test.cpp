@@ -100,6 +100,42 @@ TEST_CASE("kafka put refuses a line without the key, naming its line") {
   }
 }
 
+TEST_CASE("kafka put to a cluster it never reaches fails after --connect-timeout, naming it") {
+  mock_kafka mock{1};
+  mock.create_topic("events", 1);
+  rd_kafka_mock_broker_set_down(mock.cluster(), 1);
+  kafka_put_config cfg;
+  cfg.brokers = mock.bootstraps();
+  cfg.topic = "events";
+  cfg.connect_timeout = "1s";
+  cfg.properties = {"log_level=3"};
+  std::istringstream in{ndjson(0, 3)};
+  auto started = std::chrono::steady_clock::now();
+  try {
+    kafka_put_lines(cfg, in, "stdin");
+    FAIL("no records can be delivered");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::io_failed);
+    CHECK_THAT(e.what(), Catch::Contains("stdin: 0 of 3 delivered to " + mock.bootstraps()
+                                         + " (topic events) within 1 s: "));
+  }
+  // librdkafka's default message.timeout.ms is 300 s: the bound is --connect-timeout's.
+  CHECK(std::chrono::steady_clock::now() - started < 60s);
+}
+
+TEST_CASE("kafka put: -X message.timeout.ms is the bound when given") {
+  mock_kafka mock{1};
+  mock.create_topic("events", 1);
+  rd_kafka_mock_broker_set_down(mock.cluster(), 1);
+  kafka_put_config cfg;
+  cfg.brokers = mock.bootstraps();
+  cfg.topic = "events";
+  cfg.connect_timeout = "10m";
+  cfg.properties = {"log_level=3", "message.timeout.ms=1500"};
+  std::istringstream in{ndjson(0, 1)};
+  CHECK_THROWS_WITH(kafka_put_lines(cfg, in, "stdin"), Catch::Contains("within 1.5 s"));
+}
+
 TEST_CASE("kafka run consumes the group into the file flusher and commits everything on the stop") {
   mock_kafka mock;
   mock.create_topic("events", 4);
