@@ -1,6 +1,8 @@
 #include "apps/shardflow/config.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <iterator>
 #include <cstdlib>
 #include <istream>
 #include <map>
@@ -8,6 +10,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "apps/shardflow/cli_log.hpp"
 #include "apps/shardflow/options.hpp"
 
 namespace shardflow::cli {
@@ -196,17 +199,44 @@ struct reader {
 
 } // namespace
 
-std::string env_var_of(const std::string& long_name) {
+bool named_per_command(const std::string& long_name) {
+  // Each means different things to different commands: --shards is a count for generate and put, a
+  // list for run; --checkpoint-interval 1s for run, 10s for mld; --listen the server's address for
+  // mld-server, the daemon's for mld properties; --records generate's total, kpl-agg's per
+  // aggregate; --stream-name run's checkpoint key, the postgres rows' column.
+  static const char* const names[] = {"shards", "checkpoint-interval", "listen", "records",
+                                      "stream-name"};
+  return std::find(std::begin(names), std::end(names), long_name) != std::end(names);
+}
+
+std::string env_var_of(const std::string& long_name, const std::string& command) {
   std::string out = "SHARDFLOW_";
-  for (const char c : long_name)
-    out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const auto name = named_per_command(long_name) && !command.empty() ? command + "_" + long_name
+                                                                     : long_name;
+  for (const char c : name)
+    out += c == '-' || c == ' '
+             ? '_'
+             : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return out;
 }
 
 void name_env_vars(CLI::App& app) {
-  for (auto* op : app.get_options())
-    if (configurable_option(app, op) && !op->get_lnames().empty())
-      op->envname(env_var_of(op->get_lnames().front()));
+  // The command's path below the program: "run", "kafka run", "mld properties".
+  std::string command;
+  for (const auto* a = &app; a->get_parent() != nullptr; a = a->get_parent())
+    command = command.empty() ? a->get_name() : a->get_name() + " " + command;
+  for (auto* op : app.get_options()) {
+    if (!configurable_option(app, op) || op->get_lnames().empty())
+      continue;
+    const auto& long_name = op->get_lnames().front();
+    op->envname(env_var_of(long_name, command));
+    // A bare variable left over from another command must not narrow or change this one silently.
+    const auto bare = env_var_of(long_name);
+    if (bare != op->get_envname() && std::getenv(bare.c_str()) != nullptr)
+      say(log_level::warning, "{} is not read by `{}`: --{} means different things to different "
+                           "commands, so its variable here is {}",
+          bare, command, long_name, op->get_envname());
+  }
 }
 
 std::vector<CLI::ConfigItem> read_toml_config(const CLI::App& app, std::istream& in,

@@ -17,7 +17,10 @@
 // reads after the file.
 //
 // `name_env_vars` gives every named option of an app its variable: SHARDFLOW_ and the long name in
-// upper case, dashes as underscores. main.cpp calls it for the top level at once and for a
+// upper case, dashes as underscores; an option that means different things to different commands
+// (--shards, --checkpoint-interval, --listen, --records, --stream-name) has the command's path in
+// it too (SHARDFLOW_RUN_SHARDS, SHARDFLOW_MLD_CHECKPOINT_INTERVAL, SHARDFLOW_KAFKA_RUN_...), and
+// its bare variable is not read (a warning says so when it is set). main.cpp calls it for the top level at once and for a
 // subcommand when the command line enters it, so the variables of commands not run are not read.
 #pragma once
 
@@ -30,9 +33,14 @@
 
 namespace shardflow::cli {
 
-/// Returns the environment variable of the option named `long_name`: "batch-size" ->
-/// "SHARDFLOW_BATCH_SIZE".
-std::string env_var_of(const std::string& long_name);
+/// Whether the option `long_name` means different things to different commands, so that its
+/// environment variable names the command.
+bool named_per_command(const std::string& long_name);
+
+/// Returns the environment variable of the option named `long_name` of `command` (its path below
+/// the program, "run", "kafka run"; empty: the top level): "batch-size" -> "SHARDFLOW_BATCH_SIZE",
+/// "shards" of "run" -> "SHARDFLOW_RUN_SHARDS".
+std::string env_var_of(const std::string& long_name, const std::string& command = {});
 
 /// Sets the environment variable of each named option of `app` (not of its subcommands), except
 /// --help and --config.

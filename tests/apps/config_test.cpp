@@ -172,4 +172,37 @@ SCENARIO("the command line beats the environment, which beats the file, which be
 SCENARIO("options are named in the environment after their long names", "[apps][config]") {
   CHECK(env_var_of("batch-size") == "SHARDFLOW_BATCH_SIZE");
   CHECK(env_var_of("log-level") == "SHARDFLOW_LOG_LEVEL");
+  CHECK(env_var_of("batch-size", "kafka run") == "SHARDFLOW_BATCH_SIZE");
+}
+
+SCENARIO("an option that means different things to different commands has the command in its "
+         "variable",
+         "[apps][config]") {
+  CHECK(env_var_of("shards", "run") == "SHARDFLOW_RUN_SHARDS");
+  CHECK(env_var_of("shards", "generate") == "SHARDFLOW_GENERATE_SHARDS");
+  CHECK(env_var_of("checkpoint-interval", "mld") == "SHARDFLOW_MLD_CHECKPOINT_INTERVAL");
+  CHECK(env_var_of("listen", "mld properties") == "SHARDFLOW_MLD_PROPERTIES_LISTEN");
+  CHECK(env_var_of("stream-name", "kafka run") == "SHARDFLOW_KAFKA_RUN_STREAM_NAME");
+  CHECK(env_var_of("records", "generate") == "SHARDFLOW_GENERATE_RECORDS");
+  GIVEN("run --shards") {
+    fixture f;
+    std::string shards = "all";
+    f.run->add_option("--shards", shards);
+    WHEN("only the bare SHARDFLOW_SHARDS is set") {
+      ::setenv("SHARDFLOW_SHARDS", "1", 1);
+      f.parse({"run", "s"});
+      ::unsetenv("SHARDFLOW_SHARDS");
+      THEN("it is not read") {
+        CHECK(shards == "all");
+      }
+    }
+    WHEN("SHARDFLOW_RUN_SHARDS is set") {
+      ::setenv("SHARDFLOW_RUN_SHARDS", "0,2", 1);
+      f.parse({"run", "s"});
+      ::unsetenv("SHARDFLOW_RUN_SHARDS");
+      THEN("it is") {
+        CHECK(shards == "0,2");
+      }
+    }
+  }
 }

@@ -51,7 +51,7 @@ put_text 3 "the environment beats the file" \
 put_text 0 "a flag beats the environment" \
   env SHARDFLOW_FORMAT=ndjson "$SHARDFLOW" put "$WORK/p" --shards 2 --format text
 put_text 0 "the environment beats the default" \
-  env SHARDFLOW_FORMAT=text SHARDFLOW_SHARDS=2 "$SHARDFLOW" put "$WORK/p"
+  env SHARDFLOW_FORMAT=text SHARDFLOW_PUT_SHARDS=2 "$SHARDFLOW" put "$WORK/p"
 
 # A good file runs: global options at the top level, run's in [run].
 printf 'log-format = "json"\n[run]\nflusher = "null"\nprogress = "off"\nbatch-size = 50\n' \
@@ -61,4 +61,23 @@ set +e
 rc=$?
 set -e
 check "a good config file runs (exit 0)" test $rc -eq 0 || cat "$WORK/err"
+
+# --shards is a count for generate and put, a list for run: each command has its own variable, and a
+# bare SHARDFLOW_SHARDS left over from one narrows no other (it is not read, and a warning says so).
+"$SHARDFLOW" generate "$WORK/e3" --shards 3 --records 30 2> /dev/null
+set +e
+SHARDFLOW_SHARDS=1 "$SHARDFLOW" run "$WORK/e3" --flusher null --progress off 2> "$WORK/e3.err"
+rc=$?
+set -e
+check "a bare SHARDFLOW_SHARDS does not narrow a run (exit 0, 3 of 3 shards)" \
+  test $rc -eq 0 -a "$(grep -c "3 of 3 shards at their end" "$WORK/e3.err")" -eq 1
+check "... and a warning names the run's variable" \
+  grep -q "SHARDFLOW_SHARDS is not read by .run.: .* its variable here is SHARDFLOW_RUN_SHARDS" \
+  "$WORK/e3.err"
+"$SHARDFLOW" generate "$WORK/e4" --shards 3 --records 30 2> /dev/null
+SHARDFLOW_RUN_SHARDS=1 "$SHARDFLOW" run "$WORK/e4" --flusher null --progress off 2> "$WORK/e4.err"
+check "SHARDFLOW_RUN_SHARDS=1 runs shard 1 only" grep -q "1 of 1 shard at their end" "$WORK/e4.err"
+SHARDFLOW_GENERATE_SHARDS=2 "$SHARDFLOW" generate "$WORK/e5" --records 10 2> /dev/null
+check "SHARDFLOW_GENERATE_SHARDS=2 generates 2 shards" \
+  test "$(ls "$WORK"/e5/shard-*.ndjson | wc -l)" -eq 2
 finish
