@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
@@ -100,15 +102,26 @@ TEST_CASE("kafka put refuses a line without the key, naming its line") {
   }
 }
 
-TEST_CASE("kafka put to a cluster it never reaches fails after --connect-timeout, naming it") {
-  mock_kafka mock{1};
+namespace {
+
+// A put to `mock` with its only broker down.
+kafka_put_config unreachable_put(mock_kafka& mock, std::string timeout,
+                                 std::vector<std::string> properties) {
   mock.create_topic("events", 1);
   rd_kafka_mock_broker_set_down(mock.cluster(), 1);
   kafka_put_config cfg;
   cfg.brokers = mock.bootstraps();
   cfg.topic = "events";
-  cfg.connect_timeout = "1s";
-  cfg.properties = {"log_level=3"};
+  cfg.connect_timeout = std::move(timeout);
+  cfg.properties = std::move(properties);
+  return cfg;
+}
+
+} // namespace
+
+TEST_CASE("kafka put to a cluster it never reaches fails after --connect-timeout, naming it") {
+  mock_kafka mock{1};
+  auto cfg = unreachable_put(mock, "1s", {"log_level=3"});
   std::istringstream in{ndjson(0, 3)};
   auto started = std::chrono::steady_clock::now();
   try {
@@ -125,13 +138,7 @@ TEST_CASE("kafka put to a cluster it never reaches fails after --connect-timeout
 
 TEST_CASE("kafka put: -X message.timeout.ms is the bound when given") {
   mock_kafka mock{1};
-  mock.create_topic("events", 1);
-  rd_kafka_mock_broker_set_down(mock.cluster(), 1);
-  kafka_put_config cfg;
-  cfg.brokers = mock.bootstraps();
-  cfg.topic = "events";
-  cfg.connect_timeout = "10m";
-  cfg.properties = {"log_level=3", "message.timeout.ms=1500"};
+  auto cfg = unreachable_put(mock, "10m", {"log_level=3", "message.timeout.ms=1500"});
   std::istringstream in{ndjson(0, 1)};
   CHECK_THROWS_WITH(kafka_put_lines(cfg, in, "stdin"), Catch::Contains("within 1.5 s"));
 }
