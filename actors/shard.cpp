@@ -160,9 +160,13 @@ void stop(shard_ptr self, shutdown_reason why, caf::error quit_reason) {
   st.quit_reason = std::move(quit_reason);
   if (why == shutdown_reason::zombie) // the lease is gone: write nothing more
     st.outbox.drop();
-  if (st.proc)
-    submit(self, st.proc->shutdown(why, self->clock().now()));
-  if (why == shutdown_reason::terminate)
+  bool ended = false; // the processor's terminate answers the end marker when no position is due
+  if (st.proc) {
+    auto last = st.proc->shutdown(why, self->clock().now());
+    ended = last && !last->position;
+    submit(self, std::move(last));
+  }
+  if (why == shutdown_reason::terminate && !ended)
     submit(self, checkpoint{}); // after the last position: the shard has ended
   apply(self, st.outbox.close());
 }

@@ -14,8 +14,8 @@ checkpoint_outbox::step checkpoint_outbox::offer(checkpoint cp) {
     return std::nullopt;
   if (cp.position)
     waiting_ = std::move(cp); // supersedes an older position still waiting
-  else
-    waiting_end_ = true;
+  else if (!end_offered_)
+    end_offered_ = waiting_end_ = true; // once: an end marker offered again is already in line
   return pump();
 }
 

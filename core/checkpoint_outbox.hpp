@@ -8,7 +8,8 @@
 // Rules:
 // - at most one save is in flight; a newer position offered while one waits supersedes it;
 // - the end marker (an empty checkpoint) always leaves after every position offered before or
-//   after it, and once;
+//   after it, and once (an end marker offered again, waiting, in flight or acknowledged, is
+//   ignored);
 // - a failed save is never taken as success: it goes back in line (unless a newer position waits)
 //   and the next save leaves after a backoff of min(retry_max, retry_min * 2^n), n = failures since
 //   the last acknowledgement (n capped at 20); an acknowledgement resets n;
@@ -67,7 +68,7 @@ public:
   explicit checkpoint_outbox(checkpoint_outbox_config cfg = {});
 
   /// Queues `cp` (a position, or the end marker when empty); returns a save when none is in flight.
-  /// Ignored once fenced.
+  /// Ignored once fenced, and for an end marker offered before.
   step offer(checkpoint cp);
 
   /// The save in flight was acknowledged; returns the next save, or done when closed and drained.
@@ -133,6 +134,7 @@ private:
   std::optional<checkpoint> in_flight_;
   std::optional<checkpoint> waiting_; // the newest position behind the one in flight
   bool waiting_end_ = false;          // the end marker, after every position
+  bool end_offered_ = false;          // the end marker was offered: a second offer is ignored
   bool backing_off_ = false;
   bool closed_ = false;
   bool fenced_ = false;

@@ -630,6 +630,50 @@ SCENARIO_METHOD(fixture, "a source that stopped before its end: checkpointed, no
   CHECK(script->durable_data.size() == 120);
 }
 
+namespace {
+
+// A store that counts the end markers and the positions each shard saved.
+struct counting_store final : checkpoint_store {
+  memory_checkpoint_store inner;
+  std::map<shard_id, int> ends;
+  std::map<shard_id, int> positions;
+  stored_checkpoint load(const shard_id& id) override {
+    return inner.load(id);
+  }
+  void save(const shard_id& id, std::uint64_t generation, const checkpoint& cp) override {
+    inner.save(id, generation, cp);
+    ++(cp.position ? positions : ends)[id];
+  }
+};
+
+} // namespace
+
+SCENARIO_METHOD(fixture, "a finite shard writes its end marker once whether it had records or none",
+                "[actors][shard]") {
+  auto counted = std::make_shared<counting_store>();
+  for (std::uint64_t records : {0u, 1u, 300u}) {
+    const auto id = "e" + std::to_string(records);
+    auto g = group(id, records, true);
+    g.sink = spawn_checkpoint_sink(sys, counted);
+    g.shard.meters = std::make_shared<shard_meters>();
+    auto meters = g.shard.meters;
+    start(g);
+    CHECK(is_dead(root));
+    auto row = counted->inner.peek(id);
+    REQUIRE(row);
+    CHECK(row->ended);
+    CHECK(counted->ends[id] == 1);
+    CHECK(meters->outcome.load() == shard_outcome::ended);
+    if (records == 0) {
+      CHECK_FALSE(row->position);
+      CHECK(counted->positions[id] == 0);
+      CHECK(meters->checkpoints_acked.load() == 1); // the end marker alone
+    } else {
+      CHECK(row->position->base.to_uint64() == records - 1);
+    }
+  }
+}
+
 TEST_CASE("a group restarts its shard with backoff by default, which still trips the intensity "
           "within the period") {
   shard_group_config g;

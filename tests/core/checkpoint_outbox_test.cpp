@@ -70,6 +70,38 @@ SCENARIO("the end marker leaves after every position, once", "[core][checkpoint_
   CHECK(box.drained());
 }
 
+SCENARIO("an end marker offered again is saved once", "[core][checkpoint_outbox]") {
+  GIVEN("an idle outbox: the first end marker leaves at once") {
+    checkpoint_outbox box;
+    auto a = box.offer(end_marker());
+    REQUIRE(a);
+    CHECK_FALSE(a->cp.position);
+    CHECK_FALSE(box.offer(end_marker())); // in flight already: not queued again
+    auto done = box.close();
+    CHECK_FALSE(done); // the end marker is still in flight
+    auto b = box.ack();
+    REQUIRE(b);
+    CHECK(b->what == kind::done);
+    CHECK(box.acked() == 1);
+    auto c = box.offer(end_marker()); // acknowledged already: not saved again
+    REQUIRE(c);
+    CHECK(c->what == kind::done);
+    CHECK(box.drained());
+  }
+  GIVEN("a failed end marker offered again") {
+    checkpoint_outbox box;
+    REQUIRE(box.offer(end_marker()));
+    auto r = box.failed(t0);
+    REQUIRE(r);
+    CHECK_FALSE(box.offer(end_marker()));
+    auto a = box.retry(r->ticket);
+    REQUIRE(a);
+    CHECK_FALSE(a->cp.position);
+    CHECK_FALSE(box.ack());
+    CHECK(box.drained());
+  }
+}
+
 SCENARIO("a failed save is retried with doubling backoff and never taken as success",
          "[core][checkpoint_outbox]") {
   checkpoint_outbox box{{100ms, 350ms}};
