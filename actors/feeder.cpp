@@ -1,7 +1,6 @@
 #include <shardflow/actors/feeder.hpp>
 
 #include <algorithm>
-#include <deque>
 #include <utility>
 #include <vector>
 
@@ -11,6 +10,7 @@
 #include <shardflow/actors/messages.hpp>
 #include <shardflow/actors/supervisor.hpp>
 #include <shardflow/core/error.hpp>
+#include <shardflow/core/fifo.hpp>
 
 namespace shardflow {
 
@@ -35,7 +35,7 @@ struct feeder_state {
     caf::response_promise rp;
     record_batch batch;
   };
-  std::deque<waiting_push> pushes;
+  fifo<waiting_push> pushes;
   bool end_requested = false; // the producer said end; close once its waiting pushes are in
   std::vector<caf::response_promise> end_waiters; // answered once the buffer is closed
   std::optional<sequence_number> last_pushed;     // pushes must come in sequence-number order

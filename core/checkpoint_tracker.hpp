@@ -29,10 +29,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <utility>
 #include <vector>
 
+#include <shardflow/core/fifo.hpp>
 #include <shardflow/core/record.hpp>
 
 namespace shardflow {
@@ -205,7 +205,7 @@ private:
   bool has_taken_ = false;
   bool subsequence_checkpoints_;
   std::size_t outstanding_ = 0;
-  std::deque<std::pair<std::uint64_t, record_batch>> batches_; // first position in each, in order
+  fifo<std::pair<std::uint64_t, record_batch>> batches_; // first position in each, in order
 };
 
 } // namespace shardflow

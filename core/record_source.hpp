@@ -21,11 +21,11 @@
 #pragma once
 
 #include <cstddef>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 
+#include <shardflow/core/fifo.hpp>
 #include <shardflow/core/record.hpp>
 
 namespace shardflow {
@@ -94,7 +94,7 @@ public:
   void release(const sequence_number& upto) override;
 
 private:
-  std::deque<record_batch> batches_;
+  fifo<record_batch> batches_;
   std::size_t batch_ = 0;  // read cursor: index into batches_
   std::size_t offset_ = 0; // ... and record inside it
   std::size_t retained_ = 0;

@@ -205,12 +205,9 @@ void supervisor_plan::step_done() {
 // (a group restart may take care of the others) leaves the rest for after it, when their
 // generations tell whether they still matter.
 void supervisor_plan::leave_busy() {
-  while (pending_head_ < pending_.size() && steps_.empty() && !shutting_down_) {
-    auto p = std::move(pending_[pending_head_++]);
-    if (pending_head_ == pending_.size()) {
-      pending_.clear();
-      pending_head_ = 0;
-    }
+  while (!pending_.empty() && steps_.empty() && !shutting_down_) {
+    auto p = std::move(pending_.front());
+    pending_.pop_front();
     auto* c = entry(p.key);
     if (c != nullptr && c->gen == p.gen && !c->alive && c->phase == child_phase::stopped)
       handle_exit(*c, p.how);
@@ -359,7 +356,7 @@ void supervisor_plan::fail_start(plan_entry& c, const std::string& reason) {
       // Retry asynchronously (counted by the intensity); the other children this restart would
       // have started stay stopped (OTP: undefined) until the retry starts them.
       c.phase = child_phase::restarting;
-      std::deque<step> kept;
+      fifo<step> kept;
       for (auto& s : steps_)
         if (!(s.what == step::kind::start && s.why == purpose::restart)
             && s.what != step::kind::wait)
@@ -429,7 +426,7 @@ void supervisor_plan::begin_shutdown(quit_reason why, std::string text) {
   shutdown_why_ = why;
   shutdown_text_ = std::move(text);
   // Keep a terminate step that is waiting for its child; drop everything else.
-  std::deque<step> kept;
+  fifo<step> kept;
   if (waiting_ && !steps_.empty()) {
     auto& front = steps_.front();
     if (front.what == step::kind::terminate || front.what == step::kind::terminate_all) {

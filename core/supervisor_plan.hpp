@@ -36,13 +36,13 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <shardflow/core/error.hpp>
+#include <shardflow/core/fifo.hpp>
 #include <shardflow/core/restart_policy.hpp>
 
 namespace shardflow {
@@ -368,7 +368,7 @@ private:
   plan_child template_;
   restart_window window_{1, std::chrono::seconds{5}};
   std::minstd_rand rng_;
-  std::deque<step> steps_;
+  fifo<step> steps_;
   bool waiting_ = false; // the front step waits for an event
   bool started_ = false;
   bool shutting_down_ = false;
@@ -377,10 +377,7 @@ private:
   quit_reason shutdown_why_ = quit_reason::requested;
   std::string shutdown_text_;
   std::string last_start_error_; // why the last restart failed to start, for the give-up message
-  // Exits that came while busy, oldest first from pending_head_ (a vector, not a deque: an empty
-  // std::deque holds a 512-byte node, and every shard group is a supervisor).
-  std::vector<pending_exit> pending_;
-  std::size_t pending_head_ = 0;
+  fifo<pending_exit> pending_; // exits that came while busy, oldest first
   std::uint64_t next_key_ = 0;
   std::uint64_t next_gen_ = 0;
   std::uint64_t wait_token_ = 0;
