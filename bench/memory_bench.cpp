@@ -98,7 +98,7 @@ bool idle_shards(std::size_t shards) {
     std::printf("FAILED\tmemory-idle\tthe idle shards did not stop cleanly\n");
     return false;
   }
-  std::printf("ROW\tmemory-idle\t%.2f\t-\tKiB/shard (target <= 16)\t-\n", per);
+  std::printf("ROW\tmemory-idle\t%.2f\t-\tKiB/shard (target <= 8)\t-\n", per);
   return true;
 }
 
