@@ -6,7 +6,7 @@
 // Plain value type, not thread-safe, no failure modes beyond std::vector's (allocation). Popped
 // elements are destroyed at once; their slots are reclaimed when the popped prefix outgrows the
 // live part (each element is moved at most once per pop on average), and the vector is emptied,
-// keeping its capacity, whenever the queue drains.
+// keeping its capacity, whenever the queue drains (`release` frees it).
 #pragma once
 
 #include <cstddef>
@@ -94,6 +94,12 @@ public:
   void swap(fifo& other) noexcept {
     items_.swap(other.items_);
     std::swap(head_, other.head_);
+  }
+
+  /// Removes every element and frees the memory (for queues that are mostly empty between bursts).
+  void release() noexcept {
+    std::vector<T>{}.swap(items_);
+    head_ = 0;
   }
 
   /// Removes every element; keeps the capacity.

@@ -161,8 +161,11 @@ void supervisor_plan::run_steps() {
     if (!ended_)
       steps_.pop_front();
   }
-  if (!waiting_ && steps_.empty() && !ended_)
+  if (!waiting_ && steps_.empty() && !ended_) {
     leave_busy();
+    if (steps_.empty())
+      steps_.release(); // steps come in bursts (start, restart, stop): an idle group keeps none
+  }
 }
 
 bool supervisor_plan::exec(step& s) {

@@ -25,6 +25,11 @@ SCENARIO("a fifo gives its elements back in order and allocates nothing while em
     q.pop_front();
   }
   CHECK(q.empty());
+  q.push_back(7);
+  q.release();
+  CHECK(q.empty());
+  q.push_back(8);
+  CHECK(q.front() == 8);
 }
 
 SCENARIO("a popped element is released at once", "[core][fifo]") {
