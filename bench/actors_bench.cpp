@@ -431,8 +431,8 @@ bool shard_count(const std::vector<record_batch>& batches, std::size_t shards, u
 // The start-up row: 10,000 shard groups with one batch each (each starts, loads its checkpoint,
 // attaches its feeder, takes its batch, checkpoints its end and stops), timed from spawning the
 // tree until it has shut itself down; the root with parallel_start against the same tree starting
-// its groups one handshake at a time (the design before it), alternating. (With no records at all
-// the store sees two end markers per shard, which the checks refuse: not investigated.)
+// its groups one handshake at a time (the design before it), alternating. (It once had to use one
+// batch: with no records at all a group wrote its end marker twice, a bug fixed in the shard.)
 bool startup_rows(const std::vector<record_batch>& batches, std::size_t shards, unsigned threads,
                   int runs) {
   std::vector<double> subject;
