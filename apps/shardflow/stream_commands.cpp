@@ -21,6 +21,7 @@
 #include "apps/shardflow/partition_key.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/core/result.hpp>
+#include <shardflow/flushers/record_line.hpp>
 #include <shardflow/local/local_stream.hpp>
 
 namespace shardflow::cli {
@@ -132,10 +133,22 @@ status record_of(const put_config& cfg, std::string& line, stream_record& x) {
 }
 
 // Why a line longer than --max-record-size is not a record.
-status too_long(std::size_t max_line, const std::string& option_text) {
-  return fail(fmt::format("the line is longer than {} bytes (--max-record-size {}; run refuses "
-                          "such a line too)",
-                          max_line, option_text));
+status too_long(std::size_t max_line, const std::string& option_text,
+                const char* what = "the line is") {
+  return fail(fmt::format("{} longer than {} bytes (--max-record-size {}; run refuses such a line "
+                          "too)",
+                          what, max_line, option_text));
+}
+
+// Whether the line the stream stores for `x`, the one `run` reads back and measures (key and data
+// JSON-escaped, or base64), is longer than `max_line`. Escaping at most sextuples a byte, so a
+// record far below the limit is told without encoding it; `scratch` is reused between calls.
+bool stored_too_long(const stream_record& x, std::size_t max_line, std::string& scratch) {
+  if ((x.partition_key.size() + x.data.size()) * 6 + 1024 <= max_line)
+    return false;
+  scratch.clear();
+  append_line(scratch, x);
+  return scratch.size() - 1 > max_line; // without its newline, as run counts
 }
 
 local::stream_dir stream_for(const put_config& cfg) {
@@ -156,6 +169,7 @@ int run_put(const put_config& cfg) {
   if (inputs.empty())
     inputs.push_back("-");
   std::uint64_t total = 0;
+  std::string scratch;
   for (const auto& name : inputs) {
     line_reader in{name};
     std::string line;
@@ -169,6 +183,9 @@ int run_put(const put_config& cfg) {
       // here, before it is written.
       status ok = line.size() > max_line ? too_long(max_line, cfg.max_record_size)
                                          : record_of(cfg, line, x);
+      if (ok && stored_too_long(x, max_line, scratch))
+        ok = too_long(max_line, cfg.max_record_size,
+                      "the record's line in the stream (its key and data escaped) would be");
       if (!ok) {
         writer.flush(); // the lines before it are in
         throw error{errc::bad_input, fmt::format("{}:{}: {} (after {} appended)", in.name(), number,

@@ -88,6 +88,19 @@ set -e
 check "put --max-record-size 8 refuses a 15-byte line (exit 3)" test $rc -eq 3
 check "... and takes a size as run does (64k)" \
   "$SHARDFLOW" put "$WORK/h3" --shards 1 --max-record-size 64k <<< '{"user":1}'
+# The limit is on the line the stream stores, as run measures it: without --key the key is the
+# whole line, and JSON escaping doubles a quote, so a 608-byte line of escaped quotes stores about 2.4k.
+python3 -c 'import sys; sys.stdout.write("{\"d\":\"" + "\\\"" * 300 + "\"}\n")' > "$WORK/quoted.ndjson"
+set +e
+"$SHARDFLOW" put "$WORK/h5" "$WORK/quoted.ndjson" --shards 1 --max-record-size 2k 2> "$WORK/h5err"
+rc=$?
+set -e
+check "put measures the stored line: a 608-byte line that stores over 2k is refused (exit 3)" \
+  test $rc -eq 3
+check "... saying so" grep -q "line in the stream (its key and data escaped) would be longer than 2048" "$WORK/h5err"
+check "... and run takes what put took with a limit the stored line fits (4k)" bash -c \
+  '"$1" put "$2" "$3" --shards 1 --max-record-size 4k 2> /dev/null && "$1" run "$2" --flusher null --progress off --max-record-size 4k 2> /dev/null' \
+  _ "$SHARDFLOW" "$WORK/h6" "$WORK/quoted.ndjson"
 check "a --max-record-size that is not a size is a usage error (2)" \
   bash -c '"$1" put "$2" --shards 1 --max-record-size 0 <<< "{}" 2> /dev/null; test $? -eq 2' _ "$SHARDFLOW" "$WORK/h4"
 finish
