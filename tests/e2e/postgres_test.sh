@@ -49,12 +49,11 @@ sql "create table t_kill (stream text, shard text, sequence numeric, sub_sequenc
      primary key (stream, shard, sequence, sub_sequence))" > /dev/null
 "$SHARDFLOW" run "$WORK/b" --flusher "postgres:$conn" --pg-table t_kill --io-threads 1 \
   "${run_args[@]}" > /dev/null 2>&1 & pid=$!
-for _ in $(seq 1 3000); do # at most 60 s
-  rows=$(sql "select count(*) from t_kill")
-  [ "$rows" -lt 20000 ] && kill -0 $pid 2>/dev/null || break
-  sleep 0.02
-done
-check "the run was killed mid-run (rows: $rows)" kill -9 $pid
+partly_written() { # 20,000 rows in, or the run already over
+  [ "$(sql "select count(*) from t_kill")" -ge 20000 ] || ! kill -0 $pid 2> /dev/null
+}
+wait_for partly_written || true
+check "the run was killed mid-run (rows: $(sql "select count(*) from t_kill"))" kill -9 $pid
 wait $pid 2>/dev/null || true
 check "the killed run left part of the records" test "$(sql "select count(*) from t_kill")" -lt $records
 set +e
@@ -71,33 +70,22 @@ fresh r
 "$SHARDFLOW" generate "$WORK/more" --shards $shards --records 20000 2> /dev/null
 "$SHARDFLOW" run "$WORK/r" --follow --flusher "postgres:$conn" --pg-create-table \
   --pg-table t_restart "${run_args[@]}" > "$WORK/r.out" 2> "$WORK/r.err" & pid=$!
-rows_are() { # table count: waits (at most 60 s) until the table has that many rows
-  local rows=0
-  for _ in $(seq 1 3000); do
-    rows=$(sql "select count(*) from $1" 2> /dev/null || echo 0)
-    [ "$rows" != "$2" ] || return 0
-    sleep 0.02
-  done
-  echo "  $1 has $rows rows, not $2"; return 1
+rows_are() { # table count: whether the table has that many rows
+  [ "$(sql "select count(*) from $1" 2> /dev/null || echo 0)" = "$2" ]
 }
-check "the running job wrote every record" rows_are t_restart $records
+check "the running job wrote every record" wait_for rows_are t_restart $records
 old_port=$port
 stop_pg
 for i in $(seq 0 $((shards - 1))); do # records arrive while the server is down
   f=$(printf 'shard-%05d.ndjson' "$i")
   cat "$WORK/more/$f" >> "$WORK/r/$f"
 done
-retried() { # waits (at most 60 s) for the flusher's retry warning
-  for _ in $(seq 1 3000); do
-    grep -q "writing the batch of .* records again" "$WORK/r.err" && return 0
-    sleep 0.02
-  done
-  return 1
-}
-check "the flusher retries while the server is down" retried
+check "the flusher retries while the server is down" \
+  wait_for grep -q "writing the batch of .* records again" "$WORK/r.err"
 start_pg
 check "the server came back on its port" test "$port" = "$old_port"
-check "the records that arrived meanwhile land once it is back" rows_are t_restart $((records + 20000))
+check "the records that arrived meanwhile land once it is back" \
+  wait_for rows_are t_restart $((records + 20000))
 kill -TERM $pid
 set +e
 wait $pid
