@@ -1,5 +1,6 @@
 #include <shardflow/flushers/conformance.hpp>
 
+#include <algorithm>
 #include <exception>
 #include <memory>
 #include <random>
@@ -30,6 +31,7 @@ public:
 
   bool open(const flusher_factory& make, const shard_id& id);
   bool offer(stream_record x);
+  bool offer_run(std::vector<stream_record> xs);
   bool flush(flush_mode mode);
   bool heartbeat();
 
@@ -49,6 +51,7 @@ private:
   template <class F>
   bool call(const std::string& what, F&& body);
   bool try_add(flush_token token, add_result& result);
+  bool resolve(flush_token token, add_result result);
   void settle(flush_token token, add_result result);
   bool take(const std::vector<flush_token>& tokens, const std::string& from);
   bool violate(contract_rule rule, std::string detail);
@@ -58,7 +61,8 @@ private:
   std::unique_ptr<flusher> flusher_;
   std::vector<token_state>
     tokens_; // by token: tokens are 0, 1, 2, ... as the processor issues them
-  std::unordered_map<flush_token, std::unique_ptr<stream_record>> alive_;
+  // By token; the records of a run share their run's storage (freed with its last record).
+  std::unordered_map<flush_token, std::shared_ptr<const stream_record>> alive_;
   std::size_t outstanding_ = 0;
   bool failed_ = false;
 };
@@ -121,16 +125,53 @@ bool probe::offer(stream_record x) {
   if (failed_)
     return false;
   const auto token = static_cast<flush_token>(tokens_.size());
-  const auto bytes = x.data.size();
   tokens_.push_back(token_state::refused);
-  alive_.emplace(token, std::make_unique<stream_record>(std::move(x)));
+  alive_.emplace(token, std::make_shared<const stream_record>(std::move(x)));
   ++report_.offered;
   auto result = add_result::full;
-  if (!try_add(token, result))
+  return try_add(token, result) && resolve(token, result);
+}
+
+// Offers the records of `xs` as the batch processor does: in runs through `add_run`, the record
+// that stops a run on its own (again after a flush when it was `full`), then the rest as a run.
+bool probe::offer_run(std::vector<stream_record> xs) {
+  if (failed_)
     return false;
-  // As the batch processor: a partial flush and again, a full flush and again, then it never fits.
+  const auto run = std::make_shared<const std::vector<stream_record>>(std::move(xs));
+  const auto n = run->size();
+  const auto first = static_cast<flush_token>(tokens_.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    tokens_.push_back(token_state::refused);
+    alive_.emplace(first + i, std::shared_ptr<const stream_record>(run, &(*run)[i]));
+  }
+  report_.offered += n;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto at = first + i;
+    auto stop = add_result::added;
+    std::size_t k = 0;
+    if (!call(fmt::format("add_run ({} records from token {})", n - i, at),
+              [&] { k = flusher_->add_run(run->data() + i, n - i, at, stop); }))
+      return false;
+    if (k > n - i || (k < n - i && stop == add_result::added))
+      return violate(contract_rule::inconsistent_run,
+                     fmt::format("add_run of {} records from token {} took {} and answered {} for "
+                                 "the next",
+                                 n - i, at, k, k < n - i ? "added" : "nothing"));
+    for (std::size_t j = 0; j < k; ++j)
+      settle(at + j, add_result::added);
+    i += k;
+    if (i < n && !resolve(first + i, stop))
+      return false;
+  }
+  return true;
+}
+
+// Ends the offer of the record of `token` that `add` answered `result`: as the batch processor,
+// after `full` a partial flush and again, a full flush and again, then it never fits.
+bool probe::resolve(flush_token token, add_result result) {
   for (int attempt = 0; result == add_result::full; ++attempt) {
     if (outstanding_ == 0) {
+      const auto bytes = alive_.at(token)->data.size();
       alive_.erase(token);
       return violate(contract_rule::full_on_empty,
                      fmt::format("add (token {}, {} data bytes) answered full with nothing "
@@ -209,6 +250,25 @@ bool offer_stream(probe& p, const conformance_config& cfg) {
   return true;
 }
 
+// Runs of 1 to 40 records through add_run, with heartbeats and partial flushes between them.
+bool offer_runs(probe& p, const conformance_config& cfg) {
+  std::mt19937_64 rng{cfg.seed + 1};
+  for (std::size_t i = 0, runs = 0; i < cfg.records; ++runs) {
+    const auto n = std::min<std::size_t>(1 + rng() % 40, cfg.records - i);
+    std::vector<stream_record> xs;
+    xs.reserve(n);
+    for (std::size_t j = 0; j < n; ++j, ++i)
+      xs.push_back(make_record(i, rng() % (cfg.max_data_bytes + 1), rng));
+    if (!p.offer_run(std::move(xs)))
+      return false;
+    if (runs % 3 == 2 && !p.heartbeat())
+      return false;
+    if (runs % 5 == 4 && !p.flush(flush_mode::partial))
+      return false;
+  }
+  return true;
+}
+
 void run_empty(const flusher_factory& make, const conformance_config& cfg, conformance_report& r) {
   probe p{"empty", r};
   static_cast<void>(p.open(make, cfg.shard) && p.heartbeat() && p.flush(flush_mode::partial)
@@ -219,6 +279,12 @@ void run_stream(const flusher_factory& make, const conformance_config& cfg, conf
   probe p{"stream", r};
   static_cast<void>(p.open(make, cfg.shard) && offer_stream(p, cfg) && p.flush(flush_mode::full)
                     && p.flush(flush_mode::full) && p.heartbeat());
+}
+
+void run_runs(const flusher_factory& make, const conformance_config& cfg, conformance_report& r) {
+  probe p{"runs", r};
+  static_cast<void>(p.open(make, cfg.shard) && offer_runs(p, cfg) && p.flush(flush_mode::full)
+                    && p.heartbeat());
 }
 
 void run_single(const flusher_factory& make, const conformance_config& cfg, conformance_report& r) {
@@ -280,6 +346,8 @@ const char* to_string(contract_rule rule) noexcept {
       return "ignored_token";
     case contract_rule::full_flush_incomplete:
       return "full_flush_incomplete";
+    case contract_rule::inconsistent_run:
+      return "inconsistent_run";
   }
   return "unknown";
 }
@@ -288,6 +356,7 @@ errc error_code_of(contract_rule rule) noexcept {
   switch (rule) {
     case contract_rule::factory_failed:
     case contract_rule::call_threw:
+    case contract_rule::inconsistent_run:
       return errc::flusher_failed;
     case contract_rule::full_on_empty:
       return errc::record_never_fits;
@@ -321,7 +390,7 @@ conformance_report check_flusher_contract(const flusher_factory& make,
     return report;
   }
   using scenario = void (*)(const flusher_factory&, const conformance_config&, conformance_report&);
-  for (scenario run : {run_empty, run_stream, run_single, run_large, run_restart, run_two_shards}) {
+  for (scenario run : {run_empty, run_stream, run_runs, run_single, run_large, run_restart, run_two_shards}) {
     if (run == run_large && cfg.large_record_bytes == 0)
       continue;
     run(make, cfg, report);

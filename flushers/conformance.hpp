@@ -10,6 +10,7 @@
 // The kit drives the flushers the way the batch processor does (core/batch_processor.hpp): tokens
 // 0, 1, 2, ... per flusher; after `full` a partial flush and the same record again, then a full
 // flush and the record again; heartbeats and partial flushes in between; `flush(full)` at the end.
+// Where the processor uses `add_run`, so does the kit (the "runs" scenario).
 // It runs these scenarios, each on fresh flushers from the factory, and stops a scenario at its
 // first violation (the batch processor would have failed the shard there):
 //
@@ -17,6 +18,9 @@
 //               a record: all legal, none may throw or return a token
 //   stream      `records` records of varied sizes with heartbeats and partial flushes, then
 //               flush(full), then flush(full) and heartbeat with nothing outstanding
+//   runs        `records` records offered in runs of 1 to 40 through `add_run`, as the batch
+//               processor does (the record that stops a run alone, after a flush when it was
+//               `full`), heartbeats and partial flushes between runs, then flush(full)
 //   single      one record and flush(full); again on the same flusher (it stays usable)
 //   large       one record of `large_record_bytes` on a fresh flusher (`full` there means it can
 //               never fit)
@@ -27,7 +31,8 @@
 // Rules (`contract_rule`): the factory makes a flusher; legal calls do not throw; `full` only with
 // something outstanding; no token twice; only tokens of records that were added (not of records
 // answered `full` and never taken, nor of records never offered); never the token of an ignored
-// record; nothing outstanding after `flush(full)`.
+// record; nothing outstanding after `flush(full)`; `add_run` answers what it took (k <= n, and a
+// stop that is not `added` when k < n).
 //
 // Record lifetime: the kit keeps each record alive exactly as long as the contract promises (until
 // its token comes back; an ignored or refused record only during `add`), and destroys the records
@@ -65,6 +70,8 @@ enum class contract_rule : std::uint8_t {
   ignored_token,
   /// `flush(full)` left tokens outstanding.
   full_flush_incomplete,
+  /// `add_run` of n records claimed more than n, or fewer with `added` as the answer for the next.
+  inconsistent_run,
 };
 
 /// Returns the rule's name, e.g. "full_on_empty".

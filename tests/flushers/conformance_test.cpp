@@ -58,6 +58,9 @@ enum class flaw {
   heartbeat_token_on_empty,
   throws_on_empty_flush,
   throws_heartbeat_before_add,
+  run_short_but_added, // add_run takes fewer than offered and answers `added` for the next
+  run_overclaims,      // add_run claims one record more than it was offered
+  run_drops_tokens,    // add_run takes a run but keeps only its first token
 };
 
 class broken_flusher final : public flusher {
@@ -80,6 +83,24 @@ public:
     }
     pending_.push_back(token);
     return add_result::added;
+  }
+
+  std::size_t add_run(const stream_record* xs, std::size_t n, flush_token first,
+                      add_result& stop) override {
+    if (flaw_ == flaw::run_short_but_added && n > 1) {
+      const auto k = flusher::add_run(xs, 1, first, stop);
+      stop = add_result::added;
+      return k;
+    }
+    if (flaw_ == flaw::run_overclaims)
+      return flusher::add_run(xs, n, first, stop) + 1;
+    if (flaw_ == flaw::run_drops_tokens && n > 1) {
+      const auto k = flusher::add_run(xs, n, first, stop);
+      if (k > 1)
+        pending_.resize(pending_.size() - (k - 1));
+      return k;
+    }
+    return flusher::add_run(xs, n, first, stop);
   }
 
   std::vector<flush_token> flush(flush_mode mode) override {
@@ -175,7 +196,7 @@ SCENARIO("every built-in flusher keeps the flusher contract", "[flushers][confor
     cfg.batch_records = 50;
     cfg.roll_bytes = 20'000;
     const auto report = require_flusher_contract(file_flusher::factory(cfg));
-    CHECK(report.scenarios == 6);
+    CHECK(report.scenarios == 7);
     CHECK(report.durable > 0);
   }
   SECTION("stdout flusher") {
@@ -223,6 +244,20 @@ SCENARIO("the conformance kit catches each broken rule and names it", "[flushers
   SECTION("a heartbeat before any add throwing") {
     check_caught(broken(flaw::throws_heartbeat_before_add), contract_rule::call_threw);
   }
+  SECTION("add_run taking fewer records than offered yet answering added for the next") {
+    check_caught(broken(flaw::run_short_but_added), contract_rule::inconsistent_run);
+    CHECK(check_flusher_contract(broken(flaw::run_short_but_added)).violations.front().scenario
+          == "runs");
+  }
+  SECTION("add_run claiming more records than offered") {
+    check_caught(broken(flaw::run_overclaims), contract_rule::inconsistent_run);
+  }
+  SECTION("add_run losing the tokens of a run: found by the runs scenario") {
+    const auto report = check_flusher_contract(broken(flaw::run_drops_tokens));
+    REQUIRE(report.violations.size() == 1);
+    CHECK(report.violations.front().scenario == "runs");
+    CHECK(report.violations.front().rule == contract_rule::full_flush_incomplete);
+  }
   SECTION("a factory that throws, one that returns no flusher, an empty factory") {
     check_caught(
       [](const shard_id&) -> std::unique_ptr<flusher> { throw std::runtime_error("no disk"); },
@@ -236,11 +271,11 @@ SCENARIO("the conformance kit catches each broken rule and names it", "[flushers
 SCENARIO("a conforming flusher's report counts what the kit did", "[flushers][conformance]") {
   const auto report = check_flusher_contract(null_flusher::factory(8));
   CHECK(report.ok());
-  CHECK(report.scenarios == 6);
+  CHECK(report.scenarios == 7);
   CHECK(report.durable > 0);
   CHECK(report.durable + report.ignored
         <= report.offered); // the first restart incarnation loses some
-  CHECK_THAT(report.summary(), Catch::Contains("kept its contract in 6 scenarios"));
+  CHECK_THAT(report.summary(), Catch::Contains("kept its contract in 7 scenarios"));
 }
 
 namespace {
