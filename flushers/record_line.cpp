@@ -73,6 +73,18 @@ void append_line(std::string& out, const stream_record& x) {
     out += ",\"t\":";
     out += std::to_string(*x.arrival_ms);
   }
+  if (x.attributes && !x.attributes->empty()) {
+    out += ",\"h\":[";
+    const char* sep = "{";
+    for (const auto& [key, value] : *x.attributes) {
+      out += sep;
+      sep = ",{";
+      append_text_or_base64(out, false, "k", "kb", key);
+      append_text_or_base64(out, true, "v", "vb", value);
+      out.push_back('}');
+    }
+    out.push_back(']');
+  }
   append_text_or_base64(out, true, "d", "b", x.data);
   out += "}\n";
 }
@@ -124,11 +136,62 @@ std::string string_field(simdjson::dom::element v, const char* what, std::string
   return {};
 }
 
+// Reads `text_key` (text) or `b64_key` (base64) of a field into `out`, counting them in `seen`;
+// returns why not, or "" (also for another key).
+std::string text_or_base64(const simdjson::dom::key_value_pair& field, const char* text_key,
+                           const char* b64_key, const char* what, int& seen, std::string& out) {
+  std::string_view v;
+  std::string why;
+  if (field.key == text_key) {
+    why = string_field(field.value, fmt::format("\"{}\" ({})", text_key, what).c_str(), v);
+    out.assign(v);
+    ++seen;
+  } else if (field.key == b64_key) {
+    why = string_field(field.value, fmt::format("\"{}\" ({} in base64)", b64_key, what).c_str(), v);
+    if (why.empty() && !base64::decode(v, out))
+      why = fmt::format("\"{}\" ({} in base64) is not standard padded base64", b64_key, what);
+    ++seen;
+  }
+  return why;
+}
+
+// Reads "h", the record's attributes: an array of {"k"|"kb": key, "v"|"vb": value}.
+std::string read_attributes(simdjson::dom::element v, stream_record& out) {
+  simdjson::dom::array items;
+  if (v.get_array().get(items) != simdjson::SUCCESS)
+    return "\"h\" (the attributes) is not an array";
+  auto attributes = std::make_shared<record_attributes>();
+  for (auto item : items) {
+    const auto n = attributes->size() + 1;
+    simdjson::dom::object obj;
+    if (item.get_object().get(obj) != simdjson::SUCCESS)
+      return fmt::format("attribute {} of \"h\" is not an object", n);
+    auto& [key, value] = attributes->emplace_back();
+    int keys = 0;
+    int values = 0;
+    for (auto field : obj) {
+      auto why = text_or_base64(field, "k", "kb", "its key", keys, key);
+      if (why.empty())
+        why = text_or_base64(field, "v", "vb", "its value", values, value);
+      if (!why.empty())
+        return fmt::format("attribute {} of \"h\": {}", n, why);
+    }
+    if (keys != 1 || values != 1)
+      return fmt::format("attribute {} of \"h\" needs exactly one of \"k\" and \"kb\" (its key) "
+                         "and one of \"v\" and \"vb\" (its value)",
+                         n);
+  }
+  if (!attributes->empty())
+    out.attributes = std::move(attributes);
+  return {};
+}
+
 // Reads the fields of a record object into `out`; returns why it is not a record, or "".
 std::string read_record(simdjson::dom::object obj, stream_record& out) {
   int key_fields = 0;
   int data_fields = 0;
   out.arrival_ms.reset();
+  out.attributes.reset();
   for (auto field : obj) {
     std::string_view v;
     std::string why;
@@ -155,6 +218,8 @@ std::string read_record(simdjson::dom::object obj, stream_record& out) {
       if (field.value.get_int64().get(t) != simdjson::SUCCESS)
         why = "\"t\" (the arrival time) is not an integer";
       out.arrival_ms = t;
+    } else if (field.key == "h") {
+      why = read_attributes(field.value, out);
     } // other fields are validated by the parser and skipped
     if (!why.empty())
       return why;

@@ -3,14 +3,17 @@
 //
 //     {"k":"<partition key>","t":<arrival ms, optional>,"d":"<data as a JSON string>"}\n
 //     {"k":"<partition key>","t":<arrival ms, optional>,"b":"<data in standard base64>"}\n
+//     {"k":"...","h":[{"k":"<attribute key>","v":"<its value>"},...],"d":"..."}\n
 //
 // Data that is valid UTF-8 is written as the JSON string "d" (control characters, quotes and
 // backslashes are escaped); any other data (binary Kinesis records) as its standard padded base64 in
 // "b", so every line is valid UTF-8 JSON; likewise a partition key that is not UTF-8 (a KPL user
-// record's key is any bytes) goes as "kb" instead of "k". Parsing validates the whole line (JSON
-// syntax and UTF-8, unknown fields included, nothing after the object), accepts the fields in any
-// order, ignores unknown ones, takes exactly one of "k" and "kb" and one of "d" and "b", and says what
-// is wrong with a line that is not a record.
+// record's key is any bytes) goes as "kb" instead of "k". A record's attributes (Kafka headers), when
+// it has any, go in order as "h", each key as "k" or "kb" and each value as "v" or "vb" by the same
+// rule. Parsing validates the whole line (JSON syntax and UTF-8, unknown fields included, nothing
+// after the object), accepts the fields in any order, ignores unknown ones, takes exactly one of "k"
+// and "kb" and one of "d" and "b" (and per attribute one key and one value), and says what is wrong
+// with a line that is not a record.
 // Plain functions; parse_line keeps a parser per thread.
 #pragma once
 
@@ -26,7 +29,7 @@ namespace shardflow {
 void append_json_string(std::string& out, std::string_view text);
 
 /// Appends the line of `x` (newline included) to `out`: its key as "k" and its data as "d" when
-/// they are valid UTF-8, else as "kb" and "b" (base64).
+/// they are valid UTF-8, else as "kb" and "b" (base64); its attributes, if any, as "h".
 void append_line(std::string& out, const stream_record& x);
 
 /// Parses one record line (without its newline) into `out`, leaving its sequence number alone.

@@ -3,12 +3,14 @@
 // Input: a mode byte, then the rest. Mode even: the rest is a line; if parse_line takes it, the line
 // append_line writes for the record parses back to the same key, data and time. Mode odd: the rest
 // is a record (key up to the first 0 byte, then 8 bytes of time when bit 1 of the mode is set, then
-// the data); append_line must write one valid UTF-8 line (one newline, at the end) that parses
-// back to it, whatever the bytes of key and data (UTF-8 goes in "k" and "d", anything else in "kb"
-// and "b").
+// the data, after two attributes when bit 2 is set: key, value, key, value, each up to a 0 byte);
+// append_line must write one valid UTF-8 line (one newline, at the end) that parses back to it,
+// whatever the bytes of key, attributes and data (UTF-8 goes in "k", "v" and "d", anything else in
+// "kb", "vb" and "b").
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -75,6 +77,17 @@ void check_round_trip(const stream_record& x) {
   SHARDFLOW_FUZZ_CHECK(y.partition_key == x.partition_key);
   SHARDFLOW_FUZZ_CHECK(y.data == x.data);
   SHARDFLOW_FUZZ_CHECK(y.arrival_ms == x.arrival_ms);
+  const bool none = !x.attributes || x.attributes->empty();
+  SHARDFLOW_FUZZ_CHECK(none ? !y.attributes : y.attributes && *y.attributes == *x.attributes);
+}
+
+// Takes the bytes of `in` up to its first 0 byte (all of it when there is none) and drops them and
+// the 0 byte from `in`.
+std::string take_field(std::string_view& in) {
+  const auto cut = in.find('\0');
+  std::string field{in.substr(0, cut)};
+  in = cut == std::string_view::npos ? std::string_view{} : in.substr(cut + 1);
+  return field;
 }
 
 } // namespace
@@ -90,9 +103,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       check_round_trip(x);
     return 0;
   }
-  const auto cut = in.find('\0');
-  x.partition_key = std::string{in.substr(0, cut)};
-  in = cut == std::string_view::npos ? std::string_view{} : in.substr(cut + 1);
+  x.partition_key = take_field(in);
+  if ((mode & 4) != 0) {
+    auto attributes = std::make_shared<shardflow::record_attributes>();
+    for (int i = 0; i < 2; ++i) {
+      auto key = take_field(in);
+      attributes->emplace_back(std::move(key), take_field(in));
+    }
+    x.attributes = std::move(attributes);
+  }
   if ((mode & 2) != 0 && in.size() >= 8) {
     std::int64_t t = 0;
     std::memcpy(&t, in.data(), 8);

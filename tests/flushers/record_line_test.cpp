@@ -159,3 +159,55 @@ SCENARIO("a long line parses, and short ones after it", "[flushers][record_line]
   CHECK(y.data == "short");
   CHECK_THAT(parse_line(line + "x", y).error(), Catch::Contains("content after"));
 }
+
+SCENARIO("a record's attributes go in \"h\", in order, and come back byte for byte",
+         "[flushers][record_line]") {
+  stream_record x;
+  x.partition_key = "k";
+  x.data = "d";
+  x.attributes = std::make_shared<record_attributes>(
+    record_attributes{{"trace", "abc"}, {"bin\xff", std::string{"\x00\xfe", 2}}, {"trace", ""}});
+  std::string line;
+  append_line(line, x);
+  CHECK(line
+        == R"({"k":"k","h":[{"k":"trace","v":"abc"},{"kb":"Ymlu/w==","vb":"AP4="},)"
+           R"({"k":"trace","v":""}],"d":"d"})"
+           "\n");
+  stream_record y;
+  line.pop_back();
+  REQUIRE(parse_line(line, y));
+  REQUIRE(y.attributes);
+  CHECK(*y.attributes == *x.attributes);
+  WHEN("a line without \"h\" is parsed into the same record") {
+    REQUIRE(parse_line(R"({"k":"k","d":"d"})", y));
+    CHECK_FALSE(y.attributes); // none: a record without attributes pays one empty pointer
+  }
+  WHEN("\"h\" is empty") {
+    REQUIRE(parse_line(R"({"k":"k","h":[],"d":"d"})", y));
+    CHECK_FALSE(y.attributes);
+  }
+  WHEN("a record has an empty attribute list, it writes no \"h\"") {
+    x.attributes = std::make_shared<record_attributes>();
+    std::string l;
+    append_line(l, x);
+    CHECK(l == "{\"k\":\"k\",\"d\":\"d\"}\n");
+  }
+}
+
+SCENARIO("attributes that are not a list of key/value objects say why", "[flushers][record_line]") {
+  stream_record x;
+  CHECK(parse_line(R"({"k":"a","h":{"x":"y"},"d":"x"})", x).error()
+        == "\"h\" (the attributes) is not an array");
+  CHECK(parse_line(R"({"k":"a","h":[{"k":"x","v":"y"},"z"],"d":"x"})", x).error()
+        == "attribute 2 of \"h\" is not an object");
+  CHECK(parse_line(R"({"k":"a","h":[{"k":"x"}],"d":"x"})", x).error()
+        == "attribute 1 of \"h\" needs exactly one of \"k\" and \"kb\" (its key) and one of \"v\" "
+           "and \"vb\" (its value)");
+  CHECK(parse_line(R"({"k":"a","h":[{"k":"x","v":"y","vb":"eQ=="}],"d":"x"})", x).error()
+        == "attribute 1 of \"h\" needs exactly one of \"k\" and \"kb\" (its key) and one of \"v\" "
+           "and \"vb\" (its value)");
+  CHECK(parse_line(R"({"k":"a","h":[{"k":1,"v":"y"}],"d":"x"})", x).error()
+        == "attribute 1 of \"h\": \"k\" (its key) is not a string");
+  CHECK(parse_line(R"({"k":"a","h":[{"k":"x","vb":"!"}],"d":"x"})", x).error()
+        == "attribute 1 of \"h\": \"vb\" (its value in base64) is not standard padded base64");
+}
