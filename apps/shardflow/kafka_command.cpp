@@ -155,6 +155,7 @@ int kafka_run(const kafka_run_config& cfg, const std::function<bool()>& stop) {
   fs.batch_records = cfg.batch_size;
   fs.kafka_properties = props;
   fs.stream = cfg.group;
+  apply_flusher_options(cfg.flushing, fs);
   auto tpl = shards_of(cfg, make_flusher_factory(*spec, fs));
   auto src = source_of(cfg, std::move(props));
   stop_deadline deadline{duration_option("--stop-timeout", cfg.stop_timeout), cfg.stop_timeout,
@@ -317,6 +318,7 @@ void add_run(CLI::App* kafka, int& exit_code) {
     ->type_name("FILE")
     ->expected(0, 1)
     ->default_str("-");
+  add_flusher_options(cmd, &cfg->flushing);
   add_job_options(cmd, cfg.get());
   cmd->callback([cfg, &exit_code] {
     exit_code = guarded("kafka run", [&] {

@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/shardflow/flusher_choice.hpp"
 #include "apps/shardflow/run_command.hpp"
 
 namespace CLI {
@@ -51,6 +52,7 @@ struct kafka_run_config : job_options {
   std::string assignor = "range";
   std::string connect_timeout = "30s"; // 0: retry an unreachable cluster for ever
   std::string json; // empty: none; "-": stdout
+  flusher_options flushing; // rolling, the postgres table and columns
 };
 
 /// The options of `kafka put`.

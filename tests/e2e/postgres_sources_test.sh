@@ -19,8 +19,8 @@ on_exit() {
 }
 source "$here/postgres_lib.sh"
 
-# 1. Kafka: 2,000 records over 4 partitions into the default table (kafka run has no --pg-*
-# options: the table is made here, with the key, so the mode is effectively-once).
+# 1. Kafka: 2,000 records over 4 partitions into a table kafka run creates (--pg-table,
+# --pg-create-table: with the key, so the mode is effectively-once).
 "$MOCK" events:4 > "$WORK/mock.out" 2> "$WORK/mock.err" &
 mock_pid=$!
 wait_for test -s "$WORK/mock.out" || true
@@ -31,14 +31,11 @@ X=(-X session.timeout.ms=4000 -X heartbeat.interval.ms=500 -X auto.offset.reset=
 seq 0 1999 | sed 's/.*/{"user":&,"n":"rec-&"}/' > "$WORK/in.ndjson"
 "$SHARDFLOW" kafka put --brokers "$brokers" --topic events --key user "${X[@]:6}" \
   "$WORK/in.ndjson" 2> "$WORK/put.err"
-sql "create table shardflow_records (stream text, shard text, sequence numeric,
-     sub_sequence bigint, partition_key text, arrival timestamptz, data jsonb, data_raw bytea,
-     primary key (stream, shard, sequence, sub_sequence))" > /dev/null
 "$SHARDFLOW" kafka run --brokers "$brokers" --topic events --group g-pg \
-  --flusher "postgres:$conn" --flush-interval 100ms --checkpoint-interval 100ms \
-  --heartbeat-interval 100ms "${X[@]}" 2> "$WORK/kafka.err" &
+  --flusher "postgres:$conn" --pg-table kafka_events --pg-create-table --flush-interval 100ms \
+  --checkpoint-interval 100ms --heartbeat-interval 100ms "${X[@]}" 2> "$WORK/kafka.err" &
 run_pid=$!
-all_rows() { [ "$(sql "select count(*) from shardflow_records" 2> /dev/null || echo 0)" -ge 2000 ]; }
+all_rows() { [ "$(sql "select count(*) from kafka_events" 2> /dev/null || echo 0)" -ge 2000 ]; }
 wait_for all_rows || wait_for all_rows || true # at most 60 s
 kill -TERM "$run_pid"
 rc=0
@@ -46,9 +43,9 @@ wait "$run_pid" || rc=$?
 run_pid=""
 check "kafka run into postgres stops on SIGTERM with exit 0 ($rc)" test $rc -eq 0
 check "every record put is in the table once" \
-  test "$(sql "select count(*), count(distinct data->>'n') from shardflow_records")" = "2000|2000"
+  test "$(sql "select count(*), count(distinct data->>'n') from kafka_events")" = "2000|2000"
 check "the shards are the partitions, the stream the group" \
-  test "$(sql "select count(distinct shard), min(stream), min(shard) from shardflow_records")" \
+  test "$(sql "select count(distinct shard), min(stream), min(shard) from kafka_events")" \
   = "4|g-pg|events-0"
 
 # 2. KCL: mld writes a batch; shutdownRequested flushes it fully, and the checkpoint request comes
