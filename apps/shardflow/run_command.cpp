@@ -601,13 +601,17 @@ shard_group_config plan_job_shards(const job_options& opts) {
                                                       opts.checkpoint_interval);
   g.shard.batch.watchdog_timeout = duration_option("--watchdog", opts.watchdog);
   g.shard.heartbeat_interval = duration_option("--heartbeat-interval", opts.heartbeat_interval);
-  // Records wait up to the flush interval to become durable, so a watchdog no longer than it would
-  // take a healthy shard for a stuck one.
-  if (g.shard.batch.watchdog_timeout.count() > 0
-      && g.shard.batch.watchdog_timeout <= g.shard.batch.flush_interval)
-    usage(fmt::format("--watchdog {} must be longer than --flush-interval {}: records wait up to "
-                      "the flush interval to become durable, so a healthy shard would look stuck",
-                      opts.watchdog, opts.flush_interval));
+  // Records wait up to the flush interval, then for the heartbeat that flushes them, and a flusher
+  // that writes in the background returns their tokens at the heartbeat after that: a watchdog no
+  // longer than this would take a healthy shard for a stuck one.
+  const auto& b = g.shard.batch;
+  const auto wait = b.flush_interval + 2 * g.shard.heartbeat_interval;
+  if (b.watchdog_timeout.count() > 0 && b.watchdog_timeout <= wait)
+    usage(fmt::format("--watchdog {} must be longer than {} ms (--flush-interval {} plus twice "
+                      "--heartbeat-interval {}): records wait up to the flush interval, then for "
+                      "the heartbeat that flushes them, and a flusher that writes in the background "
+                      "returns them at the next one, so a healthy shard would look stuck",
+                      opts.watchdog, wait.count(), opts.flush_interval, opts.heartbeat_interval));
   const auto period = duration_option("--period", opts.period);
   if (period < std::chrono::seconds(1))
     usage("--period must be at least 1s");

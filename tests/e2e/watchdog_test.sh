@@ -5,18 +5,21 @@
 source "$(dirname "$0")/lib.sh"
 
 "$SHARDFLOW" generate "$WORK/s" --shards 2 --records 20 2> /dev/null
-# A watchdog no longer than the flush interval would take a healthy shard holding its records until
-# the next flush for a stuck one: refused, naming both options.
+# A watchdog no longer than the flush interval plus two heartbeats would take a healthy shard holding
+# its records until the heartbeat that flushes them (and the next, for a flusher writing in the
+# background) for a stuck one: refused, naming the options.
 set +e
-"$SHARDFLOW" run "$WORK/s" --follow --watchdog 1s --flush-interval 1s --flusher null \
+"$SHARDFLOW" run "$WORK/s" --follow --watchdog 1s --flush-interval 200ms --flusher null \
   --progress off > /dev/null 2> "$WORK/usage.err"
 rc=$?
-check "a watchdog not longer than the flush interval is a usage error" test $rc -eq 2
-check "... naming both options" grep -q -- "--watchdog 1s must be longer than --flush-interval 1s" \
+check "a watchdog not longer than the flush interval and two heartbeats is a usage error" \
+  test $rc -eq 2
+check "... naming the options" grep -q -- "--watchdog 1s must be longer than 2200 ms (--flush-interval 200ms plus twice --heartbeat-interval 1s)" \
   "$WORK/usage.err"
 set -e
 up=0
-serve_run "$WORK/err" "$WORK/s" --follow --watchdog 1s --flush-interval 200ms --progress off \
+serve_run "$WORK/err" "$WORK/s" --follow --watchdog 1s --flush-interval 200ms \
+  --heartbeat-interval 100ms --progress off \
   --flusher "file:$WORK/out" --checkpoint-interval 0 && up=1
 set +e
 check "the run serves its metrics" test $up -eq 1
