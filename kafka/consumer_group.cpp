@@ -123,7 +123,7 @@ kafka_consumer_group::start(runtime& rt, kafka_source_config cfg, shard_group_co
   g->consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), why));
   if (!g->consumer_)
     throw error{errc::io_failed, fmt::format("kafka consumer cannot be made: {}", why)};
-  g->store_ = std::make_shared<kafka_offset_store>(g->consumer_.get());
+  g->store_ = std::make_shared<kafka_offset_store>(g->consumer_.get(), g->cfg_.commit_timeout);
   g->sink_ = spawn_checkpoint_sink(rt.front().home_system(), g->store_, true);
   if (auto err = g->consumer_->subscribe(g->cfg_.topics); err != RdKafka::ERR_NO_ERROR) {
     g->consumer_->close();
@@ -198,6 +198,8 @@ void kafka_consumer_group::poll_loop() {
     check_backpressure();
     check_reachable();
   }
+  if (unreachable_) // the shards' last checkpoints cannot be committed: they stop without them
+    store_->abandon("the cluster is out of reach (the group failed on its connect timeout)");
   stop_all();
   consumer_->close(); // its revoke finds no shard left: they were stopped and committed above
   store_->detach();
@@ -233,6 +235,7 @@ void kafka_consumer_group::check_reachable() {
   auto out = std::chrono::duration<double>(clock::now() - *down_since_);
   if (out < cfg_.connect_timeout)
     return;
+  unreachable_ = true;
   on_error(fmt::format("the cluster at {} {} for {:.1f} s, longer than the connect timeout "
                        "({:.1f} s); last error: {}",
                        cfg_.brokers, reached_ ? "has had every broker down" : "was not reached",

@@ -78,6 +78,9 @@ struct kafka_source_config {
   std::size_t resume_below = 10'000;
   /// How long fetching committed offsets may take at an assignment.
   std::chrono::milliseconds committed_timeout{10'000};
+  /// How long a commit waits for the coordinator's answer before its shard retries it (with
+  /// backoff); see kafka/offset_store.hpp.
+  std::chrono::milliseconds commit_timeout{10'000};
   /// How long the cluster may stay out of reach (never reached since the start, or every broker
   /// down) before consuming ends with a failure; zero: retry for ever. A broker restart shorter
   /// than this is ridden out.
@@ -166,6 +169,7 @@ private:
   std::optional<std::chrono::steady_clock::time_point> down_since_;
   std::string down_reason_;
   bool reached_ = false;
+  bool unreachable_ = false; // the connect timeout passed: nothing more can be committed
   std::chrono::steady_clock::time_point last_probe_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> finished_{false};

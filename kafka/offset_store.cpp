@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
 
 #include <shardflow/core/error.hpp>
 
@@ -19,7 +20,9 @@ namespace {
 
 } // namespace
 
-kafka_offset_store::kafka_offset_store(RdKafka::KafkaConsumer* consumer) : consumer_(consumer) {
+kafka_offset_store::kafka_offset_store(RdKafka::KafkaConsumer* consumer,
+                                       std::chrono::milliseconds commit_timeout)
+  : consumer_(consumer), commit_timeout_(commit_timeout) {
   // nop
 }
 
@@ -44,6 +47,11 @@ void kafka_offset_store::detach() {
   std::lock_guard<std::mutex> guard{mtx_};
   rows_.clear();
   consumer_ = nullptr;
+}
+
+void kafka_offset_store::abandon(const std::string& why) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  abandoned_ = why;
 }
 
 std::optional<std::int64_t> kafka_offset_store::committed(const shard_id& id) const {
@@ -74,11 +82,42 @@ stored_checkpoint kafka_offset_store::load(const shard_id& id) {
   return result;
 }
 
+namespace {
+
+// Commits `offset` for one partition and waits at most `timeout` for the coordinator's answer: its
+// error, the partition's, or ERR__TIMED_OUT (the request stays queued in librdkafka).
+RdKafka::ErrorCode commit_within(RdKafka::KafkaConsumer& consumer, const std::string& topic,
+                                 std::int32_t partition, std::int64_t offset,
+                                 std::chrono::milliseconds timeout) {
+  rd_kafka_t* rk = consumer.c_ptr();
+  std::unique_ptr<rd_kafka_queue_t, void (*)(rd_kafka_queue_t*)> answers{rd_kafka_queue_new(rk),
+                                                                          rd_kafka_queue_destroy};
+  std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)>
+    offsets{rd_kafka_topic_partition_list_new(1), rd_kafka_topic_partition_list_destroy};
+  rd_kafka_topic_partition_list_add(offsets.get(), topic.c_str(), partition)->offset = offset;
+  auto err = rd_kafka_commit_queue(rk, offsets.get(), answers.get(), nullptr, nullptr);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return static_cast<RdKafka::ErrorCode>(err);
+  std::unique_ptr<rd_kafka_event_t, void (*)(rd_kafka_event_t*)> answer{
+    rd_kafka_queue_poll(answers.get(), static_cast<int>(timeout.count())), rd_kafka_event_destroy};
+  if (!answer)
+    return RdKafka::ERR__TIMED_OUT;
+  err = rd_kafka_event_error(answer.get());
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (const auto* parts = rd_kafka_event_topic_partition_list(answer.get()); parts && parts->cnt > 0)
+      err = parts->elems[0].err;
+  return static_cast<RdKafka::ErrorCode>(err);
+}
+
+} // namespace
+
 void kafka_offset_store::save(const shard_id& id, std::uint64_t generation, const checkpoint& cp) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto i = rows_.find(id);
   if (i == rows_.end() || consumer_ == nullptr)
     throw_stale(id, "the partition is no longer assigned here");
+  if (!abandoned_.empty())
+    throw_stale(id, abandoned_);
   if (generation < i->second.generation)
     throw_stale(id,
                 fmt::format("incarnation {} is older than {}", generation, i->second.generation));
@@ -93,12 +132,7 @@ void kafka_offset_store::save(const shard_id& id, std::uint64_t generation, cons
 }
 
 void kafka_offset_store::commit(const shard_id& id, row& r, std::int64_t offset) {
-  std::unique_ptr<RdKafka::TopicPartition> tp{
-    RdKafka::TopicPartition::create(r.topic, r.partition, offset)};
-  std::vector<RdKafka::TopicPartition*> offsets{tp.get()};
-  auto err = consumer_->commitSync(offsets);
-  if (err == RdKafka::ERR_NO_ERROR)
-    err = tp->err();
+  const auto err = commit_within(*consumer_, r.topic, r.partition, offset, commit_timeout_);
   switch (err) {
     case RdKafka::ERR_NO_ERROR:
       r.committed = offset;
@@ -112,6 +146,11 @@ void kafka_offset_store::commit(const shard_id& id, row& r, std::int64_t offset)
       if (r.revoking)
         throw_stale(id, RdKafka::err2str(err));
       [[fallthrough]];
+    case RdKafka::ERR__TIMED_OUT:
+      throw error{errc::checkpoint_failed,
+                  fmt::format("kafka offsets of shard {}: commit of offset {} not answered within "
+                              "{} ms (is the cluster out of reach?)",
+                              id, offset, commit_timeout_.count())};
     default:
       throw error{errc::checkpoint_failed,
                   fmt::format("kafka offsets of shard {}: commit of offset {} failed: {}", id,

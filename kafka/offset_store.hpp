@@ -2,8 +2,12 @@
 // offsets.
 //
 // A shard's checkpoint at offset `o` commits `o + 1` for its partition (Kafka's committed offset is
-// the next record to read), with `commitSync` and explicit offsets, and `save` returns only once the
-// group coordinator accepted it. `load` hands back the committed offset the partition was assigned
+// the next record to read), with explicit offsets, and `save` returns only once the group
+// coordinator accepted it. A commit waits at most `commit_timeout` for the coordinator's answer
+// (librdkafka's commitSync waits for a coordinator for ever when every broker is down, and the sink,
+// the revoke and the close behind it waited with it): unanswered, it is checkpoint_failed and the
+// shard retries with backoff; the request itself stays queued in librdkafka, in order, so a later
+// commit of the partition supersedes it. `load` hands back the committed offset the partition was assigned
 // with (or the last one this store committed since) as the position `offset - 1`; no commit, or a
 // commit of 0, is the empty position (the source then starts where the assignment started: the
 // committed offset or `auto.offset.reset`).
@@ -39,8 +43,10 @@ namespace shardflow {
 /// The group's committed offsets as a checkpoint store; see the file comment.
 class kafka_offset_store final : public checkpoint_store {
 public:
-  /// Commits through `consumer` (which must outlive the store or be `detach`ed first).
-  explicit kafka_offset_store(RdKafka::KafkaConsumer* consumer);
+  /// Commits through `consumer` (which must outlive the store or be `detach`ed first), each commit
+  /// waiting at most `commit_timeout` for its answer.
+  explicit kafka_offset_store(RdKafka::KafkaConsumer* consumer,
+                              std::chrono::milliseconds commit_timeout = std::chrono::seconds(10));
 
   /// Partition `partition` of `topic` is assigned as shard `id`, with the group's committed offset
   /// (the next record to read), if any.
@@ -56,6 +62,12 @@ public:
 
   /// The consumer is closing: every partition is delisted and the consumer is not used again.
   void detach();
+
+  /// The cluster is gone (the group failed on its connect timeout): every later save is refused as
+  /// stale, naming `why`, so stopping shards end at once instead of retrying commits that cannot
+  /// be answered. What they made durable after the last commit is read again by the partition's
+  /// next owner (at-least-once).
+  void abandon(const std::string& why);
 
   /// Returns the offset this store last committed for `id` (or the one it was assigned with).
   std::optional<std::int64_t> committed(const shard_id& id) const;
@@ -79,9 +91,11 @@ private:
 
   mutable std::mutex mtx_;
   RdKafka::KafkaConsumer* consumer_;
+  std::chrono::milliseconds commit_timeout_;
   std::map<shard_id, row> rows_;
   std::uint64_t next_generation_ = 0;
   std::uint64_t commits_ = 0;
+  std::string abandoned_; // why every save is refused; empty: none is
 };
 
 } // namespace shardflow

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -487,11 +488,77 @@ TEST_CASE("a cluster out of reach for longer than the connect timeout ends consu
   auto g = kafka_consumer_group::start(*rt, k, shard_template(seen_factory(out)));
   REQUIRE(all_committed(*g, hw, 60s));
   rd_kafka_mock_broker_set_down(mock.cluster(), 1);
-  REQUIRE(wait_for([&] { return g->finished(); }, 60s));
+  // Bounded by the connect timeout plus a commit timeout per shard at most (the stopping shards'
+  // last checkpoints are refused at once); it took 34-38 s when commits waited for a coordinator
+  // and the stopping shards retried them.
+  REQUIRE(wait_for([&] { return g->finished(); }, 25s));
   INFO(g->failure());
   CHECK(g->failure().find("every broker down") != std::string::npos);
   CHECK(g->failure().find("connect timeout (2.0 s)") != std::string::npos);
   g->stop();
+  rt->shutdown();
+}
+
+namespace {
+
+/// Holds every record's token until `open` (then heartbeats and flushes return them); counts adds.
+struct holding {
+  std::atomic<bool> open{false};
+  std::atomic<int> added{0};
+};
+
+class holding_flusher final : public flusher {
+public:
+  explicit holding_flusher(std::shared_ptr<holding> h) : h_(std::move(h)) {
+  }
+  add_result add(const stream_record&, flush_token token) override {
+    pending_.push_back(token);
+    ++h_->added;
+    return add_result::added;
+  }
+  std::vector<flush_token> flush(flush_mode mode) override {
+    if (mode == flush_mode::full || h_->open.load())
+      return std::exchange(pending_, {});
+    return {};
+  }
+  std::vector<flush_token> heartbeat() override {
+    return flush(flush_mode::partial);
+  }
+
+private:
+  std::shared_ptr<holding> h_;
+  std::vector<flush_token> pending_;
+};
+
+} // namespace
+
+// With every broker down and checkpoints left to commit, the group fails on its connect timeout
+// and stops within bounds: a commit waits at most commit_timeout, and once the cluster is given up
+// the stopping shards' last checkpoints are refused (stale) instead of retried.
+TEST_CASE("a cluster gone while checkpoints wait to be committed: the group fails and stops") {
+  mock_kafka mock{1};
+  mock.create_topic("events", 4);
+  mock.produce("events", 0, 400);
+  threaded_system ts;
+  auto rt = make_runtime(ts.sys);
+  auto h = std::make_shared<holding>();
+  auto k = source(mock, "g-uncommitted");
+  k.connect_timeout = 2s;
+  k.commit_timeout = 2s;
+  k.probe_interval = 200ms;
+  auto g = kafka_consumer_group::start(
+    *rt, k, shard_template([h](const shard_id&) { return std::make_unique<holding_flusher>(h); }));
+  REQUIRE(wait_for([&] { return h->added.load() == 400; }, 60s)); // consumed, nothing durable
+  rd_kafka_mock_broker_set_down(mock.cluster(), 1);
+  h->open = true; // durable now: checkpoints to commit, to a cluster that is gone
+  // Bounded by the connect timeout plus a commit timeout per shard at most (the stopping shards'
+  // last checkpoints are refused at once); it took 34-38 s when commits waited for a coordinator
+  // and the stopping shards retried them.
+  REQUIRE(wait_for([&] { return g->finished(); }, 25s));
+  INFO(g->failure());
+  CHECK(g->failure().find("every broker down") != std::string::npos);
+  auto stopped = std::async(std::launch::async, [&] { g->stop(); });
+  REQUIRE(stopped.wait_for(60s) == std::future_status::ready);
   rt->shutdown();
 }
 
