@@ -390,7 +390,8 @@ conformance_report check_flusher_contract(const flusher_factory& make,
     return report;
   }
   using scenario = void (*)(const flusher_factory&, const conformance_config&, conformance_report&);
-  for (scenario run : {run_empty, run_stream, run_runs, run_single, run_large, run_restart, run_two_shards}) {
+  for (scenario run :
+       {run_empty, run_stream, run_runs, run_single, run_large, run_restart, run_two_shards}) {
     if (run == run_large && cfg.large_record_bytes == 0)
       continue;
     run(make, cfg, report);

@@ -8,9 +8,9 @@
 // Data that is valid UTF-8 is written as the JSON string "d" (control characters, quotes and
 // backslashes are escaped); any other data (binary Kinesis records) as its standard padded base64 in
 // "b", so every line is valid UTF-8 JSON; likewise a partition key that is not UTF-8 (a KPL user
-// record's key is any bytes) goes as "kb" instead of "k". A record's attributes (Kafka headers), when
-// it has any, go in order as "h", each key as "k" or "kb" and each value as "v" or "vb" by the same
-// rule. Parsing validates the whole line (JSON syntax and UTF-8, unknown fields included, nothing
+// record's key is any bytes) goes as "kb" instead of "k". A record's attributes (Kafka headers),
+// when it has any, go in order as "h", each key as "k" or "kb" and each value as "v" or "vb" by the
+// same rule. Parsing validates the whole line (JSON syntax and UTF-8, unknown fields included, nothing
 // after the object), accepts the fields in any order, ignores unknown ones, takes exactly one of "k"
 // and "kb" and one of "d" and "b" (and per attribute one key and one value), and says what is wrong
 // with a line that is not a record.

@@ -104,7 +104,8 @@ RdKafka::ErrorCode commit_within(RdKafka::KafkaConsumer& consumer, const std::st
     return RdKafka::ERR__TIMED_OUT;
   err = rd_kafka_event_error(answer.get());
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-    if (const auto* parts = rd_kafka_event_topic_partition_list(answer.get()); parts && parts->cnt > 0)
+    if (const auto* parts = rd_kafka_event_topic_partition_list(answer.get());
+        parts && parts->cnt > 0)
       err = parts->elems[0].err;
   return static_cast<RdKafka::ErrorCode>(err);
 }

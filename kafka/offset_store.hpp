@@ -4,13 +4,13 @@
 // A shard's checkpoint at offset `o` commits `o + 1` for its partition (Kafka's committed offset is
 // the next record to read), with explicit offsets, and `save` returns only once the group
 // coordinator accepted it. A commit waits at most `commit_timeout` for the coordinator's answer
-// (librdkafka's commitSync waits for a coordinator for ever when every broker is down, and the sink,
-// the revoke and the close behind it waited with it): unanswered, it is checkpoint_failed and the
-// shard retries with backoff; the request itself stays queued in librdkafka, in order, so a later
-// commit of the partition supersedes it. `load` hands back the committed offset the partition was assigned
-// with (or the last one this store committed since) as the position `offset - 1`; no commit, or a
-// commit of 0, is the empty position (the source then starts where the assignment started: the
-// committed offset or `auto.offset.reset`).
+// (librdkafka's commitSync waits for a coordinator while every broker is down, and the sink, the
+// revoke and the close behind it waited with it): unanswered, it is checkpoint_failed and the shard
+// retries with backoff; the request itself stays queued in librdkafka, in order, so a later commit
+// of the partition supersedes it. `load` hands back the committed offset the partition was
+// assigned with (or the last one this store committed since) as the position `offset - 1`; no
+// commit, or a commit of 0, is the empty position (the source then starts where the assignment
+// started: the committed offset or `auto.offset.reset`).
 //
 // Fencing: a partition is enlisted when the group assigns it and delisted when it is revoked or
 // lost; a save for a partition not enlisted, or from an incarnation loaded before the current

@@ -109,15 +109,17 @@ shard_group_config shard_template(flusher_factory make) {
   return g;
 }
 
-/// A sink slower than Kafka: holds up to 100 records, and a full flush (what the processor does
-/// when the batch is full) blocks its detached shard until the gate opens (30 s at most).
+/// A sink slower than Kafka: holds up to `capacity` records while the gate is closed, and a full
+/// flush (what the processor does when the batch is full) blocks its detached shard until the gate
+/// opens (30 s at most).
 class gated_flusher final : public flusher {
 public:
-  explicit gated_flusher(std::shared_ptr<std::atomic<bool>> open) : open_(std::move(open)) {
+  explicit gated_flusher(std::shared_ptr<std::atomic<bool>> open, std::size_t capacity = 100)
+    : open_(std::move(open)), capacity_(capacity) {
   }
 
   add_result add(const stream_record&, flush_token token) override {
-    if (pending_.size() >= 100 && !open_->load())
+    if (pending_.size() >= capacity_ && !open_->load())
       return add_result::full;
     pending_.push_back(token);
     return add_result::added;
@@ -137,6 +139,7 @@ public:
 
 private:
   std::shared_ptr<std::atomic<bool>> open_;
+  std::size_t capacity_;
   std::vector<flush_token> pending_;
 };
 
@@ -499,39 +502,6 @@ TEST_CASE("a cluster out of reach for longer than the connect timeout ends consu
   rt->shutdown();
 }
 
-namespace {
-
-/// Holds every record's token until `open` (then heartbeats and flushes return them); counts adds.
-struct holding {
-  std::atomic<bool> open{false};
-  std::atomic<int> added{0};
-};
-
-class holding_flusher final : public flusher {
-public:
-  explicit holding_flusher(std::shared_ptr<holding> h) : h_(std::move(h)) {
-  }
-  add_result add(const stream_record&, flush_token token) override {
-    pending_.push_back(token);
-    ++h_->added;
-    return add_result::added;
-  }
-  std::vector<flush_token> flush(flush_mode mode) override {
-    if (mode == flush_mode::full || h_->open.load())
-      return std::exchange(pending_, {});
-    return {};
-  }
-  std::vector<flush_token> heartbeat() override {
-    return flush(flush_mode::partial);
-  }
-
-private:
-  std::shared_ptr<holding> h_;
-  std::vector<flush_token> pending_;
-};
-
-} // namespace
-
 // With every broker down and checkpoints left to commit, the group fails on its connect timeout
 // and stops within bounds: a commit waits at most commit_timeout, and once the cluster is given up
 // the stopping shards' last checkpoints are refused (stale) instead of retried.
@@ -541,16 +511,25 @@ TEST_CASE("a cluster gone while checkpoints wait to be committed: the group fail
   mock.produce("events", 0, 400);
   threaded_system ts;
   auto rt = make_runtime(ts.sys);
-  auto h = std::make_shared<holding>();
+  auto open = std::make_shared<std::atomic<bool>>(false);
   auto k = source(mock, "g-uncommitted");
   k.connect_timeout = 2s;
   k.commit_timeout = 2s;
   k.probe_interval = 200ms;
   auto g = kafka_consumer_group::start(
-    *rt, k, shard_template([h](const shard_id&) { return std::make_unique<holding_flusher>(h); }));
-  REQUIRE(wait_for([&] { return h->added.load() == 400; }, 60s)); // consumed, nothing durable
+    *rt, k,
+    shard_template([open](const shard_id&) { return std::make_unique<gated_flusher>(open, 1000); }));
+  REQUIRE(wait_for(
+    [&] {
+      std::uint64_t n = 0;
+      for (const auto& id : rt->shards())
+        if (auto m = rt->meters(id))
+          n += m->records_received.load();
+      return n == 400;
+    },
+    60s)); // consumed, nothing durable
   rd_kafka_mock_broker_set_down(mock.cluster(), 1);
-  h->open = true; // durable now: checkpoints to commit, to a cluster that is gone
+  *open = true; // durable now: checkpoints to commit, to a cluster that is gone
   // Bounded by the connect timeout plus a commit timeout per shard at most (the stopping shards'
   // last checkpoints are refused at once); it took 34-38 s when commits waited for a coordinator
   // and the stopping shards retried them.
