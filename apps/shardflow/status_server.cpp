@@ -1,6 +1,11 @@
 #include "apps/shardflow/status_server.hpp"
 
+#include <cerrno>
+#include <cstring>
+#include <string>
 #include <utility>
+
+#include <sys/socket.h>
 
 #include <fmt/format.h>
 #include <httplib.h>
@@ -44,9 +49,17 @@ status_server::status_server(const listen_address& at, std::function<std::string
     res.status = r.ready ? 200 : 503;
     res.set_content(r.why + "\n", "text/plain");
   });
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second process (another
+  // run with the same --metrics) bound the same port and took every other scrape.
+  http_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  errno = 0;
   if (!http_->bind_to_port(at.host, at.port))
-    throw error{errc::io_failed,
-                fmt::format("--metrics: cannot listen on {}:{}", at.host, at.port)};
+    throw error{errc::io_failed, fmt::format("--metrics: cannot listen on {}:{}{}", at.host,
+                                             at.port, errno ? ": " + std::string{std::strerror(errno)}
+                                                            : std::string{})};
   thread_ = std::thread{[this] { http_->listen_after_bind(); }};
 }
 

@@ -14,9 +14,12 @@ json_field() { # json-file python-expression-on-d
 }
 
 # -- a taken --metrics port fails at once: nothing processed, nothing checkpointed ------------------
+# The holder sets SO_REUSEPORT, as another shardflow's status server did: a listener with it let a
+# second one bind the same port (both ran, each answering every other scrape).
 "$SHARDFLOW" generate "$WORK/p" --shards 2 --records 2000 2> /dev/null
 python3 -c 'import socket,time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(("127.0.0.1", 0)); s.listen(1)
 print(s.getsockname()[1], flush=True); time.sleep(120)' > "$WORK/port" &
 holder=$!
 wait_for test -s "$WORK/port"
@@ -29,7 +32,8 @@ set -e
 kill "$holder" 2> /dev/null || true
 wait "$holder" 2> /dev/null || true
 check "a taken --metrics port fails the run (exit 1)" test $rc -eq 1
-check "... naming the address" grep -q -- "--metrics: cannot listen on 127.0.0.1:$taken" "$WORK/perr"
+check "... naming the address and why" \
+  grep -q -- "--metrics: cannot listen on 127.0.0.1:$taken: Address already in use" "$WORK/perr"
 check "... before any shard ran: no record written" \
   test "$(cat "$WORK"/pout/*.ndjson 2> /dev/null | wc -l)" -eq 0
 check "... and nothing checkpointed" \
