@@ -660,7 +660,10 @@ void add_job_options(CLI::App* cmd, job_options* opts) {
                "after a signal, stop at once (exit 130) if the graceful stop takes longer (0: "
                "no limit)")
     ->capture_default_str();
-  cmd->add_option("--threads", opts->threads, "CAF worker threads (default: the cores)")
+  cmd
+    ->add_option("--threads", opts->threads,
+                 "CAF worker threads (default: twice the cores, at least 8: a shard blocked in a "
+                 "flush holds its thread)")
     ->check(CLI::Range(1, 1024))
     ->capture_default_str();
 }
