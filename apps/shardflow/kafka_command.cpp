@@ -3,8 +3,10 @@
 #include "apps/shardflow/kafka_command.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -24,6 +26,7 @@
 #include "apps/shardflow/options.hpp"
 #include "apps/shardflow/partition_key.hpp"
 #include "apps/shardflow/signals.hpp"
+#include "apps/shardflow/stream_commands.hpp"
 #include <shardflow/actors/messages.hpp>
 #include <shardflow/actors/runtime.hpp>
 #include <shardflow/core/error.hpp>
@@ -276,12 +279,15 @@ namespace {
 int kafka_put(const kafka_put_config& cfg) {
   std::size_t n = 0;
   if (cfg.files.empty()) {
+    check_input("-");
     n = kafka_put_lines(cfg, std::cin, "stdin");
   } else {
+    for (const auto& f : cfg.files)
+      check_input(f); // every input before the first record is produced
     for (const auto& f : cfg.files) {
       std::ifstream in{f};
       if (!in)
-        throw error{errc::io_failed, fmt::format("cannot read {}", f)};
+        throw error{errc::io_failed, fmt::format("cannot read {}: {}", f, std::strerror(errno))};
       n += kafka_put_lines(cfg, in, f);
     }
   }

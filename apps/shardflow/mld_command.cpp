@@ -23,6 +23,7 @@
 #include "apps/shardflow/partition_key.hpp"
 #include "apps/shardflow/signals.hpp"
 #include "apps/shardflow/status_server.hpp"
+#include "apps/shardflow/stream_commands.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/flushers/base64.hpp>
 #include <shardflow/kcl/kpl.hpp>
@@ -229,6 +230,7 @@ int run_kpl_agg(const kpl_agg_options& o) {
     ++aggregates;
   };
   std::uint64_t number = 0;
+  check_input("-");
   while (std::getline(std::cin, line)) {
     ++number;
     if (!line.empty() && line.back() == '\r')

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <simdjson.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "apps/shardflow/cli_log.hpp"
@@ -293,6 +294,19 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--seed", cfg->seed, "random seed")->capture_default_str();
   cmd->callback(
     [cfg, &exit_code] { exit_code = guarded("generate", [&] { return run_generate(*cfg); }); });
+}
+
+void check_input(const std::string& path) {
+  const bool stdin_input = path.empty() || path == "-";
+  const auto name = stdin_input ? std::string{"<stdin>"} : path;
+  struct stat st {};
+  if ((stdin_input ? ::fstat(STDIN_FILENO, &st) : ::stat(path.c_str(), &st)) != 0)
+    throw error{errno == ENOENT ? errc::bad_input : errc::io_failed,
+                fmt::format("cannot read {}: {}", name, std::strerror(errno))};
+  if (S_ISDIR(st.st_mode))
+    throw error{errc::io_failed, fmt::format("cannot read {}: {}", name, std::strerror(EISDIR))};
+  if (!stdin_input && ::access(path.c_str(), R_OK) != 0)
+    throw error{errc::io_failed, fmt::format("cannot read {}: {}", name, std::strerror(errno))};
 }
 
 } // namespace shardflow::cli

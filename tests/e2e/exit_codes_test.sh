@@ -52,5 +52,18 @@ kill -CONT $pid
 wait $pid; rc=$?
 check "a second signal stops mld-server at once (130)" test $rc -eq 130
 check "... saying so" grep -q "shardflow mld-server: stopping at once" "$WORK/server.err"
+
+# Inputs that are not files: an istream reads a directory as empty, and kafka put and kpl-agg then
+# exited 0 having read nothing. Checked before anything is produced (the broker is never reached).
+"$SHARDFLOW" kafka put --brokers 127.0.0.1:1 --topic t "$WORK" 2> "$WORK/kdir.err"; rc=$?
+check "kafka put of a directory exits 1" test $rc -eq 1
+check "... naming it" grep -q "cannot read $WORK: Is a directory" "$WORK/kdir.err"
+"$SHARDFLOW" kafka put --brokers 127.0.0.1:1 --topic t "$WORK/input.ndjson" "$WORK/nope" \
+  2> "$WORK/knope.err"; rc=$?
+check "kafka put of a missing file exits 3, before the files before it are produced" test $rc -eq 3
+check "... naming it" grep -q "cannot read $WORK/nope: No such file or directory" "$WORK/knope.err"
+"$SHARDFLOW" kpl-agg < "$WORK" > /dev/null 2> "$WORK/agg.err"; rc=$?
+check "kpl-agg with a directory on stdin exits 1" test $rc -eq 1
+check "... saying so" grep -q "cannot read <stdin>: Is a directory" "$WORK/agg.err"
 set -e
 finish
