@@ -154,6 +154,16 @@ int kafka_run(const kafka_run_config& cfg, const std::function<bool()>& stop) {
   auto spec = parse_flusher(cfg.flusher);
   if (!spec)
     usage("--flusher: " + spec.error());
+  if (cfg.json == "-" && spec->name == "stdout")
+    usage("--json -: the records are on stdout (--flusher stdout), so the JSON summary cannot be; "
+          "write it to a file with --json FILE");
+  if (!cfg.json.empty() && cfg.json != "-") { // a job must not learn at its end that it cannot
+    auto* f = std::fopen(cfg.json.c_str(), "w");
+    if (f == nullptr)
+      throw error{errc::io_failed, fmt::format("cannot write the JSON summary to {}: {}", cfg.json,
+                                               std::strerror(errno))};
+    std::fclose(f);
+  }
   flusher_settings fs;
   fs.batch_records = cfg.batch_size;
   fs.kafka_properties = props;

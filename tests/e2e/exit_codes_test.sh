@@ -65,5 +65,14 @@ check "... naming it" grep -q "cannot read $WORK/nope: No such file or directory
 "$SHARDFLOW" kpl-agg < "$WORK" > /dev/null 2> "$WORK/agg.err"; rc=$?
 check "kpl-agg with a directory on stdin exits 1" test $rc -eq 1
 check "... saying so" grep -q "cannot read <stdin>: Is a directory" "$WORK/agg.err"
+
+# kafka run checks where its JSON summary goes before it starts (it found out at its end).
+k=(kafka run --brokers 127.0.0.1:1 --topic t --group g --connect-timeout 30s)
+timeout 20 "$SHARDFLOW" "${k[@]}" --flusher stdout --json - > /dev/null 2> "$WORK/kj.err"; rc=$?
+check "kafka run --flusher stdout --json - is a usage error (2)" test $rc -eq 2
+check "... saying why" grep -q "the records are on stdout" "$WORK/kj.err"
+timeout 20 "$SHARDFLOW" "${k[@]}" --flusher null --json "$WORK/nope/s.json" 2> "$WORK/kj2.err"; rc=$?
+check "kafka run --json into a missing directory fails at once (1)" test $rc -eq 1
+check "... naming the file" grep -q "cannot write the JSON summary to $WORK/nope/s.json" "$WORK/kj2.err"
 set -e
 finish
