@@ -75,6 +75,7 @@ using delete_child_atom = caf::atom_constant<caf::atom("deletechld")>;
 using which_children_atom = caf::atom_constant<caf::atom("whichchild")>;
 using count_children_atom = caf::atom_constant<caf::atom("countchld")>;
 using restart_tick_atom = caf::atom_constant<caf::atom("restarttk")>;
+using start_deadline_atom = caf::atom_constant<caf::atom("startdl")>;
 using try_again_atom = caf::atom_constant<caf::atom("tryagain")>;
 using shutdown_timeout_atom = caf::atom_constant<caf::atom("shuttmo")>;
 using reset_backoff_atom = caf::atom_constant<caf::atom("resetbo")>;

@@ -3,8 +3,16 @@
 // plan's actions (spawn, monitor, exit, delayed send, reply, quit). While the plan is not idle the
 // actor runs a busy behavior on top of the idle one (become(keep_behavior, ...) / unbecome()) with a
 // skipping default handler, so management requests wait in the mailbox.
+//
+// Memory and start-up of many small supervisors (10,000 shard groups under a root): a nested
+// supervisor's flags and specs are made once (supervisor_def) and shared by its parent's child spec
+// and each of its incarnations; the start handshakes are requests without a CAF timeout, under one
+// start timer per supervisor for the oldest outstanding handshake (re-armed for the next one when
+// it fires): CAF 0.17 never cancels a request timeout, so each handshake kept a clock entry for the
+// whole start_timeout after its answer and woke the clock thread once more per child.
 #include <shardflow/actors/supervisor.hpp>
 
+#include <memory>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -19,9 +27,30 @@ namespace {
 
 // -- state -----------------------------------------------------------------------------------------
 
-// What the plan does not hold about a child: its spec, arguments and current actor.
+// A supervisor's flags and static child specs (the template under simple_one_for_one), made once
+// and shared by every incarnation and by the parent's child spec that starts it: a nested
+// supervisor (a shard group) held its specs twice before, in its parent's start function and in
+// its own state, start functions and all.
+struct supervisor_def {
+  supervisor_flags flags;
+  std::vector<child_spec> specs;
+  caf::error invalid; // validate()'s verdict
+};
+
+using def_ptr = std::shared_ptr<const supervisor_def>;
+
+def_ptr make_def(supervisor_flags flags, std::vector<child_spec> specs) {
+  auto def = std::make_shared<supervisor_def>();
+  def->invalid = validate(flags, specs);
+  def->flags = std::move(flags);
+  def->specs = std::move(specs);
+  return def;
+}
+
+// What the plan does not hold about a child: its spec (a static one points into the
+// supervisor_def), arguments and current actor.
 struct child_side {
-  child_spec spec;
+  std::shared_ptr<const child_spec> spec;
   caf::message args;
   caf::actor hdl;
 };
@@ -31,21 +60,34 @@ struct pending_reply {
   bool wants_actor = false; // start / restart answer with the child's handle, the others with ok
 };
 
+// A start handshake not answered yet, and when it times out. Every handshake of a supervisor has
+// the same timeout, so the deadlines come in the order the handshakes were sent.
+struct handshake_deadline {
+  caf::actor_clock::time_point at;
+  std::uint64_t key;
+  std::uint64_t gen;
+};
+
 struct supervisor_state {
   static inline const char* name = "shardflow.supervisor";
 
-  supervisor_flags flags;
+  def_ptr def;
   supervisor_plan plan;
   std::unordered_map<std::uint64_t, child_side> side;
   // The child key and generation each monitored actor was started as (gone when its down arrives).
   std::unordered_map<caf::actor_id, std::pair<std::uint64_t, std::uint64_t>> by_actor;
-  child_spec template_spec; // simple_one_for_one
+  std::shared_ptr<const child_spec> template_spec; // simple_one_for_one
   std::unordered_map<std::uint64_t, pending_reply> replies;
   std::uint64_t next_token = 0;
   std::vector<caf::response_promise> start_waiters;
   caf::error requested; // the exit reason given by the parent or host
   caf::actor_addr parent;
   bool busy = false; // the busy behavior is on top
+  // The handshakes outstanding, oldest first, under ONE timer for the oldest (armed): a request
+  // timeout each was a clock entry per child (CAF 0.17 never cancels them), kept for the whole
+  // start_timeout after the answer, and a wake-up of the clock thread per start.
+  fifo<handshake_deadline> deadlines;
+  bool deadline_armed = false;
 };
 
 using sup_ptr = caf::stateful_actor<supervisor_state>*;
@@ -117,7 +159,7 @@ void do_spawn(sup_ptr self, const plan_action& a) {
                     }};
   caf::expected<caf::actor> res{caf::actor{}};
   try {
-    res = c.spec.start(ctx);
+    res = c.spec->start(ctx);
   } catch (const std::exception& e) {
     res = make_error(errc::start_failed, e.what());
   }
@@ -134,15 +176,60 @@ void do_spawn(sup_ptr self, const plan_action& a) {
   c.hdl = *res;
   self->monitor(c.hdl);
   st.by_actor[c.hdl.id()] = {a.key, a.gen};
-  st.plan.spawned(a.key, c.spec.handshake);
+  st.plan.spawned(a.key, c.spec->handshake);
+}
+
+// Whether handshake `d` still waits for its answer.
+bool outstanding(sup_ptr self, const handshake_deadline& d) {
+  auto* c = self->state.plan.find_key(d.key);
+  return c != nullptr && c->gen == d.gen && c->phase == child_phase::starting;
+}
+
+void arm_deadline(sup_ptr self) {
+  auto& st = self->state;
+  while (!st.deadlines.empty() && !outstanding(self, st.deadlines.front()))
+    st.deadlines.pop_front();
+  if (st.deadlines.empty()) {
+    st.deadlines.release();
+    return;
+  }
+  if (st.deadline_armed)
+    return;
+  st.deadline_armed = true;
+  const auto now = self->clock().now();
+  const auto at = st.deadlines.front().at;
+  self->delayed_send(self, at > now ? at - now : caf::actor_clock::duration_type{0},
+                     start_deadline_atom::value);
+}
+
+// The oldest handshake's deadline came: every handshake past its deadline fails, as a request
+// timeout did (the child is stopped by the plan; a late answer finds it no longer starting).
+void on_deadline(sup_ptr self) {
+  auto& st = self->state;
+  st.deadline_armed = false;
+  const auto now = self->clock().now();
+  while (!st.deadlines.empty() && st.deadlines.front().at <= now) {
+    const auto d = st.deadlines.front();
+    st.deadlines.pop_front();
+    if (!outstanding(self, d))
+      continue;
+    auto why = describe(self, caf::make_error(caf::sec::request_timeout));
+    event(self, [&](supervisor_plan& p) { p.handshake_failed(d.key, d.gen, why); });
+  }
+  arm_deadline(self);
 }
 
 void do_handshake(sup_ptr self, const plan_action& a) {
   const auto key = a.key;
   const auto gen = a.gen;
-  self->request(self->state.side[key].hdl, self->state.flags.start_timeout, start_atom::value)
-    .then([self, key, gen](
-            caf::ok_atom) { event(self, [&](supervisor_plan& p) { p.handshake_ok(key, gen); }); },
+  auto& st = self->state;
+  st.deadlines.push_back({self->clock().now() + st.def->flags.start_timeout, key, gen});
+  arm_deadline(self);
+  self->request(st.side[key].hdl, caf::infinite, start_atom::value)
+    .then([self, key, gen](caf::ok_atom) {
+            event(self, [&](supervisor_plan& p) { p.handshake_ok(key, gen); });
+            arm_deadline(self); // drops the answered ones at the front
+          },
           [self, key, gen](caf::error& err) {
             if (err == caf::sec::request_receiver_down)
               return; // it is gone: its down message says whether it failed or ended
@@ -237,8 +324,8 @@ void execute(sup_ptr self, const plan_action& a) {
       st.start_waiters.clear();
       return;
     case plan_action::kind::report:
-      if (st.flags.report)
-        st.flags.report(a.text);
+      if (st.def->flags.report)
+        st.def->flags.report(a.text);
       return;
     case plan_action::kind::quit:
       return do_quit(self, a);
@@ -299,7 +386,7 @@ std::uint64_t expect_reply(sup_ptr self, caf::response_promise rp, bool wants_ac
 }
 
 bool simple(sup_ptr self) {
-  return self->state.flags.how == strategy::simple_one_for_one;
+  return self->state.def->flags.how == strategy::simple_one_for_one;
 }
 
 auto on_start(sup_ptr self) {
@@ -321,7 +408,7 @@ auto on_which_children(sup_ptr self) {
     for (auto i = xs.rbegin(); i != xs.rend(); ++i) {
       child_info info;
       info.id = i->spec.id;
-      info.kind = st.side[i->key].spec.kind;
+      info.kind = st.side[i->key].spec->kind;
       if (i->alive && i->phase != child_phase::starting) {
         info.handle = st.side[i->key].hdl;
         info.status = child_status::running;
@@ -342,7 +429,7 @@ auto on_count_children(sup_ptr self) {
       ++result.specs;
       if (c.alive && c.phase != child_phase::restarting)
         ++result.active;
-      if (st.side[c.key].spec.kind == child_kind::supervisor)
+      if (st.side[c.key].spec->kind == child_kind::supervisor)
         ++result.supervisors;
       else
         ++result.workers;
@@ -360,7 +447,8 @@ auto on_timer(sup_ptr self) {
 }
 
 caf::behavior busy_behavior(sup_ptr self) {
-  return {on_start(self), on_which_children(self), on_count_children(self), on_timer(self)};
+  return {on_start(self), on_which_children(self), on_count_children(self), on_timer(self),
+          [self](start_deadline_atom) { on_deadline(self); }};
 }
 
 auto on_start_child(sup_ptr self) {
@@ -374,7 +462,7 @@ auto on_start_child(sup_ptr self) {
     if (auto* c = st.plan.find_id(spec.id))
       return c->alive ? make_error(errc::already_started, spec.id)
                       : make_error(errc::already_present, spec.id);
-    if (st.flags.shutdown_mode == auto_shutdown::never && spec.significant)
+    if (st.def->flags.shutdown_mode == auto_shutdown::never && spec.significant)
       return make_error(errc::bad_child_spec,
                         fmt::format("child {} is significant but auto_shutdown is never "
                                     "(bad_combination)",
@@ -383,7 +471,8 @@ auto on_start_child(sup_ptr self) {
     const auto token = expect_reply(self, rp, true);
     event(self, [&](supervisor_plan& p) {
       auto key = p.start_child(to_plan(spec), token);
-      st.side[key] = child_side{std::move(spec), caf::message{}, caf::actor{}};
+      st.side[key] = child_side{std::make_shared<const child_spec>(std::move(spec)),
+                                caf::message{}, caf::actor{}};
     });
     return rp;
   };
@@ -451,6 +540,7 @@ auto on_delete_child(sup_ptr self) {
 caf::behavior idle_behavior(sup_ptr self) {
   return {on_start(self),           on_which_children(self),
           on_count_children(self),  on_timer(self),
+          [self](start_deadline_atom) { on_deadline(self); },
           on_start_child(self),     on_start_simple_child(self),
           on_terminate_child(self), on_terminate_simple_child(self),
           on_restart_child(self),   on_delete_child(self)};
@@ -473,10 +563,10 @@ void on_down(sup_ptr self, caf::down_msg& msg) {
   event(self, [&](supervisor_plan& p) { p.down(key, gen, std::move(how)); });
 }
 
-void supervisor_impl(sup_ptr self, supervisor_flags flags, std::vector<child_spec> specs,
-                     caf::actor parent) {
+void supervisor_impl(sup_ptr self, def_ptr def, caf::actor parent) {
   auto& st = self->state;
-  st.flags = flags;
+  st.def = std::move(def);
+  const auto& flags = st.def->flags;
   st.plan = supervisor_plan{supervisor_plan_config{flags.how, flags.intensity, flags.period,
                                                    flags.shutdown_mode, flags.seed,
                                                    flags.parallel_start, flags.start_window}};
@@ -493,12 +583,13 @@ void supervisor_impl(sup_ptr self, supervisor_flags flags, std::vector<child_spe
     event(self, [](supervisor_plan& p) { p.shutdown(); });
   });
   if (flags.how == strategy::simple_one_for_one) {
-    st.template_spec = std::move(specs.front());
-    st.plan.set_template(to_plan(st.template_spec));
+    st.template_spec = std::shared_ptr<const child_spec>(st.def, &st.def->specs.front());
+    st.plan.set_template(to_plan(*st.template_spec));
   } else {
-    for (auto& spec : specs) {
+    for (const auto& spec : st.def->specs) {
       auto key = st.plan.add_static(to_plan(spec));
-      st.side[key] = child_side{std::move(spec), caf::message{}, caf::actor{}};
+      st.side[key] = child_side{std::shared_ptr<const child_spec>(st.def, &spec), caf::message{},
+                                caf::actor{}};
     }
   }
   self->become(idle_behavior(self));
@@ -539,9 +630,10 @@ caf::error validate(const supervisor_flags& flags, const std::vector<child_spec>
 
 caf::expected<caf::actor> spawn_supervisor(caf::actor_system& sys, supervisor_flags flags,
                                            std::vector<child_spec> specs) {
-  if (auto err = validate(flags, specs))
-    return err;
-  return sys.spawn(supervisor_impl, std::move(flags), std::move(specs), caf::actor{});
+  auto def = make_def(std::move(flags), std::move(specs));
+  if (def->invalid)
+    return def->invalid;
+  return sys.spawn(supervisor_impl, std::move(def), caf::actor{});
 }
 
 child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> specs,
@@ -551,10 +643,11 @@ child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<
   result.restart = restart;
   result.kind = child_kind::supervisor;
   result.significant = significant;
-  result.start = [flags, specs](start_context& ctx) -> caf::expected<caf::actor> {
-    if (auto err = validate(flags, specs))
-      return err;
-    return ctx.self->spawn(supervisor_impl, flags, specs, caf::actor{ctx.self});
+  result.start = [def = make_def(std::move(flags), std::move(specs))](
+                   start_context& ctx) -> caf::expected<caf::actor> {
+    if (def->invalid)
+      return def->invalid;
+    return ctx.self->spawn(supervisor_impl, def, caf::actor{ctx.self});
   };
   return result;
 }

@@ -17,6 +17,7 @@ using shardflow::testing::deterministic_fixture;
 namespace {
 
 using die_atom = caf::atom_constant<caf::atom("die")>;
+using late_atom = caf::atom_constant<caf::atom("late")>;
 
 // What the test workers did, in order, shared with the test.
 struct test_log {
@@ -714,6 +715,71 @@ SCENARIO_METHOD(fixture, "a child that never answers the start handshake fails a
   CHECK_FALSE(is_dead(*sup));
   advance(3s);
   CHECK(is_dead(*sup));
+}
+
+// A child that answers its start handshake `delay` after it was asked.
+child_spec late_worker(std::string id, std::chrono::milliseconds delay,
+                       std::shared_ptr<std::vector<std::string>> answered) {
+  child_spec spec;
+  spec.id = id;
+  spec.start = [id, delay, answered](start_context& ctx) -> caf::expected<caf::actor> {
+    return ctx.self->spawn(
+      [id, delay, answered](caf::event_based_actor* self, int) -> caf::behavior {
+        auto rp = std::make_shared<caf::response_promise>();
+        return {
+          [self, delay, rp](start_atom) {
+            *rp = self->make_response_promise();
+            self->delayed_send(self, delay, late_atom::value);
+            return *rp;
+          },
+          [id, answered, rp](late_atom) {
+            answered->push_back(id);
+            rp->deliver(caf::ok_atom::value);
+          },
+        };
+      },
+      0);
+  };
+  return spec;
+}
+
+SCENARIO_METHOD(fixture, "each start handshake has its own timeout, counted from when it was sent",
+                "[actors][supervisor]") {
+  // One start timer serves all handshakes: a answers at 2 s; b, asked then, has until 5 s, not
+  // until a's deadline at 3 s.
+  auto answered = std::make_shared<std::vector<std::string>>();
+  auto f = flags(strategy::one_for_one);
+  f.start_timeout = 3s;
+  auto sup = spawn_supervisor(sys, f, {late_worker("a", 2000ms, answered),
+                                       late_worker("b", 2500ms, answered),
+                                       late_worker("c", 3500ms, answered)});
+  REQUIRE(sup);
+  run();
+  advance(4500ms); // a at 2 s, b at 4.5 s (deadline 5 s)
+  CHECK(*answered == std::vector<std::string>{"a", "b"});
+  CHECK_FALSE(is_dead(*sup));
+  advance(3s); // c was asked at 4.5 s and answers at 8 s, after its deadline at 7.5 s
+  CHECK(*answered == std::vector<std::string>{"a", "b"});
+  CHECK(is_dead(*sup));
+}
+
+SCENARIO_METHOD(fixture, "an answered parallel start is not failed by the start timer later",
+                "[actors][supervisor]") {
+  auto answered = std::make_shared<std::vector<std::string>>();
+  auto f = flags(strategy::one_for_one);
+  f.start_timeout = 3s;
+  f.parallel_start = true;
+  f.start_window = 2;
+  auto sup = spawn_supervisor(sys, f, {late_worker("a", 1000ms, answered),
+                                       late_worker("b", 2900ms, answered),
+                                       late_worker("c", 2000ms, answered)});
+  REQUIRE(sup);
+  run();
+  advance(3100ms); // a at 1 s, c (asked at 1 s) at 3 s, b at 2.9 s
+  CHECK(*answered == std::vector<std::string>{"a", "b", "c"});
+  advance(10s);
+  CHECK_FALSE(is_dead(*sup));
+  CHECK(child(*sup, "c"));
 }
 
 SCENARIO_METHOD(fixture, "restart backoff doubles the delay and resets after stability",
