@@ -482,18 +482,19 @@ void enlist(front_actor* self, const shard_id& id, earlier_shard x) {
 struct source_failure {
   errc code = errc::none;
   std::string text;
+  std::atomic<bool> seen{false}; // the first error is in (one allocation with the rest)
 };
 
 // Makes the shard's feeder keep what its source threw, so that a failed start reports the source's
 // own error. The first one counts: a later incarnation's does not change a start's answer.
 std::shared_ptr<source_failure> watch_source(shard_group_config& cfg) {
   auto out = std::make_shared<source_failure>();
-  auto flag = std::make_shared<std::atomic<bool>>(false);
   cfg.feeder.on_source_error
-    = [out, flag, next = std::move(cfg.feeder.on_source_error)](const caf::error& why) {
-        if (!flag->exchange(true)) {
+    = [out, next = std::move(cfg.feeder.on_source_error)](const caf::error& why) {
+        if (!out->seen.exchange(true)) {
           const auto code = code_of(why);
-          *out = {code != errc::none ? code : errc::start_failed, text_of(why)};
+          out->code = code != errc::none ? code : errc::start_failed;
+          out->text = text_of(why);
         }
         if (next)
           next(why);

@@ -418,10 +418,13 @@ child_spec shard_group(shard_group_config cfg) {
                    : [log = stderr_log("shardflow"), id = cfg.shard.id](const std::string& what) {
                        log(log_level::warning, group_report_line(id, what));
                      };
-  auto result
-    = supervisor_child(cfg.shard.id, flags, {std::move(feeder_spec), std::move(shard_spec)},
-                       cfg.finite ? restart_type::transient : restart_type::permanent, cfg.finite);
-  return result;
+  std::vector<child_spec> children; // moved, not copied from an initializer list
+  children.reserve(2);
+  children.push_back(std::move(feeder_spec));
+  children.push_back(std::move(shard_spec));
+  return supervisor_child(cfg.shard.id, std::move(flags), std::move(children),
+                          cfg.finite ? restart_type::transient : restart_type::permanent,
+                          cfg.finite);
 }
 
 } // namespace shardflow
