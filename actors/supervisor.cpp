@@ -247,6 +247,10 @@ void do_stop(sup_ptr self, const plan_action& a) {
 }
 
 void do_timer(sup_ptr self, const plan_action& a) {
+  // A backoff reset of a child that has not been restarted resets a count of 0 (the plan asks for
+  // one at every start): every shard group's first start left a delayed message for 10 s.
+  if (a.timer.kind == timer_kind::backoff_reset && a.timer.count == 0)
+    return;
   const auto kind = static_cast<std::uint64_t>(a.timer.kind);
   if (a.delay.count() <= 0)
     self->send(self, restart_tick_atom::value, kind, a.timer.key, a.timer.gen, a.timer.count);
@@ -295,7 +299,7 @@ void do_quit(sup_ptr self, const plan_action& a) {
                                   "the supervisor stopped before its children were up");
   for (auto& rp : st.start_waiters)
     rp.deliver(told);
-  st.start_waiters.clear();
+  st.start_waiters = {}; // frees it: a start is answered once per incarnation
   for (auto& r : st.replies)
     r.second.rp.deliver(make_error(errc::shutting_down, "the supervisor is shutting down"));
   st.replies.clear();
@@ -321,7 +325,7 @@ void execute(sup_ptr self, const plan_action& a) {
     case plan_action::kind::started:
       for (auto& rp : st.start_waiters)
         rp.deliver(caf::ok_atom::value);
-      st.start_waiters.clear();
+      st.start_waiters = {}; // frees it: a start is answered once per incarnation
       return;
     case plan_action::kind::report:
       if (st.def->flags.report)
