@@ -389,6 +389,9 @@ std::string group_report_line(const shard_id& id, const std::string& what) {
 child_spec shard_group(shard_group_config cfg) {
   child_spec feeder_spec;
   feeder_spec.id = feeder_child_id;
+  // A feeder failure (its source, its dead-letter file) restarts the group under the same backoff
+  // as a shard failure: without one, an output that fails for a moment gave up in milliseconds.
+  feeder_spec.backoff = cfg.backoff;
   if (!cfg.feeder.halt)
     cfg.feeder.halt = cfg.shard.halt;
   feeder_spec.start = [source = cfg.source, fcfg = cfg.feeder](start_context& ctx) {

@@ -129,10 +129,11 @@ struct shard_group_config {
   /// the failure).
   int intensity = 10;
   std::chrono::seconds period{10};
-  /// Backoff between restarts of the shard; by default `default_shard_backoff()`: 100 ms doubling
-  /// to 1 s, with 20% jitter. The cap keeps the default intensity meaningful: 10 restarts wait at
-  /// most 0.1 + 0.2 + 0.4 + 0.8 + 6 x 1 = 7.5 s (9 s with jitter), so a shard that always fails
-  /// still gives up within the default 10 s period instead of being retried for ever. A larger
+  /// Backoff between restarts of the shard (and of the group after a feeder failure); by default
+  /// `default_shard_backoff()`: 100 ms doubling to 1 s, with 20% jitter. The cap keeps the default
+  /// intensity meaningful: 10 restarts wait at most 0.1 + 0.2 + 0.4 + 0.8 + 6 x 1 = 7.5 s (9 s with
+  /// jitter), so a shard that always fails still gives up within the default 10 s period instead
+  /// of being retried for ever. A larger
   /// `backoff.max` needs a longer `period` (at least intensity x 1.2 x max). `backoff_spec{}`
   /// restarts at once.
   backoff_spec backoff = default_shard_backoff();

@@ -59,5 +59,18 @@ wait $pid
 rc=$?
 check "stopped on a signal, the run exits 1 (a shard gave up)" test $rc -eq 1
 check "... naming the shard" grep -q "shard shard-00001 gave up" "$WORK/follow.err"
+
+# A feeder that fails (its dead-letter file cannot be opened) restarts its group with the same
+# backoff: three restarts wait at least 100 + 200 + 200 ms (they came 1-2 ms apart before).
+printf '{"k":"a","d":"1"}\nnot json\n' > "$WORK/s/shard-00000.ndjson"
+rm -f "$WORK"/s/checkpoints.db*
+start=$(date +%s%N)
+"$SHARDFLOW" run "$WORK/s" --flusher null --bad-input dead-letter --dead-letter /proc/nope \
+  --intensity 3 --backoff-min 100ms --backoff-max 200ms --progress off 2> "$WORK/dl.err"
+rc=$?
+took=$(( ($(date +%s%N) - start) / 1000000 ))
+check "a feeder that keeps failing makes the run exit 1" test $rc -eq 1
+check "... after its restarts" grep -q "its feeder failed (io_failed): cannot open the dead-letter file" "$WORK/dl.err"
+check "... waited out with backoff ($took ms)" test "$took" -ge 450
 set -e
 finish
