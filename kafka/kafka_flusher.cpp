@@ -138,9 +138,10 @@ std::vector<flush_token> kafka_flusher::flush(flush_mode mode) {
   auto result = collect();
   if (err != RdKafka::ERR_NO_ERROR || outstanding_ > 0)
     throw error{errc::io_failed,
-                fmt::format("kafka flusher of shard {}: {} records to {} not delivered within {} "
+                fmt::format("kafka flusher of shard {}: {} record{} to {} not delivered within {} "
                             "ms: {}",
-                            id_, outstanding_, cfg_.topic, cfg_.flush_timeout.count(),
+                            id_, outstanding_, outstanding_ == 1 ? "" : "s", cfg_.topic,
+                            cfg_.flush_timeout.count(),
                             RdKafka::err2str(err))};
   return result;
 }

@@ -35,7 +35,7 @@ constexpr const char* exit_code_help
   = "Exit codes: 0 done (or stopped gracefully); 1 the job failed (a shard gave up, a read or "
     "write failed: a full disk, permissions); 2 bad command line; 3 bad input (a malformed "
     "record, a missing stream or input file); 4 another process owns a shard; 130 stopped at once "
-    "by a second signal.";
+    "by a second signal; 141 (SIGPIPE) the reader of --flusher stdout closed the pipe.";
 
 /// Returns the exit code for a failure with `code`: 0 for none, `exit_bad_input` for the input
 /// group, `exit_owned` for errc::shard_owned, `exit_failed` for everything else (I/O failures included: a full disk is not bad input).
