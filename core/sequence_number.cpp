@@ -83,25 +83,35 @@ sequence_base sequence_base::parse(std::string_view text) {
                 fmt::format("invalid sequence number \"{}\": {} digits, at most {} are allowed",
                             excerpt(text), text.size(), max_digits)};
   const auto n = text.size();
-  // Eight characters at a time: a byte is a digit iff (c - '0') and (c + 0x46) both keep bit 7 clear.
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, text.data() + i, 8);
-    if (((w - 0x3030303030303030ull) | (w + 0x4646464646464646ull)) & 0x8080808080808080ull)
-      break;
-  }
-  for (; i < n; ++i) {
-    const char c = text[i];
-    if (c < '0' || c > '9')
-      throw error{errc::bad_sequence_number,
-                  fmt::format("invalid sequence number \"{}\": character {} is '{}', not a digit",
-                              excerpt(text), i + 1, c)};
-  }
-  // Two digits per byte, right-aligned: the last two characters fill the last byte.
+  // Eight characters at a time from the right: checked (a byte is a digit iff (c - '0') and
+  // (c + 0x46) both keep bit 7 clear) and packed into four bytes of two digits each, right-aligned
+  // (the last two characters fill the last byte).
   sequence_base result;
   auto b = packed_size;
-  i = n;
+  auto i = n;
+  for (; i >= 8; i -= 8, b -= 4) {
+    std::uint64_t w;
+    std::memcpy(&w, text.data() + i - 8, 8);
+    const auto d = w - 0x3030303030303030ull;
+    if ((d | (w + 0x4646464646464646ull)) & 0x8080808080808080ull)
+      break;
+    // Byte 2k of `pairs` is digit 2k << 4 | digit 2k + 1 (little-endian: byte 0 comes first).
+    auto pairs = ((d << 4) | (d >> 8)) & 0x00FF00FF00FF00FFull;
+    pairs = (pairs | (pairs >> 8)) & 0x0000FFFF0000FFFFull;
+    pairs = (pairs | (pairs >> 16)) & 0x00000000FFFFFFFFull;
+    const auto packed = static_cast<std::uint32_t>(pairs);
+    std::memcpy(result.packed_.data() + b - 4, &packed, 4);
+  }
+  for (std::size_t k = 0; k < i; ++k) {
+    const char c = text[k];
+    if (c < '0' || c > '9') {
+      for (k = 0; text[k] >= '0' && text[k] <= '9';) // the first one from the left
+        ++k;
+      throw error{errc::bad_sequence_number,
+                  fmt::format("invalid sequence number \"{}\": character {} is '{}', not a digit",
+                              excerpt(text), k + 1, text[k])};
+    }
+  }
   for (; i >= 2; i -= 2)
     result.packed_[--b]
       = static_cast<std::uint8_t>(((text[i - 2] - '0') << 4) | (text[i - 1] - '0'));
