@@ -164,6 +164,13 @@ __attribute__((target("avx2"))) void compress_avx2(u32x8* state,
                                                    const unsigned char* const* blocks) {
   compress_body(state, blocks);
 }
+
+// The same eight lanes with AVX-512VL: each rotation is one instruction (vprold) instead of two
+// shifts and an or, and each round function one ternary-logic instruction.
+__attribute__((target("avx2,avx512f,avx512vl"))) void
+compress_avx512vl(u32x8* state, const unsigned char* const* blocks) {
+  compress_body(state, blocks);
+}
 #endif
 
 void compress_generic(u32x8* state, const unsigned char* const* blocks) {
@@ -174,6 +181,8 @@ using compress_fn = void (*)(u32x8*, const unsigned char* const*);
 
 compress_fn pick_compress() {
 #if defined(__x86_64__) || defined(__i386__)
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+    return compress_avx512vl;
   if (__builtin_cpu_supports("avx2"))
     return compress_avx2;
 #endif
