@@ -219,6 +219,15 @@ bool read_tag(std::string_view bytes, int depth) noexcept {
 
 // Reads a Record (kpl_agg.proto); its key index and data are required.
 bool read_record(std::string_view bytes, int depth, wire_record& r) noexcept {
+  // What the KPL writes for a record of less than 128 bytes whose key index is below 128, and no
+  // explicit hash key or tags: 08 <index> 1A <length> <data>, read without the general loop.
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  if (bytes.size() >= 4 && b[0] == 0x08 && b[1] < 0x80 && b[2] == 0x1A && b[3] < 0x80
+      && bytes.size() == 4u + b[3]) {
+    r.key = b[1];
+    r.data = bytes.substr(4);
+    return true;
+  }
   wire_reader in{bytes, depth};
   bool has_key = false;
   bool has_data = false;
