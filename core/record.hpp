@@ -77,6 +77,13 @@ public:
     // nop
   }
 
+  /// Creates a batch that shares `records` (not null). A source that keeps the pointer may refill
+  /// the vector once it is the only owner again (`use_count() == 1`): no copy of the batch is left.
+  explicit record_batch(std::shared_ptr<const std::vector<stream_record>> records) noexcept
+    : records_(std::move(records)), size_(records_->size()) {
+    // nop
+  }
+
   /// Returns the number of records.
   std::size_t size() const noexcept {
     return size_;

@@ -50,3 +50,19 @@ SCENARIO("payload bytes count keys and data", "[core][record]") {
   CHECK(payload_bytes(b.slice(1, 1)) == 3);
   CHECK(to_string(checkpoint{}) == "latest");
 }
+
+SCENARIO("a batch made from a shared vector shares it, and its owner sees when it is alone again",
+         "[core][record]") {
+  auto xs = std::make_shared<std::vector<stream_record>>(3);
+  (*xs)[2].data = "c";
+  {
+    record_batch b{std::shared_ptr<const std::vector<stream_record>>{xs}};
+    CHECK(b.size() == 3);
+    CHECK(&b[0] == xs->data());
+    CHECK(b.back().data == "c");
+    const auto s = b.slice(1, 5);
+    CHECK(s.size() == 2);
+    CHECK(xs.use_count() == 3); // the owner, the batch and its slice
+  }
+  CHECK(xs.use_count() == 1); // no batch is left: the owner may refill the vector
+}

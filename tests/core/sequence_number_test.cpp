@@ -1,5 +1,6 @@
 #include <shardflow/core/sequence_number.hpp>
 
+#include <random>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -128,4 +129,53 @@ SCENARIO("only a user record that is not the last of its aggregate is a sub-reco
   CHECK(first_of_two.is_sub_record());
   CHECK_FALSE(last_of_two.is_sub_record());
   CHECK_FALSE(plain.is_sub_record());
+}
+
+SCENARIO("every length of digits parses back to its text and orders like its number",
+         "[core][seq]") {
+  // Lengths 1 to 129 cover every split of the eight-digit steps and the odd leading digit; the
+  // reference order is that of the texts without their leading zeros (shorter is smaller).
+  std::mt19937 rng{7};
+  std::uniform_int_distribution<int> digit{0, 9};
+  const auto numeric_text = [](const std::string& s) {
+    const auto nz = s.find_first_not_of('0');
+    return nz == std::string::npos ? std::string{"0"} : s.substr(nz);
+  };
+  std::string previous = "0";
+  for (std::size_t n = 1; n <= sequence_base::max_digits; ++n) {
+    for (int k = 0; k < 8; ++k) {
+      std::string text;
+      for (std::size_t i = 0; i < n; ++i)
+        text += static_cast<char>('0' + (k == 0 ? 9 : digit(rng)));
+      const auto x = sequence_base::parse(text);
+      CHECK(x.to_string() == text);
+      const auto a = numeric_text(text);
+      const auto b = numeric_text(previous);
+      const int expected = a.size() != b.size() ? (a.size() < b.size() ? -1 : 1)
+                                                : (a < b ? -1 : (a > b ? 1 : 0));
+      CHECK(compare(x, sequence_base::parse(previous)) == expected);
+      previous = text;
+    }
+  }
+}
+
+SCENARIO("a bad character anywhere is named at its own position", "[core][seq]") {
+  // The first character is the sentinel case; every other position, in every split of the
+  // eight-digit steps, with a second bad character after it: the first one is named.
+  for (std::size_t n : {2u, 7u, 8u, 9u, 16u, 17u, 56u, 129u}) {
+    for (std::size_t at = 1; at < n; ++at) {
+      std::string text(n, '5');
+      text[at] = at % 2 == 0 ? 'x' : '/';
+      if (at + 1 < n)
+        text[n - 1] = ':';
+      const std::string named
+        = "character " + std::to_string(at + 1) + " is '" + std::string(1, text[at]) + "'";
+      try {
+        (void) sequence_base::parse(text);
+        FAIL("parsed " << text);
+      } catch (const error& e) {
+        CHECK(std::string{e.what()}.find(named) != std::string::npos);
+      }
+    }
+  }
 }
