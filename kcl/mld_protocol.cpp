@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 #include <simdjson.h>
 
@@ -271,23 +272,27 @@ void read_record(element r, wire_record& w) {
   for (auto field : fields) {
     const auto key = field.key;
     std::string_view text;
-    if (key == "data") {
+    // The keys the daemon sends differ in length: one comparison of lengths picks the candidate.
+    const auto is = [&key](std::string_view name) {
+      return key.size() == name.size() && std::memcmp(key.data(), name.data(), name.size()) == 0;
+    };
+    if (is("data")) {
       w.data_null = field.value.get_string().get(text) != simdjson::SUCCESS;
       w.data_base64 = text;
-    } else if (key == "partitionKey") {
+    } else if (is("partitionKey")) {
       if (field.value.get_string().get(text) == simdjson::SUCCESS)
         w.partition_key = text;
-    } else if (key == "sequenceNumber") {
+    } else if (is("sequenceNumber")) {
       has_sequence = field.value.get_string().get(text) == simdjson::SUCCESS;
       w.sequence_number = text;
-    } else if (key == "subSequenceNumber") {
+    } else if (is("subSequenceNumber")) {
       if (field.value.is_null())
         continue;
       if (const auto sub = integer_of(field.value); sub && *sub >= 0)
         w.sub_sequence_number = static_cast<std::uint64_t>(*sub);
       else
         w.problem = "its subSequenceNumber is not an integer from 0 to 2^63-1";
-    } else if (key == "approximateArrivalTimestamp") {
+    } else if (is("approximateArrivalTimestamp")) {
       if (!field.value.is_null())
         w.arrival_ms = arrival_of(field.value);
     }
@@ -312,7 +317,12 @@ message_parser::message_parser() : impl_(std::make_unique<impl>()) {
 message_parser::~message_parser() = default;
 
 status message_parser::parse(std::string_view line, message& out, bool padded) {
+  // The records' vector keeps its capacity: a caller that reuses it parses batch after batch of
+  // records without allocating one (10,000 records are 1.4 MB).
+  auto records = std::move(out.records);
+  records.clear();
   out = message{};
+  out.records = std::move(records);
   element doc;
   auto err = impl_->parser.parse(line.data(), line.size(), !padded).get(doc);
   if (err == simdjson::NUMBER_ERROR) {

@@ -1,6 +1,7 @@
 #include <shardflow/kcl/mld_worker.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -41,7 +42,12 @@ constexpr std::size_t max_read = std::size_t{1} << 20;
 } // namespace
 
 fd_line_io::fd_line_io(int in, int out, fd_line_io_config cfg) : in_(in), out_(out), cfg_(cfg) {
-  // nop
+#ifdef F_SETPIPE_SZ
+  // Best effort: a socket, a file or a pipe above the system's limit keeps its buffer.
+  if (cfg_.pipe_bytes > 0 && ::fcntl(in_, F_GETPIPE_SZ) > 0
+      && static_cast<std::size_t>(::fcntl(in_, F_GETPIPE_SZ)) < cfg_.pipe_bytes)
+    (void) ::fcntl(in_, F_SETPIPE_SZ, static_cast<int>(cfg_.pipe_bytes));
+#endif
 }
 
 std::optional<std::string_view> fd_line_io::read_line() {
@@ -280,6 +286,7 @@ struct worker::impl {
   std::vector<std::uint32_t> carriers;
   std::vector<std::string_view> views;
   std::vector<kpl::unpack_result> unpacked;
+  std::vector<wire_record> spare_records; // the records' vector of the last processRecords line
 
   impl(line_io& i, worker_config c) : io(i), cfg(std::move(c)) {
     if (!cfg.sleep)
@@ -354,6 +361,7 @@ struct worker::impl {
       if (line->find_first_not_of(" \t\r") == std::string::npos)
         continue;
       message m;
+      m.records = std::move(spare_records); // its capacity, for the records of this line
       if (auto parsed = parser.parse(*line, m, io.padded()); !parsed) {
         if (!m.action.empty())
           breach(fmt::format("input line {}: a {} message that cannot be decoded: {}", lines,
@@ -490,25 +498,50 @@ struct worker::impl {
     send(status_line(m.action));
   }
 
+  // The record vectors of the last batches, refilled once the batch processor holds no copy of
+  // one (`use_count() == 1`; it keeps the batch of its last checkpoint, so there are two of each):
+  // their records keep their strings' buffers, so a batch like the last ones decodes without a heap
+  // allocation. `wire_pool` takes the daemon's records, `user_pool` what their aggregates hold.
+  using record_vector = std::shared_ptr<std::vector<stream_record>>;
+  std::array<record_vector, 2> wire_pool;
+  std::array<record_vector, 2> user_pool;
+
+  // Returns a vector of `pool` that no batch shares any more, or a new one in place of the oldest.
+  static record_vector& refill(std::array<record_vector, 2>& pool) {
+    for (auto& v : pool)
+      if (v && v.use_count() == 1)
+        return v;
+    std::swap(pool[0], pool[1]);
+    pool[0] = std::make_shared<std::vector<stream_record>>();
+    return pool[0];
+  }
+
+  // Returns record `i` of `xs` (`i <= xs.size()`), appended if it is new, to be overwritten whole.
+  static stream_record& slot(std::vector<stream_record>& xs, std::size_t i) {
+    return i < xs.size() ? xs[i] : xs.emplace_back();
+  }
+
   // Decodes the records of `m`; `poisoned` gets the indexes of those whose data is not base64.
   // Records that may carry an aggregate are unpacked together (their MD5s are computed side by
   // side), and each aggregate is replaced by its user records.
   record_batch decode(const message& m, std::vector<std::uint32_t>& poisoned) {
-    std::vector<stream_record> xs;
-    xs.reserve(m.records.size());
+    auto& wire = refill(wire_pool);
+    auto& xs = *wire;
+    std::size_t n = 0;
     poisoned.clear();
     carriers.clear();
     for (std::size_t i = 0; i < m.records.size(); ++i) {
       const auto& w = m.records[i];
-      auto& x = xs.emplace_back();
+      auto& x = slot(xs, n);
       if (auto why = position_of(w, x.sequence); !why.empty()) {
-        xs.pop_back();
         set_aside(i, w, why);
         continue;
       }
+      ++n;
       x.partition_key.assign(w.partition_key);
       x.arrival_ms = w.arrival_ms;
       x.behind_ms = m.millis_behind_latest;
+      x.attributes.reset();
       if (w.data_null || !base64::decode(w.data_base64, x.data)) {
         ++stats.poison;
         log(log_level::warning,
@@ -516,17 +549,16 @@ struct worker::impl {
         if (dead_letters)
           dead_letters->add(dead_letter_line(shard, "its data is not valid base64", w));
         x.data.clear();
-        poisoned.push_back(static_cast<std::uint32_t>(xs.size() - 1));
+        poisoned.push_back(static_cast<std::uint32_t>(n - 1));
         continue;
       }
       if (kpl::may_be_aggregate(x.data, cfg.erlmld_magics))
-        carriers.push_back(static_cast<std::uint32_t>(xs.size() - 1));
+        carriers.push_back(static_cast<std::uint32_t>(n - 1));
     }
+    xs.resize(n);
     if (dead_letters)
       stats.dead_letters += guarded([&] { return dead_letters->sync(shard); });
-    if (!carriers.empty())
-      xs = unpack_aggregates(std::move(xs), poisoned);
-    record_batch batch{std::move(xs)};
+    record_batch batch{carriers.empty() ? wire : unpack_aggregates(xs, poisoned)};
     stats.records += batch.size();
     return batch;
   }
@@ -562,26 +594,34 @@ struct worker::impl {
   }
 
   // Replaces every aggregate among `xs` (at the `carriers` indexes) by its user records, which keep
-  // their carrier's sequence numbers; renumbers `poisoned` to match.
-  std::vector<stream_record> unpack_aggregates(std::vector<stream_record> xs,
-                                               std::vector<std::uint32_t>& poisoned) {
+  // their carrier's sequence numbers, into `user_pool`; renumbers `poisoned` to match. The records
+  // that stay whole swap their strings' buffers with those of the pool.
+  record_vector unpack_aggregates(std::vector<stream_record>& xs,
+                                  std::vector<std::uint32_t>& poisoned) {
     views.clear();
     for (auto i : carriers)
       views.emplace_back(xs[i].data);
     kpl::unpack_all(views.data(), views.size(), cfg.erlmld_magics, unpacked, cfg.kpl_limits);
-    std::size_t users = 0;
-    for (auto& u : unpacked)
-      users += u.records.size();
-    std::vector<stream_record> ys;
-    ys.reserve(xs.size() + users);
+    auto& users_vector = refill(user_pool);
+    auto& ys = *users_vector;
+    std::size_t n = 0;
     std::size_t next_carrier = 0;
     std::size_t next_poison = 0;
+    const auto keep_whole = [&](stream_record& x) {
+      auto& y = slot(ys, n++);
+      y.partition_key.swap(x.partition_key);
+      y.data.swap(x.data);
+      y.sequence = x.sequence;
+      y.arrival_ms = x.arrival_ms;
+      y.behind_ms = x.behind_ms;
+      y.attributes = std::move(x.attributes);
+    };
     for (std::size_t i = 0; i < xs.size(); ++i) {
       auto& x = xs[i];
       if (next_poison < poisoned.size() && poisoned[next_poison] == i)
-        poisoned[next_poison++] = static_cast<std::uint32_t>(ys.size());
+        poisoned[next_poison++] = static_cast<std::uint32_t>(n);
       if (next_carrier == carriers.size() || carriers[next_carrier] != i) {
-        ys.push_back(std::move(x));
+        keep_whole(x);
         continue;
       }
       const auto& u = unpacked[next_carrier++];
@@ -592,22 +632,25 @@ struct worker::impl {
                         to_string(x.sequence), u.why));
       }
       if (u.what != kpl::unpack_result::kind::aggregate) {
-        ys.push_back(std::move(x));
+        keep_whole(x);
         continue;
       }
       ++stats.aggregates;
-      const auto n = static_cast<std::uint32_t>(u.records.size());
+      const auto users = static_cast<std::uint32_t>(u.records.size());
       auto sequence = x.sequence;
-      sequence.user_total = n;
-      for (std::uint32_t k = 0; k < n; ++k) {
+      sequence.user_total = users;
+      for (std::uint32_t k = 0; k < users; ++k) {
         sequence.user_sub = k;
-        // Built whole, not default-constructed and then assigned: zeroing 192 bytes first was
-        // half of this loop's time.
-        ys.push_back(stream_record{std::string{u.records[k].partition_key},
-                                   std::string{u.records[k].data}, sequence, x.arrival_ms,
-                                   x.behind_ms, x.attributes});
+        auto& y = slot(ys, n++);
+        y.partition_key.assign(u.records[k].partition_key);
+        y.data.assign(u.records[k].data);
+        y.sequence = sequence;
+        y.arrival_ms = x.arrival_ms;
+        y.behind_ms = x.behind_ms;
+        y.attributes = x.attributes;
       }
     }
+    ys.resize(n);
     // What stays for the next batch is capacity; not the views into this one, nor big buffers.
     views.clear();
     for (auto& u : unpacked) {
@@ -615,7 +658,7 @@ struct worker::impl {
       if (u.inflated.capacity() > (std::size_t{1} << 16))
         std::vector<char>{}.swap(u.inflated);
     }
-    return ys;
+    return users_vector;
   }
 
   void on_process_records(const message& m) {
@@ -681,6 +724,7 @@ struct worker::impl {
             break;
           case message::kind::process_records:
             on_process_records(*m);
+            spare_records = std::move(m->records);
             break;
           case message::kind::shard_ended:
             on_shard_end(*m);

@@ -106,6 +106,10 @@ struct fd_line_io_config {
   /// The longest line accepted, in bytes without its line ending (the daemon sends a whole batch
   /// per line: 10,000 records or 10 MB of data are about 14 MB); a longer line fails `read_line`.
   std::size_t max_line_bytes = std::size_t{64} << 20;
+  /// The kernel buffer asked for when the input is a pipe (F_SETPIPE_SZ, up to the system's
+  /// pipe-max-size; 1 MiB by default): with the default 64 KiB, a daemon's batch of 160 KB crosses
+  /// the pipe in three writes, each waking the worker. 0 leaves the pipe as it is.
+  std::size_t pipe_bytes = std::size_t{1} << 20;
 };
 
 /// `line_io` over two file descriptors (stdin and stdout for the daemon's child process, or one

@@ -485,3 +485,64 @@ SCENARIO("the worker installs no signal handlers", "[kcl][mld]") {
   CHECK(s.run({initialize_line, batch_of({record("aGk=", 0)}), R"({"action":"shardEnded"})"}) == 0);
   CHECK(before.unchanged());
 }
+
+namespace {
+
+// Keeps a pointer to every record it is offered and makes none durable until shutdown: records
+// whose batch a refill overwrote would show other data at the end.
+class pointer_keeping_flusher final : public flusher {
+public:
+  pointer_keeping_flusher(std::vector<std::pair<const stream_record*, std::string>>* kept,
+                          std::size_t* overwritten)
+    : kept_(kept), overwritten_(overwritten) {
+  }
+  add_result add(const stream_record& x, flush_token token) override {
+    kept_->emplace_back(&x, x.data);
+    tokens_.push_back(token);
+    return add_result::added;
+  }
+  std::vector<flush_token> flush(flush_mode mode) override {
+    if (mode != flush_mode::full)
+      return {};
+    for (const auto& [x, data] : *kept_)
+      *overwritten_ += x->data != data ? 1 : 0;
+    return std::move(tokens_);
+  }
+  std::vector<flush_token> heartbeat() override {
+    return {};
+  }
+private:
+  std::vector<std::pair<const stream_record*, std::string>>* kept_;
+  std::size_t* overwritten_;
+  std::vector<flush_token> tokens_;
+};
+
+} // namespace
+
+SCENARIO("the worker refills a batch's records only once nothing holds them any more",
+         "[kcl][mld]") {
+  // Plain batches and batches of aggregates, none made durable before the shard ends: every batch
+  // stays held, so each must get records of its own while the flusher still points at the others.
+  std::vector<std::pair<const stream_record*, std::string>> kept;
+  std::size_t overwritten = 0;
+  session s;
+  s.cfg.make_flusher = [&](const shard_id&) {
+    return std::make_unique<pointer_keeping_flusher>(&kept, &overwritten);
+  };
+  std::deque<std::string> lines = {initialize_line};
+  int seq = 0;
+  for (int b = 0; b < 6; ++b) {
+    std::vector<std::string> records;
+    for (int r = 0; r < 3; ++r, ++seq)
+      records.push_back(record(b % 2 == 0 ? base64::encode("batch " + std::to_string(b) + " record "
+                                                            + std::to_string(r))
+                                          : aggregate_of({"u" + std::to_string(seq), "v"}),
+                               seq));
+    lines.push_back(batch_of(records));
+  }
+  lines.push_back(R"({"action":"shardEnded"})");
+  REQUIRE(s.run(lines) == 0);
+  CHECK(kept.size() == 3 * 3 + 3 * 3 * 2);
+  CHECK(overwritten == 0);
+  CHECK(s.wrote(status_for("shardEnded")));
+}
