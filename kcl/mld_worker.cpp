@@ -528,6 +528,7 @@ struct worker::impl {
     auto& wire = refill(wire_pool);
     auto& xs = *wire;
     std::size_t n = 0;
+    std::size_t wire_bytes = 0; // about the payload bytes: the base64 text is 4/3 of the data
     poisoned.clear();
     carriers.clear();
     for (std::size_t i = 0; i < m.records.size(); ++i) {
@@ -538,6 +539,7 @@ struct worker::impl {
         continue;
       }
       ++n;
+      wire_bytes += w.partition_key.size() + w.data_base64.size();
       x.partition_key.assign(w.partition_key);
       x.arrival_ms = w.arrival_ms;
       x.behind_ms = m.millis_behind_latest;
@@ -558,8 +560,15 @@ struct worker::impl {
     xs.resize(n);
     if (dead_letters)
       stats.dead_letters += guarded([&] { return dead_letters->sync(shard); });
-    record_batch batch{carriers.empty() ? wire : unpack_aggregates(xs, poisoned)};
+    std::size_t user_bytes = 0;
+    auto& records = carriers.empty() ? wire : unpack_aggregates(xs, poisoned, user_bytes);
+    record_batch batch{records};
     stats.records += batch.size();
+    // A big batch keeps its records, but the pool lets go of them (and makes new ones next time).
+    if (user_bytes > cfg.reuse_batch_bytes)
+      records.reset();
+    if (wire_bytes > cfg.reuse_batch_bytes)
+      wire.reset();
     return batch;
   }
 
@@ -594,10 +603,11 @@ struct worker::impl {
   }
 
   // Replaces every aggregate among `xs` (at the `carriers` indexes) by its user records, which keep
-  // their carrier's sequence numbers, into `user_pool`; renumbers `poisoned` to match. The records
-  // that stay whole swap their strings' buffers with those of the pool.
-  record_vector unpack_aggregates(std::vector<stream_record>& xs,
-                                  std::vector<std::uint32_t>& poisoned) {
+  // their carrier's sequence numbers, into `user_pool`; renumbers `poisoned` to match and adds the
+  // payload bytes to `bytes`. The records that stay whole swap their strings' buffers with those of
+  // the pool.
+  record_vector& unpack_aggregates(std::vector<stream_record>& xs,
+                                   std::vector<std::uint32_t>& poisoned, std::size_t& bytes) {
     views.clear();
     for (auto i : carriers)
       views.emplace_back(xs[i].data);
@@ -611,6 +621,7 @@ struct worker::impl {
       auto& y = slot(ys, n++);
       y.partition_key.swap(x.partition_key);
       y.data.swap(x.data);
+      bytes += y.partition_key.size() + y.data.size();
       y.sequence = x.sequence;
       y.arrival_ms = x.arrival_ms;
       y.behind_ms = x.behind_ms;
@@ -644,6 +655,7 @@ struct worker::impl {
         auto& y = slot(ys, n++);
         y.partition_key.assign(u.records[k].partition_key);
         y.data.assign(u.records[k].data);
+        bytes += y.partition_key.size() + y.data.size();
         y.sequence = sequence;
         y.arrival_ms = x.arrival_ms;
         y.behind_ms = x.behind_ms;

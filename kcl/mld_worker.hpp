@@ -239,6 +239,10 @@ struct worker_config {
   std::filesystem::path dead_letter_dir;
   /// Caps on unpacking KPL aggregates (an aggregate past them is delivered as one opaque record).
   kpl::unpack_limits kpl_limits;
+  /// The worker refills the records of a batch like the last ones in place (their strings keep
+  /// their buffers); a batch with more payload bytes than this is not kept for that, so that one
+  /// large batch does not pin its memory for the rest of the session.
+  std::size_t reuse_batch_bytes = std::size_t{16} << 20;
   /// Where the session's lines go, each prefixed with the shard once it is known (default:
   /// `stderr_log("shardflow mld")`).
   log_sink log;
