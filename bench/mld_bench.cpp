@@ -7,6 +7,7 @@
 // - subject:  the whole stdio worker path minus the pipe: line framing, JSON (simdjson DOM),
 //             base64, KPL unpacking, the batch processor with a null flusher, a checkpoint exchange
 //             per batch (answered in memory) and the status line;
+// Targets (issue 16): the plain row >= 0.6x the baseline, the KPL rows >= 0.3x.
 // - baseline: simdjson parsing the same lines and touching every record's fields, nothing else.
 // Prints the median of several runs, the spread, and the ratio. Not a test, but every worker run
 // must end cleanly and checkpoint once per processRecords line, the last at the last record, and
@@ -230,9 +231,9 @@ int main(int argc, char** argv) {
     std::printf("%-26s %10.1f %7.0f (%4.0f..%4.0f) %7.0f (%4.0f..%4.0f) %7.2fx\n", in.name,
                 bytes / 1e6, median(w), *wmin, *wmax, median(p), *pmin, *pmax,
                 median(w) / median(p));
-    std::printf("ROW\t%s\t%.0f\t%.0f\tMB/s (target >= 400, >= 0.4x)\t%.0f..%.0f\n", in.row,
-                median(w), median(p), *wmin, *wmax);
+    std::printf("ROW\t%s\t%.0f\t%.0f\tMB/s (target >= %s the parse-only baseline)\t%.0f..%.0f\n",
+                in.row, median(w), median(p), in.user_bytes > 0 ? "0.3x" : "0.6x", *wmin, *wmax);
   }
-  std::printf("\ntargets: >= 400 MB/s per core end to end, >= 0.4x the parse-only baseline\n");
+  std::printf("\ntargets (issue 16): plain >= 0.6x the parse-only baseline, KPL rows >= 0.3x\n");
   return 0;
 }
