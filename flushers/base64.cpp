@@ -88,9 +88,10 @@ inline __attribute__((target("avx2"), always_inline)) __m256i both_halves(const 
   return _mm256_broadcastsi128_si256(_mm_loadu_si128(static_cast<const __m128i*>(table16)));
 }
 
-// Decodes whole blocks of 32 characters while at least 48 remain (so that the 32-byte stores, of
-// which 24 bytes are output, stay inside the output); returns how many characters it decoded, or
-// sets `bad` at a block holding a character outside the alphabet ('=' included).
+// Decodes whole blocks of 32 characters while a block ends at or before `n` (each 32-byte store
+// writes 24 bytes of output and 8 beyond them, which the caller provides); returns how many
+// characters it decoded, or sets `bad` at a block holding a character outside the alphabet ('='
+// included).
 __attribute__((target("avx2"))) std::size_t decode_avx2(const char* in, std::size_t n, char* out,
                                                         bool& bad) {
   const __m256i invalid_by_low = both_halves(tables.invalid_by_low);
@@ -106,7 +107,7 @@ __attribute__((target("avx2"))) std::size_t decode_avx2(const char* in, std::siz
                                          1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
   const __m256i halves = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7);
   std::size_t i = 0;
-  for (; i + 48 <= n; i += 32, out += 24) {
+  for (; i + 32 <= n; i += 32, out += 24) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i));
     const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(x, 4), nibble);
     const __m256i lo = _mm256_and_si256(x, nibble);
@@ -135,24 +136,27 @@ bool decode(std::string_view in, std::string& out) {
     return false;
   if (n == 0)
     return true;
-  out.resize(n / 4 * 3);
+  // 8 bytes of room past the output for the vector stores; cut off at the end.
+  out.resize(n / 4 * 3 + 8);
   char* o = out.data();
   std::size_t i = 0;
 #ifdef SHARDFLOW_BASE64_AVX2
   static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2 && n >= 48) {
+  // Blocks up to the last quartet, which may carry padding: a block ending at n - 4 stores up to
+  // 5 bytes past the output.
+  if (avx2 && n >= 36) {
     bool bad = false;
-    i = decode_avx2(in.data(), n, o, bad);
+    i = decode_avx2(in.data(), n - 4, o, bad);
     if (bad)
       return false;
     o += i / 4 * 3;
   }
-  // The whole quartets short of a block before the last quartet (a 100-byte record leaves ten):
-  // decoded as blocks too, from a copy filled up with 'A'.
+  // The whole quartets short of a block before the last quartet (a 100-byte record leaves one,
+  // a 40-byte one eight): decoded as a block too, from a copy filled up with 'A'.
   if (avx2 && n - i > 8) {
     const auto m = n - i - 4;
-    char block[80];
-    char decoded[64];
+    char block[32];
+    char decoded[32];
     std::memcpy(block, in.data() + i, m);
     std::memset(block + m, 'A', sizeof block - m);
     bool bad = false;
