@@ -516,6 +516,15 @@ struct worker::impl {
     return pool[0];
   }
 
+  // Sets `s` to `v`. A refilled record's string often has the size already (user records of one
+  // size, keys of one length): then a copy in place, not the library's out-of-line assign.
+  static void overwrite(std::string& s, std::string_view v) {
+    if (s.size() == v.size() && !v.empty())
+      std::memcpy(s.data(), v.data(), v.size());
+    else
+      s.assign(v.data(), v.size());
+  }
+
   // Returns record `i` of `xs` (`i <= xs.size()`), appended if it is new, to be overwritten whole.
   static stream_record& slot(std::vector<stream_record>& xs, std::size_t i) {
     return i < xs.size() ? xs[i] : xs.emplace_back();
@@ -540,7 +549,7 @@ struct worker::impl {
       }
       ++n;
       wire_bytes += w.partition_key.size() + w.data_base64.size();
-      x.partition_key.assign(w.partition_key);
+      overwrite(x.partition_key, w.partition_key);
       x.arrival_ms = w.arrival_ms;
       x.behind_ms = m.millis_behind_latest;
       x.attributes.reset();
@@ -653,8 +662,8 @@ struct worker::impl {
       for (std::uint32_t k = 0; k < users; ++k) {
         sequence.user_sub = k;
         auto& y = slot(ys, n++);
-        y.partition_key.assign(u.records[k].partition_key);
-        y.data.assign(u.records[k].data);
+        overwrite(y.partition_key, u.records[k].partition_key);
+        overwrite(y.data, u.records[k].data);
         bytes += y.partition_key.size() + y.data.size();
         y.sequence = sequence;
         y.arrival_ms = x.arrival_ms;
