@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -509,8 +510,11 @@ struct worker::impl {
   // Returns a vector of `pool` that no batch shares any more, or a new one in place of the oldest.
   static record_vector& refill(std::array<record_vector, 2>& pool) {
     for (auto& v : pool)
-      if (v && v.use_count() == 1)
+      if (v && v.use_count() == 1) {
+        // use_count() reads relaxed: order the refill after whatever released the last copy.
+        std::atomic_thread_fence(std::memory_order_acquire);
         return v;
+      }
     std::swap(pool[0], pool[1]);
     pool[0] = std::make_shared<std::vector<stream_record>>();
     return pool[0];
