@@ -48,6 +48,12 @@
 // the worker stops at once (non-zero exit), the daemon then restarts its shards and the records
 // after the last checkpoint come again.
 //
+// Records are decoded into vectors the worker keeps: a batch's records are refilled for a later
+// batch only once no `record_batch` shares them any more (the processor, its tracker and any flusher
+// that keeps a copy of the batch hold it), so in steady state no record costs a heap allocation. A
+// flusher that keeps a pointer to a record past the batch's life sees other data, as it would see
+// freed memory before.
+//
 // I/O goes through `line_io`, so tests drive the worker with transcripts and the CLI with stdin and
 // stdout; time and sleeping are injected, so no test waits for a real backoff. Lines about the
 // session go to one sink (`worker_config::log`: a level and a message); the library prints nothing
