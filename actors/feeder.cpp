@@ -43,17 +43,31 @@ struct feeder_state {
 
 using feeder_ptr = caf::stateful_actor<feeder_state>*;
 
-// Returns how many of the first records of `batch` fit in `budget` bytes; one at least.
-std::size_t fitting(const record_batch& batch, std::int64_t budget) {
-  std::size_t n = 0;
+// How many of the first records of a batch fit a credit, and their payload bytes.
+struct fit {
+  std::size_t records = 0;
+  std::int64_t bytes = 0;
+};
+
+// Returns how many of the first records of `batch`, at most `max`, fit in `budget` bytes (one at
+// least), with their bytes. A batch that fits whole costs one payload_bytes (a pass over records
+// that are usually not in cache: what a batch costs the feeder); only a cut batch is walked again.
+fit fitting(const record_batch& batch, std::size_t max, std::int64_t budget) {
+  if (batch.size() <= max) {
+    const auto all = static_cast<std::int64_t>(payload_bytes(batch));
+    if (all <= budget)
+      return {batch.size(), all};
+  }
+  fit result;
   for (const auto& x : batch) {
     const auto bytes = static_cast<std::int64_t>(payload_bytes(x));
-    if (n > 0 && bytes > budget)
+    if (result.records == max || (result.records > 0 && bytes > budget))
       break;
     budget -= bytes;
-    ++n;
+    result.bytes += bytes;
+    ++result.records;
   }
-  return n;
+  return result;
 }
 
 // Tells the shard once that the source has nothing now (its watchdog then knows it is idle); said
@@ -85,14 +99,13 @@ void feed(feeder_ptr self) {
       break;
     }
     st.idle_sent = false;
-    const auto n = fitting(batch, st.credit_bytes);
-    if (n < batch.size() || n > max) {
-      const auto sent = std::min(n, max);
-      st.leftover = batch.slice(sent, batch.size() - sent);
-      batch = batch.slice(0, sent);
+    const auto fits = fitting(batch, max, st.credit_bytes);
+    if (fits.records < batch.size()) {
+      st.leftover = batch.slice(fits.records, batch.size() - fits.records);
+      batch = batch.slice(0, fits.records);
     }
     st.credit -= batch.size();
-    st.credit_bytes -= static_cast<std::int64_t>(payload_bytes(batch));
+    st.credit_bytes -= fits.bytes;
     self->send(st.shard, records_atom::value, std::move(batch));
   }
   if (!st.leftover.empty())

@@ -31,6 +31,10 @@ struct shard_state {
   bool end_acked = false; // the last acknowledged checkpoint is the end marker
   checkpoint_outbox outbox;
   std::uint64_t tick_gen = 0;
+  // Credit taken by batches processed since the last demand; given back once it reaches half of
+  // the window (records or bytes), so a window of several batches costs one demand per half.
+  std::uint64_t owed = 0;
+  std::uint64_t owed_bytes = 0;
   // stopping
   bool stopping = false;
   bool dropped = false; // a batch came after the halt and was dropped: the input did not end here
@@ -205,6 +209,21 @@ caf::result<caf::ok_atom> on_start(shard_ptr self) {
 
 // -- the other handlers ---------------------------------------------------------------------------
 
+// Gives the credit `batch` took back to the feeder once half the window is owed. The feeder is
+// never starved by the wait: it stops only when the shard holds a whole window (records or bytes)
+// unreturned, and once the shard has processed those it owes at least half and gives it back.
+void give_back(shard_ptr self, const record_batch& batch) {
+  auto& st = self->state;
+  st.owed += batch.size();
+  st.owed_bytes += payload_bytes(batch);
+  if (st.owed < std::max<std::uint64_t>(1, st.cfg.credit / 2)
+      && st.owed_bytes < std::max<std::uint64_t>(1, st.cfg.credit_bytes / 2))
+    return;
+  self->send(st.feeder, demand_atom::value, st.owed, st.owed_bytes);
+  st.owed = 0;
+  st.owed_bytes = 0;
+}
+
 void on_records(shard_ptr self, const record_batch& batch) {
   auto& st = self->state;
   if (!st.proc || st.stopping || (st.cfg.halt && st.cfg.halt->load(std::memory_order_relaxed))) {
@@ -215,8 +234,7 @@ void on_records(shard_ptr self, const record_batch& batch) {
   if (auto* m = st.cfg.meters.get())
     m->records_received.fetch_add(batch.size(), std::memory_order_relaxed);
   submit(self, st.proc->process(batch, self->clock().now()));
-  self->send(st.feeder, demand_atom::value, static_cast<std::uint64_t>(batch.size()),
-             static_cast<std::uint64_t>(payload_bytes(batch)));
+  give_back(self, batch);
 }
 
 void on_tick(shard_ptr self, std::uint64_t gen) {

@@ -699,3 +699,106 @@ TEST_CASE("a shard group's report lines name the shard once and each code once")
   CHECK(group_report_line("s-1", "child shard failed: system_error(runtime_error)")
         == "s-1: failed: system_error(runtime_error)");
 }
+
+namespace {
+
+// A stand-in for a shard's supervisor and feeder at once: it answers the attach and notes each
+// demand, so a test sees the credit a shard gives back; records reach the shard from the test.
+struct credit_log {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> demands; // (records, bytes)
+  caf::actor shard;
+};
+
+// Tells the stand-in to stop when the scenario ends, failed or not (a live stand-in keeps its
+// shard alive, and the fixture cannot shut the system down under them).
+struct stop_at_end {
+  caf::actor stand_in;
+  ~stop_at_end() {
+    caf::anon_send_exit(stand_in, caf::exit_reason::user_shutdown);
+  }
+};
+
+caf::actor spawn_credit_feeder(deterministic_fixture& fx, std::shared_ptr<credit_log> out,
+                               shard_config cfg, caf::actor sink) {
+  return fx.spawn_fn([=](caf::event_based_actor* self) -> caf::behavior {
+    out->shard = spawn_shard(self, cfg, caf::actor_cast<caf::actor>(self), sink);
+    return {
+      [](attach_atom, const std::optional<sequence_number>&) { return caf::ok_atom::value; },
+      [out](demand_atom, std::uint64_t n, std::uint64_t bytes) {
+        out->demands.emplace_back(n, bytes);
+      },
+      [](acked_atom, const sequence_number&) {},
+    };
+  });
+}
+
+// `count` records of `bytes` bytes each, numbered from `first`.
+record_batch sized_batch(std::uint64_t first, std::uint64_t count, std::size_t bytes) {
+  testing::sized_source src{first + count, bytes};
+  if (first > 0) {
+    sequence_number before;
+    before.base = sequence_base{first - 1};
+    src.rewind(before);
+  }
+  return src.read(count);
+}
+
+} // namespace
+
+SCENARIO_METHOD(fixture, "a shard gives credit back once half of its window is processed",
+                "[actors][shard]") {
+  auto out = std::make_shared<credit_log>();
+  shard_config cfg = group("c", 0, false).shard;
+  cfg.credit = 100;
+  cfg.credit_bytes = 1'000'000;
+  stop_at_end guard{spawn_credit_feeder(*this, out, cfg, sink)};
+  run();
+  REQUIRE(ask<caf::ok_atom>(out->shard, start_atom::value).value);
+  REQUIRE(out->demands.size() == 1); // the whole window, once started
+  CHECK(out->demands[0] == std::make_pair(std::uint64_t{100}, std::uint64_t{1'000'000}));
+  // Four batches of 10 records: 40 of 100 owed, under half; nothing goes back yet.
+  for (std::uint64_t b = 0; b < 4; ++b)
+    anon_send(out->shard, records_atom::value, sized_batch(b * 10, 10, 7));
+  run();
+  CHECK(out->demands.size() == 1);
+  // The fifth makes half: the 50 records and their bytes go back in one demand.
+  anon_send(out->shard, records_atom::value, sized_batch(40, 10, 7));
+  run();
+  REQUIRE(out->demands.size() == 2);
+  CHECK(out->demands[1] == std::make_pair(std::uint64_t{50}, std::uint64_t{350}));
+  // Half of the window again: the count starts over after each demand.
+  for (std::uint64_t b = 5; b < 9; ++b)
+    anon_send(out->shard, records_atom::value, sized_batch(b * 10, 10, 7));
+  run();
+  CHECK(out->demands.size() == 2);
+  anon_send(out->shard, records_atom::value, sized_batch(90, 10, 7));
+  run();
+  REQUIRE(out->demands.size() == 3);
+  CHECK(out->demands[2] == std::make_pair(std::uint64_t{50}, std::uint64_t{350}));
+}
+
+SCENARIO_METHOD(fixture, "a shard gives credit back once half of its byte window is processed",
+                "[actors][shard]") {
+  auto out = std::make_shared<credit_log>();
+  shard_config cfg = group("c", 0, false).shard;
+  cfg.credit = 100;
+  cfg.credit_bytes = 1000;
+  stop_at_end guard{spawn_credit_feeder(*this, out, cfg, sink)};
+  run();
+  REQUIRE(ask<caf::ok_atom>(out->shard, start_atom::value).value);
+  REQUIRE(out->demands.size() == 1);
+  // 300 bytes of 1,000: under half of the bytes (and of the records); 600 bytes: half passed.
+  anon_send(out->shard, records_atom::value, sized_batch(0, 1, 300));
+  run();
+  CHECK(out->demands.size() == 1);
+  anon_send(out->shard, records_atom::value, sized_batch(1, 1, 300));
+  run();
+  REQUIRE(out->demands.size() == 2);
+  CHECK(out->demands[1] == std::make_pair(std::uint64_t{2}, std::uint64_t{600}));
+  // A record larger than the whole byte window (the feeder lets one through alone) goes back at
+  // once: the feeder, its byte credit below zero, waits for exactly that.
+  anon_send(out->shard, records_atom::value, sized_batch(2, 1, 5000));
+  run();
+  REQUIRE(out->demands.size() == 3);
+  CHECK(out->demands[2] == std::make_pair(std::uint64_t{1}, std::uint64_t{5000}));
+}
