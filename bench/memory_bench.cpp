@@ -247,11 +247,15 @@ bool slow_sink(const slow_sink_config& c) {
 
 } // namespace
 
-// Runs `row` in a child process and returns whether it succeeded: a peak RSS is the process's
-// (getrusage), so a row that followed another in the same process would report the other's peak
-// (the slow sink's 158 MiB of earlier runs was the 10,000 idle groups' peak; alone it was 20).
+// Runs `row`, in a child process when `own_process`, and returns whether it succeeded. A peak RSS
+// is the process's (getrusage), so a row that followed another in the same process would report
+// the other's peak (the slow sink's 158 MiB of earlier runs was the 10,000 idle groups' peak; alone
+// it was 20). `all` forks per row; a row asked for alone (`idle`, `slow`) runs in this process, so
+// that a profiler that does not follow a fork (heaptrack) sees it.
 template <class F>
-bool in_own_process(F row) {
+bool run_row(bool own_process, F row) {
+  if (!own_process)
+    return row();
   std::fflush(stdout);
   std::fflush(stderr);
   const auto pid = fork();
@@ -275,10 +279,11 @@ int main(int argc, char** argv) {
   const std::string what = argc > 1 ? argv[1] : "all";
   bool ok = true;
   if (what == "all" || what == "idle")
-    ok = in_own_process([] { return idle_shards(10'000); }) && ok;
+    ok = run_row(what == "all", [] { return idle_shards(10'000); }) && ok;
   if (what == "all" || what == "slow") {
     const auto records = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 10'000'000;
-    ok = in_own_process([records] { return slow_sink({"memory-slow-sink", 64, records}); }) && ok;
+    ok = run_row(what == "all", [records] { return slow_sink({"memory-slow-sink", 64, records}); })
+         && ok;
   }
   const std::uint64_t large
     = argc > 2 && what != "all" && what != "slow" ? std::strtoull(argv[2], nullptr, 10) : 16'000;
