@@ -709,15 +709,6 @@ struct credit_log {
   caf::actor shard;
 };
 
-// Tells the stand-in to stop when the scenario ends, failed or not (a live stand-in keeps its
-// shard alive, and the fixture cannot shut the system down under them).
-struct stop_at_end {
-  caf::actor stand_in;
-  ~stop_at_end() {
-    caf::anon_send_exit(stand_in, caf::exit_reason::user_shutdown);
-  }
-};
-
 caf::actor spawn_credit_feeder(deterministic_fixture& fx, std::shared_ptr<credit_log> out,
                                shard_config cfg, caf::actor sink) {
   return fx.spawn_fn([=](caf::event_based_actor* self) -> caf::behavior {
@@ -731,6 +722,29 @@ caf::actor spawn_credit_feeder(deterministic_fixture& fx, std::shared_ptr<credit
     };
   });
 }
+
+// A shard with a window of `credit` records and `credit_bytes` bytes under a credit stand-in,
+// started. The stand-in is told to stop when the scenario ends, failed or not (a live stand-in
+// keeps its shard alive, and the fixture cannot shut the system down under them).
+struct credit_shard {
+  std::shared_ptr<credit_log> out = std::make_shared<credit_log>();
+  caf::actor stand_in;
+  bool started = false;
+
+  credit_shard(fixture& fx, std::uint64_t credit, std::uint64_t credit_bytes) {
+    shard_config cfg = fx.group("c", 0, false).shard;
+    cfg.credit = credit;
+    cfg.credit_bytes = credit_bytes;
+    stand_in = spawn_credit_feeder(fx, out, cfg, fx.sink);
+    fx.run();
+    started = fx.ask<caf::ok_atom>(out->shard, start_atom::value).value.has_value();
+  }
+  ~credit_shard() {
+    caf::anon_send_exit(stand_in, caf::exit_reason::user_shutdown);
+  }
+  credit_shard(const credit_shard&) = delete;
+  credit_shard& operator=(const credit_shard&) = delete;
+};
 
 // `count` records of `bytes` bytes each, numbered from `first`.
 record_batch sized_batch(std::uint64_t first, std::uint64_t count, std::size_t bytes) {
@@ -747,45 +761,31 @@ record_batch sized_batch(std::uint64_t first, std::uint64_t count, std::size_t b
 
 SCENARIO_METHOD(fixture, "a shard gives credit back once half of its window is processed",
                 "[actors][shard]") {
-  auto out = std::make_shared<credit_log>();
-  shard_config cfg = group("c", 0, false).shard;
-  cfg.credit = 100;
-  cfg.credit_bytes = 1'000'000;
-  stop_at_end guard{spawn_credit_feeder(*this, out, cfg, sink)};
-  run();
-  REQUIRE(ask<caf::ok_atom>(out->shard, start_atom::value).value);
+  credit_shard c{*this, 100, 1'000'000};
+  REQUIRE(c.started);
+  auto& out = c.out;
   REQUIRE(out->demands.size() == 1); // the whole window, once started
   CHECK(out->demands[0] == std::make_pair(std::uint64_t{100}, std::uint64_t{1'000'000}));
-  // Four batches of 10 records: 40 of 100 owed, under half; nothing goes back yet.
-  for (std::uint64_t b = 0; b < 4; ++b)
-    anon_send(out->shard, records_atom::value, sized_batch(b * 10, 10, 7));
-  run();
-  CHECK(out->demands.size() == 1);
-  // The fifth makes half: the 50 records and their bytes go back in one demand.
-  anon_send(out->shard, records_atom::value, sized_batch(40, 10, 7));
-  run();
-  REQUIRE(out->demands.size() == 2);
-  CHECK(out->demands[1] == std::make_pair(std::uint64_t{50}, std::uint64_t{350}));
-  // Half of the window again: the count starts over after each demand.
-  for (std::uint64_t b = 5; b < 9; ++b)
-    anon_send(out->shard, records_atom::value, sized_batch(b * 10, 10, 7));
-  run();
-  CHECK(out->demands.size() == 2);
-  anon_send(out->shard, records_atom::value, sized_batch(90, 10, 7));
-  run();
-  REQUIRE(out->demands.size() == 3);
-  CHECK(out->demands[2] == std::make_pair(std::uint64_t{50}, std::uint64_t{350}));
+  // Twice, since the count starts over after each demand: four batches of 10 records (40 of 100
+  // owed, under half) give nothing back; the fifth makes half, and its 50 records and their bytes
+  // go back in one demand.
+  for (std::uint64_t w = 0; w < 2; ++w) {
+    for (std::uint64_t b = 0; b < 4; ++b)
+      anon_send(out->shard, records_atom::value, sized_batch((w * 5 + b) * 10, 10, 7));
+    run();
+    CHECK(out->demands.size() == 1 + w);
+    anon_send(out->shard, records_atom::value, sized_batch((w * 5 + 4) * 10, 10, 7));
+    run();
+    REQUIRE(out->demands.size() == 2 + w);
+    CHECK(out->demands[1 + w] == std::make_pair(std::uint64_t{50}, std::uint64_t{350}));
+  }
 }
 
 SCENARIO_METHOD(fixture, "a shard gives credit back once half of its byte window is processed",
                 "[actors][shard]") {
-  auto out = std::make_shared<credit_log>();
-  shard_config cfg = group("c", 0, false).shard;
-  cfg.credit = 100;
-  cfg.credit_bytes = 1000;
-  stop_at_end guard{spawn_credit_feeder(*this, out, cfg, sink)};
-  run();
-  REQUIRE(ask<caf::ok_atom>(out->shard, start_atom::value).value);
+  credit_shard c{*this, 100, 1000};
+  REQUIRE(c.started);
+  auto& out = c.out;
   REQUIRE(out->demands.size() == 1);
   // 300 bytes of 1,000: under half of the bytes (and of the records); 600 bytes: half passed.
   anon_send(out->shard, records_atom::value, sized_batch(0, 1, 300));
