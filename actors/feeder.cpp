@@ -50,8 +50,9 @@ struct fit {
 };
 
 // Returns how many of the first records of `batch`, at most `max`, fit in `budget` bytes (one at
-// least), with their bytes. A batch that fits whole costs one payload_bytes (a pass over records
-// that are usually not in cache: what a batch costs the feeder); only a cut batch is walked again.
+// least), with their bytes. A batch that fits whole costs nothing (its payload bytes were counted
+// when it was made: a walk over records that are no longer in cache was what a batch cost the
+// feeder); only a batch cut at the credit is walked.
 fit fitting(const record_batch& batch, std::size_t max, std::int64_t budget) {
   if (batch.size() <= max) {
     const auto all = static_cast<std::int64_t>(payload_bytes(batch));

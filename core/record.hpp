@@ -70,17 +70,19 @@ public:
   /// Creates an empty batch.
   record_batch() = default;
 
-  /// Creates a batch that owns `records`.
+  /// Creates a batch that owns `records`, and counts their payload bytes once, while whoever
+  /// built them still has them in cache (credit and buffer limits then need not walk them again).
   explicit record_batch(std::vector<stream_record> records)
     : records_(std::make_shared<const std::vector<stream_record>>(std::move(records))),
-      size_(records_->size()) {
+      size_(records_->size()), bytes_(count_bytes(begin(), size_)) {
     // nop
   }
 
-  /// Creates a batch that shares `records` (not null). A source that keeps the pointer may refill
-  /// the vector once it is the only owner again (`use_count() == 1`): no copy of the batch is left.
+  /// Creates a batch that shares `records` (not null), counting their payload bytes as above. A
+  /// source that keeps the pointer may refill the vector once it is the only owner again
+  /// (`use_count() == 1`): no copy of the batch is left.
   explicit record_batch(std::shared_ptr<const std::vector<stream_record>> records) noexcept
-    : records_(std::move(records)), size_(records_->size()) {
+    : records_(std::move(records)), size_(records_->size()), bytes_(count_bytes(begin(), size_)) {
     // nop
   }
 
@@ -122,21 +124,32 @@ public:
     result.records_ = records_;
     result.first_ = first_ + first;
     result.size_ = count < size_ - first ? count : size_ - first;
+    result.bytes_ = result.size_ == size_ ? bytes_ : count_bytes(result.begin(), result.size_);
     return result;
   }
 
+  /// Returns the payload bytes (keys and data) of the records, counted when the batch was made.
+  std::size_t payload_bytes() const noexcept {
+    return bytes_;
+  }
+
 private:
+  static std::size_t count_bytes(const stream_record* xs, std::size_t n) noexcept {
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      bytes += shardflow::payload_bytes(xs[i]);
+    return bytes;
+  }
+
   std::shared_ptr<const std::vector<stream_record>> records_;
   std::size_t first_ = 0;
   std::size_t size_ = 0;
+  std::size_t bytes_ = 0;
 };
 
-/// Returns the payload bytes of every record of `batch`.
+/// Returns the payload bytes of every record of `batch` (counted when it was made).
 inline std::size_t payload_bytes(const record_batch& batch) noexcept {
-  std::size_t n = 0;
-  for (const auto& x : batch)
-    n += payload_bytes(x);
-  return n;
+  return batch.payload_bytes();
 }
 
 /// A position at which a shard's progress may be stored.

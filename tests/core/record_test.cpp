@@ -1,6 +1,7 @@
 // Tests of core/record.hpp: batches share their records, slices stay in bounds, payload bytes.
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -65,4 +66,21 @@ SCENARIO("a batch made from a shared vector shares it, and its owner sees when i
     CHECK(xs.use_count() == 3); // the owner, the batch and its slice
   }
   CHECK(xs.use_count() == 1); // no batch is left: the owner may refill the vector
+}
+
+SCENARIO("a batch's payload bytes, counted once when it is made, hold for every slice of it",
+         "[core][record]") {
+  const auto b = batch_of({"a", "bb", "cccc", "dddddddd"}); // keys "k": 2 + 3 + 5 + 9 bytes
+  CHECK(payload_bytes(b) == 19);
+  CHECK(payload_bytes(b.slice(0, 4)) == 19);
+  CHECK(payload_bytes(b.slice(0, 2)) == 5);  // starts where the batch does, ends before it
+  CHECK(payload_bytes(b.slice(2, 2)) == 14); // ends where the batch does
+  CHECK(payload_bytes(b.slice(1, 2)) == 8);
+  CHECK(payload_bytes(b.slice(1, 2).slice(1, 1)) == 5);
+  CHECK(payload_bytes(b.slice(4, 1)) == 0);
+  CHECK(payload_bytes(record_batch{}) == 0);
+  CHECK(payload_bytes(record_batch{std::vector<stream_record>{}}) == 0);
+  auto shared = std::make_shared<const std::vector<stream_record>>(
+    std::vector<stream_record>{b[0], b[3]});
+  CHECK(payload_bytes(record_batch{shared}) == 11); // the shared-vector constructor counts too
 }
