@@ -157,19 +157,21 @@ int kafka_run(const kafka_run_config& cfg, const std::function<bool()>& stop) {
   if (cfg.json == "-" && spec->name == "stdout")
     usage("--json -: the records are on stdout (--flusher stdout), so the JSON summary cannot be; "
           "write it to a file with --json FILE");
-  if (!cfg.json.empty() && cfg.json != "-") { // a job must not learn at its end that it cannot
-    auto* f = std::fopen(cfg.json.c_str(), "w");
-    if (f == nullptr)
-      throw error{errc::io_failed, fmt::format("cannot write the JSON summary to {}: {}", cfg.json,
-                                               std::strerror(errno))};
-    std::fclose(f);
-  }
   flusher_settings fs;
   fs.batch_records = cfg.batch_size;
   fs.kafka_properties = props;
   fs.stream = cfg.group;
   apply_flusher_options(cfg.flushing, fs);
   auto tpl = shards_of(cfg, make_flusher_factory(*spec, fs));
+  // After the flusher made its directories: a job must not learn at its end that it cannot write
+  // its summary.
+  if (!cfg.json.empty() && cfg.json != "-") {
+    auto* f = std::fopen(cfg.json.c_str(), "w");
+    if (f == nullptr)
+      throw error{errc::io_failed, fmt::format("cannot write the JSON summary to {}: {}", cfg.json,
+                                               std::strerror(errno))};
+    std::fclose(f);
+  }
   auto src = source_of(cfg, std::move(props));
   stop_deadline deadline{duration_option("--stop-timeout", cfg.stop_timeout), cfg.stop_timeout,
                          "resumes at the committed offsets"};
