@@ -15,16 +15,19 @@ namespace {
 std::atomic<int> signals_seen{0};
 std::atomic<bool> stop_flag{false};
 const char* stopping_command = "shardflow";
+const char* stopping_afterwards = "";
 
 extern "C" void on_stop_signal(int) {
   stop_flag.store(true);
   if (signals_seen.fetch_add(1) >= 1) {
     // Only async-signal-safe calls here.
     const char head[] = "\nshardflow ";
-    const char tail[] = ": stopping at once; a rerun resumes from the checkpoints\n";
+    const char middle[] = ": stopping at once; ";
     auto ignored = ::write(STDERR_FILENO, head, sizeof head - 1);
     ignored = ::write(STDERR_FILENO, stopping_command, std::strlen(stopping_command));
-    ignored = ::write(STDERR_FILENO, tail, sizeof tail - 1);
+    ignored = ::write(STDERR_FILENO, middle, sizeof middle - 1);
+    ignored = ::write(STDERR_FILENO, stopping_afterwards, std::strlen(stopping_afterwards));
+    ignored = ::write(STDERR_FILENO, "\n", 1);
     (void) ignored;
     ::_exit(exit_interrupted);
   }
@@ -39,8 +42,9 @@ void handle(int sig, void (*handler)(int)) {
 
 } // namespace
 
-void stop_on_signals(const char* command) {
+void stop_on_signals(const char* command, const char* afterwards) {
   stopping_command = command;
+  stopping_afterwards = afterwards;
   handle(SIGINT, on_stop_signal);
   handle(SIGTERM, on_stop_signal);
 }

@@ -24,8 +24,10 @@
 namespace shardflow::cli {
 
 /// The first SIGINT/SIGTERM sets `stop_requested()`; a second exits with 130 after printing
-/// "shardflow COMMAND: stopping at once ..." to stderr. `command` must outlive the process.
-void stop_on_signals(const char* command);
+/// "shardflow COMMAND: stopping at once; AFTERWARDS" to stderr. `command` and `afterwards` must
+/// outlive the process (string literals).
+void stop_on_signals(const char* command,
+                     const char* afterwards = "a rerun resumes from the checkpoints");
 
 /// SIGINT and SIGTERM are ignored.
 void ignore_stop_signals();

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -11,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <poll.h>
 #include <simdjson.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 #include "apps/shardflow/guarded.hpp"
 #include "apps/shardflow/options.hpp"
 #include "apps/shardflow/partition_key.hpp"
+#include "apps/shardflow/signals.hpp"
 #include <shardflow/core/error.hpp>
 #include <shardflow/core/result.hpp>
 #include <shardflow/flushers/record_line.hpp>
@@ -67,9 +70,12 @@ public:
   line_reader(const line_reader&) = delete;
   line_reader& operator=(const line_reader&) = delete;
 
-  /// Sets `line` to the next line; returns false at the end of the input.
+  /// Sets `line` to the next line; returns false at the end of the input, and when a stop signal
+  /// interrupted a read (`interrupted()`; a partial line read so far is not returned).
   bool next(std::string& line) {
     for (;;) {
+      if (interrupted_)
+        return false;
       const auto nl = buf_.find('\n', cur_);
       if (nl != std::string::npos || (eof_ && cur_ < buf_.size())) {
         const auto end = nl != std::string::npos ? nl : buf_.size();
@@ -89,15 +95,35 @@ public:
     return name_;
   }
 
+  /// Calls `f` whenever the next read would wait (a pipe or terminal with nothing to read yet), so
+  /// that what was read before can be written out first.
+  void before_waiting(std::function<void()> f) {
+    before_waiting_ = std::move(f);
+  }
+
+  /// Whether a stop signal ended the input early (see `next`).
+  bool interrupted() const noexcept {
+    return interrupted_;
+  }
+
 private:
   void fill() {
     buf_.erase(0, std::min(cur_, buf_.size()));
     cur_ = 0;
     char chunk[1 << 16];
+    if (before_waiting_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 0) == 0)
+        before_waiting_();
+    }
     for (;;) {
       const auto n = ::read(fd_, chunk, sizeof chunk);
-      if (n < 0 && errno == EINTR)
-        continue;
+      if (n < 0 && errno == EINTR) {
+        if (!cli::stop_requested())
+          continue;
+        interrupted_ = true;
+        return;
+      }
       if (n < 0)
         throw error{errc::io_failed,
                     fmt::format("cannot read {}: {}", name_, std::strerror(errno))};
@@ -112,6 +138,8 @@ private:
   std::string buf_;
   std::size_t cur_ = 0;
   bool eof_ = false;
+  bool interrupted_ = false;
+  std::function<void()> before_waiting_;
 };
 
 // Makes the record of one input line; returns why it cannot be one.
@@ -171,11 +199,28 @@ int run_put(const put_config& cfg) {
     inputs.push_back("-");
   std::uint64_t total = 0;
   std::string scratch;
+  // A first SIGINT or SIGTERM ends the input after the line being appended (a read that waits,
+  // on a pipe or a terminal, is cut short); the lines appended so far are flushed and named, so a
+  // rerun can start after them. A second signal ends the process at once.
+  cli::stop_on_signals("put", "the lines appended so far stay in the stream, whole");
+  const auto interrupted = [&](const line_reader& in, std::uint64_t number) {
+    writer.flush();
+    say(log_level::warning,
+        "interrupted: {} appended into {} ({}: {} read), the rest of the input was not; a rerun "
+        "of the same input appends those again",
+        plural(total, "line"), cfg.stream, in.name(), plural(number, "line"));
+    return exit_interrupted;
+  };
   for (const auto& name : inputs) {
     line_reader in{name};
+    in.before_waiting([&] { writer.flush(); }); // lines that came through a pipe are in at once
     std::string line;
     std::uint64_t number = 0;
-    while (in.next(line)) {
+    for (;;) {
+      if (cli::stop_requested())
+        return interrupted(in, number);
+      if (!in.next(line))
+        break;
       ++number;
       if (line.empty())
         continue;
@@ -195,6 +240,8 @@ int run_put(const put_config& cfg) {
       writer.append(x);
       ++total;
     }
+    if (in.interrupted())
+      return interrupted(in, number);
   }
   writer.flush();
   say(log_level::info, "{} into {} ({})", plural(total, "record"), cfg.stream,

@@ -103,4 +103,22 @@ check "... and run takes what put took with a limit the stored line fits (4k)" b
   _ "$SHARDFLOW" "$WORK/h6" "$WORK/quoted.ndjson"
 check "a --max-record-size that is not a size is a usage error (2)" \
   bash -c '"$1" put "$2" --shards 1 --max-record-size 0 <<< "{}" 2> /dev/null; test $? -eq 2' _ "$SHARDFLOW" "$WORK/h4"
+# put from a pipe: lines that came are written as soon as put waits for more (a `tail -f | put`
+# feeds a `run --follow` without waiting for 1 MiB), and a first SIGINT ends put after whole lines:
+# exit 130, naming what was appended (nothing twice, nothing half).
+mkfifo "$WORK/pipe"
+"$SHARDFLOW" put "$WORK/p" --shards 2 --key id < "$WORK/pipe" 2> "$WORK/perr" & pid=$!
+exec 3> "$WORK/pipe"
+for i in $(seq 1 1000); do echo "{\"id\":$i}"; done >&3
+stream_lines() { test "$(cat "$WORK"/p/shard-*.ndjson 2> /dev/null | wc -l)" -eq "$1"; }
+check "put writes the lines of a pipe once it waits for more" wait_for stream_lines 1000
+kill -INT $pid
+set +e
+wait $pid
+rc=$?
+set -e
+exec 3>&-
+check "an interrupted put exits 130" test $rc -eq 130
+check "... naming what it appended" grep -q "interrupted: 1000 lines appended into $WORK/p (<stdin>: 1000 lines read)" "$WORK/perr"
+check "... which is all of it, once" stream_lines 1000
 finish
