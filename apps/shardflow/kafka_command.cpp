@@ -52,6 +52,18 @@ kafka_properties properties_of(const std::vector<std::string>& texts) {
   return out;
 }
 
+// Refuses a --brokers value that names no broker ('' or ','): librdkafka would take it and then
+// wait for --connect-timeout without a word about why.
+CLI::Validator some_broker() {
+  return CLI::Validator(
+    [](std::string& text) {
+      return text.find_first_not_of(", ") == std::string::npos
+               ? std::string{"name at least one broker (HOST:PORT or HOST1:PORT,HOST2:PORT)"}
+               : std::string{};
+    },
+    "HOST:PORT[,...]");
+}
+
 std::vector<std::string> topics_of(const std::string& text) {
   std::vector<std::string> out;
   std::stringstream in{text};
@@ -312,7 +324,9 @@ void add_run(CLI::App* kafka, int& exit_code) {
   auto* cmd = kafka->add_subcommand(
     "run", "Consume topics as a consumer group: each assigned partition a supervised shard, "
            "offsets committed once durable");
-  cmd->add_option("--brokers", cfg->brokers, "bootstrap brokers HOST:PORT[,...]")->required();
+  cmd->add_option("--brokers", cfg->brokers, "bootstrap brokers HOST:PORT[,...]")
+    ->required()
+    ->check(some_broker());
   cmd->add_option("--topic", cfg->topics, "the topics, T[,T...]")->required();
   cmd->add_option("--group", cfg->group, "the consumer group id")->required();
   cmd
@@ -350,7 +364,9 @@ void add_put(CLI::App* kafka, int& exit_code) {
   auto cfg = std::make_shared<kafka_put_config>();
   auto* cmd = kafka->add_subcommand(
     "put", "Produce each line of FILEs (or stdin) as a record, acks=all, idempotent");
-  cmd->add_option("--brokers", cfg->brokers, "bootstrap brokers HOST:PORT[,...]")->required();
+  cmd->add_option("--brokers", cfg->brokers, "bootstrap brokers HOST:PORT[,...]")
+    ->required()
+    ->check(some_broker());
   cmd->add_option("--topic", cfg->topic, "the topic")->required();
   cmd->add_option("--key", cfg->key, "key NDJSON lines by this top-level field");
   cmd

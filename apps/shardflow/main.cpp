@@ -5,6 +5,7 @@
 // defaults, in this order of precedence (apps/shardflow/config.hpp). A mistyped subcommand or option
 // is a usage error that says which one was meant. Exit codes: apps/shardflow/exit_codes.hpp
 // (printed by --help).
+#include <cerrno>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -79,7 +80,34 @@ std::string usage_message(const CLI::App& app, const CLI::ParseError& e) {
                        : fmt::format("unknown subcommand \"{}\" (did you mean {}?)", word, guess);
 }
 
-// CLI11's `message` about an option's value ("--batch-size: Value abc ..."), naming the environment
+// CLI11's wording of a bad value said plainly: "--batch-size: Value abc not in range 1 to 16" is
+// "--batch-size: abc is not a number (1 to 16)" (or "... 99 is not in the range 1 to 16"), and
+// "Could not convert: --follow = maybe" is "--follow: maybe is not a valid value" (so that the
+// environment note below can follow it too).
+std::string plainly(const std::string& message) {
+  const auto colon = message.find(": Value ");
+  const auto range = message.find(" not in range ");
+  if (message.rfind("--", 0) == 0 && colon != std::string::npos && range != std::string::npos &&
+      range > colon) {
+    const auto option = message.substr(0, colon);
+    const auto value = message.substr(colon + 8, range - colon - 8);
+    const auto bounds = message.substr(range + 14);
+    char* end = nullptr;
+    errno = 0;
+    (void) std::strtod(value.c_str(), &end);
+    const bool number = !value.empty() && end == value.c_str() + value.size() && errno == 0;
+    return number ? fmt::format("{}: {} is not in the range {}", option, value, bounds)
+                  : fmt::format("{}: {} is not a number ({})", option, value, bounds);
+  }
+  const std::string convert = "Could not convert: ";
+  const auto eq = message.find(" = ");
+  if (message.rfind(convert, 0) == 0 && eq != std::string::npos)
+    return fmt::format("{}: {} is not a valid value", message.substr(convert.size(), eq - convert.size()),
+                       message.substr(eq + 3));
+  return message;
+}
+
+// CLI11's `message` about an option's value ("--batch-size: abc is not ..."), naming the environment
 // variable the value came from: the option's variable is set and the command line does not give it.
 std::string env_located(const CLI::App& app, const std::string& message,
                         const std::vector<std::string>& args) {
@@ -137,7 +165,8 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? exit_ok : exit_usage;
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "shardflow: {}\nRun with --help for more information.\n",
-               config->located(env_located(app, usage_message(app, e), {argv + 1, argv + argc})));
+               config->located(
+                 env_located(app, plainly(usage_message(app, e)), {argv + 1, argv + argc})));
     return exit_usage;
   }
   return exit_code;

@@ -268,7 +268,7 @@ int run_generate(const generate_config& cfg) {
   stream_record x;
   const std::string filler = "abcdefghijklmnopqrstuvwxyz0123456789";
   for (std::uint64_t i = 0; i < cfg.records; ++i) {
-    x.partition_key = fmt::format("key-{}", rng() % std::max<std::uint64_t>(cfg.keys, 1));
+    x.partition_key = fmt::format("key-{}", rng() % cfg.keys);
     x.arrival_ms = now_ms();
     x.data = fmt::format("{{\"id\":{},\"key\":\"{}\",\"payload\":\"", i, x.partition_key);
     while (x.data.size() + 2 < cfg.data_bytes)
@@ -337,7 +337,9 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--data-bytes", cfg->data_bytes, "approximate bytes of data per record")
     ->check(CLI::Range(16, 1 << 24))
     ->capture_default_str();
-  cmd->add_option("--keys", cfg->keys, "distinct partition keys")->capture_default_str();
+  cmd->add_option("--keys", cfg->keys, "distinct partition keys")
+    ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40))
+    ->capture_default_str();
   cmd->add_option("--seed", cfg->seed, "random seed")->capture_default_str();
   cmd->callback(
     [cfg, &exit_code] { exit_code = guarded("generate", [&] { return run_generate(*cfg); }); });

@@ -41,6 +41,16 @@ set -e
 check "a bad value from the environment: exit 2" test $rc -eq 2
 check "... naming the variable" grep -qF "(from the environment: SHARDFLOW_BATCH_SIZE=lots)" "$WORK/err" \
   || cat "$WORK/err"
+check "... saying it is not a number" grep -qF -- "--batch-size: lots is not a number (1 to 16777216)" "$WORK/err"
+mistyped "kafka put to no broker" "--brokers: name at least one broker" \
+  kafka put --brokers '' --topic t /dev/null
+mistyped "generate with no keys" "--keys: 0 is not in the range 1 to" generate "$WORK/g0" --keys 0
+mistyped "a number out of range" "--batch-size: 0 is not in the range 1 to 16777216" run "$WORK/s" --batch-size 0
+set +e
+SHARDFLOW_FOLLOW=maybe "$SHARDFLOW" run "$WORK/s" > /dev/null 2> "$WORK/err"; rc=$?
+set -e
+check "a flag's bad value from the environment: exit 2, naming the variable" \
+  grep -qF -- "--follow: maybe is not a valid value (from the environment: SHARDFLOW_FOLLOW=maybe)" "$WORK/err"
 
 # Log lines: a timestamp and a level; plurals; --log-level drops; json is one object a line.
 stamp='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z'
