@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include "apps/shardflow/cli_log.hpp"
@@ -361,7 +362,19 @@ void add_mld_command(CLI::App& app, int& exit_code) {
   auto p = std::make_shared<mld_properties_config>();
   auto* props = cmd->add_subcommand("properties", "Print a MultiLangDaemon properties file");
   add_properties_options(props, p.get());
-  props->callback([p, &exit_code] {
+  props->callback([p, props, &exit_code] {
+    // Defaults that look real get deployed: say which values are the command's placeholders.
+    std::vector<std::string> placeholders;
+    if (props->count("--stream") == 0 && p->stream_arn.empty())
+      placeholders.push_back(fmt::format("stream {} (--stream or --stream-arn)", p->stream));
+    if (props->count("--app") == 0)
+      placeholders.push_back(fmt::format("application {} (--app: it names the lease table)", p->app));
+    if (p->region.empty() && p->stream_arn.empty())
+      placeholders.push_back("region us-east-1 (--region)");
+    if (!placeholders.empty())
+      say(log_level::warning, "the file names the command's placeholders for {}: set them before "
+                              "you deploy it",
+          fmt::join(placeholders, ", "));
     exit_code = guarded("mld properties", [&] { return print_properties(*p); });
   });
   cmd->callback([o, cmd, &exit_code] {

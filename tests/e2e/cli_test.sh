@@ -45,6 +45,11 @@ check "... saying it is not a number" grep -qF -- "--batch-size: lots is not a n
 mistyped "kafka put to no broker" "--brokers: name at least one broker" \
   kafka put --brokers '' --topic t /dev/null
 mistyped "generate with no keys" "--keys: 0 is not in the range 1 to" generate "$WORK/g0" --keys 0
+"$SHARDFLOW" mld properties > /dev/null 2> "$WORK/err"
+check "mld properties names its placeholders" grep -qF \
+  "placeholders for stream my-stream (--stream or --stream-arn), application my-shardflow-app" "$WORK/err"
+"$SHARDFLOW" mld properties --stream s --app a --region eu-west-1 > /dev/null 2> "$WORK/err"
+check "... and says nothing when it is given every value" test ! -s "$WORK/err"
 mistyped "a number out of range" "--batch-size: 0 is not in the range 1 to 16777216" run "$WORK/s" --batch-size 0
 set +e
 SHARDFLOW_FOLLOW=maybe "$SHARDFLOW" run "$WORK/s" > /dev/null 2> "$WORK/err"; rc=$?
