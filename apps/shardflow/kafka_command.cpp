@@ -39,13 +39,30 @@ namespace {
 
 // -- the plan --------------------------------------------------------------------------------------
 
+// Checks one -X value as it is parsed (from the command line, the environment or a config file,
+// whose file and line the message then names): KEY=VALUE, and a key and value librdkafka takes.
+CLI::Validator kafka_property() {
+  return CLI::Validator(
+    [](std::string& text) {
+      try {
+        kafka_properties one;
+        parse_kafka_property(text, one);
+        make_kafka_conf(one, "Kafka client");
+        return std::string{};
+      } catch (const error& e) {
+        return std::string{e.what()};
+      }
+    },
+    "KEY=VALUE");
+}
+
 // The -X properties, each checked by librdkafka now (a bad one is a usage error).
 kafka_properties properties_of(const std::vector<std::string>& texts) {
   kafka_properties out;
   try {
     for (const auto& t : texts)
       parse_kafka_property(t, out);
-    make_kafka_conf(out, "-X");
+    make_kafka_conf(out, "Kafka client");
   } catch (const error& e) {
     usage(fmt::format("-X: {}", e.what()));
   }
@@ -338,6 +355,7 @@ void add_run(CLI::App* kafka, int& exit_code) {
       "-X,--property", cfg->properties,
       "a librdkafka property key=value (repeatable; in the config file: property = [...])")
     ->type_name("KEY=VALUE")
+    ->check(kafka_property())
     ->allow_extra_args(false); // one value each: -X a=1 FILE leaves FILE alone
   cmd->add_option("--assignor", cfg->assignor, "an eager assignor: range or roundrobin")
     ->check(CLI::IsMember({"range", "roundrobin"}))
@@ -374,6 +392,7 @@ void add_put(CLI::App* kafka, int& exit_code) {
       "-X,--property", cfg->properties,
       "a librdkafka property key=value (repeatable; in the config file: property = [...])")
     ->type_name("KEY=VALUE")
+    ->check(kafka_property())
     ->allow_extra_args(false); // one value each: -X a=1 FILE leaves FILE alone
   add_duration(cmd, "--connect-timeout", cfg->connect_timeout,
                "how long a record may wait for its delivery (the cluster out of reach, every "

@@ -21,6 +21,10 @@ usage_error() { # description, expected message, config text, arguments...
 usage_error "an unknown key in [run]" \
   "$WORK/c.toml:2: \"batch-sise\" in [run] is not an option of this command (did you mean batch-size?)" \
   '[run]\nbatch-sise = 500\n' --config "$WORK/c.toml" run "$WORK/s" --flusher null --progress off
+usage_error "a librdkafka property librdkafka refuses" \
+  "$WORK/c.toml:2: --property: librdkafka property bogus.x=1 refused for the Kafka client: No such configuration property" \
+  '[kafka.run]\nproperty = ["bogus.x=1"]\n' --config "$WORK/c.toml" kafka run --brokers 127.0.0.1:1 \
+  --topic t --group g --flusher null
 usage_error "a broken table header" "$WORK/c.toml:1:5: not valid TOML" \
   '[run\nbatch-size = 5\n' run "$WORK/s" --flusher null --config "$WORK/c.toml"
 usage_error "a wrong type" \
