@@ -112,10 +112,11 @@ const char* to_string(copy_format format) noexcept {
   return format == copy_format::binary ? "binary" : "text";
 }
 
-std::vector<column> default_columns() {
+std::vector<column> default_columns(data_type data) {
   std::vector<column> out;
   for (auto role : all_roles)
-    out.push_back({role, to_string(role)});
+    if (role != column_role::data_raw || data == data_type::jsonb)
+      out.push_back({role, to_string(role)});
   return out;
 }
 

@@ -68,8 +68,9 @@ enum class copy_format : std::uint8_t { text, binary };
 /// Returns "text" or "binary".
 const char* to_string(copy_format format) noexcept;
 
-/// Returns the eight columns, in the order of column_role, named after their roles.
-std::vector<column> default_columns();
+/// Returns the eight columns, in the order of column_role, named after their roles; with `data`
+/// bytea or text (every payload goes to data) the seven without data_raw.
+std::vector<column> default_columns(data_type data = data_type::jsonb);
 
 /// The default of --pg-columns: every role, comma-separated.
 std::string default_columns_text();

@@ -58,9 +58,21 @@ void check_conninfo(const std::string& conninfo) {
   PQconninfoFree(opts);
 }
 
-pg_connection::pg_connection(const std::string& conninfo) {
+namespace {
+
+extern "C" void forward_notice(void* arg, const char* message) {
+  const auto& notices = static_cast<const pg_connection*>(arg)->notices();
+  notices(log_level::warning, "postgres: " + trimmed(message));
+}
+
+} // namespace
+
+pg_connection::pg_connection(const std::string& conninfo, log_sink notices)
+  : notices_(std::move(notices)) {
   check_conninfo(conninfo);
   conn_ = PQconnectdb(conninfo.c_str());
+  if (conn_ != nullptr && notices_)
+    PQsetNoticeProcessor(conn_, forward_notice, this);
   if (conn_ == nullptr)
     throw pg_failure{"cannot connect to PostgreSQL: out of memory", "", true};
   if (PQstatus(conn_) != CONNECTION_OK) {
@@ -158,8 +170,9 @@ std::string pg_connection::database() const {
 
 // -- pg_connections ------------------------------------------------------------------------------
 
-pg_connections::pg_connections(std::string conninfo, std::function<void(pg_connection&)> on_connect)
-  : conninfo_(std::move(conninfo)), on_connect_(std::move(on_connect)) {
+pg_connections::pg_connections(std::string conninfo, std::function<void(pg_connection&)> on_connect,
+                               log_sink notices)
+  : conninfo_(std::move(conninfo)), on_connect_(std::move(on_connect)), notices_(std::move(notices)) {
   // nop
 }
 
@@ -172,7 +185,7 @@ std::unique_ptr<pg_connection> pg_connections::take() {
       return conn;
     }
   }
-  auto conn = std::make_unique<pg_connection>(conninfo_);
+  auto conn = std::make_unique<pg_connection>(conninfo_, notices_);
   if (on_connect_)
     on_connect_(*conn);
   return conn;

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include <shardflow/core/log.hpp>
+
 struct pg_conn;
 struct pg_result;
 
@@ -56,7 +58,10 @@ class pg_connection {
 public:
   /// Connects. @throws pg_failure: transient when the server could not be reached or is not ready,
   ///         not transient when it refused us (authentication, a missing database or role).
-  explicit pg_connection(const std::string& conninfo);
+  /// The server's notices and the messages libpq gets while idle ("FATAL:  terminating connection
+  /// due to administrator command") go to `notices` as warnings, prefixed "postgres: "; without a
+  /// sink libpq prints them to stderr itself.
+  explicit pg_connection(const std::string& conninfo, log_sink notices = {});
   ~pg_connection();
 
   pg_connection(const pg_connection&) = delete;
@@ -77,11 +82,17 @@ public:
   /// Returns the name of the database connected to.
   std::string database() const;
 
+  /// Returns where the connection's notices go (empty: libpq's stderr).
+  const log_sink& notices() const noexcept {
+    return notices_;
+  }
+
 private:
   [[noreturn]] void fail(pg_result* res, const std::string& what);
   void check(pg_result* res, int expected, const std::string& what);
 
   pg_conn* conn_ = nullptr;
+  log_sink notices_;
 };
 
 /// Idle connections to one server, shared by the writers of many shards: a writer takes one (or a
@@ -90,7 +101,8 @@ class pg_connections {
 public:
   /// `on_connect` runs on each new connection before it is handed out (e.g. to create a staging
   /// table); it may throw pg_failure.
-  pg_connections(std::string conninfo, std::function<void(pg_connection&)> on_connect);
+  pg_connections(std::string conninfo, std::function<void(pg_connection&)> on_connect,
+                 log_sink notices = {});
 
   /// Returns an idle connection, or a new one. @throws pg_failure when connecting fails.
   std::unique_ptr<pg_connection> take();
@@ -101,6 +113,7 @@ public:
 private:
   std::string conninfo_;
   std::function<void(pg_connection&)> on_connect_;
+  log_sink notices_;
   std::mutex mu_;
   std::vector<std::unique_ptr<pg_connection>> idle_;
 };

@@ -149,8 +149,49 @@ void check_table(pg_connection& conn, postgres_flusher_config& cfg) {
   if (cfg.mode == write_mode::effectively_once && !key)
     fail(cfg.table, fmt::format("effectively-once needs a unique key on ({})",
                                 joined(key_names(cfg.columns))));
-  if (cfg.mode == write_mode::automatic)
+  const bool picked = cfg.mode == write_mode::automatic;
+  if (picked)
     cfg.mode = key ? write_mode::effectively_once : write_mode::plain;
+  // A replay stages its rows in a temporary table: without the right to make one, the job would
+  // run until its first replay and then fail every replaying shard, when recovery is needed.
+  if (cfg.mode == write_mode::effectively_once
+      && conn.query("SELECT has_database_privilege(current_database(), 'TEMPORARY')").at(0).at(0)
+           != "t")
+    fail(cfg.table, fmt::format("effectively-once{} stages a replayed batch in a temporary table, "
+                                "and this user may not create one in database {} (GRANT "
+                                "TEMPORARY ON DATABASE {} TO the user, or --pg-mode plain)",
+                                picked ? " (picked by --pg-mode auto: the table has a unique key "
+                                         "on the record's key columns)"
+                                       : "",
+                                conn.database(), conn.database()));
+  const auto key_text = joined(key_names(cfg.columns));
+  if (!cfg.log)
+    return;
+  if (cfg.mode == write_mode::effectively_once) {
+    cfg.log(log_level::info,
+            fmt::format("postgres table {}: effectively-once (a unique key on ({})): a replayed "
+                        "record adds nothing",
+                        cfg.table, key_text));
+    return;
+  }
+  cfg.log(log_level::info,
+          fmt::format("postgres table {}: plain{}: a replay after a crash writes its rows again",
+                      cfg.table,
+                      key_text.empty() ? std::string{" (--pg-columns has no record key)"}
+                                       : fmt::format(" (no unique key on exactly ({}))", key_text)));
+  // Another unique key makes a replayed row fail its shard instead of being written again.
+  const auto others = conn.query(
+    "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1::regclass AND "
+    "indisunique ORDER BY indexrelid",
+    {cfg.table});
+  for (const auto& row : others)
+    cfg.log(log_level::warning,
+            fmt::format("postgres table {}: in plain mode a replayed row violates its unique index "
+                        "({}) and fails its shard until it gives up; a unique key on exactly ({}) "
+                        "makes replays effectively-once",
+                        cfg.table, row.at(0),
+                        key_text.empty() ? std::string{"stream, shard, sequence, sub_sequence"}
+                                         : key_text));
 }
 
 std::string copy_sql(const std::string& table, const postgres_flusher_config& cfg) {
@@ -180,7 +221,7 @@ postgres_flusher_config prepare_table(postgres_flusher_config cfg) {
     throw error{errc::bad_input, fmt::format("--flusher postgres:CONNINFO: {}", e.what())};
   }
   try {
-    pg_connection conn{cfg.conninfo};
+    pg_connection conn{cfg.conninfo, cfg.log};
     check_table(conn, cfg);
   } catch (const pg_failure& e) {
     fail(cfg.table, e.what());
@@ -272,7 +313,7 @@ flusher_factory postgres_flusher_factory(postgres_flusher_config cfg,
     conn.exec("CREATE TEMPORARY TABLE IF NOT EXISTS shardflow_stage (" + columns
               + ") ON COMMIT DELETE ROWS");
   };
-  auto conns = std::make_shared<pg_connections>(cfg.conninfo, on_connect);
+  auto conns = std::make_shared<pg_connections>(cfg.conninfo, on_connect, cfg.log);
   auto group = std::make_shared<group_commit>(
     [cfg, conns](const std::vector<const std::string*>& batches) {
       write_rows(*conns, cfg, batches, false);

@@ -19,8 +19,11 @@
 //       ON CONFLICT (stream, shard, sequence, sub_sequence) DO NOTHING; COMMIT
 //     (`stage` is a temporary table per connection, ON COMMIT DELETE ROWS.) A replayed record finds
 //     its row and adds nothing, so a crash and a replay leave every record in the table once.
+//     It needs the TEMPORARY privilege on the database, which `prepare_table` checks.
 //   plain (no such key): COPY table FROM STDIN (one statement, one transaction). A replay after a
-//     crash adds the replayed rows again (at-least-once).
+//     crash adds the replayed rows again (at-least-once); a replayed row that another unique
+//     index of the table refuses fails its shard (`prepare_table` warns of each such index).
+// `prepare_table` logs the mode it runs in (info) to `log`.
 //
 // COPY reads text rows by default (`format`; binary on request). For JSON payloads the two are as
 // fast (the server parses jsonb from either; 200,000 rows, 3 alternating pairs on 2 loaded cores:

@@ -38,7 +38,9 @@ flusher_factory postgres_factory(const flusher_spec& spec, const flusher_setting
   cfg.format = settings.postgres_copy == "binary" ? postgres::copy_format::binary
                                                   : postgres::copy_format::text;
   try {
-    cfg.columns = postgres::parse_columns(settings.postgres_columns);
+    cfg.columns = settings.postgres_columns.empty()
+                    ? postgres::default_columns(cfg.data)
+                    : postgres::parse_columns(settings.postgres_columns);
     cfg = postgres::prepare_table(cfg);
   } catch (const error& e) {
     if (e.code() == errc::bad_input)
@@ -86,8 +88,8 @@ void add_flusher_options(CLI::App* cmd, flusher_options* opts) {
   cmd
     ->add_option("--pg-columns", opts->pg_columns,
                  "postgres flusher: the columns written, in order, as ROLE or ROLE=NAME (roles: "
-                 "stream, shard, sequence, sub_sequence, partition_key, arrival, data, data_raw)")
-    ->capture_default_str();
+                 "stream, shard, sequence, sub_sequence, partition_key, arrival, data, data_raw; "
+                 "default: all of them, without data_raw under --pg-data bytea or text)");
   cmd
     ->add_option("--pg-data", opts->pg_data,
                  "postgres flusher: the data column's type: jsonb (JSON payloads; the others go "

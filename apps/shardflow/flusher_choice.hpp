@@ -47,7 +47,8 @@ struct flusher_settings {
   std::string postgres_table = postgres::postgres_flusher_config{}.table;
   bool postgres_create_table = false;
   std::string postgres_mode = "auto";
-  std::string postgres_columns = postgres::default_columns_text();
+  /// Empty: every role, without data_raw unless `postgres_data` is jsonb.
+  std::string postgres_columns;
   std::string postgres_data = "jsonb";
   std::string postgres_copy = "text";
   std::string stream = "stream";
@@ -64,7 +65,7 @@ struct flusher_options {
   std::string pg_table = postgres::postgres_flusher_config{}.table;
   bool pg_create_table = false;
   std::string pg_mode = "auto";
-  std::string pg_columns = postgres::default_columns_text();
+  std::string pg_columns; // empty: the default for --pg-data
   std::string pg_data = "jsonb";
   std::string pg_copy = "text";
 };

@@ -36,6 +36,8 @@ set +e
 code=$?
 set -e
 check "the run ends with exit 0 ($code)" test $code -eq 0
+check "the start says which mode it runs in" \
+  grep -q "postgres table t_run: effectively-once (a unique key on (stream, shard, sequence, sub_sequence))" "$WORK/a.err"
 check "every record is in the table exactly once" exactly_once t_run
 check "the rows carry stream, shard and arrival" \
   test "$(sql "select count(distinct shard), min(stream), count(arrival) from t_run")" = "$shards|a|$records"
@@ -95,6 +97,8 @@ check "the job rode out the restart: exit 0 on SIGTERM ($code)" test $code -eq 0
 check "no shard restarted" grep -q "; 0 restarts;" "$WORK/r.err"
 check "every record is in the table once" \
   test "$(sql "select count(distinct (shard, sequence)) from t_restart")" = $((records + 20000))
+check "what libpq heard from the stopping server went to the log, not raw to stderr" \
+  bash -c '! grep -E "^(FATAL|ERROR|WARNING|server closed)" "$1"' _ "$WORK/r.err"
 
 # 4. Failures before the first record: exit codes, clear messages, nothing checkpointed.
 fresh c
@@ -158,5 +162,43 @@ check "a run into the renamed columns ends with exit 0 ($code)" test $code -eq 0
 check "every record is in the renamed columns, data as bytea" test \
   "$(sql "select count(*), count(distinct convert_from(body, 'UTF8')::jsonb->>'id') from t_cols")" \
   = "$records|$records"
+
+# 6. What the start checks besides the table: effectively-once needs the right to make the
+# temporary staging table (else exit 1 before the first record, naming the GRANT, not a failure at
+# the first replay); plain mode on a table with another unique key warns that a replay would fail;
+# --pg-data bytea takes the default columns without data_raw.
+sql "create role nt login password 'nt'; revoke temporary on database postgres from public;
+     grant insert on t_run to nt" > /dev/null
+fresh e
+set +e
+"$SHARDFLOW" run "$WORK/e" --flusher "postgres:host=127.0.0.1 port=$port user=nt password=nt dbname=postgres" \
+  --pg-table t_run --progress off > /dev/null 2> "$WORK/e.err"
+code=$?
+set -e
+check "effectively-once without the TEMPORARY privilege exits 1 ($code)" test $code -eq 1
+check "... naming the grant" grep -q "may not create one in database postgres (GRANT TEMPORARY ON DATABASE postgres" "$WORK/e.err"
+check "... before anything is checkpointed" nothing_checkpointed e
+sql "grant temporary on database postgres to public" > /dev/null
+sql "create table t_uq (stream text, shard text, sequence numeric, sub_sequence bigint,
+     partition_key text, arrival timestamptz, data jsonb, data_raw bytea, unique (shard, sequence))" > /dev/null
+fresh u
+set +e
+"$SHARDFLOW" run "$WORK/u" --flusher "postgres:$conn" --pg-table t_uq "${run_args[@]}" \
+  > /dev/null 2> "$WORK/u.err"
+code=$?
+set -e
+check "a table without the record key runs in plain mode ($code)" test $code -eq 0
+check "... saying so" grep -q "postgres table t_uq: plain (no unique key on exactly" "$WORK/u.err"
+check "... and warning that its other unique index fails a replay" \
+  grep -q "a replayed row violates its unique index (CREATE UNIQUE INDEX t_uq_shard_sequence_key" "$WORK/u.err"
+fresh b
+set +e
+"$SHARDFLOW" run "$WORK/b" --flusher "postgres:$conn" --pg-create-table --pg-table t_bytea \
+  --pg-data bytea "${run_args[@]}" > /dev/null 2> "$WORK/b.err"
+code=$?
+set -e
+[ $code -eq 0 ] || cat "$WORK/b.err"
+check "--pg-data bytea alone takes the default columns without data_raw ($code)" test $code -eq 0
+check "... every record in the table" test "$(sql "select count(*) from t_bytea")" = $records
 
 finish

@@ -310,3 +310,24 @@ SCENARIO("a COMMIT whose answer is lost: the batch is written again, and adds no
   REQUIRE(warnings.size() == 1);
   CHECK_THAT(warnings[0], Catch::Contains("writing the batch of 3 records again"));
 }
+
+SCENARIO("what the server says outside a result goes to the connection's log sink", "[postgres]") {
+  std::vector<std::pair<log_level, std::string>> lines;
+  pg_connection conn{server().conninfo(), [&](log_level level, std::string_view text) {
+                       lines.emplace_back(level, std::string{text});
+                     }};
+  conn.exec("DO $$ BEGIN RAISE NOTICE 'from the server'; END $$");
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].first == log_level::warning);
+  CHECK(lines[0].second == "postgres: NOTICE:  from the server");
+}
+
+SCENARIO("prepare_table logs the mode it picked", "[postgres]") {
+  exec("DROP TABLE IF EXISTS t_mode_logged");
+  std::vector<std::string> lines;
+  auto cfg = config_for("t_mode_logged");
+  cfg.log = [&](log_level, std::string_view text) { lines.emplace_back(text); };
+  CHECK(prepare_table(cfg).mode == write_mode::effectively_once);
+  REQUIRE(lines.size() == 1);
+  CHECK_THAT(lines[0], Catch::StartsWith("postgres table t_mode_logged: effectively-once"));
+}
