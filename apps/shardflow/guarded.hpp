@@ -51,6 +51,16 @@ inline CLI::Option* add_duration(CLI::App* cmd, const char* name, std::string& v
   return cmd->add_option(name, value, help + duration_help)->type_name("DURATION");
 }
 
+/// Adds `--json [FILE]`: the JSON summary into FILE, `-` or a bare --json for stdout; off when not
+/// given (`value` stays empty). `help` says what the summary is.
+inline CLI::Option* add_json_summary(CLI::App* cmd, std::string& value, const std::string& help) {
+  return cmd->add_option("--json", value, help)
+    ->type_name("FILE")
+    ->expected(0, 1)
+    ->default_str("-") // what a bare --json means
+    ->option_text("[FILE] (default: off; a bare --json: stdout)");
+}
+
 /// Runs `body` (returning an exit code) and maps what it throws to an exit code; see the file
 /// comment.
 template <class F>

@@ -282,6 +282,10 @@ std::size_t kafka_put_lines(const kafka_put_config& cfg, std::istream& in,
   std::unique_ptr<RdKafka::Producer> p{RdKafka::Producer::create(conf.get(), why)};
   if (!p)
     throw error{errc::io_failed, fmt::format("kafka producer cannot be made: {}", why)};
+  // Each record is reported by `within` (librdkafka expires it then); a margin for the reports.
+  const auto settle = [&] {
+    return p->flush(within.count() == 0 ? -1 : static_cast<int>(within.count() + 10'000));
+  };
   std::size_t n = 0;
   std::size_t line_no = 0;
   for (std::string line; std::getline(in, line);) {
@@ -289,16 +293,22 @@ std::size_t kafka_put_lines(const kafka_put_config& cfg, std::istream& in,
     std::string key;
     if (!cfg.key.empty()) {
       auto k = partition_key_of(line, cfg.key);
-      if (!k)
-        throw error{errc::bad_input, fmt::format("{}:{}: {}", name, line_no, k.error())};
+      if (!k) {
+        // The lines before it are delivered (or have failed) before the command says how many.
+        settle();
+        throw error{errc::bad_input,
+                    fmt::format("{}:{}: {} (of the {} before it, {} delivered{})", name, line_no,
+                                k.error(), plural(n, "line"), reports.delivered,
+                                reports.failure.empty() ? std::string{}
+                                                        : "; the others not: " + reports.failure)};
+      }
       key = std::move(*k);
     }
     produce_line(*p, cfg.topic, line, key);
     ++n;
     p->poll(0);
   }
-  // Each record is reported by `within` (librdkafka expires it then); a margin for the reports.
-  auto err = p->flush(within.count() == 0 ? -1 : static_cast<int>(within.count() + 10'000));
+  auto err = settle();
   if (!reports.failure.empty() || err != RdKafka::ERR_NO_ERROR || reports.delivered != n) {
     auto why_not = reports.failure.empty() ? RdKafka::err2str(err) : reports.failure;
     if (auto last = events.last_error(); !last.empty())
@@ -364,10 +374,9 @@ void add_run(CLI::App* kafka, int& exit_code) {
                "how long the cluster may be out of reach (never reached since the start, or "
                "every broker down) before the job fails with exit 1; 0: wait for ever")
     ->capture_default_str();
-  cmd->add_option("--json", cfg->json, "write a JSON summary to FILE (- or no FILE: stdout)")
-    ->type_name("FILE")
-    ->expected(0, 1)
-    ->default_str("-");
+  add_json_summary(cmd, cfg->json,
+                   "also write the summary as JSON to FILE (- or no FILE: stdout, unless the "
+                   "flusher is stdout)");
   add_flusher_options(cmd, &cfg->flushing);
   add_job_options(cmd, cfg.get());
   cmd->callback([cfg, &exit_code] {

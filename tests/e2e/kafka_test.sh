@@ -64,6 +64,13 @@ rc=0
   "$WORK/in1.ndjson" 2> "$WORK/put.err" || rc=$?
 check "kafka put exits 0" test $rc -eq 0
 check "kafka put says how many" grep -q "put 2000 records to events" "$WORK/put.err"
+printf '{"user":"b1"}\n{"user":"b2"}\nnot json\n{"user":"b4"}\n' > "$WORK/bad.ndjson"
+rc=0
+"$SHARDFLOW" kafka put --brokers "$brokers" --topic badput --key user "$WORK/bad.ndjson" \
+  2> "$WORK/badput.err" || rc=$?
+check "kafka put stops at a line without its key: exit 3" test $rc -eq 3
+check "... once the lines before it are delivered, saying so" \
+  grep -q "bad.ndjson:3: not a JSON object (of the 2 lines before it, 2 delivered)" "$WORK/badput.err"
 
 rc=0
 run_until 2000 "$WORK/summary1.json" || rc=$?
