@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <shardflow/flushers/record_line.hpp>
+#include <shardflow/kcl/mld_records_avx2.hpp>
 
 namespace shardflow::mld {
 
@@ -303,18 +304,116 @@ void read_record(element r, wire_record& w) {
     w.raw = simdjson::minify(r);
 }
 
+#if SHARDFLOW_MLD_AVX2
+bool cpu_runs_fast_path() noexcept {
+  // What mld_records_avx2.cpp is compiled for (-mavx2 -mbmi); __builtin_cpu_supports("avx2") also
+  // checks that the OS saves the YMM registers.
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
+  return yes;
+}
+
+// Appends a record the fast path read.
+void add_fast_record(void* owner, const shardflow_mld_avx2_record* r) {
+  auto& w = static_cast<std::vector<wire_record>*>(owner)->emplace_back();
+  w.data_null = r->data_null;
+  if (!r->data_null)
+    w.data_base64 = {r->data, r->data_size};
+  if (r->has_partition_key)
+    w.partition_key = {r->partition_key, r->partition_key_size};
+  w.sequence_number = {r->sequence_number, r->sequence_number_size};
+  if (r->has_sub_sequence_number)
+    w.sub_sequence_number = r->sub_sequence_number;
+  if (r->has_arrival_ms)
+    w.arrival_ms = r->arrival_ms;
+}
+#endif
+
+// How the daemon writes a processRecords line; only such a line is worth the fast path's try.
+constexpr std::string_view process_records_head = R"({"action":"processRecords")";
+
 } // namespace
 
 struct message_parser::impl {
+  explicit impl(message_parser_config c) : cfg(c) {
+  }
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
+  ~impl() {
+#if SHARDFLOW_MLD_AVX2
+    if (fast.parser != nullptr) {
+      fast.line = nullptr;
+      (void) shardflow_mld_records_avx2(&fast);
+    }
+#endif
+  }
+
+  // Reads a processRecords line with the fast path; false when it declines (`out` is then as before).
+  bool parse_fast(std::string_view line, message& out, bool padded) {
+#if SHARDFLOW_MLD_AVX2
+    if (!cfg.fast_path || !cpu_runs_fast_path() || line.substr(0, process_records_head.size())
+                                                     != process_records_head)
+      return false;
+    const char* text = line.data();
+    std::size_t capacity = line.size() + simdjson::SIMDJSON_PADDING;
+    if (!padded) { // a copy with room to read past its end, like the DOM parser's
+      if (copy_capacity < capacity) {
+        copy_capacity = std::max(capacity, copy_capacity * 2);
+        copy.reset(new char[copy_capacity]);
+      }
+      std::memcpy(copy.get(), line.data(), line.size());
+      std::memset(copy.get() + line.size(), 0, simdjson::SIMDJSON_PADDING);
+      text = copy.get();
+      capacity = copy_capacity;
+    }
+    fast.line = text;
+    fast.size = line.size();
+    fast.capacity = capacity;
+    fast.add = &add_fast_record;
+    fast.owner = &out.records;
+    if (shardflow_mld_records_avx2(&fast) != 1) {
+      out.records.clear();
+      return false;
+    }
+    ++fast_lines;
+    out.action = "processRecords";
+    out.what = message::kind::process_records;
+    if (fast.has_millis_behind_latest)
+      out.millis_behind_latest = fast.millis_behind_latest;
+    return true;
+#else
+    (void) line, (void) out, (void) padded;
+    return false;
+#endif
+  }
+
+  message_parser_config cfg;
   simdjson::dom::parser parser;
   std::string quoted; // a line with its numbers quoted (see quote_numbers)
+  std::uint64_t fast_lines = 0;
+#if SHARDFLOW_MLD_AVX2
+  shardflow_mld_avx2_call fast{};
+  std::unique_ptr<char[]> copy; // an unpadded line, padded for the fast path
+  std::size_t copy_capacity = 0;
+#endif
 };
 
-message_parser::message_parser() : impl_(std::make_unique<impl>()) {
+message_parser::message_parser(message_parser_config cfg) : impl_(std::make_unique<impl>(cfg)) {
   // nop
 }
 
 message_parser::~message_parser() = default;
+
+bool message_parser::fast_path_available() noexcept {
+#if SHARDFLOW_MLD_AVX2
+  return cpu_runs_fast_path();
+#else
+  return false;
+#endif
+}
+
+std::uint64_t message_parser::fast_lines() const noexcept {
+  return impl_->fast_lines;
+}
 
 status message_parser::parse(std::string_view line, message& out, bool padded) {
   // The records' vector keeps its capacity: a caller that reuses it parses batch after batch of
@@ -323,6 +422,8 @@ status message_parser::parse(std::string_view line, message& out, bool padded) {
   records.clear();
   out = message{};
   out.records = std::move(records);
+  if (impl_->parse_fast(line, out, padded))
+    return {};
   element doc;
   auto err = impl_->parser.parse(line.data(), line.size(), !padded).get(doc);
   if (err == simdjson::NUMBER_ERROR) {

@@ -42,7 +42,8 @@
 namespace shardflow::mld {
 
 /// One record of a `processRecords` message, as the daemon sent it. The text fields view the parser's
-/// buffer: they are valid until the parser parses the next line.
+/// buffer or the line (see `message_parser::parse`): they are valid until the parser parses the next
+/// line.
 struct wire_record {
   std::string_view data_base64;
   bool data_null = false;
@@ -89,16 +90,39 @@ struct message {
   std::optional<std::string> echo_checkpoint;
 };
 
+/// Options of `message_parser`.
+struct message_parser_config {
+  /// Reads a processRecords line with the fast path when the CPU can run it (AVX2 and BMI1;
+  /// mld_records_avx2.hpp), the DOM reading otherwise and for every line the fast path cannot vouch
+  /// for. Off: the DOM reading only (the reference the tests compare the fast path with).
+  bool fast_path = true;
+};
+
 /// Decodes daemon lines; keeps its buffers between lines (one per session, not thread-safe).
+///
+/// Two readings, one outcome: a line that starts with `{"action":"processRecords"` (how the daemon
+/// writes it) goes to the fast path first, which either vouches for its reading or declines, and a
+/// declined line (another action, an escape, a problem record, a number that is not a plain int64,
+/// anything unexpected) is read by the DOM, whose behaviour the list above describes.
 class message_parser {
 public:
-  message_parser();
+  explicit message_parser(message_parser_config cfg = {});
   ~message_parser();
+
+  message_parser(const message_parser&) = delete;
+  message_parser& operator=(const message_parser&) = delete;
+
+  /// Returns whether this CPU can run the fast path (and this build has it).
+  static bool fast_path_available() noexcept;
+
+  /// Returns how many lines the fast path read (the others went through the DOM).
+  std::uint64_t fast_lines() const noexcept;
 
   /// Parses one line (no newline). Returns success, or why it is not a message (`error()`); then `out.action` (and `out.what`) hold the action the line names at its top level if
   /// one can be recognised in the raw text (the caller must then fail rather than ignore the line),
   /// and `out.action` is empty otherwise (a line the caller may log and ignore). With `padded`, 64
-  /// readable bytes follow the line and it is parsed in place.
+  /// readable bytes follow the line and it is parsed in place: the records' texts may then view the
+  /// line itself, so it must stay as it is until the next parse.
   status parse(std::string_view line, message& out, bool padded = false);
 
 private:
