@@ -3,7 +3,9 @@
 // Checks: parsing a line in place (`padded`, 64 bytes of '"' and '}' after it, which a parser that
 // read past the line would trip on) and from a copy give the same outcome and the same message;
 // a parser reused after another line gives it again (no state leaks between lines); a message's
-// record views lie inside the line or the parser's buffer, valid until the next parse.
+// record views lie inside the line or the parser's buffer, valid until the next parse; and the
+// processRecords fast path (mld_records_avx2.hpp) reads the line as the DOM reading alone does (a
+// parser with `fast_path` off), or declines it.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -20,7 +22,8 @@ using shardflow::mld::wire_record;
 bool same(const wire_record& x, const wire_record& y) {
   return x.data_base64 == y.data_base64 && x.data_null == y.data_null
          && x.partition_key == y.partition_key && x.sequence_number == y.sequence_number
-         && x.sub_sequence_number == y.sub_sequence_number && x.arrival_ms == y.arrival_ms;
+         && x.sub_sequence_number == y.sub_sequence_number && x.arrival_ms == y.arrival_ms
+         && x.problem == y.problem && x.raw == y.raw;
 }
 
 bool same(const message& x, const message& y) {
@@ -63,6 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string line{reinterpret_cast<const char*>(data), size};
   thread_local shardflow::mld::message_parser copying;
   thread_local shardflow::mld::message_parser in_place;
+  thread_local shardflow::mld::message_parser dom{shardflow::mld::message_parser_config{false}};
   message a;
   const auto why_a = copying.parse(line, a).error();
   std::string padded = line + std::string(32, '"') + std::string(32, '}');
@@ -71,6 +75,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   SHARDFLOW_FUZZ_CHECK(why_a == why_b);
   if (why_a.empty())
     SHARDFLOW_FUZZ_CHECK(same(a, b));
+  message d;
+  const auto why_d = dom.parse(line, d).error();
+  SHARDFLOW_FUZZ_CHECK(why_d == why_a);
+  if (why_a.empty())
+    SHARDFLOW_FUZZ_CHECK(same(a, d));
   const auto first = snapshot(why_a, a);
   message other;
   (void) copying
