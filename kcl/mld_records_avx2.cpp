@@ -45,6 +45,21 @@ std::size_t quote_or_backslash(const char* p) {
   }
 }
 
+// The value of eight decimal digits at `p` (a SWAR step: the digits' nibbles multiplied into pairs,
+// then quartets, then the eight); declines if one of the bytes is not a digit.
+std::uint32_t eight_digits(const char* p) {
+  std::uint64_t x;
+  std::memcpy(&x, p, 8); // the first digit in the lowest byte
+  constexpr std::uint64_t high = 0xF0F0F0F0F0F0F0F0;
+  // A digit is 0x30..0x39: its high nibble is 3, and adding 6 does not carry into it.
+  if ((x & high) != 0x3030303030303030 || ((x + 0x0606060606060606) & high) != 0x3030303030303030)
+    throw decline{};
+  x &= 0x0F0F0F0F0F0F0F0F;
+  x = (x * 10 + (x >> 8)) & 0x00FF00FF00FF00FF;          // pairs: d0*10 + d1
+  x = (x * 100 + (x >> 16)) & 0x0000FFFF0000FFFF;        // quartets
+  return static_cast<std::uint32_t>(x * 10000 + (x >> 32)); // the low 32 bits hold the eight
+}
+
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
@@ -98,11 +113,14 @@ public:
     if (token.empty() || token.size() > 19 || (token[0] == '0' && token.size() > 1))
       throw decline{};
     std::uint64_t v = 0;
-    for (const char c : token) {
-      const auto d = static_cast<unsigned>(c - '0');
+    std::size_t at = 0;
+    for (; token.size() - at >= 8; at += 8) // 19 digits fit 64 unsigned bits
+      v = v * 100'000'000 + eight_digits(token.data() + at);
+    for (; at < token.size(); ++at) {
+      const auto d = static_cast<unsigned>(token[at] - '0');
       if (d > 9)
         throw decline{};
-      v = v * 10 + d; // 19 digits fit 64 unsigned bits
+      v = v * 10 + d;
     }
     if (v > static_cast<std::uint64_t>(INT64_MAX))
       throw decline{};
@@ -156,7 +174,27 @@ private:
 
 // Whether a key is `name` (a key's text is plain: walk::string declines escapes).
 bool is(std::string_view key, std::string_view name) {
-  return key.size() == name.size() && std::memcmp(key.data(), name.data(), name.size()) == 0;
+  return std::memcmp(key.data(), name.data(), name.size()) == 0;
+}
+
+// The keys of a record, told apart by their lengths first (they all differ).
+enum class record_key { data, partition_key, sequence_number, sub_sequence_number, arrival, other };
+
+record_key record_key_of(std::string_view key) {
+  switch (key.size()) {
+    case 4:
+      return is(key, "data"sv) ? record_key::data : record_key::other;
+    case 12:
+      return is(key, "partitionKey"sv) ? record_key::partition_key : record_key::other;
+    case 14:
+      return is(key, "sequenceNumber"sv) ? record_key::sequence_number : record_key::other;
+    case 17:
+      return is(key, "subSequenceNumber"sv) ? record_key::sub_sequence_number : record_key::other;
+    case 27:
+      return is(key, "approximateArrivalTimestamp"sv) ? record_key::arrival : record_key::other;
+    default:
+      return record_key::other;
+  }
 }
 
 // The same reading as mld_protocol.cpp's read_record, for the records it has no problem with.
@@ -168,43 +206,51 @@ void read_record(walk& w, shardflow_mld_avx2_call& call) {
   if (w.peek() == '}') // no sequenceNumber
     throw decline{};
   do {
-    const auto key = w.string();
+    const auto key = record_key_of(w.string());
     w.expect(':');
-    if (is(key, "data"sv)) {
-      if (w.null()) {
-        r.data_null = true;
-        r.data = nullptr;
-        r.data_size = 0;
-      } else {
+    switch (key) {
+      case record_key::data:
+        if (w.null()) {
+          r.data_null = true;
+          r.data = nullptr;
+          r.data_size = 0;
+        } else {
+          const auto text = w.string();
+          r.data_null = false;
+          r.data = text.data();
+          r.data_size = text.size();
+        }
+        break;
+      case record_key::partition_key:
+        if (!w.null()) { // null leaves the key as it was, like the DOM reading
+          const auto text = w.string();
+          r.partition_key = text.data();
+          r.partition_key_size = text.size();
+          r.has_partition_key = true;
+        }
+        break;
+      case record_key::sequence_number: {
         const auto text = w.string();
-        r.data_null = false;
-        r.data = text.data();
-        r.data_size = text.size();
+        r.sequence_number = text.data();
+        r.sequence_number_size = text.size();
+        has_sequence = true;
+        break;
       }
-    } else if (is(key, "partitionKey"sv)) {
-      if (!w.null()) { // null leaves the key as it was, like the DOM reading
-        const auto text = w.string();
-        r.partition_key = text.data();
-        r.partition_key_size = text.size();
-        r.has_partition_key = true;
-      }
-    } else if (is(key, "sequenceNumber"sv)) {
-      const auto text = w.string();
-      r.sequence_number = text.data();
-      r.sequence_number_size = text.size();
-      has_sequence = true;
-    } else if (is(key, "subSequenceNumber"sv)) {
-      if (!w.null()) {
-        r.sub_sequence_number = static_cast<std::uint64_t>(w.integer());
-        r.has_sub_sequence_number = true;
-      }
-    } else if (is(key, "approximateArrivalTimestamp"sv)) {
-      if (!w.null()) {
-        r.arrival_ms = w.integer();
-        r.has_arrival_ms = true;
-      }
-    } else {
-      w.skip_scalar();
+      case record_key::sub_sequence_number:
+        if (!w.null()) {
+          r.sub_sequence_number = static_cast<std::uint64_t>(w.integer());
+          r.has_sub_sequence_number = true;
+        }
+        break;
+      case record_key::arrival:
+        if (!w.null()) {
+          r.arrival_ms = w.integer();
+          r.has_arrival_ms = true;
+        }
+        break;
+      case record_key::other:
+        w.skip_scalar();
+        break;
     }
   } while (w.expect_one_of(',', '}') == ',');
   if (!has_sequence)
@@ -222,12 +268,12 @@ void read_line(walk& w, shardflow_mld_avx2_call& call) {
   do {
     const auto key = w.string();
     w.expect(':');
-    if (is(key, "action"sv)) {
+    if (key == "action"sv) {
       // The DOM reading takes the first of repeated keys; the walk declines them.
       if (seen_action || w.string() != "processRecords"sv)
         throw decline{};
       seen_action = true;
-    } else if (is(key, "records"sv)) {
+    } else if (key == "records"sv) {
       if (seen_records)
         throw decline{};
       seen_records = true;
@@ -238,7 +284,7 @@ void read_line(walk& w, shardflow_mld_avx2_call& call) {
         do
           read_record(w, call);
         while (w.expect_one_of(',', ']') == ',');
-    } else if (is(key, "millisBehindLatest"sv)) {
+    } else if (key == "millisBehindLatest"sv) {
       if (seen_millis)
         throw decline{};
       seen_millis = true;
