@@ -174,27 +174,7 @@ private:
 
 // Whether a key is `name` (a key's text is plain: walk::string declines escapes).
 bool is(std::string_view key, std::string_view name) {
-  return std::memcmp(key.data(), name.data(), name.size()) == 0;
-}
-
-// The keys of a record, told apart by their lengths first (they all differ).
-enum class record_key { data, partition_key, sequence_number, sub_sequence_number, arrival, other };
-
-record_key record_key_of(std::string_view key) {
-  switch (key.size()) {
-    case 4:
-      return is(key, "data"sv) ? record_key::data : record_key::other;
-    case 12:
-      return is(key, "partitionKey"sv) ? record_key::partition_key : record_key::other;
-    case 14:
-      return is(key, "sequenceNumber"sv) ? record_key::sequence_number : record_key::other;
-    case 17:
-      return is(key, "subSequenceNumber"sv) ? record_key::sub_sequence_number : record_key::other;
-    case 27:
-      return is(key, "approximateArrivalTimestamp"sv) ? record_key::arrival : record_key::other;
-    default:
-      return record_key::other;
-  }
+  return key.size() == name.size() && std::memcmp(key.data(), name.data(), name.size()) == 0;
 }
 
 // The same reading as mld_protocol.cpp's read_record, for the records it has no problem with.
@@ -206,51 +186,43 @@ void read_record(walk& w, shardflow_mld_avx2_call& call) {
   if (w.peek() == '}') // no sequenceNumber
     throw decline{};
   do {
-    const auto key = record_key_of(w.string());
+    const auto key = w.string();
     w.expect(':');
-    switch (key) {
-      case record_key::data:
-        if (w.null()) {
-          r.data_null = true;
-          r.data = nullptr;
-          r.data_size = 0;
-        } else {
-          const auto text = w.string();
-          r.data_null = false;
-          r.data = text.data();
-          r.data_size = text.size();
-        }
-        break;
-      case record_key::partition_key:
-        if (!w.null()) { // null leaves the key as it was, like the DOM reading
-          const auto text = w.string();
-          r.partition_key = text.data();
-          r.partition_key_size = text.size();
-          r.has_partition_key = true;
-        }
-        break;
-      case record_key::sequence_number: {
+    if (is(key, "data"sv)) {
+      if (w.null()) {
+        r.data_null = true;
+        r.data = nullptr;
+        r.data_size = 0;
+      } else {
         const auto text = w.string();
-        r.sequence_number = text.data();
-        r.sequence_number_size = text.size();
-        has_sequence = true;
-        break;
+        r.data_null = false;
+        r.data = text.data();
+        r.data_size = text.size();
       }
-      case record_key::sub_sequence_number:
-        if (!w.null()) {
-          r.sub_sequence_number = static_cast<std::uint64_t>(w.integer());
-          r.has_sub_sequence_number = true;
-        }
-        break;
-      case record_key::arrival:
-        if (!w.null()) {
-          r.arrival_ms = w.integer();
-          r.has_arrival_ms = true;
-        }
-        break;
-      case record_key::other:
-        w.skip_scalar();
-        break;
+    } else if (is(key, "partitionKey"sv)) {
+      if (!w.null()) { // null leaves the key as it was, like the DOM reading
+        const auto text = w.string();
+        r.partition_key = text.data();
+        r.partition_key_size = text.size();
+        r.has_partition_key = true;
+      }
+    } else if (is(key, "sequenceNumber"sv)) {
+      const auto text = w.string();
+      r.sequence_number = text.data();
+      r.sequence_number_size = text.size();
+      has_sequence = true;
+    } else if (is(key, "subSequenceNumber"sv)) {
+      if (!w.null()) {
+        r.sub_sequence_number = static_cast<std::uint64_t>(w.integer());
+        r.has_sub_sequence_number = true;
+      }
+    } else if (is(key, "approximateArrivalTimestamp"sv)) {
+      if (!w.null()) {
+        r.arrival_ms = w.integer();
+        r.has_arrival_ms = true;
+      }
+    } else {
+      w.skip_scalar();
     }
   } while (w.expect_one_of(',', '}') == ',');
   if (!has_sequence)
@@ -268,12 +240,12 @@ void read_line(walk& w, shardflow_mld_avx2_call& call) {
   do {
     const auto key = w.string();
     w.expect(':');
-    if (key == "action"sv) {
+    if (is(key, "action"sv)) {
       // The DOM reading takes the first of repeated keys; the walk declines them.
       if (seen_action || w.string() != "processRecords"sv)
         throw decline{};
       seen_action = true;
-    } else if (key == "records"sv) {
+    } else if (is(key, "records"sv)) {
       if (seen_records)
         throw decline{};
       seen_records = true;
@@ -284,7 +256,7 @@ void read_line(walk& w, shardflow_mld_avx2_call& call) {
         do
           read_record(w, call);
         while (w.expect_one_of(',', ']') == ',');
-    } else if (key == "millisBehindLatest"sv) {
+    } else if (is(key, "millisBehindLatest"sv)) {
       if (seen_millis)
         throw decline{};
       seen_millis = true;
