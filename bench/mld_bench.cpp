@@ -4,7 +4,8 @@
 // Input: processRecords lines of 500 records with 100-byte data (base64 in the JSON), like a daemon
 // sends them: plain; with every record a KPL aggregate of 10 user records of 10 bytes (100 bytes of
 // data per record, the hardest case per byte); and with aggregates of 10 user records of 100 bytes.
-// - subject:  the whole stdio worker path minus the pipe: line framing, JSON (simdjson DOM),
+// - subject:  the whole stdio worker path minus the pipe: line framing, JSON (simdjson's stage 1 and
+//             the parser's processRecords walk on AVX2 CPUs, the simdjson DOM otherwise),
 //             base64, KPL unpacking, the batch processor with a null flusher, a checkpoint exchange
 //             per batch (answered in memory) and the status line;
 // Targets (issue 16): the plain row >= 0.6x the baseline, the KPL rows >= 0.3x.
