@@ -308,7 +308,10 @@ void read_record(element r, wire_record& w) {
 bool cpu_runs_fast_path() noexcept {
   // What mld_records_avx2.cpp is compiled for (-mavx2 -mbmi); __builtin_cpu_supports("avx2") also
   // checks that the OS saves the YMM registers.
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
+  static const bool yes = [] {
+    __builtin_cpu_init(); // in case a static constructor parses before libgcc's has run
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
+  }();
   return yes;
 }
 
