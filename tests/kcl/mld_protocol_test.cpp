@@ -209,23 +209,9 @@ SCENARIO("a checkpoint reply's error: empty is none, any other JSON value is its
 
 namespace {
 
-// The source tree of this build: the CMAKE_HOME_DIRECTORY of the CMakeCache.txt above the test
-// executable (the build directory may live anywhere).
-std::filesystem::path source_dir() {
-  std::error_code ec;
-  auto dir = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
-  for (; !ec && !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
-    std::ifstream cache{dir / "CMakeCache.txt"};
-    for (std::string line; std::getline(cache, line);)
-      if (line.rfind("CMAKE_HOME_DIRECTORY:INTERNAL=", 0) == 0)
-        return line.substr(line.find('=') + 1);
-  }
-  return {};
-}
-
 std::vector<std::string> corpus(const char* name) {
   std::vector<std::string> lines;
-  const auto dir = source_dir() / "fuzz" / "corpus" / name;
+  const auto dir = std::filesystem::path{SHARDFLOW_FUZZ_CORPUS} / name;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     std::ifstream in{entry.path(), std::ios::binary};
@@ -363,7 +349,7 @@ SCENARIO("the processRecords fast path reads every line as the DOM reading does,
     WARN("this CPU cannot run the fast path: only the DOM reading is compared with itself");
   auto lines = corpus("mld_parser");
   const auto from_corpus = lines.size();
-  REQUIRE(from_corpus >= 20); // the corpus was found (see source_dir)
+  REQUIRE(from_corpus >= 20); // the corpus was found (SHARDFLOW_FUZZ_CORPUS)
   for (auto& l : edge_lines())
     lines.push_back(std::move(l));
   std::mt19937 rng{20261202};
