@@ -70,6 +70,26 @@ kafka_flusher::kafka_flusher(const shard_id& id, kafka_flusher_config cfg)
   if (!producer_)
     throw error{errc::io_failed,
                 fmt::format("kafka flusher of shard {}: no producer: {}", id_, why)};
+  learn_topic();
+}
+
+void kafka_flusher::learn_topic() {
+  // See the file comment: the partitions are known before the first record, so no record waits
+  // for librdkafka's once-a-second topic scan. Not knowing them is no error (a topic created by
+  // its first record, a cluster still starting): librdkafka finds them itself.
+  std::string why;
+  topic_.reset(RdKafka::Topic::create(producer_.get(), cfg_.topic, nullptr, why));
+  if (!topic_ || cfg_.metadata_timeout.count() <= 0)
+    return;
+  RdKafka::Metadata* md = nullptr;
+  auto err = producer_->metadata(false, topic_.get(), &md,
+                                 static_cast<int>(cfg_.metadata_timeout.count()));
+  std::unique_ptr<RdKafka::Metadata> owned{md};
+  if (err != RdKafka::ERR_NO_ERROR || !owned)
+    return;
+  for (const auto* t : *owned->topics())
+    if (t->topic() == cfg_.topic && t->err() == RdKafka::ERR_NO_ERROR)
+      partitions_ = static_cast<int>(t->partitions()->size());
 }
 
 kafka_flusher::~kafka_flusher() {

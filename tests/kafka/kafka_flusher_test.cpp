@@ -3,6 +3,7 @@
 // failed delivery fails the flusher.
 #include <shardflow/kafka/kafka_flusher.hpp>
 
+#include <chrono>
 #include <set>
 #include <string>
 #include <vector>
@@ -74,6 +75,33 @@ TEST_CASE("the kafka flusher returns tokens from delivery reports and the topic 
   CHECK(got.size() == 1000);
   for (int i = 0; i < 1000; ++i)
     CHECK(values.count("rec-" + std::to_string(i)) == 1);
+}
+
+TEST_CASE("the kafka flusher learns its topic's partitions when it is made, so its first "
+          "delivery report does not wait for librdkafka's topic scan") {
+  mock_kafka mock;
+  mock.create_topic("out", 4);
+  kafka_flusher f{"s-0", output(mock)};
+  CHECK(f.partitions() == 4);
+  // The producer's connection is up by now: a topic librdkafka 2.0.2 first hears of only at the
+  // first record would wait for its once-a-second scan.
+  auto x = record(1);
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(f.add(x, 1) == add_result::added);
+  std::vector<flush_token> back;
+  REQUIRE(wait_for(
+    [&] {
+      back = f.heartbeat();
+      return !back.empty();
+    },
+    20s));
+  CHECK(back == std::vector<flush_token>{1});
+  CHECK(std::chrono::steady_clock::now() - t0 < 800ms);
+
+  auto quiet = output(mock);
+  quiet.metadata_timeout = 0ms;
+  kafka_flusher g{"s-1", quiet};
+  CHECK(g.partitions() == 0); // not asked
 }
 
 TEST_CASE("flush(full) waits for every delivery report") {
