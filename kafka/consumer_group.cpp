@@ -1,6 +1,9 @@
 // kafka/consumer_group.cpp - see consumer_group.hpp.
 #include <shardflow/kafka/consumer_group.hpp>
 
+#include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <utility>
 
 #include <caf/actor_system.hpp>
@@ -79,9 +82,11 @@ bool fatal_consumer_error(RdKafka::ErrorCode err) {
   }
 }
 
-std::unique_ptr<RdKafka::Conf> consumer_conf(const kafka_source_config& cfg) {
+std::unique_ptr<RdKafka::Conf> consumer_conf(const kafka_source_config& cfg, std::size_t credit) {
   auto conf = make_kafka_conf(cfg.properties, "consumer");
   const char* what = "consumer";
+  for (const auto& [key, value] : kafka_prefetch_properties(cfg, credit))
+    set_kafka_property(*conf, key, value, what);
   set_kafka_property(*conf, "bootstrap.servers", cfg.brokers, what);
   set_kafka_property(*conf, "group.id", cfg.group, what);
   if (cfg.properties.count("partition.assignment.strategy") == 0)
@@ -93,6 +98,23 @@ std::unique_ptr<RdKafka::Conf> consumer_conf(const kafka_source_config& cfg) {
 }
 
 } // namespace
+
+kafka_properties kafka_prefetch_properties(const kafka_source_config& cfg, std::size_t credit) {
+  kafka_properties result;
+  auto set = [&](const char* key, std::size_t value, const char* alias = nullptr) {
+    if (cfg.properties.count(key) == 0 && (alias == nullptr || cfg.properties.count(alias) == 0))
+      result[key] = std::to_string(value);
+  };
+  set("queued.min.messages",
+      cfg.prefetch_messages > 0 ? cfg.prefetch_messages : std::max<std::size_t>(credit / 4, 1));
+  set("max.partition.fetch.bytes", cfg.partition_fetch_bytes, "fetch.message.max.bytes");
+  // librdkafka refuses a fetch.max.bytes below message.max.bytes.
+  auto fetch = cfg.fetch_bytes;
+  if (auto i = cfg.properties.find("message.max.bytes"); i != cfg.properties.end())
+    fetch = std::max<std::size_t>(fetch, std::strtoull(i->second.c_str(), nullptr, 10));
+  set("fetch.max.bytes", fetch);
+  return result;
+}
 
 shard_id kafka_shard_id(const std::string& topic, std::int32_t partition) {
   return fmt::format("{}-{}", topic, partition);
@@ -113,7 +135,7 @@ kafka_consumer_group::start(runtime& rt, kafka_source_config cfg, shard_group_co
     throw error{errc::bad_input, "kafka source: brokers, topics and group are required"};
   std::unique_ptr<kafka_consumer_group> g{
     new kafka_consumer_group(rt, std::move(cfg), std::move(shard))};
-  auto conf = consumer_conf(g->cfg_);
+  auto conf = consumer_conf(g->cfg_, g->shard_.shard.credit);
   g->rebalance_cb_ = std::make_unique<rebalance>(g.get());
   g->event_cb_ = std::make_unique<events>(g.get(), g->cfg_.log);
   std::string why;

@@ -18,6 +18,17 @@
 //     stop()         --> every shard stopped gracefully and committed while the group is stable,
 //                        then close() (the consumer leaves the group) and the poll thread ends
 //
+// Memory: what a member holds per assigned partition is its shard's credit (records handed to the
+// shard, not yet processed) plus librdkafka's prefetch queue, whose defaults (100,000 messages or
+// 64 MiB per partition, fetched 1 MiB per partition and 50 MiB per response) are far larger than a
+// credit: 32 partitions behind a slow sink held 600 MiB for 128 MB of records (issue 16), about
+// 440 bytes per prefetched 100-byte message. Unless `properties` set them, the member therefore
+// keeps `prefetch_messages` (a quarter of the shard's credit) queued per partition and fetches in
+// small responses (`partition_fetch_bytes`, `fetch_bytes`: a response buffer lives until its last
+// message is read, so a small one is not held by one slow partition). librdkafka stops fetching a
+// partition whose queue is over that and fetches it again once the shard has read it down; nothing
+// is dropped (unlike `pause`, which discards librdkafka's queue in 2.0.2 and fetches it again).
+//
 // Checkpoints go to a detached checkpoint sink over a `kafka_offset_store` (kafka/offset_store.hpp):
 // a checkpoint at offset o commits o + 1, only once o is durable with everything before it; a shard
 // of an old assignment never commits. Use an eager assignor (`range`, `roundrobin`; the default is
@@ -72,6 +83,15 @@ struct kafka_source_config {
   std::string assignor = "range";
   /// How long one poll of the consumer waits for a rebalance or an error.
   std::chrono::milliseconds poll_interval{100};
+  /// Messages librdkafka keeps prefetched per partition (`queued.min.messages`) unless
+  /// `properties` sets it; 0: a quarter of the shard's credit (at least 1). The shard's credit is
+  /// the buffer that keeps it busy; the prefetch only bridges a fetch round trip.
+  std::size_t prefetch_messages = 0;
+  /// Bytes fetched per partition per request (`max.partition.fetch.bytes`) unless `properties`
+  /// sets it.
+  std::size_t partition_fetch_bytes = std::size_t{256} << 10;
+  /// Bytes per fetch response (`fetch.max.bytes`) unless `properties` sets it.
+  std::size_t fetch_bytes = std::size_t{1} << 20;
   /// Pause a partition whose queue holds more messages than this (its shard is behind) ...
   std::size_t pause_above = 50'000;
   /// ... and resume it once the queue is down to this.
@@ -91,6 +111,11 @@ struct kafka_source_config {
   /// Where the group logs (rebalances, transient errors); empty: `stderr_log("shardflow")`.
   log_sink log;
 };
+
+/// Returns the librdkafka prefetch properties the member sets for shards with `credit` (see the
+/// file comment): `queued.min.messages`, `max.partition.fetch.bytes` and `fetch.max.bytes`, each
+/// only when `cfg.properties` does not set it.
+kafka_properties kafka_prefetch_properties(const kafka_source_config& cfg, std::size_t credit);
 
 /// Returns the shard id of partition `partition` of `topic`: "topic-partition".
 shard_id kafka_shard_id(const std::string& topic, std::int32_t partition);

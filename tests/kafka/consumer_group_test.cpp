@@ -635,3 +635,26 @@ TEST_CASE("a kafka partition's records carry their headers as attributes, in ord
   }
   rt->shutdown();
 }
+
+TEST_CASE("the member's librdkafka prefetch is sized from the shard's credit unless the user's "
+          "properties set it") {
+  kafka_source_config k;
+  auto p = kafka_prefetch_properties(k, 10'000);
+  CHECK(p.at("queued.min.messages") == "2500"); // a quarter of the credit, not 100,000
+  CHECK(p.at("max.partition.fetch.bytes") == std::to_string(256 << 10));
+  CHECK(p.at("fetch.max.bytes") == std::to_string(1 << 20));
+  CHECK(kafka_prefetch_properties(k, 2).at("queued.min.messages") == "1");
+  k.prefetch_messages = 7;
+  CHECK(kafka_prefetch_properties(k, 10'000).at("queued.min.messages") == "7");
+  k.properties = {{"queued.min.messages", "1000000"},
+                  {"fetch.message.max.bytes", "2097152"},
+                  {"message.max.bytes", "4000000"}};
+  p = kafka_prefetch_properties(k, 10'000);
+  CHECK(p.count("queued.min.messages") == 0);       // the user's
+  CHECK(p.count("max.partition.fetch.bytes") == 0); // set through its alias
+  CHECK(p.at("fetch.max.bytes") == "4000000");      // librdkafka wants >= message.max.bytes
+  // And librdkafka takes them.
+  std::unique_ptr<RdKafka::Conf> conf{RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL)};
+  for (const auto& [key, value] : kafka_prefetch_properties(kafka_source_config{}, 10'000))
+    REQUIRE_NOTHROW(set_kafka_property(*conf, key, value, "consumer"));
+}
