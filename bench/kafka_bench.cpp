@@ -15,10 +15,10 @@
 // - slow-sink: 32 partitions x 40,000 records (128 MB of data) through a consumer-group member
 //   whose sink takes records at a tenth of the rate a plain consumer loop reads them from the same
 //   mock (measured first on a smaller topic); peak RSS of the process with the source's defaults,
-//   and every offset committed. The bounds are per partition (the source pauses a partition above
-//   `pause_above` = 50,000 queued messages, librdkafka's prefetch is per partition, a shard holds
-//   its credit of 10,000 records): 32 partitions of 40,000 fit under them, so this row shows what
-//   that costs, not a global bound.
+//   and every offset committed. The bounds are per partition: a shard holds its credit of 10,000
+//   records and librdkafka's prefetch is sized from it (kafka/consumer_group.hpp: a quarter of the
+//   credit queued, 256 KiB fetches, 1 MiB responses), so this row shows what 32 of them cost; the
+//   pause above `pause_above` = 50,000 queued messages never triggers here.
 //
 // The mock runs in a child process (forked before this process makes a thread; it produces the
 // data itself and serves until SIGTERM), so neither its memory nor its producer counts here.

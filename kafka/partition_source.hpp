@@ -19,8 +19,11 @@
 //
 // Backpressure: the poll thread (not the source) pauses the partition while its queue holds more
 // than the group's `pause_above` messages, i.e. while the shard holds its credit and does not read,
-// and resumes it below `resume_below` (see `backpressure`). librdkafka's own prefetch limits
-// (`queued.min.messages`, `queued.max.messages.kbytes`) bound it before that.
+// and resumes it below `resume_below` (see `backpressure`). librdkafka's own prefetch limit, sized
+// from the shard's credit by the group (`queued.min.messages`, see kafka/consumer_group.hpp),
+// bounds the queue before that without dropping anything. Pausing is the last resort, not the
+// bound: librdkafka 2.0.2 empties a paused partition's queue without handing it out (seen in issue
+// 16: 6,191 queued, then 1, nothing read) and fetches it again on resume.
 //
 // Threading: one feeder reads at a time; the poll thread closes the queue (after the shard has
 // stopped) and reads its length, so the queue handle is guarded by a mutex.
