@@ -18,6 +18,25 @@ namespace shardflow {
 
 namespace {
 
+// "3 partitions: events-0 (from offset 1249), events-1 (no committed offset: auto.offset.reset),
+// ...", at most 16 named.
+std::string partitions_text(const std::vector<RdKafka::TopicPartition*>& parts, bool offsets) {
+  std::string out = fmt::format("{} partition{}", parts.size(), parts.size() == 1 ? "" : "s");
+  std::size_t named = 0;
+  for (const auto* tp : parts) {
+    if (named == 16) {
+      out += fmt::format(", and {} more", parts.size() - named);
+      break;
+    }
+    out += named++ == 0 ? ": " : ", ";
+    out += kafka_shard_id(tp->topic(), tp->partition());
+    if (offsets)
+      out += tp->offset() >= 0 ? fmt::format(" (from offset {})", tp->offset())
+                               : std::string{" (no committed offset: auto.offset.reset)"};
+  }
+  return out;
+}
+
 class rebalance final : public RdKafka::RebalanceCb {
 public:
   explicit rebalance(kafka_consumer_group* group) : group_(group) {
@@ -312,6 +331,8 @@ void kafka_consumer_group::on_assign(std::vector<RdKafka::TopicPartition*>& part
   }
   if (auto err = consumer_->assign(parts); err != RdKafka::ERR_NO_ERROR)
     on_error(fmt::format("assign failed: {}", RdKafka::err2str(err)), true);
+  cfg_.log(log_level::info, fmt::format("kafka consumer of group {}: assigned {}", cfg_.group,
+                                        partitions_text(parts, true)));
   for (auto& part : fresh)
     start_partition(part);
 }
@@ -333,6 +354,10 @@ void kafka_consumer_group::start_partition(const std::shared_ptr<kafka_partition
 
 void kafka_consumer_group::on_revoke(std::vector<RdKafka::TopicPartition*>& parts) {
   auto lost = consumer_->assignment_lost();
+  if (!lost)
+    cfg_.log(log_level::info, fmt::format("kafka consumer of group {}: revoked {} (they stop, "
+                                          "checkpoint and commit)",
+                                          cfg_.group, partitions_text(parts, false)));
   for (auto* tp : parts)
     stop_partition(kafka_shard_id(tp->topic(), tp->partition()), lost);
   consumer_->unassign();

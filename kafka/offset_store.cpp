@@ -30,6 +30,8 @@ void kafka_offset_store::enlist(const shard_id& id, const std::string& topic,
                                 std::int32_t partition, std::optional<std::int64_t> committed) {
   std::lock_guard<std::mutex> guard{mtx_};
   rows_[id] = row{topic, partition, committed, ++next_generation_, false};
+  if (committed)
+    last_[id] = *committed;
 }
 
 void kafka_offset_store::revoking(const shard_id& id) {
@@ -56,8 +58,8 @@ void kafka_offset_store::abandon(const std::string& why) {
 
 std::optional<std::int64_t> kafka_offset_store::committed(const shard_id& id) const {
   std::lock_guard<std::mutex> guard{mtx_};
-  if (auto i = rows_.find(id); i != rows_.end())
-    return i->second.committed;
+  if (auto i = last_.find(id); i != last_.end())
+    return i->second;
   return std::nullopt;
 }
 
@@ -137,6 +139,7 @@ void kafka_offset_store::commit(const shard_id& id, row& r, std::int64_t offset)
   switch (err) {
     case RdKafka::ERR_NO_ERROR:
       r.committed = offset;
+      last_[id] = offset;
       ++commits_;
       return;
     case RdKafka::ERR_ILLEGAL_GENERATION:

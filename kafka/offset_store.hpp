@@ -69,7 +69,8 @@ public:
   /// next owner (at-least-once).
   void abandon(const std::string& why);
 
-  /// Returns the offset this store last committed for `id` (or the one it was assigned with).
+  /// Returns the offset this store last committed for `id` (or the one it was last assigned
+  /// with); still after the partition was delisted, the store detached or the group stopped.
   std::optional<std::int64_t> committed(const shard_id& id) const;
 
   /// Returns the number of successful commits.
@@ -93,6 +94,7 @@ private:
   RdKafka::KafkaConsumer* consumer_;
   std::chrono::milliseconds commit_timeout_;
   std::map<shard_id, row> rows_;
+  std::map<shard_id, std::int64_t> last_; // committed(): kept after delist and detach
   std::uint64_t next_generation_ = 0;
   std::uint64_t commits_ = 0;
   std::string abandoned_; // why every save is refused; empty: none is

@@ -214,6 +214,7 @@ TEST_CASE("a group member consumes 4 partitions into the file flusher and commit
   g->stop();
   CHECK(g->failure().empty());
   CHECK(mock.committed("g-file", "events", 4) == hw);
+  CHECK(all_committed(*g, hw, 0s)); // the store still says what it committed after stop()
   auto got = data_in(out.path);
   require_every_record(got, 4000);
   rt->shutdown();
