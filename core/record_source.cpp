@@ -15,6 +15,15 @@ void record_source::release(const sequence_number&) {
 }
 
 void replay_buffer::append(record_batch batch) {
+  if (covered_ && !batch.empty() && batch.begin()->sequence <= *covered_) {
+    // Durable already (a host that pushes again from before the checkpoint after a restart).
+    auto keep = std::upper_bound(batch.begin(), batch.end(), *covered_,
+                                 [](const sequence_number& x, const stream_record& y) {
+                                   return x < y.sequence;
+                                 });
+    const auto dropped = static_cast<std::size_t>(keep - batch.begin());
+    batch = batch.slice(dropped, batch.size() - dropped);
+  }
   if (batch.empty())
     return;
   retained_ += batch.size();
@@ -27,6 +36,7 @@ void replay_buffer::rewind(const std::optional<sequence_number>& after) {
   offset_ = 0;
   if (!after)
     return;
+  cover(*after);
   while (batch_ < batches_.size()) {
     const auto& b = batches_[batch_];
     if (b.back().sequence > *after) {
@@ -58,7 +68,13 @@ bool replay_buffer::at_end() const {
   return closed_ && batch_ >= batches_.size();
 }
 
+void replay_buffer::cover(const sequence_number& upto) {
+  if (!covered_ || *covered_ < upto)
+    covered_ = upto;
+}
+
 void replay_buffer::release(const sequence_number& upto) {
+  cover(upto);
   while (!batches_.empty()) {
     auto& front = batches_.front();
     if (front.back().sequence <= upto) {

@@ -60,10 +60,13 @@ using source_factory = std::function<std::shared_ptr<record_source>()>;
 /// A record source fed by pushes, which keeps what is not yet checkpointed for replay. Records must
 /// come in increasing sequence-number order (the feeder refuses others). A buffer may outlive the
 /// feeders that read it (one after the other, never two at once), so that what a dead feeder held
-/// is replayed by the next.
+/// is replayed by the next. Records at or before the latest checkpoint it has seen (`rewind`'s
+/// `after`, `release`'s `upto`) are durable: appending them again drops them, so a host that pushes
+/// from its own start after a restart does not hand its flusher what the store already covers.
 class replay_buffer final : public record_source {
 public:
-  /// Appends `batch` (records in order, after every record appended before).
+  /// Appends `batch` (records in order, after every record appended before), without the records
+  /// at or before the latest checkpoint seen.
   void append(record_batch batch);
 
   /// Marks the end of input: after the records appended, `at_end` turns true.
@@ -94,6 +97,9 @@ public:
   void release(const sequence_number& upto) override;
 
 private:
+  void cover(const sequence_number& upto);
+
+  std::optional<sequence_number> covered_; // the latest checkpoint seen: durable up to here
   fifo<record_batch> batches_;
   std::size_t batch_ = 0;  // read cursor: index into batches_
   std::size_t offset_ = 0; // ... and record inside it

@@ -130,6 +130,35 @@ SCENARIO("releasing up to the read position of a batch keeps the rest of that ba
   CHECK(drain(buf) == range(4, 10));
 }
 
+SCENARIO("records pushed again at or before a checkpoint the buffer has seen are dropped",
+         "[core][replay_buffer]") {
+  GIVEN("a buffer that a restarted shard attached to at checkpoint 9 (a durable store's)") {
+    replay_buffer buf;
+    buf.rewind(seq(9));
+    WHEN("the host pushes again from its start: 0..14") {
+      buf.append(records(0, 5));  // wholly covered
+      buf.append(records(5, 10)); // 5..9 covered, 10..14 not
+      THEN("only the records after the checkpoint are kept and handed out") {
+        CHECK(buf.retained() == 5);
+        CHECK(drain(buf) == range(10, 15));
+      }
+    }
+  }
+  GIVEN("a buffer whose records were all read and released up to 7") {
+    replay_buffer buf;
+    buf.append(records(0, 8));
+    CHECK(drain(buf).size() == 8);
+    buf.release(seq(7));
+    WHEN("a producer pushes 5..9") {
+      buf.append(records(5, 5));
+      THEN("only 8 and 9 are kept and handed out") {
+        CHECK(buf.retained() == 2);
+        CHECK(drain(buf) == range(8, 10));
+      }
+    }
+  }
+}
+
 SCENARIO("a replay buffer counts the payload bytes it keeps", "[core][replay_buffer]") {
   replay_buffer buf;
   std::vector<stream_record> xs(10);
