@@ -36,7 +36,10 @@ public:
   bool heartbeat();
 
   /// Destroys the records still alive, then the flusher (the batch processor's order).
+  /// Destroys the flusher as a failing shard does, with whatever it still holds outstanding.
   void close() {
+    report_.outstanding_at_crash += outstanding_;
+    outstanding_ = 0;
     alive_.clear();
     flusher_.reset();
   }
@@ -374,8 +377,9 @@ errc error_code_of(contract_rule rule) noexcept {
 std::string conformance_report::summary() const {
   if (ok())
     return fmt::format("the flusher kept its contract in {} scenarios ({} records offered, {} "
-                       "ignored, {} tokens returned)\n",
-                       scenarios, offered, ignored, durable);
+                       "ignored, {} tokens returned, {} outstanding when a flusher was destroyed "
+                       "as at a crash)\n",
+                       scenarios, offered, ignored, durable, outstanding_at_crash);
   std::string result;
   for (const auto& v : violations)
     result += fmt::format("{}: {}: {}\n", v.scenario, to_string(v.rule), v.detail);

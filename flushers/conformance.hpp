@@ -120,6 +120,10 @@ struct conformance_report {
   std::uint64_t ignored = 0;
   /// Tokens that came back.
   std::uint64_t durable = 0;
+  /// Records still outstanding when the kit destroyed a flusher as a failing shard does (the
+  /// restart scenario): neither returned nor lost, a restart replays them. offered = ignored +
+  /// durable + this, for a flusher that kept its contract.
+  std::uint64_t outstanding_at_crash = 0;
 
   /// Returns whether no rule was broken.
   bool ok() const noexcept {
