@@ -45,6 +45,7 @@ checkpoint_outbox::step checkpoint_outbox::failed(time_point now) {
   result.attempt = ++attempt_;
   result.at = now + result.delay;
   result.ticket = ++ticket_;
+  retry_at_ = result.at;
   backing_off_ = true;
   return result;
 }
@@ -54,6 +55,12 @@ checkpoint_outbox::step checkpoint_outbox::retry(std::uint64_t ticket) {
     return std::nullopt;
   backing_off_ = false;
   return pump();
+}
+
+checkpoint_outbox::step checkpoint_outbox::retry_due(time_point now) {
+  if (fenced_ || !backing_off_ || now < retry_at_)
+    return std::nullopt;
+  return retry(ticket_);
 }
 
 void checkpoint_outbox::fence() noexcept {
@@ -94,6 +101,8 @@ checkpoint_outbox::step checkpoint_outbox::pump() {
     return std::nullopt;
   }
   result.cp = *in_flight_;
+  result.ticket = ++saves_;
+  deadline_ = now_ + cfg_.save_timeout;
   return result;
 }
 

@@ -336,3 +336,50 @@ SCENARIO("under seeded random answers the outbox saves in order and ends at the 
     CHECK(box.acked() >= 2);
   }
 }
+
+SCENARIO("with a save timeout a save not answered by its deadline is overdue, then retried",
+         "[core][checkpoint_outbox]") {
+  checkpoint_outbox box{{100ms, 10'000ms, 2'000ms}};
+  CHECK_FALSE(box.next_deadline());
+  box.at(t0 + 5s);
+  auto s = box.offer(at(1));
+  REQUIRE(s);
+  REQUIRE(s->what == kind::save);
+  CHECK(s->ticket == box.in_flight_id());
+  REQUIRE(box.next_deadline());
+  CHECK(*box.next_deadline() == t0 + 7s); // the time it left plus the timeout
+  CHECK_FALSE(box.overdue(t0 + 7s - 1ms));
+  CHECK(box.overdue(t0 + 7s));
+  auto r = box.failed(t0 + 7s);
+  REQUIRE(r);
+  CHECK(r->what == kind::retry);
+  CHECK(r->delay == 100ms);
+  CHECK_FALSE(box.overdue(t0 + 8s)); // nothing in flight
+  REQUIRE(box.next_deadline());
+  CHECK(*box.next_deadline() == t0 + 7s + 100ms); // the end of the backoff
+  CHECK_FALSE(box.retry_due(t0 + 7s + 99ms));
+  box.at(t0 + 7s + 100ms);
+  auto again = box.retry_due(t0 + 7s + 100ms);
+  REQUIRE(again);
+  CHECK(again->what == kind::save);
+  CHECK(position_of(*again) == 1);
+  CHECK(again->ticket == s->ticket + 1); // another save: an answer to the first is not for it
+  CHECK(*box.next_deadline() == t0 + 9s + 100ms);
+  box.ack();
+  CHECK_FALSE(box.next_deadline());
+}
+
+SCENARIO("without a save timeout a save has no deadline", "[core][checkpoint_outbox]") {
+  checkpoint_outbox box;
+  box.at(t0);
+  REQUIRE(box.offer(at(1)));
+  CHECK_FALSE(box.next_deadline());
+  CHECK_FALSE(box.overdue(t0 + 24h));
+  auto r = box.failed(t0 + 1s);
+  REQUIRE(r);
+  REQUIRE(box.next_deadline()); // the backoff still ends
+  CHECK(*box.next_deadline() == r->at);
+  box.fence();
+  CHECK_FALSE(box.next_deadline());
+  CHECK_FALSE(box.retry_due(t0 + 1h));
+}
