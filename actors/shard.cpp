@@ -17,6 +17,8 @@ namespace shardflow {
 
 namespace {
 
+using time_point = caf::actor_clock::time_point;
+
 struct shard_state {
   static inline const char* name = "shardflow.shard";
 
@@ -30,7 +32,13 @@ struct shard_state {
   std::optional<sequence_number> last_acked;
   bool end_acked = false; // the last acknowledged checkpoint is the end marker
   checkpoint_outbox outbox;
-  std::uint64_t tick_gen = 0;
+  // ONE timer for everything the shard times (see `arm`): the heartbeat, the checkpoint load's
+  // deadline and the outbox's (a save's deadline, the end of a retry backoff).
+  std::optional<time_point> next_tick;     // heartbeats, from the start on
+  std::optional<time_point> load_deadline; // while the checkpoint load is outstanding
+  std::optional<time_point> armed;         // the earliest wake-up outstanding
+  std::uint64_t wake_gen = 0;              // of the wake-up `armed` is
+  bool finished = false;                   // quit: nothing more to time
   // Credit taken by batches processed since the last demand; given back once it reaches half of
   // the window (records or bytes), so a window of several batches costs one demand per half.
   std::uint64_t owed = 0;
@@ -89,30 +97,42 @@ void finish(shard_ptr self) {
     rp.deliver(st.last_acked);
   st.stop_waiters.clear();
   meter_finish(st);
+  st.finished = true;
   self->quit(st.quit_reason);
+}
+
+// Returns whether the answer to save `id` is the answer to the save in flight: not when the outbox
+// was fenced meanwhile, nor when that save was overdue (failed) and another one left since.
+bool current_save(const shard_state& st, std::uint64_t id) {
+  return st.outbox.in_flight() && st.outbox.in_flight_id() == id;
+}
+
+// Sets the outbox's time (a save leaving now is overdue at now + checkpoint_timeout).
+checkpoint_outbox& outbox_at(shard_ptr self) {
+  self->state.outbox.at(self->clock().now());
+  return self->state.outbox;
 }
 
 void on_saved(shard_ptr self, const checkpoint& cp) {
   auto& st = self->state;
-  if (!st.outbox.in_flight())
-    return; // fenced meanwhile
   if (cp.position) {
     st.last_acked = cp.position;
     self->send(st.feeder, acked_atom::value, *cp.position);
   }
   st.end_acked = !cp.position;
   meter_ack(st, cp);
-  apply(self, st.outbox.ack());
+  apply(self, outbox_at(self).ack());
 }
 
 void on_save_failed(shard_ptr self, caf::error& err) {
   auto& st = self->state;
   if (code_of(err) == errc::stale_generation) {
     st.outbox.fence();
+    st.finished = true;
     self->quit(std::move(err)); // a newer incarnation owns the shard
     return;
   }
-  auto next = st.outbox.failed(self->clock().now());
+  auto next = outbox_at(self).failed(self->clock().now());
   if (next)
     st.cfg.log(log_level::warning,
                fmt::format("{}: checkpoint save failed ({}: {}); retry {} in {} ms", st.cfg.id,
@@ -121,22 +141,34 @@ void on_save_failed(shard_ptr self, caf::error& err) {
   apply(self, std::move(next));
 }
 
-void send_save(shard_ptr self, checkpoint cp) {
+// Without a CAF timeout: the outbox holds the save's deadline and the shard's one timer checks it
+// (`on_wake`). An answer that comes after the save was overdue is not for the save then in flight.
+void send_save(shard_ptr self, checkpoint cp, std::uint64_t id) {
   auto& st = self->state;
-  self->request(st.sink, st.cfg.checkpoint_timeout, save_atom::value, st.cfg.id, st.generation, cp)
-    .then([self, cp](caf::ok_atom) { on_saved(self, cp); },
-          [self](caf::error& err) { on_save_failed(self, err); });
+  self->request(st.sink, caf::infinite, save_atom::value, st.cfg.id, st.generation, cp)
+    .then(
+      [self, cp, id](caf::ok_atom) {
+        if (current_save(self->state, id))
+          on_saved(self, cp);
+      },
+      [self, id](caf::error& err) {
+        if (current_save(self->state, id))
+          on_save_failed(self, err);
+      });
 }
+
+void arm(shard_ptr self);
 
 void apply(shard_ptr self, checkpoint_outbox::step next) {
   if (!next)
     return;
   switch (next->what) {
     case outbox_action::kind::save:
-      send_save(self, std::move(next->cp));
+      send_save(self, std::move(next->cp), next->ticket);
+      arm(self); // for its deadline, unless a wake-up comes before it anyway
       return;
     case outbox_action::kind::retry:
-      self->delayed_send(self, next->delay, retry_atom::value, next->ticket);
+      arm(self); // the outbox's next deadline is the end of the backoff
       return;
     case outbox_action::kind::done:
       finish(self);
@@ -146,13 +178,32 @@ void apply(shard_ptr self, checkpoint_outbox::step next) {
 
 void submit(shard_ptr self, std::optional<checkpoint> cp) {
   if (cp)
-    apply(self, self->state.outbox.offer(std::move(*cp)));
+    apply(self, outbox_at(self).offer(std::move(*cp)));
 }
 
-void schedule_tick(shard_ptr self) {
+// The shard's one timer: a wake-up at the earliest of the next heartbeat, the load's deadline and
+// the outbox's, unless one is already outstanding for that time or earlier (it arms the next one
+// when it fires). CAF 0.17 cannot cancel a timer, and each costs a wake-up of CAF's clock thread
+// and a clock entry until it fires: with a request timeout per load and per save, a retry timer and
+// the heartbeat, a shard's start and first checkpoints were four of them. With a heartbeat longer
+// than the timeouts are short the heartbeat is the only one. A wake-up that finds nothing due (a
+// later one superseded by an earlier one) does nothing but arm.
+void arm(shard_ptr self) {
   auto& st = self->state;
-  if (st.cfg.heartbeat_interval.count() > 0)
-    self->delayed_send(self, st.cfg.heartbeat_interval, tick_atom::value, ++st.tick_gen);
+  if (st.finished)
+    return;
+  auto need = st.next_tick;
+  for (const auto& t : {st.load_deadline, st.outbox.next_deadline()})
+    if (t && (!need || *t < *need))
+      need = t;
+  if (!need || (st.armed && *st.armed <= *need))
+    return;
+  st.armed = need;
+  const auto now = self->clock().now();
+  if (*need <= now)
+    self->send(self, tick_atom::value, ++st.wake_gen);
+  else
+    self->delayed_send(self, *need - now, tick_atom::value, ++st.wake_gen);
 }
 
 // Runs the final shutdown of the processor and quits once its checkpoint is acknowledged.
@@ -172,7 +223,8 @@ void stop(shard_ptr self, shutdown_reason why, caf::error quit_reason) {
   }
   if (why == shutdown_reason::terminate && !ended)
     submit(self, checkpoint{}); // after the last position: the shard has ended
-  apply(self, st.outbox.close());
+  st.next_tick.reset(); // a stopping shard has no heartbeat (its deadlines still count)
+  apply(self, outbox_at(self).close());
 }
 
 // -- start: load the checkpoint, make the processor, attach to the feeder -------------------------
@@ -182,11 +234,11 @@ void attached(shard_ptr self, caf::response_promise& rp) {
   rp.deliver(caf::ok_atom::value);
   self->send(st.feeder, demand_atom::value, static_cast<std::uint64_t>(st.cfg.credit),
              static_cast<std::uint64_t>(st.cfg.credit_bytes));
-  schedule_tick(self);
 }
 
 void loaded(shard_ptr self, caf::response_promise& rp, const stored_checkpoint& stored) {
   auto& st = self->state;
+  st.load_deadline.reset(); // its wake-up, if one is armed for it, finds nothing due
   st.generation = stored.generation;
   st.last_acked = stored.position;
   meter_start(st, stored);
@@ -198,10 +250,19 @@ void loaded(shard_ptr self, caf::response_promise& rp, const stored_checkpoint& 
           [self](caf::error& err) { self->quit(std::move(err)); });
 }
 
+// The load leaves without a CAF timeout: its deadline (checkpoint_timeout) is one of the shard's
+// timer's. The heartbeat runs from here on, so with a heartbeat shorter than the timeout the first
+// heartbeat's wake-up is the only clock entry of the start.
 caf::result<caf::ok_atom> on_start(shard_ptr self) {
   auto rp = self->make_response_promise();
   auto& st = self->state;
-  self->request(st.sink, st.cfg.checkpoint_timeout, load_atom::value, st.cfg.id)
+  const auto now = self->clock().now();
+  if (st.cfg.checkpoint_timeout.count() > 0)
+    st.load_deadline = now + st.cfg.checkpoint_timeout;
+  if (st.cfg.heartbeat_interval.count() > 0)
+    st.next_tick = now + st.cfg.heartbeat_interval;
+  arm(self);
+  self->request(st.sink, caf::infinite, load_atom::value, st.cfg.id)
     .then([self, rp](stored_checkpoint& stored) mutable { loaded(self, rp, stored); },
           [self](caf::error& err) { self->quit(std::move(err)); });
   return rp;
@@ -237,19 +298,49 @@ void on_records(shard_ptr self, const record_batch& batch) {
   give_back(self, batch);
 }
 
-void on_tick(shard_ptr self, std::uint64_t gen) {
+// Runs the heartbeat (the flusher's, the processor's checkpoint and watchdog) when it is due: a
+// stopping shard has none; before its checkpoint is loaded there is nothing to beat yet. Returns
+// false when the watchdog ended the shard.
+bool heartbeat(shard_ptr self, time_point now) {
   auto& st = self->state;
-  if (gen != st.tick_gen || !st.proc || st.stopping)
-    return;
-  const auto now = self->clock().now();
+  if (!st.next_tick || now < *st.next_tick)
+    return true;
+  st.next_tick = now + st.cfg.heartbeat_interval;
+  if (!st.proc)
+    return true;
   submit(self, st.proc->heartbeat(now));
   if (st.proc->watchdog_expired(now)) {
+    st.finished = true;
     self->quit(make_error(errc::watchdog_timeout,
                           fmt::format("shard {}: no progress for {} ms with records to process",
                                       st.cfg.id, st.cfg.batch.watchdog_timeout.count())));
+    return false;
+  }
+  return true;
+}
+
+// The shard's timer fired: what is due is done (a load or save past its deadline fails as a CAF
+// request timeout did; a retry whose backoff is over leaves), then the next wake-up is armed.
+void on_wake(shard_ptr self, std::uint64_t gen) {
+  auto& st = self->state;
+  if (gen == st.wake_gen)
+    st.armed.reset();
+  if (st.finished)
+    return;
+  const auto now = self->clock().now();
+  if (st.load_deadline && now >= *st.load_deadline) {
+    st.finished = true;
+    self->quit(caf::make_error(caf::sec::request_timeout));
     return;
   }
-  schedule_tick(self);
+  if (st.outbox.overdue(now)) {
+    auto err = caf::make_error(caf::sec::request_timeout);
+    on_save_failed(self, err);
+  }
+  st.outbox.at(now);
+  apply(self, st.outbox.retry_due(now));
+  if (!st.finished && heartbeat(self, now))
+    arm(self);
 }
 
 shard_stats stats_of(const shard_state& st) {
@@ -292,7 +383,7 @@ void watch(shard_ptr self) {
 caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::actor feeder,
                          caf::actor sink) {
   auto& st = self->state;
-  st.outbox = checkpoint_outbox{{cfg.retry_min, cfg.retry_max}};
+  st.outbox = checkpoint_outbox{{cfg.retry_min, cfg.retry_max, cfg.checkpoint_timeout}};
   st.cfg = std::move(cfg);
   if (!st.cfg.log)
     st.cfg.log = stderr_log("shardflow");
@@ -312,12 +403,11 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
     // The source stopped before its end: what is durable is checkpointed, the end is not, and the
     // shard ends normally (not restarted: its source would stop at the same place again).
     [self](stopped_atom) { stop(self, shutdown_reason::requested, caf::exit_reason::normal); },
-    [self](tick_atom, std::uint64_t gen) { on_tick(self, gen); },
+    [self](tick_atom, std::uint64_t gen) { on_wake(self, gen); },
     [self](idle_atom) {
       if (self->state.proc && !self->state.stopping)
         self->state.proc->idle(self->clock().now());
     },
-    [self](retry_atom, std::uint64_t ticket) { apply(self, self->state.outbox.retry(ticket)); },
     [self](flush_atom, flush_mode mode) -> caf::result<caf::ok_atom> {
       auto& st = self->state;
       if (!st.proc || st.stopping)

@@ -5,8 +5,9 @@
 //
 //   spawned --(start_atom from its supervisor)--> load checkpoint from the sink (new generation)
 //           --> make the flusher and the batch processor --> attach to the feeder at the checkpoint
-//           --> answer ok (started) --> demand `credit` records (and `credit_bytes` bytes), start
-//               heartbeat ticks
+//           --> answer ok (started) --> demand `credit` records (and `credit_bytes` bytes)
+//   (heartbeat ticks run every `heartbeat_interval` from the start handshake on; one before the
+//   checkpoint is loaded does nothing)
 //
 //   records   --> processor.process --> checkpoint? --> sink;  demand as many records again
 //   tick(gen) --> processor.heartbeat --> checkpoint? --> sink;  watchdog check (it fires only
@@ -37,6 +38,13 @@
 // last acknowledged checkpoint is the end marker, else `stopped`. A group that restarts the shard
 // after stopping it (a feeder crash under rest_for_one) therefore shows `stopped` until the next
 // incarnation has loaded its checkpoint and writes `running` again.
+//
+// Timers: the load and each save are requests without a CAF timeout; the shard's one timer (its
+// heartbeat tick, or a wake-up at the earliest deadline when that comes first) fails a load or a
+// save that is not answered within `checkpoint_timeout` exactly as a request timeout did (a load:
+// the incarnation ends with sec::request_timeout; a save: counted, logged, retried) and ends a
+// retry's backoff. An answer that comes after its save was overdue is ignored. CAF 0.17 never
+// cancels a timer: each was a clock entry and a wake-up of CAF's clock thread.
 //
 // Threading: a shard runs on CAF's cooperative scheduler and must not block. A flusher that blocks
 // on I/O (fsync, network round trips) should run on a detached shard (`shard_config::detached`): it

@@ -802,3 +802,147 @@ SCENARIO_METHOD(fixture, "a shard gives credit back once half of its byte window
   REQUIRE(out->demands.size() == 3);
   CHECK(out->demands[2] == std::make_pair(std::uint64_t{1}, std::uint64_t{5000}));
 }
+
+namespace {
+
+// A checkpoint sink whose answers the test gives: loads are answered from `store` unless
+// `hold_loads`, saves are held (in order) until the test delivers to them.
+struct manual_sink {
+  std::shared_ptr<memory_checkpoint_store> store = std::make_shared<memory_checkpoint_store>();
+  bool hold_loads = false;
+  std::vector<caf::response_promise> loads;
+  struct save {
+    caf::response_promise rp;
+    checkpoint cp;
+  };
+  std::vector<save> saves;
+};
+
+caf::actor spawn_manual_sink(deterministic_fixture& fx, std::shared_ptr<manual_sink> m) {
+  return fx.spawn_fn([m](caf::event_based_actor* self) -> caf::behavior {
+    return {
+      [self, m](load_atom, const shard_id& id) -> caf::result<stored_checkpoint> {
+        if (!m->hold_loads)
+          return m->store->load(id);
+        m->loads.push_back(self->make_response_promise());
+        return m->loads.back();
+      },
+      [self, m](save_atom, const shard_id&, std::uint64_t, const checkpoint& cp)
+        -> caf::result<caf::ok_atom> {
+        m->saves.push_back({self->make_response_promise(), cp});
+        return m->saves.back().rp;
+      },
+      // The test answers save `i` with ok (a promise is delivered from the actor that holds it).
+      [m](open_atom, std::uint64_t i) { m->saves.at(i).rp.deliver(caf::ok_atom::value); },
+    };
+  });
+}
+
+std::optional<std::uint64_t> position_of(const checkpoint& cp) {
+  if (!cp.position)
+    return std::nullopt;
+  return cp.position->base.to_uint64();
+}
+
+// A shard under a credit stand-in over a manual sink, with a 2 s checkpoint timeout, retries from
+// 100 ms and heartbeats every second; the stand-in is stopped when the scenario ends.
+struct timed_shard {
+  std::shared_ptr<manual_sink> sink = std::make_shared<manual_sink>();
+  std::shared_ptr<credit_log> out = std::make_shared<credit_log>();
+  std::shared_ptr<std::vector<std::string>> lines = std::make_shared<std::vector<std::string>>();
+  caf::actor stand_in;
+  caf::actor sink_hdl;
+  caf::actor watcher; // held: an actor nobody holds is gone before its down message comes
+  caf::error down; // the shard's exit reason, once it is gone
+  bool gone = false;
+
+  timed_shard(fixture& fx, bool hold_loads) {
+    sink->hold_loads = hold_loads;
+    shard_config cfg = fx.group("t", 0, false).shard;
+    cfg.checkpoint_timeout = 2s;
+    cfg.retry_min = 100ms;
+    cfg.log = [l = lines](log_level level, std::string_view text) {
+      if (level == log_level::warning)
+        l->emplace_back(text);
+    };
+    sink_hdl = spawn_manual_sink(fx, sink);
+    stand_in = spawn_credit_feeder(fx, out, cfg, sink_hdl);
+    fx.run();
+    watcher = fx.spawn_fn([this, shard = out->shard](caf::event_based_actor* self) -> caf::behavior {
+      self->monitor(shard);
+      self->set_down_handler([this, self](caf::down_msg& msg) {
+        down = msg.reason;
+        gone = true;
+        self->quit();
+      });
+      self->send(shard, start_atom::value);
+      return {[](caf::ok_atom) {}};
+    });
+    fx.run();
+  }
+  ~timed_shard() {
+    caf::anon_send_exit(stand_in, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(sink_hdl, caf::exit_reason::user_shutdown);
+  }
+  timed_shard(const timed_shard&) = delete;
+  timed_shard& operator=(const timed_shard&) = delete;
+};
+
+} // namespace
+
+SCENARIO_METHOD(fixture, "a checkpoint load that never answers ends the shard after its timeout",
+                "[actors][shard]") {
+  timed_shard t{*this, true};
+  REQUIRE(t.sink->loads.size() == 1);
+  advance(1999ms); // the heartbeat came and went: a shard still loading has nothing to beat
+  CHECK_FALSE(t.gone);
+  advance(1ms);
+  REQUIRE(t.gone);
+  CHECK(t.down == caf::sec::request_timeout); // as a CAF request timeout ended it
+  CHECK(t.out->demands.empty());              // it never attached
+}
+
+SCENARIO_METHOD(fixture,
+                "a checkpoint save that never answers counts as failed after its timeout and is "
+                "retried, and its late answer is not taken for the retry",
+                "[actors][shard]") {
+  timed_shard t{*this, false};
+  REQUIRE(t.out->demands.size() == 1); // started
+  anon_send(t.out->shard, records_atom::value, sized_batch(0, 10, 7));
+  run();
+  REQUIRE(t.sink->saves.size() == 1);
+  CHECK(position_of(t.sink->saves[0].cp) == 9u);
+  auto stats_now = [&] {
+    auto r = ask<shard_stats>(t.out->shard, stats_atom::value);
+    REQUIRE(r.value);
+    return *r.value;
+  };
+  advance(1999ms);
+  CHECK(stats_now().sink_failures == 0);
+  advance(1ms);
+  CHECK(stats_now().sink_failures == 1);
+  REQUIRE(t.lines->size() == 1);
+  CHECK_THAT(t.lines->front(), Catch::Contains("t: checkpoint save failed")
+                                 && Catch::Contains("retry 1 in 100 ms"));
+  anon_send(t.out->shard, records_atom::value, sized_batch(10, 10, 7));
+  run();
+  CHECK(t.sink->saves.size() == 1); // backing off: the newer position waits
+  advance(100ms);
+  REQUIRE(t.sink->saves.size() == 2);
+  CHECK(position_of(t.sink->saves[1].cp) == 19u); // the newest position, not the overdue one
+  // The overdue save's answer comes late: it is not the answer to the save in flight.
+  anon_send(t.sink_hdl, open_atom::value, std::uint64_t{0});
+  run();
+  auto s = stats_now();
+  CHECK(s.acked == 0);
+  CHECK_FALSE(s.last_acked);
+  anon_send(t.sink_hdl, open_atom::value, std::uint64_t{1});
+  run();
+  s = stats_now();
+  CHECK(s.acked == 1);
+  REQUIRE(s.last_acked);
+  CHECK(s.last_acked->base == sequence_base{19});
+  CHECK(s.sink_failures == 1);
+  CHECK(t.gone == false);
+}
