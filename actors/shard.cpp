@@ -250,19 +250,26 @@ void loaded(shard_ptr self, caf::response_promise& rp, const stored_checkpoint& 
           [self](caf::error& err) { self->quit(std::move(err)); });
 }
 
-// The load leaves without a CAF timeout: its deadline (checkpoint_timeout) is one of the shard's
-// timer's. The heartbeat runs from here on, so with a heartbeat shorter than the timeout the first
-// heartbeat's wake-up is the only clock entry of the start.
+// The heartbeat runs from here on. When its first wake-up comes before the load's deadline
+// (checkpoint_timeout), the load leaves without a CAF timeout and that wake-up checks the deadline:
+// the start costs one clock entry, not two. Without one, the load keeps its CAF request timeout:
+// one entry either way, and a request timeout's is smaller than a delayed message's (an idle
+// shard keeps it for the whole timeout).
 caf::result<caf::ok_atom> on_start(shard_ptr self) {
   auto rp = self->make_response_promise();
   auto& st = self->state;
   const auto now = self->clock().now();
-  if (st.cfg.checkpoint_timeout.count() > 0)
-    st.load_deadline = now + st.cfg.checkpoint_timeout;
   if (st.cfg.heartbeat_interval.count() > 0)
     st.next_tick = now + st.cfg.heartbeat_interval;
+  caf::duration timeout = caf::infinite;
+  if (st.cfg.checkpoint_timeout.count() > 0) {
+    if (st.next_tick && st.cfg.heartbeat_interval < st.cfg.checkpoint_timeout)
+      st.load_deadline = now + st.cfg.checkpoint_timeout;
+    else
+      timeout = caf::duration{st.cfg.checkpoint_timeout};
+  }
   arm(self);
-  self->request(st.sink, caf::infinite, load_atom::value, st.cfg.id)
+  self->request(st.sink, timeout, load_atom::value, st.cfg.id)
     .then([self, rp](stored_checkpoint& stored) mutable { loaded(self, rp, stored); },
           [self](caf::error& err) { self->quit(std::move(err)); });
   return rp;

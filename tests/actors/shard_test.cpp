@@ -856,9 +856,10 @@ struct timed_shard {
   caf::error down; // the shard's exit reason, once it is gone
   bool gone = false;
 
-  timed_shard(fixture& fx, bool hold_loads) {
+  timed_shard(fixture& fx, bool hold_loads, std::chrono::milliseconds heartbeat = 1s) {
     sink->hold_loads = hold_loads;
     shard_config cfg = fx.group("t", 0, false).shard;
+    cfg.heartbeat_interval = heartbeat;
     cfg.checkpoint_timeout = 2s;
     cfg.retry_min = 100ms;
     cfg.log = [l = lines](log_level level, std::string_view text) {
@@ -893,14 +894,17 @@ struct timed_shard {
 
 SCENARIO_METHOD(fixture, "a checkpoint load that never answers ends the shard after its timeout",
                 "[actors][shard]") {
-  timed_shard t{*this, true};
-  REQUIRE(t.sink->loads.size() == 1);
-  advance(1999ms); // the heartbeat came and went: a shard still loading has nothing to beat
-  CHECK_FALSE(t.gone);
-  advance(1ms);
-  REQUIRE(t.gone);
-  CHECK(t.down == caf::sec::request_timeout); // as a CAF request timeout ended it
-  CHECK(t.out->demands.empty());              // it never attached
+  // With a heartbeat (its wake-up checks the load's deadline) and without one.
+  for (auto heartbeat : {1000ms, 0ms}) {
+    timed_shard t{*this, true, heartbeat};
+    REQUIRE(t.sink->loads.size() == 1);
+    advance(1999ms); // a heartbeat came and went: a shard still loading has nothing to beat
+    CHECK_FALSE(t.gone);
+    advance(1ms);
+    REQUIRE(t.gone);
+    CHECK(t.down == caf::sec::request_timeout); // as a CAF request timeout ended it
+    CHECK(t.out->demands.empty());              // it never attached
+  }
 }
 
 SCENARIO_METHOD(fixture,
