@@ -19,6 +19,10 @@ namespace {
 
 using time_point = caf::actor_clock::time_point;
 
+// No time (of a timer that is not needed): the shard's times are plain time points, not optionals
+// (8 bytes each instead of 16: 10,000 idle shards).
+constexpr time_point never = time_point::max();
+
 struct shard_state {
   static inline const char* name = "shardflow.shard";
 
@@ -34,10 +38,10 @@ struct shard_state {
   checkpoint_outbox outbox;
   // ONE timer for everything the shard times (see `arm`): the heartbeat, the checkpoint load's
   // deadline and the outbox's (a save's deadline, the end of a retry backoff).
-  std::optional<time_point> next_tick;     // heartbeats, from the start on
-  std::optional<time_point> load_deadline; // while the checkpoint load is outstanding
-  std::optional<time_point> armed;         // the earliest wake-up outstanding
-  std::uint64_t wake_gen = 0;              // of the wake-up `armed` is
+  time_point next_tick = never;     // heartbeats, from the start on
+  time_point load_deadline = never; // while the checkpoint load is outstanding (and timed here)
+  time_point armed = never;         // the earliest wake-up outstanding
+  std::uint64_t wake_gen = 0;       // of the wake-up `armed` is
   bool finished = false;                   // quit: nothing more to time
   // Credit taken by batches processed since the last demand; given back once it reaches half of
   // the window (records or bytes), so a window of several batches costs one demand per half.
@@ -192,18 +196,17 @@ void arm(shard_ptr self) {
   auto& st = self->state;
   if (st.finished)
     return;
-  auto need = st.next_tick;
-  for (const auto& t : {st.load_deadline, st.outbox.next_deadline()})
-    if (t && (!need || *t < *need))
-      need = t;
-  if (!need || (st.armed && *st.armed <= *need))
+  auto need = std::min(st.next_tick, st.load_deadline);
+  if (auto t = st.outbox.next_deadline())
+    need = std::min(need, *t);
+  if (need == never || st.armed <= need)
     return;
   st.armed = need;
   const auto now = self->clock().now();
-  if (*need <= now)
+  if (need <= now)
     self->send(self, tick_atom::value, ++st.wake_gen);
   else
-    self->delayed_send(self, *need - now, tick_atom::value, ++st.wake_gen);
+    self->delayed_send(self, need - now, tick_atom::value, ++st.wake_gen);
 }
 
 // Runs the final shutdown of the processor and quits once its checkpoint is acknowledged.
@@ -223,7 +226,7 @@ void stop(shard_ptr self, shutdown_reason why, caf::error quit_reason) {
   }
   if (why == shutdown_reason::terminate && !ended)
     submit(self, checkpoint{}); // after the last position: the shard has ended
-  st.next_tick.reset(); // a stopping shard has no heartbeat (its deadlines still count)
+  st.next_tick = never; // a stopping shard has no heartbeat (its deadlines still count)
   apply(self, outbox_at(self).close());
 }
 
@@ -238,7 +241,7 @@ void attached(shard_ptr self, caf::response_promise& rp) {
 
 void loaded(shard_ptr self, caf::response_promise& rp, const stored_checkpoint& stored) {
   auto& st = self->state;
-  st.load_deadline.reset(); // its wake-up, if one is armed for it, finds nothing due
+  st.load_deadline = never; // its wake-up, if one is armed for it, finds nothing due
   st.generation = stored.generation;
   st.last_acked = stored.position;
   meter_start(st, stored);
@@ -263,7 +266,7 @@ caf::result<caf::ok_atom> on_start(shard_ptr self) {
     st.next_tick = now + st.cfg.heartbeat_interval;
   caf::duration timeout = caf::infinite;
   if (st.cfg.checkpoint_timeout.count() > 0) {
-    if (st.next_tick && st.cfg.heartbeat_interval < st.cfg.checkpoint_timeout)
+    if (st.next_tick != never && st.cfg.heartbeat_interval < st.cfg.checkpoint_timeout)
       st.load_deadline = now + st.cfg.checkpoint_timeout;
     else
       timeout = caf::duration{st.cfg.checkpoint_timeout};
@@ -310,7 +313,7 @@ void on_records(shard_ptr self, const record_batch& batch) {
 // false when the watchdog ended the shard.
 bool heartbeat(shard_ptr self, time_point now) {
   auto& st = self->state;
-  if (!st.next_tick || now < *st.next_tick)
+  if (now < st.next_tick)
     return true;
   st.next_tick = now + st.cfg.heartbeat_interval;
   if (!st.proc)
@@ -331,11 +334,11 @@ bool heartbeat(shard_ptr self, time_point now) {
 void on_wake(shard_ptr self, std::uint64_t gen) {
   auto& st = self->state;
   if (gen == st.wake_gen)
-    st.armed.reset();
+    st.armed = never;
   if (st.finished)
     return;
   const auto now = self->clock().now();
-  if (st.load_deadline && now >= *st.load_deadline) {
+  if (now >= st.load_deadline) {
     st.finished = true;
     self->quit(caf::make_error(caf::sec::request_timeout));
     return;
