@@ -86,7 +86,8 @@ struct shard_config {
   /// Payload bytes (keys and data) the feeder may send before the shard has processed them; the
   /// feeder always sends at least one record, so a record larger than this still goes through.
   std::size_t credit_bytes = std::size_t{16} << 20;
-  /// How long a checkpoint save may take before it counts as failed.
+  /// How long a checkpoint save may take before it counts as failed, and the checkpoint load at
+  /// the start before the incarnation ends (0: no deadline).
   std::chrono::milliseconds checkpoint_timeout{30'000};
   /// First retry delay after a failed save; doubles up to `retry_max`.
   std::chrono::milliseconds retry_min{100};
