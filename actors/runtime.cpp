@@ -215,7 +215,11 @@ caf::error refuse(front_actor* self, const shard_id& id) {
   if (i == st.entries.end())
     return make_error(errc::unknown_shard, fmt::format("the runtime has no shard {}", id));
   if (auto x = outcome_of(i->second); x != shard_outcome::running)
-    return make_error(errc::shard_ended, fmt::format("shard {} has {}", id, to_string(x)));
+    return make_error(errc::shard_ended,
+                      fmt::format("shard {} {}", id,
+                                  x == shard_outcome::ended     ? "has ended"
+                                  : x == shard_outcome::stopped ? "was stopped"
+                                                                : "has given up"));
   return {};
 }
 

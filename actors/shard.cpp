@@ -245,7 +245,15 @@ void loaded(shard_ptr self, caf::response_promise& rp, const stored_checkpoint& 
   st.generation = stored.generation;
   st.last_acked = stored.position;
   meter_start(st, stored);
-  auto f = st.cfg.make_flusher(st.cfg.id);
+  std::unique_ptr<flusher> f;
+  try {
+    f = st.cfg.make_flusher(st.cfg.id);
+  } catch (const error&) {
+    throw; // keeps its code and text (error_from)
+  } catch (const std::exception& e) { // else CAF renders it as system_error(runtime_error, ...)
+    throw error{errc::flusher_failed,
+                fmt::format("shard {}: the flusher factory failed: {}", st.cfg.id, e.what())};
+  }
   st.proc = std::make_unique<batch_processor>(st.cfg.id, std::move(f), st.cfg.batch,
                                               self->clock().now());
   self->request(st.feeder, caf::infinite, attach_atom::value, stored.position)

@@ -594,9 +594,11 @@ void supervisor_plan::handle_exit(plan_entry& c, const child_exit& how) {
 bool supervisor_plan::count_restart(const plan_entry& c, const std::string& why) {
   if (window_.add(now_))
     return true;
-  auto text = fmt::format("restart limit reached: more than {} restarts in {} s (last: child {}: "
-                          "{})",
-                          cfg_.intensity, cfg_.period.count(), name_of(c), why);
+  auto text = fmt::format("restart limit reached: {} in {} s (last: child {}: {})",
+                          cfg_.intensity == 0   ? std::string{"no restart allowed"}
+                          : cfg_.intensity == 1 ? std::string{"more than 1 restart"}
+                                                : fmt::format("more than {} restarts", cfg_.intensity),
+                          cfg_.period.count(), name_of(c), why);
   auto a = action(plan_action::kind::report);
   a.text = "giving up: " + text;
   emit(std::move(a));

@@ -236,11 +236,11 @@ TEST_CASE("front actor: await answers gave_up with the reason for a shard that k
   // One line per event, the shard named once, each code once, no library prefix inside.
   CHECK(logged(log_level::warning, "doomed: failed (flusher_failed): the flusher failed in "
                                    "flush(full): this flusher always fails"));
-  CHECK(logged(log_level::warning, "doomed: gave up: more than 1 restarts in 10 s (last: "
+  CHECK(logged(log_level::warning, "doomed: gave up: more than 1 restart in 10 s (last: "
                                    "flusher_failed: the flusher failed in flush(full): this "
                                    "flusher always fails)"));
   CHECK(out->value->shards[0].reason
-        == "more than 1 restarts in 10 s (last: flusher_failed: the flusher failed in flush(full): "
+        == "more than 1 restart in 10 s (last: flusher_failed: the flusher failed in flush(full): "
            "this flusher always fails)");
   for (auto& [level, line] : *lines) {
     INFO(line);
@@ -838,6 +838,25 @@ TEST_CASE("front actor: a shard whose source cannot be made fails to start with 
   CHECK_THAT(text_of(started->err), !Catch::Contains("request_receiver_down"));
   // The runtime goes on: another shard starts.
   CHECK(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, group("other", true))->value);
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("front actor: a flusher factory that throws a plain exception fails the start with its "
+          "text, as flusher_failed inside start_failed") {
+  testing::deterministic_fixture f;
+  auto front = spawn_runtime(f.sys, quiet(true));
+  REQUIRE(front);
+  auto g = group("bad-0", true);
+  g.shard.make_flusher = [](const shard_id&) -> std::unique_ptr<flusher> {
+    throw std::runtime_error("cannot connect (factory)");
+  };
+  auto started = ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g);
+  REQUIRE(started->done());
+  REQUIRE(started->err);
+  CHECK(code_of(started->err) == errc::start_failed);
+  CHECK_THAT(text_of(started->err),
+             Catch::Contains("flusher_failed: shard bad-0: the flusher factory failed: cannot connect (factory)")
+               && !Catch::Contains("system_error") && !Catch::Contains("runtime_error"));
   caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
 }
 
