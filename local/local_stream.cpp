@@ -612,6 +612,7 @@ void file_source::rewind(const std::optional<sequence_number>& after) {
 record_batch file_source::read(std::size_t max) {
   auto& d = *impl_;
   std::vector<stream_record> xs;
+  xs.reserve(std::min<std::size_t>(max, 4096)); // a feeder's demand; beyond, the vector grows
   while (xs.size() < max && !d.stopped) {
     if (d.skipping) {
       if (!d.skip_long_line())
@@ -639,14 +640,14 @@ record_batch file_source::read(std::size_t max) {
       d.cur = d.scan = next;
       continue;
     }
-    stream_record x;
+    auto& x = xs.emplace_back(); // parsed in place: no move of the record afterwards
     const auto parsed = parse_line(line, x);
     if (parsed) {
       x.sequence.base = sequence_base{d.pos + next}; // the next line starts there
-      xs.push_back(std::move(x));
       d.cur = d.scan = next;
       continue;
     }
+    xs.pop_back();
     if (d.cfg.on_bad_input == bad_input_policy::dead_letter) {
       const auto number = line_number_at(d.file, offset);
       d.begin_dead_letter(number, parsed.error());
