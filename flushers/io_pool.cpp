@@ -89,6 +89,7 @@ struct pooled_flusher::lane {
   std::deque<sealed_batch> pending; // sealed, not yet started
   std::size_t in_flight = 0;        // pending plus the one being written
   std::vector<flush_token> done;    // written, not yet returned
+  sealed_batch spare; // a written batch's buffers, emptied, for the next seal (no allocation)
   std::exception_ptr failure;
   bool scheduled = false; // a pool job is draining this lane
   bool cancelled = false; // the flusher is going away
@@ -115,6 +116,10 @@ struct pooled_flusher::lane {
         self->pending.clear();
       } else {
         self->done.insert(self->done.end(), batch.tokens.begin(), batch.tokens.end());
+        batch.bytes.clear();
+        batch.tokens.clear();
+        if (self->spare.bytes.capacity() < batch.bytes.capacity())
+          self->spare = std::move(batch); // the bigger one: the batch may outgrow the other
       }
       self->cv.notify_all();
     }
@@ -190,11 +195,11 @@ std::size_t pooled_flusher::in_flight() const {
 }
 
 void pooled_flusher::seal() {
+  const auto bytes = batch_.size();
   sealed_batch batch{std::move(batch_), std::move(tokens_)};
-  batch_ = std::string{};
-  batch_.reserve(batch.bytes.size());
-  tokens_ = std::vector<flush_token>{};
-  tokens_.reserve(cfg_.batch_records);
+  sealed_batch next; // the buffers of a batch written before, when there is one
+  batch_.clear();
+  tokens_.clear();
   bool schedule = false;
   {
     std::lock_guard<std::mutex> guard{lane_->mu};
@@ -204,7 +209,12 @@ void pooled_flusher::seal() {
     ++lane_->in_flight;
     schedule = !lane_->scheduled;
     lane_->scheduled = true;
+    std::swap(next, lane_->spare);
   }
+  batch_ = std::move(next.bytes);
+  tokens_ = std::move(next.tokens);
+  batch_.reserve(bytes);
+  tokens_.reserve(cfg_.batch_records);
   if (schedule)
     pool_->submit([l = lane_, p = pool_.get()] { lane::drain(l, p); });
 }
