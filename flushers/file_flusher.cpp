@@ -279,6 +279,10 @@ void file_sink::write(const std::string& batch, std::size_t) {
     roll();
 }
 
+bool file_sink::joins_batches() const noexcept {
+  return true; // lines one after the other: two batches are one longer batch
+}
+
 // -- file_flusher --------------------------------------------------------------------------------
 
 file_flusher::file_flusher(const shard_id& id, file_flusher_config cfg, file_listing* listing)

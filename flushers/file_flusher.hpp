@@ -28,7 +28,9 @@
 // caller's thread: it blocks on the disk for the sync, so its shard runs detached (actors/shard.hpp)
 // or one CAF worker waits per flush. With `file_flusher_config::pool` set, the factory makes pooled
 // flushers instead: the shard formats the lines, a thread of the shared I/O pool writes and syncs
-// them, and the tokens come back from a later heartbeat or flush; no shard needs a thread.
+// them, and the tokens come back from a later heartbeat or flush; no shard needs a thread. When
+// the disk falls behind, the batches of a shard waiting on the pool are written and synced as
+// one (`joins_batches`): the tokens of all of them come back after that one fdatasync.
 #pragma once
 
 #include <chrono>
@@ -123,6 +125,8 @@ public:
   /// @throws shardflow::error (errc::io_failed) when the write or the sync fails (the file is cut
   ///         back to its last whole batch).
   void write(const std::string& batch, std::size_t records) override;
+  /// Returns true: batches waiting on the pool are written (and synced) as one.
+  bool joins_batches() const noexcept override;
 
   /// Returns the file being written.
   const std::filesystem::path& current_file() const noexcept {

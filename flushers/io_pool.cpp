@@ -70,6 +70,10 @@ batch_sink::~batch_sink() {
   // nop
 }
 
+bool batch_sink::joins_batches() const noexcept {
+  return false;
+}
+
 // -- pooled_flusher::lane ------------------------------------------------------------------------
 
 namespace {
@@ -99,9 +103,19 @@ struct pooled_flusher::lane {
   static void drain(const std::shared_ptr<lane>& self, io_pool* pool) {
     std::unique_lock<std::mutex> guard{self->mu};
     if (!self->cancelled && !self->failure && !self->pending.empty()) {
-      auto batch = std::move(self->pending.front());
-      self->pending.pop_front();
+      // A sink that joins batches gets every batch waiting, in order, as one (one write, one
+      // sync for all of them: the disk's latency is paid once however far it fell behind).
+      std::vector<sealed_batch> taken;
+      do {
+        taken.push_back(std::move(self->pending.front()));
+        self->pending.pop_front();
+      } while (self->sink->joins_batches() && !self->pending.empty());
       guard.unlock();
+      auto& batch = taken.front();
+      for (std::size_t i = 1; i < taken.size(); ++i) {
+        batch.bytes += taken[i].bytes;
+        batch.tokens.insert(batch.tokens.end(), taken[i].tokens.begin(), taken[i].tokens.end());
+      }
       std::exception_ptr failed;
       try {
         self->sink->write(batch.bytes, batch.tokens.size());
@@ -109,7 +123,7 @@ struct pooled_flusher::lane {
         failed = std::current_exception();
       }
       guard.lock();
-      --self->in_flight;
+      self->in_flight -= taken.size();
       if (failed) {
         self->failure = failed;
         self->in_flight -= self->pending.size();

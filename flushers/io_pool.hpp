@@ -10,7 +10,8 @@
 //            --batch full, fewer than max_in_flight sealed--> seal, append        -> added
 //            --batch full, max_in_flight sealed and unwritten-->                   -> full
 //     seal: the batch (bytes + tokens) joins the lane; a pool thread writes the lane's batches in
-//           order, one at a time (a sink is never written by two threads at once)
+//           order, one at a time (a sink is never written by two threads at once); a sink that
+//           `joins_batches` gets every batch waiting as one write (one sync for all of them)
 //     heartbeat / flush(partial): the tokens of every batch written since the last call; a partial
 //           flush also seals the current batch when there is room, and waits for one write to end
 //           when the current batch is full and no batch has room (the `full` path)
@@ -84,6 +85,12 @@ public:
   /// concurrently with another `write` of this sink, in the order the batches were sealed.
   /// @throws any std::exception when the batch may not be durable (the shard fails).
   virtual void write(const std::string& batch, std::size_t records) = 0;
+
+  /// Returns whether batches may be joined: when several sealed batches wait, `write` gets their
+  /// bytes one after the other as one batch (their records summed), and all their tokens come
+  /// back after that one write. Defaults to false (a sink that maps a batch to a transaction of
+  /// its own, or counts them, keeps them apart).
+  virtual bool joins_batches() const noexcept;
 };
 
 /// Options of a pooled flusher.

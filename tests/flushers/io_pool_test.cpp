@@ -221,46 +221,78 @@ SCENARIO("the pooled flusher keeps the flusher contract", "[flushers][io_pool]")
   REQUIRE_NOTHROW(require_flusher_contract(factory));
 }
 
-SCENARIO("a sealed batch reuses the buffers of a batch written before it, emptied",
+SCENARIO("a batch built in the buffers of one written before holds only its own records",
          "[flushers][io_pool]") {
-  // Batch buffers are recycled through the lane (no allocation, no fresh pages per batch); a
-  // recycled buffer must hold only the records of its new batch.
+  // Batch buffers are recycled through the lane (no allocation per batch): one batch in flight at
+  // a time, so from the third batch on each is built in the emptied buffers of an earlier one.
   auto pool = std::make_shared<io_pool>(io_pool_config{1});
   auto log = std::make_shared<sink_log>();
-  std::vector<const char*> buffers; // where each written batch's bytes were
-  class pointer_sink final : public batch_sink {
-  public:
-    pointer_sink(std::shared_ptr<sink_log> log, std::vector<const char*>* at)
-      : inner_(std::move(log)), at_(at) {
-    }
-    void append(std::string& batch, const stream_record& x) override {
-      inner_.append(batch, x);
-    }
-    void write(const std::string& batch, std::size_t records) override {
-      at_->push_back(batch.data());
-      inner_.write(batch, records);
-    }
-
-  private:
-    test_sink inner_;
-    std::vector<const char*>* at_;
+  pooled_flusher f{pool, std::make_unique<test_sink>(log), {2, 1}};
+  // Records long enough that a batch's bytes are on the heap (not in the string itself).
+  auto long_rec = [](int i) {
+    stream_record x;
+    x.data = std::string(40, static_cast<char>('a' + i));
+    return x;
   };
-  pooled_flusher f{pool, std::make_unique<pointer_sink>(log, &buffers), {2, 1}};
   std::size_t tokens = 0;
   for (int i = 0; i < 12; ++i) {
-    if (f.add(rec(i), static_cast<flush_token>(i)) == add_result::full) {
+    if (f.add(long_rec(i), static_cast<flush_token>(i)) == add_result::full) {
       tokens += f.flush(flush_mode::full).size();
-      REQUIRE(f.add(rec(i), static_cast<flush_token>(i)) == add_result::added);
+      REQUIRE(f.add(long_rec(i), static_cast<flush_token>(i)) == add_result::added);
     }
   }
   tokens += f.flush(flush_mode::full).size();
   CHECK(tokens == 12);
   REQUIRE(log->written.size() == 6);
   for (int b = 0; b < 6; ++b)
-    CHECK(log->written[b] == std::to_string(2 * b) + ";" + std::to_string(2 * b + 1) + ";");
-  // With one batch in flight at a time, from the third batch on each is built in a buffer that an
-  // earlier batch was written from.
-  REQUIRE(buffers.size() == 6);
-  for (std::size_t b = 2; b < buffers.size(); ++b)
-    CHECK(std::find(buffers.begin(), buffers.begin() + b, buffers[b]) != buffers.begin() + b);
+    CHECK(log->written[b] == long_rec(2 * b).data + ";" + long_rec(2 * b + 1).data + ";");
+}
+
+SCENARIO("a sink that joins batches gets every batch waiting as one write, and only those",
+         "[flushers][io_pool]") {
+  auto pool = std::make_shared<io_pool>(io_pool_config{1});
+  auto log = std::make_shared<sink_log>();
+  class joining_sink final : public batch_sink {
+  public:
+    explicit joining_sink(std::shared_ptr<sink_log> log) : inner_(std::move(log)) {
+    }
+    void append(std::string& batch, const stream_record& x) override {
+      inner_.append(batch, x);
+    }
+    void write(const std::string& batch, std::size_t records) override {
+      records_.push_back(records);
+      inner_.write(batch, records);
+    }
+    bool joins_batches() const noexcept override {
+      return true;
+    }
+    std::vector<std::size_t> records_; // per write: the records it was told it holds
+
+  private:
+    test_sink inner_;
+  };
+  auto owned = std::make_unique<joining_sink>(log);
+  auto* sink = owned.get();
+  log->set_open(false);
+  pooled_flusher f{pool, std::move(owned), {2, 4}};
+  for (int i = 1; i <= 3; ++i) // the third seals {1,2}
+    REQUIRE(f.add(rec(i), static_cast<flush_token>(i)) == add_result::added);
+  REQUIRE(log->wait_for([&] { return log->started == 1; })); // {1,2} held at the gate
+  for (int i = 4; i <= 8; ++i)
+    REQUIRE(f.add(rec(i), static_cast<flush_token>(i)) == add_result::added);
+  // {3,4} and {5,6} wait; {7,8} is being built.
+  CHECK(f.flush(flush_mode::partial).empty()); // seals {7,8}: three batches wait
+  CHECK(f.in_flight() == 4);
+  log->set_open(true);
+  auto got = heartbeat_until(f, 8);
+  std::sort(got.begin(), got.end());
+  CHECK(got == std::vector<flush_token>{1, 2, 3, 4, 5, 6, 7, 8});
+  CHECK(f.in_flight() == 0);
+  CHECK(log->written == std::vector<std::string>{"1;2;", "3;4;5;6;7;8;"});
+  CHECK(sink->records_ == std::vector<std::size_t>{2, 6});
+  WHEN("a batch is sealed after that") {
+    REQUIRE(f.add(rec(9), 9) == add_result::added);
+    CHECK(f.flush(flush_mode::full) == std::vector<flush_token>{9});
+    CHECK(log->written.back() == "9;");
+  }
 }
