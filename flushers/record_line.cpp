@@ -355,6 +355,29 @@ constexpr std::size_t keep_parser_bytes = std::size_t{1} << 20;
 // is valid JSON and the DOM parser reads the same record from it; returns false for any other line
 // (the DOM parser then decides), leaving `out` partly written.
 
+// Returns the byte the escape `\e` stands for, or 0 when the fast path does not take it (\u and
+// anything not JSON).
+char unescape(char e) noexcept {
+  switch (e) {
+    case '"':
+    case '\\':
+    case '/':
+      return e;
+    case 'b':
+      return '\b';
+    case 'f':
+      return '\f';
+    case 'n':
+      return '\n';
+    case 'r':
+      return '\r';
+    case 't':
+      return '\t';
+    default:
+      return 0;
+  }
+}
+
 // Reads the string whose text starts at `p` (after its opening quote) into `out`; on success `p`
 // is just past its closing quote.
 bool read_plain_string(const char*& p, const char* end, std::string& out) {
@@ -370,21 +393,8 @@ bool read_plain_string(const char*& p, const char* end, std::string& out) {
       return false;
     if (*s == '"')
       break;
-    if (end - s < 2)
-      return false;
-    switch (s[1]) {
-      case '"':
-      case '\\':
-      case '/':
-      case 'b':
-      case 'f':
-      case 'n':
-      case 'r':
-      case 't':
-        break;
-      default:
-        return false; // \u and anything else: the DOM parser's
-    }
+    if (end - s < 2 || unescape(s[1]) == 0)
+      return false; // \u and anything else: the DOM parser's
     if (escapes < kept)
       at[escapes] = s;
     ++escapes;
@@ -396,29 +406,51 @@ bool read_plain_string(const char*& p, const char* end, std::string& out) {
     const char* q = e < kept ? at[e] : static_cast<const char*>(std::memchr(p, '\\', s - p));
     std::memcpy(o, p, static_cast<std::size_t>(q - p));
     o += q - p;
-    switch (q[1]) {
-      case 'b':
-        *o++ = '\b';
-        break;
-      case 'f':
-        *o++ = '\f';
-        break;
-      case 'n':
-        *o++ = '\n';
-        break;
-      case 'r':
-        *o++ = '\r';
-        break;
-      case 't':
-        *o++ = '\t';
-        break;
-      default: // " \ /
-        *o++ = q[1];
-    }
+    *o++ = unescape(q[1]);
     p = q + 2;
   }
   std::memcpy(o, p, static_cast<std::size_t>(s - p));
   p = s + 1; // past the closing quote
+  return true;
+}
+
+// As read_plain_string, for the last string of the line (the data): the rest of the line bounds
+// its length, so it is read in one pass, a block at a time, straight into `out` (stored whole, the
+// output pointer then moves to the block's first special byte).
+bool read_last_plain_string(const char*& p, const char* end, std::string& out) {
+  out.resize(static_cast<std::size_t>(end - p) + block);
+  char* const first = out.data();
+  char* o = first;
+  for (;;) {
+    if (end - p >= static_cast<std::ptrdiff_t>(block)) {
+      const auto m = special_mask(p);
+      std::memcpy(o, p, block);
+      if (m == 0) {
+        o += block;
+        p += block;
+        continue;
+      }
+      const auto i = __builtin_ctz(m);
+      o += i;
+      p += i;
+    } else {
+      while (p < end && !is_special(static_cast<unsigned char>(*p)))
+        *o++ = *p++;
+      if (p == end)
+        return false;
+    }
+    if (*p == '"')
+      break;
+    if (*p != '\\' || end - p < 2)
+      return false; // a control character, or a line that ends in a backslash
+    const char c = unescape(p[1]);
+    if (c == 0)
+      return false;
+    *o++ = c;
+    p += 2;
+  }
+  out.resize(static_cast<std::size_t>(o - first));
+  ++p; // the closing quote
   return true;
 }
 
@@ -463,7 +495,7 @@ bool parse_plain_line(std::string_view line, stream_record& out) {
   if (!starts_with(p, end, R"(,"d":")"))
     return false;
   p += 6;
-  if (!read_plain_string(p, end, out.data) || end - p != 1 || *p != '}')
+  if (!read_last_plain_string(p, end, out.data) || end - p != 1 || *p != '}')
     return false;
   if (!valid_utf8(line))
     return false;
