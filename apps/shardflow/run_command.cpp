@@ -589,6 +589,7 @@ std::unique_ptr<caf::actor_system_config> system_config_of(const job_options& op
   configure(*sys_cfg);
   sys_cfg->set("scheduler.max-threads", opts.threads);
   sys_cfg->set("scheduler.max-throughput", opts.max_throughput);
+  sys_cfg->set("work-stealing.moderate-poll-attempts", opts.idle_polls);
   sys_cfg->set("logger.console-verbosity", caf::atom("quiet"));
   sys_cfg->set("logger.file-verbosity", caf::atom("quiet"));
   return sys_cfg;
