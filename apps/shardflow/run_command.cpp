@@ -564,14 +564,9 @@ void add_report_options(CLI::App* cmd, run_config* cfg) {
     ->add_option("--max-record-size", cfg->max_record_size,
                  "longest record line; a longer one is bad input (--bad-input applies)")
     ->capture_default_str();
-  cmd
-    ->add_option("--json", cfg->json,
-                 "also write the summary as JSON to FILE (- or no FILE: stdout, unless the flusher "
-                 "is stdout)")
-    ->type_name("FILE")
-    ->expected(0, 1)
-    ->default_str("-") // what a bare --json means
-    ->option_text("[FILE] (default: off; a bare --json: stdout)");
+  add_json_summary(cmd, cfg->json,
+                   "also write the summary as JSON to FILE (- or no FILE: stdout, unless the "
+                   "flusher is stdout)");
   cmd->add_option(
     "--metrics", cfg->metrics,
     "serve HTTP on HOST:PORT (loopback unless --allow-remote): Prometheus metrics at /metrics, "
