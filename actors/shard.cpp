@@ -40,6 +40,7 @@ struct shard_state {
   // deadline and the outbox's (a save's deadline, the end of a retry backoff).
   time_point next_tick = never;     // heartbeats, from the start on
   time_point load_deadline = never; // while the checkpoint load is outstanding (and timed here)
+  time_point due = never;           // while the input is quiet: the processor's next_due()
   time_point armed = never;         // the earliest wake-up outstanding
   std::uint64_t wake_gen = 0;       // of the wake-up `armed` is
   bool finished = false;                   // quit: nothing more to time
@@ -196,7 +197,7 @@ void arm(shard_ptr self) {
   auto& st = self->state;
   if (st.finished)
     return;
-  auto need = std::min(st.next_tick, st.load_deadline);
+  auto need = std::min({st.next_tick, st.load_deadline, st.due});
   if (auto t = st.outbox.next_deadline())
     need = std::min(need, *t);
   if (need == never || st.armed <= need)
@@ -310,6 +311,7 @@ void on_records(shard_ptr self, const record_batch& batch) {
     return; // after a stop began: dropped, not checkpointed, so a rerun reads these again
   }
   st.received += batch.size();
+  st.due = never; // records again: the intervals are applied as they are processed
   if (auto* m = st.cfg.meters.get())
     m->records_received.fetch_add(batch.size(), std::memory_order_relaxed);
   submit(self, st.proc->process(batch, self->clock().now()));
@@ -337,6 +339,26 @@ bool heartbeat(shard_ptr self, time_point now) {
   return true;
 }
 
+// The input is quiet (the feeder said idle): the shard wakes when the processor's intervals next
+// do something by themselves (its last records flushed after flush_interval, checkpointed after
+// checkpoint_interval), not only at its next heartbeat. Only while quiet: a busy shard applies the
+// intervals with each batch, and an idle shard with nothing held arms nothing more.
+// What is due now is done at once (one tick); only a time after now is armed, so a flusher that
+// holds its records (an interval of 0 keeps them due) cannot make the shard wake itself in a loop.
+void quiet(shard_ptr self, time_point now) {
+  auto& st = self->state;
+  st.due = never;
+  if (!st.proc || st.stopping)
+    return;
+  auto t = st.proc->next_due();
+  if (t && *t <= now) {
+    submit(self, st.proc->tick(now));
+    t = st.proc->next_due();
+  }
+  if (t && *t > now && *t < st.next_tick)
+    st.due = *t;
+}
+
 // The shard's timer fired: what is due is done (a load or save past its deadline fails as a CAF
 // request timeout did; a retry whose backoff is over leaves), then the next wake-up is armed.
 void on_wake(shard_ptr self, std::uint64_t gen) {
@@ -357,8 +379,11 @@ void on_wake(shard_ptr self, std::uint64_t gen) {
   }
   st.outbox.at(now);
   apply(self, st.outbox.retry_due(now));
-  if (!st.finished && heartbeat(self, now))
-    arm(self);
+  if (st.finished || !heartbeat(self, now))
+    return;
+  if (st.due != never && now >= st.due)
+    quiet(self, now); // the intervals' turn, and when they act next
+  arm(self);
 }
 
 shard_stats stats_of(const shard_state& st) {
@@ -423,8 +448,12 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
     [self](stopped_atom) { stop(self, shutdown_reason::requested, caf::exit_reason::normal); },
     [self](tick_atom, std::uint64_t gen) { on_wake(self, gen); },
     [self](idle_atom) {
-      if (self->state.proc && !self->state.stopping)
-        self->state.proc->idle(self->clock().now());
+      if (self->state.proc && !self->state.stopping) {
+        const auto now = self->clock().now();
+        self->state.proc->idle(now);
+        quiet(self, now);
+        arm(self);
+      }
     },
     [self](flush_atom, flush_mode mode) -> caf::result<caf::ok_atom> {
       auto& st = self->state;

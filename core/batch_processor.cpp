@@ -119,6 +119,28 @@ std::optional<checkpoint> batch_processor::heartbeat(time_point now) {
   });
 }
 
+std::optional<batch_processor::time_point> batch_processor::next_due() {
+  if (!stopped_.empty())
+    return std::nullopt;
+  std::optional<time_point> due;
+  if (tracker_.outstanding() > 0)
+    due = last_flush_ + cfg_.flush_interval;
+  if (tracker_.can_advance()) {
+    const auto t = last_checkpoint_ + cfg_.checkpoint_interval;
+    if (!due || t < *due)
+      due = t;
+  }
+  return due;
+}
+
+std::optional<checkpoint> batch_processor::tick(time_point now) {
+  return guarded("tick", [&] {
+    if (tracker_.outstanding() > 0 && now - last_flush_ >= cfg_.flush_interval)
+      flush_now(flush_mode::partial, now);
+    return checkpoint_if_due(now, false);
+  });
+}
+
 std::optional<checkpoint> batch_processor::flush(flush_mode mode, time_point now) {
   return guarded("flush", [&] {
     flush_now(mode, now);

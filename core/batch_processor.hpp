@@ -159,6 +159,19 @@ public:
   /// come again, time spent waiting does not count for the watchdog while no record is held.
   void idle(time_point now) noexcept;
 
+  /// Returns when the intervals alone next make `tick` do something: the end of the flush interval
+  /// while records are outstanding, of the checkpoint interval while a checkpoint would move
+  /// (whichever is first); empty when neither, or once stopped. An owner whose input is quiet
+  /// calls `tick` then, so its last records are flushed and checkpointed on time instead of at its
+  /// next heartbeat.
+  std::optional<time_point> next_due();
+
+  /// Applies the intervals as `heartbeat` does, without calling the flusher's heartbeat: flushes
+  /// (partial) if records are outstanding and the flush interval has elapsed, and returns a
+  /// checkpoint if one is due. Not activity for the watchdog.
+  /// @throws shardflow::error; the processor is failed afterwards.
+  std::optional<checkpoint> tick(time_point now);
+
   /// Returns whether the watchdog timeout has passed without progress (a `process` call or tokens
   /// back) while the shard had work: always, unless it is `idle` with no record held.
   bool watchdog_expired(time_point now) const noexcept;

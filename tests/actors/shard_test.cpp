@@ -359,6 +359,24 @@ SCENARIO_METHOD(fixture,
   CHECK(member("w", shard_child_id)); // restarted
 }
 
+SCENARIO_METHOD(fixture,
+                "a quiet shard checkpoints its last records when the checkpoint interval ends, "
+                "not at its next heartbeat",
+                "[actors][shard]") {
+  auto g = group("c", 20, false); // 20 records, then nothing new
+  g.feeder.poll_interval = 100ms;
+  g.shard.batch.checkpoint_interval = 300ms;
+  g.shard.heartbeat_interval = 5s;
+  start(g);
+  CHECK(stats("c").received == 20);
+  CHECK_FALSE(stored("c")); // the interval has not passed since the processor started
+  advance(300ms);
+  CHECK(stored("c") == 19u); // long before the heartbeat at 5 s
+  CHECK(stats("c").processor.checkpoints == 1);
+  advance(2s);
+  CHECK(stats("c").processor.checkpoints == 1); // nothing more to do: no more checkpoints
+}
+
 SCENARIO_METHOD(fixture, "the watchdog: a followed source with nothing new keeps its shard",
                 "[actors][shard]") {
   auto g = group("f", 20, false); // 20 records, then nothing new (at_end stays false)

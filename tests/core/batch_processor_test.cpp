@@ -290,6 +290,28 @@ SCENARIO_METHOD(fixture, "a heartbeat flushes a quiet shard once the flush inter
   CHECK(position(p.heartbeat(t0 + 1s)) == 2);
 }
 
+SCENARIO_METHOD(fixture,
+                "next_due says when the intervals act on a quiet shard, and tick acts then without "
+                "the flusher's heartbeat",
+                "[actors][batch_processor]") {
+  cfg.flush_interval = 1s;
+  cfg.checkpoint_interval = 3s;
+  auto& p = make();
+  CHECK_FALSE(p.next_due()); // nothing held: nothing to time
+  p.process(records(0, 3), t0 + 100ms);
+  REQUIRE(p.next_due());
+  CHECK(*p.next_due() == t0 + 1s); // the flush interval, from the processor's start
+  CHECK_FALSE(p.tick(t0 + 999ms).has_value());
+  CHECK(script->flushes.empty());
+  CHECK_FALSE(p.tick(t0 + 1s).has_value()); // flushed; the checkpoint interval has not passed
+  CHECK(script->flushes.size() == 1);
+  REQUIRE(p.next_due());
+  CHECK(*p.next_due() == t0 + 3s); // now the checkpoint would move
+  CHECK(position(p.tick(t0 + 3s)) == 2);
+  CHECK_FALSE(p.next_due()); // done: nothing held, the checkpoint would not move
+  CHECK(p.stats().heartbeat_flushes == 0);
+}
+
 SCENARIO_METHOD(fixture, "ignored records do not hold the checkpoint back",
                 "[actors][batch_processor]") {
   script->ignore_keys = {"skip"};
