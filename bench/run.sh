@@ -147,7 +147,7 @@ column -t -s $'\t' "$out/table.tsv"
   printf '{"machine":"%s cores, %s","date":"%s","rows":[' "$(nproc)" "$(uname -m)" "$(date -u +%FT%TZ)"
   tail -n +2 "$out/table.tsv" | awk -F'\t' 'BEGIN{first=1}
     function num(x) { return x ~ /^[0-9]+(\.[0-9]+)?$/ ? x : "null" }
-    { gsub(/"/, "\\\"", $5)
+    { gsub(/\\/, "&&", $5); gsub(/"/, "\\\"", $5)
       printf "%s{\"row\":\"%s\",\"subject\":%s,\"baseline\":%s,\"ratio\":\"%s\",\"unit\":\"%s\",\"spread\":\"%s\",\"failed\":%s}",
         (first ? "" : ","), $1, num($2), num($3), $4, $5, $6, ($2 == "FAILED" ? "true" : "false"); first=0 }'
   printf '],"actors":['
