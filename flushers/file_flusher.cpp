@@ -269,8 +269,14 @@ void file_sink::write(const std::string& batch, std::size_t) {
     errno = saved;
     fail("cannot write", path_);
   }
-  if (cfg_.sync && ::fdatasync(fd_) != 0)
+  if (cfg_.sync && ::fdatasync(fd_) != 0) {
+    // Not durable: cut it too (the header's promise), so a replay does not find it written twice.
+    const int saved = errno;
+    auto ignored = ::ftruncate(fd_, static_cast<off_t>(size_));
+    (void) ignored;
+    errno = saved;
     fail("cannot sync", path_);
+  }
   size_ += batch.size();
   const bool too_big = cfg_.roll_bytes > 0 && size_ >= cfg_.roll_bytes;
   const bool too_old = cfg_.roll_age.count() > 0

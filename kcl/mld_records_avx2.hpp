@@ -70,6 +70,7 @@ struct shardflow_mld_avx2_call {
 };
 
 /// Reads `call->line` (see the contract above) or releases `call->parser`. Returns 1 when it vouches
-/// for the reading, 0 otherwise. Only call it when the CPU has AVX2, BMI1, PCLMUL and LZCNT.
+/// for the reading, 0 otherwise. Only call it when the CPU has AVX2 and BMI1 (what the object is
+/// built for: -mavx2 -mbmi; message_parser checks both).
 int shardflow_mld_records_avx2(shardflow_mld_avx2_call* call);
 }

@@ -179,11 +179,17 @@ void check_table(pg_connection& conn, postgres_flusher_config& cfg) {
                       cfg.table,
                       key_text.empty() ? std::string{" (--pg-columns has no record key)"}
                                        : fmt::format(" (no unique key on exactly ({}))", key_text)));
-  // Another unique key makes a replayed row fail its shard instead of being written again.
+  // Another unique key on columns the flusher writes makes a replayed row fail its shard instead
+  // of being written again (one over a column it leaves to its default, a bigserial id, does not).
+  std::string written;
+  for (const auto& c : cfg.columns)
+    written += (written.empty() ? "" : ",") + c.name;
   const auto others = conn.query(
-    "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1::regclass AND "
-    "indisunique ORDER BY indexrelid",
-    {cfg.table});
+    "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = $1::regclass AND "
+    "i.indisunique AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = i.indrelid AND "
+    "a.attnum = ANY(i.indkey) AND a.attname <> ALL(string_to_array($2, ','))) ORDER BY "
+    "i.indexrelid",
+    {cfg.table, written});
   for (const auto& row : others)
     cfg.log(log_level::warning,
             fmt::format("postgres table {}: in plain mode a replayed row violates its unique index "
