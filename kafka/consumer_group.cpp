@@ -167,7 +167,7 @@ kafka_consumer_group::start(runtime& rt, kafka_source_config cfg, shard_group_co
   g->store_ = std::make_shared<kafka_offset_store>(g->consumer_.get(), g->cfg_.commit_timeout);
   g->sink_ = spawn_checkpoint_sink(rt.front().home_system(), g->store_, true);
   if (auto err = g->consumer_->subscribe(g->cfg_.topics); err != RdKafka::ERR_NO_ERROR) {
-    g->consumer_->close();
+    g->close_consumer();
     caf::anon_send_exit(g->sink_, caf::exit_reason::user_shutdown);
     throw error{errc::io_failed,
                 fmt::format("kafka consumer cannot subscribe to {}: {}",
@@ -242,9 +242,32 @@ void kafka_consumer_group::poll_loop() {
   if (unreachable_) // the shards' last checkpoints cannot be committed: they stop without them
     store_->abandon("the cluster is out of reach (the group failed on its connect timeout)");
   stop_all();
-  consumer_->close(); // its revoke finds no shard left: they were stopped and committed above
+  close_consumer();
   store_->detach();
   finished_ = true;
+}
+
+void kafka_consumer_group::close_consumer() {
+  // The consumer leaves the group (its revoke finds no shard left: they were stopped and committed
+  // above). Not with close(): librdkafka 2.0.2's waits for ever while a commit that was never
+  // answered is retried (its issue #3740; a shard's commit timed out on a cluster gone); the
+  // destructor's destroy skips the close, and its wait for librdkafka's threads is bounded by the
+  // session timeout.
+  std::unique_ptr<RdKafka::Queue> events{RdKafka::Queue::create(consumer_.get())};
+  if (std::unique_ptr<RdKafka::Error> e{consumer_->close(events.get())}) {
+    cfg_.log(log_level::warning, fmt::format("kafka consumer of group {} cannot close: {}",
+                                             cfg_.group, e->str()));
+    return;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + cfg_.commit_timeout;
+  while (!consumer_->closed() && std::chrono::steady_clock::now() < deadline)
+    events->poll(static_cast<int>(cfg_.poll_interval.count())); // serves the rebalance callback
+  if (!consumer_->closed())
+    cfg_.log(log_level::warning,
+             fmt::format("kafka consumer of group {} did not leave the group within {} ms (the "
+                         "cluster does not answer): its coordinator drops the member after the "
+                         "session timeout",
+                         cfg_.group, cfg_.commit_timeout.count()));
 }
 
 void kafka_consumer_group::on_all_brokers_down(const std::string& what) {

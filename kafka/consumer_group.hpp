@@ -16,7 +16,8 @@
 //                        released; then unassign()
 //     lost(parts)    --> (assignment_lost) delisted FIRST, then stopped: nothing is committed
 //     stop()         --> every shard stopped gracefully and committed while the group is stable,
-//                        then close() (the consumer leaves the group) and the poll thread ends
+//                        then close() (the consumer leaves the group, waiting `commit_timeout` at
+//                        most) and the poll thread ends
 //
 // Memory: what a member holds per assigned partition is its shard's credit (records handed to the
 // shard, not yet processed) plus librdkafka's prefetch queue, whose defaults (100,000 messages or
@@ -178,6 +179,7 @@ private:
   void start_partition(const std::shared_ptr<kafka_partition>& part);
   void stop_partition(const shard_id& id, bool lost);
   void stop_all();
+  void close_consumer(); // leaves the group, bounded by commit_timeout
 
   runtime& rt_;
   kafka_source_config cfg_;

@@ -15,7 +15,7 @@ namespace {
 
 [[noreturn]] void throw_stale(const shard_id& id, const std::string& why) {
   throw error{errc::stale_generation,
-              fmt::format("kafka offsets of shard {}: {}: not committed", id, why)};
+              fmt::format("kafka offset of shard {} not committed: {}", id, why)};
 }
 
 } // namespace
@@ -73,7 +73,9 @@ stored_checkpoint kafka_offset_store::load(const shard_id& id) {
   auto i = rows_.find(id);
   if (i == rows_.end())
     throw error{errc::checkpoint_failed,
-                fmt::format("kafka offsets of shard {}: the partition is not assigned here", id)};
+                fmt::format("kafka offset of shard {} cannot be loaded: the partition is not "
+                            "assigned here",
+                            id)};
   stored_checkpoint result;
   result.generation = i->second.generation = ++next_generation_;
   if (auto c = i->second.committed; c && *c > 0) {
@@ -129,7 +131,7 @@ void kafka_offset_store::save(const shard_id& id, std::uint64_t generation, cons
   auto offset = cp.position->base.to_uint64();
   if (!offset || *offset >= static_cast<std::uint64_t>(INT64_MAX))
     throw error{errc::checkpoint_failed,
-                fmt::format("kafka offsets of shard {}: checkpoint {} is not an offset", id,
+                fmt::format("kafka offset of shard {} not committed: checkpoint {} is not an offset", id,
                             to_string(cp))};
   commit(id, i->second, static_cast<std::int64_t>(*offset) + 1);
 }
@@ -152,13 +154,13 @@ void kafka_offset_store::commit(const shard_id& id, row& r, std::int64_t offset)
       [[fallthrough]];
     case RdKafka::ERR__TIMED_OUT:
       throw error{errc::checkpoint_failed,
-                  fmt::format("kafka offsets of shard {}: commit of offset {} not answered within "
-                              "{} ms (is the cluster out of reach?)",
-                              id, offset, commit_timeout_.count())};
+                  fmt::format("kafka offset {} of shard {} not committed: no answer within {} ms (is "
+                              "the cluster out of reach?)",
+                              offset, id, commit_timeout_.count())};
     default:
       throw error{errc::checkpoint_failed,
-                  fmt::format("kafka offsets of shard {}: commit of offset {} failed: {}", id,
-                              offset, RdKafka::err2str(err))};
+                  fmt::format("kafka offset {} of shard {} not committed: {}", offset, id,
+                              RdKafka::err2str(err))};
   }
 }
 
