@@ -165,6 +165,9 @@ kafka_consumer_group::start(runtime& rt, kafka_source_config cfg, shard_group_co
   if (!g->consumer_)
     throw error{errc::io_failed, fmt::format("kafka consumer cannot be made: {}", why)};
   g->store_ = std::make_shared<kafka_offset_store>(g->consumer_.get(), g->cfg_.commit_timeout);
+  g->store_->on_unanswered([group = g.get()](const std::string& why) { // (until detach)
+    group->on_unanswered(why);
+  });
   g->sink_ = spawn_checkpoint_sink(rt.front().home_system(), g->store_, true);
   if (auto err = g->consumer_->subscribe(g->cfg_.topics); err != RdKafka::ERR_NO_ERROR) {
     g->close_consumer();
@@ -273,11 +276,27 @@ void kafka_consumer_group::close_consumer() {
 void kafka_consumer_group::on_all_brokers_down(const std::string& what) {
   if (!down_since_)
     down_since_ = std::chrono::steady_clock::now();
+  down_how_ = down_how::brokers_down;
   down_reason_ = what;
+}
+
+void kafka_consumer_group::on_unanswered(const std::string& what) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  unanswered_ = what;
 }
 
 void kafka_consumer_group::check_reachable() {
   using clock = std::chrono::steady_clock;
+  std::optional<std::string> unanswered;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    unanswered.swap(unanswered_);
+  }
+  if (unanswered && !down_since_) { // silent since (librdkafka may not have noticed)
+    down_since_ = clock::now();
+    down_how_ = down_how::silent;
+    down_reason_ = std::move(*unanswered);
+  }
   if (!down_since_ || cfg_.connect_timeout.count() <= 0 || stopping_.load())
     return;
   auto now = clock::now();
@@ -288,7 +307,7 @@ void kafka_consumer_group::check_reachable() {
   auto err = consumer_->metadata(false, nullptr, &md, static_cast<int>(cfg_.probe_interval.count()));
   delete md;
   if (err == RdKafka::ERR_NO_ERROR) {
-    if (reached_)
+    if (reached_ && down_how_ == down_how::brokers_down) // (a commit may just have been slow)
       cfg_.log(log_level::info, fmt::format("kafka consumer of group {}: the cluster at {} "
                                             "answers again",
                                             cfg_.group, cfg_.brokers));
@@ -302,7 +321,10 @@ void kafka_consumer_group::check_reachable() {
   unreachable_ = true;
   on_error(fmt::format("the cluster at {} {} for {:.1f} s, longer than the connect timeout "
                        "({:.1f} s); last error: {}",
-                       cfg_.brokers, reached_ ? "has had every broker down" : "was not reached",
+                       cfg_.brokers, !reached_ ? "was not reached"
+                                     : down_how_ == down_how::brokers_down
+                                       ? "has had every broker down"
+                                       : "has answered neither a commit nor a metadata request",
                        out.count(), std::chrono::duration<double>(cfg_.connect_timeout).count(),
                        down_reason_),
            true);
@@ -377,7 +399,11 @@ void kafka_consumer_group::start_partition(const std::shared_ptr<kafka_partition
 
 void kafka_consumer_group::on_revoke(std::vector<RdKafka::TopicPartition*>& parts) {
   auto lost = consumer_->assignment_lost();
-  if (!lost)
+  if (lost) // nothing of it may be committed: all fenced first (a stop waits for the sink, which
+    // would else still try the other partitions' commits, a commit timeout each)
+    for (auto* tp : parts)
+      store_->delist(kafka_shard_id(tp->topic(), tp->partition()));
+  else
     cfg_.log(log_level::info, fmt::format("kafka consumer of group {}: revoked {} (they stop, "
                                           "checkpoint and commit)",
                                           cfg_.group, partitions_text(parts, false)));
@@ -396,14 +422,13 @@ void kafka_consumer_group::stop_partition(const shard_id& id, bool lost) {
     part = i->second;
     parts_.erase(i);
   }
-  if (lost) {
-    store_->delist(id); // nothing of a lost assignment may be committed
+  if (lost)
     cfg_.log(log_level::warning,
              fmt::format("kafka shard {}: assignment lost (this member was evicted from group {}): "
                          "its pending records are dropped uncommitted; the partition's next owner "
                          "resumes at the committed offset",
                          id, cfg_.group));
-  } else
+  else
     store_->revoking(id);
   if (auto err = rt_.stop_shard(id))
     cfg_.log(log_level::warning,

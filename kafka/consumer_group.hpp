@@ -38,9 +38,11 @@
 // flight (its issue #4059). A fatal consumer error (librdkafka's fatal errors, an unknown topic, an
 // authorization failure) ends consuming: the poll thread stops every shard gracefully, closes the
 // consumer and `failure()` says why. Transient errors (a broker down) are logged and ridden out,
-// but a cluster out of reach for longer than `connect_timeout` (never reached since the start, or
-// every broker down since librdkafka said so; the poll thread then asks for metadata once per
-// `probe_interval` until an answer comes) is a failure too.
+// but a cluster out of reach for longer than `connect_timeout` is a failure too: never reached
+// since the start, every broker down since librdkafka said so, or silent since a commit got no
+// answer within `commit_timeout` (a network that drops packets closes no connection, so librdkafka
+// may never say that its brokers are down); the poll thread then asks for metadata once per
+// `probe_interval`, and an answer ends the count.
 //
 // Threading: while the group runs, its poll thread calls the runtime's blocking facade
 // (start_shard, stop_shard), so the host must not call those on the same runtime meanwhile; it may
@@ -103,9 +105,9 @@ struct kafka_source_config {
   /// How long a commit waits for the coordinator's answer before its shard retries it (with
   /// backoff); see kafka/offset_store.hpp.
   std::chrono::milliseconds commit_timeout{10'000};
-  /// How long the cluster may stay out of reach (never reached since the start, or every broker
-  /// down) before consuming ends with a failure; zero: retry for ever. A broker restart shorter
-  /// than this is ridden out.
+  /// How long the cluster may stay out of reach (never reached since the start, every broker
+  /// down, or no answer to a commit nor to the metadata asked for since) before consuming ends
+  /// with a failure; zero: retry for ever. A broker restart shorter than this is ridden out.
   std::chrono::milliseconds connect_timeout{30'000};
   /// While the cluster is out of reach, how often the poll thread asks it for metadata (each ask
   /// waits up to this long).
@@ -169,6 +171,8 @@ public:
   void on_revoke(std::vector<RdKafka::TopicPartition*>& parts);
   void on_error(const std::string& what, bool fatal);
   void on_all_brokers_down(const std::string& what);
+  /// From the checkpoint sink's thread: a commit got no answer within the commit timeout.
+  void on_unanswered(const std::string& what);
 
 private:
   kafka_consumer_group(runtime& rt, kafka_source_config cfg, shard_group_config shard);
@@ -189,12 +193,15 @@ private:
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::shared_ptr<kafka_offset_store> store_;
   caf::actor sink_;
-  mutable std::mutex mtx_; // guards parts_ and failure_
+  mutable std::mutex mtx_; // guards parts_, failure_ and unanswered_
   std::map<shard_id, std::shared_ptr<kafka_partition>> parts_;
   std::string failure_;
+  std::optional<std::string> unanswered_; // a commit's, not yet seen by the poll thread
   // Poll thread only: since when the cluster is out of reach (set at the start: not reached yet),
-  // why, whether it was ever reached, and when it was last asked.
+  // how that showed, why, whether it was ever reached, and when it was last asked.
+  enum class down_how { brokers_down, silent }; // librdkafka said so; a commit was not answered
   std::optional<std::chrono::steady_clock::time_point> down_since_;
+  down_how down_how_ = down_how::brokers_down;
   std::string down_reason_;
   bool reached_ = false;
   bool unreachable_ = false; // the connect timeout passed: nothing more can be committed

@@ -2,6 +2,7 @@
 #include <shardflow/kafka/offset_store.hpp>
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -24,6 +25,11 @@ kafka_offset_store::kafka_offset_store(RdKafka::KafkaConsumer* consumer,
                                        std::chrono::milliseconds commit_timeout)
   : consumer_(consumer), commit_timeout_(commit_timeout) {
   // nop
+}
+
+void kafka_offset_store::on_unanswered(std::function<void(const std::string&)> tell) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  on_unanswered_ = std::move(tell);
 }
 
 void kafka_offset_store::enlist(const shard_id& id, const std::string& topic,
@@ -49,6 +55,7 @@ void kafka_offset_store::detach() {
   std::lock_guard<std::mutex> guard{mtx_};
   rows_.clear();
   consumer_ = nullptr;
+  on_unanswered_ = nullptr;
 }
 
 void kafka_offset_store::abandon(const std::string& why) {
@@ -152,17 +159,20 @@ void kafka_offset_store::commit(const shard_id& id, row& r, std::int64_t offset)
     case RdKafka::ERR_REBALANCE_IN_PROGRESS:
       if (r.revoking)
         throw_stale(id, RdKafka::err2str(err));
-      [[fallthrough]];
-    case RdKafka::ERR__TIMED_OUT:
-      throw error{errc::checkpoint_failed,
-                  fmt::format("kafka offset {} of shard {} not committed: no answer within {} "
-                              "ms (is the cluster out of reach?)",
-                              offset, id, commit_timeout_.count())};
+      break; // retried, below
+    case RdKafka::ERR__TIMED_OUT: {
+      auto why = fmt::format("kafka offset {} of shard {} not committed: no answer within {} ms "
+                             "(is the cluster out of reach?)",
+                             offset, id, commit_timeout_.count());
+      if (on_unanswered_)
+        on_unanswered_(why);
+      throw error{errc::checkpoint_failed, std::move(why)};
+    }
     default:
-      throw error{errc::checkpoint_failed,
-                  fmt::format("kafka offset {} of shard {} not committed: {}", offset, id,
-                              RdKafka::err2str(err))};
+      break;
   }
+  throw error{errc::checkpoint_failed, fmt::format("kafka offset {} of shard {} not committed: {}",
+                                                   offset, id, RdKafka::err2str(err))};
 }
 
 } // namespace shardflow

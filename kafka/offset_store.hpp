@@ -6,11 +6,11 @@
 // coordinator accepted it. A commit waits at most `commit_timeout` for the coordinator's answer
 // (librdkafka's commitSync waits for a coordinator while every broker is down, and the sink, the
 // revoke and the close behind it waited with it): unanswered, it is checkpoint_failed and the shard
-// retries with backoff; the request itself stays queued in librdkafka, in order, so a later commit
-// of the partition supersedes it. `load` hands back the committed offset the partition was
-// assigned with (or the last one this store committed since) as the position `offset - 1`; no
-// commit, or a commit of 0, is the empty position (the source then starts where the assignment
-// started: the committed offset or `auto.offset.reset`).
+// retries with backoff (and `on_unanswered` is told); the request itself stays queued in
+// librdkafka, in order, so a later commit of the partition supersedes it. `load` hands back the
+// committed offset the partition was assigned with (or the last one this store committed since) as
+// the position `offset - 1`; no commit, or a commit of 0, is the empty position (the source then
+// starts where the assignment started: the committed offset or `auto.offset.reset`).
 //
 // Fencing: a partition is enlisted when the group assigns it and delisted when it is revoked or
 // lost; a save for a partition not enlisted, or from an incarnation loaded before the current
@@ -29,6 +29,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -47,6 +48,11 @@ public:
   /// waiting at most `commit_timeout` for its answer.
   explicit kafka_offset_store(RdKafka::KafkaConsumer* consumer,
                               std::chrono::milliseconds commit_timeout = std::chrono::seconds(10));
+
+  /// Told (on the committing thread, with the store's error text) each time a commit gets no
+  /// answer within the commit timeout; the group takes that as a sign that the cluster is out of
+  /// reach (kafka/consumer_group.hpp). Set before the first save; may be empty.
+  void on_unanswered(std::function<void(const std::string&)> tell);
 
   /// Partition `partition` of `topic` is assigned as shard `id`, with the group's committed offset
   /// (the next record to read), if any.
@@ -98,6 +104,7 @@ private:
   std::uint64_t next_generation_ = 0;
   std::uint64_t commits_ = 0;
   std::string abandoned_; // why every save is refused; empty: none is
+  std::function<void(const std::string&)> on_unanswered_;
 };
 
 } // namespace shardflow

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
@@ -504,17 +505,22 @@ TEST_CASE("a cluster out of reach for longer than the connect timeout ends consu
   rt->shutdown();
 }
 
-// With every broker down and checkpoints left to commit, the group fails on its connect timeout
-// and stops within bounds: a commit waits at most commit_timeout, and once the cluster is given up
-// the stopping shards' last checkpoints are refused (stale) instead of retried.
-TEST_CASE("a cluster gone while checkpoints wait to be committed: the group fails and stops") {
+namespace {
+
+// Consumes 400 records into flushers that make nothing durable, cuts the cluster off with `cut`,
+// then lets the flushers make everything durable: checkpoints to commit to a cluster that does not
+// answer. The group must fail on its connect timeout and stop within bounds (a commit waits at
+// most commit_timeout, and once the cluster is given up the stopping shards' last checkpoints are
+// refused as stale instead of retried); returns its failure.
+std::string fail_with_checkpoints_waiting(const std::string& group,
+                                          const std::function<void(mock_kafka&)>& cut) {
   mock_kafka mock{1};
   mock.create_topic("events", 4);
   mock.produce("events", 0, 400);
   threaded_system ts;
   auto rt = make_runtime(ts.sys);
   auto open = std::make_shared<std::atomic<bool>>(false);
-  auto k = source(mock, "g-uncommitted");
+  auto k = source(mock, group);
   k.connect_timeout = 2s;
   k.commit_timeout = 2s;
   k.probe_interval = 200ms;
@@ -530,26 +536,47 @@ TEST_CASE("a cluster gone while checkpoints wait to be committed: the group fail
       return n == 400;
     },
     60s)); // consumed, nothing durable
-  rd_kafka_mock_broker_set_down(mock.cluster(), 1);
-  *open = true; // durable now: checkpoints to commit, to a cluster that is gone
-  // Bounded by the connect timeout plus a commit timeout per shard at most (the stopping shards'
-  // last checkpoints are refused at once); it took 34-38 s when commits waited for a coordinator
-  // and the stopping shards retried them.
+  cut(mock);
+  *open = true; // durable now: checkpoints to commit, to a cluster that does not answer
+  // Bounded by the connect timeout plus a commit timeout per shard at most; it took 34-38 s when
+  // commits waited for a coordinator and the stopping shards retried them.
   REQUIRE(wait_for([&] { return g->finished(); }, 25s));
-  INFO(g->failure());
-  CHECK(g->failure().find("every broker down") != std::string::npos);
+  auto failure = g->failure();
   // Torn down on a thread of its own, with a deadline (leaked when it hangs: the test fails). A
   // commit sent just before the broker went down made librdkafka's close() wait for ever (its
   // issue #3740; this test hung in CI once); the consumer's destroy is bounded by the session
   // timeout (45 s by default).
   auto done = std::make_shared<std::promise<void>>();
   auto stopped = done->get_future();
-  std::thread{[done, group = g.release()] {
-    delete group;
+  std::thread{[done, member = g.release()] {
+    delete member;
     done->set_value();
   }}.detach();
   REQUIRE(stopped.wait_for(60s) == std::future_status::ready);
   rt->shutdown();
+  return failure;
+}
+
+} // namespace
+
+TEST_CASE("a cluster gone while checkpoints wait to be committed: the group fails and stops") {
+  auto failure = fail_with_checkpoints_waiting(
+    "g-uncommitted", [](mock_kafka& mock) { rd_kafka_mock_broker_set_down(mock.cluster(), 1); });
+  INFO(failure);
+  CHECK(failure.find("every broker down") != std::string::npos);
+}
+
+// A network that drops packets closes no connection, so librdkafka does not say that its brokers
+// are down (for a minute at least: socket.timeout.ms): the commit that goes unanswered starts the
+// connect timeout instead.
+TEST_CASE("a cluster gone silent while checkpoints wait to be committed: the group fails and "
+          "stops") {
+  auto failure = fail_with_checkpoints_waiting("g-silent", [](mock_kafka& mock) {
+    rd_kafka_mock_broker_set_rtt(mock.cluster(), 1, 600'000); // answers in 10 minutes
+  });
+  INFO(failure);
+  CHECK(failure.find("answered neither a commit nor a metadata request") != std::string::npos);
+  CHECK(failure.find("no answer within 2000 ms") != std::string::npos);
 }
 
 namespace {
