@@ -371,8 +371,9 @@ void add_run(CLI::App* kafka, int& exit_code) {
     ->check(CLI::IsMember({"range", "roundrobin"}))
     ->capture_default_str();
   add_duration(cmd, "--connect-timeout", cfg->connect_timeout,
-               "how long the cluster may be out of reach (never reached since the start, or "
-               "every broker down) before the job fails with exit 1; 0: wait for ever")
+               "how long the cluster may be out of reach (never reached since the start, every "
+               "broker down, or silent since a commit went unanswered) before the job fails "
+               "with exit 1; 0: wait for ever")
     ->capture_default_str();
   add_json_summary(cmd, cfg->json,
                    "also write the summary as JSON to FILE (- or no FILE: stdout, unless the "
