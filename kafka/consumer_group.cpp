@@ -171,6 +171,7 @@ kafka_consumer_group::start(runtime& rt, kafka_source_config cfg, shard_group_co
   g->sink_ = spawn_checkpoint_sink(rt.front().home_system(), g->store_, true);
   if (auto err = g->consumer_->subscribe(g->cfg_.topics); err != RdKafka::ERR_NO_ERROR) {
     g->close_consumer();
+    g->store_->detach();
     caf::anon_send_exit(g->sink_, caf::exit_reason::user_shutdown);
     throw error{errc::io_failed,
                 fmt::format("kafka consumer cannot subscribe to {}: {}",
@@ -274,9 +275,10 @@ void kafka_consumer_group::close_consumer() {
 }
 
 void kafka_consumer_group::on_all_brokers_down(const std::string& what) {
-  if (!down_since_)
+  if (!down_since_) { // (a silent outage already counting stays one)
     down_since_ = std::chrono::steady_clock::now();
-  down_how_ = down_how::brokers_down;
+    down_how_ = down_how::brokers_down;
+  }
   down_reason_ = what;
 }
 
@@ -307,14 +309,17 @@ void kafka_consumer_group::check_reachable() {
   auto err = consumer_->metadata(false, nullptr, &md, static_cast<int>(cfg_.probe_interval.count()));
   delete md;
   if (err == RdKafka::ERR_NO_ERROR) {
-    if (reached_ && down_how_ == down_how::brokers_down) // (a commit may just have been slow)
+    // A silent outage is one only when a probe went unanswered too (a commit may just be slow).
+    if (reached_ && (down_how_ == down_how::brokers_down || probe_failed_))
       cfg_.log(log_level::info, fmt::format("kafka consumer of group {}: the cluster at {} "
                                             "answers again",
                                             cfg_.group, cfg_.brokers));
     reached_ = true;
+    probe_failed_ = false;
     down_since_.reset();
     return;
   }
+  probe_failed_ = true;
   auto out = std::chrono::duration<double>(clock::now() - *down_since_);
   if (out < cfg_.connect_timeout)
     return;

@@ -193,7 +193,9 @@ private:
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::shared_ptr<kafka_offset_store> store_;
   caf::actor sink_;
-  mutable std::mutex mtx_; // guards parts_, failure_ and unanswered_
+  // Guards parts_, failure_ and unanswered_; never held while calling the store, whose
+  // on_unanswered callback takes it under the store's own lock.
+  mutable std::mutex mtx_;
   std::map<shard_id, std::shared_ptr<kafka_partition>> parts_;
   std::string failure_;
   std::optional<std::string> unanswered_; // a commit's, not yet seen by the poll thread
@@ -204,6 +206,7 @@ private:
   down_how down_how_ = down_how::brokers_down;
   std::string down_reason_;
   bool reached_ = false;
+  bool probe_failed_ = false; // a metadata probe went unanswered in this outage
   bool unreachable_ = false; // the connect timeout passed: nothing more can be committed
   std::chrono::steady_clock::time_point last_probe_;
   std::atomic<bool> stopping_{false};
