@@ -404,11 +404,13 @@ void kafka_consumer_group::start_partition(const std::shared_ptr<kafka_partition
 
 void kafka_consumer_group::on_revoke(std::vector<RdKafka::TopicPartition*>& parts) {
   auto lost = consumer_->assignment_lost();
-  if (lost) // nothing of it may be committed: all fenced first (a stop waits for the sink, which
-    // would else still try the other partitions' commits, a commit timeout each)
+  if (lost) { // nothing of it may be committed: all fenced at once (a stop waits for the sink,
+    // which would else still try the other partitions' commits, a commit timeout each)
+    std::vector<shard_id> ids;
     for (auto* tp : parts)
-      store_->delist(kafka_shard_id(tp->topic(), tp->partition()));
-  else
+      ids.push_back(kafka_shard_id(tp->topic(), tp->partition()));
+    store_->delist(ids);
+  } else
     cfg_.log(log_level::info, fmt::format("kafka consumer of group {}: revoked {} (they stop, "
                                           "checkpoint and commit)",
                                           cfg_.group, partitions_text(parts, false)));

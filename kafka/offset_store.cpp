@@ -51,6 +51,12 @@ void kafka_offset_store::delist(const shard_id& id) {
   rows_.erase(id);
 }
 
+void kafka_offset_store::delist(const std::vector<shard_id>& ids) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (const auto& id : ids)
+    rows_.erase(id);
+}
+
 void kafka_offset_store::detach() {
   std::lock_guard<std::mutex> guard{mtx_};
   rows_.clear();

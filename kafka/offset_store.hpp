@@ -34,6 +34,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <librdkafka/rdkafkacpp.h>
 
@@ -65,6 +66,8 @@ public:
 
   /// The partition is no longer assigned here: every later save for it is stale.
   void delist(const shard_id& id);
+  /// The same for every partition of `ids`, under one lock (no commit of one of them in between).
+  void delist(const std::vector<shard_id>& ids);
 
   /// The consumer is closing: every partition is delisted and the consumer is not used again.
   void detach();

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -23,9 +24,10 @@ checkpoint at(std::uint64_t offset) {
   return checkpoint{s};
 }
 
-errc code_of_save(kafka_offset_store& store, std::uint64_t gen, std::uint64_t offset) {
+errc code_of_save(kafka_offset_store& store, std::uint64_t gen, std::uint64_t offset,
+                  const shard_id& id = "t-0") {
   try {
-    store.save("t-0", gen, at(offset));
+    store.save(id, gen, at(offset));
   } catch (const error& e) {
     return e.code();
   }
@@ -81,5 +83,22 @@ TEST_CASE("an older incarnation, a revoked partition and an earlier assignment n
   store.detach();
   CHECK(code_of_save(store, b.generation + 10, 30) == errc::stale_generation);
   CHECK(mock.committed("g-store", "t", 1).at(0) == 20);
+  c->close();
+}
+
+TEST_CASE("partitions delisted together are all stale at once") {
+  mock_kafka mock;
+  mock.create_topic("t", 3);
+  auto c = consumer(mock);
+  kafka_offset_store store{c.get()};
+  for (int p = 0; p < 3; ++p)
+    store.enlist("t-" + std::to_string(p), "t", p, std::nullopt);
+  auto a = store.load("t-0");
+  auto b = store.load("t-1");
+  auto k = store.load("t-2");
+  store.delist(std::vector<shard_id>{"t-0", "t-1"});
+  CHECK(code_of_save(store, a.generation, 5, "t-0") == errc::stale_generation);
+  CHECK(code_of_save(store, b.generation, 5, "t-1") == errc::stale_generation);
+  CHECK(code_of_save(store, k.generation, 5, "t-2") == errc::none); // not delisted
   c->close();
 }
