@@ -44,6 +44,7 @@ struct shard_state {
   time_point armed = never;         // the earliest wake-up outstanding
   std::uint64_t wake_gen = 0;       // of the wake-up `armed` is
   bool finished = false;                   // quit: nothing more to time
+  bool quiet = false;                      // the feeder said idle, no records since
   // Credit taken by batches processed since the last demand; given back once it reaches half of
   // the window (records or bytes), so a window of several batches costs one demand per half.
   std::uint64_t owed = 0;
@@ -311,7 +312,8 @@ void on_records(shard_ptr self, const record_batch& batch) {
     return; // after a stop began: dropped, not checkpointed, so a rerun reads these again
   }
   st.received += batch.size();
-  st.due = never; // records again: the intervals are applied as they are processed
+  st.quiet = false; // records again: the intervals are applied as they are processed
+  st.due = never;
   if (auto* m = st.cfg.meters.get())
     m->records_received.fetch_add(batch.size(), std::memory_order_relaxed);
   submit(self, st.proc->process(batch, self->clock().now()));
@@ -345,17 +347,19 @@ bool heartbeat(shard_ptr self, time_point now) {
 // intervals with each batch, and an idle shard with nothing held arms nothing more.
 // What is due now is done at once (one tick); only a time after now is armed, so a flusher that
 // holds its records (an interval of 0 keeps them due) cannot make the shard wake itself in a loop.
+// Runs on the idle message and on every wake-up while quiet: a time due after the next heartbeat
+// is kept (`arm` wakes at the heartbeat first), and what the heartbeat did is counted in.
 void quiet(shard_ptr self, time_point now) {
   auto& st = self->state;
   st.due = never;
-  if (!st.proc || st.stopping)
+  if (!st.quiet || !st.proc || st.stopping)
     return;
   auto t = st.proc->next_due();
   if (t && *t <= now) {
     submit(self, st.proc->tick(now));
     t = st.proc->next_due();
   }
-  if (t && *t > now && *t < st.next_tick)
+  if (t && *t > now)
     st.due = *t;
 }
 
@@ -381,8 +385,7 @@ void on_wake(shard_ptr self, std::uint64_t gen) {
   apply(self, st.outbox.retry_due(now));
   if (st.finished || !heartbeat(self, now))
     return;
-  if (st.due != never && now >= st.due)
-    quiet(self, now); // the intervals' turn, and when they act next
+  quiet(self, now); // the intervals' turn when due, and when they act next
   arm(self);
 }
 
@@ -451,6 +454,7 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
       if (self->state.proc && !self->state.stopping) {
         const auto now = self->clock().now();
         self->state.proc->idle(now);
+        self->state.quiet = true;
         quiet(self, now);
         arm(self);
       }

@@ -377,6 +377,25 @@ SCENARIO_METHOD(fixture,
   CHECK(stats("c").processor.checkpoints == 1); // nothing more to do: no more checkpoints
 }
 
+SCENARIO_METHOD(fixture,
+                "a quiet shard whose checkpoint interval ends after its next heartbeat "
+                "checkpoints when the interval ends, not at the heartbeat after",
+                "[actors][shard]") {
+  auto g = group("h", 20, false);
+  g.feeder.poll_interval = 100ms;
+  g.shard.batch.checkpoint_interval = 1500ms;
+  g.shard.heartbeat_interval = 1s;
+  start(g);
+  CHECK(stats("h").received == 20);
+  advance(1s); // the heartbeat: too early for the interval
+  CHECK_FALSE(stored("h"));
+  advance(400ms);
+  CHECK_FALSE(stored("h"));
+  advance(100ms);
+  CHECK(stored("h") == 19u); // at 1.5 s, not at the heartbeat at 2 s
+  CHECK(stats("h").processor.checkpoints == 1);
+}
+
 SCENARIO_METHOD(fixture, "the watchdog: a followed source with nothing new keeps its shard",
                 "[actors][shard]") {
   auto g = group("f", 20, false); // 20 records, then nothing new (at_end stays false)
