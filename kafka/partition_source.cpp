@@ -1,6 +1,7 @@
 // kafka/partition_source.cpp - see partition_source.hpp.
 #include <shardflow/kafka/partition_source.hpp>
 
+#include <algorithm>
 #include <vector>
 
 #include <fmt/format.h>
@@ -63,9 +64,27 @@ kafka_partition::~kafka_partition() {
 void kafka_partition::close_queue() {
   std::lock_guard<std::mutex> guard{mtx_};
   if (queue_ != nullptr) {
+    rd_kafka_queue_cb_event_enable(queue_, nullptr, nullptr); // no callback runs after this
     rd_kafka_queue_destroy(queue_);
     queue_ = nullptr;
   }
+}
+
+void kafka_partition::readable(rd_kafka_t*, void* self) {
+  auto& wake = static_cast<kafka_partition*>(self)->wake_;
+  if (wake)
+    wake();
+}
+
+void kafka_partition::on_readable(std::function<void()> wake) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (queue_ == nullptr)
+    return;
+  // Disabling takes the queue's lock, under which the callback runs: none runs while wake_ changes.
+  rd_kafka_queue_cb_event_enable(queue_, nullptr, nullptr);
+  wake_ = std::move(wake);
+  if (wake_)
+    rd_kafka_queue_cb_event_enable(queue_, &kafka_partition::readable, this);
 }
 
 std::size_t kafka_partition::queued() const {
@@ -107,23 +126,40 @@ void kafka_partition::seek(std::int64_t offset) {
 record_batch kafka_partition::read(std::size_t max) {
   std::vector<stream_record> out;
   std::lock_guard<std::mutex> guard{mtx_};
-  while (queue_ != nullptr && out.size() < max) {
-    rd_kafka_message_t* m = rd_kafka_consume_queue(queue_, 0);
-    if (m == nullptr)
+  if (queue_ == nullptr || max == 0)
+    return {};
+  // One call takes what the queue holds (one lock of it, not one per message).
+  std::vector<rd_kafka_message_t*> taken(std::min<std::size_t>(max, 1024));
+  while (out.size() < max) {
+    const auto want = std::min(taken.size(), max - out.size());
+    const auto n = rd_kafka_consume_batch_queue(queue_, 0, taken.data(), want);
+    if (n <= 0)
       break;
-    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> guard_m{
-      m, rd_kafka_message_destroy};
-    if (m->err == RD_KAFKA_RESP_ERR__FATAL)
-      throw error{errc::io_failed,
-                  fmt::format("kafka partition {}: {}", id_, rd_kafka_message_errstr(m))};
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-      continue; // end of partition, or a transient error librdkafka retries itself
-    if (next_ && m->offset < *next_)
-      continue; // fetched before a seek back
-    if (!origin_)
-      origin_ = m->offset;
-    next_ = m->offset + 1;
-    out.push_back(record_of(*m));
+    struct release_all {
+      rd_kafka_message_t** xs;
+      ssize_t n;
+      ~release_all() {
+        for (ssize_t i = 0; i < n; ++i)
+          rd_kafka_message_destroy(xs[i]);
+      }
+    } release{taken.data(), n};
+    out.reserve(out.size() + static_cast<std::size_t>(n));
+    for (ssize_t i = 0; i < n; ++i) {
+      const auto& m = *taken[static_cast<std::size_t>(i)];
+      if (m.err == RD_KAFKA_RESP_ERR__FATAL)
+        throw error{errc::io_failed,
+                    fmt::format("kafka partition {}: {}", id_, rd_kafka_message_errstr(&m))};
+      if (m.err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        continue; // end of partition, or a transient error librdkafka retries itself
+      if (next_ && m.offset < *next_)
+        continue; // fetched before a seek back
+      if (!origin_)
+        origin_ = m.offset;
+      next_ = m.offset + 1;
+      out.push_back(record_of(m));
+    }
+    if (static_cast<std::size_t>(n) < want)
+      break; // the queue is empty now
   }
   return record_batch{std::move(out)};
 }
