@@ -260,6 +260,12 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
   }
   if (!st.source)
     return broken_feeder(self, make_error(errc::start_failed, "the source factory made no source"));
+  // A source that can tell when it has records again wakes the feeder at once. The address is
+  // weak: a source outliving its feeder wakes nobody.
+  st.source->on_readable([addr = self->address()] {
+    if (auto me = caf::actor_cast<caf::actor>(addr))
+      caf::anon_send(me, readable_atom::value);
+  });
   st.buffer = dynamic_cast<replay_buffer*>(st.source.get());
   if (st.buffer != nullptr)
     st.last_pushed = st.buffer->last(); // a buffer may outlive a feeder (runtime.cpp)
@@ -305,6 +311,7 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
       self->state.poll_pending = false;
       feed(self);
     },
+    [self](readable_atom) { feed(self); }, // the delayed poll, if pending, stays: it is harmless
   };
 }
 

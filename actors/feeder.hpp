@@ -46,7 +46,8 @@ using halt_flag = std::shared_ptr<std::atomic<bool>>;
 struct feeder_config {
   /// Records per message to the shard at most.
   std::size_t max_batch = 500;
-  /// How often to look again when a replayable source has nothing new (0: only on pushes).
+  /// How often to look again when a replayable source has nothing new (0: only on pushes); a source
+  /// that wakes its feeder (record_source::on_readable) is read at once besides.
   std::chrono::milliseconds poll_interval{100};
   /// Push mode: producers wait while the replay buffer keeps more records than this ...
   std::size_t push_limit = 100'000;

@@ -36,6 +36,8 @@
 //                         (push_atom, record_batch)             -> ok_atom   from a producer
 //                                                                  (bad_input: out of order, or
 //                                                                  the shard reads its own source)
+//                         (readable_atom)                       from its source (any thread):
+//                                                                  records again (on_readable)
 //                         (end_atom)                            -> ok_atom   from a producer: no more
 //                                                                  records; answered once its
 //                                                                  waiting pushes are in and the
@@ -95,6 +97,7 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using poll_atom = caf::atom_constant<caf::atom("poll")>;
 using stopped_atom = caf::atom_constant<caf::atom("stopped")>;
 using idle_atom = caf::atom_constant<caf::atom("idle")>;
+using readable_atom = caf::atom_constant<caf::atom("readable")>;
 
 // -- message types -------------------------------------------------------------------------------
 

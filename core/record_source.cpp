@@ -14,6 +14,10 @@ void record_source::release(const sequence_number&) {
   // nop: a replayable source keeps nothing
 }
 
+void record_source::on_readable(std::function<void()>) {
+  // nop: the feeder polls
+}
+
 void replay_buffer::append(record_batch batch) {
   if (covered_ && !batch.empty() && batch.begin()->sequence <= *covered_) {
     // Durable already (a host that pushes again from before the checkpoint after a restart).

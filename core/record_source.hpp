@@ -52,6 +52,13 @@ public:
 
   /// Everything up to and including `upto` is durably checkpointed; the source may forget it.
   virtual void release(const sequence_number& upto);
+
+  /// Asks the source to call `wake` when records may be there again after a `read` found none, so
+  /// they leave at once instead of at the feeder's next poll (poll_interval stays the fallback). A
+  /// source with such a signal (a Kafka partition queue) may call `wake` from any thread, at any
+  /// time, until it is destroyed or asked again; a source without one ignores it (the default).
+  /// Called by each feeder incarnation once the source is made.
+  virtual void on_readable(std::function<void()> wake);
 };
 
 /// Makes the record source of one feeder incarnation.

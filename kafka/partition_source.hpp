@@ -25,6 +25,11 @@
 // bound: librdkafka 2.0.2 empties a paused partition's queue without handing it out (seen in issue
 // 16: 6,191 queued, then 1, nothing read) and fetches it again on resume.
 //
+// Wake-up: the queue's event callback (librdkafka calls it, under the queue's lock, when the queue
+// goes from empty to not empty) wakes the feeder (`on_readable`), so fetched records do not wait
+// for its next poll. The callback is disabled before the queue handle is released: librdkafka's
+// partition queue lives on after it.
+//
 // Threading: one feeder reads at a time; the poll thread closes the queue (after the shard has
 // stopped) and reads its length, so the queue handle is guarded by a mutex.
 #pragma once
@@ -33,6 +38,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -87,8 +93,13 @@ public:
   /// Returns up to `max` records without waiting.
   record_batch read(std::size_t max);
 
+  /// Calls `wake` (on a librdkafka thread) each time the queue goes from empty to not empty,
+  /// instead of the `wake` given before; see record_source::on_readable.
+  void on_readable(std::function<void()> wake);
+
 private:
   void seek(std::int64_t offset);
+  static void readable(rd_kafka_t*, void* self);
 
   RdKafka::KafkaConsumer* consumer_;
   shard_id id_;
@@ -99,6 +110,8 @@ private:
   std::optional<std::int64_t> next_;   // the offset the next record must have at least
   mutable std::mutex mtx_;
   rd_kafka_queue_t* queue_ = nullptr;
+  // Called under the queue's lock by librdkafka; replaced only with the callback disabled.
+  std::function<void()> wake_;
 };
 
 /// A feeder incarnation's view of a `kafka_partition`.
@@ -114,6 +127,10 @@ public:
 
   record_batch read(std::size_t max) override {
     return part_->read(max);
+  }
+
+  void on_readable(std::function<void()> wake) override {
+    part_->on_readable(std::move(wake));
   }
 
   bool at_end() const override {

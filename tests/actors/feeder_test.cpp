@@ -1,5 +1,7 @@
 #include <shardflow/actors/feeder.hpp>
 
+#include <algorithm>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -245,6 +247,57 @@ SCENARIO_METHOD(fixture,
   run();
   CHECK(out->ended);
   CHECK(out->idles == 2); // an end is not idleness
+}
+
+namespace {
+
+// A replayable source that holds what the test gives it and keeps the feeder's wake-up.
+struct waking_source final : record_source {
+  std::vector<stream_record> ready;
+  std::function<void()> wake;
+
+  void rewind(const std::optional<sequence_number>&) override {
+  }
+  record_batch read(std::size_t max) override {
+    const auto n = std::min(max, ready.size());
+    std::vector<stream_record> xs(ready.begin(), ready.begin() + static_cast<std::ptrdiff_t>(n));
+    ready.erase(ready.begin(), ready.begin() + static_cast<std::ptrdiff_t>(n));
+    return record_batch{std::move(xs)};
+  }
+  bool at_end() const override {
+    return false;
+  }
+  void on_readable(std::function<void()> f) override {
+    wake = std::move(f);
+  }
+};
+
+} // namespace
+
+SCENARIO_METHOD(fixture, "a source that wakes its feeder has its records sent at once, not polled",
+                "[actors][feeder]") {
+  auto src = std::make_shared<waking_source>();
+  auto out = std::make_shared<received>();
+  auto shard = start(
+    out, [src] { return src; }, 1000, 1'000'000); // poll_interval 0: the feeder never polls
+  REQUIRE(src->wake);
+  CHECK(out->idles == 1);
+  for (std::uint64_t i = 0; i < 3; ++i)
+    src->ready.push_back(shardflow::testing::make_record(i));
+  advance(1h);
+  CHECK(out->records() == 0); // records there, nobody told: nothing leaves
+  src->wake();                // as librdkafka's thread does
+  run();
+  CHECK(sequences(*out) == std::vector<std::uint64_t>{0, 1, 2});
+  CHECK(out->idles == 2);
+  src->wake(); // a wake-up that finds nothing is harmless
+  run();
+  CHECK(out->records() == 3);
+  anon_send_exit(shard, caf::exit_reason::user_shutdown);
+  run();
+  REQUIRE(is_dead(out->feeder));
+  src->wake(); // the feeder is gone: its weak address wakes nobody
+  run();
 }
 
 SCENARIO_METHOD(fixture, "a producer waits while the replay buffer is over its push limit",

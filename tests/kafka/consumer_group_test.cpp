@@ -375,6 +375,34 @@ TEST_CASE("a group consumed into the kafka flusher: the output topic holds every
   rt->shutdown();
 }
 
+TEST_CASE("records fetched after a partition ran dry wake its feeder: no wait for a poll") {
+  mock_kafka mock;
+  mock.create_topic("events", 2);
+  threaded_system ts;
+  auto rt = make_runtime(ts.sys);
+  auto out = std::make_shared<seen>();
+  auto tpl = shard_template(seen_factory(out));
+  tpl.feeder.poll_interval = std::chrono::hours{1}; // the wake-up, or nothing
+  auto g = kafka_consumer_group::start(*rt, source(mock, "g-wake"), tpl);
+  REQUIRE(wait_for(
+    [&] {
+      for (int p = 0; p < 2; ++p) {
+        auto m = rt->meters(kafka_shard_id("events", p));
+        if (!m || m->outcome.load() != shard_outcome::running)
+          return false;
+      }
+      return true;
+    },
+    30s)); // both shards run and found their partitions empty
+  mock.produce("events", 0, 200);
+  auto hw = mock.high_watermarks("events", 2);
+  CHECK(all_committed(*g, hw, 30s));
+  g->stop();
+  std::lock_guard<std::mutex> guard{out->mtx};
+  require_every_record(out->data, 200);
+  rt->shutdown();
+}
+
 TEST_CASE("an unknown topic ends consuming with a clear message and commits nothing") {
   mock_kafka mock;
   threaded_system ts;
