@@ -13,16 +13,23 @@
 // shard end, and exit 0; otherwise no figure (`FAILED<TAB>row<TAB>why`) and exit 1. Without node or
 // aws-kcl (tests/peers/setup.sh installs it into the peers cache) the rows read FAILED with
 // "skipped: ..." and the bench exits 1.
+// - floor:    this program as the least a worker can be (`--floor-worker`): it answers each line
+//             after finding its last sequence number, and decodes nothing. Its MB/s is what the
+//             pipes and the one-line-at-a-time protocol allow on this machine, a ceiling for any
+//             worker; the `mld-node-floor-*` rows put it beside the Node worker (how far 10x is
+//             within reach at all).
 // MB/s counts the daemon's input lines. Target: the subject >= 10x the baseline. A second line gives
 // MB per CPU second of each worker's process (start-up included, from wait4), a figure that a
 // loaded machine blurs less than the wall clock: over pipes the worker mostly waits.
 #include <algorithm>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fcntl.h>
@@ -217,6 +224,78 @@ outcome play(child& c, const std::vector<std::string>& lines, std::size_t per_ba
   return o;
 }
 
+// The floor worker: speaks the protocol and does nothing else. Reads stdin a block at a time;
+// answers processRecords with a checkpoint at the line's last sequence number (found from the
+// end), the shard end with a null checkpoint, every line with its status. Exits 0 at EOF.
+int floor_worker() {
+  std::vector<char> buf(1 << 22);
+  std::size_t at = 0;      // start of the next line
+  std::size_t scanned = 0; // bytes from `at` on known to hold no newline
+  std::size_t end = 0;     // bytes read
+  const auto next_line = [&]() -> std::optional<std::string_view> {
+    for (;;) {
+      if (auto* nl = static_cast<char*>(std::memchr(buf.data() + at + scanned, '\n',
+                                                    end - at - scanned))) {
+        std::string_view line{buf.data() + at, static_cast<std::size_t>(nl - buf.data()) - at};
+        at += line.size() + 1;
+        scanned = 0;
+        return line;
+      }
+      scanned = end - at;
+      if (at > 0) { // move the partial line to the front
+        std::memmove(buf.data(), buf.data() + at, end - at);
+        end -= at;
+        at = 0;
+      }
+      if (end == buf.size())
+        buf.resize(buf.size() * 2);
+      const auto n = ::read(0, buf.data() + end, buf.size() - end);
+      if (n <= 0)
+        return std::nullopt;
+      end += static_cast<std::size_t>(n);
+    }
+  };
+  const auto say = [](const std::string& s) {
+    std::size_t done = 0;
+    while (done < s.size()) {
+      const auto n = ::write(1, s.data() + done, s.size() - done);
+      if (n <= 0)
+        return false;
+      done += static_cast<std::size_t>(n);
+    }
+    return true;
+  };
+  const auto action_of = [](std::string_view line) {
+    constexpr std::string_view key = R"("action":")";
+    const auto k = line.find(key);
+    if (k == std::string_view::npos)
+      return std::string{};
+    const auto from = k + key.size();
+    return std::string{line.substr(from, line.find('"', from) - from)};
+  };
+  while (auto line = next_line()) {
+    const auto action = action_of(*line);
+    std::string checkpoint;
+    if (action == "processRecords") {
+      constexpr std::string_view key = R"("sequenceNumber":")";
+      const auto k = line->rfind(key);
+      if (k == std::string_view::npos)
+        return 1;
+      const auto from = k + key.size();
+      checkpoint = R"({"action":"checkpoint","sequenceNumber":")"
+                   + std::string{line->substr(from, line->find('"', from) - from)}
+                   + R"(","subSequenceNumber":0})";
+    } else if (action == "shardEnded") {
+      checkpoint = R"({"action":"checkpoint","sequenceNumber":null})";
+    }
+    if (!checkpoint.empty() && (!say(checkpoint + "\n") || !next_line()))
+      return 1; // the daemon's answer to the checkpoint is read, not looked at
+    if (!say(R"({"action":"status","responseFor":")" + action + "\"}\n"))
+      return 1;
+  }
+  return 0;
+}
+
 double median(std::vector<double> xs) {
   std::sort(xs.begin(), xs.end());
   return xs[xs.size() / 2];
@@ -225,6 +304,8 @@ double median(std::vector<double> xs) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string{argv[1]} == "--floor-worker")
+    return floor_worker();
   if (argc < 3) {
     std::fprintf(stderr, "usage: mld_node_bench SHARDFLOW AWS_KCL_DIR [RUNS]\n");
     return 2;
@@ -234,6 +315,8 @@ int main(int argc, char** argv) {
   const int runs = argc > 3 ? std::max(1, std::atoi(argv[3])) : 3;
   const auto script = std::string{SHARDFLOW_BENCH_DIR} + "/mld_node_bench.js";
   const char* rows[] = {"mld-node-500", "mld-node-10k"};
+  const char* floor_rows[] = {"mld-node-floor-500", "mld-node-floor-10k"};
+  const auto self = std::filesystem::read_symlink("/proc/self/exe").string();
   std::string skip;
   if (std::system("node --version > /dev/null 2>&1") != 0)
     skip = "skipped: node is not installed";
@@ -242,17 +325,18 @@ int main(int argc, char** argv) {
   else if (!std::filesystem::exists(script))
     skip = "skipped: no " + script;
   if (!skip.empty()) {
-    for (auto row : rows) {
-      std::fprintf(stderr, "mld_node_bench: %s: %s; no figure\n", row, skip.c_str());
-      std::printf("FAILED\t%s\t%s\n", row, skip.c_str());
-    }
+    for (auto group : {rows, floor_rows})
+      for (std::size_t i = 0; i < 2; ++i) {
+        std::fprintf(stderr, "mld_node_bench: %s: %s; no figure\n", group[i], skip.c_str());
+        std::printf("FAILED\t%s\t%s\n", group[i], skip.c_str());
+      }
     return 1;
   }
   ::signal(SIGPIPE, SIG_IGN);
   std::printf("shardflow mld vs. the Node worker (aws-kcl), one shard over pipes; %d runs\n\n",
               runs);
-  std::printf("%-22s %8s %22s %22s %8s\n", "input", "MB", "shardflow mld MB/s", "node MB/s",
-              "ratio");
+  std::printf("%-22s %8s %22s %12s %8s %12s\n", "input", "MB", "shardflow mld MB/s", "node MB/s",
+              "ratio", "floor MB/s");
   bool failed = false;
   const std::pair<std::size_t, std::size_t> inputs[] = {{500, 200}, {10'000, 10}};
   for (std::size_t i = 0; i < 2; ++i) {
@@ -263,6 +347,7 @@ int main(int argc, char** argv) {
     std::vector<double> baseline;
     std::vector<double> subject_cpu; // MB per CPU second of the worker process
     std::vector<double> baseline_cpu;
+    std::vector<double> floor; // the floor worker, the same session
     std::string why;
     for (int r = 0; r < runs && why.empty(); ++r) {
       auto s = spawn({shardflow, "--log-level", "error", "mld", "--flusher", "null",
@@ -280,6 +365,13 @@ int main(int argc, char** argv) {
         why = "the Node worker: " + no.failure;
         break;
       }
+      auto f = spawn({self, "--floor-worker"}, {});
+      auto fo = play(f, lines, per_batch);
+      if (!fo.failure.empty()) {
+        why = "the floor worker: " + fo.failure;
+        break;
+      }
+      floor.push_back(bytes / fo.seconds / 1e6);
       subject.push_back(bytes / so.seconds / 1e6);
       baseline.push_back(bytes / no.seconds / 1e6);
       if (so.cpu_seconds > 0 && no.cpu_seconds > 0) {
@@ -290,20 +382,26 @@ int main(int argc, char** argv) {
     if (!why.empty()) {
       std::fprintf(stderr, "mld_node_bench: %s: %s; no figure\n", rows[i], why.c_str());
       std::printf("FAILED\t%s\t%s\n", rows[i], why.c_str());
+      std::printf("FAILED\t%s\t%s\n", floor_rows[i], why.c_str());
       failed = true;
       continue;
     }
     auto [lo, hi] = std::minmax_element(subject.begin(), subject.end());
-    std::printf("%5zu records x %-4zu %8.1f %10.0f (%4.0f..%4.0f) %10.1f %15.1fx\n", per_batch,
-                batches, bytes / 1e6, median(subject), *lo, *hi, median(baseline),
-                median(subject) / median(baseline));
+    std::printf("%5zu records x %-4zu %8.1f %10.0f (%4.0f..%4.0f) %12.1f %7.1fx %12.0f\n",
+                per_batch, batches, bytes / 1e6, median(subject), *lo, *hi, median(baseline),
+                median(subject) / median(baseline), median(floor));
     if (!subject_cpu.empty()) // less sensitive to a loaded machine than the wall clock
       std::printf("%22s %8s %10.0f MB/CPU-s %17.1f MB/CPU-s %6.1fx (whole process)\n", "", "",
                   median(subject_cpu), median(baseline_cpu),
                   median(subject_cpu) / median(baseline_cpu));
     std::printf("ROW\t%s\t%.1f\t%.1f\tMB/s vs. the Node worker (target >= 10x)\t%.1f..%.1f\n",
                 rows[i], median(subject), median(baseline), *lo, *hi);
+    auto [flo, fhi] = std::minmax_element(floor.begin(), floor.end());
+    std::printf("ROW\t%s\t%.1f\t%.1f\tMB/s, a worker that only answers (the pipes' ceiling) vs. "
+                "the Node worker\t%.1f..%.1f\n",
+                floor_rows[i], median(floor), median(baseline), *flo, *fhi);
   }
-  std::printf("\ntarget: shardflow mld >= 10x the Node worker's MB/s\n");
+  std::printf("\ntarget: shardflow mld >= 10x the Node worker's MB/s; floor: no worker over these "
+              "pipes goes faster\n");
   return failed ? 1 : 0;
 }

@@ -26,7 +26,8 @@ expected=(processor actors-64 actors-1k actors-1k-start actors-10k actors-10k-st
           kafka-consume kafka-produce kafka-slow-sink)
 expected+=(startup-10k) # actors_bench: parallel_start against one handshake at a time
 if [ -x "$here/pool_bench.sh" ]; then expected+=(file-1000-shards-pool); fi
-expected+=(mld-node-500 mld-node-10k) # FAILED "skipped: ..." without node or aws-kcl
+# FAILED "skipped: ..." without node or aws-kcl
+expected+=(mld-node-500 mld-node-10k mld-node-floor-500 mld-node-floor-10k)
 # The postgres rows need PostgreSQL 15's binaries (pg_bench.sh says so and prints none without them).
 if [ -x /usr/lib/postgresql/15/bin/initdb ] && command -v psql > /dev/null && command -v sqlite3 > /dev/null; then
   expected+=(pg-copy pg-effectively-once)
