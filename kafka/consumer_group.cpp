@@ -344,14 +344,8 @@ void kafka_consumer_group::check_backpressure() {
   }
   for (auto& p : parts) {
     auto act = backpressure(p->queued(), p->paused.load(), cfg_.pause_above, cfg_.resume_below);
-    if (act == pause_action::none)
-      continue;
-    std::unique_ptr<RdKafka::TopicPartition> tp{
-      RdKafka::TopicPartition::create(p->topic(), p->partition())};
-    std::vector<RdKafka::TopicPartition*> v{tp.get()};
-    auto err = act == pause_action::pause ? consumer_->pause(v) : consumer_->resume(v);
-    if (err == RdKafka::ERR_NO_ERROR)
-      p->paused = act == pause_action::pause;
+    if (act != pause_action::none)
+      (void) p->set_paused(act == pause_action::pause); // tried again at the next check if refused
   }
 }
 

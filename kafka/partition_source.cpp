@@ -106,7 +106,7 @@ void kafka_partition::rewind(const std::optional<sequence_number>& after) {
   }
   if (!target)
     return; // nothing read yet and no commit: the assignment's own start
-  if (next_ == target || (!next_ && start_ == target)) {
+  if (!dropped_ && (next_ == target || (!next_ && start_ == target))) {
     next_ = target;
     return;
   }
@@ -121,6 +121,17 @@ void kafka_partition::seek(std::int64_t offset) {
     throw error{errc::io_failed, fmt::format("kafka partition {}: seek to offset {} failed: {}",
                                              id_, offset, RdKafka::err2str(err))};
   next_ = offset;
+  dropped_ = false;
+}
+
+RdKafka::ErrorCode kafka_partition::set_paused(bool pause) {
+  std::lock_guard<std::mutex> guard{mtx_}; // not while a read holds messages: see the header
+  std::unique_ptr<RdKafka::TopicPartition> tp{RdKafka::TopicPartition::create(topic_, partition_)};
+  std::vector<RdKafka::TopicPartition*> v{tp.get()};
+  const auto err = pause ? consumer_->pause(v) : consumer_->resume(v);
+  if (err == RdKafka::ERR_NO_ERROR)
+    paused = pause;
+  return err;
 }
 
 record_batch kafka_partition::read(std::size_t max) {
@@ -128,7 +139,7 @@ record_batch kafka_partition::read(std::size_t max) {
   std::lock_guard<std::mutex> guard{mtx_};
   if (queue_ == nullptr || max == 0)
     return {};
-  // One call takes what the queue holds (one lock of it, not one per message).
+  // One call per 1,024 messages, not one per message.
   std::vector<rd_kafka_message_t*> taken(std::min<std::size_t>(max, 1024));
   while (out.size() < max) {
     const auto want = std::min(taken.size(), max - out.size());
@@ -144,6 +155,9 @@ record_batch kafka_partition::read(std::size_t max) {
       }
     } release{taken.data(), n};
     out.reserve(out.size() + static_cast<std::size_t>(n));
+    // Whatever this call took is lost with an exception (the messages are destroyed, the records
+    // made so far too): the next rewind seeks even to where the partition seems to be.
+    dropped_ = true;
     for (ssize_t i = 0; i < n; ++i) {
       const auto& m = *taken[static_cast<std::size_t>(i)];
       if (m.err == RD_KAFKA_RESP_ERR__FATAL)
@@ -158,6 +172,7 @@ record_batch kafka_partition::read(std::size_t max) {
       next_ = m.offset + 1;
       out.push_back(record_of(m));
     }
+    dropped_ = false;
     if (static_cast<std::size_t>(n) < want)
       break; // the queue is empty now
   }

@@ -25,6 +25,12 @@
 // bound: librdkafka 2.0.2 empties a paused partition's queue without handing it out (seen in issue
 // 16: 6,191 queued, then 1, nothing read) and fetches it again on resume.
 //
+// Reads take up to 1,024 messages per librdkafka call (`rd_kafka_consume_batch_queue`). In
+// librdkafka 2.0.2 that call loses the messages it holds when a pause or resume of the partition
+// runs meanwhile (its known issue "Poor Consumer batch API messaging guarantees", fixed in 2.1.0):
+// the poll thread pauses and resumes through `set_paused`, under the same mutex as `read`. Seeks
+// come from the feeder itself (`rewind`), between reads.
+//
 // Wake-up: the queue's event callback (librdkafka calls it, under the queue's lock, when the queue
 // goes from empty to not empty) wakes the feeder (`on_readable`), so fetched records do not wait
 // for its next poll. The callback is disabled before the queue handle is released: librdkafka's
@@ -87,6 +93,10 @@ public:
   /// Whether the poll thread paused the partition (for backpressure).
   std::atomic<bool> paused{false};
 
+  /// Pauses (true) or resumes fetching the partition and sets `paused` when librdkafka agreed;
+  /// never while a read holds messages (see the file comment).
+  RdKafka::ErrorCode set_paused(bool pause);
+
   /// Positions the next read after `after`; see the file comment.
   void rewind(const std::optional<sequence_number>& after);
 
@@ -108,6 +118,7 @@ private:
   std::optional<std::int64_t> start_;
   std::optional<std::int64_t> origin_; // the first offset read in this assignment
   std::optional<std::int64_t> next_;   // the offset the next record must have at least
+  bool dropped_ = false; // a read threw after taking messages: `next_` is no position to trust
   mutable std::mutex mtx_;
   rd_kafka_queue_t* queue_ = nullptr;
   // Called under the queue's lock by librdkafka; replaced only with the callback disabled.
