@@ -296,8 +296,12 @@ SCENARIO_METHOD(fixture, "a source that wakes its feeder has its records sent at
   anon_send_exit(shard, caf::exit_reason::user_shutdown);
   run();
   REQUIRE(is_dead(out->feeder));
+  out->feeder = caf::actor{}; // the last strong reference: the address is all that is left
+  src->ready.push_back(shardflow::testing::make_record(3));
   src->wake(); // the feeder is gone: its weak address wakes nobody
   run();
+  CHECK(out->records() == 3);
+  CHECK(src->ready.size() == 1);
 }
 
 SCENARIO_METHOD(fixture, "a producer waits while the replay buffer is over its push limit",

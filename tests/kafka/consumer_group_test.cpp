@@ -384,22 +384,27 @@ TEST_CASE("records fetched after a partition ran dry wake its feeder: no wait fo
   auto tpl = shard_template(seen_factory(out));
   tpl.feeder.poll_interval = std::chrono::hours{1}; // the wake-up, or nothing
   auto g = kafka_consumer_group::start(*rt, source(mock, "g-wake"), tpl);
+  REQUIRE(wait_for([&] { return g->assigned().size() == 2; }, 30s));
+  // One record into each partition, read: each feeder has then read its queue empty (it reads
+  // until it finds nothing). Then the rest, which only a wake-up brings.
+  mock.produce("events", 0, 1, "rec-", 0);
+  mock.produce("events", 1, 1, "rec-", 1);
   REQUIRE(wait_for(
     [&] {
       for (int p = 0; p < 2; ++p) {
         auto m = rt->meters(kafka_shard_id("events", p));
-        if (!m || m->outcome.load() != shard_outcome::running)
+        if (!m || m->records_received.load() != 1)
           return false;
       }
       return true;
     },
-    30s)); // both shards run and found their partitions empty
-  mock.produce("events", 0, 200);
+    30s));
+  mock.produce("events", 2, 200);
   auto hw = mock.high_watermarks("events", 2);
   CHECK(all_committed(*g, hw, 30s));
   g->stop();
   std::lock_guard<std::mutex> guard{out->mtx};
-  require_every_record(out->data, 200);
+  require_every_record(out->data, 202);
   rt->shutdown();
 }
 

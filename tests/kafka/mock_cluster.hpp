@@ -52,14 +52,15 @@ public:
       throw std::runtime_error("cannot create mock topic " + topic);
   }
 
-  /// Produces `count` records keyed "k<i>" with data "<prefix><i>", i from `first`; waits until all
-  /// are delivered.
-  void produce(const std::string& topic, int first, int count, const std::string& prefix = "rec-") {
+  /// Produces `count` records keyed "k<i>" with data "<prefix><i>", i from `first`, into
+  /// `partition` (default: the partitioner's choice by key); waits until all are delivered.
+  void produce(const std::string& topic, int first, int count, const std::string& prefix = "rec-",
+               std::int32_t partition = RdKafka::Topic::PARTITION_UA) {
     for (int i = first; i < first + count; ++i) {
       auto key = "k" + std::to_string(i);
       auto value = prefix + std::to_string(i);
       for (int attempt = 0;; ++attempt) {
-        auto err = producer_->produce(topic, RdKafka::Topic::PARTITION_UA,
+        auto err = producer_->produce(topic, partition,
                                       RdKafka::Producer::RK_MSG_COPY, value.data(), value.size(),
                                       key.data(), key.size(), 0, nullptr);
         if (err == RdKafka::ERR_NO_ERROR)
