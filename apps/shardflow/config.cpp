@@ -18,7 +18,9 @@ namespace shardflow::cli {
 namespace {
 
 // What a config value of an option must be.
-enum class value_kind { flag, list, integer, unsigned_integer, number, text };
+// `optional_text`: an option whose value may be left out (`--json [FILE]`): true in a file means
+// the bare option, false leaves it unset, a string is its value.
+enum class value_kind { flag, optional_text, list, integer, unsigned_integer, number, text };
 
 // Where a key of the file is: its file and line, and the subcommands' table it is in.
 struct key_place {
@@ -63,7 +65,7 @@ std::vector<std::string> names_in(const CLI::App& app) {
 
 value_kind kind_of(const CLI::Option& op) {
   if (op.get_expected_min() == 0)
-    return value_kind::flag;
+    return op.get_expected_max() == 0 ? value_kind::flag : value_kind::optional_text;
   if (op.get_items_expected_max() > 1)
     return value_kind::list;
   const auto type = op.get_type_name();
@@ -122,6 +124,14 @@ std::vector<std::string> inputs_of(const key_place& at, const CLI::Option& op,
       at.fail(fmt::format("is a flag: it must be true or false, not {}", toml_type_of(v)));
     return {v.as_boolean()->get() ? "true" : "false"};
   }
+  if (kind == value_kind::optional_text) {
+    if (v.is_boolean()) // true: what the bare option means; false: not given (no inputs)
+      return v.as_boolean()->get() ? std::vector<std::string>{op.get_default_str()}
+                                   : std::vector<std::string>{};
+    if (!v.is_string())
+      at.fail(fmt::format("must be true, false or a string, not {}", toml_type_of(v)));
+    return {v.as_string()->get()};
+  }
   if (kind != value_kind::list)
     return {scalar_of(at, kind, v)};
   std::vector<std::string> out;
@@ -157,7 +167,8 @@ struct reader {
       if (const auto* op = option_named(app, key)) {
         auto inputs = inputs_of(at, *op, v);
         // CLI11 takes a file's value only for an option the command line did not set.
-        if (wanted && op->count() == 0 && !set_in_environment(*op)) {
+        const bool unset = inputs.empty() && kind_of(*op) == value_kind::optional_text; // false
+        if (wanted && !unset && op->count() == 0 && !set_in_environment(*op)) {
           items.push_back(CLI::ConfigItem{parents, key, std::move(inputs)});
           origins["--" + key] = fmt::format("{}:{}", file, at.line);
         }

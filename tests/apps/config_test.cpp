@@ -28,6 +28,7 @@ struct fixture {
   bool follow = false;
   int intensity = 10;
   std::string stream;
+  std::string json; // as add_json_summary: `--json [FILE]`, a bare --json meaning "-"
   CLI::App* run = nullptr;
   testing::temp_dir dir;
 
@@ -43,6 +44,7 @@ struct fixture {
     run->add_option("--flush-interval", interval);
     run->add_option("--intensity", intensity);
     run->add_flag("--follow", follow);
+    run->add_option("--json", json)->expected(0, 1)->default_str("-");
     run->preparse_callback([this](std::size_t) { name_env_vars(*run); });
     std::filesystem::create_directories(dir.path);
   }
@@ -83,6 +85,30 @@ SCENARIO("a config file sets the options of the top level and of the subcommand 
   CHECK(f.follow);
   CHECK(f.intensity == -1);
   CHECK(f.stream == "s");
+}
+
+SCENARIO("an option whose value may be left out takes true, false or its value from a file",
+         "[apps][config]") {
+  {
+    fixture f;
+    f.parse({"--config", f.file("[run]\njson = true\n"), "run", "s"});
+    CHECK(f.json == "-"); // the bare --json, not a file named "true"
+  }
+  {
+    fixture f;
+    f.parse({"--config", f.file("[run]\njson = \"summary.json\"\n"), "run", "s"});
+    CHECK(f.json == "summary.json");
+  }
+  {
+    fixture f;
+    f.parse({"--config", f.file("[run]\njson = false\n"), "run", "s"});
+    CHECK(f.json.empty()); // not given
+  }
+  {
+    fixture f;
+    CHECK_THAT(f.error_of({"--config", f.file("[run]\njson = 3\n"), "run", "s"}),
+               Catch::Contains("must be true, false or a string, not an integer"));
+  }
 }
 
 SCENARIO("--config is accepted after the subcommand too", "[apps][config]") {
