@@ -83,6 +83,21 @@ struct run_plan {
   std::string json;
 };
 
+// The stream directory as a path that ends in its name: "s/", "s/." and "./s" are "s"; "." and
+// ".." (which name no directory) are made absolute first. The name keys the stream's checkpoints
+// and the default output sits beside it, so every spelling of one directory must give the same.
+fs::path stream_path(const std::string& stream) {
+  auto p = fs::path{stream}.lexically_normal();
+  if (!p.has_filename() && p.has_parent_path()) // a trailing separator: "s/"
+    p = p.parent_path();
+  if (p.empty() || p.filename() == "." || p.filename() == "..") {
+    p = fs::absolute(p).lexically_normal();
+    if (!p.has_filename() && p.has_parent_path())
+      p = p.parent_path();
+  }
+  return p;
+}
+
 // The stream, its shards, the flusher and where checkpoints and dead letters go.
 void plan_io(const run_config& cfg, run_plan& p) {
   // Say more than "not a local stream" where it is clear what is wrong (both are bad input, 3).
@@ -104,7 +119,7 @@ void plan_io(const run_config& cfg, run_plan& p) {
     usage("--shards: " + shards.error());
   p.shards = std::move(*shards);
   auto flusher = cfg.flusher == "file"
-                   ? "file:" + (fs::path{cfg.stream}.lexically_normal().string() + ".out")
+                   ? "file:" + stream_path(cfg.stream).string() + ".out"
                    : cfg.flusher;
   auto spec = parse_flusher(flusher);
   if (!spec)
@@ -115,7 +130,7 @@ void plan_io(const run_config& cfg, run_plan& p) {
   p.checkpoints = cfg.checkpoints.empty() ? fs::path{cfg.stream} / "checkpoints.db"
                                           : fs::path{cfg.checkpoints};
   p.stream_name = cfg.stream_name.empty()
-                    ? fs::absolute(cfg.stream).lexically_normal().filename().string()
+                    ? stream_path(cfg.stream).filename().string()
                     : cfg.stream_name;
   if (p.stream_name.empty())
     p.stream_name = "stream";

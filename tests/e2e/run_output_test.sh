@@ -61,5 +61,21 @@ touch "$WORK/afile"
 rc=$?
 check "--checkpoints under a regular file fails (1)" test $rc -eq 1
 check "... naming the directory" grep -q "afile" "$WORK/err8"
+
+# One stream, however it is spelled: "t/", "t" and "t/." are the same stream (its checkpoints'
+# key) with the default output beside it, t.out, never inside it.
+"$SHARDFLOW" generate "$WORK/t" --shards 2 --records 300 2> /dev/null
+(cd "$WORK" && "$SHARDFLOW" run t/ --flusher file --progress off > /dev/null 2>&1)
+rc=$?
+check "run t/ exits 0" test $rc -eq 0
+check "... its output is t.out, beside the stream" test -d "$WORK/t.out" -a ! -e "$WORK/t/.out"
+(cd "$WORK" && "$SHARDFLOW" run t --flusher file --progress off > /dev/null 2>&1)
+(cd "$WORK/t" && "$SHARDFLOW" run . --flusher file --progress off > /dev/null 2>&1)
+rc=$?
+check "run . inside it exits 0" test $rc -eq 0
+check "... and t, t/ and . wrote each record once" \
+  test "$(cat "$WORK"/t.out/*.ndjson | wc -l)" -eq 300
+check "... under one stream name" test "$(sqlite3 "$WORK/t/checkpoints.db" \
+  'select count(distinct stream) from checkpoints')" -eq 1
 set -e
 finish
