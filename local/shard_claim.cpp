@@ -70,8 +70,14 @@ std::string owner_of(int fd) {
 }
 
 [[noreturn]] void claim_failed(const std::string& what, const fs::path& file) {
-  throw error{errc::io_failed, fmt::format("cannot claim a shard: cannot {} {}: {}", what,
-                                           file.string(), std::strerror(errno))};
+  const int why = errno;
+  throw error{errc::io_failed,
+              fmt::format("cannot claim a shard: cannot {} {}: {}{}", what, file.string(),
+                          std::strerror(why),
+                          why == EMFILE ? " (each shard of a run holds its lock and its files "
+                                          "open: raise the limit, e.g. `ulimit -n 65536`, or run "
+                                          "fewer shards at once with --shards)"
+                                        : "")};
 }
 
 // Takes the lock of one shard; returns its descriptor, or throws (closing it).
