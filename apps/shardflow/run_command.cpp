@@ -437,12 +437,21 @@ verdict judge(const runtime_outcome& out, const std::vector<shard_view>& views,
   const bool malformed = std::any_of(views.begin(), views.end(), [](const shard_view& s) {
     return s.stopped_at && dead_letter_applies(*s.stopped_at);
   });
+  // A checkpoint the file no longer matches (truncated or replaced): only the store can be fixed.
+  const bool checkpoint = std::any_of(views.begin(), views.end(), [](const shard_view& s) {
+    return s.stopped_at && s.stopped_at->find("(checkpoint ") != std::string::npos;
+  });
   say(log_level::error,
       "the shards above stopped at their bad input (everything before it is checkpointed); fix it "
-      "and rerun{}",
+      "and rerun{}{}",
       plan.on_bad_input == local::bad_input_policy::stop && malformed
         ? ", or rerun with --bad-input dead-letter to move the malformed lines aside"
-        : "");
+        : "",
+      checkpoint ? fmt::format("; a file replaced or truncated under its checkpoint is read from "
+                               "its start again once its shard's row is gone from {} (or with "
+                               "another --checkpoints database)",
+                               plan.checkpoints.string())
+                 : "");
   v.code = v.code == exit_ok ? exit_bad_input : v.code;
   return v;
 }

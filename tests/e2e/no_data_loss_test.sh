@@ -69,6 +69,8 @@ rc=$?
 set -e
 check "a checkpoint beyond the end is bad input (3)" test $rc -eq 3
 check "it says so" grep -q "lies beyond the end of the file" "$WORK/beyond.err"
+check "... and how to start such a file over" \
+  grep -q "once its shard's row is gone from $WORK/s/checkpoints.db" "$WORK/beyond.err"
 check "the checkpoint stays" test "$(checkpoint_of "$WORK/s/checkpoints.db" shard-00000)" = "$cp_before"
 
 # -- a shard file truncated under run --follow -----------------------------------------------------
