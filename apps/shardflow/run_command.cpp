@@ -639,6 +639,9 @@ shard_group_config plan_job_shards(const job_options& opts) {
   g.period = std::chrono::duration_cast<std::chrono::seconds>(period);
   g.backoff.min = duration_option("--backoff-min", opts.backoff_min);
   g.backoff.max = duration_option("--backoff-max", opts.backoff_max);
+  if (g.backoff.min > g.backoff.max)
+    usage(fmt::format("--backoff-min {} is longer than --backoff-max {}", opts.backoff_min,
+                      opts.backoff_max));
   // Restarts at least `max` (and up to 1.2 max, with jitter) apart must fit `intensity` times into
   // the period, or a shard that keeps failing would be restarted for ever and the job never end.
   if (opts.intensity > 0 && g.backoff.min.count() > 0

@@ -14,6 +14,14 @@ rc=$?
 set -e
 check "backoff that can never exhaust the intensity is a usage error (2)" test $rc -eq 2
 check "... saying why" grep -q "would never give up" "$WORK/never.err"
+set +e
+"$SHARDFLOW" run "$WORK/s" --backoff-min 10s --backoff-max 1s --flusher null > /dev/null \
+  2> "$WORK/minmax.err"
+rc=$?
+set -e
+check "a backoff minimum above its maximum is a usage error (2)" test $rc -eq 2
+check "... naming both" grep -q -- "--backoff-min 10s is longer than --backoff-max 1s" \
+  "$WORK/minmax.err"
 
 if [ "$(id -u)" -ne 0 ] || ! unshare -m true 2> /dev/null; then
   echo "skipped: full outputs (need root and unshare -m)"
