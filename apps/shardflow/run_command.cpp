@@ -83,8 +83,8 @@ struct run_plan {
   std::string json;
 };
 
-// The stream directory as a path that ends in its name: "s/", "s/." and "./s" are "s"; "." and
-// ".." (which name no directory) are made absolute first. The name keys the stream's checkpoints
+// The stream directory as a path that ends in its name: "s/", "s/." and "./s" are "s"; a path
+// whose last part is "." or ".." is made absolute first. The name keys the stream's checkpoints
 // and the default output sits beside it, so every spelling of one directory must give the same.
 fs::path stream_path(const std::string& stream) {
   auto p = fs::path{stream}.lexically_normal();
