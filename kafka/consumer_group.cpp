@@ -206,12 +206,13 @@ std::vector<shard_id> kafka_consumer_group::assigned() const {
   return result;
 }
 
-std::size_t kafka_consumer_group::paused() const {
+std::vector<shard_id> kafka_consumer_group::paused() const {
   std::lock_guard<std::mutex> guard{mtx_};
-  std::size_t n = 0;
+  std::vector<shard_id> result;
   for (const auto& kv : parts_)
-    n += kv.second->paused.load() ? 1 : 0;
-  return n;
+    if (kv.second->paused.load())
+      result.push_back(kv.first);
+  return result;
 }
 
 void kafka_consumer_group::on_error(const std::string& what, bool fatal) {

@@ -162,8 +162,10 @@ public:
     return store_;
   }
 
-  /// Returns the partitions paused now for backpressure.
-  std::size_t paused() const;
+  /// Returns the partitions paused now for backpressure. A pause seldom lasts: librdkafka 2.0.2
+  /// empties a paused partition's queue (see kafka/partition_source.hpp), so the next check
+  /// resumes it and the next fetch may pause it again.
+  std::vector<shard_id> paused() const;
 
   // -- called from librdkafka's callbacks on the poll thread (internal) --------------------------
 
