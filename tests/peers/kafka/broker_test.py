@@ -287,8 +287,11 @@ def check_cli(sf, broker):
 def check_restart(sf, broker):
     before = lines_of("restart", 0, 3000)
     sf.put("restart", before)
-    # A bound well above the restart (15-25 s on 2 busy cores) keeps the check about riding it out.
-    m = sf.member("restart", "restart", "g-restart", ["--connect-timeout", "120s"])
+    # Bounds well above the restart (15-25 s on 2 busy cores) keep the check about riding it out:
+    # the connect timeout, and the session (with GROUP_X's 3 s the broker evicted the member when
+    # its coordinator came back slower than that, and the stop then raced the member's rejoin).
+    m = sf.member("restart", "restart", "g-restart",
+                  ["--connect-timeout", "120s", "-X", "session.timeout.ms=60000"])
     peers.wait_for("the records put before the restart out", 60,
                    lambda: len(every_record(sf.output("restart"))) >= 3000)
     down = time.monotonic()
