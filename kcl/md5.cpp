@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include <openssl/evp.h>
@@ -41,10 +42,11 @@ digest of(std::string_view bytes) {
 
 namespace {
 
-// Eight 32-bit lanes; GCC lowers the operators to AVX2, or to pairs of SSE2 instructions.
+// Eight or sixteen 32-bit lanes. GCC lowers the operators of the eight-lane vector to AVX2 (or to
+// pairs of SSE2 instructions), those of the sixteen-lane one to AVX-512 in a function built for it.
 using u32x8 = std::uint32_t __attribute__((vector_size(32)));
+using u32x16 = std::uint32_t __attribute__((vector_size(64)));
 
-constexpr int lane_count = 8;
 constexpr std::size_t block_size = 64;
 
 // RFC 1321: the sine table, and the rotations of each round.
@@ -70,59 +72,57 @@ constexpr std::uint32_t initial[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x1032
   return w;
 }
 
-// Returns the words [8 * half, 8 * half + 8) of every lane's block, word by word: m[j] holds word j
-// of the eight blocks (an 8x8 transposition of eight loads).
-inline __attribute__((always_inline)) void load_words(const unsigned char* const* blocks, int half,
-                                                      u32x8* m) {
+// The transposition of N rows of N words, in log2(N) steps: step B swaps, in each pair of rows
+// (i, i + B) with i & B == 0, the words k & B of row i with the words k - B of row i + B. These are
+// the shuffle lane numbers (0..N-1 from row i, N..2N-1 from row i + B) of the two new rows.
+constexpr int swap_lane(int n, int b, bool second, int k) {
+  if (!second)
+    return (k & b) != 0 ? n + k - b : k;
+  return (k & b) != 0 ? n + k : k + b;
+}
+
+template <class V, int N, int B, bool Second, std::size_t... K>
+inline __attribute__((always_inline)) void swap_words(const V* x, const V* y, V* out,
+                                                      std::index_sequence<K...>) {
+  *out = __builtin_shufflevector(*x, *y, swap_lane(N, B, Second, static_cast<int>(K))...);
+}
+
+template <class V, int N, int B>
+inline __attribute__((always_inline)) void transpose(V* r) {
+  if constexpr (B > 0) {
+    for (int i = 0; i < N; ++i)
+      if ((i & B) == 0) {
+        const V x = r[i];
+        const V y = r[i + B];
+        swap_words<V, N, B, false>(&x, &y, &r[i], std::make_index_sequence<N>{});
+        swap_words<V, N, B, true>(&x, &y, &r[i + B], std::make_index_sequence<N>{});
+      }
+    transpose<V, N, B / 2>(r);
+  }
+}
+
+// Sets m[j] to word j of every lane's block (lane l: `blocks[l]`), for the block's 16 words: N
+// loads of N words and their transposition, 16 / N times.
+template <class V, int N>
+inline __attribute__((always_inline)) void load_words(const unsigned char* const* blocks, V* m) {
+  for (int part = 0; part < 16 / N; ++part) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  u32x8 r[lane_count];
-  for (int l = 0; l < lane_count; ++l)
-    std::memcpy(&r[l], blocks[l] + 32 * half, sizeof r[l]);
-    // __builtin_shufflevector (clang, GCC 12+; GCC's own __builtin_shuffle is unknown to clang)
-    // takes lane numbers 0..15 of (x, y) as constants, hence the lists as macros.
-#  define SHARDFLOW_MD5_LO32 0, 8, 1, 9, 4, 12, 5, 13
-#  define SHARDFLOW_MD5_HI32 2, 10, 3, 11, 6, 14, 7, 15
-#  define SHARDFLOW_MD5_LO64 0, 1, 8, 9, 4, 5, 12, 13
-#  define SHARDFLOW_MD5_HI64 2, 3, 10, 11, 6, 7, 14, 15
-#  define SHARDFLOW_MD5_LOW_HALVES 0, 1, 2, 3, 8, 9, 10, 11
-#  define SHARDFLOW_MD5_HIGH_HALVES 4, 5, 6, 7, 12, 13, 14, 15
-#  define SHARDFLOW_MD5_SHUFFLE(x, y, lanes) __builtin_shufflevector(x, y, lanes)
-  u32x8 t[lane_count];
-  for (int i = 0; i < lane_count; i += 2) {
-    t[i] = SHARDFLOW_MD5_SHUFFLE(r[i], r[i + 1], SHARDFLOW_MD5_LO32);
-    t[i + 1] = SHARDFLOW_MD5_SHUFFLE(r[i], r[i + 1], SHARDFLOW_MD5_HI32);
-  }
-  u32x8 u[lane_count];
-  for (int i = 0; i < lane_count; i += 4) {
-    u[i] = SHARDFLOW_MD5_SHUFFLE(t[i], t[i + 2], SHARDFLOW_MD5_LO64);
-    u[i + 1] = SHARDFLOW_MD5_SHUFFLE(t[i], t[i + 2], SHARDFLOW_MD5_HI64);
-    u[i + 2] = SHARDFLOW_MD5_SHUFFLE(t[i + 1], t[i + 3], SHARDFLOW_MD5_LO64);
-    u[i + 3] = SHARDFLOW_MD5_SHUFFLE(t[i + 1], t[i + 3], SHARDFLOW_MD5_HI64);
-  }
-  for (int j = 0; j < 4; ++j) {
-    m[j] = SHARDFLOW_MD5_SHUFFLE(u[j], u[j + 4], SHARDFLOW_MD5_LOW_HALVES);
-    m[j + 4] = SHARDFLOW_MD5_SHUFFLE(u[j], u[j + 4], SHARDFLOW_MD5_HIGH_HALVES);
-  }
-#  undef SHARDFLOW_MD5_SHUFFLE
-#  undef SHARDFLOW_MD5_HIGH_HALVES
-#  undef SHARDFLOW_MD5_LOW_HALVES
-#  undef SHARDFLOW_MD5_HI64
-#  undef SHARDFLOW_MD5_LO64
-#  undef SHARDFLOW_MD5_HI32
-#  undef SHARDFLOW_MD5_LO32
+    V* r = m + N * part;
+    for (int l = 0; l < N; ++l)
+      std::memcpy(&r[l], blocks[l] + sizeof(V) * part, sizeof(V));
+    transpose<V, N, N / 2>(r);
 #else
-  for (int j = 0; j < 8; ++j) {
-    const int at = 4 * (8 * half + j);
-    for (int l = 0; l < lane_count; ++l)
-      m[j][l] = word(blocks[l] + at);
-  }
+    for (int j = 0; j < N; ++j)
+      for (int l = 0; l < N; ++l)
+        m[N * part + j][l] = word(blocks[l] + 4 * (N * part + j));
 #endif
+  }
 }
 
 // a, b, c, d := d, b + rotl(a + f + sine + word, s), b, c
 #define SHARDFLOW_MD5_STEP(f, i, g, s)                                                             \
   do {                                                                                             \
-    const u32x8 t = a + (f) + sines[i] + m[g];                                                     \
+    const V t = a + (f) + sines[i] + m[g];                                                         \
     a = d;                                                                                         \
     d = c;                                                                                         \
     c = b;                                                                                         \
@@ -130,15 +130,15 @@ inline __attribute__((always_inline)) void load_words(const unsigned char* const
   } while (false)
 
 // One MD5 compression per lane: `state[0..3]` (a, b, c, d) absorb the block `blocks[lane]`.
-inline __attribute__((always_inline)) void compress_body(u32x8* state,
+template <class V, int N>
+inline __attribute__((always_inline)) void compress_body(V* state,
                                                          const unsigned char* const* blocks) {
-  u32x8 m[16];
-  load_words(blocks, 0, m);
-  load_words(blocks, 1, m + 8);
-  u32x8 a = state[0];
-  u32x8 b = state[1];
-  u32x8 c = state[2];
-  u32x8 d = state[3];
+  V m[16];
+  load_words<V, N>(blocks, m);
+  V a = state[0];
+  V b = state[1];
+  V c = state[2];
+  V d = state[3];
 #pragma GCC unroll 16
   for (int i = 0; i < 16; ++i)
     SHARDFLOW_MD5_STEP(d ^ (b & (c ^ d)), i, i, rotations[0][i % 4]);
@@ -159,35 +159,23 @@ inline __attribute__((always_inline)) void compress_body(u32x8* state,
 
 #undef SHARDFLOW_MD5_STEP
 
+void compress_generic(u32x8* state, const unsigned char* const* blocks) {
+  compress_body<u32x8, 8>(state, blocks);
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 __attribute__((target("avx2"))) void compress_avx2(u32x8* state,
                                                    const unsigned char* const* blocks) {
-  compress_body(state, blocks);
+  compress_body<u32x8, 8>(state, blocks);
 }
 
-// The same eight lanes with AVX-512VL: each rotation is one instruction (vprold) instead of two
-// shifts and an or, and each round function one ternary-logic instruction.
-__attribute__((target("avx2,avx512f,avx512vl"))) void
-compress_avx512vl(u32x8* state, const unsigned char* const* blocks) {
-  compress_body(state, blocks);
+// Sixteen lanes in AVX-512 registers: each rotation is one instruction (vprold) instead of two
+// shifts and an or, each round function one ternary-logic instruction, and twice the lanes.
+__attribute__((target("avx512f"))) void compress_avx512(u32x16* state,
+                                                        const unsigned char* const* blocks) {
+  compress_body<u32x16, 16>(state, blocks);
 }
 #endif
-
-void compress_generic(u32x8* state, const unsigned char* const* blocks) {
-  compress_body(state, blocks);
-}
-
-using compress_fn = void (*)(u32x8*, const unsigned char* const*);
-
-compress_fn pick_compress() {
-#if defined(__x86_64__) || defined(__i386__)
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
-    return compress_avx512vl;
-  if (__builtin_cpu_supports("avx2"))
-    return compress_avx2;
-#endif
-  return compress_generic;
-}
 
 // One lane's message: whole blocks are read in place, the padded end from `tail`.
 struct lane {
@@ -206,8 +194,10 @@ struct lane {
   }
 };
 
-// The lanes: eight messages at a time, each lane taking the next message when its own is done.
-void many_with(compress_fn compress, const std::string_view* in, std::size_t n, digest* out) {
+// The lanes: N messages at a time, each lane taking the next message when its own is done.
+template <class V, int N>
+void many_with(void (*compress)(V*, const unsigned char* const*), const std::string_view* in,
+               std::size_t n, digest* out) {
   static const unsigned char idle[block_size] = {};
   // Longest first, so that the lanes run out of work at about the same time.
   thread_local std::vector<std::size_t> order;
@@ -215,8 +205,8 @@ void many_with(compress_fn compress, const std::string_view* in, std::size_t n, 
   std::iota(order.begin(), order.end(), std::size_t{0});
   std::stable_sort(order.begin(), order.end(),
                    [in](std::size_t x, std::size_t y) { return in[x].size() > in[y].size(); });
-  u32x8 state[4] = {};
-  lane ls[lane_count];
+  V state[4] = {};
+  lane ls[N];
   std::size_t taken = 0;
   int busy = 0;
   auto load = [&](int l) {
@@ -242,14 +232,14 @@ void many_with(compress_fn compress, const std::string_view* in, std::size_t n, 
     for (int w = 0; w < 4; ++w)
       state[w][l] = initial[w];
   };
-  for (int l = 0; l < lane_count; ++l)
+  for (int l = 0; l < N; ++l)
     load(l);
   while (busy > 0) {
-    const unsigned char* blocks[lane_count];
-    for (int l = 0; l < lane_count; ++l)
+    const unsigned char* blocks[N];
+    for (int l = 0; l < N; ++l)
       blocks[l] = ls[l].busy ? ls[l].block(in) : idle;
     compress(state, blocks);
-    for (int l = 0; l < lane_count; ++l) {
+    for (int l = 0; l < N; ++l) {
       auto& x = ls[l];
       if (!x.busy || ++x.next < x.blocks)
         continue;
@@ -264,17 +254,61 @@ void many_with(compress_fn compress, const std::string_view* in, std::size_t n, 
   }
 }
 
+bool has(kernel k) {
+  switch (k) {
+#if defined(__x86_64__) || defined(__i386__)
+    case kernel::avx512:
+      return __builtin_cpu_supports("avx512f");
+    case kernel::avx2:
+      return __builtin_cpu_supports("avx2");
+#else
+    case kernel::avx512:
+    case kernel::avx2:
+      return false;
+#endif
+    case kernel::generic:
+      return true;
+  }
+  return false;
+}
+
+void run(kernel k, const std::string_view* in, std::size_t n, digest* out) {
+  switch (k) {
+#if defined(__x86_64__) || defined(__i386__)
+    case kernel::avx512:
+      return many_with<u32x16, 16>(compress_avx512, in, n, out);
+    case kernel::avx2:
+      return many_with<u32x8, 8>(compress_avx2, in, n, out);
+#else
+    case kernel::avx512:
+    case kernel::avx2:
+#endif
+    case kernel::generic:
+      return many_with<u32x8, 8>(compress_generic, in, n, out);
+  }
+}
+
+kernel best() {
+  for (auto k : {kernel::avx512, kernel::avx2})
+    if (has(k))
+      return k;
+  return kernel::generic;
+}
+
 } // namespace
 
 void many(const std::string_view* in, std::size_t n, digest* out) {
   if (n == 1 && openssl_md5(in[0], out[0]))
-    return; // one message: seven idle lanes would make this slower than OpenSSL
-  static const compress_fn compress = pick_compress();
-  many_with(compress, in, n, out);
+    return; // one message: the idle lanes would make this slower than OpenSSL
+  static const kernel k = best();
+  run(k, in, n, out);
 }
 
-void many_generic(const std::string_view* in, std::size_t n, digest* out) {
-  many_with(compress_generic, in, n, out);
+bool many_in(kernel k, const std::string_view* in, std::size_t n, digest* out) {
+  if (!has(k))
+    return false;
+  run(k, in, n, out);
+  return true;
 }
 
 } // namespace shardflow::md5
