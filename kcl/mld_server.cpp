@@ -173,20 +173,29 @@ struct server::impl {
     };
     worker w{io, wc};
     if (w.run() != 0)
-      fail(slot, id, "");
+      fail(slot, id, "", io.ended());
     else
       ::shutdown(slot.fd, SHUT_RDWR);
   }
 
-  // Counts a failed session and closes its connection (the connector then sees the server close
-  // before the daemon ended the session, and exits 1).
-  void fail(session_slot& slot, std::uint64_t id, const std::string& why) {
+  // Counts a failed session and ends its connection, so that its connector exits 1: a close while
+  // the daemon's side is open (the connector sees the server close before the daemon ended the
+  // session); a reset once the connector has sent its end (`peer_ended`: the daemon closed the
+  // worker's stdin, say while a checkpoint reply was awaited), since a close would then look like
+  // a session that went well. The reset discards only lines that nobody reads any more.
+  void fail(session_slot& slot, std::uint64_t id, const std::string& why, bool peer_ended = false) {
     ++stats.failed;
     cfg.log(log_level::error,
-            fmt::format("session-{} failed{}{}; closing its connection (the daemon re-leases the "
-                        "shard from its last checkpoint)",
-                        id, why.empty() ? "" : ": ", why));
-    ::shutdown(slot.fd, SHUT_RDWR);
+            fmt::format("session-{} failed{}{}; {} its connection (the daemon re-leases the shard "
+                        "from its last checkpoint)",
+                        id, why.empty() ? "" : ": ", why, peer_ended ? "resetting" : "closing"));
+    if (peer_ended) {
+      const linger abort{1, 0}; // the close in reap() resets the connection
+      (void) ::setsockopt(slot.fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+      ::shutdown(slot.fd, SHUT_RD);
+    } else {
+      ::shutdown(slot.fd, SHUT_RDWR);
+    }
   }
 
   // Joins and forgets the sessions that ended (their sockets closed).
@@ -431,7 +440,8 @@ int bridge(int fd, const std::string& where, const log_sink& log) {
   if (down == copy_end::read_failed || read_errno == ECONNRESET) {
     log(log_level::error,
         fmt::format("{} broke the connection ({}: a connection beyond its --max-connections is "
-                    "reset, and so is one closed with the daemon's lines unread); exiting 1",
+                    "reset, and so is one closed with the daemon's lines unread or whose session "
+                    "failed after the daemon ended it); exiting 1",
                     where, std::strerror(read_errno)));
     return 1;
   }

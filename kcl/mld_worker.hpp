@@ -146,6 +146,11 @@ public:
     return cap_;
   }
 
+  /// Whether the input has ended (EOF or a failed read): the peer sends nothing more.
+  bool ended() const noexcept {
+    return eof_;
+  }
+
 private:
   std::string_view take(std::size_t line_end, std::size_t next);
   [[noreturn]] void too_long(std::uint64_t number) const;
