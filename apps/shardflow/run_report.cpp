@@ -132,11 +132,15 @@ std::string summary_table(const std::vector<shard_view>& shards, double seconds,
   const double avg_flush_ms = t.flushes ? t.flush_nanos / 1e6 / t.flushes : 0;
   out += fmt::format(
     "\n{} ({}) in {:.2f} s: {}/s, {:.1f} MiB/s; {} (avg {:.2f} ms); {}; {} of {} at their "
-    "end{}{}{}{}\n",
+    "end{}{}{}{}{}\n",
     plural(t.records, "record"), human_bytes(double(t.bytes)), seconds,
     human_count(seconds > 0 ? t.records / seconds : 0),
     seconds > 0 ? t.bytes / seconds / (1 << 20) : 0.0, plural(t.flushes, "flush", "flushes"),
     avg_flush_ms, plural(t.restarts, "restart"), t.ended, plural(shards.size(), "shard"),
+    // A rerun of a finished stream: say why nothing was processed.
+    t.records == 0 && !shards.empty() && t.ended == shards.size()
+      ? "; nothing after their checkpoints (the stream was processed already)"
+      : "",
     stops ? fmt::format("; {} stopped at bad input", stops) : std::string{},
     t.not_started ? fmt::format("; {} not started", t.not_started) : std::string{},
     dead_letters ? fmt::format("; {}", plural(dead_letters, "dead letter")) : std::string{},

@@ -145,6 +145,21 @@ SCENARIO("a shard stopped at bad input is reported where it stopped, not as ende
   CHECK_THAT(json, Catch::Contains(R"("outcome":"ended","stopped_at":null,"lag_bytes":0)"));
 }
 
+SCENARIO("a rerun of a stream processed already says so", "[apps][run_report]") {
+  shard_meters m;
+  m.acked_position = 10;
+  m.acked_end = true;
+  m.outcome = shard_outcome::ended;
+  auto v = view_of("shard-00000", 10);
+  v.update(m, std::chrono::steady_clock::now());
+  CHECK_THAT(summary_table({v}, 1.0, false, 0),
+             Catch::Contains("1 of 1 shard at their end; nothing after their checkpoints (the "
+                             "stream was processed already)\n"));
+  v.meter->records = 3; // a run that did process records says nothing of the kind
+  CHECK_THAT(summary_table({v}, 1.0, false, 0),
+             !Catch::Contains("nothing after their checkpoints"));
+}
+
 SCENARIO("a shard stopped at a checkpoint beyond its truncated file is not ended, whatever an "
          "earlier run's end marker says",
          "[apps][run_report]") {
