@@ -205,11 +205,6 @@ int run_server(const mld_options& o) {
   return exit_ok;
 }
 
-int print_properties(const mld_properties_config& o) {
-  fmt::print("{}", checked(mld_properties_text(o)));
-  return exit_ok;
-}
-
 struct kpl_agg_options {
   std::size_t per_aggregate = 100;
   std::string magic = "standard";
@@ -353,6 +348,21 @@ void add_properties_options(CLI::App* props, mld_properties_config* p) {
 
 namespace {
 
+// Defaults that look real get deployed: says which values are the command's placeholders.
+void warn_placeholders(const mld_properties_config& p, const CLI::App& props) {
+  std::vector<std::string> placeholders;
+  if (props.count("--stream") == 0 && p.stream_arn.empty())
+    placeholders.push_back(fmt::format("stream {} (--stream or --stream-arn)", p.stream));
+  if (props.count("--app") == 0)
+    placeholders.push_back(fmt::format("application {} (--app: it names the lease table)", p.app));
+  if (p.region.empty() && p.stream_arn.empty())
+    placeholders.push_back("region us-east-1 (--region)");
+  if (!placeholders.empty())
+    say(log_level::warning, "the file names the command's placeholders for {}: set them before "
+                            "you deploy it",
+        fmt::join(placeholders, ", "));
+}
+
 // `mld` (the stdio worker) and `mld properties`.
 void add_mld_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<mld_options>();
@@ -363,19 +373,12 @@ void add_mld_command(CLI::App& app, int& exit_code) {
   auto* props = cmd->add_subcommand("properties", "Print a MultiLangDaemon properties file");
   add_properties_options(props, p.get());
   props->callback([p, props, &exit_code] {
-    // Defaults that look real get deployed: say which values are the command's placeholders.
-    std::vector<std::string> placeholders;
-    if (props->count("--stream") == 0 && p->stream_arn.empty())
-      placeholders.push_back(fmt::format("stream {} (--stream or --stream-arn)", p->stream));
-    if (props->count("--app") == 0)
-      placeholders.push_back(fmt::format("application {} (--app: it names the lease table)", p->app));
-    if (p->region.empty() && p->stream_arn.empty())
-      placeholders.push_back("region us-east-1 (--region)");
-    if (!placeholders.empty())
-      say(log_level::warning, "the file names the command's placeholders for {}: set them before "
-                              "you deploy it",
-          fmt::join(placeholders, ", "));
-    exit_code = guarded("mld properties", [&] { return print_properties(*p); });
+    exit_code = guarded("mld properties", [&] {
+      const auto text = checked(mld_properties_text(*p)); // a usage error comes before any warning
+      warn_placeholders(*p, *props);
+      fmt::print("{}", text);
+      return exit_ok;
+    });
   });
   cmd->callback([o, cmd, &exit_code] {
     if (cmd->got_subcommand("properties"))

@@ -33,6 +33,8 @@ mistyped "mld properties for no known daemon" "--kcl: 4 not in {1,2,3}" mld prop
 mistyped "mld properties at a timestamp it is not given" \
   "--initial-position AT_TIMESTAMP needs --initial-position-timestamp" \
   mld properties --initial-position AT_TIMESTAMP
+check "... without warning first about placeholders of a file it does not print" \
+  not_grep "placeholders" "$WORK/err"
 mistyped "mld properties with a stream ARN for KCL 1" "KCL 1.x has no streamArn" \
   mld properties --kcl 1 --stream-arn arn:aws:kinesis:us-east-1:123456789012:stream/s
 set +e

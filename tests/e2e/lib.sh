@@ -16,6 +16,9 @@ check() { # description, command...
   fi
 }
 
+# Succeeds when grep finds nothing (grep's arguments).
+not_grep() { ! grep -q "$@"; }
+
 # Polls the command every 10 ms until it succeeds, for up to 30 s (then says so, and fails).
 wait_for() { # command...
   local i

@@ -7,8 +7,6 @@
 # checkpointed every started shard; a rerun processes the rest, each record once).
 source "$(dirname "$0")/lib.sh"
 
-not_grep() { ! grep -q "$@"; }
-
 json_field() { # json-file python-expression-on-d
   python3 -c 'import json,sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"
 }
