@@ -23,9 +23,9 @@
 
 namespace shardflow::cli {
 
-/// The first SIGINT/SIGTERM sets `stop_requested()`; a second exits with 130 after printing
-/// "shardflow COMMAND: stopping at once; AFTERWARDS" to stderr. `command` and `afterwards` must
-/// outlive the process (string literals).
+/// The first SIGINT/SIGTERM sets `stop_requested()`; a second exits with 130 after logging
+/// "stopping at once; AFTERWARDS" at error level, as "TIME error shardflow COMMAND: ..." or as a
+/// JSON line after the log format (`--log-format`) in force when this is called.
 void stop_on_signals(const char* command,
                      const char* afterwards = "a rerun resumes from the checkpoints");
 

@@ -57,6 +57,33 @@ rc=$?
 set -e
 check "a second signal stops at once (exit 130)" test $rc -eq 130
 check "... saying so" grep -q "shardflow run: stopping at once" "$WORK/run2.err"
+check "... in a log line with its time" \
+  grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z error shardflow run: stopping at once' \
+  "$WORK/run2.err"
+# The same under --log-format json: the line is a JSON object like every other.
+"$SHARDFLOW" --log-format json run "$WORK/s2" --flusher "file:$WORK/out2j" --progress off --follow \
+  > /dev/null 2> "$WORK/run2j.err" & pid=$!
+for _ in $(seq 1 500); do
+  [ "$(cat "$WORK"/out2j/*.ndjson 2>/dev/null | wc -l)" -gt 0 ] && break
+  sleep 0.02
+done
+kill -STOP $pid
+kill -INT $pid
+kill -TERM $pid
+kill -CONT $pid
+set +e
+wait $pid
+rc=$?
+set -e
+check "under --log-format json too (exit 130)" test $rc -eq 130
+every_line_json() {
+  python3 -c 'import json,sys
+lines = [l for l in open(sys.argv[1]) if l.strip()]
+objs = [json.loads(l) for l in lines]
+sys.exit(0 if any(o["level"] == "error" and o["message"].startswith("stopping at once")
+                  and o["time"].endswith("Z") for o in objs) else 1)' "$1"
+}
+check "... every line of stderr is JSON, the last saying it stops at once" every_line_json "$WORK/run2j.err"
 set +e
 "$SHARDFLOW" run "$WORK/s2" --flusher "file:$WORK/out2" --progress off > /dev/null 2> "$WORK/rerun2.err"
 rc=$?
