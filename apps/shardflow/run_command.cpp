@@ -500,7 +500,12 @@ int report(const run_config& cfg, const run_plan& plan, job& j, const runtime_ou
   const auto views = j.views();
   auto v = judge(out, views, j.problems(), plan, !cfg.follow, stopped);
   const auto dead = j.problems().dead_letters();
-  fmt::print(stderr, "{}", summary_table(views, seconds, stopped, dead));
+  if (cli_log_settings().format == log_format::json) {
+    for (const auto& line : summary_messages(views, seconds, stopped, dead))
+      say(log_level::info, line);
+  } else {
+    fmt::print(stderr, "{}", summary_table(views, seconds, stopped, dead));
+  }
   if (auto failed = json.write(summary_json(views, seconds, v.code, v.problems, dead, stopped))) {
     say(log_level::error, "failed: {}", *failed);
     return v.code == exit_ok ? exit_failed : v.code;

@@ -114,25 +114,19 @@ std::string state_of(const shard_view& s) {
   }
 }
 
-std::string summary_table(const std::vector<shard_view>& shards, double seconds, bool stopped,
-                          std::uint64_t dead_letters) {
-  std::string out = fmt::format("\n{:<14} {:>12} {:>12} {:>9} {:>16} {:>12} {:>8}  {}\n", "shard",
-                                "records", "bytes", "flushes", "checkpoint", "lag", "restarts",
-                                "state");
+namespace {
+
+// The summary's last line: totals, ends, stops (no newline).
+std::string totals_sentence(const std::vector<shard_view>& shards, double seconds, bool stopped,
+                            std::uint64_t dead_letters) {
   std::size_t stops = 0;
-  for (auto& s : shards) {
-    out += fmt::format("{:<14} {:>12} {:>12} {:>9} {:>16} {:>12} {:>8}  {}\n", s.id,
-                       s.meter->records.load(), human_bytes(double(s.meter->bytes.load())),
-                       s.meter->flushes.load(),
-                       s.checkpoint ? std::to_string(*s.checkpoint) : std::string{"-"},
-                       human_bytes(double(s.lag_bytes())), s.restarts(), state_of(s));
+  for (auto& s : shards)
     stops += s.stopped_at ? 1 : 0;
-  }
   const auto t = totals_of(shards);
   const double avg_flush_ms = t.flushes ? t.flush_nanos / 1e6 / t.flushes : 0;
-  out += fmt::format(
-    "\n{} ({}) in {:.2f} s: {}/s, {:.1f} MiB/s; {} (avg {:.2f} ms); {}; {} of {} at their "
-    "end{}{}{}{}{}\n",
+  return fmt::format(
+    "{} ({}) in {:.2f} s: {}/s, {:.1f} MiB/s; {} (avg {:.2f} ms); {}; {} of {} at their "
+    "end{}{}{}{}{}",
     plural(t.records, "record"), human_bytes(double(t.bytes)), seconds,
     human_count(seconds > 0 ? t.records / seconds : 0),
     seconds > 0 ? t.bytes / seconds / (1 << 20) : 0.0, plural(t.flushes, "flush", "flushes"),
@@ -148,6 +142,38 @@ std::string summary_table(const std::vector<shard_view>& shards, double seconds,
     : t.not_started > 0 ? "; stopped on a signal, every started shard checkpointed (a rerun "
                           "processes the rest)"
                         : "; stopped on a signal, every shard checkpointed");
+}
+
+std::string checkpoint_text(const shard_view& s) {
+  return s.checkpoint ? std::to_string(*s.checkpoint) : std::string{"-"};
+}
+
+} // namespace
+
+std::string summary_table(const std::vector<shard_view>& shards, double seconds, bool stopped,
+                          std::uint64_t dead_letters) {
+  std::string out = fmt::format("\n{:<14} {:>12} {:>12} {:>9} {:>16} {:>12} {:>8}  {}\n", "shard",
+                                "records", "bytes", "flushes", "checkpoint", "lag", "restarts",
+                                "state");
+  for (auto& s : shards)
+    out += fmt::format("{:<14} {:>12} {:>12} {:>9} {:>16} {:>12} {:>8}  {}\n", s.id,
+                       s.meter->records.load(), human_bytes(double(s.meter->bytes.load())),
+                       s.meter->flushes.load(), checkpoint_text(s),
+                       human_bytes(double(s.lag_bytes())), s.restarts(), state_of(s));
+  return out + "\n" + totals_sentence(shards, seconds, stopped, dead_letters) + "\n";
+}
+
+std::vector<std::string> summary_messages(const std::vector<shard_view>& shards, double seconds,
+                                          bool stopped, std::uint64_t dead_letters) {
+  std::vector<std::string> out;
+  for (auto& s : shards)
+    out.push_back(fmt::format("{}: {} ({}), {}, checkpoint {}, lag {}, {}; {}", s.id,
+                              plural(s.meter->records.load(), "record"),
+                              human_bytes(double(s.meter->bytes.load())),
+                              plural(s.meter->flushes.load(), "flush", "flushes"),
+                              checkpoint_text(s), human_bytes(double(s.lag_bytes())),
+                              plural(s.restarts(), "restart"), state_of(s)));
+  out.push_back(totals_sentence(shards, seconds, stopped, dead_letters));
   return out;
 }
 

@@ -90,6 +90,12 @@ std::string state_of(const shard_view& shard);
 std::string summary_table(const std::vector<shard_view>& shards, double seconds, bool stopped,
                           std::uint64_t dead_letters);
 
+/// Returns the summary as log messages (under `--log-format json`, where a table would break the
+/// log's one object a line): one per shard ("ID: N records (BYTES), F flushes, checkpoint C, lag L,
+/// R restarts; STATE"), then the table's last line.
+std::vector<std::string> summary_messages(const std::vector<shard_view>& shards, double seconds,
+                                          bool stopped, std::uint64_t dead_letters);
+
 /// Returns the machine-readable summary. A shard's outcome is the runtime's ("ended", "stopped",
 /// "gave_up"), or "not_started"; `stopped`: the run was stopped on a signal ("stopped_on_signal").
 std::string summary_json(const std::vector<shard_view>& shards, double seconds, int exit_code,

@@ -26,6 +26,21 @@ check "... the JSON file parses" \
 check "... stdout is only the records" test "$(wc -l < "$WORK/data2")" -eq 1001
 check "... the table is on stderr" grep -q "shards at their end" "$WORK/err2"
 
+"$SHARDFLOW" --log-format json run "$WORK/s" --flusher null --progress off \
+  --checkpoints "$WORK/cpj.db" > /dev/null 2> "$WORK/errj"
+rc=$?
+check "under --log-format json, run exits 0" test $rc -eq 0
+summary_as_json() { # every line one JSON object; a line per shard, then the totals
+  python3 -c 'import json,sys
+objs = [json.loads(l) for l in open(sys.argv[1])]
+shards = [o for o in objs if o.get("shard") and "; ended" in o["message"]]
+last = objs[-1]["message"]
+sys.exit(0 if len(shards) == 2 and "1001 records" in last and "2 of 2 shards at their end" in last
+         else 1)' "$1"
+}
+check "... the summary is JSON log lines (no table): one per shard, then the totals" \
+  summary_as_json "$WORK/errj"
+
 "$SHARDFLOW" run "$WORK/s" --flusher stdout --progress off --json - --checkpoints "$WORK/cp3.db" \
   > /dev/null 2> "$WORK/err3"
 rc=$?
