@@ -36,6 +36,7 @@ struct feeder_state {
     record_batch batch;
   };
   fifo<waiting_push> pushes;
+  bool pressure_sent = false; // pushes wait and the shard was asked to checkpoint since its last
   bool end_requested = false; // the producer said end; close once its waiting pushes are in
   std::vector<caf::response_promise> end_waiters; // answered once the buffer is closed
   std::optional<sequence_number> last_pushed;     // pushes must come in sequence-number order
@@ -140,6 +141,16 @@ void admit_pushes(feeder_ptr self) {
     st.buffer->append(std::move(p.batch));
     p.rp.deliver(caf::ok_atom::value);
   }
+  // Pushes wait until a checkpoint releases what the buffer keeps: ask the shard for one now
+  // rather than at its interval (5 s by default: a 100,000-record limit would cap a producer at
+  // 20,000 records/s). Once per checkpoint: asked again after each acknowledged one while pushes
+  // still wait (and of a new incarnation), never in a loop when nothing more can be checkpointed.
+  if (st.pushes.empty()) {
+    st.pressure_sent = false;
+  } else if (!st.pressure_sent && st.shard) {
+    st.pressure_sent = true;
+    self->send(st.shard, pressure_atom::value);
+  }
   if (st.end_requested && st.pushes.empty()) {
     st.buffer->close();
     for (auto& rp : st.end_waiters)
@@ -212,6 +223,7 @@ void attach(feeder_ptr self, const std::optional<sequence_number>& after) {
   st.leftover = {};
   st.end_sent = false;
   st.idle_sent = false;
+  st.pressure_sent = false;
   st.source->rewind(after);
 }
 
@@ -293,6 +305,7 @@ caf::behavior feeder_impl(feeder_ptr self, caf::actor sup, source_factory make, 
       if (!from_shard(self))
         return;
       self->state.source->release(upto);
+      self->state.pressure_sent = false; // a checkpoint came: a push still waiting asks again
       if (self->state.buffer != nullptr)
         admit_pushes(self);
     },

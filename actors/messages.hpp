@@ -24,6 +24,9 @@
 //                         (stopped_atom)                        from its feeder: the source stopped
 //                                                                  before its end (stopped()):
 //                                                                  checkpoint, but not the end
+//                         (pressure_atom)                       from its feeder: pushes wait for
+//                                                                  room in the replay buffer:
+//                                                                  flush and checkpoint now
 //                         (flush_atom, flush_mode)              -> ok_atom
 //                         (shutdown_atom, shutdown_reason)      -> optional<seq number>: the last
 //                                                                  acknowledged position, once the
@@ -98,6 +101,7 @@ using poll_atom = caf::atom_constant<caf::atom("poll")>;
 using stopped_atom = caf::atom_constant<caf::atom("stopped")>;
 using idle_atom = caf::atom_constant<caf::atom("idle")>;
 using readable_atom = caf::atom_constant<caf::atom("readable")>;
+using pressure_atom = caf::atom_constant<caf::atom("pressure")>;
 
 // -- message types -------------------------------------------------------------------------------
 

@@ -459,6 +459,12 @@ caf::behavior shard_impl(shard_ptr self, shard_config cfg, caf::actor sup, caf::
         arm(self);
       }
     },
+    // Pushes wait for the feeder's buffer: make what is held durable and checkpoint it now.
+    [self](pressure_atom) {
+      auto& st = self->state;
+      if (st.proc && !st.stopping)
+        submit(self, st.proc->checkpoint_now(self->clock().now()));
+    },
     [self](flush_atom, flush_mode mode) -> caf::result<caf::ok_atom> {
       auto& st = self->state;
       if (!st.proc || st.stopping)

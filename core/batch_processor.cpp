@@ -148,6 +148,14 @@ std::optional<checkpoint> batch_processor::flush(flush_mode mode, time_point now
   });
 }
 
+std::optional<checkpoint> batch_processor::checkpoint_now(time_point now) {
+  return guarded("checkpoint_now", [&] {
+    if (tracker_.outstanding() > 0)
+      flush_now(flush_mode::partial, now);
+    return checkpoint_if_due(now, true);
+  });
+}
+
 std::optional<checkpoint> batch_processor::shutdown(shutdown_reason reason, time_point now) {
   auto result = guarded("shutdown", [&]() -> std::optional<checkpoint> {
     switch (reason) {

@@ -149,6 +149,12 @@ public:
   /// @throws shardflow::error; the processor is failed afterwards.
   std::optional<checkpoint> flush(flush_mode mode, time_point now);
 
+  /// Makes what was added durable (a partial flush, when records are outstanding) and returns a
+  /// checkpoint at once if it moves, whatever the checkpoint interval says. For an owner that must
+  /// keep records until they are checkpointed and has run out of room for them (a push buffer at
+  /// its limit: its producer waits).
+  /// @throws shardflow::error; the processor is failed afterwards.
+  std::optional<checkpoint> checkpoint_now(time_point now);
   /// Stops the processor for `reason` and returns the final checkpoint to persist, if any: for
   /// `terminate` always one (empty when nothing moved), for `requested` one if it moves, for `zombie`
   /// none. Every later call throws errc::processor_stopped.

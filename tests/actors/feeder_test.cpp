@@ -24,6 +24,7 @@ struct received {
   std::vector<record_batch> batches;
   bool ended = false;
   int idles = 0; // times the feeder said its source has nothing now
+  int pressures = 0; // times the feeder asked for a checkpoint because pushes wait
   caf::actor feeder;
 
   std::size_t bytes() const {
@@ -78,6 +79,7 @@ struct fixture : testing::deterministic_fixture {
         [out](records_atom, const record_batch& b) { out->batches.push_back(b); },
         [out](end_atom) { out->ended = true; },
         [out](idle_atom) { ++out->idles; },
+        [out](pressure_atom) { ++out->pressures; },
         [self, out](acked_atom, const sequence_number& upto) {
           // Forward a durable checkpoint, as a shard does once its sink acknowledged it.
           self->send(out->feeder, acked_atom::value, upto);
@@ -321,6 +323,7 @@ SCENARIO_METHOD(fixture, "a producer waits while the replay buffer is over its p
   run();
   CHECK(*answers == 1); // the buffer holds 5: the next push waits
   CHECK(buffer->retained() == 5);
+  CHECK(out->pressures == 1); // and the shard is asked to checkpoint now, once for the wait
   sequence_number upto;
   upto.base = sequence_base{4};
   anon_send(out->feeder, acked_atom::value, upto); // not from the shard: ignored
@@ -330,6 +333,7 @@ SCENARIO_METHOD(fixture, "a producer waits while the replay buffer is over its p
   run();
   CHECK(*answers == 2);
   CHECK(buffer->retained() == 5);
+  CHECK(out->pressures == 2); // the third push waits now: a new wait, asked again
   upto.base = sequence_base{9};
   anon_send(shard, acked_atom::value, upto);
   run();

@@ -203,6 +203,32 @@ TEST_CASE("front actor: a push over the limit is answered once the shard has cau
   caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
 }
 
+TEST_CASE("front actor: a push over the limit has the shard checkpoint at once, not at its "
+          "interval") {
+  testing::deterministic_fixture f;
+  auto front = spawn_runtime(f.sys, quiet(false));
+  REQUIRE(front);
+  auto g = group("s", false);
+  g.shard.heartbeat_interval = 1h; // nothing on time: only the wait itself can bring the checkpoint
+  g.shard.batch.flush_interval = 1h;
+  g.shard.batch.checkpoint_interval = 1h;
+  g.feeder.push_limit = 10;
+  auto started = ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g);
+  REQUIRE(started->value);
+  auto first = ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(0, 20));
+  CHECK(first->value);
+  auto second = ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(20, 5));
+  // The wait asks the shard to flush and checkpoint what it holds; the checkpoint releases the
+  // buffer, and the push is in. (Before, it waited for the checkpoint interval: 5 s by default.)
+  CHECK(advance_until(f, [&] { return second->done(); }, 100ms));
+  CHECK(second->value);
+  auto stats = ask_late<shard_stats>(f, *front, stats_atom::value, shard_id{"s"});
+  REQUIRE(stats->value);
+  REQUIRE(stats->value->last_acked);
+  CHECK(*stats->value->last_acked->base.to_uint64() == 19); // all of the first push, flushed now
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
+
 TEST_CASE("front actor: await answers gave_up with the reason for a shard that keeps failing") {
   testing::deterministic_fixture f;
   auto rcfg = quiet(true);

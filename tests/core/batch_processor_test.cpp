@@ -57,6 +57,26 @@ std::uint64_t position(const std::optional<checkpoint>& cp) {
 
 } // namespace
 
+SCENARIO_METHOD(fixture, "checkpoint_now flushes what is held and checkpoints, whatever the intervals",
+                "[actors][batch_processor]") {
+  cfg.flush_interval = 1h;
+  cfg.checkpoint_interval = 1h;
+  auto& p = make();
+  CHECK_FALSE(p.process(records(0, 5), t0).has_value()); // within both intervals: nothing
+  CHECK(position(p.checkpoint_now(t0 + 1ms)) == 4);
+  CHECK(p.stats().flushes == 1);
+  CHECK(p.stats().outstanding == 0);
+  CHECK_FALSE(p.checkpoint_now(t0 + 2ms).has_value()); // nothing new: no checkpoint, no flush
+  CHECK(p.stats().flushes == 1);
+  GIVEN("a record whose write is still in flight") {
+    script->hold = {6};
+    p.process(records(5, 3), t0 + 3ms);
+    THEN("the checkpoint stops before it") {
+      CHECK(position(p.checkpoint_now(t0 + 4ms)) == 5);
+    }
+  }
+}
+
 SCENARIO_METHOD(fixture, "a checkpoint waits for a gap in the flushed tokens to close",
                 "[actors][batch_processor]") {
   // erlmld's checkpointing_test through the processor: tokens 0, 1, 3 come back first.
