@@ -20,9 +20,9 @@
 // records and in payload bytes (a batch is cut where the byte credit ends, one record at least), and
 // a pushing producer waits (its request is answered late) while the replay buffer keeps more than
 // `push_limit` records or `push_limit_bytes` bytes, and the wait asks the shard (pressure_atom) to
-// flush and checkpoint what it holds now rather than when its checkpoint interval ends. A fast source therefore never grows memory without bound. Messages from
-// any actor but the attached incarnation are ignored, so a dead incarnation's late demand does
-// nothing.
+// flush and checkpoint what it holds now rather than when its checkpoint interval ends. A fast
+// source therefore never grows memory without bound. Messages from any actor but the attached
+// incarnation are ignored, so a dead incarnation's late demand does nothing.
 #pragma once
 
 #include <atomic>
