@@ -514,6 +514,12 @@ caf::result<caf::ok_atom> start_shard(front_actor* self, shard_group_config& cfg
   if (auto i = st.entries.find(id);
       i != st.entries.end() && outcome_of(i->second) == shard_outcome::running)
     return make_error(errc::already_started, fmt::format("shard {} is already running", id));
+  if (cfg.finite && !st.cfg.finite) // the root's supervisor would refuse it, in its own words
+    return make_error(errc::bad_child_spec,
+                      fmt::format("shard {} is finite (shard_group_config::finite) but the runtime "
+                                  "is not (runtime_config::finite): a runtime that never ends by "
+                                  "itself takes shards whose input does not end",
+                                  id));
   auto meters = std::make_shared<shard_meters>();
   if (auto err = complete(self, cfg, meters))
     return err;

@@ -329,6 +329,15 @@ TEST_CASE("front actor: requests about unknown shards and after the end name the
   g.shard.make_flusher = {};
   CHECK(code_of(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g)->err)
         == errc::bad_child_spec);
+  // A finite shard in a runtime that is not: refused, in the runtime's words (not the root
+  // supervisor's "significant but auto_shutdown is never").
+  auto finite = ask_late<caf::ok_atom>(f, *front, start_child_atom::value, group("f", true));
+  CHECK(code_of(finite->err) == errc::bad_child_spec);
+  CHECK_THAT(f.sys.render(finite->err),
+             Catch::Contains("shard f is finite (shard_group_config::finite) but the runtime is "
+                             "not (runtime_config::finite)"));
+  CHECK(code_of(ask_late<shard_stats>(f, *front, stats_atom::value, shard_id{"f"})->err)
+        == errc::unknown_shard);
   auto ended = ask_late<runtime_outcome>(f, *front, shutdown_atom::value);
   REQUIRE(advance_until(f, [&] { return ended->done(); }));
   CHECK(ended->value->clean());
