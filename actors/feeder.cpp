@@ -170,9 +170,11 @@ bool from_shard(feeder_ptr self) {
 void fail_pushes(feeder_ptr self, const caf::error& why) {
   auto& st = self->state;
   for (auto& p : st.pushes)
-    p.rp.deliver(make_error(errc::restarting, fmt::format("the shard's feeder stopped ({}); push "
-                                                          "again",
-                                                          self->system().render(why))));
+    p.rp.deliver(make_error(errc::restarting,
+                            fmt::format("the shard's feeder stopped ({}) before the batch was "
+                                        "taken; push it again (once the shard runs again; if it "
+                                        "ended or gave up, that push says so)",
+                                        self->system().render(why))));
   st.pushes.clear();
   // An end not yet carried out is lost with this feeder: the producer says it again.
   for (auto& rp : st.end_waiters)

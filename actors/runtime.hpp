@@ -151,7 +151,9 @@ struct runtime_outcome {
   bool ended = false;
   /// Every shard started on the runtime, in start order.
   std::vector<shard_result> shards;
-  /// The runtime's exit reason: none or `user_shutdown` without context after a clean end.
+  /// The runtime's exit reason: none or `user_shutdown` without context after a clean end, and
+  /// `user_shutdown` too after an end in which a shard gave up (a finite runtime without
+  /// `restart_groups` ends so): the verdict is `clean()` and each shard's `outcome`, not this.
   caf::error reason;
 
   /// Returns whether the runtime ended, with a clean exit reason, and every shard ended or stopped.
@@ -194,6 +196,9 @@ public:
   /// Hands `batch` to the shard (push mode); blocks while the shard's replay buffer is over its
   /// limit. Records must come in increasing sequence-number order. An error with
   /// errc::restarting means the shard was restarting and the batch was not taken: push it again.
+  /// A push that waited when its shard's group then gave up is answered restarting too (its feeder
+  /// cannot tell a give-up from a restart); the push again is then answered with the final word,
+  /// errc::shard_ended, so a host that retries on restarting learns it at its next push.
   caf::error push(const shard_id& id, record_batch batch);
 
   /// Tells a pushed shard that no more records come: it flushes, checkpoints its end and finishes.

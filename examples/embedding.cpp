@@ -8,6 +8,7 @@
 // the same for one shard through the front actor's messages, never blocking: each push is sent when
 // the previous one was answered, and an answer comes late while the shard is behind
 // (backpressure). Exit code 0 when every shard ended at its last record, 1 otherwise.
+#include <algorithm>
 #include <cstdio>
 #include <future>
 #include <memory>
@@ -84,8 +85,13 @@ bool report(caf::actor_system& sys, const shardflow::runtime_outcome& outcome) {
     std::printf("%s: %s%s%s\n", s.id.c_str(), shardflow::to_string(s.outcome),
                 s.reason.empty() ? "" : ": ", s.reason.c_str());
   if (!outcome.clean()) {
+    // The verdict is in the shards' outcomes; the exit reason adds something only when the tree
+    // itself failed (it is user_shutdown when it ended after a shard gave up).
+    const bool gave_up = std::any_of(outcome.shards.begin(), outcome.shards.end(), [](auto& s) {
+      return s.outcome == shardflow::shard_outcome::gave_up;
+    });
     std::fprintf(stderr, "embedding: the runtime failed: %s\n",
-                 outcome.reason ? sys.render(outcome.reason).c_str() : "a shard gave up");
+                 gave_up ? "a shard gave up" : sys.render(outcome.reason).c_str());
     return false;
   }
   return true;
