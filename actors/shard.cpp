@@ -246,7 +246,6 @@ void loaded(shard_ptr self, caf::response_promise& rp, const stored_checkpoint& 
   st.load_deadline = never; // its wake-up, if one is armed for it, finds nothing due
   st.generation = stored.generation;
   st.last_acked = stored.position;
-  meter_start(st, stored);
   std::unique_ptr<flusher> f;
   try {
     f = st.cfg.make_flusher(st.cfg.id);
@@ -258,6 +257,7 @@ void loaded(shard_ptr self, caf::response_promise& rp, const stored_checkpoint& 
   }
   st.proc = std::make_unique<batch_processor>(st.cfg.id, std::move(f), st.cfg.batch,
                                               self->clock().now());
+  meter_start(st, stored); // started: an incarnation whose flusher could not be made was not
   self->request(st.feeder, caf::infinite, attach_atom::value, stored.position)
     .then([self, rp](caf::ok_atom) mutable { attached(self, rp); },
           [self](caf::error& err) { self->quit(std::move(err)); });
@@ -542,6 +542,13 @@ std::string group_report_line(const shard_id& id, const std::string& what) {
   constexpr std::string_view shard_failed = "child shard failed: ";
   constexpr std::string_view feeder_failed = "child feeder failed: ";
   constexpr std::string_view giving_up = "giving up: ";
+  constexpr std::string_view shard_start_failed = "child shard failed to start: ";
+  constexpr std::string_view feeder_start_failed = "child feeder failed to start: ";
+  if (starts_with(text, shard_start_failed))
+    return fmt::format("{}: failed to start{}", id, coded(text.substr(shard_start_failed.size())));
+  if (starts_with(text, feeder_start_failed))
+    return fmt::format("{}: its feeder failed to start{}", id,
+                       coded(text.substr(feeder_start_failed.size())));
   if (starts_with(text, shard_failed))
     return fmt::format("{}: failed{}", id, coded(text.substr(shard_failed.size())));
   if (starts_with(text, feeder_failed))

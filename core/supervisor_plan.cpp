@@ -356,8 +356,12 @@ void supervisor_plan::fail_start(plan_entry& c, const std::string& reason) {
       reply_error(front.token, errc::start_failed, why);
       break;
     case purpose::restart: {
-      // Retry asynchronously (counted by the intensity); the other children this restart would
-      // have started stay stopped (OTP: undefined) until the retry starts them.
+      // Said, as a failed child is (a restart that keeps failing to start was silent until the
+      // give-up); retried asynchronously (counted by the intensity); the other children this
+      // restart would have started stay stopped (OTP: undefined) until the retry starts them.
+      auto said = action(plan_action::kind::report);
+      said.text = why;
+      emit(std::move(said));
       c.phase = child_phase::restarting;
       fifo<step> kept;
       for (auto& s : steps_)

@@ -1,6 +1,7 @@
 // Tests of the runtime (actors/runtime.hpp): outcomes a host can tell apart, errors that name the
 // problem, and the blocking facade on a real scheduler (waits on observable state, with deadlines).
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -893,6 +894,65 @@ TEST_CASE("front actor: a flusher factory that throws a plain exception fails th
              Catch::Contains("flusher_failed: shard bad-0: the flusher factory failed: cannot connect (factory)")
                && !Catch::Contains("system_error") && !Catch::Contains("runtime_error"));
   caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("front actor: a restart whose flusher factory fails is said each time, and is no "
+          "restart in the meters") {
+  testing::deterministic_fixture f;
+  auto rcfg = quiet(true);
+  rcfg.restart_groups = false;
+  auto lines = std::make_shared<std::vector<std::string>>();
+  rcfg.log = [lines](log_level, std::string_view text) { lines->emplace_back(text); };
+  auto front = spawn_runtime(f.sys, rcfg);
+  REQUIRE(front);
+  auto made = std::make_shared<int>(0);
+  auto g = group("s", true);
+  g.report = {}; // through the runtime's log
+  g.intensity = 3;
+  g.shard.make_flusher = [made](const shard_id&) -> std::unique_ptr<flusher> {
+    if (++*made == 1)
+      return std::make_unique<test_flusher>(true); // the first incarnation fails on its flush
+    throw error{errc::io_failed, "the sink is down (factory)"};
+  };
+  REQUIRE(ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g)->value);
+  CHECK(ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(0, 5))->value);
+  CHECK(ask_late<caf::ok_atom>(f, *front, end_atom::value, shard_id{"s"})->value);
+  auto out = ask_late<runtime_outcome>(f, *front, await_atom::value);
+  REQUIRE(advance_until(f, [&] { return out->done(); }));
+  REQUIRE(out->value);
+  REQUIRE(out->value->shards.size() == 1);
+  CHECK(out->value->shards[0].outcome == shard_outcome::gave_up);
+  const auto said = std::count_if(lines->begin(), lines->end(), [](const std::string& x) {
+    return x.find("s: failed to start (io_failed): the sink is down (factory)") != std::string::npos;
+  });
+  CHECK(said == 3); // each failed restart, not only the give-up after them
+  caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("restarts in the meters count incarnations that started, not attempts") {
+  threaded_system ts;
+  auto rcfg = quiet(true);
+  rcfg.restart_groups = false;
+  auto rt = runtime::start(ts.sys, rcfg);
+  REQUIRE(rt);
+  auto made = std::make_shared<std::atomic<int>>(0);
+  auto g = group("s", true);
+  g.intensity = 3;
+  g.shard.make_flusher = [made](const shard_id&) -> std::unique_ptr<flusher> {
+    const int n = ++*made;
+    if (n == 1 || n == 3) // the first and the third incarnation start, and fail on their flush
+      return std::make_unique<test_flusher>(true);
+    throw error{errc::io_failed, "the sink is down (factory)"};
+  };
+  REQUIRE_FALSE((*rt)->start_shard(g));
+  REQUIRE_FALSE((*rt)->push("s", records(0, 5)));
+  REQUIRE_FALSE((*rt)->end("s"));
+  auto out = (*rt)->await(30s);
+  REQUIRE(out.ended);
+  REQUIRE(out.shards.size() == 1);
+  CHECK(out.shards[0].outcome == shard_outcome::gave_up);
+  CHECK(*made == 4); // the first start and three restarts, of which one started
+  CHECK((*rt)->meters("s")->restarts.load() == 1);
 }
 
 TEST_CASE("a shard whose source cannot be made fails to start with the source's error, threaded") {
