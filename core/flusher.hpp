@@ -40,11 +40,12 @@
 // they must return no tokens (every token already came back) and should not write anything.
 //
 // Failure: a flusher reports `{error, Reason}` by throwing (any std::exception). The batch
-// processor turns that into errc::flusher_failed carrying the exception's text ("the flusher failed
-// in flush(full): TEXT"; a shardflow::error's own code, e.g. io_failed, is not kept: put what matters
-// in the text; an error thrown by a flusher factory keeps its code), and never calls that flusher
-// again (every later call of the processor throws errc::processor_stopped without reaching it); the
-// shard then exits and its supervisor restarts it from the last checkpoint with a new flusher.
+// processor turns that into errc::flusher_failed carrying the exception's text ("the flusher
+// failed in flush(full): TEXT"; a shardflow::error's own code, e.g. io_failed, is not kept: put
+// what matters in the text; an error thrown by a flusher factory keeps its code), and never calls
+// that flusher again (every later call of the processor throws errc::processor_stopped without
+// reaching it); the shard then exits and its supervisor restarts it from the last checkpoint with a
+// new flusher.
 // Contract violations are failures too and are reported with a clear message, never by hanging:
 // returning a token twice or one never handed out (or one of an ignored record), answering `full`
 // on an empty batch, or leaving records outstanding after `flush(flush_mode::full)`.

@@ -114,8 +114,9 @@ private:
 /// beyond `max_connections`, or a session that failed after the daemon ended it, e.g. while a
 /// checkpoint reply was awaited; seen by whichever direction's call takes it, the read from the
 /// socket or a write to it). A Unix socket carries no reset: there, a session that fails after the
-/// daemon ended it looks like one that went well (0). Lines go to `log`. Installs no signal handlers: the caller ignores
-/// SIGPIPE, and as the daemon's child SIGINT and SIGTERM too (see kcl/mld_worker.hpp).
+/// daemon ended it looks like one that went well (0). Lines go to `log`. Installs no signal
+/// handlers: the caller ignores SIGPIPE, and as the daemon's child SIGINT and SIGTERM too (see
+/// kcl/mld_worker.hpp).
 /// Process-ending: it takes over the process's stdin and stdout (it closes stdin, and a thread
 /// still blocked reading it is left behind), so call it as the last thing a process does, as
 /// `shardflow mld-connect` does.

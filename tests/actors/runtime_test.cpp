@@ -923,7 +923,8 @@ TEST_CASE("front actor: a restart whose flusher factory fails is said each time,
   REQUIRE(out->value->shards.size() == 1);
   CHECK(out->value->shards[0].outcome == shard_outcome::gave_up);
   const auto said = std::count_if(lines->begin(), lines->end(), [](const std::string& x) {
-    return x.find("s: failed to start (io_failed): the sink is down (factory)") != std::string::npos;
+    return x.find("s: failed to start (io_failed): the sink is down (factory)")
+           != std::string::npos;
   });
   CHECK(said == 3); // each failed restart, not only the give-up after them
   caf::anon_send_exit(*front, caf::exit_reason::user_shutdown);

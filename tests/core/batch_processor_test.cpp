@@ -57,7 +57,8 @@ std::uint64_t position(const std::optional<checkpoint>& cp) {
 
 } // namespace
 
-SCENARIO_METHOD(fixture, "checkpoint_now flushes what is held and checkpoints, whatever the intervals",
+SCENARIO_METHOD(fixture,
+                "checkpoint_now flushes what is held and checkpoints, whatever the intervals",
                 "[actors][batch_processor]") {
   cfg.flush_interval = 1h;
   cfg.checkpoint_interval = 1h;

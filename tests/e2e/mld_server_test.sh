@@ -181,11 +181,12 @@ has_all() { local d; for d in "$@"; do grep -rq -- "\"d\":\"$d\"" "$WORK/flushed
 check "... and every record is in the output (a, b, c)" has_all a b c
 stop_server TERM || true
 
-# -- the daemon ends the session while a checkpoint reply is awaited ---------------------------------
+# -- the daemon ends the session while a checkpoint reply is awaited -------------------------------
 # Its outcome is unknown, so the session fails (as the stdio worker exits 1); the connector had sent
 # its end already, so the server resets the connection: a close would look like a session that went
 # well, and mld-connect would exit 0.
-start_server "$WORK/port" --listen 127.0.0.1:0 --flusher null --checkpoint-interval 0 --flush-interval 0
+start_server "$WORK/port" --listen 127.0.0.1:0 --flusher null --checkpoint-interval 0 \
+  --flush-interval 0
 : >"$WORK/connect.err"
 out=$(printf '%s\n%s\n' "$init" "$(batch "$(record YQ== 1)")" |
   timeout -s KILL 60 "$SHARDFLOW" mld-connect "127.0.0.1:$(cat "$WORK/port")" 2>"$WORK/connect.err") \
