@@ -23,10 +23,9 @@
 // The tree: a root supervisor (one_for_one) over one group per shard (rest_for_one over the shard's
 // feeder and the shard; see actors/shard.hpp). A crashed shard is restarted by its group from its
 // last durable checkpoint; its feeder replays what the checkpoint does not cover. A group that
-// exceeds its restart intensity gives up (an abnormal exit) and is restarted by the root, which
-// counts against the root's intensity; beyond that the runtime ends with the root's reason. With
-// `runtime_config::restart_groups` false, a group that gave up is not restarted: that shard alone
-// gave up, and the others go on.
+// exceeds its restart intensity gives up (an abnormal exit): that shard alone gave up, and the
+// others go on. With `runtime_config::restart_groups` true, the root restarts such a group, which
+// counts against the root's intensity; beyond that the runtime ends with the root's reason.
 //
 // Outcomes: each shard's life ends `ended` (its records ended and it checkpointed its end),
 // `stopped` (stop_shard or shutdown: final flush and checkpoint) or `gave_up` (its group exited
@@ -120,12 +119,15 @@ struct runtime_config {
   /// stopped gracefully.
   int intensity = 100;
   std::chrono::seconds period{10};
-  /// Whether the root restarts a shard group that gave up. False makes each group a temporary
-  /// child of the root, as in OTP: a group that gave up is final and isolated. It is not started
-  /// again, its shard's outcome is `gave_up` with the reason at once, the other shards go on, and a
-  /// finite runtime ends once every shard has ended, stopped or given up (`clean()` is then false,
-  /// and `shutdown()` names the shard). What `shardflow run` uses.
-  bool restart_groups = true;
+  /// Whether the root restarts a shard group that gave up. False (the default) makes each group a
+  /// temporary child of the root, as in OTP: a group that gave up is final and isolated. It is not
+  /// started again, its shard's outcome is `gave_up` with the reason at once, the other shards go
+  /// on, and a finite runtime ends once every shard has ended, stopped or given up (`clean()` is
+  /// then false, and `shutdown()` names the shard): a host always tells a job that finished from
+  /// one that gave up. True restarts it, counted by the root's `intensity`; a shard that fails on
+  /// every record is then retried until that is spent (for ever when its group's give-ups are
+  /// further apart than `period`), and a `shutdown()` meanwhile reports it `stopped`.
+  bool restart_groups = false;
   /// Whether every shard is finite: the runtime then ends by itself once all shards have ended.
   bool finite = false;
   /// The checkpoint sink; when invalid, the runtime creates one over a `memory_checkpoint_store`.

@@ -173,6 +173,14 @@ runtime_config quiet(bool finite) {
   return rcfg;
 }
 
+// The same with restart_groups: the root starts a group that gave up again (OTP's permanent
+// children), for the tests of what happens between a group's give-up and its next incarnation.
+runtime_config restarting(bool finite) {
+  auto rcfg = quiet(finite);
+  rcfg.restart_groups = true;
+  return rcfg;
+}
+
 } // namespace
 
 TEST_CASE("front actor: a push over the limit is answered once the shard has caught up") {
@@ -232,7 +240,7 @@ TEST_CASE("front actor: a push over the limit has the shard checkpoint at once, 
 
 TEST_CASE("front actor: await answers gave_up with the reason for a shard that keeps failing") {
   testing::deterministic_fixture f;
-  auto rcfg = quiet(true);
+  auto rcfg = restarting(true);
   rcfg.intensity = 1;
   auto lines = std::make_shared<std::vector<std::pair<log_level, std::string>>>();
   rcfg.log = [lines](log_level level, std::string_view text) { // one thread: the test's
@@ -283,7 +291,7 @@ TEST_CASE("front actor: await answers gave_up with the reason for a shard that k
 
 TEST_CASE("front actor: pushes reach the new feeder after the shard's group restarted") {
   testing::deterministic_fixture f;
-  auto rcfg = quiet(true);
+  auto rcfg = restarting(true);
   auto store = std::make_shared<memory_checkpoint_store>();
   rcfg.sink = spawn_checkpoint_sink(f.sys, store);
   auto front = spawn_runtime(f.sys, rcfg);
@@ -374,7 +382,7 @@ TEST_CASE("front actor: a shard waiting to be restarted answers restarting") {
 
 TEST_CASE("front actor: a finite shard between restarts when the root gives up is not ended") {
   testing::deterministic_fixture f;
-  auto rcfg = quiet(true);
+  auto rcfg = restarting(true);
   rcfg.intensity = 0; // the first group that gives up ends the runtime
   auto front = spawn_runtime(f.sys, rcfg);
   REQUIRE(front);
@@ -453,7 +461,7 @@ TEST_CASE("front actor: an exit shuts the tree down in order before the front ac
 
 TEST_CASE("front actor: a group restarted just before a clean shutdown is stopped, not gave_up") {
   testing::deterministic_fixture f;
-  auto front = spawn_runtime(f.sys, quiet(false));
+  auto front = spawn_runtime(f.sys, restarting(false));
   REQUIRE(front);
   auto plan = std::make_shared<flusher_plan>();
   plan->fail_once_on = "record 3";
@@ -539,7 +547,7 @@ TEST_CASE("requests about a shard the runtime does not have say unknown_shard") 
 
 TEST_CASE("an ended or stopped shard takes no pushes; outcomes and meters per shard") {
   threaded_system ts;
-  auto rt = runtime::start(ts.sys, quiet(true));
+  auto rt = runtime::start(ts.sys, restarting(true));
   REQUIRE(rt);
   for (auto id : {"a", "b", "c"})
     REQUIRE_FALSE((*rt)->start_shard(group(id, true)));
@@ -582,7 +590,7 @@ TEST_CASE("an ended or stopped shard takes no pushes; outcomes and meters per sh
 
 TEST_CASE("pushes through the facade reach the feeder of a restarted group") {
   threaded_system ts;
-  auto rt = runtime::start(ts.sys, quiet(true));
+  auto rt = runtime::start(ts.sys, restarting(true));
   REQUIRE(rt);
   auto plan = std::make_shared<flusher_plan>();
   plan->fail_once_on = "record 15";
@@ -613,7 +621,7 @@ TEST_CASE("pushes through the facade reach the feeder of a restarted group") {
 TEST_CASE(
   "front actor: a finite shard whose group gave up once, restarted by the root, ends ended") {
   testing::deterministic_fixture f;
-  auto front = spawn_runtime(f.sys, quiet(true));
+  auto front = spawn_runtime(f.sys, restarting(true));
   REQUIRE(front);
   auto plan = std::make_shared<flusher_plan>();
   plan->fail_full_once = true;
