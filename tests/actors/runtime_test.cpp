@@ -183,6 +183,18 @@ runtime_config restarting(bool finite) {
 
 } // namespace
 
+// Starts `g` (shard "s") with a push limit of 10, pushes 20 records (taken: the buffer was empty)
+// and then 5 more, which wait; returns the answer to those.
+std::shared_ptr<late_answer<caf::ok_atom>>
+over_the_limit(testing::deterministic_fixture& f, const caf::actor& front, shard_group_config g) {
+  g.feeder.push_limit = 10;
+  auto started = ask_late<caf::ok_atom>(f, front, start_child_atom::value, g);
+  REQUIRE(started->value);
+  auto first = ask_late<caf::ok_atom>(f, front, push_atom::value, shard_id{"s"}, records(0, 20));
+  CHECK(first->value);
+  return ask_late<caf::ok_atom>(f, front, push_atom::value, shard_id{"s"}, records(20, 5));
+}
+
 TEST_CASE("front actor: a push over the limit is answered once the shard has caught up") {
   testing::deterministic_fixture f;
   auto front = spawn_runtime(f.sys, quiet(false));
@@ -192,12 +204,7 @@ TEST_CASE("front actor: a push over the limit is answered once the shard has cau
   auto g = group("s", false, plan);
   g.shard.heartbeat_interval = 10ms;
   g.shard.batch.checkpoint_interval = 0ms;
-  g.feeder.push_limit = 10;
-  auto started = ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g);
-  REQUIRE(started->value);
-  auto first = ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(0, 20));
-  CHECK(first->value);
-  auto second = ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(20, 5));
+  auto second = over_the_limit(f, *front, g);
   f.advance(200ms);
   CHECK_FALSE(second->done()); // 20 records wait for a checkpoint: the producer waits too
   plan->gate_open = true;
@@ -221,12 +228,7 @@ TEST_CASE("front actor: a push over the limit has the shard checkpoint at once, 
   g.shard.heartbeat_interval = 1h; // nothing on time: only the wait itself can bring the checkpoint
   g.shard.batch.flush_interval = 1h;
   g.shard.batch.checkpoint_interval = 1h;
-  g.feeder.push_limit = 10;
-  auto started = ask_late<caf::ok_atom>(f, *front, start_child_atom::value, g);
-  REQUIRE(started->value);
-  auto first = ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(0, 20));
-  CHECK(first->value);
-  auto second = ask_late<caf::ok_atom>(f, *front, push_atom::value, shard_id{"s"}, records(20, 5));
+  auto second = over_the_limit(f, *front, g);
   // The wait asks the shard to flush and checkpoint what it holds; the checkpoint releases the
   // buffer, and the push is in. (Before, it waited for the checkpoint interval: 5 s by default.)
   CHECK(advance_until(f, [&] { return second->done(); }, 100ms));

@@ -41,40 +41,35 @@ check "every record is in the output" all_present "$WORK"/out/*.ndjson < <(cat "
 # A second signal stops at once (exit 130): both arrive while the run is stopped, so the handler sees
 # them one after the other however fast the graceful stop would be.
 "$SHARDFLOW" generate "$WORK/s2" --shards 2 --records 20000 2>/dev/null
-"$SHARDFLOW" run "$WORK/s2" --flusher "file:$WORK/out2" --progress off --follow \
-  > "$WORK/run2.out" 2> "$WORK/run2.err" & pid=$!
-for _ in $(seq 1 500); do
-  [ "$(cat "$WORK"/out2/*.ndjson 2>/dev/null | wc -l)" -gt 0 ] && break
-  sleep 0.02
-done
-kill -STOP $pid
-kill -INT $pid
-kill -TERM $pid
-kill -CONT $pid
-set +e
-wait $pid
-rc=$?
-set -e
+# Runs `run --follow` on s2 into OUT-DIR (stderr to ERR-FILE, more options after) and, once a
+# record is out, sends two signals while it is stopped; sets $rc.
+second_signal() { # out-dir err-file [options...]
+  local out="$1" err="$2"
+  shift 2
+  "$SHARDFLOW" run "$WORK/s2" --flusher "file:$out" --progress off --follow "$@" \
+    > /dev/null 2> "$err" & pid=$!
+  for _ in $(seq 1 500); do
+    [ "$(cat "$out"/*.ndjson 2>/dev/null | wc -l)" -gt 0 ] && break
+    sleep 0.02
+  done
+  kill -STOP $pid
+  kill -INT $pid
+  kill -TERM $pid
+  kill -CONT $pid
+  set +e
+  wait $pid
+  rc=$?
+  set -e
+}
+second_signal "$WORK/out2" "$WORK/run2.err"
 check "a second signal stops at once (exit 130)" test $rc -eq 130
 check "... saying so" grep -q "shardflow run: stopping at once" "$WORK/run2.err"
 check "... in a log line with its time" \
   grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z error shardflow run: stopping at once' \
   "$WORK/run2.err"
-# The same under --log-format json: the line is a JSON object like every other.
-"$SHARDFLOW" --log-format json run "$WORK/s2" --flusher "file:$WORK/out2j" --progress off --follow \
-  > /dev/null 2> "$WORK/run2j.err" & pid=$!
-for _ in $(seq 1 500); do
-  [ "$(cat "$WORK"/out2j/*.ndjson 2>/dev/null | wc -l)" -gt 0 ] && break
-  sleep 0.02
-done
-kill -STOP $pid
-kill -INT $pid
-kill -TERM $pid
-kill -CONT $pid
-set +e
-wait $pid
-rc=$?
-set -e
+# The same under --log-format json (checkpoints of its own: the rerun below is of the first run):
+# the line is a JSON object like every other.
+second_signal "$WORK/out2j" "$WORK/run2j.err" --log-format json --checkpoints "$WORK/cp2j.db"
 check "under --log-format json too (exit 130)" test $rc -eq 130
 every_line_json() {
   python3 -c 'import json,sys
