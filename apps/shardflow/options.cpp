@@ -100,7 +100,9 @@ result<flusher_spec> parse_flusher(const std::string& text) {
 
 result<std::vector<std::size_t>> parse_shard_list(const std::string& text, std::size_t shards) {
   std::vector<std::size_t> out;
-  if (text == "all" || text.empty()) {
+  if (text.empty()) // e.g. a script's empty variable: running every shard would be a guess
+    return fail("the shard list is empty: use all, or indexes and ranges like 0,2,5-7");
+  if (text == "all") {
     for (std::size_t i = 0; i < shards; ++i)
       out.push_back(i);
     return out;

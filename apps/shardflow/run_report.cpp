@@ -310,8 +310,11 @@ std::string cut_to_columns(const std::string& line, std::size_t columns) {
     const auto byte = static_cast<unsigned char>(line[i]);
     if ((byte & 0xC0) == 0x80) // a continuation byte: part of the character before
       continue;
-    if (seen++ == columns)
-      return line.substr(0, i);
+    if (seen++ == columns) {
+      // Whole fields (two spaces apart in a progress line) rather than a field cut mid-word.
+      const auto gap = line.rfind("  ", i - 1);
+      return line.substr(0, gap != std::string::npos && gap > 0 ? gap : i);
+    }
   }
   return line;
 }

@@ -123,7 +123,8 @@ readiness readiness_of(const std::vector<shard_view>& shards);
 bool dead_letter_applies(const std::string& where);
 
 /// Returns `line` cut to at most `columns` characters (UTF-8 code points, each one column wide as
-/// every character of a progress line is); `columns` 0 leaves it whole.
+/// every character of a progress line is): at the last field gap (two spaces) that fits, if there
+/// is one, so that no field is cut mid-word; `columns` 0 leaves it whole.
 std::string cut_to_columns(const std::string& line, std::size_t columns);
 
 } // namespace shardflow::cli

@@ -39,6 +39,8 @@ SCENARIO("durations, sizes, flusher specs, shard lists and addresses parse or ar
   CHECK(*shards == std::vector<std::size_t>{0, 2, 5, 6, 7});
   CHECK_THAT(parse_shard_list("9", 8).error(), Catch::Contains("does not exist"));
   CHECK_FALSE(parse_shard_list("3-1", 8));
+  CHECK_THAT(parse_shard_list("", 8).error(), Catch::Contains("empty"));
+  CHECK_FALSE(parse_shard_list("1,,2", 8));
   auto hp = parse_host_port("--metrics", "127.0.0.1:9464");
   REQUIRE(hp);
   CHECK(hp->host == "127.0.0.1");

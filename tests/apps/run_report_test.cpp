@@ -108,6 +108,10 @@ SCENARIO("a progress line is cut to the terminal's width, by characters", "[apps
   CHECK(cut_to_columns("abcdef", 4) == "abcd");
   CHECK(cut_to_columns("abcdef", 6) == "abcdef");
   CHECK(cut_to_columns("abcdef", 0) == "abcdef");
+  CHECK(cut_to_columns("ab  cd  ef", 9) == "ab  cd"); // whole fields: "ef" would be cut
+  CHECK(cut_to_columns("ab  cd  ef", 7) == "ab  cd");
+  CHECK(cut_to_columns("ab  cd  ef", 5) == "ab");
+  CHECK(cut_to_columns("ab  cd  ef", 10) == "ab  cd  ef");
   // Each mark is three bytes and one column: a cut never splits one.
   const std::string marks = "ab\u2581\u2582\u2583c";
   CHECK(cut_to_columns(marks, 3) == "ab\u2581");
